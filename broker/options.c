@@ -1,0 +1,134 @@
+#include "broker/options.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/id.h"
+
+enum option_kind {
+	OPT_ID,  /* an identifier of policy-v1 (policy/id.h) */
+};
+
+struct option_def {
+	const char *name;
+	enum option_kind kind;
+	size_t offset;             /* of the char * in struct tf_options */
+	const char *default_value;
+	const char *doc;
+};
+
+static const struct option_def option_table[] = {
+	{ "broker_id", OPT_ID, offsetof(struct tf_options, broker_id), "trustflow",
+	  "this broker's id, recorded in every stamp and trace record" },
+};
+
+#define OPTION_COUNT ((int)(sizeof(option_table) / sizeof(option_table[0])))
+
+_Static_assert(sizeof(option_table) / sizeof(option_table[0]) <= 8 * sizeof(unsigned),
+	"struct tf_options.seen has one bit per option");
+
+static char **option_slot(struct tf_options *opts, const struct option_def *def)
+{
+	return (char **)(void *)((char *)opts + def->offset);
+}
+
+static const struct option_def *option_find(const char *name, int *index)
+{
+	for (int i = 0; i < OPTION_COUNT; i++) {
+		if (strcmp(option_table[i].name, name) == 0) {
+			*index = i;
+			return &option_table[i];
+		}
+	}
+	return NULL;
+}
+
+/* Checks value against the option's kind. Returns TF_OK or TF_ERR_INVALID. */
+static int option_check(const struct option_def *def, const char *value, struct tf_err *err)
+{
+	switch (def->kind) {
+	case OPT_ID:
+		if (!tf_id_is_valid(value))
+			return tf_err_set(err, TF_ERR_INVALID,
+				"plugin_opt_%s: \"%s\" is not a valid id (1 to 128 characters "
+				"A-Z a-z 0-9 . _ : @ -, starting with a letter or digit)",
+				def->name, value);
+		return TF_OK;
+	}
+	return tf_err_set(err, TF_ERR_INVALID, "plugin_opt_%s: unsupported kind", def->name);
+}
+
+int tf_options_init(struct tf_options *opts, struct tf_err *err)
+{
+	memset(opts, 0, sizeof(*opts));
+	for (int i = 0; i < OPTION_COUNT; i++) {
+		const struct option_def *def = &option_table[i];
+
+		if (def->default_value == NULL)
+			continue;
+		*option_slot(opts, def) = strdup(def->default_value);
+		if (*option_slot(opts, def) == NULL) {
+			tf_options_free(opts);
+			return tf_err_set(err, TF_ERR_NOMEM, "out of memory reading options");
+		}
+	}
+	return TF_OK;
+}
+
+int tf_options_set(struct tf_options *opts, const char *key, const char *value,
+		struct tf_err *err)
+{
+	const struct option_def *def;
+	char *copy;
+	int index;
+	int rc;
+
+	def = option_find(key, &index);
+	if (def == NULL)
+		return tf_err_set(err, TF_ERR_INVALID,
+			"plugin_opt_%s: unknown option (see `tfctl --help` for the list)", key);
+	if (opts->seen & (1u << index))
+		return tf_err_set(err, TF_ERR_INVALID, "plugin_opt_%s: given more than once", key);
+	if (value == NULL)
+		value = "";
+	rc = option_check(def, value, err);
+	if (rc != TF_OK)
+		return rc;
+	copy = strdup(value);
+	if (copy == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "plugin_opt_%s: out of memory", key);
+	free(*option_slot(opts, def));
+	*option_slot(opts, def) = copy;
+	opts->seen |= 1u << index;
+	return TF_OK;
+}
+
+void tf_options_free(struct tf_options *opts)
+{
+	for (int i = 0; i < OPTION_COUNT; i++) {
+		free(*option_slot(opts, &option_table[i]));
+		*option_slot(opts, &option_table[i]) = NULL;
+	}
+	opts->seen = 0;
+}
+
+int tf_options_count(void)
+{
+	return OPTION_COUNT;
+}
+
+const char *tf_options_name(int i)
+{
+	return option_table[i].name;
+}
+
+const char *tf_options_default(int i)
+{
+	return option_table[i].default_value;
+}
+
+const char *tf_options_doc(int i)
+{
+	return option_table[i].doc;
+}

@@ -1,0 +1,44 @@
+/* tfctl, the operator tool: one file per command group, dispatched here. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/options.h"
+#include "broker/tfctl/tfctl.h"
+#include "broker/version.h"
+
+static void print_usage(FILE *out)
+{
+	fputs("usage: tfctl [--help | --version]\n"
+	      "\n"
+	      "Operator tool for the trustflow broker.\n"
+	      "\n"
+	      "  --help      print this text\n"
+	      "  --version   print the trustflow version\n"
+	      "\n"
+	      "Exit status: 0 success, 1 a check said no, 2 bad usage or unreadable input.\n"
+	      "\n"
+	      "Plugin options (plugin_opt_<name> <value> in mosquitto.conf):\n", out);
+	for (int i = 0; i < tf_options_count(); i++)
+		fprintf(out, "  %-20s %s (default: %s)\n", tf_options_name(i), tf_options_doc(i),
+			tf_options_default(i) ? tf_options_default(i) : "none");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("tfctl (trustflow) %s\n", tf_version());
+		return TFCTL_OK;
+	}
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		print_usage(stdout);
+		return TFCTL_OK;
+	}
+	if (argc < 2)
+		fputs("tfctl: a command is required\n", stderr);
+	else
+		fprintf(stderr, "tfctl: unknown command '%s'\n", argv[1]);
+	print_usage(stderr);
+	return TFCTL_USAGE;
+}

@@ -1,0 +1,12 @@
+/* Shared by tfctl's command groups. */
+#ifndef TFCTL_H
+#define TFCTL_H
+
+/* Exit statuses of every tfctl command (operations-v1). */
+enum tfctl_exit {
+	TFCTL_OK = 0,     /* success */
+	TFCTL_NO = 1,     /* the answer is "no": a failed check */
+	TFCTL_USAGE = 2,  /* bad usage or unreadable input */
+};
+
+#endif

@@ -1,0 +1,282 @@
+"""Integration-test harness: a real mosquitto with the built plugin.
+
+Each test starts its own broker on a free loopback port, waits until it
+accepts connections, talks to it with real MQTT clients, and stops it by its
+pid when the test ends, whether the test passed or not. A broker that cannot
+start fails the test with the broker's log in the message.
+
+Paths come from the environment that `make check` sets (Makefile.am,
+AM_TESTS_ENVIRONMENT), so a VPATH build and `make distcheck` work.
+"""
+
+import getpass
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import paho.mqtt.client as paho
+
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 10.0
+CLIENT_TIMEOUT_S = 10.0
+
+
+def env_path(name):
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"{name} is not set: run the tests with `make check`")
+    return value
+
+
+VERSION = os.environ.get("TF_VERSION", "")
+TFCTL = os.environ.get("TF_TFCTL", "tfctl")
+MOSQUITTO = os.environ.get("TF_MOSQUITTO", "mosquitto")
+MOSQUITTO_PUB = os.environ.get("TF_MOSQUITTO_PUB", "mosquitto_pub")
+MOSQUITTO_SUB = os.environ.get("TF_MOSQUITTO_SUB", "mosquitto_sub")
+
+
+def free_port():
+    """A loopback TCP port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BrokerStartError(AssertionError):
+    pass
+
+
+class Broker:
+    """One mosquitto process with its own directory, config and log.
+
+    `plugin_options` become plugin_opt_ lines; `extra_conf` is appended
+    verbatim; `with_plugin=False` gives a plain mosquitto (benchmarks);
+    `conf_template` replaces the generated config with a file whose
+    listener and data directory are rewritten to this broker's own.
+    """
+
+    def __init__(self, plugin_options=None, extra_conf="", with_plugin=True,
+                 conf_template=None, log_types=("all",)):
+        self.plugin_options = dict(plugin_options or {})
+        self.extra_conf = extra_conf
+        self.with_plugin = with_plugin
+        self.conf_template = conf_template
+        self.log_types = log_types
+        self.dir = tempfile.mkdtemp(prefix="tf-broker-")
+        self.conf_path = os.path.join(self.dir, "mosquitto.conf")
+        self.log_path = os.path.join(self.dir, "broker.log")
+        self.data_dir = os.path.join(self.dir, "data")
+        os.mkdir(self.data_dir)
+        self.port = None
+        self.proc = None
+
+    # -- configuration -----------------------------------------------------
+
+    def _generated_conf(self):
+        lines = [
+            "per_listener_settings false",
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"user {getpass.getuser()}",
+            "persistence false",
+            "log_dest stderr",
+        ]
+        lines += [f"log_type {t}" for t in self.log_types]
+        if self.with_plugin:
+            lines.append(f"plugin {env_path('TF_PLUGIN')}")
+            lines += [f"plugin_opt_{k} {v}" for k, v in self.plugin_options.items()]
+        return "\n".join(lines) + "\n" + self.extra_conf + "\n"
+
+    def _templated_conf(self):
+        out = []
+        with open(self.conf_template, encoding="utf-8") as f:
+            for line in f:
+                words = line.split()
+                if words[:1] == ["listener"]:
+                    line = f"listener {self.port} 127.0.0.1\n"
+                elif words[:1] == ["persistence_location"]:
+                    line = f"persistence_location {self.data_dir}/\n"
+                elif words[:1] == ["log_dest"]:
+                    line = "log_dest stderr\n"
+                out.append(line)
+        return "".join(out) + self.extra_conf + "\n"
+
+    def write_conf(self):
+        text = self._templated_conf() if self.conf_template else self._generated_conf()
+        with open(self.conf_path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    # -- life cycle --------------------------------------------------------
+
+    def _spawn(self):
+        env = dict(os.environ)
+        asan = os.environ.get("TF_ASAN_RUNTIME")
+        if asan and self.with_plugin:
+            # The plugin was built with ASan; mosquitto was not.
+            env["LD_PRELOAD"] = asan
+            env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf_path],
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, start_new_session=True)
+        finally:
+            log.close()
+
+    def _wait_accepting(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def start(self):
+        """Starts the broker; raises BrokerStartError with its log if it
+        does not accept connections. Retries on a port taken meanwhile."""
+        for _attempt in range(3):
+            self.port = free_port()
+            self.write_conf()
+            self._spawn()
+            if self._wait_accepting():
+                return self
+            self.stop()
+            if "Address already in use" not in self.log():
+                break
+        raise BrokerStartError(
+            f"mosquitto did not start (exit status {self.proc.returncode}); log:\n"
+            + self.log())
+
+    def start_expecting_failure(self):
+        """Starts the broker and waits for it to exit on its own; returns
+        its exit status. Fails if it starts accepting connections."""
+        self.port = free_port()
+        self.write_conf()
+        self._spawn()
+        try:
+            status = self.proc.wait(timeout=START_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError("mosquitto started although it should have refused; log:\n"
+                                 + self.log())
+        return status
+
+    def stop(self):
+        """Stops the broker by its pid (SIGTERM, then SIGKILL). Idempotent."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class Client:
+    """A paho-mqtt client (MQTT v5 by default) that queues what it receives."""
+
+    def __init__(self, broker, client_id, username=None, password=None,
+                 protocol=paho.MQTTv5):
+        self.messages = queue.Queue()
+        self._connected = queue.Queue()
+        self.mqtt = paho.Client(client_id=client_id, protocol=protocol)
+        if username is not None:
+            self.mqtt.username_pw_set(username, password)
+        self.mqtt.on_connect = self._on_connect
+        self.mqtt.on_message = lambda _c, _u, msg: self.messages.put(msg)
+        self.mqtt.connect("127.0.0.1", broker.port, keepalive=30)
+        self.mqtt.loop_start()
+        rc = self._connected.get(timeout=CLIENT_TIMEOUT_S)
+        if rc != 0:
+            self.close()
+            raise AssertionError(f"{client_id}: connection refused ({rc})")
+
+    def _on_connect(self, _client, _userdata, _flags, rc, _properties=None):
+        self._connected.put(int(rc.value if hasattr(rc, "value") else rc))
+
+    def subscribe(self, topic_filter, qos=1):
+        """Subscribes and waits for the SUBACK; returns the granted reason codes."""
+        acked = queue.Queue()
+        self.mqtt.on_subscribe = lambda _c, _u, _mid, codes, *_: acked.put(codes)
+        self.mqtt.subscribe(topic_filter, qos=qos)
+        return acked.get(timeout=CLIENT_TIMEOUT_S)
+
+    def publish(self, topic, payload, qos=1, retain=False, properties=None):
+        info = self.mqtt.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        info.wait_for_publish(timeout=CLIENT_TIMEOUT_S)
+        return info
+
+    def receive(self, timeout=CLIENT_TIMEOUT_S):
+        """The next message, or AssertionError when none arrives in time."""
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no message within {timeout} s") from None
+
+    def close(self):
+        self.mqtt.disconnect()
+        self.mqtt.loop_stop()
+
+
+class BrokerTestCase(unittest.TestCase):
+    """Starts brokers that are stopped, and whose logs are printed, when the
+    test ends, whatever its outcome."""
+
+    def start_broker(self, **kwargs):
+        broker = Broker(**kwargs)
+        self.addCleanup(self._finish_broker, broker)
+        return broker.start()
+
+    def broker_expecting_failure(self, **kwargs):
+        broker = Broker(**kwargs)
+        self.addCleanup(self._finish_broker, broker)
+        return broker
+
+    def client(self, broker, client_id, **kwargs):
+        c = Client(broker, client_id, **kwargs)
+        self.addCleanup(c.close)
+        return c
+
+    @staticmethod
+    def _finish_broker(broker):
+        broker.stop()
+        sys.stderr.write(f"--- broker log ({broker.conf_path}) ---\n{broker.log()}--- end ---\n")
+        shutil.rmtree(broker.dir, ignore_errors=True)
+
+
+def run(cmd, timeout=CLIENT_TIMEOUT_S, check=True, **kwargs):
+    """Runs a command-line client; returns the CompletedProcess."""
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def main():
+    unittest.main(verbosity=2)
