@@ -1,5 +1,6 @@
 #include "broker/options.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,20 +8,31 @@
 #include "policy/id.h"
 
 enum option_kind {
-	OPT_ID,  /* an identifier of policy-v1 (policy/id.h) */
+	OPT_ID,      /* an identifier of policy-v1 (policy/id.h) */
+	OPT_PATH,    /* a file or directory name */
+	OPT_CHOICE,  /* one of the words in choices */
 };
 
 struct option_def {
 	const char *name;
 	enum option_kind kind;
 	size_t offset;             /* of the char * in struct tf_options */
-	const char *default_value;
+	const char *default_value; /* NULL: required */
+	const char *choices;       /* OPT_CHOICE: the words, separated by '|' */
 	const char *doc;
 };
 
+#define SLOT(member) offsetof(struct tf_options, member)
+
 static const struct option_def option_table[] = {
-	{ "broker_id", OPT_ID, offsetof(struct tf_options, broker_id), "trustflow",
+	{ "broker_id", OPT_ID, SLOT(broker_id), "trustflow", NULL,
 	  "this broker's id, recorded in every stamp and trace record" },
+	{ "identities", OPT_PATH, SLOT(identities), NULL, NULL,
+	  "the identities file (organizations and clients)" },
+	{ "policy_dir", OPT_PATH, SLOT(policy_dir), NULL, NULL,
+	  "the directory of policy files (*.json)" },
+	{ "default_access", OPT_CHOICE, SLOT(default_access), "deny", "allow|deny",
+	  "what happens on topics no policy governs: deny, or allow as a plain broker" },
 };
 
 #define OPTION_COUNT ((int)(sizeof(option_table) / sizeof(option_table[0])))
@@ -44,6 +56,21 @@ static const struct option_def *option_find(const char *name, int *index)
 	return NULL;
 }
 
+/* Whether value is one of the '|'-separated words of choices. */
+static bool is_choice(const char *choices, const char *value)
+{
+	size_t len = strlen(value);
+
+	for (const char *c = choices; *c != '\0';) {
+		size_t n = strcspn(c, "|");
+
+		if (n == len && strncmp(c, value, n) == 0)
+			return true;
+		c += n + (c[n] == '|');
+	}
+	return false;
+}
+
 /* Checks value against the option's kind. Returns TF_OK or TF_ERR_INVALID. */
 static int option_check(const struct option_def *def, const char *value, struct tf_err *err)
 {
@@ -54,6 +81,16 @@ static int option_check(const struct option_def *def, const char *value, struct 
 				"plugin_opt_%s: \"%s\" is not a valid id (1 to 128 characters "
 				"A-Z a-z 0-9 . _ : @ -, starting with a letter or digit)",
 				def->name, value);
+		return TF_OK;
+	case OPT_PATH:
+		if (value[0] == '\0')
+			return tf_err_set(err, TF_ERR_INVALID, "plugin_opt_%s: a path is required",
+				def->name);
+		return TF_OK;
+	case OPT_CHOICE:
+		if (!is_choice(def->choices, value))
+			return tf_err_set(err, TF_ERR_INVALID, "plugin_opt_%s: \"%s\" is not one of %s",
+				def->name, value, def->choices);
 		return TF_OK;
 	}
 	return tf_err_set(err, TF_ERR_INVALID, "plugin_opt_%s: unsupported kind", def->name);
@@ -101,6 +138,18 @@ int tf_options_set(struct tf_options *opts, const char *key, const char *value,
 	free(*option_slot(opts, def));
 	*option_slot(opts, def) = copy;
 	opts->seen |= 1u << index;
+	return TF_OK;
+}
+
+int tf_options_finish(const struct tf_options *opts, struct tf_err *err)
+{
+	for (int i = 0; i < OPTION_COUNT; i++) {
+		const struct option_def *def = &option_table[i];
+
+		if (def->default_value == NULL && !(opts->seen & (1u << i)))
+			return tf_err_set(err, TF_ERR_INVALID, "plugin_opt_%s is required (%s)",
+				def->name, def->doc);
+	}
 	return TF_OK;
 }
 

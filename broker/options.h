@@ -9,7 +9,10 @@
 #include "broker/error.h"
 
 struct tf_options {
-	char *broker_id;    /* owned; the `tf-broker` of stamps */
+	char *broker_id;      /* owned; the `tf-broker` of stamps */
+	char *identities;     /* owned; required */
+	char *policy_dir;     /* owned; required */
+	char *default_access; /* owned; "allow" or "deny" */
 
 	unsigned seen;      /* bit i set once table option i was given */
 };
@@ -25,11 +28,16 @@ int tf_options_init(struct tf_options *opts, struct tf_err *err);
 int tf_options_set(struct tf_options *opts, const char *key, const char *value,
 		struct tf_err *err);
 
+/* After the last tf_options_set: fails (TF_ERR_INVALID) when a required
+ * option was not given. */
+int tf_options_finish(const struct tf_options *opts, struct tf_err *err);
+
 /* Releases what opts owns; opts may then be initialised again. */
 void tf_options_free(struct tf_options *opts);
 
-/* Number of known options, and the name, default and description of the
- * i-th (borrowed, static), for help output and documentation. */
+/* Number of known options, and the name, default (NULL: required) and
+ * description of the i-th (borrowed, static), for help output and
+ * documentation. */
 int tf_options_count(void);
 const char *tf_options_name(int i);
 const char *tf_options_default(int i);

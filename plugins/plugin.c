@@ -1,22 +1,25 @@
-/* The mosquitto shim: the only code that includes mosquitto headers. It
- * turns mosquitto's plugin events into calls of the trustflow core and the
- * core's results into MOSQ_ERR_* codes; it holds no logic of its own. */
+/* The mosquitto plugin: loads the options and the engine, and registers
+ * the callbacks (callbacks.c). The plugins/ files are the only code that
+ * includes mosquitto headers; they hold no logic of their own. */
 #include "config.h"
 
 #include <stdlib.h>
 
-#include <mosquitto.h>
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
-
-#include "broker/options.h"
 #include "broker/version.h"
+#include "plugins/shim.h"
 
-/* Everything the plugin keeps, passed to every callback as userdata. */
-struct tf_plugin {
-	mosquitto_plugin_id_t *id;
-	struct tf_options opts;
-};
+void tf_shim_log(void *ctx, enum tf_log_level level, const char *text)
+{
+	static const int levels[] = {
+		[TF_LOG_INFO] = MOSQ_LOG_INFO,
+		[TF_LOG_NOTICE] = MOSQ_LOG_NOTICE,
+		[TF_LOG_WARNING] = MOSQ_LOG_WARNING,
+		[TF_LOG_ERR] = MOSQ_LOG_ERR,
+	};
+
+	(void)ctx;
+	mosquitto_log_printf(levels[level], "%s", text);
+}
 
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
@@ -27,11 +30,20 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
 	return -1;
 }
 
+static void plugin_free(struct tf_plugin *plugin)
+{
+	tf_engine_free(plugin->engine);
+	tf_options_free(&plugin->opts);
+	free(plugin);
+}
+
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
+	struct tf_engine_hooks hooks = { tf_shim_log, NULL, NULL };
 	struct tf_plugin *plugin;
 	struct tf_err err = { "" };
+	int rc;
 
 	plugin = calloc(1, sizeof(*plugin));
 	if (plugin == NULL) {
@@ -39,23 +51,34 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_NOMEM;
 	}
 	plugin->id = identifier;
-	if (tf_options_init(&plugin->opts, &err) != TF_OK)
+	if (tf_options_init(&plugin->opts, &err) != TF_OK) {
+		free(plugin);
 		goto err;
+	}
 	for (int i = 0; i < option_count; i++) {
 		if (tf_options_set(&plugin->opts, options[i].key, options[i].value, &err) != TF_OK)
-			goto err_opts;
+			goto err_free;
 	}
+	if (tf_options_finish(&plugin->opts, &err) != TF_OK)
+		goto err_free;
 
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "trustflow %s loaded (broker_id %s)",
 		tf_version(), plugin->opts.broker_id);
+	if (tf_engine_new(&plugin->opts, &hooks, &plugin->engine, &err) != TF_OK)
+		goto err_free;
+	rc = tf_callbacks_register(plugin);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		plugin_free(plugin);
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot register callbacks (%d)", rc);
+		return rc;
+	}
 	*userdata = plugin;
 	return MOSQ_ERR_SUCCESS;
 
-err_opts:
-	tf_options_free(&plugin->opts);
+err_free:
+	plugin_free(plugin);
 err:
 	mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: %s; refusing to start", err.msg);
-	free(plugin);
 	return MOSQ_ERR_INVAL;
 }
 
@@ -67,7 +90,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	(void)option_count;
 	if (plugin == NULL)
 		return MOSQ_ERR_SUCCESS;
-	tf_options_free(&plugin->opts);
-	free(plugin);
+	tf_callbacks_unregister(plugin);
+	plugin_free(plugin);
 	return MOSQ_ERR_SUCCESS;
 }

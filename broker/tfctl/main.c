@@ -20,9 +20,13 @@ static void print_usage(FILE *out)
 	      "Exit status: 0 success, 1 a check said no, 2 bad usage or unreadable input.\n"
 	      "\n"
 	      "Plugin options (plugin_opt_<name> <value> in mosquitto.conf):\n", out);
-	for (int i = 0; i < tf_options_count(); i++)
-		fprintf(out, "  %-20s %s (default: %s)\n", tf_options_name(i), tf_options_doc(i),
-			tf_options_default(i) ? tf_options_default(i) : "none");
+	for (int i = 0; i < tf_options_count(); i++) {
+		if (tf_options_default(i) != NULL)
+			fprintf(out, "  %-20s %s (default: %s)\n", tf_options_name(i), tf_options_doc(i),
+				tf_options_default(i));
+		else
+			fprintf(out, "  %-20s %s (required)\n", tf_options_name(i), tf_options_doc(i));
+	}
 }
 
 int main(int argc, char **argv)

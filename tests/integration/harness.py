@@ -10,6 +10,7 @@ AM_TESTS_ENVIRONMENT), so a VPATH build and `make distcheck` work.
 """
 
 import getpass
+import json
 import os
 import queue
 import shutil
@@ -40,6 +41,17 @@ TFCTL = os.environ.get("TF_TFCTL", "tfctl")
 MOSQUITTO = os.environ.get("TF_MOSQUITTO", "mosquitto")
 MOSQUITTO_PUB = os.environ.get("TF_MOSQUITTO_PUB", "mosquitto_pub")
 MOSQUITTO_SUB = os.environ.get("TF_MOSQUITTO_SUB", "mosquitto_sub")
+MOSQUITTO_PASSWD = os.environ.get("TF_MOSQUITTO_PASSWD", "mosquitto_passwd")
+
+EMPTY_IDENTITIES = {"trustflow_identities": 1, "organizations": {}, "clients": {}}
+
+
+def write_json(path, content):
+    with open(path, "w", encoding="utf-8") as f:
+        if isinstance(content, str):
+            f.write(content)
+        else:
+            json.dump(content, f, indent=2)
 
 
 def free_port():
@@ -56,15 +68,21 @@ class BrokerStartError(AssertionError):
 class Broker:
     """One mosquitto process with its own directory, config and log.
 
-    `plugin_options` become plugin_opt_ lines; `extra_conf` is appended
-    verbatim; `with_plugin=False` gives a plain mosquitto (benchmarks);
-    `conf_template` replaces the generated config with a file whose
-    listener and data directory are rewritten to this broker's own.
+    `identities` (a dict) and `policies` (file name -> dict or raw text)
+    are written as files the plugin loads; without them the broker has no
+    identities, no policies and default_access allow, like a plain broker.
+    `plugin_options` become plugin_opt_ lines (and override the defaults);
+    `passwords` (username -> password) makes a password file;
+    `extra_conf` is appended verbatim; `with_plugin=False` gives a plain
+    mosquitto (benchmarks); `conf_template` replaces the generated config
+    with a file whose listener and data directory are rewritten to this
+    broker's own.
     """
 
     def __init__(self, plugin_options=None, extra_conf="", with_plugin=True,
-                 conf_template=None, log_types=("all",)):
-        self.plugin_options = dict(plugin_options or {})
+                 conf_template=None, log_types=("all",), identities=None, policies=None,
+                 passwords=None):
+        self.plugin_options = {}
         self.extra_conf = extra_conf
         self.with_plugin = with_plugin
         self.conf_template = conf_template
@@ -76,6 +94,44 @@ class Broker:
         os.mkdir(self.data_dir)
         self.port = None
         self.proc = None
+        self.passwords = passwords
+        self.identities_path = os.path.join(self.dir, "identities.json")
+        self.policy_dir = os.path.join(self.dir, "policies")
+        os.mkdir(self.policy_dir)
+        if conf_template is None and with_plugin:
+            self.write_identities(identities or EMPTY_IDENTITIES)
+            for name, policy in (policies or {}).items():
+                self.write_policy(name, policy)
+            self.plugin_options = {
+                "identities": self.identities_path,
+                "policy_dir": self.policy_dir,
+                "default_access": "allow" if identities is None and policies is None else "deny",
+            }
+        self.plugin_options.update(plugin_options or {})
+
+    # -- policy files ------------------------------------------------------
+
+    def write_identities(self, identities):
+        write_json(self.identities_path, identities)
+
+    def write_policy(self, name, policy):
+        """Writes (or replaces) a policy file; policy is a dict or raw text."""
+        write_json(os.path.join(self.policy_dir, name), policy)
+
+    def reload(self):
+        """Sends SIGHUP, as an operator would, and waits until the broker
+        has handled it (its log says so)."""
+        before = self.log().count("Reloading config.")
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while self.log().count("Reloading config.") == before:
+            if time.monotonic() > deadline:
+                raise AssertionError("the broker did not reload; log:\n" + self.log())
+            time.sleep(0.05)
+        # The plugin's reload runs in the same loop pass as the log line;
+        # a round trip through the broker makes sure that pass is over.
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+            pass
 
     # -- configuration -----------------------------------------------------
 
@@ -89,6 +145,12 @@ class Broker:
             "log_dest stderr",
         ]
         lines += [f"log_type {t}" for t in self.log_types]
+        if self.passwords is not None:
+            path = os.path.join(self.dir, "passwords")
+            with open(path, "w", encoding="utf-8") as f:
+                f.writelines(f"{u}:{p}\n" for u, p in self.passwords.items())
+            run([MOSQUITTO_PASSWD, "-U", path])
+            lines.append(f"password_file {path}")
         if self.with_plugin:
             lines.append(f"plugin {env_path('TF_PLUGIN')}")
             lines += [f"plugin_opt_{k} {v}" for k, v in self.plugin_options.items()]
@@ -202,10 +264,14 @@ class Client:
     """A paho-mqtt client (MQTT v5 by default) that queues what it receives."""
 
     def __init__(self, broker, client_id, username=None, password=None,
-                 protocol=paho.MQTTv5):
+                 protocol=paho.MQTTv5, clean_session=True):
         self.messages = queue.Queue()
         self._connected = queue.Queue()
-        self.mqtt = paho.Client(client_id=client_id, protocol=protocol)
+        if protocol == paho.MQTTv5:
+            self.mqtt = paho.Client(client_id=client_id, protocol=protocol)
+        else:
+            self.mqtt = paho.Client(client_id=client_id, protocol=protocol,
+                                    clean_session=clean_session)
         if username is not None:
             self.mqtt.username_pw_set(username, password)
         self.mqtt.on_connect = self._on_connect
@@ -221,11 +287,24 @@ class Client:
         self._connected.put(int(rc.value if hasattr(rc, "value") else rc))
 
     def subscribe(self, topic_filter, qos=1):
-        """Subscribes and waits for the SUBACK; returns the granted reason codes."""
+        """Subscribes and waits for the SUBACK; returns its reason code (an
+        int: the granted QoS, or 0x80 and above for a refusal)."""
         acked = queue.Queue()
         self.mqtt.on_subscribe = lambda _c, _u, _mid, codes, *_: acked.put(codes)
         self.mqtt.subscribe(topic_filter, qos=qos)
-        return acked.get(timeout=CLIENT_TIMEOUT_S)
+        code = acked.get(timeout=CLIENT_TIMEOUT_S)[0]
+        return code.value if hasattr(code, "value") else code
+
+    def receive_until(self, sentinel_topic, timeout=CLIENT_TIMEOUT_S):
+        """Every message up to and including the first on sentinel_topic.
+        The broker keeps each subscriber's messages in order, so what was
+        published before the sentinel and is not in the list was withheld."""
+        got = []
+        while True:
+            msg = self.receive(timeout)
+            got.append(msg)
+            if msg.topic == sentinel_topic:
+                return got
 
     def publish(self, topic, payload, qos=1, retain=False, properties=None):
         info = self.mqtt.publish(topic, payload, qos=qos, retain=retain, properties=properties)
@@ -276,6 +355,22 @@ def run(cmd, timeout=CLIENT_TIMEOUT_S, check=True, **kwargs):
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} exited {result.returncode}:\n{result.stdout}{result.stderr}")
     return result
+
+
+def publish_v5(broker, username, topic, payload, password="demo", qos=1, retain=False):
+    """Publishes with mosquitto_pub over MQTT v5; returns the PUBACK reason
+    code (0 success, 16 no subscribers, 135 not authorized, ...)."""
+    cmd = [MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-d",
+           "-q", str(qos), "-t", topic, "-m", payload]
+    if username is not None:
+        cmd += ["-u", username, "-P", password]
+    if retain:
+        cmd.append("-r")
+    out = run(cmd, check=False)
+    for line in out.stdout.splitlines():
+        if "received PUBACK" in line:
+            return int(line.rsplit("RC:", 1)[1].rstrip(")"))
+    raise AssertionError(f"no PUBACK from {cmd}:\n{out.stdout}{out.stderr}")
 
 
 def main():

@@ -1,0 +1,90 @@
+/* The broker side of trustflow without mosquitto: the policy set in force
+ * and what the broker's events mean under it. The plugin shim turns each
+ * mosquitto event into one call here and the answer into a MOSQ_ERR_*.
+ *
+ * Everything runs on the broker's thread. Every error denies. */
+#ifndef TF_ENGINE_H
+#define TF_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/error.h"
+#include "broker/options.h"
+#include "policy/decide.h"
+
+/* Log levels of messages for the operator. */
+enum tf_log_level { TF_LOG_INFO, TF_LOG_NOTICE, TF_LOG_WARNING, TF_LOG_ERR };
+
+struct tf_engine_hooks {
+	/* Writes a line to the broker's log. Not called per delivery. */
+	void (*log)(void *ctx, enum tf_log_level level, const char *text);
+	/* The wall clock, ms since the epoch; NULL for the real one (tests
+	 * give their own). */
+	int64_t (*now_ms)(void *ctx);
+	void *ctx;
+};
+
+struct tf_engine;
+
+/* Loads the policy set the options name. Returns TF_OK and *out (caller
+ * owns; free with tf_engine_free), or the load's error in err. opts and
+ * hooks are copied. */
+int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
+		struct tf_engine **out, struct tf_err *err);
+void tf_engine_free(struct tf_engine *e);
+
+/* Loads the policy set again. On success it replaces the old one; on error
+ * the old set stays in force and err says why. */
+int tf_engine_reload(struct tf_engine *e, struct tf_err *err);
+
+/* The set in force (borrowed, valid until the next reload). */
+const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e);
+
+/* ACL decisions. username NULL: the client has none (unidentified). */
+enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *username,
+		const char *topic);
+enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *username,
+		const char *filter);
+/* One delivery of a stored message: topic and payload are the stored
+ * message's own pointers (they identify it for retention). */
+enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *username,
+		const char *topic, const void *payload, uint32_t payloadlen);
+
+/* A copy the broker publishes itself: a view with selected fields. */
+struct tf_copy {
+	char *topic;            /* caller owns; free() */
+	char *payload;          /* caller owns; free() */
+	uint32_t payloadlen;
+	uint32_t expiry_s;      /* message expiry to set; 0: none */
+};
+
+#define TF_MAX_COPIES TF_POLICY_MAX_CONSUMERS
+
+struct tf_message {
+	const char *username;   /* NULL: none */
+	const char *topic;      /* the stored message's topic (its identity) */
+	const void *payload;
+	uint32_t payloadlen;
+	bool retain;
+};
+
+struct tf_message_result {
+	bool deliver;           /* false: refuse the message */
+	const char *reason;     /* why not delivered (static) */
+	uint32_t n_copies;
+	struct tf_copy copies[TF_MAX_COPIES];
+};
+
+/* A message a client published, after its publish was allowed: checks
+ * limits and schema, records what retention needs, and makes the view
+ * copies. The caller publishes the copies and frees them with
+ * tf_message_result_free(), delivered or not. */
+void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
+		struct tf_message_result *res);
+void tf_message_result_free(struct tf_message_result *res);
+
+/* Periodic work (forgetting old retention entries); call often. */
+void tf_engine_tick(struct tf_engine *e);
+
+#endif

@@ -1,0 +1,172 @@
+#include "broker/msgtrack.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct slot {
+	const void *key;      /* NULL: empty */
+	int64_t received_ms;
+	int64_t forget_ms;
+	uint32_t payloadlen;
+	uint32_t fingerprint;
+};
+
+struct tf_msgtrack {
+	struct slot *slots;
+	uint32_t mask;
+	uint32_t count;
+	uint32_t sweep_at;    /* next slot the sweep visits */
+};
+
+static uint32_t hash_ptr(const void *p)
+{
+	uint64_t x = (uint64_t)(uintptr_t)p;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return (uint32_t)x;
+}
+
+/* The first bytes of the payload, so that a reused address with another
+ * message is not taken for the old one. */
+static uint32_t fingerprint(const void *payload, uint32_t len)
+{
+	uint32_t fp = len * 2654435761u;
+	unsigned char head[4] = { 0 };
+
+	if (payload != NULL)
+		memcpy(head, payload, len < 4 ? len : 4);
+	return fp ^ ((uint32_t)head[0] | (uint32_t)head[1] << 8 | (uint32_t)head[2] << 16
+		| (uint32_t)head[3] << 24);
+}
+
+struct tf_msgtrack *tf_msgtrack_new(void)
+{
+	struct tf_msgtrack *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->mask = 1023;
+	t->slots = calloc((size_t)t->mask + 1, sizeof(*t->slots));
+	if (t->slots == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void tf_msgtrack_free(struct tf_msgtrack *t)
+{
+	if (t == NULL)
+		return;
+	free(t->slots);
+	free(t);
+}
+
+static struct slot *probe(const struct tf_msgtrack *t, const void *key)
+{
+	uint32_t i = hash_ptr(key) & t->mask;
+
+	while (t->slots[i].key != NULL && t->slots[i].key != key)
+		i = (i + 1) & t->mask;
+	return &t->slots[i];
+}
+
+static bool grow(struct tf_msgtrack *t)
+{
+	struct tf_msgtrack bigger = { NULL, t->mask * 2 + 1, 0, 0 };
+
+	if ((size_t)bigger.mask + 1 > TF_MSGTRACK_MAX_ENTRIES * 2u)
+		return false;
+	bigger.slots = calloc((size_t)bigger.mask + 1, sizeof(*bigger.slots));
+	if (bigger.slots == NULL)
+		return false;
+	for (uint32_t i = 0; i <= t->mask; i++)
+		if (t->slots[i].key != NULL)
+			*probe(&bigger, t->slots[i].key) = t->slots[i];
+	free(t->slots);
+	t->slots = bigger.slots;
+	t->mask = bigger.mask;
+	t->sweep_at = 0;
+	return true;
+}
+
+int tf_msgtrack_put(struct tf_msgtrack *t, const void *key, const void *payload,
+		uint32_t payloadlen, int64_t received_ms, int64_t forget_ms)
+{
+	struct slot *s = probe(t, key);
+
+	if (s->key == NULL) {
+		/* At most half full, so that probes stay short. */
+		if ((t->count + 1) * 2 > t->mask + 1) {
+			if (!grow(t))
+				return -1;
+			s = probe(t, key);
+		}
+		t->count++;
+	}
+	s->key = key;
+	s->received_ms = received_ms;
+	s->forget_ms = forget_ms;
+	s->payloadlen = payloadlen;
+	s->fingerprint = fingerprint(payload, payloadlen);
+	return 0;
+}
+
+int64_t tf_msgtrack_get(const struct tf_msgtrack *t, const void *key, const void *payload,
+		uint32_t payloadlen)
+{
+	const struct slot *s = probe(t, key);
+
+	if (s->key == NULL || s->payloadlen != payloadlen
+			|| s->fingerprint != fingerprint(payload, payloadlen))
+		return INT64_MIN;
+	return s->received_ms;
+}
+
+/* Removes slot i and moves later members of its probe run back, so that
+ * lookups need no tombstones. */
+static void remove_at(struct tf_msgtrack *t, uint32_t i)
+{
+	uint32_t j = i;
+
+	t->slots[i].key = NULL;
+	t->count--;
+	for (;;) {
+		uint32_t home;
+
+		j = (j + 1) & t->mask;
+		if (t->slots[j].key == NULL)
+			return;
+		home = hash_ptr(t->slots[j].key) & t->mask;
+		/* Move j back into the hole unless its home lies after the hole,
+		 * cyclically, up to j. */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			t->slots[i] = t->slots[j];
+			t->slots[j].key = NULL;
+			i = j;
+		}
+	}
+}
+
+void tf_msgtrack_sweep(struct tf_msgtrack *t, int64_t now_ms, uint32_t budget)
+{
+	for (uint32_t n = 0; n < budget && n <= t->mask; n++) {
+		uint32_t i = t->sweep_at;
+
+		if (t->slots[i].key != NULL && t->slots[i].forget_ms <= now_ms) {
+			/* remove_at may pull a later entry into slot i: visit it
+			 * again. */
+			remove_at(t, i);
+			continue;
+		}
+		t->sweep_at = (i + 1) & t->mask;
+	}
+}
+
+uint32_t tf_msgtrack_count(const struct tf_msgtrack *t)
+{
+	return t->count;
+}

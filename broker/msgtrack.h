@@ -1,0 +1,45 @@
+/* When the broker received each message that mosquitto may still deliver,
+ * for policies with a retention.
+ *
+ * mosquitto decides deliveries (ACL READ) long after it received a
+ * message: retained copies, offline queues. The check gets the stored
+ * message's topic and payload pointers but no time, so the MESSAGE step
+ * records the time here under the stored topic's address, which is the
+ * same for every delivery of that message. Addresses are reused once
+ * mosquitto frees a message, so an entry also holds the payload length and
+ * its first bytes, and is forgotten once its retention has passed (after
+ * which the message can no longer be delivered anyway). A lookup that
+ * finds nothing answers "unknown", which a policy with a retention
+ * treats as too old: the broker fails closed. */
+#ifndef TF_MSGTRACK_H
+#define TF_MSGTRACK_H
+
+#include <stdint.h>
+
+#define TF_MSGTRACK_MAX_ENTRIES (4u * 1024 * 1024)
+
+struct tf_msgtrack;
+
+/* NULL when out of memory. */
+struct tf_msgtrack *tf_msgtrack_new(void);
+void tf_msgtrack_free(struct tf_msgtrack *t);
+
+/* Records a message. key is the stored message's topic pointer; payload
+ * and payloadlen are the stored payload. forget_ms: when the entry may go.
+ * Returns 0, or -1 when the table is full or out of memory (the message's
+ * age is then unknown, and it is withheld). */
+int tf_msgtrack_put(struct tf_msgtrack *t, const void *key, const void *payload,
+		uint32_t payloadlen, int64_t received_ms, int64_t forget_ms);
+
+/* The receive time recorded for this message, or INT64_MIN. */
+int64_t tf_msgtrack_get(const struct tf_msgtrack *t, const void *key, const void *payload,
+		uint32_t payloadlen);
+
+/* Forgets entries whose time has passed, visiting at most budget slots
+ * from where the previous sweep stopped, so that it can run on every tick
+ * without a pause. */
+void tf_msgtrack_sweep(struct tf_msgtrack *t, int64_t now_ms, uint32_t budget);
+
+uint32_t tf_msgtrack_count(const struct tf_msgtrack *t);
+
+#endif

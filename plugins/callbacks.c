@@ -1,0 +1,142 @@
+/* mosquitto events to engine calls, and engine answers to MOSQ_ERR_*. */
+#include "config.h"
+
+#include "plugins/shim.h"
+
+/* ACL callbacks may answer only SUCCESS, ACL_DENIED or PLUGIN_DEFER: any
+ * other code disconnects the publisher, not the client being checked. */
+static int verdict_rc(enum tf_verdict v)
+{
+	switch (v) {
+	case TF_ALLOW: return MOSQ_ERR_SUCCESS;
+	case TF_DEFER: return MOSQ_ERR_PLUGIN_DEFER;
+	case TF_DENY:  return MOSQ_ERR_ACL_DENIED;
+	}
+	return MOSQ_ERR_ACL_DENIED;
+}
+
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ed = event_data;
+	struct tf_plugin *plugin = userdata;
+	const char *username = mosquitto_client_username(ed->client);
+
+	(void)event;
+	switch (ed->access) {
+	case MOSQ_ACL_WRITE:
+		return verdict_rc(tf_engine_may_publish(plugin->engine, username, ed->topic));
+	case MOSQ_ACL_READ:
+		return verdict_rc(tf_engine_may_receive(plugin->engine, username, ed->topic,
+			ed->payload, ed->payloadlen));
+	case MOSQ_ACL_SUBSCRIBE:
+		return verdict_rc(tf_engine_may_subscribe(plugin->engine, username, ed->topic));
+	case MOSQ_ACL_UNSUBSCRIBE:
+		return MOSQ_ERR_SUCCESS;
+	default:
+		return MOSQ_ERR_ACL_DENIED;
+	}
+}
+
+/* Publishes the copies the engine made (views). */
+static void publish_copies(const struct tf_message_result *res, int qos, bool retain)
+{
+	for (uint32_t i = 0; i < res->n_copies; i++) {
+		const struct tf_copy *c = &res->copies[i];
+		mosquitto_property *props = NULL;
+
+		if (c->expiry_s > 0
+				&& mosquitto_property_add_int32(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL,
+					c->expiry_s) != MOSQ_ERR_SUCCESS) {
+			mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory; view %s not published",
+				c->topic);
+			continue;
+		}
+		if (mosquitto_broker_publish_copy(NULL, c->topic, (int)c->payloadlen, c->payload, qos,
+				retain, props) != MOSQ_ERR_SUCCESS) {
+			mosquitto_property_free_all(&props);
+			mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: view %s could not be published",
+				c->topic);
+		}
+	}
+}
+
+static int on_message(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_message *ed = event_data;
+	struct tf_plugin *plugin = userdata;
+	struct tf_message_result res;
+	struct tf_message m = {
+		.username = mosquitto_client_username(ed->client),
+		.topic = ed->topic,
+		.payload = ed->payload,
+		.payloadlen = ed->payloadlen,
+		.retain = ed->retain,
+	};
+
+	(void)event;
+	tf_engine_on_message(plugin->engine, &m, &res);
+	publish_copies(&res, ed->qos, ed->retain);
+	tf_message_result_free(&res);
+	/* ACL_DENIED refuses the message (PUBACK "not authorized" to an MQTT
+	 * v5 publisher); any other error would disconnect the publisher. */
+	return res.deliver ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+}
+
+static int on_reload(int event, void *event_data, void *userdata)
+{
+	struct tf_plugin *plugin = userdata;
+	struct tf_err err = { "" };
+
+	(void)event;
+	(void)event_data;
+	if (tf_engine_reload(plugin->engine, &err) != TF_OK)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: policy reload rejected: %s; "
+			"the previous policies stay in force", err.msg);
+	/* mosquitto stops at the first reload callback that does not defer;
+	 * other plugins must reload too. */
+	return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+static int on_tick(int event, void *event_data, void *userdata)
+{
+	struct tf_plugin *plugin = userdata;
+
+	(void)event;
+	(void)event_data;
+	tf_engine_tick(plugin->engine);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static const struct {
+	int event;
+	MOSQ_FUNC_generic_callback cb;
+} callbacks[] = {
+	{ MOSQ_EVT_ACL_CHECK, on_acl_check },
+	{ MOSQ_EVT_MESSAGE, on_message },
+	{ MOSQ_EVT_RELOAD, on_reload },
+	{ MOSQ_EVT_TICK, on_tick },
+};
+
+#define N_CALLBACKS (sizeof(callbacks) / sizeof(callbacks[0]))
+
+int tf_callbacks_register(struct tf_plugin *plugin)
+{
+	for (size_t i = 0; i < N_CALLBACKS; i++) {
+		int rc = mosquitto_callback_register(plugin->id, callbacks[i].event, callbacks[i].cb,
+			NULL, plugin);
+
+		if (rc != MOSQ_ERR_SUCCESS) {
+			while (i-- > 0)
+				mosquitto_callback_unregister(plugin->id, callbacks[i].event,
+					callbacks[i].cb, NULL);
+			return rc;
+		}
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+void tf_callbacks_unregister(struct tf_plugin *plugin)
+{
+	for (size_t i = 0; i < N_CALLBACKS; i++)
+		mosquitto_callback_unregister(plugin->id, callbacks[i].event, callbacks[i].cb, NULL);
+}

@@ -1,0 +1,26 @@
+/* Shared by the plugin's files: the context every callback gets. */
+#ifndef TF_PLUGIN_SHIM_H
+#define TF_PLUGIN_SHIM_H
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mqtt_protocol.h>
+
+#include "broker/engine.h"
+#include "broker/options.h"
+
+struct tf_plugin {
+	mosquitto_plugin_id_t *id;
+	struct tf_options opts;
+	struct tf_engine *engine;
+};
+
+/* Registers every event callback (callbacks.c). Returns a MOSQ_ERR_*. */
+int tf_callbacks_register(struct tf_plugin *plugin);
+void tf_callbacks_unregister(struct tf_plugin *plugin);
+
+/* The engine's log hook: writes to mosquitto's log. */
+void tf_shim_log(void *ctx, enum tf_log_level level, const char *text);
+
+#endif

@@ -1,0 +1,338 @@
+#include "policy/decide.h"
+
+#include <string.h>
+
+#include "policy/topic.h"
+
+#define TF_PREFIX "$trustflow/"
+#define CONTROL_PREFIX "$CONTROL/trustflow/"
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void set_decision(struct tf_decision *d, enum tf_verdict v, const struct tf_policy *p,
+		int rule, const char *reason)
+{
+	d->verdict = v;
+	d->policy = p;
+	d->view = false;
+	d->rule = rule;
+	d->reason = reason;
+}
+
+static bool has_role(const struct tf_client *who, uint32_t role)
+{
+	return who != NULL && role != TF_NONE && tf_symbols_contain(who->roles, who->n_roles, role);
+}
+
+static bool is_operator(const struct tf_policy_set *set, const struct tf_client *who)
+{
+	return has_role(who, set->role_admin) || has_role(who, set->role_steward);
+}
+
+static bool rule_in_force(const struct tf_consumer_rule *r, int64_t now_ms)
+{
+	return r->not_before <= now_ms && now_ms < r->not_after;
+}
+
+static void decide_ungoverned(const struct tf_policy_set *set, struct tf_decision *d)
+{
+	if (set->default_allow)
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "not governed by any policy; default_access allow");
+	else
+		set_decision(d, TF_DENY, NULL, TF_RULE_NONE, "not governed by any policy; default_access deny");
+}
+
+/* --- `$` topics (operations-v1) ------------------------------------------ */
+
+static void publish_dollar(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *topic, struct tf_decision *d)
+{
+	if (starts_with(topic, TF_PREFIX) || strcmp(topic, "$trustflow") == 0)
+		set_decision(d, TF_DENY, NULL, TF_RULE_NONE, "only the broker publishes under $trustflow/");
+	else if (starts_with(topic, CONTROL_PREFIX) && is_operator(set, who))
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "control API caller");
+	else if (starts_with(topic, CONTROL_PREFIX))
+		set_decision(d, TF_DENY, NULL, TF_RULE_NONE,
+			"only trustflow-admin and data-steward clients use the control API");
+	else
+		set_decision(d, TF_DEFER, NULL, TF_RULE_NONE, "$ topic: left to mosquitto");
+}
+
+/* Alerts of a policy are for admins, and for data stewards of the org that
+ * owns it; alerts about no policy ("-") for admins only. */
+static bool may_read_alert(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *policy_id)
+{
+	const struct tf_policy *p;
+
+	if (has_role(who, set->role_admin))
+		return true;
+	if (!has_role(who, set->role_steward) || strchr(policy_id, '/') != NULL)
+		return false;
+	p = tf_policy_set_find(set, policy_id);
+	return p != NULL && p->owner == who->org;
+}
+
+static void receive_dollar(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *topic, struct tf_decision *d)
+{
+	if (starts_with(topic, TF_PREFIX "keys/") || strcmp(topic, TF_PREFIX "checkpoints") == 0)
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "public verification material");
+	else if (starts_with(topic, TF_PREFIX "alerts/")
+			&& may_read_alert(set, who, topic + strlen(TF_PREFIX "alerts/")))
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "alerts for an administrator or data steward");
+	else if (starts_with(topic, TF_PREFIX) || strcmp(topic, "$trustflow") == 0)
+		set_decision(d, TF_DENY, NULL, TF_RULE_NONE, "not readable by this client");
+	else if (starts_with(topic, CONTROL_PREFIX) && is_operator(set, who))
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "control API caller");
+	else if (starts_with(topic, CONTROL_PREFIX))
+		set_decision(d, TF_DENY, NULL, TF_RULE_NONE,
+			"only trustflow-admin and data-steward clients use the control API");
+	else
+		set_decision(d, TF_DEFER, NULL, TF_RULE_NONE, "$ topic: left to mosquitto");
+}
+
+static void subscribe_dollar(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *filter, struct tf_decision *d)
+{
+	static const char *const public_filters[] = { TF_PREFIX "keys/#", TF_PREFIX "checkpoints" };
+
+	if (starts_with(filter, CONTROL_PREFIX) || strcmp(filter, "$CONTROL/trustflow") == 0) {
+		receive_dollar(set, who, CONTROL_PREFIX, d);
+		return;
+	}
+	if (!starts_with(filter, "$trustflow/") && strcmp(filter, "$trustflow") != 0) {
+		set_decision(d, TF_DEFER, NULL, TF_RULE_NONE, "$ topic: left to mosquitto");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(public_filters) / sizeof(public_filters[0]); i++) {
+		if (tf_filters_overlap(filter, public_filters[i])) {
+			set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "public verification material");
+			return;
+		}
+	}
+	/* Each alert is decided again on delivery; here it is enough that the
+	 * filter can reach alerts this client may read. */
+	if (is_operator(set, who) && tf_filters_overlap(filter, TF_PREFIX "alerts/+")) {
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "alerts for an administrator or data steward");
+		return;
+	}
+	set_decision(d, TF_DENY, NULL, TF_RULE_NONE, "not readable by this client");
+}
+
+/* --- governed topics (policy-v1) ----------------------------------------- */
+
+void tf_decide_publish(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *topic, struct tf_decision *d)
+{
+	struct tf_governance g;
+	const struct tf_policy *p;
+
+	if (topic[0] == '$') {
+		publish_dollar(set, who, topic, d);
+		return;
+	}
+	g = tf_govern_lookup(set->govern, topic);
+	if (g.kind == TF_GOVERN_NONE) {
+		decide_ungoverned(set, d);
+		return;
+	}
+	p = &set->policies[g.policy];
+	if (g.kind == TF_GOVERN_VIEW) {
+		set_decision(d, TF_DENY, p, TF_RULE_NONE, "a view: only the broker publishes here");
+		d->view = true;
+	} else if (who == NULL) {
+		set_decision(d, TF_DENY, p, TF_RULE_NONE, "unidentified client");
+	} else if (p->has_publishers && tf_selector_matches(&p->publishers, who)) {
+		set_decision(d, TF_ALLOW, p, TF_RULE_PUBLISHERS, "matches the policy's publishers");
+	} else if (p->has_publishers) {
+		set_decision(d, TF_DENY, p, TF_RULE_NONE, "not among the policy's publishers");
+	} else if (who->org == p->owner) {
+		set_decision(d, TF_ALLOW, p, TF_RULE_OWNER_ORG, "a client of the owner organization");
+	} else {
+		set_decision(d, TF_DENY, p, TF_RULE_NONE,
+			"only the owner organization publishes (the policy names no publishers)");
+	}
+}
+
+/* Delivery of an original message of p (not a view copy). */
+static void receive_original(const struct tf_policy *p, const struct tf_client *who,
+		int64_t now_ms, struct tf_decision *d)
+{
+	const char *reason = "no consumer rule matches";
+
+	if (who->org == p->owner) {
+		set_decision(d, TF_ALLOW, p, TF_RULE_OWNER_ORG, "a client of the owner organization");
+		return;
+	}
+	for (uint32_t i = 0; i < p->n_consumers; i++) {
+		const struct tf_consumer_rule *r = &p->consumers[i];
+
+		if (!tf_selector_matches(&r->who, who))
+			continue;
+		if (r->fields != NULL) {
+			reason = "its rule gives it only the view with selected fields";
+		} else if (!rule_in_force(r, now_ms)) {
+			reason = now_ms < r->not_before ? "its consumer rule is not in force yet"
+							 : "its consumer rule has expired";
+		} else {
+			set_decision(d, TF_ALLOW, p, (int)i, "matches a consumer rule");
+			return;
+		}
+	}
+	set_decision(d, TF_DENY, p, TF_RULE_NONE, reason);
+}
+
+/* Delivery of a view copy: only to the clients of the view's rule. */
+static void receive_view(const struct tf_policy *p, const struct tf_consumer_rule *r,
+		uint32_t rule, const struct tf_client *who, int64_t now_ms, struct tf_decision *d)
+{
+	if (tf_selector_matches(&r->who, who) && rule_in_force(r, now_ms))
+		set_decision(d, TF_ALLOW, p, (int)rule, "matches the consumer rule of this view");
+	else
+		set_decision(d, TF_DENY, p, TF_RULE_NONE, "a view: only its rule's consumers read it");
+	d->view = true;
+}
+
+void tf_decide_receive(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *topic, int64_t now_ms, int64_t received_ms, struct tf_decision *d)
+{
+	struct tf_governance g;
+	const struct tf_policy *p;
+
+	if (topic[0] == '$') {
+		receive_dollar(set, who, topic, d);
+		return;
+	}
+	g = tf_govern_lookup(set->govern, topic);
+	if (g.kind == TF_GOVERN_NONE) {
+		decide_ungoverned(set, d);
+		return;
+	}
+	p = &set->policies[g.policy];
+	/* View copies carry a message expiry of the policy's retention, which
+	 * mosquitto enforces itself; only originals need the check here. */
+	if (who == NULL) {
+		set_decision(d, TF_DENY, p, TF_RULE_NONE, "unidentified client");
+	} else if (g.kind == TF_GOVERN_VIEW) {
+		receive_view(p, &p->consumers[g.rule], g.rule, who, now_ms, d);
+	} else if (p->retention_ms > 0 && received_ms == TF_TIME_UNKNOWN) {
+		set_decision(d, TF_DENY, p, TF_RULE_NONE,
+			"the policy has a retention and the message's receive time is unknown");
+	} else if (p->retention_ms > 0 && now_ms - received_ms > p->retention_ms) {
+		set_decision(d, TF_DENY, p, TF_RULE_NONE, "older than the policy's retention");
+	} else {
+		receive_original(p, who, now_ms, d);
+	}
+}
+
+/* Whether the data ref gives access to can be on a topic of filter. */
+static bool ref_reaches(const struct tf_policy *p, const struct tf_rule_ref ref,
+		const char *filter)
+{
+	if (ref.rule != TF_RULE_OWNER && p->consumers[ref.rule].view != NULL) {
+		char view_filter[TF_TOPIC_MAX_LEN + 3];
+
+		strcpy(view_filter, p->consumers[ref.rule].view);
+		strcat(view_filter, "/#");
+		return tf_filters_overlap(filter, view_filter);
+	}
+	for (uint32_t t = 0; t < p->n_topics; t++)
+		if (tf_filters_overlap(filter, p->topics[t]))
+			return true;
+	return false;
+}
+
+/* Looks through the refs under which who may receive for one that can
+ * deliver on filter. */
+static bool refs_allow(const struct tf_policy_set *set, const struct tf_client *who,
+		const struct tf_rule_ref *refs, uint32_t n, const char *filter, int64_t now_ms,
+		struct tf_decision *d)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const struct tf_policy *p = &set->policies[refs[i].policy];
+		const struct tf_consumer_rule *r;
+
+		if (refs[i].rule == TF_RULE_OWNER) {
+			if (!ref_reaches(p, refs[i], filter))
+				continue;
+			set_decision(d, TF_ALLOW, p, TF_RULE_OWNER_ORG, "can receive as the owner organization");
+			return true;
+		}
+		r = &p->consumers[refs[i].rule];
+		/* A rule that is not in force yet may be by the time data flows;
+		 * only an expired one can never deliver again. */
+		if (!tf_selector_matches(&r->who, who) || now_ms >= r->not_after
+				|| !ref_reaches(p, refs[i], filter))
+			continue;
+		set_decision(d, TF_ALLOW, p, (int)refs[i].rule, "can receive under a consumer rule");
+		d->view = r->view != NULL;
+		return true;
+	}
+	return false;
+}
+
+static bool receivable(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *filter, int64_t now_ms, struct tf_decision *d)
+{
+	uint32_t org = who->org, idx = who->index;
+
+	if (refs_allow(set, who, set->org_refs + set->org_off[org],
+			set->org_off[org + 1] - set->org_off[org], filter, now_ms, d))
+		return true;
+	if (refs_allow(set, who, set->client_refs + set->client_off[idx],
+			set->client_off[idx + 1] - set->client_off[idx], filter, now_ms, d))
+		return true;
+	for (int list = 0; list < 2; list++) {
+		const uint32_t *syms = list == 0 ? who->roles : who->purposes;
+		uint32_t n = list == 0 ? who->n_roles : who->n_purposes;
+
+		for (uint32_t i = 0; i < n; i++)
+			if (refs_allow(set, who, set->symbol_refs + set->symbol_off[syms[i]],
+					set->symbol_off[syms[i] + 1] - set->symbol_off[syms[i]], filter,
+					now_ms, d))
+				return true;
+	}
+	return refs_allow(set, who, set->everyone_refs, set->n_everyone, filter, now_ms, d);
+}
+
+void tf_decide_subscribe(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *filter, int64_t now_ms, struct tf_decision *d)
+{
+	if (strncmp(filter, "$share/", 7) == 0) {
+		const char *slash = strchr(filter + 7, '/');
+
+		if (slash == NULL) {
+			set_decision(d, TF_DENY, NULL, TF_RULE_NONE, "malformed shared subscription");
+			return;
+		}
+		filter = slash + 1;
+	}
+	if (filter[0] == '$') {
+		subscribe_dollar(set, who, filter, d);
+		return;
+	}
+	if (who != NULL && receivable(set, who, filter, now_ms, d))
+		return;
+	if (set->default_allow && !tf_govern_covers(set->govern, filter)) {
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE,
+			"can match topics no policy governs; default_access allow");
+		return;
+	}
+	set_decision(d, TF_DENY, NULL, TF_RULE_NONE,
+		who == NULL ? "unidentified client: no governed data is readable"
+			    : "every topic the filter can match is denied to this client");
+}
+
+const char *tf_verdict_name(enum tf_verdict v)
+{
+	switch (v) {
+	case TF_ALLOW: return "allow";
+	case TF_DEFER: return "defer";
+	case TF_DENY:  return "deny";
+	}
+	return "deny";
+}

@@ -1,0 +1,307 @@
+#include "policy/govern.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/strmap.h"
+#include "policy/topic.h"
+
+#define NO_NODE  UINT32_MAX
+#define NO_ENTRY UINT32_MAX
+
+struct node {
+	uint32_t plus;        /* child for a `+` level */
+	uint32_t hash_entry;  /* entry of the filter that goes on with `#` here */
+	uint32_t end_entry;   /* entry of the filter that ends here */
+	uint32_t first_child; /* literal children, for walks that need them all */
+	uint32_t next_sibling;
+};
+
+struct tf_govern {
+	struct node *nodes;
+	size_t n_nodes, cap_nodes;
+	struct tf_governance *entries;
+	size_t n_entries, cap_entries;
+	/* (parent node, level) -> child node. The key is the parent's index
+	 * (4 bytes) followed by the level's bytes. */
+	struct tf_strmap *edges;
+};
+
+/* A level of a topic or filter: text and length, and where the next one
+ * starts (NULL after the last). */
+struct level {
+	const char *text;
+	size_t len;
+	const char *next;
+};
+
+static struct level level_at(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	struct level l = { s, slash ? (size_t)(slash - s) : strlen(s), slash ? slash + 1 : NULL };
+
+	return l;
+}
+
+static bool is_level(struct level l, char c)
+{
+	return l.len == 1 && l.text[0] == c;
+}
+
+static void empty_node(struct node *n)
+{
+	n->plus = NO_NODE;
+	n->hash_entry = NO_ENTRY;
+	n->end_entry = NO_ENTRY;
+	n->first_child = NO_NODE;
+	n->next_sibling = NO_NODE;
+}
+
+struct tf_govern *tf_govern_new(void)
+{
+	struct tf_govern *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return NULL;
+	g->cap_nodes = 64;
+	g->nodes = malloc(g->cap_nodes * sizeof(*g->nodes));
+	g->edges = tf_strmap_new();
+	if (g->nodes == NULL || g->edges == NULL) {
+		tf_govern_free(g);
+		return NULL;
+	}
+	empty_node(&g->nodes[0]);
+	g->n_nodes = 1;
+	return g;
+}
+
+void tf_govern_free(struct tf_govern *g)
+{
+	if (g == NULL)
+		return;
+	free(g->nodes);
+	free(g->entries);
+	tf_strmap_free(g->edges);
+	free(g);
+}
+
+/* Builds the edge key for (parent, level) in buf (TF_TOPIC_MAX_LEN + 4
+ * bytes); returns its length. Levels of topics can be longer than any
+ * filter's, and then match no edge: *fits says so. */
+static size_t edge_key(char *buf, uint32_t parent, struct level l, bool *fits)
+{
+	*fits = l.len <= TF_TOPIC_MAX_LEN;
+	if (!*fits)
+		return 0;
+	memcpy(buf, &parent, sizeof(parent));
+	memcpy(buf + sizeof(parent), l.text, l.len);
+	return sizeof(parent) + l.len;
+}
+
+static uint32_t literal_child(const struct tf_govern *g, uint32_t parent, struct level l)
+{
+	char key[TF_TOPIC_MAX_LEN + sizeof(uint32_t)];
+	bool fits;
+	size_t len = edge_key(key, parent, l, &fits);
+	uint32_t child;
+
+	if (!fits || !tf_strmap_get(g->edges, key, len, &child))
+		return NO_NODE;
+	return child;
+}
+
+static uint32_t new_node(struct tf_govern *g)
+{
+	if (g->n_nodes == g->cap_nodes) {
+		struct node *nodes = realloc(g->nodes, g->cap_nodes * 2 * sizeof(*nodes));
+
+		if (nodes == NULL)
+			return NO_NODE;
+		g->nodes = nodes;
+		g->cap_nodes *= 2;
+	}
+	empty_node(&g->nodes[g->n_nodes]);
+	return (uint32_t)g->n_nodes++;
+}
+
+/* The child of parent for level l, created if missing. */
+static uint32_t child_for(struct tf_govern *g, uint32_t parent, struct level l)
+{
+	char key[TF_TOPIC_MAX_LEN + sizeof(uint32_t)];
+	uint32_t child;
+	size_t len;
+	bool fits;
+
+	if (is_level(l, '+')) {
+		if (g->nodes[parent].plus == NO_NODE) {
+			child = new_node(g);
+			if (child == NO_NODE)
+				return NO_NODE;
+			g->nodes[parent].plus = child;
+		}
+		return g->nodes[parent].plus;
+	}
+	len = edge_key(key, parent, l, &fits);
+	if (!fits)
+		return NO_NODE;
+	if (tf_strmap_get(g->edges, key, len, &child))
+		return child;
+	child = new_node(g);
+	if (child == NO_NODE || tf_strmap_put(g->edges, key, len, child, NULL) < 0)
+		return NO_NODE;
+	g->nodes[child].next_sibling = g->nodes[parent].first_child;
+	g->nodes[parent].first_child = child;
+	return child;
+}
+
+int tf_govern_add(struct tf_govern *g, const char *filter, struct tf_governance entry,
+		struct tf_governance *existing)
+{
+	uint32_t node = 0, *slot;
+	struct level l = level_at(filter);
+
+	for (;;) {
+		if (is_level(l, '#')) {
+			slot = &g->nodes[node].hash_entry;
+			break;
+		}
+		node = child_for(g, node, l);
+		if (node == NO_NODE)
+			return -1;
+		if (l.next == NULL) {
+			slot = &g->nodes[node].end_entry;
+			break;
+		}
+		l = level_at(l.next);
+	}
+	if (*slot != NO_ENTRY) {
+		*existing = g->entries[*slot];
+		return 0;
+	}
+	if (g->n_entries == g->cap_entries) {
+		size_t cap = g->cap_entries ? g->cap_entries * 2 : 64;
+		struct tf_governance *entries = realloc(g->entries, cap * sizeof(*entries));
+
+		if (entries == NULL)
+			return -1;
+		g->entries = entries;
+		g->cap_entries = cap;
+	}
+	g->entries[g->n_entries] = entry;
+	*slot = (uint32_t)g->n_entries++;
+	return 1;
+}
+
+/* Depth-first in order of specificity: the first complete match is the
+ * most specific. rest is the remaining topic, NULL after its last level.
+ * The recursion is bounded by the trie's depth (TF_TOPIC_MAX_LEVELS). */
+static uint32_t most_specific(const struct tf_govern *g, uint32_t node, const char *rest)
+{
+	const struct node *n = &g->nodes[node];
+	struct level l;
+	uint32_t child, found;
+
+	if (rest == NULL)
+		return n->end_entry != NO_ENTRY ? n->end_entry : n->hash_entry;
+	l = level_at(rest);
+	child = literal_child(g, node, l);
+	if (child != NO_NODE && (found = most_specific(g, child, l.next)) != NO_ENTRY)
+		return found;
+	if (n->plus != NO_NODE && (found = most_specific(g, n->plus, l.next)) != NO_ENTRY)
+		return found;
+	return n->hash_entry;
+}
+
+struct tf_governance tf_govern_lookup(const struct tf_govern *g, const char *topic)
+{
+	struct tf_governance none = { TF_GOVERN_NONE, 0, 0 };
+	uint32_t e = most_specific(g, 0, topic);
+
+	return e == NO_ENTRY ? none : g->entries[e];
+}
+
+/* Any entry at node or below it. */
+static uint32_t any_below(const struct tf_govern *g, uint32_t node)
+{
+	const struct node *n = &g->nodes[node];
+	uint32_t found;
+
+	if (n->end_entry != NO_ENTRY)
+		return n->end_entry;
+	if (n->hash_entry != NO_ENTRY)
+		return n->hash_entry;
+	if (n->plus != NO_NODE && (found = any_below(g, n->plus)) != NO_ENTRY)
+		return found;
+	for (uint32_t c = n->first_child; c != NO_NODE; c = g->nodes[c].next_sibling)
+		if ((found = any_below(g, c)) != NO_ENTRY)
+			return found;
+	return NO_ENTRY;
+}
+
+/* An entry at or below node whose filter overlaps the rest of a filter. */
+static uint32_t overlap(const struct tf_govern *g, uint32_t node, const char *rest)
+{
+	const struct node *n = &g->nodes[node];
+	struct level l;
+	uint32_t child, found;
+
+	/* A filter that goes on with `#` here overlaps everything below. */
+	if (n->hash_entry != NO_ENTRY)
+		return n->hash_entry;
+	if (rest == NULL)
+		return n->end_entry;
+	l = level_at(rest);
+	if (is_level(l, '#'))
+		return any_below(g, node);
+	if (is_level(l, '+')) {
+		for (child = n->first_child; child != NO_NODE; child = g->nodes[child].next_sibling)
+			if ((found = overlap(g, child, l.next)) != NO_ENTRY)
+				return found;
+	} else if ((child = literal_child(g, node, l)) != NO_NODE
+			&& (found = overlap(g, child, l.next)) != NO_ENTRY) {
+		return found;
+	}
+	if (n->plus != NO_NODE)
+		return overlap(g, n->plus, l.next);
+	return NO_ENTRY;
+}
+
+struct tf_governance tf_govern_overlap_any(const struct tf_govern *g, const char *filter)
+{
+	struct tf_governance none = { TF_GOVERN_NONE, 0, 0 };
+	uint32_t e = overlap(g, 0, filter);
+
+	return e == NO_ENTRY ? none : g->entries[e];
+}
+
+/* Whether an entry at or below node matches every topic of the rest of a
+ * filter. */
+static bool covers(const struct tf_govern *g, uint32_t node, const char *rest)
+{
+	const struct node *n = &g->nodes[node];
+	struct level l;
+	uint32_t child;
+
+	if (n->hash_entry != NO_ENTRY)
+		return true;
+	if (rest == NULL)
+		return n->end_entry != NO_ENTRY;
+	l = level_at(rest);
+	if (is_level(l, '#'))
+		return false;
+	if (!is_level(l, '+') && (child = literal_child(g, node, l)) != NO_NODE
+			&& covers(g, child, l.next))
+		return true;
+	return n->plus != NO_NODE && covers(g, n->plus, l.next);
+}
+
+bool tf_govern_covers(const struct tf_govern *g, const char *filter)
+{
+	return covers(g, 0, filter);
+}
+
+size_t tf_govern_bytes(const struct tf_govern *g)
+{
+	return sizeof(*g) + g->cap_nodes * sizeof(struct node)
+		+ g->cap_entries * sizeof(struct tf_governance) + tf_strmap_bytes(g->edges);
+}

@@ -1,0 +1,348 @@
+#include "policy/identities.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/arena.h"
+#include "broker/strmap.h"
+#include "policy/id.h"
+
+struct tf_identities {
+	struct tf_arena arena;          /* every string and list below */
+	struct tf_strmap *org_index;    /* org id -> index */
+	struct tf_strmap *client_index; /* username -> index */
+	struct tf_strmap *symbols;      /* role or purpose -> symbol */
+	const char **org_ids;           /* index -> org id */
+	uint32_t n_orgs;
+	struct tf_client *clients;
+	uint32_t n_clients;
+};
+
+static const char *const top_members[] = { "trustflow_identities", "organizations", "clients", NULL };
+static const char *const org_members[] = { "name", NULL };
+static const char *const client_members[] = { "org", "roles", "purposes", NULL };
+
+void tf_identities_free(struct tf_identities *ids)
+{
+	if (ids == NULL)
+		return;
+	tf_strmap_free(ids->org_index);
+	tf_strmap_free(ids->client_index);
+	tf_strmap_free(ids->symbols);
+	tf_arena_free(&ids->arena);
+	free(ids);
+}
+
+static int nomem(struct tf_jctx *c)
+{
+	return tf_err_set(c->err, TF_ERR_NOMEM, "%s: out of memory", c->file);
+}
+
+/* Reads an optional list of ids (roles or purposes) into sorted symbols,
+ * interning new names. */
+static int load_labels(struct tf_jctx *c, struct tf_identities *ids, const cJSON *client,
+		const char *name, const uint32_t **out, uint32_t *count)
+{
+	const cJSON *list, *item;
+	uint32_t *syms, n = 0;
+	size_t mark;
+	int rc, index = 0;
+
+	*out = NULL;
+	*count = 0;
+	rc = tf_jarray(c, client, name, false, 0, TF_IDENTITIES_MAX_LABELS, &list);
+	if (rc != TF_OK || list == NULL)
+		return rc;
+	syms = tf_arena_alloc(&ids->arena, sizeof(*syms) * (size_t)(cJSON_GetArraySize(list) + 1));
+	if (syms == NULL)
+		return nomem(c);
+	mark = tf_jctx_member(c, name);
+	cJSON_ArrayForEach(item, list) {
+		size_t imark = tf_jctx_index(c, index++);
+		uint32_t sym = (uint32_t)tf_strmap_count(ids->symbols);
+
+		if (!cJSON_IsString(item) || !tf_id_is_valid(item->valuestring)) {
+			rc = tf_jfail(c, "not a valid id");
+		} else if (tf_strmap_put(ids->symbols, item->valuestring, strlen(item->valuestring),
+				sym, &sym) < 0) {
+			rc = nomem(c);
+		} else {
+			syms[n++] = sym;
+		}
+		tf_jctx_pop(c, imark);
+		if (rc != TF_OK)
+			break;
+	}
+	tf_jctx_pop(c, mark);
+	tf_symbols_sort_unique(syms, &n);
+	*out = syms;
+	*count = n;
+	return rc;
+}
+
+static int load_orgs(struct tf_jctx *c, struct tf_identities *ids, const cJSON *orgs)
+{
+	const cJSON *org;
+	int n = cJSON_GetArraySize(orgs);
+	int rc = TF_OK;
+
+	if (n > TF_IDENTITIES_MAX_ORGS)
+		return tf_jfail(c, "has %d organizations, more than the %d allowed", n,
+			TF_IDENTITIES_MAX_ORGS);
+	ids->org_ids = tf_arena_alloc(&ids->arena, sizeof(*ids->org_ids) * (size_t)(n + 1));
+	if (ids->org_ids == NULL)
+		return nomem(c);
+	cJSON_ArrayForEach(org, orgs) {
+		size_t mark = tf_jctx_member(c, org->string);
+		const char *display;
+
+		if (!tf_id_is_valid(org->string))
+			rc = tf_jfail(c, "not a valid organization id");
+		else
+			rc = tf_jcheck_object(c, org, org_members);
+		if (rc == TF_OK)
+			rc = tf_jstring(c, org, "name", false, TF_ORG_NAME_MAX, &display);
+		if (rc == TF_OK) {
+			ids->org_ids[ids->n_orgs] = tf_arena_strdup(&ids->arena, org->string);
+			if (ids->org_ids[ids->n_orgs] == NULL
+					|| tf_strmap_put(ids->org_index, org->string, strlen(org->string),
+						ids->n_orgs, NULL) < 0)
+				rc = nomem(c);
+			else
+				ids->n_orgs++;
+		}
+		tf_jctx_pop(c, mark);
+		if (rc != TF_OK)
+			return rc;
+	}
+	return TF_OK;
+}
+
+static int load_client(struct tf_jctx *c, struct tf_identities *ids, const cJSON *entry)
+{
+	struct tf_client *client = &ids->clients[ids->n_clients];
+	const char *org;
+	int rc;
+
+	if (!tf_id_is_valid(entry->string))
+		return tf_jfail(c, "not a valid username (ids are 1 to 128 of A-Z a-z 0-9 . _ : @ -)");
+	rc = tf_jcheck_object(c, entry, client_members);
+	if (rc == TF_OK)
+		rc = tf_jid(c, entry, "org", true, &org);
+	if (rc != TF_OK)
+		return rc;
+	client->org = tf_identities_org(ids, org);
+	if (client->org == TF_NONE)
+		return tf_jfail_at(c, "org", "unknown organization \"%s\" (not in $.organizations)", org);
+	rc = load_labels(c, ids, entry, "roles", &client->roles, &client->n_roles);
+	if (rc == TF_OK)
+		rc = load_labels(c, ids, entry, "purposes", &client->purposes, &client->n_purposes);
+	if (rc != TF_OK)
+		return rc;
+	client->index = ids->n_clients;
+	client->username = tf_arena_strdup(&ids->arena, entry->string);
+	if (client->username == NULL
+			|| tf_strmap_put(ids->client_index, entry->string, strlen(entry->string),
+				ids->n_clients, NULL) < 0)
+		return nomem(c);
+	ids->n_clients++;
+	return TF_OK;
+}
+
+static int load_clients(struct tf_jctx *c, struct tf_identities *ids, const cJSON *clients)
+{
+	const cJSON *entry;
+	int n = cJSON_GetArraySize(clients);
+
+	if (n > TF_IDENTITIES_MAX_CLIENTS)
+		return tf_jfail(c, "has %d clients, more than the %d allowed", n,
+			TF_IDENTITIES_MAX_CLIENTS);
+	ids->clients = tf_arena_alloc(&ids->arena, sizeof(*ids->clients) * (size_t)(n + 1));
+	if (ids->clients == NULL)
+		return nomem(c);
+	cJSON_ArrayForEach(entry, clients) {
+		size_t mark = tf_jctx_member(c, entry->string);
+		int rc = load_client(c, ids, entry);
+
+		tf_jctx_pop(c, mark);
+		if (rc != TF_OK)
+			return rc;
+	}
+	return TF_OK;
+}
+
+/* Fetches a required member that must be an object (a map). */
+static int map_member(struct tf_jctx *c, const cJSON *root, const char *name, const cJSON **out)
+{
+	size_t mark = tf_jctx_member(c, name);
+	int rc = TF_OK;
+
+	*out = cJSON_GetObjectItemCaseSensitive(root, name);
+	if (*out == NULL)
+		rc = tf_jfail(c, "is required");
+	else if (!cJSON_IsObject(*out))
+		rc = tf_jfail(c, "must be an object");
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+int tf_identities_from_json(struct tf_jctx *c, const cJSON *root, struct tf_identities **out)
+{
+	struct tf_identities *ids;
+	const cJSON *orgs, *clients;
+	int64_t format;
+	size_t mark;
+	int rc;
+
+	*out = NULL;
+	rc = tf_jcheck_object(c, root, top_members);
+	if (rc == TF_OK)
+		rc = tf_jint(c, root, "trustflow_identities", true, 1, 1, &format, NULL);
+	if (rc == TF_OK)
+		rc = map_member(c, root, "organizations", &orgs);
+	if (rc == TF_OK)
+		rc = map_member(c, root, "clients", &clients);
+	if (rc != TF_OK)
+		return rc;
+
+	ids = calloc(1, sizeof(*ids));
+	if (ids == NULL)
+		return nomem(c);
+	ids->org_index = tf_strmap_new();
+	ids->client_index = tf_strmap_new();
+	ids->symbols = tf_strmap_new();
+	if (ids->org_index == NULL || ids->client_index == NULL || ids->symbols == NULL) {
+		rc = nomem(c);
+		goto err;
+	}
+	mark = tf_jctx_member(c, "organizations");
+	rc = load_orgs(c, ids, orgs);
+	tf_jctx_pop(c, mark);
+	if (rc != TF_OK)
+		goto err;
+	mark = tf_jctx_member(c, "clients");
+	rc = load_clients(c, ids, clients);
+	tf_jctx_pop(c, mark);
+	if (rc != TF_OK)
+		goto err;
+	*out = ids;
+	return TF_OK;
+err:
+	tf_identities_free(ids);
+	return rc;
+}
+
+int tf_identities_load(const char *path, const char *display_name,
+		struct tf_identities **out, struct tf_err *err)
+{
+	struct tf_jctx c;
+	cJSON *root;
+	int rc;
+
+	*out = NULL;
+	if (display_name == NULL)
+		display_name = path;
+	rc = tf_json_load_file(path, display_name, TF_IDENTITIES_MAX_BYTES, &root, err);
+	if (rc != TF_OK)
+		return rc;
+	tf_jctx_init(&c, display_name, err);
+	rc = tf_identities_from_json(&c, root, out);
+	cJSON_Delete(root);
+	return rc;
+}
+
+const struct tf_client *tf_identities_client(const struct tf_identities *ids,
+		const char *username)
+{
+	uint32_t i = tf_identities_client_index(ids, username);
+
+	return i == TF_NONE ? NULL : &ids->clients[i];
+}
+
+uint32_t tf_identities_client_index(const struct tf_identities *ids, const char *username)
+{
+	uint32_t i;
+
+	if (username == NULL || !tf_strmap_get(ids->client_index, username, strlen(username), &i))
+		return TF_NONE;
+	return i;
+}
+
+uint32_t tf_identities_org(const struct tf_identities *ids, const char *org_id)
+{
+	uint32_t i;
+
+	if (!tf_strmap_get(ids->org_index, org_id, strlen(org_id), &i))
+		return TF_NONE;
+	return i;
+}
+
+const char *tf_identities_org_id(const struct tf_identities *ids, uint32_t org)
+{
+	return org < ids->n_orgs ? ids->org_ids[org] : "";
+}
+
+uint32_t tf_identities_org_count(const struct tf_identities *ids)
+{
+	return ids->n_orgs;
+}
+
+uint32_t tf_identities_client_count(const struct tf_identities *ids)
+{
+	return ids->n_clients;
+}
+
+uint32_t tf_identities_symbol_count(const struct tf_identities *ids)
+{
+	return (uint32_t)tf_strmap_count(ids->symbols);
+}
+
+uint32_t tf_identities_symbol(const struct tf_identities *ids, const char *name)
+{
+	uint32_t sym;
+
+	if (!tf_strmap_get(ids->symbols, name, strlen(name), &sym))
+		return TF_NONE;
+	return sym;
+}
+
+bool tf_symbols_contain(const uint32_t *list, uint32_t n, uint32_t sym)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (list[mid] == sym)
+			return true;
+		if (list[mid] < sym)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+void tf_symbols_sort_unique(uint32_t *list, uint32_t *n)
+{
+	uint32_t kept = 0;
+
+	qsort(list, *n, sizeof(*list), cmp_u32);
+	for (uint32_t i = 0; i < *n; i++)
+		if (kept == 0 || list[kept - 1] != list[i])
+			list[kept++] = list[i];
+	*n = kept;
+}
+
+size_t tf_identities_bytes(const struct tf_identities *ids)
+{
+	return sizeof(*ids) + ids->arena.total + tf_strmap_bytes(ids->org_index)
+		+ tf_strmap_bytes(ids->client_index) + tf_strmap_bytes(ids->symbols);
+}

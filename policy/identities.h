@@ -1,0 +1,80 @@
+/* The identities file of policy-v1: organizations, and the clients (MQTT
+ * usernames) that belong to them with their roles and purposes.
+ *
+ * Loaded once per policy set and immutable afterwards. Roles and purposes
+ * are interned as symbols (small integers), so that matching a selector
+ * compares integers, not strings. */
+#ifndef TF_POLICY_IDENTITIES_H
+#define TF_POLICY_IDENTITIES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "broker/error.h"
+#include "policy/jsonfile.h"
+
+#define TF_IDENTITIES_MAX_BYTES   (256u * 1024 * 1024)
+#define TF_IDENTITIES_MAX_ORGS    1000000
+#define TF_IDENTITIES_MAX_CLIENTS 10000000
+#define TF_IDENTITIES_MAX_LABELS  64   /* roles, and purposes, per client */
+#define TF_ORG_NAME_MAX           256
+
+/* No such organization, client or symbol. */
+#define TF_NONE UINT32_MAX
+
+struct tf_client {
+	const char *username;      /* borrowed from the identities */
+	uint32_t index;            /* among the clients */
+	uint32_t org;              /* index into the organizations */
+	uint32_t n_roles;
+	uint32_t n_purposes;
+	const uint32_t *roles;     /* symbols, ascending */
+	const uint32_t *purposes;  /* symbols, ascending */
+};
+
+struct tf_identities;
+
+/* Loads and validates the identities file. display_name names the file in
+ * messages (NULL: path). On success *out is the result (caller owns; free
+ * with tf_identities_free). Errors: TF_ERR_IO, TF_ERR_INVALID ("file:
+ * $.json.path: problem"), TF_ERR_NOMEM. */
+int tf_identities_load(const char *path, const char *display_name,
+		struct tf_identities **out, struct tf_err *err);
+
+/* The same from a parsed tree (borrowed for the call only). */
+int tf_identities_from_json(struct tf_jctx *c, const cJSON *root, struct tf_identities **out);
+
+void tf_identities_free(struct tf_identities *ids);
+
+/* The client with this username, or NULL (unidentified). Borrowed, valid
+ * until the identities are freed. */
+const struct tf_client *tf_identities_client(const struct tf_identities *ids,
+		const char *username);
+
+/* Index of the organization with this id, or TF_NONE. */
+uint32_t tf_identities_org(const struct tf_identities *ids, const char *org_id);
+const char *tf_identities_org_id(const struct tf_identities *ids, uint32_t org);
+uint32_t tf_identities_org_count(const struct tf_identities *ids);
+uint32_t tf_identities_client_count(const struct tf_identities *ids);
+uint32_t tf_identities_symbol_count(const struct tf_identities *ids);
+
+/* Index of client username, or TF_NONE. */
+uint32_t tf_identities_client_index(const struct tf_identities *ids, const char *username);
+
+/* The symbol for a role or purpose name, or TF_NONE when no client has
+ * it (then no client can match it either). */
+uint32_t tf_identities_symbol(const struct tf_identities *ids, const char *name);
+
+/* Whether a sorted symbol list holds sym. */
+bool tf_symbols_contain(const uint32_t *list, uint32_t n, uint32_t sym);
+
+/* Sorts a list of symbols or indexes and drops repeats; *n shrinks to
+ * the number kept. */
+void tf_symbols_sort_unique(uint32_t *list, uint32_t *n);
+
+/* Bytes held, for the benchmarks' memory accounting. */
+size_t tf_identities_bytes(const struct tf_identities *ids);
+
+#endif

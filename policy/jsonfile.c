@@ -1,0 +1,483 @@
+#include "policy/jsonfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "policy/id.h"
+
+/* Objects with more members than this are checked for repeated names by
+ * sorting; smaller ones by comparing every pair. */
+#define DUP_SORT_THRESHOLD 16
+
+/* Returns the offset of the first byte that is not part of well-formed
+ * UTF-8 (no overlongs, no surrogates, at most U+10FFFF), or len. */
+static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return i;
+		}
+		if (len - i <= n)
+			return i;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff
+				|| (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += n + 1;
+	}
+	return len;
+}
+
+static void line_col(const char *text, size_t offset, unsigned *line, unsigned *col)
+{
+	*line = 1;
+	*col = 1;
+	for (size_t i = 0; i < offset; i++) {
+		if (text[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else {
+			(*col)++;
+		}
+	}
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Finds a member name given twice in obj; returns it (borrowed) or NULL.
+ * *nomem is set when the sort buffer cannot be allocated. */
+static const char *repeated_member(const cJSON *obj, bool *nomem)
+{
+	const cJSON *a, *b;
+	const char **names;
+	const char *found = NULL;
+	size_t n = 0, i = 0;
+
+	for (a = obj->child; a != NULL; a = a->next)
+		n++;
+	if (n <= DUP_SORT_THRESHOLD) {
+		for (a = obj->child; a != NULL; a = a->next)
+			for (b = a->next; b != NULL; b = b->next)
+				if (strcmp(a->string, b->string) == 0)
+					return a->string;
+		return NULL;
+	}
+	names = malloc(n * sizeof(*names));
+	if (names == NULL) {
+		*nomem = true;
+		return NULL;
+	}
+	for (a = obj->child; a != NULL; a = a->next)
+		names[i++] = a->string;
+	qsort(names, n, sizeof(*names), name_cmp);
+	for (i = 1; i < n && found == NULL; i++)
+		if (strcmp(names[i - 1], names[i]) == 0)
+			found = names[i];
+	free(names);
+	return found;
+}
+
+/* Walks the whole tree; fails at the first object that repeats a name. */
+static int check_repeats(struct tf_jctx *c, const cJSON *node)
+{
+	const cJSON *child;
+	int index = 0;
+
+	if (!cJSON_IsObject(node) && !cJSON_IsArray(node))
+		return TF_OK;
+	if (cJSON_IsObject(node)) {
+		bool nomem = false;
+		const char *name = repeated_member(node, &nomem);
+
+		if (nomem)
+			return tf_err_set(c->err, TF_ERR_NOMEM, "%s: out of memory", c->file);
+		if (name != NULL)
+			return tf_jfail(c, "member \"%s\" is given more than once", name);
+	}
+	for (child = node->child; child != NULL; child = child->next, index++) {
+		size_t mark = cJSON_IsObject(node) ? tf_jctx_member(c, child->string)
+						   : tf_jctx_index(c, index);
+		int rc = check_repeats(c, child);
+
+		tf_jctx_pop(c, mark);
+		if (rc != TF_OK)
+			return rc;
+	}
+	return TF_OK;
+}
+
+int tf_json_parse(const char *text, size_t len, const char *display_name, cJSON **out,
+		struct tf_err *err)
+{
+	struct tf_jctx c;
+	const char *end = NULL;
+	size_t bad;
+	unsigned line, col;
+	cJSON *root;
+	int rc;
+
+	*out = NULL;
+	bad = utf8_invalid_at((const unsigned char *)text, len);
+	if (bad < len) {
+		line_col(text, bad, &line, &col);
+		return tf_err_set(err, TF_ERR_INVALID, "%s: line %u, column %u: not valid UTF-8",
+			display_name, line, col);
+	}
+	if (memchr(text, '\0', len) != NULL) {
+		line_col(text, (size_t)((const char *)memchr(text, '\0', len) - text), &line, &col);
+		return tf_err_set(err, TF_ERR_INVALID, "%s: line %u, column %u: NUL byte in file",
+			display_name, line, col);
+	}
+	/* Not require_null_terminated: cJSON then insists on a NUL inside the
+	 * len bytes, which text need not have. Trailing garbage is checked
+	 * here instead. */
+	root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	if (root != NULL) {
+		while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+			end++;
+		if (end != text + len) {
+			cJSON_Delete(root);
+			root = NULL;
+		}
+	}
+	if (root == NULL) {
+		const char *at = end != NULL ? end : cJSON_GetErrorPtr();
+		size_t offset = (at != NULL && at >= text && at <= text + len) ? (size_t)(at - text) : 0;
+
+		line_col(text, offset, &line, &col);
+		return tf_err_set(err, TF_ERR_INVALID, "%s: line %u, column %u: not valid JSON",
+			display_name, line, col);
+	}
+	tf_jctx_init(&c, display_name, err);
+	rc = check_repeats(&c, root);
+	if (rc != TF_OK) {
+		cJSON_Delete(root);
+		return rc;
+	}
+	*out = root;
+	return TF_OK;
+}
+
+int tf_json_load_file(const char *path, const char *display_name, size_t max_bytes,
+		cJSON **out, struct tf_err *err)
+{
+	struct stat st;
+	char *text = NULL;
+	size_t got = 0;
+	int fd, rc;
+
+	*out = NULL;
+	if (display_name == NULL)
+		display_name = path;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tf_err_set(err, TF_ERR_IO, "%s: cannot open: %s", display_name, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return tf_err_set(err, TF_ERR_IO, "%s: not a regular file", display_name);
+	}
+	if ((uint64_t)st.st_size > max_bytes) {
+		close(fd);
+		return tf_err_set(err, TF_ERR_INVALID, "%s: file is %lld bytes, more than the %zu allowed",
+			display_name, (long long)st.st_size, max_bytes);
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (text == NULL) {
+		close(fd);
+		return tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", display_name);
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = tf_err_set(err, TF_ERR_IO, "%s: cannot read: %s", display_name,
+				n < 0 ? strerror(errno) : "file shrank while reading");
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	text[got] = '\0';
+	rc = tf_json_parse(text, got, display_name, out, err);
+out:
+	close(fd);
+	free(text);
+	return rc;
+}
+
+void tf_jctx_init(struct tf_jctx *c, const char *file, struct tf_err *err)
+{
+	c->file = file;
+	c->err = err;
+	c->path[0] = '$';
+	c->path[1] = '\0';
+	c->len = 1;
+}
+
+static bool plain_name(const char *name)
+{
+	if (*name == '\0')
+		return false;
+	for (; *name; name++) {
+		char ch = *name;
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+				|| ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Appends to the path, truncating with "..." rather than failing: a long
+ * path in a message is still better than none. */
+static size_t path_append(struct tf_jctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static size_t path_append(struct tf_jctx *c, const char *fmt, ...)
+{
+	size_t mark = c->len;
+	size_t room = sizeof(c->path) - c->len;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(c->path + c->len, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room) {
+		memcpy(c->path + sizeof(c->path) - 4, "...", 4);
+		c->len = sizeof(c->path) - 1;
+	} else {
+		c->len += (size_t)n;
+	}
+	return mark;
+}
+
+size_t tf_jctx_member(struct tf_jctx *c, const char *name)
+{
+	if (plain_name(name))
+		return path_append(c, ".%s", name);
+	return path_append(c, "[\"%.200s\"]", name);
+}
+
+size_t tf_jctx_index(struct tf_jctx *c, int index)
+{
+	return path_append(c, "[%d]", index);
+}
+
+void tf_jctx_pop(struct tf_jctx *c, size_t len)
+{
+	c->len = len;
+	c->path[len] = '\0';
+}
+
+int tf_jfail(struct tf_jctx *c, const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return tf_err_set(c->err, TF_ERR_INVALID, "%s: %s: %s", c->file, c->path, msg);
+}
+
+int tf_jfail_at(struct tf_jctx *c, const char *member, const char *fmt, ...)
+{
+	size_t mark = tf_jctx_member(c, member);
+	char msg[320];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rc = tf_jfail(c, "%s", msg);
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+int tf_jcheck_object(struct tf_jctx *c, const cJSON *node, const char *const *names)
+{
+	const cJSON *m;
+
+	if (!cJSON_IsObject(node))
+		return tf_jfail(c, "must be an object");
+	for (m = node->child; m != NULL; m = m->next) {
+		const char *const *n;
+
+		for (n = names; *n != NULL; n++)
+			if (strcmp(*n, m->string) == 0)
+				break;
+		if (*n == NULL)
+			return tf_jfail_at(c, m->string, "unknown member");
+	}
+	return TF_OK;
+}
+
+/* Fetches member name of obj; pushes its path. Returns NULL when absent
+ * (and fails when required). */
+static const cJSON *member(struct tf_jctx *c, const cJSON *obj, const char *name, bool required,
+		size_t *mark, int *rc)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	*rc = TF_OK;
+	*mark = tf_jctx_member(c, name);
+	if (m == NULL && required)
+		*rc = tf_jfail(c, "is required");
+	return m;
+}
+
+int tf_jstring(struct tf_jctx *c, const cJSON *obj, const char *name, bool required,
+		size_t max_len, const char **out)
+{
+	size_t mark;
+	int rc;
+	const cJSON *m = member(c, obj, name, required, &mark, &rc);
+
+	*out = NULL;
+	if (m != NULL) {
+		if (!cJSON_IsString(m))
+			rc = tf_jfail(c, "must be a string");
+		else if (strlen(m->valuestring) > max_len)
+			rc = tf_jfail(c, "longer than %zu bytes", max_len);
+		else
+			*out = m->valuestring;
+	}
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+int tf_jid(struct tf_jctx *c, const cJSON *obj, const char *name, bool required,
+		const char **out)
+{
+	size_t mark;
+	int rc;
+	const cJSON *m = member(c, obj, name, required, &mark, &rc);
+
+	*out = NULL;
+	if (m != NULL) {
+		if (!cJSON_IsString(m) || !tf_id_is_valid(m->valuestring))
+			rc = tf_jfail(c, "not a valid id (1 to 128 of A-Z a-z 0-9 . _ : @ -, "
+				"starting with a letter or digit)");
+		else
+			*out = m->valuestring;
+	}
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+bool tf_json_integer(const cJSON *node, int64_t min, int64_t max, int64_t *out)
+{
+	double v;
+
+	if (!cJSON_IsNumber(node))
+		return false;
+	v = node->valuedouble;
+	/* Doubles hold every integer up to 2^53 exactly; the bounds used here
+	 * are far inside that. */
+	if (!isfinite(v) || v != floor(v) || v < (double)min || v > (double)max)
+		return false;
+	*out = (int64_t)v;
+	return true;
+}
+
+int tf_jint(struct tf_jctx *c, const cJSON *obj, const char *name, bool required,
+		int64_t min, int64_t max, int64_t *out, bool *present)
+{
+	size_t mark;
+	int rc;
+	const cJSON *m = member(c, obj, name, required, &mark, &rc);
+
+	if (present != NULL)
+		*present = false;
+	if (m != NULL) {
+		if (!tf_json_integer(m, min, max, out))
+			rc = tf_jfail(c, "must be an integer from %lld to %lld", (long long)min,
+				(long long)max);
+		else if (present != NULL)
+			*present = true;
+	}
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+int tf_jbool(struct tf_jctx *c, const cJSON *obj, const char *name, bool required,
+		bool *out, bool *present)
+{
+	size_t mark;
+	int rc;
+	const cJSON *m = member(c, obj, name, required, &mark, &rc);
+
+	if (present != NULL)
+		*present = false;
+	if (m != NULL) {
+		if (!cJSON_IsBool(m)) {
+			rc = tf_jfail(c, "must be true or false");
+		} else {
+			*out = cJSON_IsTrue(m);
+			if (present != NULL)
+				*present = true;
+		}
+	}
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+int tf_jarray(struct tf_jctx *c, const cJSON *obj, const char *name, bool required,
+		int min_items, int max_items, const cJSON **out)
+{
+	size_t mark;
+	int rc;
+	const cJSON *m = member(c, obj, name, required, &mark, &rc);
+
+	*out = NULL;
+	if (m != NULL) {
+		int n = cJSON_IsArray(m) ? cJSON_GetArraySize(m) : -1;
+
+		if (n < 0)
+			rc = tf_jfail(c, "must be a list");
+		else if (n < min_items && min_items == 1)
+			rc = tf_jfail(c, "must not be empty");
+		else if (n < min_items)
+			rc = tf_jfail(c, "must have at least %d items", min_items);
+		else if (n > max_items)
+			rc = tf_jfail(c, "has %d items, more than the %d allowed", n, max_items);
+		else
+			*out = m;
+	}
+	tf_jctx_pop(c, mark);
+	return rc;
+}

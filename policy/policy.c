@@ -1,0 +1,385 @@
+#include "policy/policy.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "policy/id.h"
+#include "policy/rfc3339.h"
+#include "policy/topic.h"
+
+static const char *const policy_members[] = {
+	"trustflow_policy", "id", "version", "owner", "description", "topics", "publishers",
+	"consumers", "retention_seconds", "forwarding", "limits", "schema", "on_violation", NULL
+};
+static const char *const rule_members[] = {
+	"orgs", "clients", "roles", "purposes", "not_before", "not_after", "fields", "view", NULL
+};
+static const char *const limits_members[] = {
+	"max_messages_per_second", "max_payload_bytes", NULL
+};
+static const char *const violation_members[] = { "action", "reroute_to", "disconnect", NULL };
+
+static const char *const action_names[] = {
+	[TF_VIOLATION_DROP] = "drop",
+	[TF_VIOLATION_QUARANTINE] = "quarantine",
+	[TF_VIOLATION_REROUTE] = "reroute",
+	[TF_VIOLATION_ALERT] = "alert",
+};
+
+const char *tf_violation_action_name(enum tf_violation_action a)
+{
+	return action_names[a];
+}
+
+static int nomem(struct tf_jctx *c)
+{
+	return tf_err_set(c->err, TF_ERR_NOMEM, "%s: out of memory", c->file);
+}
+
+static int load_topics(struct tf_jctx *c, const cJSON *root, struct tf_arena *arena,
+		struct tf_policy *p)
+{
+	const cJSON *list, *item;
+	const char **topics;
+	int rc, index = 0;
+
+	rc = tf_jarray(c, root, "topics", true, 1, TF_POLICY_MAX_TOPICS, &list);
+	if (rc != TF_OK)
+		return rc;
+	topics = tf_arena_alloc(arena, sizeof(*topics) * (size_t)cJSON_GetArraySize(list));
+	if (topics == NULL)
+		return nomem(c);
+	cJSON_ArrayForEach(item, list) {
+		size_t mark = tf_jctx_member(c, "topics");
+		const char *why;
+
+		tf_jctx_index(c, index);
+		if (!cJSON_IsString(item))
+			rc = tf_jfail(c, "must be a string");
+		else if (!tf_topic_filter_valid(item->valuestring, &why))
+			rc = tf_jfail(c, "not a valid topic filter: %s", why);
+		for (int j = 0; rc == TF_OK && j < index; j++)
+			if (strcmp(topics[j], item->valuestring) == 0)
+				rc = tf_jfail(c, "\"%s\" is listed twice", item->valuestring);
+		if (rc == TF_OK && (topics[index] = tf_arena_strdup(arena, item->valuestring)) == NULL)
+			rc = nomem(c);
+		tf_jctx_pop(c, mark);
+		if (rc != TF_OK)
+			return rc;
+		index++;
+	}
+	p->topics = topics;
+	p->n_topics = (uint32_t)index;
+	return TF_OK;
+}
+
+static int load_time(struct tf_jctx *c, const cJSON *rule, const char *name, int64_t *out)
+{
+	const char *text;
+	int rc = tf_jstring(c, rule, name, false, 64, &text);
+
+	if (rc != TF_OK || text == NULL)
+		return rc;
+	if (!tf_rfc3339_parse(text, out))
+		return tf_jfail_at(c, name, "not an RFC 3339 time");
+	return TF_OK;
+}
+
+static int load_fields(struct tf_jctx *c, const cJSON *rule, struct tf_arena *arena,
+		struct tf_consumer_rule *r)
+{
+	const cJSON *list, *item;
+	const char **fields;
+	int rc, index = 0;
+
+	rc = tf_jarray(c, rule, "fields", false, 1, TF_POLICY_MAX_FIELDS, &list);
+	if (rc != TF_OK || list == NULL)
+		return rc;
+	fields = tf_arena_alloc(arena, sizeof(*fields) * (size_t)cJSON_GetArraySize(list));
+	if (fields == NULL)
+		return nomem(c);
+	cJSON_ArrayForEach(item, list) {
+		size_t mark = tf_jctx_member(c, "fields");
+
+		tf_jctx_index(c, index);
+		if (!cJSON_IsString(item) || item->valuestring[0] == '\0')
+			rc = tf_jfail(c, "must be a non-empty string (a top-level member name)");
+		else if (strlen(item->valuestring) > TF_POLICY_FIELD_MAX_LEN)
+			rc = tf_jfail(c, "longer than %d bytes", TF_POLICY_FIELD_MAX_LEN);
+		for (int j = 0; rc == TF_OK && j < index; j++)
+			if (strcmp(fields[j], item->valuestring) == 0)
+				rc = tf_jfail(c, "\"%s\" is listed twice", item->valuestring);
+		if (rc == TF_OK && (fields[index] = tf_arena_strdup(arena, item->valuestring)) == NULL)
+			rc = nomem(c);
+		tf_jctx_pop(c, mark);
+		if (rc != TF_OK)
+			return rc;
+		index++;
+	}
+	r->fields = fields;
+	r->n_fields = (uint32_t)index;
+	return TF_OK;
+}
+
+static int load_rule(struct tf_jctx *c, const cJSON *rule, const struct tf_identities *ids,
+		struct tf_arena *arena, struct tf_consumer_rule *r)
+{
+	const char *view, *why;
+	int rc;
+
+	r->not_before = INT64_MIN;
+	r->not_after = INT64_MAX;
+	rc = tf_jcheck_object(c, rule, rule_members);
+	if (rc == TF_OK)
+		rc = tf_selector_load(c, rule, ids, arena, &r->who);
+	if (rc == TF_OK)
+		rc = load_time(c, rule, "not_before", &r->not_before);
+	if (rc == TF_OK)
+		rc = load_time(c, rule, "not_after", &r->not_after);
+	if (rc == TF_OK && r->not_before >= r->not_after)
+		rc = tf_jfail_at(c, "not_after", "must be later than not_before");
+	if (rc == TF_OK)
+		rc = load_fields(c, rule, arena, r);
+	if (rc == TF_OK)
+		rc = tf_jstring(c, rule, "view", false, TF_TOPIC_MAX_LEN, &view);
+	if (rc != TF_OK)
+		return rc;
+	if (r->fields != NULL && view == NULL)
+		return tf_jfail(c, "\"view\" is required with \"fields\"");
+	if (r->fields == NULL && view != NULL)
+		return tf_jfail_at(c, "view", "is only allowed with \"fields\"");
+	if (view != NULL && !tf_topic_name_valid(view, &why))
+		return tf_jfail_at(c, "view", "not a valid view prefix: %s", why);
+	if (view != NULL && (r->view = tf_arena_strdup(arena, view)) == NULL)
+		return nomem(c);
+	return TF_OK;
+}
+
+static int load_consumers(struct tf_jctx *c, const cJSON *root, const struct tf_identities *ids,
+		struct tf_arena *arena, struct tf_policy *p)
+{
+	const cJSON *list, *item;
+	struct tf_consumer_rule *rules;
+	int rc, index = 0;
+
+	rc = tf_jarray(c, root, "consumers", false, 0, TF_POLICY_MAX_CONSUMERS, &list);
+	if (rc != TF_OK || list == NULL)
+		return rc;
+	rules = tf_arena_alloc(arena, sizeof(*rules) * (size_t)(cJSON_GetArraySize(list) + 1));
+	if (rules == NULL)
+		return nomem(c);
+	memset(rules, 0, sizeof(*rules) * (size_t)(cJSON_GetArraySize(list) + 1));
+	cJSON_ArrayForEach(item, list) {
+		size_t mark = tf_jctx_member(c, "consumers");
+
+		tf_jctx_index(c, index);
+		rc = load_rule(c, item, ids, arena, &rules[index]);
+		tf_jctx_pop(c, mark);
+		if (rc != TF_OK)
+			return rc;
+		index++;
+	}
+	p->consumers = rules;
+	p->n_consumers = (uint32_t)index;
+	return TF_OK;
+}
+
+static int load_publishers(struct tf_jctx *c, const cJSON *root, const struct tf_identities *ids,
+		struct tf_arena *arena, struct tf_policy *p)
+{
+	const cJSON *sel = cJSON_GetObjectItemCaseSensitive(root, "publishers");
+	size_t mark;
+	int rc;
+
+	if (sel == NULL)
+		return TF_OK;
+	p->has_publishers = true;
+	mark = tf_jctx_member(c, "publishers");
+	rc = tf_jcheck_object(c, sel, tf_selector_members);
+	if (rc == TF_OK)
+		rc = tf_selector_load(c, sel, ids, arena, &p->publishers);
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+static int load_limits(struct tf_jctx *c, const cJSON *root, struct tf_policy *p)
+{
+	const cJSON *limits = cJSON_GetObjectItemCaseSensitive(root, "limits");
+	int64_t rate = 0, size = 0;
+	size_t mark;
+	int rc;
+
+	if (limits == NULL)
+		return TF_OK;
+	mark = tf_jctx_member(c, "limits");
+	rc = tf_jcheck_object(c, limits, limits_members);
+	if (rc == TF_OK)
+		rc = tf_jint(c, limits, "max_messages_per_second", false, 1, TF_POLICY_MAX_RATE,
+			&rate, NULL);
+	if (rc == TF_OK)
+		rc = tf_jint(c, limits, "max_payload_bytes", false, 1, TF_POLICY_MAX_PAYLOAD, &size,
+			NULL);
+	tf_jctx_pop(c, mark);
+	p->max_messages_per_second = (uint32_t)rate;
+	p->max_payload_bytes = (uint32_t)size;
+	return rc;
+}
+
+static int load_violation(struct tf_jctx *c, const cJSON *root, struct tf_arena *arena,
+		struct tf_policy *p)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "on_violation");
+	const char *action, *reroute, *why;
+	size_t mark;
+	int rc;
+
+	p->on_violation = TF_VIOLATION_DROP;
+	if (v == NULL)
+		return TF_OK;
+	mark = tf_jctx_member(c, "on_violation");
+	rc = tf_jcheck_object(c, v, violation_members);
+	if (rc == TF_OK)
+		rc = tf_jstring(c, v, "action", true, 32, &action);
+	if (rc == TF_OK) {
+		size_t i;
+
+		for (i = 0; i < sizeof(action_names) / sizeof(action_names[0]); i++)
+			if (strcmp(action, action_names[i]) == 0)
+				break;
+		if (i == sizeof(action_names) / sizeof(action_names[0]))
+			rc = tf_jfail_at(c, "action", "must be drop, quarantine, reroute or alert");
+		p->on_violation = (enum tf_violation_action)i;
+	}
+	if (rc == TF_OK)
+		rc = tf_jstring(c, v, "reroute_to", false, TF_TOPIC_MAX_LEN, &reroute);
+	if (rc == TF_OK)
+		rc = tf_jbool(c, v, "disconnect", false, &p->disconnect, NULL);
+	if (rc == TF_OK && p->on_violation == TF_VIOLATION_REROUTE && reroute == NULL)
+		rc = tf_jfail(c, "\"reroute_to\" is required with action reroute");
+	else if (rc == TF_OK && p->on_violation != TF_VIOLATION_REROUTE && reroute != NULL)
+		rc = tf_jfail_at(c, "reroute_to", "is only allowed with action reroute");
+	else if (rc == TF_OK && reroute != NULL && !tf_topic_name_valid(reroute, &why))
+		rc = tf_jfail_at(c, "reroute_to", "not a valid topic: %s", why);
+	if (rc == TF_OK && reroute != NULL && (p->reroute_to = tf_arena_strdup(arena, reroute)) == NULL)
+		rc = nomem(c);
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+static int load_schema(struct tf_jctx *c, const cJSON *root, struct tf_policy *p)
+{
+	const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
+	size_t mark;
+	int rc;
+
+	if (schema == NULL)
+		return TF_OK;
+	mark = tf_jctx_member(c, "schema");
+	rc = tf_schema_compile(c, schema, &p->schema);
+
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+/* The members that identify the policy: format, id, version, owner,
+ * description. */
+static int load_header(struct tf_jctx *c, const cJSON *root, const struct tf_identities *ids,
+		struct tf_arena *arena, struct tf_policy *p)
+{
+	const char *id, *owner, *description;
+	char label[TF_ID_MAX_LEN + 16];
+	int64_t format;
+	int rc;
+
+	rc = tf_jint(c, root, "trustflow_policy", true, 1, 1, &format, NULL);
+	if (rc == TF_OK)
+		rc = tf_jid(c, root, "id", true, &id);
+	if (rc == TF_OK)
+		rc = tf_jint(c, root, "version", true, 1, TF_POLICY_MAX_VERSION, &p->version, NULL);
+	if (rc == TF_OK)
+		rc = tf_jid(c, root, "owner", true, &owner);
+	if (rc == TF_OK)
+		rc = tf_jstring(c, root, "description", false, TF_POLICY_DESCRIPTION_MAX, &description);
+	if (rc != TF_OK)
+		return rc;
+	p->owner = TF_NONE;
+	if (ids != NULL && (p->owner = tf_identities_org(ids, owner)) == TF_NONE)
+		return tf_jfail_at(c, "owner", "unknown organization \"%s\" (not in the identities file)", owner);
+	snprintf(label, sizeof(label), "%s@%lld", id, (long long)p->version);
+	p->id = tf_arena_strdup(arena, id);
+	p->owner_id = tf_arena_strdup(arena, owner);
+	p->label = tf_arena_strdup(arena, label);
+	p->file = tf_arena_strdup(arena, c->file);
+	p->description = description ? tf_arena_strdup(arena, description) : NULL;
+	if (p->id == NULL || p->owner_id == NULL || p->label == NULL || p->file == NULL
+			|| (description != NULL && p->description == NULL))
+		return nomem(c);
+	return TF_OK;
+}
+
+int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_identities *ids,
+		struct tf_arena *arena, struct tf_policy *out)
+{
+	const char *forwarding;
+	int64_t retention_s = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = tf_jcheck_object(c, root, policy_members);
+	if (rc == TF_OK)
+		rc = load_header(c, root, ids, arena, out);
+	if (rc == TF_OK)
+		rc = load_topics(c, root, arena, out);
+	if (rc == TF_OK)
+		rc = load_publishers(c, root, ids, arena, out);
+	if (rc == TF_OK)
+		rc = load_consumers(c, root, ids, arena, out);
+	if (rc == TF_OK)
+		rc = tf_jint(c, root, "retention_seconds", false, 1, TF_POLICY_MAX_RETENTION_S,
+			&retention_s, NULL);
+	if (rc == TF_OK)
+		rc = tf_jstring(c, root, "forwarding", false, 16, &forwarding);
+	if (rc == TF_OK && forwarding != NULL) {
+		if (strcmp(forwarding, "deny") == 0)
+			out->forwarding_deny = true;
+		else if (strcmp(forwarding, "allow") != 0)
+			rc = tf_jfail_at(c, "forwarding", "must be \"allow\" or \"deny\"");
+	}
+	if (rc == TF_OK)
+		rc = load_limits(c, root, out);
+	if (rc == TF_OK)
+		rc = load_violation(c, root, arena, out);
+	if (rc == TF_OK)
+		rc = load_schema(c, root, out);
+	if (rc != TF_OK) {
+		tf_policy_release(out);
+		return rc;
+	}
+	out->retention_ms = retention_s * 1000;
+	return TF_OK;
+}
+
+int tf_policy_load(const char *path, const char *display_name, const struct tf_identities *ids,
+		struct tf_arena *arena, struct tf_policy *out, struct tf_err *err)
+{
+	struct tf_jctx c;
+	cJSON *root;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (display_name == NULL)
+		display_name = path;
+	rc = tf_json_load_file(path, display_name, TF_POLICY_MAX_BYTES, &root, err);
+	if (rc != TF_OK)
+		return rc;
+	tf_jctx_init(&c, display_name, err);
+	rc = tf_policy_from_json(&c, root, ids, arena, out);
+	cJSON_Delete(root);
+	return rc;
+}
+
+void tf_policy_release(struct tf_policy *p)
+{
+	tf_schema_free(p->schema);
+	p->schema = NULL;
+}

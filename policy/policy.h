@@ -1,0 +1,87 @@
+/* One policy file of policy-v1: what may happen to one data owner's data
+ * on a set of topics. Parsed and validated here; which policy governs a
+ * topic, and the decisions, are policy/govern.h and policy/decide.h. */
+#ifndef TF_POLICY_POLICY_H
+#define TF_POLICY_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "broker/arena.h"
+#include "policy/identities.h"
+#include "policy/jsonfile.h"
+#include "policy/schema.h"
+#include "policy/selector.h"
+
+#define TF_POLICY_MAX_BYTES        (1024u * 1024)  /* spec: a file may be up to 1 MiB */
+#define TF_POLICY_MAX_TOPICS       256
+#define TF_POLICY_MAX_CONSUMERS    256
+#define TF_POLICY_MAX_FIELDS       256
+#define TF_POLICY_FIELD_MAX_LEN    256
+#define TF_POLICY_DESCRIPTION_MAX  4096
+#define TF_POLICY_MAX_VERSION      2147483647
+#define TF_POLICY_MAX_RETENTION_S  (100LL * 365 * 86400)
+#define TF_POLICY_MAX_RATE         1000000
+#define TF_POLICY_MAX_PAYLOAD      268435455       /* MQTT's largest packet */
+
+enum tf_violation_action {
+	TF_VIOLATION_DROP,
+	TF_VIOLATION_QUARANTINE,
+	TF_VIOLATION_REROUTE,
+	TF_VIOLATION_ALERT,
+};
+
+struct tf_consumer_rule {
+	struct tf_selector who;
+	int64_t not_before;      /* ms since the epoch; INT64_MIN when absent */
+	int64_t not_after;       /* ms since the epoch; INT64_MAX when absent */
+	const char *const *fields; /* NULL: the rule receives whole messages */
+	uint32_t n_fields;
+	const char *view;        /* the view prefix, with fields */
+};
+
+struct tf_policy {
+	const char *file;        /* the name errors give for this policy */
+	const char *id;
+	int64_t version;
+	const char *label;       /* "id@version", as stamps and traces record it */
+	const char *owner_id;
+	uint32_t owner;          /* org index; TF_NONE when loaded without identities */
+	const char *description; /* NULL when absent */
+	const char *const *topics;
+	uint32_t n_topics;
+	bool has_publishers;     /* false: any client of the owner org publishes */
+	struct tf_selector publishers;
+	const struct tf_consumer_rule *consumers;
+	uint32_t n_consumers;
+	int64_t retention_ms;    /* 0: no retention limit */
+	bool forwarding_deny;
+	uint32_t max_messages_per_second; /* 0: no limit */
+	uint32_t max_payload_bytes;       /* 0: no limit */
+	struct tf_schema *schema;         /* NULL: none; owned, see tf_policy_release */
+	enum tf_violation_action on_violation;
+	const char *reroute_to;  /* with TF_VIOLATION_REROUTE */
+	bool disconnect;
+};
+
+/* Parses and validates one policy. c names the file; ids (may be NULL for
+ * a syntax-only check) resolves the owner and the selectors. Every string
+ * and list is allocated in arena; the schema is allocated separately and
+ * released with tf_policy_release(). On error nothing needs releasing.
+ * Errors: TF_ERR_INVALID ("file: $.path: problem"), TF_ERR_NOMEM. */
+int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_identities *ids,
+		struct tf_arena *arena, struct tf_policy *out);
+
+/* Loads path (at most TF_POLICY_MAX_BYTES) into out, as above. */
+int tf_policy_load(const char *path, const char *display_name, const struct tf_identities *ids,
+		struct tf_arena *arena, struct tf_policy *out, struct tf_err *err);
+
+/* Frees what the policy owns outside the arena. */
+void tf_policy_release(struct tf_policy *p);
+
+/* The name of an action ("drop", ...). */
+const char *tf_violation_action_name(enum tf_violation_action a);
+
+#endif

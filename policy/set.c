@@ -1,0 +1,385 @@
+#include "policy/set.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "broker/strmap.h"
+#include "policy/topic.h"
+
+void tf_policy_set_free(struct tf_policy_set *set)
+{
+	if (set == NULL)
+		return;
+	for (uint32_t i = 0; i < set->n_policies; i++)
+		tf_policy_release(&set->policies[i]);
+	free(set->policies);
+	tf_govern_free(set->govern);
+	tf_strmap_free(set->by_id);
+	free(set->org_off);
+	free(set->client_off);
+	free(set->symbol_off);
+	free(set->org_refs);
+	free(set->client_refs);
+	free(set->symbol_refs);
+	free(set->everyone_refs);
+	tf_identities_free(set->ids);
+	tf_arena_free(&set->arena);
+	free(set);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_policy_file(const char *dir, const char *name)
+{
+	size_t len = strlen(name);
+	char path[4096];
+	struct stat st;
+
+	if (name[0] == '.' || len < 6 || strcmp(name + len - 5, ".json") != 0)
+		return false;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+		return false;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The *.json files of dir, sorted by name, so that loads and the errors
+ * they report do not depend on the directory's order. Caller owns *names
+ * and each name; free with free_names(). */
+static int list_policy_files(const char *dir, char ***names, uint32_t *count, struct tf_err *err)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **list = NULL;
+	uint32_t n = 0, cap = 0;
+	int rc = TF_OK;
+
+	*names = NULL;
+	*count = 0;
+	if (d == NULL)
+		return tf_err_set(err, TF_ERR_IO, "%s: cannot open policy directory: %s", dir,
+			strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		if (!is_policy_file(dir, e->d_name))
+			continue;
+		if (n == TF_POLICY_SET_MAX_FILES) {
+			rc = tf_err_set(err, TF_ERR_INVALID, "%s: more than %d policy files", dir,
+				TF_POLICY_SET_MAX_FILES);
+			break;
+		}
+		if (n == cap) {
+			uint32_t ncap = cap ? cap * 2 : 64;
+			char **grown = realloc(list, ncap * sizeof(*list));
+
+			if (grown == NULL) {
+				rc = tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
+				break;
+			}
+			list = grown;
+			cap = ncap;
+		}
+		if ((list[n] = strdup(e->d_name)) == NULL) {
+			rc = tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (rc != TF_OK) {
+		for (uint32_t i = 0; i < n; i++)
+			free(list[i]);
+		free(list);
+		return rc;
+	}
+	if (n > 0)
+		qsort(list, n, sizeof(*list), cmp_str);
+	*names = list;
+	*count = n;
+	return TF_OK;
+}
+
+static void free_names(char **names, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static int load_policies(struct tf_policy_set *set, const char *dir, struct tf_err *err)
+{
+	char **names;
+	uint32_t n;
+	int rc;
+
+	rc = list_policy_files(dir, &names, &n, err);
+	if (rc != TF_OK)
+		return rc;
+	set->policies = calloc(n ? n : 1, sizeof(*set->policies));
+	if (set->policies == NULL) {
+		free_names(names, n);
+		return tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
+	}
+	for (uint32_t i = 0; i < n && rc == TF_OK; i++) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		rc = tf_policy_load(path, NULL, set->ids, &set->arena, &set->policies[i], err);
+		if (rc == TF_OK)
+			set->n_policies++;
+	}
+	free_names(names, n);
+	return rc;
+}
+
+/* Policy ids are unique across the set. */
+static int index_ids(struct tf_policy_set *set, struct tf_err *err)
+{
+	set->by_id = tf_strmap_new();
+	if (set->by_id == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing policies");
+	for (uint32_t i = 0; i < set->n_policies; i++) {
+		const struct tf_policy *p = &set->policies[i];
+		uint32_t other;
+		int added = tf_strmap_put(set->by_id, p->id, strlen(p->id), i, &other);
+
+		if (added < 0)
+			return tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing policies");
+		if (added == 0)
+			return tf_err_set(err, TF_ERR_INVALID,
+				"%s: $.id: policy id \"%s\" is already used by %s", p->file, p->id,
+				set->policies[other].file);
+	}
+	return TF_OK;
+}
+
+static int govern_topics(struct tf_policy_set *set, struct tf_err *err)
+{
+	for (uint32_t i = 0; i < set->n_policies; i++) {
+		const struct tf_policy *p = &set->policies[i];
+
+		for (uint32_t t = 0; t < p->n_topics; t++) {
+			struct tf_governance e = { TF_GOVERN_POLICY, i, 0 }, other;
+			int added = tf_govern_add(set->govern, p->topics[t], e, &other);
+
+			if (added < 0)
+				return tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing topics");
+			if (added == 0)
+				return tf_err_set(err, TF_ERR_INVALID,
+					"%s: $.topics[%u]: topic filter \"%s\" is also in %s "
+					"(two policies cannot govern the same filter)", p->file, t,
+					p->topics[t], set->policies[other.policy].file);
+		}
+	}
+	return TF_OK;
+}
+
+/* Views go in after every policy's topics, so that the overlap check sees
+ * all of them and every view added before. */
+static int govern_views(struct tf_policy_set *set, struct tf_err *err)
+{
+	for (uint32_t i = 0; i < set->n_policies; i++) {
+		const struct tf_policy *p = &set->policies[i];
+
+		for (uint32_t r = 0; r < p->n_consumers; r++) {
+			const char *view = p->consumers[r].view;
+			struct tf_governance e = { TF_GOVERN_VIEW, i, r }, other;
+			char filter[TF_TOPIC_MAX_LEN + 3];
+
+			if (view == NULL)
+				continue;
+			snprintf(filter, sizeof(filter), "%s/#", view);
+			other = tf_govern_overlap_any(set->govern, filter);
+			if (other.kind != TF_GOVERN_NONE)
+				return tf_err_set(err, TF_ERR_INVALID,
+					"%s: $.consumers[%u].view: view \"%s\" overlaps %s of %s",
+					p->file, r, view,
+					other.kind == TF_GOVERN_VIEW ? "a view" : "the topics",
+					set->policies[other.policy].file);
+			if (tf_govern_add(set->govern, filter, e, &other) < 0)
+				return tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing views");
+		}
+	}
+	return TF_OK;
+}
+
+/* The key a consumer rule is indexed under: the most selective one it has.
+ * Returns the key's list, and which table it belongs to (0 orgs, 1
+ * clients, 2 symbols, 3 everyone). */
+static const struct tf_selector_key *rule_key(const struct tf_selector *who, int *table)
+{
+	if (who->clients.present) {
+		*table = 1;
+		return &who->clients;
+	}
+	if (who->orgs.present) {
+		*table = 0;
+		return &who->orgs;
+	}
+	if (who->roles.present) {
+		*table = 2;
+		return &who->roles;
+	}
+	if (who->purposes.present) {
+		*table = 2;
+		return &who->purposes;
+	}
+	*table = 3;
+	return NULL;
+}
+
+struct csr {
+	uint32_t *off;            /* n_keys + 1 */
+	struct tf_rule_ref *refs;
+	uint32_t n_keys;
+};
+
+/* Two passes over every rule: count per key, then fill. */
+static void index_pass(struct tf_policy_set *set, struct csr tables[4], bool fill)
+{
+	for (uint32_t i = 0; i < set->n_policies; i++) {
+		const struct tf_policy *p = &set->policies[i];
+
+		for (uint32_t r = 0; r <= p->n_consumers; r++) {
+			/* r == n_consumers stands for the owner org. */
+			struct tf_rule_ref ref = { i, r < p->n_consumers ? r : TF_RULE_OWNER };
+			struct tf_selector_key owner = { true, 1, &p->owner };
+			const struct tf_selector_key *key;
+			int t;
+
+			if (r < p->n_consumers) {
+				key = rule_key(&p->consumers[r].who, &t);
+			} else {
+				key = &owner;
+				t = 0;
+			}
+			if (t == 3) {
+				if (fill)
+					tables[3].refs[tables[3].off[0]] = ref;
+				tables[3].off[0]++;
+				continue;
+			}
+			for (uint32_t k = 0; k < key->n; k++) {
+				uint32_t slot = key->items[k];
+
+				if (fill)
+					tables[t].refs[tables[t].off[slot]++] = ref;
+				else
+					tables[t].off[slot + 1]++;
+			}
+		}
+	}
+}
+
+static int index_receivers(struct tf_policy_set *set, struct tf_err *err)
+{
+	struct csr tables[4] = {
+		{ NULL, NULL, tf_identities_org_count(set->ids) },
+		{ NULL, NULL, tf_identities_client_count(set->ids) },
+		{ NULL, NULL, tf_identities_symbol_count(set->ids) },
+		{ NULL, NULL, 0 },
+	};
+	int rc = TF_OK;
+
+	for (int t = 0; t < 4; t++) {
+		tables[t].off = calloc((size_t)tables[t].n_keys + 2, sizeof(uint32_t));
+		if (tables[t].off == NULL)
+			rc = TF_ERR_NOMEM;
+	}
+	if (rc == TF_OK) {
+		index_pass(set, tables, false);
+		for (int t = 0; t < 3; t++)
+			for (uint32_t k = 0; k < tables[t].n_keys; k++)
+				tables[t].off[k + 1] += tables[t].off[k];
+		for (int t = 0; t < 4 && rc == TF_OK; t++) {
+			uint32_t total = t == 3 ? tables[3].off[0] : tables[t].off[tables[t].n_keys];
+
+			tables[t].refs = malloc(((size_t)total + 1) * sizeof(struct tf_rule_ref));
+			if (tables[t].refs == NULL)
+				rc = TF_ERR_NOMEM;
+		}
+	}
+	if (rc == TF_OK) {
+		/* The fill pass advances each key's offset to the next key's
+		 * start; shift them back afterwards. */
+		set->n_everyone = tables[3].off[0];
+		tables[3].off[0] = 0;
+		index_pass(set, tables, true);
+		for (int t = 0; t < 3; t++) {
+			memmove(tables[t].off + 1, tables[t].off, tables[t].n_keys * sizeof(uint32_t));
+			tables[t].off[0] = 0;
+		}
+	}
+	set->org_off = tables[0].off;
+	set->client_off = tables[1].off;
+	set->symbol_off = tables[2].off;
+	set->org_refs = tables[0].refs;
+	set->client_refs = tables[1].refs;
+	set->symbol_refs = tables[2].refs;
+	set->everyone_refs = tables[3].refs;
+	free(tables[3].off);
+	if (rc != TF_OK)
+		return tf_err_set(err, rc, "out of memory indexing consumers");
+	return TF_OK;
+}
+
+int tf_policy_set_load(const struct tf_policy_set_options *opts, struct tf_policy_set **out,
+		struct tf_err *err)
+{
+	struct tf_policy_set *set;
+	int rc;
+
+	*out = NULL;
+	set = calloc(1, sizeof(*set));
+	if (set == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory loading policies");
+	set->default_allow = opts->default_allow;
+	rc = tf_identities_load(opts->identities, NULL, &set->ids, err);
+	if (rc == TF_OK)
+		rc = load_policies(set, opts->policy_dir, err);
+	if (rc == TF_OK)
+		rc = index_ids(set, err);
+	if (rc == TF_OK && (set->govern = tf_govern_new()) == NULL)
+		rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing topics");
+	if (rc == TF_OK)
+		rc = govern_topics(set, err);
+	if (rc == TF_OK)
+		rc = govern_views(set, err);
+	if (rc == TF_OK)
+		rc = index_receivers(set, err);
+	if (rc != TF_OK) {
+		tf_policy_set_free(set);
+		return rc;
+	}
+	set->role_admin = tf_identities_symbol(set->ids, "trustflow-admin");
+	set->role_steward = tf_identities_symbol(set->ids, "data-steward");
+	*out = set;
+	return TF_OK;
+}
+
+const struct tf_policy *tf_policy_set_find(const struct tf_policy_set *set, const char *id)
+{
+	uint32_t i;
+
+	if (!tf_strmap_get(set->by_id, id, strlen(id), &i))
+		return NULL;
+	return &set->policies[i];
+}
+
+size_t tf_policy_set_bytes(const struct tf_policy_set *set)
+{
+	uint32_t refs = set->org_off[tf_identities_org_count(set->ids)]
+		+ set->client_off[tf_identities_client_count(set->ids)]
+		+ set->symbol_off[tf_identities_symbol_count(set->ids)] + set->n_everyone;
+
+	return sizeof(*set) + tf_identities_bytes(set->ids) + set->arena.total
+		+ set->n_policies * sizeof(struct tf_policy) + tf_govern_bytes(set->govern)
+		+ tf_strmap_bytes(set->by_id) + (size_t)refs * sizeof(struct tf_rule_ref)
+		+ ((size_t)tf_identities_org_count(set->ids) + tf_identities_client_count(set->ids)
+			+ tf_identities_symbol_count(set->ids) + 3) * sizeof(uint32_t);
+}

@@ -1,0 +1,257 @@
+"""Policies enforced by a real broker on real clients: entitled consumers
+receive; everyone else, including a `#` subscriber, an unidentified client,
+a client whose rule has expired and a consumer of another org, receives
+nothing governed; denied publishes are refused with "not authorized";
+views carry only the fields a rule allows; a broken reload changes nothing.
+"""
+
+import time
+
+import harness
+from harness import publish_v5
+
+import paho.mqtt.client as paho
+
+NOT_AUTHORIZED = 0x87  # reason codes below 0x80 (0, 16 "no subscribers") are success
+TOPIC = "city/water/d7/telemetry"
+SENTINEL = "city/water/sentinel/telemetry"
+READING = '{"flow": 12.5, "pressure": 3.1}'
+
+IDENTITIES = {
+    "trustflow_identities": 1,
+    "organizations": {
+        "city-waterworks": {"name": "City Waterworks"},
+        "maint-co": {}, "old-co": {}, "research-lab": {}, "other-co": {},
+    },
+    "clients": {
+        "ww-sensor-01": {"org": "city-waterworks", "roles": ["sensor"]},
+        "ww-operator": {"org": "city-waterworks"},
+        "maint-app": {"org": "maint-co", "purposes": ["maintenance"]},
+        "maint-nopurpose": {"org": "maint-co"},
+        "old-app": {"org": "old-co", "purposes": ["maintenance"]},
+        "lab-analyst": {"org": "research-lab"},
+        "snoop": {"org": "other-co"},
+    },
+}
+
+WATER = {
+    "trustflow_policy": 1, "id": "water-telemetry", "version": 3,
+    "owner": "city-waterworks",
+    "topics": ["city/water/+/telemetry"],
+    "publishers": {"roles": ["sensor"]},
+    "consumers": [
+        {"orgs": ["maint-co"], "purposes": ["maintenance"], "not_after": "2999-01-01T00:00:00Z"},
+        {"orgs": ["old-co"], "not_after": "2020-01-01T00:00:00Z"},
+        {"orgs": ["research-lab"], "fields": ["flow"], "view": "views/research-lab"},
+    ],
+    "limits": {"max_payload_bytes": 256},
+    "schema": {"type": "object", "required": ["flow"],
+               "properties": {"flow": {"type": "number", "minimum": 0, "maximum": 1000}}},
+}
+
+# A second owner's data, which none of the water consumers may read.
+OTHER = {
+    "trustflow_policy": 1, "id": "other-data", "version": 1, "owner": "other-co",
+    "topics": ["other/#"],
+}
+
+PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
+
+
+class PolicyEnforcementTest(harness.BrokerTestCase):
+    def setUp(self):
+        self.broker = self.start_broker(
+            identities=IDENTITIES, passwords=PASSWORDS,
+            policies={"water.json": WATER, "other.json": OTHER})
+
+    def login(self, username, **kwargs):
+        return self.client(self.broker, f"c-{username}-{time.monotonic_ns()}",
+                           username=username, password="demo", **kwargs)
+
+    def publish(self, topic=TOPIC, payload=READING, username="ww-sensor-01", **kwargs):
+        return publish_v5(self.broker, username, topic, payload, **kwargs)
+
+    def assert_withheld(self, client, topic=TOPIC):
+        """client, subscribed to TOPIC and SENTINEL, gets the sentinel but
+        nothing published on topic before it."""
+        self.assertLess(self.publish(SENTINEL, '{"flow": 0}'), 0x80)
+        got = client.receive_until(SENTINEL)
+        self.assertEqual([m.topic for m in got if m.topic == topic], [])
+
+    # -- entitled consumers -------------------------------------------------
+
+    def test_owner_org_and_entitled_contractor_receive(self):
+        operator, maint = self.login("ww-operator"), self.login("maint-app")
+        for c in (operator, maint):
+            self.assertEqual(c.subscribe("city/water/+/telemetry"), 1)
+        self.assertLess(self.publish(), 0x80)
+        for c in (operator, maint):
+            msg = c.receive()
+            self.assertEqual((msg.topic, msg.payload.decode()), (TOPIC, READING))
+
+    def test_wildcard_subscriber_gets_only_what_it_may_read(self):
+        maint = self.login("maint-app")
+        self.assertEqual(maint.subscribe("#"), 1)
+        self.assertLess(publish_v5(self.broker, "snoop", "other/secret", "x"), 0x80)
+        self.assertLess(self.publish(SENTINEL, '{"flow": 0}'), 0x80)
+        got = maint.receive_until(SENTINEL)
+        self.assertEqual([m.topic for m in got], [SENTINEL])
+
+    def test_shared_subscription_is_decided_like_any_other(self):
+        maint, snoop = self.login("maint-app"), self.login("snoop")
+        self.assertEqual(maint.subscribe("$share/g/city/water/+/telemetry"), 1)
+        self.assertEqual(snoop.subscribe("$share/g/city/water/+/telemetry"), NOT_AUTHORIZED)
+        self.assertLess(self.publish(), 0x80)
+        self.assertEqual(maint.receive().payload.decode(), READING)
+
+    def test_offline_queue_delivers_to_an_entitled_consumer(self):
+        maint = harness.Client(self.broker, "maint-persistent", username="maint-app",
+                               password="demo", protocol=paho.MQTTv311, clean_session=False)
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        maint.close()
+        self.assertLess(self.publish(), 0x80)
+        maint = harness.Client(self.broker, "maint-persistent", username="maint-app",
+                               password="demo", protocol=paho.MQTTv311, clean_session=False)
+        self.addCleanup(maint.close)
+        self.assertEqual(maint.receive().payload.decode(), READING)
+
+    def test_retained_message_reaches_only_entitled_late_subscribers(self):
+        self.assertLess(self.publish(retain=True), 0x80)
+        maint, snoop = self.login("maint-app"), self.login("snoop")
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        msg = maint.receive()
+        self.assertEqual((msg.payload.decode(), msg.retain), (READING, True))
+        self.assertEqual(snoop.subscribe("city/#"), NOT_AUTHORIZED)
+
+    # -- everyone else --------------------------------------------------------
+
+    def test_outsiders_cannot_subscribe(self):
+        for username in ("snoop", "old-app", "maint-nopurpose", "lab-analyst"):
+            with self.subTest(username=username):
+                c = self.login(username)
+                self.assertEqual(c.subscribe(TOPIC), NOT_AUTHORIZED)
+                self.assertEqual(c.subscribe("city/water/#"), NOT_AUTHORIZED)
+
+    def test_hash_subscriber_of_another_org_receives_nothing_governed(self):
+        # snoop owns other/#, so its `#` subscription is accepted...
+        snoop = self.login("snoop")
+        self.assertEqual(snoop.subscribe("#"), 1)
+        self.assertLess(self.publish(), 0x80)
+        self.assertLess(publish_v5(self.broker, "snoop", "other/mine", "ok"), 0x80)
+        # ...and only its own data arrives.
+        got = snoop.receive_until("other/mine")
+        self.assertEqual([m.topic for m in got], ["other/mine"])
+
+    def test_unidentified_client_gets_nothing_and_publishes_nothing(self):
+        anon = self.client(self.broker, "anonymous")
+        self.assertEqual(anon.subscribe("#"), NOT_AUTHORIZED)
+        self.assertEqual(anon.subscribe(TOPIC), NOT_AUTHORIZED)
+        self.assertEqual(publish_v5(self.broker, None, TOPIC, READING), NOT_AUTHORIZED)
+
+    def test_client_of_an_expired_rule_cannot_subscribe(self):
+        # A subscription made before the expiry is ExpiryTest's case.
+        old = self.login("old-app")
+        self.assertEqual(old.subscribe(TOPIC), NOT_AUTHORIZED)
+        self.assertEqual(old.subscribe("city/#"), NOT_AUTHORIZED)
+
+    def test_denied_publish_is_refused_not_authorized(self):
+        for username in ("snoop", "ww-operator", "maint-app"):
+            with self.subTest(username=username):
+                self.assertEqual(self.publish(username=username), NOT_AUTHORIZED)
+
+    def test_nobody_publishes_on_a_view_or_under_trustflow(self):
+        self.assertEqual(self.publish("views/research-lab/" + TOPIC, '{"flow": 1}'),
+                         NOT_AUTHORIZED)
+        self.assertEqual(self.publish("$trustflow/keys/x", "k"), NOT_AUTHORIZED)
+
+    # -- views, schema and limits ---------------------------------------------
+
+    def test_view_carries_only_the_rule_fields_to_its_consumers(self):
+        lab, maint = self.login("lab-analyst"), self.login("maint-app")
+        self.assertEqual(lab.subscribe("views/research-lab/#"), 1)
+        self.assertEqual(maint.subscribe("views/research-lab/#"), NOT_AUTHORIZED)
+        self.assertLess(self.publish(), 0x80)
+        msg = lab.receive()
+        self.assertEqual(msg.topic, "views/research-lab/" + TOPIC)
+        self.assertEqual(msg.payload.decode(), '{"flow":12.5}')
+
+    def test_schema_violation_is_dropped(self):
+        operator = self.login("ww-operator")
+        operator.subscribe("city/water/+/telemetry")
+        for bad in ('{"flow": 5000}', '{"pressure": 1}', "not json", '{"flow": "high"}'):
+            with self.subTest(payload=bad):
+                self.assertEqual(self.publish(payload=bad), NOT_AUTHORIZED)
+        self.assert_withheld(operator)
+
+    def test_oversized_payload_is_dropped(self):
+        operator = self.login("ww-operator")
+        operator.subscribe("city/water/+/telemetry")
+        big = '{"flow": 1, "pad": "' + "x" * 300 + '"}'
+        self.assertEqual(self.publish(payload=big), NOT_AUTHORIZED)
+        self.assert_withheld(operator)
+
+    # -- reload -----------------------------------------------------------------
+
+    def test_broken_reload_keeps_the_old_policies(self):
+        maint = self.login("maint-app")
+        self.broker.write_policy("water.json", '{"trustflow_policy": 1, "id": ')
+        self.broker.reload()
+        self.assertIn("policy reload rejected", self.broker.log())
+        self.assertIn("water.json", self.broker.log())
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        self.assertLess(self.publish(), 0x80)
+        self.assertEqual(maint.receive().payload.decode(), READING)
+
+    def test_valid_reload_takes_effect(self):
+        snoop = self.login("snoop")
+        self.assertEqual(snoop.subscribe(TOPIC), NOT_AUTHORIZED)
+        grant = dict(WATER, version=4, consumers=WATER["consumers"] + [{"orgs": ["other-co"]}])
+        self.broker.write_policy("water.json", grant)
+        self.broker.reload()
+        self.assertEqual(snoop.subscribe(TOPIC), 1)
+        self.assertLess(self.publish(), 0x80)
+        self.assertEqual(snoop.receive().payload.decode(), READING)
+
+
+class ExpiryTest(harness.BrokerTestCase):
+    def test_expiry_stops_a_live_stream(self):
+        ends = time.time() + 3
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ends))
+        policy = dict(WATER, consumers=[{"orgs": ["maint-co"], "not_after": stamp}])
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": policy})
+        maint = self.client(broker, "maint", username="maint-app", password="demo")
+        operator = self.client(broker, "operator", username="ww-operator", password="demo")
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        self.assertEqual(operator.subscribe(TOPIC), 1)
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, '{"flow": 1}'), 0x80)
+        self.assertEqual(maint.receive().payload.decode(), '{"flow": 1}')
+        while time.time() < ends + 1:
+            time.sleep(0.2)
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, '{"flow": 2}'), 0x80)
+        self.assertLess(publish_v5(broker, "ww-sensor-01", SENTINEL, '{"flow": 3}'), 0x80)
+        # The owner still gets both; the expired contractor neither.
+        self.assertEqual(operator.receive().payload.decode(), '{"flow": 1}')
+        self.assertEqual(operator.receive().payload.decode(), '{"flow": 2}')
+        self.assertTrue(maint.messages.empty())
+
+
+class RetentionTest(harness.BrokerTestCase):
+    def test_retained_copy_older_than_retention_is_not_delivered(self):
+        policy = dict(WATER, retention_seconds=1)
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": policy})
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
+        fresh = self.client(broker, "fresh", username="ww-operator", password="demo")
+        fresh.subscribe(TOPIC)
+        self.assertEqual(fresh.receive().payload.decode(), READING)
+        time.sleep(2)
+        late = self.client(broker, "late", username="ww-operator", password="demo")
+        late.subscribe("city/water/+/telemetry")
+        self.assertLess(publish_v5(broker, "ww-sensor-01", SENTINEL, '{"flow": 0}'), 0x80)
+        got = late.receive_until(SENTINEL)
+        self.assertEqual([m.topic for m in got], [SENTINEL])
+
+
+if __name__ == "__main__":
+    harness.main()
