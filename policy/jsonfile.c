@@ -57,6 +57,22 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 	return len;
 }
 
+/* Offset of the first \\u0000 escape in text, or len. cJSON would decode
+ * it as a NUL that silently ends the string ("city\\u0000junk" would read
+ * as "city"), so it is refused. Outside strings a backslash is a syntax
+ * error anyway, so every backslash not itself escaped starts an escape. */
+static size_t nul_escape_at(const char *text, size_t len)
+{
+	for (size_t i = 0; i + 5 < len; i++) {
+		if (text[i] != '\\')
+			continue;
+		if (memcmp(text + i + 1, "u0000", 5) == 0)
+			return i;
+		i++;  /* skip the escaped character, which may be a backslash */
+	}
+	return len;
+}
+
 static void line_col(const char *text, size_t offset, unsigned *line, unsigned *col)
 {
 	*line = 1;
@@ -155,6 +171,13 @@ int tf_json_parse(const char *text, size_t len, const char *display_name, cJSON 
 		return tf_err_set(err, TF_ERR_INVALID, "%s: line %u, column %u: not valid UTF-8",
 			display_name, line, col);
 	}
+	bad = nul_escape_at(text, len);
+	if (bad < len) {
+		line_col(text, bad, &line, &col);
+		return tf_err_set(err, TF_ERR_INVALID,
+			"%s: line %u, column %u: the escape \\u0000 (a NUL character) is not allowed",
+			display_name, line, col);
+	}
 	if (memchr(text, '\0', len) != NULL) {
 		line_col(text, (size_t)((const char *)memchr(text, '\0', len) - text), &line, &col);
 		return tf_err_set(err, TF_ERR_INVALID, "%s: line %u, column %u: NUL byte in file",
@@ -238,6 +261,59 @@ out:
 	return rc;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1 to 4), or 0. */
+static size_t utf8_seq_len(const unsigned char *p)
+{
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	else if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* The NUL terminator is no continuation byte, so this stops at it. */
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+void tf_json_escape_name(char *dst, size_t room, const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	size_t o = 0;
+
+	while (*p != '\0') {
+		char piece[8];
+		size_t used = utf8_seq_len(p), n;
+
+		if (*p == '"' || *p == '\\') {
+			piece[0] = '\\';
+			piece[1] = (char)*p;
+			n = 2;
+		} else if (used == 0 || *p < 0x20 || *p == 0x7f) {
+			used = 1;
+			n = (size_t)snprintf(piece, sizeof(piece), "\\x%02x", (unsigned)*p);
+		} else {
+			memcpy(piece, p, used);
+			n = used;
+		}
+		if (o + n > room - 4) {
+			memcpy(dst + o, "...", 4);
+			return;
+		}
+		memcpy(dst + o, piece, n);
+		o += n;
+		p += used;
+	}
+	dst[o] = '\0';
+}
+
 void tf_jctx_init(struct tf_jctx *c, const char *file, struct tf_err *err)
 {
 	c->file = file;
@@ -245,6 +321,7 @@ void tf_jctx_init(struct tf_jctx *c, const char *file, struct tf_err *err)
 	c->path[0] = '$';
 	c->path[1] = '\0';
 	c->len = 1;
+	c->dropped = 0;
 }
 
 static bool plain_name(const char *name)
@@ -261,8 +338,8 @@ static bool plain_name(const char *name)
 	return true;
 }
 
-/* Appends to the path, truncating with "..." rather than failing: a long
- * path in a message is still better than none. */
+/* Appends to the path. A step that does not fit is left out and counted,
+ * so that the path stays a true prefix and the message ends in "...". */
 static size_t path_append(struct tf_jctx *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static size_t path_append(struct tf_jctx *c, const char *fmt, ...)
@@ -272,12 +349,17 @@ static size_t path_append(struct tf_jctx *c, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	/* Below a step that was left out, every step is left out. */
+	if (c->dropped > 0) {
+		c->dropped++;
+		return mark;
+	}
 	va_start(ap, fmt);
 	n = vsnprintf(c->path + c->len, room, fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= room) {
-		memcpy(c->path + sizeof(c->path) - 4, "...", 4);
-		c->len = sizeof(c->path) - 1;
+		c->path[c->len] = '\0';
+		c->dropped++;
 	} else {
 		c->len += (size_t)n;
 	}
@@ -286,9 +368,12 @@ static size_t path_append(struct tf_jctx *c, const char *fmt, ...)
 
 size_t tf_jctx_member(struct tf_jctx *c, const char *name)
 {
+	char quoted[200];
+
 	if (plain_name(name))
 		return path_append(c, ".%s", name);
-	return path_append(c, "[\"%.200s\"]", name);
+	tf_json_escape_name(quoted, sizeof(quoted), name);
+	return path_append(c, "[\"%s\"]", quoted);
 }
 
 size_t tf_jctx_index(struct tf_jctx *c, int index)
@@ -298,6 +383,10 @@ size_t tf_jctx_index(struct tf_jctx *c, int index)
 
 void tf_jctx_pop(struct tf_jctx *c, size_t len)
 {
+	/* A step that was left out returned the length it found: popping it
+	 * changes nothing but the count. */
+	if (len == c->len && c->dropped > 0)
+		c->dropped--;
 	c->len = len;
 	c->path[len] = '\0';
 }
@@ -310,7 +399,8 @@ int tf_jfail(struct tf_jctx *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return tf_err_set(c->err, TF_ERR_INVALID, "%s: %s: %s", c->file, c->path, msg);
+	return tf_err_set(c->err, TF_ERR_INVALID, "%s: %s%s: %s", c->file, c->path,
+		c->dropped ? "..." : "", msg);
 }
 
 int tf_jfail_at(struct tf_jctx *c, const char *member, const char *fmt, ...)

@@ -30,11 +30,18 @@ int tf_json_load_file(const char *path, const char *display_name, size_t max_byt
 int tf_json_parse(const char *text, size_t len, const char *display_name, cJSON **out,
 		struct tf_err *err);
 
+/* Writes name into dst (room bytes, at least 8) for a message: quotes and
+ * backslashes escaped, control bytes and bytes that are not UTF-8 as \xNN,
+ * so that a name cannot forge a path or a log line; cut with "..." when
+ * long, never inside a character. */
+void tf_json_escape_name(char *dst, size_t room, const char *name);
+
 /* A position in a tree being validated: the file and the JSON path. */
 struct tf_jctx {
 	const char *file;    /* borrowed, for messages */
 	struct tf_err *err;  /* where failures are described */
 	size_t len;          /* of path */
+	unsigned dropped;    /* steps left out of a full path */
 	char path[480];      /* "$" then ".member" or "[index]" per level */
 };
 

@@ -452,70 +452,9 @@ static bool vfail(struct validator *v, const char *fmt, ...)
 	return false;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (1 to 4), or 0. */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-	size_t n;
-
-	if (p[0] < 0x80)
-		return 1;
-	else if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	/* The NUL terminator is no continuation byte, so this stops at it. */
-	for (size_t i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
-/* Copies a member name from the payload into dst (NAME_ROOM bytes) for a
- * reason: quotes and backslashes escaped, control and stray bytes as \xNN
- * so that a payload cannot forge log lines, cut with "..." when long but
- * never inside a UTF-8 sequence. Names of [A-Za-z0-9_-] come out as they
- * went in. */
-static void name_escape(char *dst, const char *name)
-{
-	const unsigned char *p = (const unsigned char *)name;
-	size_t o = 0;
-
-	while (*p != '\0') {
-		char piece[8];
-		size_t used = utf8_seq_len(p), n;
-
-		if (*p == '"' || *p == '\\') {
-			piece[0] = '\\';
-			piece[1] = (char)*p;
-			n = 2;
-		} else if (used == 0 || *p < 0x20 || *p == 0x7f) {
-			used = 1;
-			n = (size_t)snprintf(piece, sizeof(piece), "\\x%02x", (unsigned)*p);
-		} else {
-			memcpy(piece, p, used);
-			n = used;
-		}
-		if (o + n > NAME_ROOM - 4) {
-			memcpy(dst + o, "...", 4);
-			return;
-		}
-		memcpy(dst + o, piece, n);
-		o += n;
-		p += used;
-	}
-	dst[o] = '\0';
-}
-
 static size_t path_member(struct validator *v, const char *name)
 {
-	char escaped[NAME_ROOM];
-
-	name_escape(escaped, name);
-	return tf_jctx_member(&v->at, escaped);
+	return tf_jctx_member(&v->at, name);
 }
 
 static unsigned instance_types(const cJSON *value)
@@ -665,13 +604,13 @@ static bool check_members(const struct tf_schema *s, const cJSON *value, struct 
 	cJSON_ArrayForEach(m, value) {
 		required_mark(s, m->string, seen);
 		if (!s->additional && prop_find(s, m->string) == NULL) {
-			name_escape(name, m->string);
+			tf_json_escape_name(name, sizeof(name), m->string);
 			return vfail(v, "member \"%s\" is not allowed", name);
 		}
 	}
 	for (size_t i = 0; i < s->n_required; i++) {
 		if (!(seen[i / 8] & (1u << (i % 8)))) {
-			name_escape(name, s->required[i]);
+			tf_json_escape_name(name, sizeof(name), s->required[i]);
 			return vfail(v, "member \"%s\" is required", name);
 		}
 	}

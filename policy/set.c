@@ -49,10 +49,7 @@ static bool is_policy_file(const char *dir, const char *name)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The *.json files of dir, sorted by name, so that loads and the errors
- * they report do not depend on the directory's order. Caller owns *names
- * and each name; free with free_names(). */
-static int list_policy_files(const char *dir, char ***names, uint32_t *count, struct tf_err *err)
+int tf_policy_dir_list(const char *dir, char ***names, uint32_t *count, struct tf_err *err)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -104,7 +101,7 @@ static int list_policy_files(const char *dir, char ***names, uint32_t *count, st
 	return TF_OK;
 }
 
-static void free_names(char **names, uint32_t n)
+void tf_policy_dir_free(char **names, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
 		free(names[i]);
@@ -117,12 +114,12 @@ static int load_policies(struct tf_policy_set *set, const char *dir, struct tf_e
 	uint32_t n;
 	int rc;
 
-	rc = list_policy_files(dir, &names, &n, err);
+	rc = tf_policy_dir_list(dir, &names, &n, err);
 	if (rc != TF_OK)
 		return rc;
 	set->policies = calloc(n ? n : 1, sizeof(*set->policies));
 	if (set->policies == NULL) {
-		free_names(names, n);
+		tf_policy_dir_free(names, n);
 		return tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
 	}
 	for (uint32_t i = 0; i < n && rc == TF_OK; i++) {
@@ -133,7 +130,7 @@ static int load_policies(struct tf_policy_set *set, const char *dir, struct tf_e
 		if (rc == TF_OK)
 			set->n_policies++;
 	}
-	free_names(names, n);
+	tf_policy_dir_free(names, n);
 	return rc;
 }
 
@@ -328,6 +325,28 @@ static int index_receivers(struct tf_policy_set *set, struct tf_err *err)
 	return TF_OK;
 }
 
+/* Everything that needs the whole set: unique ids, no filter in two
+ * policies, views that overlap nothing, and (with identities) the index of
+ * who may receive what. */
+static int assemble(struct tf_policy_set *set, struct tf_err *err)
+{
+	int rc = index_ids(set, err);
+
+	if (rc == TF_OK && (set->govern = tf_govern_new()) == NULL)
+		rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing topics");
+	if (rc == TF_OK)
+		rc = govern_topics(set, err);
+	if (rc == TF_OK)
+		rc = govern_views(set, err);
+	if (rc == TF_OK && set->ids != NULL)
+		rc = index_receivers(set, err);
+	if (rc == TF_OK && set->ids != NULL) {
+		set->role_admin = tf_identities_symbol(set->ids, "trustflow-admin");
+		set->role_steward = tf_identities_symbol(set->ids, "data-steward");
+	}
+	return rc;
+}
+
 int tf_policy_set_load(const struct tf_policy_set_options *opts, struct tf_policy_set **out,
 		struct tf_err *err)
 {
@@ -343,21 +362,40 @@ int tf_policy_set_load(const struct tf_policy_set_options *opts, struct tf_polic
 	if (rc == TF_OK)
 		rc = load_policies(set, opts->policy_dir, err);
 	if (rc == TF_OK)
-		rc = index_ids(set, err);
-	if (rc == TF_OK && (set->govern = tf_govern_new()) == NULL)
-		rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing topics");
-	if (rc == TF_OK)
-		rc = govern_topics(set, err);
-	if (rc == TF_OK)
-		rc = govern_views(set, err);
-	if (rc == TF_OK)
-		rc = index_receivers(set, err);
+		rc = assemble(set, err);
 	if (rc != TF_OK) {
 		tf_policy_set_free(set);
 		return rc;
 	}
-	set->role_admin = tf_identities_symbol(set->ids, "trustflow-admin");
-	set->role_steward = tf_identities_symbol(set->ids, "data-steward");
+	*out = set;
+	return TF_OK;
+}
+
+int tf_policy_set_assemble(struct tf_identities *ids, struct tf_policy *policies, uint32_t n,
+		struct tf_arena *arena, struct tf_policy_set **out, struct tf_err *err)
+{
+	struct tf_policy_set *set = calloc(1, sizeof(*set));
+	int rc;
+
+	*out = NULL;
+	if (set == NULL) {
+		for (uint32_t i = 0; i < n; i++)
+			tf_policy_release(&policies[i]);
+		free(policies);
+		tf_identities_free(ids);
+		tf_arena_free(arena);
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	}
+	set->ids = ids;
+	set->policies = policies;
+	set->n_policies = n;
+	set->arena = *arena;
+	memset(arena, 0, sizeof(*arena));
+	rc = assemble(set, err);
+	if (rc != TF_OK) {
+		tf_policy_set_free(set);
+		return rc;
+	}
 	*out = set;
 	return TF_OK;
 }
@@ -373,6 +411,9 @@ const struct tf_policy *tf_policy_set_find(const struct tf_policy_set *set, cons
 
 size_t tf_policy_set_bytes(const struct tf_policy_set *set)
 {
+	if (set->ids == NULL)
+		return sizeof(*set) + set->arena.total;
+
 	uint32_t refs = set->org_off[tf_identities_org_count(set->ids)]
 		+ set->client_off[tf_identities_client_count(set->ids)]
 		+ set->symbol_off[tf_identities_symbol_count(set->ids)] + set->n_everyone;

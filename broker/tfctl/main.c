@@ -11,10 +11,14 @@
 static void print_usage(FILE *out)
 {
 	fputs("usage: tfctl [--help | --version]\n"
+	      "       tfctl policy check [--identities FILE] PATH...\n"
+	      "       tfctl policy explain --identities FILE --policies DIR --client USER\n"
+	      "                            --topic TOPIC (--publish | --receive | --subscribe)\n"
+	      "                            [--at TIME] [--default-access allow|deny]\n"
 	      "\n"
 	      "Operator tool for the trustflow broker.\n"
 	      "\n"
-	      "  --help      print this text\n"
+	      "  --help      print this text (tfctl policy --help: more on policy)\n"
 	      "  --version   print the trustflow version\n"
 	      "\n"
 	      "Exit status: 0 success, 1 a check said no, 2 bad usage or unreadable input.\n"
@@ -39,6 +43,8 @@ int main(int argc, char **argv)
 		print_usage(stdout);
 		return TFCTL_OK;
 	}
+	if (argc >= 2 && strcmp(argv[1], "policy") == 0)
+		return tfctl_policy(argc - 2, argv + 2);
 	if (argc < 2)
 		fputs("tfctl: a command is required\n", stderr);
 	else

@@ -9,4 +9,7 @@ enum tfctl_exit {
 	TFCTL_USAGE = 2,  /* bad usage or unreadable input */
 };
 
+/* Command groups: argv[0] is the first word after the group's name. */
+int tfctl_policy(int argc, char **argv);
+
 #endif
