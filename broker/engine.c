@@ -10,6 +10,7 @@
 
 #include "broker/msgtrack.h"
 #include "broker/ratelimit.h"
+#include "broker/retained.h"
 #include "policy/schema.h"
 #include "policy/set.h"
 
@@ -26,6 +27,7 @@ struct tf_engine {
 	struct tf_engine_hooks hooks;
 	struct tf_msgtrack *track;
 	struct tf_ratelimit *rates;
+	struct tf_retained *retained;
 };
 
 static int64_t real_now_ms(void *ctx)
@@ -69,6 +71,7 @@ void tf_engine_free(struct tf_engine *e)
 	tf_policy_set_free(e->set);
 	tf_msgtrack_free(e->track);
 	tf_ratelimit_free(e->rates);
+	tf_retained_free(e->retained);
 	free(e->identities);
 	free(e->policy_dir);
 	free(e);
@@ -100,7 +103,9 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->policy_dir = strdup(opts->policy_dir);
 	e->track = tf_msgtrack_new();
 	e->rates = tf_ratelimit_new();
-	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->rates == NULL) {
+	e->retained = tf_retained_new();
+	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->rates == NULL
+			|| e->retained == NULL || e->hooks.clear_retained == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	}
@@ -255,6 +260,22 @@ static bool has_views(const struct tf_policy *p)
 	return false;
 }
 
+/* A retained message replaces the topic's retained copy (an empty one
+ * clears it): remember to remove it when its retention passes, or forget
+ * the copy it replaced. */
+static void note_retained(struct tf_engine *e, const struct tf_message *m,
+		const struct tf_policy *p, int64_t now)
+{
+	if (p == NULL || p->retention_ms == 0 || m->payloadlen == 0) {
+		tf_retained_forget(e->retained, m->topic);
+		return;
+	}
+	if (tf_retained_note(e->retained, m->topic, now + p->retention_ms) != 0)
+		logf_(e, TF_LOG_ERR, "trustflow: out of memory: the retained copy on %s will not "
+			"be removed when its retention passes (it is withheld from subscribers)",
+			m->topic);
+}
+
 void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		struct tf_message_result *res)
 {
@@ -270,8 +291,11 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	if (m->topic[0] == '$')
 		return;
 	g = tf_govern_lookup(e->set->govern, m->topic);
-	if (g.kind != TF_GOVERN_POLICY)
+	if (g.kind != TF_GOVERN_POLICY) {
+		if (m->retain)
+			note_retained(e, m, NULL, now);
 		return;
+	}
 	p = &e->set->policies[g.policy];
 
 	if (p->max_payload_bytes > 0 && m->payloadlen > p->max_payload_bytes) {
@@ -300,6 +324,8 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 			logf_(e, TF_LOG_WARNING, "trustflow: retention table full; %s will be "
 				"withheld as of unknown age", m->topic);
 		make_views(e, p, m, json, res);
+		if (m->retain)
+			note_retained(e, m, p, now);
 	}
 	cJSON_Delete(json);
 }
@@ -315,5 +341,8 @@ void tf_message_result_free(struct tf_message_result *res)
 
 void tf_engine_tick(struct tf_engine *e)
 {
-	tf_msgtrack_sweep(e->track, now_ms(e), SWEEP_BUDGET);
+	int64_t now = now_ms(e);
+
+	tf_retained_expire(e->retained, now, e->hooks.clear_retained, e->hooks.ctx);
+	tf_msgtrack_sweep(e->track, now, SWEEP_BUDGET);
 }

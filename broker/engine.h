@@ -22,6 +22,8 @@ struct tf_engine_hooks {
 	/* The wall clock, ms since the epoch; NULL for the real one (tests
 	 * give their own). */
 	int64_t (*now_ms)(void *ctx);
+	/* Removes the retained message of topic (whose retention has passed). */
+	void (*clear_retained)(void *ctx, const char *topic);
 	void *ctx;
 };
 
@@ -84,7 +86,9 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		struct tf_message_result *res);
 void tf_message_result_free(struct tf_message_result *res);
 
-/* Periodic work (forgetting old retention entries); call often. */
+/* Periodic work: removes retained copies whose retention has passed
+ * (through hooks.clear_retained) and forgets old receive times. Call
+ * often. */
 void tf_engine_tick(struct tf_engine *e);
 
 #endif

@@ -21,6 +21,15 @@ void tf_shim_log(void *ctx, enum tf_log_level level, const char *text)
 	mosquitto_log_printf(levels[level], "%s", text);
 }
 
+/* Removes a topic's retained message: an empty retained publish. */
+static void clear_retained(void *ctx, const char *topic)
+{
+	(void)ctx;
+	if (mosquitto_broker_publish(NULL, topic, 0, NULL, 0, true, NULL) != MOSQ_ERR_SUCCESS)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot remove the retained message "
+			"on %s (it stays withheld from subscribers)", topic);
+}
+
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
 	for (int i = 0; i < supported_version_count; i++) {
@@ -40,7 +49,7 @@ static void plugin_free(struct tf_plugin *plugin)
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
-	struct tf_engine_hooks hooks = { tf_shim_log, NULL, NULL };
+	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, NULL };
 	struct tf_plugin *plugin;
 	struct tf_err err = { "" };
 	int rc;

@@ -237,20 +237,46 @@ class ExpiryTest(harness.BrokerTestCase):
 
 
 class RetentionTest(harness.BrokerTestCase):
-    def test_retained_copy_older_than_retention_is_not_delivered(self):
+    def setUp(self):
         policy = dict(WATER, retention_seconds=1)
-        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
-                                   policies={"water.json": policy})
-        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
-        fresh = self.client(broker, "fresh", username="ww-operator", password="demo")
+        self.broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                        policies={"water.json": policy})
+
+    def test_retained_copy_older_than_retention_is_not_delivered(self):
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
+        fresh = self.client(self.broker, "fresh", username="ww-operator", password="demo")
         fresh.subscribe(TOPIC)
         self.assertEqual(fresh.receive().payload.decode(), READING)
         time.sleep(2)
-        late = self.client(broker, "late", username="ww-operator", password="demo")
+        late = self.client(self.broker, "late", username="ww-operator", password="demo")
         late.subscribe("city/water/+/telemetry")
-        self.assertLess(publish_v5(broker, "ww-sensor-01", SENTINEL, '{"flow": 0}'), 0x80)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", SENTINEL, '{"flow": 0}'), 0x80)
         got = late.receive_until(SENTINEL)
         self.assertEqual([m.topic for m in got], [SENTINEL])
+
+
+
+class RetainedRemovalTest(harness.BrokerTestCase):
+    def test_retained_copy_is_removed_once_retention_passes(self):
+        # The broker saves its retained messages at exit; a plain mosquitto
+        # on the same store then shows what was really kept.
+        store = harness.tempfile.mkdtemp(prefix="tf-store-")
+        self.addCleanup(harness.shutil.rmtree, store, True)
+        persist = f"persistence true\npersistence_location {store}/\n"
+        policy = dict(WATER, retention_seconds=1)
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS, extra_conf=persist,
+                                   policies={"water.json": policy, "other.json": OTHER})
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
+        self.assertLess(publish_v5(broker, "snoop", "other/keep", "kept", retain=True), 0x80)
+        time.sleep(2.5)
+        broker.stop()
+
+        plain = self.start_broker(with_plugin=False, extra_conf=persist)
+        anon = self.client(plain, "anon")
+        anon.subscribe("#")
+        self.assertLess(publish_v5(plain, None, "x/sentinel", "s"), 0x80)
+        got = anon.receive_until("x/sentinel")
+        self.assertEqual(sorted(m.topic for m in got), ["other/keep", "x/sentinel"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,149 @@
+#include "broker/retained.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/strmap.h"
+
+#define NOT_DUE INT64_MAX
+
+struct entry {
+	char *topic;          /* owned */
+	int64_t expires_ms;   /* NOT_DUE: forgotten */
+};
+
+struct tf_retained {
+	struct tf_strmap *index;   /* topic -> entry */
+	struct entry *entries;
+	uint32_t n, cap;
+	uint32_t live;
+	int64_t next_due;          /* earliest expiry, so that most calls scan nothing */
+};
+
+struct tf_retained *tf_retained_new(void)
+{
+	struct tf_retained *r = calloc(1, sizeof(*r));
+
+	if (r == NULL || (r->index = tf_strmap_new()) == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->next_due = NOT_DUE;
+	return r;
+}
+
+void tf_retained_free(struct tf_retained *r)
+{
+	if (r == NULL)
+		return;
+	for (uint32_t i = 0; i < r->n; i++)
+		free(r->entries[i].topic);
+	free(r->entries);
+	tf_strmap_free(r->index);
+	free(r);
+}
+
+/* Drops forgotten entries; the map cannot delete, so it is rebuilt. */
+static void compact(struct tf_retained *r)
+{
+	struct tf_strmap *fresh = tf_strmap_new();
+	uint32_t kept = 0;
+
+	if (fresh == NULL)
+		return;
+	for (uint32_t i = 0; i < r->n; i++) {
+		struct entry e = r->entries[i];
+
+		if (e.expires_ms == NOT_DUE) {
+			free(e.topic);
+			continue;
+		}
+		if (tf_strmap_put(fresh, e.topic, strlen(e.topic), kept, NULL) < 0) {
+			/* Keep the rest as they are; the next compaction retries. */
+			for (uint32_t j = i; j < r->n; j++)
+				r->entries[kept++] = r->entries[j];
+			tf_strmap_free(fresh);
+			r->n = kept;
+			return;
+		}
+		r->entries[kept++] = e;
+	}
+	tf_strmap_free(r->index);
+	r->index = fresh;
+	r->n = kept;
+}
+
+int tf_retained_note(struct tf_retained *r, const char *topic, int64_t expires_ms)
+{
+	uint32_t i;
+
+	if (tf_strmap_get(r->index, topic, strlen(topic), &i)) {
+		if (r->entries[i].expires_ms == NOT_DUE)
+			r->live++;
+		r->entries[i].expires_ms = expires_ms;
+	} else {
+		if (r->n == r->cap) {
+			uint32_t cap = r->cap ? r->cap * 2 : 64;
+			struct entry *grown = realloc(r->entries, cap * sizeof(*grown));
+
+			if (grown == NULL)
+				return -1;
+			r->entries = grown;
+			r->cap = cap;
+		}
+		r->entries[r->n].topic = strdup(topic);
+		if (r->entries[r->n].topic == NULL)
+			return -1;
+		if (tf_strmap_put(r->index, topic, strlen(topic), r->n, NULL) < 0) {
+			free(r->entries[r->n].topic);
+			return -1;
+		}
+		r->entries[r->n++].expires_ms = expires_ms;
+		r->live++;
+	}
+	if (expires_ms < r->next_due)
+		r->next_due = expires_ms;
+	return 0;
+}
+
+void tf_retained_forget(struct tf_retained *r, const char *topic)
+{
+	uint32_t i;
+
+	if (!tf_strmap_get(r->index, topic, strlen(topic), &i)
+			|| r->entries[i].expires_ms == NOT_DUE)
+		return;
+	r->entries[i].expires_ms = NOT_DUE;
+	r->live--;
+}
+
+void tf_retained_expire(struct tf_retained *r, int64_t now_ms,
+		void (*clear)(void *ctx, const char *topic), void *ctx)
+{
+	int64_t next = NOT_DUE;
+
+	if (now_ms < r->next_due)
+		return;
+	for (uint32_t i = 0; i < r->n; i++) {
+		struct entry *e = &r->entries[i];
+
+		if (e->expires_ms == NOT_DUE)
+			continue;
+		if (e->expires_ms <= now_ms) {
+			clear(ctx, e->topic);
+			e->expires_ms = NOT_DUE;
+			r->live--;
+		} else if (e->expires_ms < next) {
+			next = e->expires_ms;
+		}
+	}
+	r->next_due = next;
+	if (r->n > 64 && r->live * 2 < r->n)
+		compact(r);
+}
+
+uint32_t tf_retained_count(const struct tf_retained *r)
+{
+	return r->live;
+}
