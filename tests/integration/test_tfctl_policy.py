@@ -1,0 +1,140 @@
+"""tfctl policy check and explain, as a data owner and an operator use
+them on real files."""
+
+import json
+import os
+import shutil
+import tempfile
+import unittest
+
+import harness
+from harness import TFCTL, run
+
+SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+DEMO = os.path.join(SRCDIR, "broker", "conf", "demo")
+DEMO_IDS = os.path.join(DEMO, "identities.json")
+DEMO_POLICIES = os.path.join(DEMO, "policies")
+WATER = os.path.join(DEMO_POLICIES, "water-telemetry.json")
+TOPIC = "city/water/d7/telemetry"
+
+
+def load_water():
+    with open(WATER, encoding="utf-8") as f:
+        return json.load(f)
+
+
+class PolicyCheckTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="tf-check-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def write(self, name, content):
+        path = os.path.join(self.dir, name)
+        harness.write_json(path, content)
+        return path
+
+    def check(self, *args):
+        return run([TFCTL, "policy", "check"] + list(args), check=False)
+
+    def test_demo_files_pass_silently(self):
+        for args in ([DEMO_POLICIES], ["--identities", DEMO_IDS, DEMO_POLICIES],
+                     ["--identities", DEMO_IDS, WATER]):
+            with self.subTest(args=args):
+                out = self.check(*args)
+                self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+
+    def test_each_broken_file_gets_one_line(self):
+        bad_time = load_water()
+        bad_time["consumers"][0]["not_after"] = "next spring"
+        typo = load_water()
+        typo["id"] = "water-2"
+        typo["topics"] = ["city/water/+/pressure"]
+        typo["consumer"] = []
+        a = self.write("a.json", bad_time)
+        b = self.write("b.json", typo)
+        out = self.check("--identities", DEMO_IDS, a, b)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stdout.splitlines(), [
+            f"{a}: $.consumers[0].not_after: not an RFC 3339 time",
+            f"{b}: $.consumer: unknown member",
+        ])
+
+    def test_unknown_org_is_an_error_only_with_identities(self):
+        policy = load_water()
+        policy["consumers"][0]["orgs"] = ["maint-corp"]
+        path = self.write("p.json", policy)
+        self.assertEqual(self.check(path).returncode, 0)
+        out = self.check("--identities", DEMO_IDS, path)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(f"{path}: $.consumers[0].orgs[0]: unknown organization \"maint-corp\"",
+                      out.stdout)
+
+    def test_checks_across_files(self):
+        self.write("a.json", load_water())
+        self.write("b.json", dict(load_water(), id="copy"))
+        out = self.check(self.dir)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("b.json: $.topics[0]: topic filter \"city/water/+/telemetry\" is also in",
+                      out.stdout)
+        self.assertIn("a.json", out.stdout)
+
+    def test_broken_identities_are_reported(self):
+        ids = self.write("ids.json", '{"trustflow_identities": 2, "organizations": {}, "clients": {}}')
+        out = self.check("--identities", ids, WATER)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(f"{ids}: $.trustflow_identities: must be an integer from 1 to 1", out.stdout)
+
+    def test_unreadable_input_and_bad_usage_exit_2(self):
+        self.assertEqual(self.check(os.path.join(self.dir, "missing.json")).returncode, 2)
+        self.assertEqual(self.check().returncode, 2)
+        self.assertEqual(run([TFCTL, "policy", "frob"], check=False).returncode, 2)
+
+
+class PolicyExplainTest(unittest.TestCase):
+    def explain(self, client, action, *extra, topic=TOPIC):
+        out = run([TFCTL, "policy", "explain", "--identities", DEMO_IDS, "--policies",
+                   DEMO_POLICIES, "--client", client, "--topic", topic, f"--{action}"]
+                  + list(extra), check=False)
+        return out.returncode, json.loads(out.stdout) if out.stdout else None
+
+    def test_allowed_consumer(self):
+        rc, d = self.explain("maint-app", "receive", "--at", "2027-01-01T00:00:00Z")
+        self.assertEqual(rc, 0)
+        self.assertEqual(d, {"decision": "allow", "policy": "water-telemetry@1", "rule": 0,
+                             "reason": "matches a consumer rule"})
+
+    def test_expired_consumer(self):
+        rc, d = self.explain("maint-app", "receive", "--at", "2027-07-01T00:00:00Z")
+        self.assertEqual((rc, d["decision"], d["rule"]), (1, "deny", None))
+        self.assertEqual(d["reason"], "its consumer rule has expired")
+
+    def test_owner_and_publishers(self):
+        rc, d = self.explain("ww-operator", "receive")
+        self.assertEqual((rc, d["rule"]), (0, "owner"))
+        rc, d = self.explain("ww-sensor-01", "publish")
+        self.assertEqual((rc, d["rule"]), (0, "publishers"))
+        rc, d = self.explain("ww-operator", "publish")
+        self.assertEqual((rc, d["decision"]), (1, "deny"))
+
+    def test_view_and_outsiders(self):
+        rc, d = self.explain("lab-analyst", "receive", topic="views/research-lab/" + TOPIC)
+        self.assertEqual((rc, d["rule"], d.get("view")), (0, 1, True))
+        for who in ("snoop", "nobody-at-all"):
+            rc, d = self.explain(who, "receive")
+            self.assertEqual((rc, d["decision"]), (1, "deny"))
+
+    def test_ungoverned_topic_follows_default_access(self):
+        rc, d = self.explain("snoop", "publish", topic="free/topic")
+        self.assertEqual((rc, d["policy"]), (1, None))
+        rc, d = self.explain("snoop", "publish", "--default-access", "allow", topic="free/topic")
+        self.assertEqual((rc, d["decision"]), (0, "allow"))
+
+    def test_bad_usage(self):
+        rc, _ = self.explain("snoop", "receive", "--at", "yesterday")
+        self.assertEqual(rc, 2)
+        out = run([TFCTL, "policy", "explain", "--client", "x"], check=False)
+        self.assertEqual(out.returncode, 2)
+
+
+if __name__ == "__main__":
+    harness.main()
