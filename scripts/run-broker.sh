@@ -34,9 +34,11 @@ trustflow: starting mosquitto with the trustflow plugin on 127.0.0.1:$port
   configuration: $run/mosquitto.conf
   data:          $run/data
 
-Try it from another terminal:
-  mosquitto_sub -h 127.0.0.1 -p $port -t 'demo/#' -v
-  mosquitto_pub -h 127.0.0.1 -p $port -t demo/hello -m 'hello trustflow'
+Try it from another terminal, with the demo identities (password "demo"):
+  mosquitto_sub -h 127.0.0.1 -p $port -u maint-app -P demo -t 'city/water/+/telemetry' -v
+  mosquitto_pub -h 127.0.0.1 -p $port -u ww-sensor-01 -P demo -t city/water/d7/telemetry -m '{"flow":12.5}'
+  mosquitto_sub -h 127.0.0.1 -p $port -u snoop -P demo -t '#' -V 5    # refused: no policy lets it read
+README.md walks through the demo.
 
 Stop the broker with Ctrl-C.
 

@@ -1,10 +1,16 @@
-"""`make bench`: plain mosquitto against mosquitto with trustflow.
+"""`make bench`: plain mosquitto against mosquitto with trustflow, and
+trustflow's policy engine at scale.
 
-Both brokers run side by side on loopback with the same settings; the same
-load (tests/bench/loadgen) runs against each in turn, alternating, for
-several rounds, and the median msg/s of each and their ratio are reported.
-Deliveries lost are reported too: a run that loses messages is not a fast
-run.
+Throughput: both brokers run side by side on loopback with the same
+settings; the same load (tests/bench/loadgen) runs against each in turn,
+alternating, for several rounds, and the median msg/s of each and their
+ratio are reported. On the trustflow broker the load is governed: a policy
+covers the topic, the publisher and subscribers are identified clients,
+and every delivery is decided. Deliveries lost are reported too: a run
+that loses messages is not a fast run.
+
+Scale: gen_policies.py writes 100,000 policies and 1,000,000 identities;
+policybench loads them and times per-delivery decisions.
 """
 
 import argparse
@@ -18,6 +24,27 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness  # noqa: E402
 
 LOADGEN = os.environ.get("TF_LOADGEN", "loadgen")
+POLICYBENCH = os.environ.get("TF_POLICYBENCH", "policybench")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The trustflow broker governs the benchmark topic: the publisher is a
+# sensor of the owner, the subscribers a consumer org's clients.
+BENCH_IDENTITIES = {
+    "trustflow_identities": 1,
+    "organizations": {"bench-owner": {}, "bench-consumer": {}},
+    "clients": {
+        "bench-pub": {"org": "bench-owner", "roles": ["sensor"]},
+        "bench-sub": {"org": "bench-consumer", "purposes": ["monitoring"]},
+    },
+}
+BENCH_POLICY = {
+    "trustflow_policy": 1, "id": "bench", "version": 1, "owner": "bench-owner",
+    "topics": ["bench/+"],
+    "publishers": {"roles": ["sensor"]},
+    "consumers": [{"orgs": ["bench-consumer"], "purposes": ["monitoring"],
+                   "not_after": "2099-01-01T00:00:00Z"}],
+}
+USERS = ["--pub-user", "bench-pub", "--sub-user", "bench-sub"]
 
 # name, loadgen arguments
 SCENARIOS = [
@@ -29,7 +56,7 @@ SIZE = 256
 
 
 def run_load(broker, args):
-    cmd = [LOADGEN, "--port", str(broker.port), "--size", str(SIZE)] + args
+    cmd = [LOADGEN, "--port", str(broker.port), "--size", str(SIZE)] + USERS + args
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise SystemExit(f"loadgen failed ({out.returncode}): {out.stderr}\nbroker log:\n"
@@ -54,6 +81,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--scale-policies", type=int, default=100000)
+    parser.add_argument("--scale-clients", type=int, default=1000000)
+    parser.add_argument("--scale-orgs", type=int, default=100000)
+    parser.add_argument("--skip-scale", action="store_true")
     opts = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -65,7 +96,9 @@ def main():
     quiet = ("error", "warning", "notice")
     brokers = {
         "mosquitto": harness.Broker(with_plugin=False, log_types=quiet),
-        "trustflow": harness.Broker(with_plugin=True, log_types=quiet),
+        "trustflow": harness.Broker(with_plugin=True, log_types=quiet,
+                                    identities=BENCH_IDENTITIES,
+                                    policies={"bench.json": BENCH_POLICY}),
     }
     results = []
     try:
@@ -95,11 +128,35 @@ def main():
     finally:
         for b in brokers.values():
             b.stop()
+    for b in brokers.values():
+        harness.shutil.rmtree(b.dir, ignore_errors=True)
+    if not opts.skip_scale:
+        results.append(scale(opts))
     if opts.json:
         with open(opts.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
-    for b in brokers.values():
-        harness.shutil.rmtree(b.dir, ignore_errors=True)
+
+
+def scale(opts):
+    """Loads a large generated policy set and times decisions."""
+    work = harness.tempfile.mkdtemp(prefix="tf-scale-")
+    try:
+        subprocess.run([sys.executable, "-B", os.path.join(HERE, "gen_policies.py"), work,
+                        "--policies", str(opts.scale_policies),
+                        "--clients", str(opts.scale_clients),
+                        "--orgs", str(opts.scale_orgs)], check=True)
+        out = subprocess.run([POLICYBENCH, work, str(opts.scale_policies),
+                              str(opts.scale_clients), str(opts.scale_orgs), "1000000"],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout)
+    finally:
+        harness.shutil.rmtree(work, ignore_errors=True)
+    print(f"scale: {r['policies']:,} policies, {r['clients']:,} clients: load"
+          f" {r['load_s']:.1f} s, {r['rss_mb']:.0f} MB resident after load"
+          f" (peak {r['peak_rss_mb']:.0f} MB); delivery decision median"
+          f" {r['decision_median_ns'] / 1000:.2f} us, p99 {r['decision_p99_ns'] / 1000:.2f} us"
+          f" over {r['samples']:,} samples", flush=True)
+    return dict(r, scenario="scale")
 
 
 if __name__ == "__main__":

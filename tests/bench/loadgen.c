@@ -33,6 +33,8 @@ struct settings {
 	long window;
 	long drain_timeout_s;
 	const char *topic;
+	const char *pub_user;      /* NULL: connect without a username */
+	const char *sub_user;
 };
 
 /* Shared between the publisher (main thread) and the clients' network
@@ -145,6 +147,8 @@ static struct mosquitto *client_start(const struct settings *s, struct run_state
 	if (mosq == NULL)
 		return NULL;
 	mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+	if ((subscriber ? s->sub_user : s->pub_user) != NULL)
+		mosquitto_username_pw_set(mosq, subscriber ? s->sub_user : s->pub_user, NULL);
 	/* The window, not the client's in-flight limit, paces the publisher. */
 	mosquitto_max_inflight_messages_set(mosq, 0);
 	if (subscriber) {
@@ -223,7 +227,8 @@ static bool parse_long(const char *text, long min, long max, long *out)
 static void usage(void)
 {
 	fputs("usage: loadgen --port P [--host H] [--qos 0|1|2] [--messages N] [--size BYTES]\n"
-	      "               [--subscribers K] [--window N] [--drain-timeout S] [--topic T]\n",
+	      "               [--subscribers K] [--window N] [--drain-timeout S] [--topic T]\n"
+	      "               [--pub-user NAME] [--sub-user NAME]\n",
 	      stderr);
 }
 
@@ -245,6 +250,10 @@ static bool parse_args(int argc, char **argv, struct settings *s)
 			s->host = val;
 		else if (strcmp(opt, "--topic") == 0)
 			s->topic = val;
+		else if (strcmp(opt, "--pub-user") == 0)
+			s->pub_user = val;
+		else if (strcmp(opt, "--sub-user") == 0)
+			s->sub_user = val;
 		else if (strcmp(opt, "--port") == 0 && (ok = parse_long(val, 1, 65535, &v)))
 			s->port = (int)v;
 		else if (strcmp(opt, "--qos") == 0 && (ok = parse_long(val, 0, 2, &v)))
