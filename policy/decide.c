@@ -52,11 +52,12 @@ static void publish_dollar(const struct tf_policy_set *set, const struct tf_clie
 {
 	if (starts_with(topic, TF_PREFIX) || strcmp(topic, "$trustflow") == 0)
 		set_decision(d, TF_DENY, NULL, TF_RULE_NONE, "only the broker publishes under $trustflow/");
-	else if (starts_with(topic, CONTROL_PREFIX) && is_operator(set, who))
+	else if (strcmp(topic, CONTROL_PREFIX "v1") == 0 && is_operator(set, who))
 		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "control API caller");
-	else if (starts_with(topic, CONTROL_PREFIX))
+	else if (starts_with(topic, CONTROL_PREFIX) || strcmp(topic, "$CONTROL/trustflow") == 0)
 		set_decision(d, TF_DENY, NULL, TF_RULE_NONE,
-			"only trustflow-admin and data-steward clients use the control API");
+			"only trustflow-admin and data-steward clients send control requests, "
+			"on $CONTROL/trustflow/v1");
 	else
 		set_decision(d, TF_DEFER, NULL, TF_RULE_NONE, "$ topic: left to mosquitto");
 }
@@ -217,6 +218,7 @@ void tf_decide_receive(const struct tf_policy_set *set, const struct tf_client *
 	 * mosquitto enforces itself; only originals need the check here. */
 	if (who == NULL) {
 		set_decision(d, TF_DENY, p, TF_RULE_NONE, "unidentified client");
+		d->view = g.kind == TF_GOVERN_VIEW;
 	} else if (g.kind == TF_GOVERN_VIEW) {
 		receive_view(p, &p->consumers[g.rule], g.rule, who, now_ms, d);
 	} else if (p->retention_ms > 0 && received_ms == TF_TIME_UNKNOWN) {
@@ -229,11 +231,22 @@ void tf_decide_receive(const struct tf_policy_set *set, const struct tf_client *
 	}
 }
 
-/* Whether the data ref gives access to can be on a topic of filter. */
+/* Whether the data ref gives access to can be on a topic of filter.
+ * exact, when filter is a single topic, is what governs it: only the most
+ * specific entry decides, so only refs to that entry reach it. */
 static bool ref_reaches(const struct tf_policy *p, const struct tf_rule_ref ref,
-		const char *filter)
+		const char *filter, const struct tf_governance *exact)
 {
-	if (ref.rule != TF_RULE_OWNER && p->consumers[ref.rule].view != NULL) {
+	bool view_rule = ref.rule != TF_RULE_OWNER && p->consumers[ref.rule].view != NULL;
+
+	if (exact != NULL) {
+		if (exact->kind == TF_GOVERN_NONE || exact->policy != ref.policy)
+			return false;
+		if (view_rule)
+			return exact->kind == TF_GOVERN_VIEW && exact->rule == ref.rule;
+		return exact->kind == TF_GOVERN_POLICY;
+	}
+	if (view_rule) {
 		char view_filter[TF_TOPIC_MAX_LEN + 3];
 
 		strcpy(view_filter, p->consumers[ref.rule].view);
@@ -249,15 +262,15 @@ static bool ref_reaches(const struct tf_policy *p, const struct tf_rule_ref ref,
 /* Looks through the refs under which who may receive for one that can
  * deliver on filter. */
 static bool refs_allow(const struct tf_policy_set *set, const struct tf_client *who,
-		const struct tf_rule_ref *refs, uint32_t n, const char *filter, int64_t now_ms,
-		struct tf_decision *d)
+		const struct tf_rule_ref *refs, uint32_t n, const char *filter,
+		const struct tf_governance *exact, int64_t now_ms, struct tf_decision *d)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		const struct tf_policy *p = &set->policies[refs[i].policy];
 		const struct tf_consumer_rule *r;
 
 		if (refs[i].rule == TF_RULE_OWNER) {
-			if (!ref_reaches(p, refs[i], filter))
+			if (!ref_reaches(p, refs[i], filter, exact))
 				continue;
 			set_decision(d, TF_ALLOW, p, TF_RULE_OWNER_ORG, "can receive as the owner organization");
 			return true;
@@ -266,7 +279,7 @@ static bool refs_allow(const struct tf_policy_set *set, const struct tf_client *
 		/* A rule that is not in force yet may be by the time data flows;
 		 * only an expired one can never deliver again. */
 		if (!tf_selector_matches(&r->who, who) || now_ms >= r->not_after
-				|| !ref_reaches(p, refs[i], filter))
+				|| !ref_reaches(p, refs[i], filter, exact))
 			continue;
 		set_decision(d, TF_ALLOW, p, (int)refs[i].rule, "can receive under a consumer rule");
 		d->view = r->view != NULL;
@@ -279,12 +292,18 @@ static bool receivable(const struct tf_policy_set *set, const struct tf_client *
 		const char *filter, int64_t now_ms, struct tf_decision *d)
 {
 	uint32_t org = who->org, idx = who->index;
+	struct tf_governance governs;
+	const struct tf_governance *exact = NULL;
 
+	if (strpbrk(filter, "+#") == NULL) {
+		governs = tf_govern_lookup(set->govern, filter);
+		exact = &governs;
+	}
 	if (refs_allow(set, who, set->org_refs + set->org_off[org],
-			set->org_off[org + 1] - set->org_off[org], filter, now_ms, d))
+			set->org_off[org + 1] - set->org_off[org], filter, exact, now_ms, d))
 		return true;
 	if (refs_allow(set, who, set->client_refs + set->client_off[idx],
-			set->client_off[idx + 1] - set->client_off[idx], filter, now_ms, d))
+			set->client_off[idx + 1] - set->client_off[idx], filter, exact, now_ms, d))
 		return true;
 	for (int list = 0; list < 2; list++) {
 		const uint32_t *syms = list == 0 ? who->roles : who->purposes;
@@ -293,10 +312,10 @@ static bool receivable(const struct tf_policy_set *set, const struct tf_client *
 		for (uint32_t i = 0; i < n; i++)
 			if (refs_allow(set, who, set->symbol_refs + set->symbol_off[syms[i]],
 					set->symbol_off[syms[i] + 1] - set->symbol_off[syms[i]], filter,
-					now_ms, d))
+					exact, now_ms, d))
 				return true;
 	}
-	return refs_allow(set, who, set->everyone_refs, set->n_everyone, filter, now_ms, d);
+	return refs_allow(set, who, set->everyone_refs, set->n_everyone, filter, exact, now_ms, d);
 }
 
 void tf_decide_subscribe(const struct tf_policy_set *set, const struct tf_client *who,
