@@ -256,6 +256,54 @@ class RetentionTest(harness.BrokerTestCase):
 
 
 
+class OfflineRetentionTest(harness.BrokerTestCase):
+    """Messages queued for an offline session keep the policy's retention."""
+
+    def setUp(self):
+        policy = dict(WATER, retention_seconds=2)
+        self.broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                        policies={"water.json": policy})
+
+    def session(self):
+        return harness.Client(self.broker, "maint-persistent", username="maint-app",
+                              password="demo", protocol=paho.MQTTv311, clean_session=False)
+
+    def test_queued_message_is_delivered_within_retention(self):
+        maint = self.session()
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        maint.close()
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 1}'), 0x80)
+        maint = self.session()
+        self.addCleanup(maint.close)
+        msg = maint.receive()
+        self.assertEqual((msg.topic, msg.payload.decode(), msg.qos), (TOPIC, '{"flow": 1}', 1))
+
+    def test_queued_message_expires_with_retention(self):
+        maint = self.session()
+        self.assertEqual(maint.subscribe("city/water/+/telemetry"), 1)
+        maint.close()
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 1}'), 0x80)
+        time.sleep(3)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 2}'), 0x80)
+        maint = self.session()
+        self.addCleanup(maint.close)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", SENTINEL, '{"flow": 3}'), 0x80)
+        got = maint.receive_until(SENTINEL)
+        self.assertEqual([m.payload.decode() for m in got], ['{"flow": 2}', '{"flow": 3}'])
+
+    def test_qos0_subscription_gets_no_offline_copy(self):
+        maint = self.session()
+        self.assertEqual(maint.subscribe(TOPIC, qos=0), 0)
+        maint.close()
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 1}'), 0x80)
+        maint = self.session()
+        self.addCleanup(maint.close)
+        maint.subscribe(SENTINEL, qos=1)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", SENTINEL, '{"flow": 3}'), 0x80)
+        got = maint.receive_until(SENTINEL)
+        self.assertEqual([m.topic for m in got], [SENTINEL])
+
+
 class RetainedRemovalTest(harness.BrokerTestCase):
     def test_retained_copy_is_removed_once_retention_passes(self):
         # The broker saves its retained messages at exit; a plain mosquitto
