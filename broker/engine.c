@@ -91,6 +91,8 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	int rc;
 
 	*out = NULL;
+	if (hooks->clear_retained == NULL)
+		return tf_err_set(err, TF_ERR_INVALID, "the engine needs a clear_retained hook");
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
@@ -105,7 +107,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->rates = tf_ratelimit_new();
 	e->retained = tf_retained_new();
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->rates == NULL
-			|| e->retained == NULL || e->hooks.clear_retained == NULL) {
+			|| e->retained == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	}

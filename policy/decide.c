@@ -126,6 +126,19 @@ static void subscribe_dollar(const struct tf_policy_set *set, const struct tf_cl
 
 /* --- governed topics (policy-v1) ----------------------------------------- */
 
+/* The policy that governs topic (not a `$` topic), with the governance in
+ * *g; or NULL after deciding an ungoverned topic by default_access. */
+static const struct tf_policy *governing(const struct tf_policy_set *set, const char *topic,
+		struct tf_governance *g, struct tf_decision *d)
+{
+	*g = tf_govern_lookup(set->govern, topic);
+	if (g->kind == TF_GOVERN_NONE) {
+		decide_ungoverned(set, d);
+		return NULL;
+	}
+	return &set->policies[g->policy];
+}
+
 void tf_decide_publish(const struct tf_policy_set *set, const struct tf_client *who,
 		const char *topic, struct tf_decision *d)
 {
@@ -136,12 +149,8 @@ void tf_decide_publish(const struct tf_policy_set *set, const struct tf_client *
 		publish_dollar(set, who, topic, d);
 		return;
 	}
-	g = tf_govern_lookup(set->govern, topic);
-	if (g.kind == TF_GOVERN_NONE) {
-		decide_ungoverned(set, d);
+	if ((p = governing(set, topic, &g, d)) == NULL)
 		return;
-	}
-	p = &set->policies[g.policy];
 	if (g.kind == TF_GOVERN_VIEW) {
 		set_decision(d, TF_DENY, p, TF_RULE_NONE, "a view: only the broker publishes here");
 		d->view = true;
@@ -208,12 +217,8 @@ void tf_decide_receive(const struct tf_policy_set *set, const struct tf_client *
 		receive_dollar(set, who, topic, d);
 		return;
 	}
-	g = tf_govern_lookup(set->govern, topic);
-	if (g.kind == TF_GOVERN_NONE) {
-		decide_ungoverned(set, d);
+	if ((p = governing(set, topic, &g, d)) == NULL)
 		return;
-	}
-	p = &set->policies[g.policy];
 	/* View copies carry a message expiry of the policy's retention, which
 	 * mosquitto enforces itself; only originals need the check here. */
 	if (who == NULL) {

@@ -36,40 +36,83 @@ static int nomem(struct tf_jctx *c)
 	return tf_err_set(c->err, TF_ERR_NOMEM, "%s: out of memory", c->file);
 }
 
-static int load_topics(struct tf_jctx *c, const cJSON *root, struct tf_arena *arena,
-		struct tf_policy *p)
+/* A member that is a list of distinct strings: topics, fields. */
+struct string_list {
+	const char *name;
+	bool required;
+	int max_items;
+	const char *not_string;   /* the message for an item that is no string */
+	const char *invalid;      /* what an item that fails check is not; NULL:
+	                           * check's answer says it all */
+	/* Why an item is not acceptable, or NULL when it is. */
+	const char *(*check)(const char *item);
+};
+
+static const char *check_topic(const char *item)
+{
+	const char *why = NULL;
+
+	return tf_topic_filter_valid(item, &why) ? NULL : why;
+}
+
+static const char *check_field(const char *item)
+{
+	if (item[0] == '\0')
+		return "must be a non-empty string (a top-level member name)";
+	if (strlen(item) > TF_POLICY_FIELD_MAX_LEN)
+		return "longer than 256 bytes";
+	return NULL;
+}
+
+static const struct string_list topics_list = {
+	"topics", true, TF_POLICY_MAX_TOPICS, "must be a string", "not a valid topic filter",
+	check_topic,
+};
+static const struct string_list fields_list = {
+	"fields", false, TF_POLICY_MAX_FIELDS,
+	"must be a non-empty string (a top-level member name)", NULL, check_field,
+};
+
+/* Reads the list kind->name of obj into arena; *items is NULL when the
+ * member is absent and optional. */
+static int load_strings(struct tf_jctx *c, const cJSON *obj, const struct string_list *kind,
+		struct tf_arena *arena, const char *const **items, uint32_t *count)
 {
 	const cJSON *list, *item;
-	const char **topics;
+	const char **copies;
 	int rc, index = 0;
 
-	rc = tf_jarray(c, root, "topics", true, 1, TF_POLICY_MAX_TOPICS, &list);
-	if (rc != TF_OK)
+	*items = NULL;
+	*count = 0;
+	rc = tf_jarray(c, obj, kind->name, kind->required, 1, kind->max_items, &list);
+	if (rc != TF_OK || list == NULL)
 		return rc;
-	topics = tf_arena_alloc(arena, sizeof(*topics) * (size_t)cJSON_GetArraySize(list));
-	if (topics == NULL)
+	copies = tf_arena_alloc(arena, sizeof(*copies) * (size_t)cJSON_GetArraySize(list));
+	if (copies == NULL)
 		return nomem(c);
 	cJSON_ArrayForEach(item, list) {
-		size_t mark = tf_jctx_member(c, "topics");
+		size_t mark = tf_jctx_member(c, kind->name);
 		const char *why;
 
 		tf_jctx_index(c, index);
 		if (!cJSON_IsString(item))
-			rc = tf_jfail(c, "must be a string");
-		else if (!tf_topic_filter_valid(item->valuestring, &why))
-			rc = tf_jfail(c, "not a valid topic filter: %s", why);
+			rc = tf_jfail(c, "%s", kind->not_string);
+		else if ((why = kind->check(item->valuestring)) != NULL && kind->invalid != NULL)
+			rc = tf_jfail(c, "%s: %s", kind->invalid, why);
+		else if (why != NULL)
+			rc = tf_jfail(c, "%s", why);
 		for (int j = 0; rc == TF_OK && j < index; j++)
-			if (strcmp(topics[j], item->valuestring) == 0)
+			if (strcmp(copies[j], item->valuestring) == 0)
 				rc = tf_jfail(c, "\"%s\" is listed twice", item->valuestring);
-		if (rc == TF_OK && (topics[index] = tf_arena_strdup(arena, item->valuestring)) == NULL)
+		if (rc == TF_OK && (copies[index] = tf_arena_strdup(arena, item->valuestring)) == NULL)
 			rc = nomem(c);
 		tf_jctx_pop(c, mark);
 		if (rc != TF_OK)
 			return rc;
 		index++;
 	}
-	p->topics = topics;
-	p->n_topics = (uint32_t)index;
+	*items = copies;
+	*count = (uint32_t)index;
 	return TF_OK;
 }
 
@@ -82,42 +125,6 @@ static int load_time(struct tf_jctx *c, const cJSON *rule, const char *name, int
 		return rc;
 	if (!tf_rfc3339_parse(text, out))
 		return tf_jfail_at(c, name, "not an RFC 3339 time");
-	return TF_OK;
-}
-
-static int load_fields(struct tf_jctx *c, const cJSON *rule, struct tf_arena *arena,
-		struct tf_consumer_rule *r)
-{
-	const cJSON *list, *item;
-	const char **fields;
-	int rc, index = 0;
-
-	rc = tf_jarray(c, rule, "fields", false, 1, TF_POLICY_MAX_FIELDS, &list);
-	if (rc != TF_OK || list == NULL)
-		return rc;
-	fields = tf_arena_alloc(arena, sizeof(*fields) * (size_t)cJSON_GetArraySize(list));
-	if (fields == NULL)
-		return nomem(c);
-	cJSON_ArrayForEach(item, list) {
-		size_t mark = tf_jctx_member(c, "fields");
-
-		tf_jctx_index(c, index);
-		if (!cJSON_IsString(item) || item->valuestring[0] == '\0')
-			rc = tf_jfail(c, "must be a non-empty string (a top-level member name)");
-		else if (strlen(item->valuestring) > TF_POLICY_FIELD_MAX_LEN)
-			rc = tf_jfail(c, "longer than %d bytes", TF_POLICY_FIELD_MAX_LEN);
-		for (int j = 0; rc == TF_OK && j < index; j++)
-			if (strcmp(fields[j], item->valuestring) == 0)
-				rc = tf_jfail(c, "\"%s\" is listed twice", item->valuestring);
-		if (rc == TF_OK && (fields[index] = tf_arena_strdup(arena, item->valuestring)) == NULL)
-			rc = nomem(c);
-		tf_jctx_pop(c, mark);
-		if (rc != TF_OK)
-			return rc;
-		index++;
-	}
-	r->fields = fields;
-	r->n_fields = (uint32_t)index;
 	return TF_OK;
 }
 
@@ -139,7 +146,7 @@ static int load_rule(struct tf_jctx *c, const cJSON *rule, const struct tf_ident
 	if (rc == TF_OK && r->not_before >= r->not_after)
 		rc = tf_jfail_at(c, "not_after", "must be later than not_before");
 	if (rc == TF_OK)
-		rc = load_fields(c, rule, arena, r);
+		rc = load_strings(c, rule, &fields_list, arena, &r->fields, &r->n_fields);
 	if (rc == TF_OK)
 		rc = tf_jstring(c, rule, "view", false, TF_TOPIC_MAX_LEN, &view);
 	if (rc != TF_OK)
@@ -329,7 +336,7 @@ int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_id
 	if (rc == TF_OK)
 		rc = load_header(c, root, ids, arena, out);
 	if (rc == TF_OK)
-		rc = load_topics(c, root, arena, out);
+		rc = load_strings(c, root, &topics_list, arena, &out->topics, &out->n_topics);
 	if (rc == TF_OK)
 		rc = load_publishers(c, root, ids, arena, out);
 	if (rc == TF_OK)
