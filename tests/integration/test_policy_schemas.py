@@ -29,6 +29,7 @@ POLICY_SCHEMA = os.path.join(SRCDIR, "policy", "policy.schema.json")
 IDENTITIES_SCHEMA = os.path.join(SRCDIR, "policy", "identities.schema.json")
 DEMO_IDENTITIES = os.path.join(SRCDIR, "broker", "conf", "demo", "identities.json")
 DEMO_POLICY = os.path.join(SRCDIR, "broker", "conf", "demo", "policies", "water-telemetry.json")
+EXAMPLE_POLICIES = os.path.join(SRCDIR, "policy", "examples", "policies")
 UNIT_DATA = os.path.join(SRCDIR, "tests", "unit", "data")
 # The contract lives beside the project, not in it; checked when present.
 SPEC = os.environ.get("TF_POLICY_SPEC") or os.path.join(
@@ -277,6 +278,13 @@ class GoodFilesTest(SchemaCase):
 
     def test_demo_policy(self):
         self.assertValid(self.policy, load(DEMO_POLICY))
+
+    def test_example_policies(self):
+        names = sorted(os.listdir(EXAMPLE_POLICIES))
+        self.assertGreater(len(names), 0, f"no examples in {EXAMPLE_POLICIES}")
+        for name in names:
+            with self.subTest(example=name):
+                self.assertValid(self.policy, load(os.path.join(EXAMPLE_POLICIES, name)))
 
     def test_spec_examples(self):
         self.assertValid(self.policy, SPEC_POLICY)

@@ -43,6 +43,17 @@ class PolicyCheckTest(unittest.TestCase):
                 out = self.check(*args)
                 self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
 
+    def test_examples_pass_silently(self):
+        examples = os.path.join(SRCDIR, "policy", "examples")
+        ids = os.path.join(examples, "identities.json")
+        policies = os.path.join(examples, "policies")
+        names = sorted(os.listdir(policies))
+        self.assertGreater(len(names), 3)
+        for target in [policies] + [os.path.join(policies, n) for n in names]:
+            with self.subTest(target=target):
+                out = self.check("--identities", ids, target)
+                self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+
     def test_each_broken_file_gets_one_line(self):
         bad_time = load_water()
         bad_time["consumers"][0]["not_after"] = "next spring"
