@@ -1,5 +1,6 @@
 #include "policy/decide.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "policy/topic.h"
@@ -236,46 +237,179 @@ void tf_decide_receive(const struct tf_policy_set *set, const struct tf_client *
 	}
 }
 
-/* Whether the data ref gives access to can be on a topic of filter.
- * exact, when filter is a single topic, is what governs it: only the most
- * specific entry decides, so only refs to that entry reach it. */
-static bool ref_reaches(const struct tf_policy *p, const struct tf_rule_ref ref,
-		const char *filter, const struct tf_governance *exact)
-{
-	bool view_rule = ref.rule != TF_RULE_OWNER && p->consumers[ref.rule].view != NULL;
+/* --- subscriptions ------------------------------------------------------- */
 
-	if (exact != NULL) {
-		if (exact->kind == TF_GOVERN_NONE || exact->policy != ref.policy)
-			return false;
-		if (view_rule)
-			return exact->kind == TF_GOVERN_VIEW && exact->rule == ref.rule;
-		return exact->kind == TF_GOVERN_POLICY;
+/* Witnesses. A subscription filter can match infinitely many topics; to
+ * decide whether one of them is governed by a given entry (or by none),
+ * it is enough to try its witnesses: the topics it matches in which every
+ * wildcard level is a level that no policy names, and a trailing `#` is 0
+ * to TF_TOPIC_MAX_LEVELS + 1 such levels. A filter that matches a witness
+ * has wildcards where the witness has those levels, so it matches every
+ * topic of the same shape too; the most specific filter of a witness is
+ * therefore at least as specific as that of any topic of its shape. So an
+ * entry governs some topic of the filter exactly when it governs one of
+ * its witnesses, and some topic of the filter is ungoverned exactly when
+ * a witness is. */
+#define FRESH_LEVEL "\x01"
+#define WITNESS_MAX 4096
+
+struct witness {
+	char topic[WITNESS_MAX];
+	size_t len;
+	bool open;    /* ends in `#`: extra levels may follow */
+};
+
+static bool is_wild(const char *level, size_t len, char c)
+{
+	return len == 1 && level[0] == c;
+}
+
+static bool append_level(struct witness *w, const char *level, size_t len)
+{
+	if (is_wild(level, len, '+')) {
+		level = FRESH_LEVEL;
+		len = 1;
 	}
-	if (view_rule) {
+	if (w->len + len + 2 > sizeof(w->topic))
+		return false;
+	if (w->len > 0)
+		w->topic[w->len++] = '/';
+	memcpy(w->topic + w->len, level, len);
+	w->len += len;
+	w->topic[w->len] = '\0';
+	return true;
+}
+
+/* Appends the levels of rest, a filter's tail, to w. */
+static bool append_rest(struct witness *w, const char *rest)
+{
+	while (rest != NULL) {
+		const char *slash = strchr(rest, '/');
+		size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+
+		if (is_wild(rest, len, '#')) {
+			w->open = true;
+			return true;
+		}
+		if (!append_level(w, rest, len))
+			return false;
+		rest = slash ? slash + 1 : NULL;
+	}
+	return true;
+}
+
+/* The topics that filters a and b both match, as a witness (b NULL: every
+ * topic of a). False when they share none, or the witness is too long. */
+static bool meet(const char *a, const char *b, struct witness *w)
+{
+	w->len = 0;
+	w->open = false;
+	w->topic[0] = '\0';
+	if (b == NULL)
+		return append_rest(w, a);
+	while (a != NULL && b != NULL) {
+		const char *sa = strchr(a, '/'), *sb = strchr(b, '/');
+		size_t la = sa ? (size_t)(sa - a) : strlen(a), lb = sb ? (size_t)(sb - b) : strlen(b);
+
+		if (is_wild(a, la, '#'))
+			return append_rest(w, b);
+		if (is_wild(b, lb, '#'))
+			return append_rest(w, a);
+		if (is_wild(a, la, '+') ? !append_level(w, b, lb)
+				: (!is_wild(b, lb, '+') && (la != lb || memcmp(a, b, la) != 0))
+					|| !append_level(w, a, la))
+			return false;
+		a = sa ? sa + 1 : NULL;
+		b = sb ? sb + 1 : NULL;
+	}
+	/* When one ended, the other may only go on with `#`, matching no
+	 * level: the one that ended matches nothing longer. */
+	return (a == NULL && b == NULL) || strcmp(a != NULL ? a : b, "#") == 0;
+}
+
+/* Calls found(ctx, governance) for each witness of w until it returns
+ * true; returns whether one did. */
+static bool each_witness(const struct tf_policy_set *set, struct witness *w,
+		bool (*found)(const void *ctx, struct tf_governance g), const void *ctx)
+{
+	size_t base = w->len;
+	bool hit = false;
+
+	for (int extra = 0; !hit && extra <= (w->open ? TF_TOPIC_MAX_LEVELS + 1 : 0); extra++) {
+		if (extra > 0 && !append_level(w, FRESH_LEVEL, 1))
+			break;
+		/* Topics are never empty (`#` alone starts with one level). */
+		if (w->len > 0)
+			hit = found(ctx, tf_govern_lookup(set->govern, w->topic));
+	}
+	w->len = base;
+	w->topic[base] = '\0';
+	return hit;
+}
+
+/* Whether the data ref gives access to can be on a topic of filter. */
+struct ref_target {
+	struct tf_rule_ref ref;
+	bool view;
+};
+
+static bool is_target(const void *ctx, struct tf_governance g)
+{
+	const struct ref_target *t = ctx;
+
+	if (g.kind == TF_GOVERN_NONE || g.policy != t->ref.policy)
+		return false;
+	return t->view ? g.kind == TF_GOVERN_VIEW && g.rule == t->ref.rule
+		       : g.kind == TF_GOVERN_POLICY;
+}
+
+static bool ref_reaches(const struct tf_policy_set *set, const struct tf_policy *p,
+		const struct tf_rule_ref ref, const char *filter)
+{
+	struct ref_target target = { ref, ref.rule != TF_RULE_OWNER
+		&& p->consumers[ref.rule].view != NULL };
+	struct witness w;
+
+	if (target.view) {
 		char view_filter[TF_TOPIC_MAX_LEN + 3];
 
-		strcpy(view_filter, p->consumers[ref.rule].view);
-		strcat(view_filter, "/#");
-		return tf_filters_overlap(filter, view_filter);
+		snprintf(view_filter, sizeof(view_filter), "%s/#", p->consumers[ref.rule].view);
+		return meet(filter, view_filter, &w) && each_witness(set, &w, is_target, &target);
 	}
 	for (uint32_t t = 0; t < p->n_topics; t++)
-		if (tf_filters_overlap(filter, p->topics[t]))
+		if (meet(filter, p->topics[t], &w) && each_witness(set, &w, is_target, &target))
 			return true;
 	return false;
+}
+
+static bool is_ungoverned(const void *ctx, struct tf_governance g)
+{
+	(void)ctx;
+	return g.kind == TF_GOVERN_NONE;
+}
+
+/* Whether some topic filter matches is governed by no policy. A filter
+ * too long to build witnesses for is taken to reach one: the answer only
+ * lets a subscription in, and every delivery is decided on its own. */
+static bool reaches_ungoverned(const struct tf_policy_set *set, const char *filter)
+{
+	struct witness w;
+
+	return !meet(filter, NULL, &w) || each_witness(set, &w, is_ungoverned, NULL);
 }
 
 /* Looks through the refs under which who may receive for one that can
  * deliver on filter. */
 static bool refs_allow(const struct tf_policy_set *set, const struct tf_client *who,
-		const struct tf_rule_ref *refs, uint32_t n, const char *filter,
-		const struct tf_governance *exact, int64_t now_ms, struct tf_decision *d)
+		const struct tf_rule_ref *refs, uint32_t n, const char *filter, int64_t now_ms,
+		struct tf_decision *d)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		const struct tf_policy *p = &set->policies[refs[i].policy];
 		const struct tf_consumer_rule *r;
 
 		if (refs[i].rule == TF_RULE_OWNER) {
-			if (!ref_reaches(p, refs[i], filter, exact))
+			if (!ref_reaches(set, p, refs[i], filter))
 				continue;
 			set_decision(d, TF_ALLOW, p, TF_RULE_OWNER_ORG, "can receive as the owner organization");
 			return true;
@@ -284,7 +418,7 @@ static bool refs_allow(const struct tf_policy_set *set, const struct tf_client *
 		/* A rule that is not in force yet may be by the time data flows;
 		 * only an expired one can never deliver again. */
 		if (!tf_selector_matches(&r->who, who) || now_ms >= r->not_after
-				|| !ref_reaches(p, refs[i], filter, exact))
+				|| !ref_reaches(set, p, refs[i], filter))
 			continue;
 		set_decision(d, TF_ALLOW, p, (int)refs[i].rule, "can receive under a consumer rule");
 		d->view = r->view != NULL;
@@ -297,18 +431,11 @@ static bool receivable(const struct tf_policy_set *set, const struct tf_client *
 		const char *filter, int64_t now_ms, struct tf_decision *d)
 {
 	uint32_t org = who->org, idx = who->index;
-	struct tf_governance governs;
-	const struct tf_governance *exact = NULL;
-
-	if (strpbrk(filter, "+#") == NULL) {
-		governs = tf_govern_lookup(set->govern, filter);
-		exact = &governs;
-	}
 	if (refs_allow(set, who, set->org_refs + set->org_off[org],
-			set->org_off[org + 1] - set->org_off[org], filter, exact, now_ms, d))
+			set->org_off[org + 1] - set->org_off[org], filter, now_ms, d))
 		return true;
 	if (refs_allow(set, who, set->client_refs + set->client_off[idx],
-			set->client_off[idx + 1] - set->client_off[idx], filter, exact, now_ms, d))
+			set->client_off[idx + 1] - set->client_off[idx], filter, now_ms, d))
 		return true;
 	for (int list = 0; list < 2; list++) {
 		const uint32_t *syms = list == 0 ? who->roles : who->purposes;
@@ -317,10 +444,10 @@ static bool receivable(const struct tf_policy_set *set, const struct tf_client *
 		for (uint32_t i = 0; i < n; i++)
 			if (refs_allow(set, who, set->symbol_refs + set->symbol_off[syms[i]],
 					set->symbol_off[syms[i] + 1] - set->symbol_off[syms[i]], filter,
-					exact, now_ms, d))
+					now_ms, d))
 				return true;
 	}
-	return refs_allow(set, who, set->everyone_refs, set->n_everyone, filter, exact, now_ms, d);
+	return refs_allow(set, who, set->everyone_refs, set->n_everyone, filter, now_ms, d);
 }
 
 void tf_decide_subscribe(const struct tf_policy_set *set, const struct tf_client *who,
@@ -341,7 +468,7 @@ void tf_decide_subscribe(const struct tf_policy_set *set, const struct tf_client
 	}
 	if (who != NULL && receivable(set, who, filter, now_ms, d))
 		return;
-	if (set->default_allow && !tf_govern_covers(set->govern, filter)) {
+	if (set->default_allow && reaches_ungoverned(set, filter)) {
 		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE,
 			"can match topics no policy governs; default_access allow");
 		return;

@@ -274,32 +274,6 @@ struct tf_governance tf_govern_overlap_any(const struct tf_govern *g, const char
 	return e == NO_ENTRY ? none : g->entries[e];
 }
 
-/* Whether an entry at or below node matches every topic of the rest of a
- * filter. */
-static bool covers(const struct tf_govern *g, uint32_t node, const char *rest)
-{
-	const struct node *n = &g->nodes[node];
-	struct level l;
-	uint32_t child;
-
-	if (n->hash_entry != NO_ENTRY)
-		return true;
-	if (rest == NULL)
-		return n->end_entry != NO_ENTRY;
-	l = level_at(rest);
-	if (is_level(l, '#'))
-		return false;
-	if (!is_level(l, '+') && (child = literal_child(g, node, l)) != NO_NODE
-			&& covers(g, child, l.next))
-		return true;
-	return n->plus != NO_NODE && covers(g, n->plus, l.next);
-}
-
-bool tf_govern_covers(const struct tf_govern *g, const char *filter)
-{
-	return covers(g, 0, filter);
-}
-
 size_t tf_govern_bytes(const struct tf_govern *g)
 {
 	return sizeof(*g) + g->cap_nodes * sizeof(struct node)

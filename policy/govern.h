@@ -43,10 +43,6 @@ struct tf_governance tf_govern_lookup(const struct tf_govern *g, const char *top
  * with it); kind TF_GOVERN_NONE when none does. */
 struct tf_governance tf_govern_overlap_any(const struct tf_govern *g, const char *filter);
 
-/* Whether one entry's filter alone matches every topic that filter
- * matches, so that no topic of filter is ungoverned. */
-bool tf_govern_covers(const struct tf_govern *g, const char *filter);
-
 size_t tf_govern_bytes(const struct tf_govern *g);
 
 #endif

@@ -880,6 +880,56 @@ static void covered_filters_are_denied_even_under_default_allow(void **state)
 	tf_policy_set_free(set);
 }
 
+/* A wildcard subscription is accepted only when one of the topics it can
+ * match is governed by a policy that lets the client receive: a broad
+ * policy that a narrower one shadows everywhere under the filter does
+ * not count. */
+static void shadowed_policies_do_not_admit_a_subscription(void **state)
+{
+	static const char broad[] =
+		"{\"trustflow_policy\": 1, \"id\": \"broad\", \"version\": 1,"
+		" \"owner\": \"other-co\", \"topics\": [\"a/#\"]}";
+	static const char narrow[] =
+		"{\"trustflow_policy\": 1, \"id\": \"narrow\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"a/+\", \"a\"]}";
+	struct tf_policy_set *set = BUILD(false, broad, narrow);
+
+	(void)state;
+	/* Every topic of a/+ (and a itself) is the waterworks': */
+	EXPECT(sub(set, "vip", "a/+"), DENY, NULL, NONE);
+	EXPECT(sub(set, "vip", "a"), DENY, NULL, NONE);
+	EXPECT(sub(set, "ww-viewer", "a/+"), ALLOW, "narrow@1", OWNER);
+	/* ...but deeper topics are other-co's. */
+	EXPECT(sub(set, "vip", "a/+/+"), ALLOW, "broad@1", OWNER);
+	EXPECT(sub(set, "vip", "a/#"), ALLOW, "broad@1", OWNER);
+	EXPECT(sub(set, "vip", "+/x/#"), ALLOW, "broad@1", OWNER);
+	EXPECT(sub(set, "ww-viewer", "a/+/+"), DENY, NULL, NONE);
+	EXPECT(sub(set, "ww-viewer", "#"), ALLOW, "narrow@1", OWNER);
+	tf_policy_set_free(set);
+}
+
+/* Under default_access allow, a filter whose every topic is governed
+ * (by several policies together) reaches no ungoverned topic. */
+static void filters_covered_by_several_policies_reach_nothing_ungoverned(void **state)
+{
+	static const char top[] =
+		"{\"trustflow_policy\": 1, \"id\": \"top\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"a\"]}";
+	static const char below[] =
+		"{\"trustflow_policy\": 1, \"id\": \"below\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"a/+/#\"]}";
+	struct tf_policy_set *set = BUILD(true, top, below);
+
+	(void)state;
+	EXPECT(sub(set, NULL, "a/#"), DENY, NULL, NONE);
+	EXPECT(sub(set, "vip", "a/#"), DENY, NULL, NONE);
+	EXPECT(sub(set, NULL, "a/b/c"), DENY, NULL, NONE);
+	/* b/... is no one's: allowed. */
+	EXPECT(sub(set, NULL, "+/#"), ALLOW, NULL, NONE);
+	EXPECT(sub(set, NULL, "#"), ALLOW, NULL, NONE);
+	tf_policy_set_free(set);
+}
+
 static void expired_rules_cannot_subscribe_future_ones_can(void **state)
 {
 	struct tf_policy_set *set = BUILD(false, water, timed);
@@ -1153,6 +1203,8 @@ int main(void)
 		cmocka_unit_test(other_dollar_topics_are_deferred),
 		cmocka_unit_test(exact_topic_subscription_is_decided_as_receive),
 		cmocka_unit_test(hash_subscription),
+		cmocka_unit_test(shadowed_policies_do_not_admit_a_subscription),
+		cmocka_unit_test(filters_covered_by_several_policies_reach_nothing_ungoverned),
 		cmocka_unit_test(covered_filters_are_denied_even_under_default_allow),
 		cmocka_unit_test(expired_rules_cannot_subscribe_future_ones_can),
 		cmocka_unit_test(shared_subscriptions_are_decided_on_their_filter),

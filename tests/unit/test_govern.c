@@ -77,8 +77,6 @@ static void empty_governs_nothing(void **state)
 	assert_int_equal(governing(g, "a"), NONE);
 	assert_int_equal(governing(g, "a/b/c"), NONE);
 	assert_int_equal(overlapping(g, "#"), NONE);
-	assert_false(tf_govern_covers(g, "a"));
-	assert_false(tf_govern_covers(g, "#"));
 	assert_true(tf_govern_bytes(g) > 0);
 }
 
@@ -381,70 +379,6 @@ static void overlap_any_against_view_entries(void **state)
 	assert_int_equal(e.kind, TF_GOVERN_NONE);
 }
 
-static void covers_with_plus(void **state)
-{
-	struct tf_govern *g = *state;
-
-	add(g, "a/+", 0);
-	assert_true(tf_govern_covers(g, "a/b"));
-	assert_true(tf_govern_covers(g, "a/+"));
-	assert_true(tf_govern_covers(g, "a/"));
-	assert_false(tf_govern_covers(g, "a/#"));
-	assert_false(tf_govern_covers(g, "a"));
-	assert_false(tf_govern_covers(g, "+/b"));
-	assert_false(tf_govern_covers(g, "a/b/c"));
-	assert_false(tf_govern_covers(g, "a/+/#"));
-}
-
-static void covers_with_root_hash(void **state)
-{
-	struct tf_govern *g = *state;
-
-	add(g, "#", 0);
-	assert_true(tf_govern_covers(g, "#"));
-	assert_true(tf_govern_covers(g, "a"));
-	assert_true(tf_govern_covers(g, "+"));
-	assert_true(tf_govern_covers(g, "a/+/#"));
-	assert_true(tf_govern_covers(g, "+/+/c/#"));
-}
-
-static void covers_with_hash(void **state)
-{
-	struct tf_govern *g = *state;
-
-	add(g, "a/#", 0);
-	assert_true(tf_govern_covers(g, "a/#"));
-	assert_true(tf_govern_covers(g, "a"));
-	assert_true(tf_govern_covers(g, "a/b"));
-	assert_true(tf_govern_covers(g, "a/+/#"));
-	assert_true(tf_govern_covers(g, "a/b/+"));
-	assert_false(tf_govern_covers(g, "#"));
-	assert_false(tf_govern_covers(g, "+"));
-	assert_false(tf_govern_covers(g, "+/#"));
-	assert_false(tf_govern_covers(g, "b"));
-	assert_false(tf_govern_covers(g, "ab/#"));
-}
-
-static void covers_needs_a_single_entry(void **state)
-{
-	struct tf_govern *g = *state;
-
-	/* Together a/b and a/c do not cover a/+, nor do a/b/# and a/+/c
-	 * cover a/+/+. */
-	add(g, "a/b", 0);
-	add(g, "a/c", 1);
-	add(g, "x/b/#", 2);
-	add(g, "x/+/c", 3);
-	assert_false(tf_govern_covers(g, "a/+"));
-	assert_true(tf_govern_covers(g, "a/b"));
-	assert_true(tf_govern_covers(g, "a/c"));
-	assert_false(tf_govern_covers(g, "x/+/+"));
-	assert_true(tf_govern_covers(g, "x/+/c"));
-	assert_true(tf_govern_covers(g, "x/b/+"));
-	assert_true(tf_govern_covers(g, "x/b/c"));
-	assert_false(tf_govern_covers(g, "x/#"));
-}
-
 static void topics_beyond_filter_limits_still_resolve(void **state)
 {
 	struct tf_govern *g = *state;
@@ -501,8 +435,6 @@ static void many_filters(void **state)
 
 		assert_true(p >= 0 && p < (long)MANY);
 	}
-	assert_true(tf_govern_covers(g, "city/123/+/telemetry"));
-	assert_false(tf_govern_covers(g, "city/+/+/telemetry"));
 
 	/* More specific and less specific filters among them. */
 	add(g, "city/#", MANY);
@@ -517,7 +449,6 @@ static void many_filters(void **state)
 	assert_int_equal(governing(g, "city"), MANY);
 	assert_int_equal(governing(g, "town/5/a/telemetry"), NONE);
 	assert_int_equal(overlapping(g, "+/+/+/status"), MANY);
-	assert_true(tf_govern_covers(g, "city/+/+/telemetry"));
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -542,11 +473,7 @@ int main(void)
 		T(overlap_any_finds_policies_under_a_view),
 		T(overlap_any_with_plus_in_the_query),
 		T(overlap_any_against_view_entries),
-		T(covers_with_plus),
-		T(covers_with_root_hash),
-		T(covers_with_hash),
-		T(covers_needs_a_single_entry),
-		T(topics_beyond_filter_limits_still_resolve),
+						T(topics_beyond_filter_limits_still_resolve),
 		T(many_filters),
 	};
 
