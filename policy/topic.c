@@ -27,6 +27,15 @@ static bool check(const char *t, bool wildcards, const char **why)
 		*why = "topics starting with $ are reserved for the broker";
 		return false;
 	}
+	/* MQTT advises against control characters in topics; refusing them
+	 * here also keeps the subscribe decision's witness level (\x01,
+	 * policy/decide.c) a level that no policy names. */
+	for (const char *p = t; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			*why = "must not contain control characters";
+			return false;
+		}
+	}
 	for (const char *p = t;; p += level_len(p) + 1) {
 		size_t n = level_len(p);
 

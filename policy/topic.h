@@ -10,7 +10,8 @@
 
 /* Checks a topic filter a policy may govern: 1 to TF_TOPIC_MAX_LEN bytes,
  * at most TF_TOPIC_MAX_LEVELS levels, `+` and `#` only as whole levels and
- * `#` only last, not starting with `$`. On failure *why is a static
+ * `#` only last, not starting with `$`, no control characters. On failure
+ * *why is a static
  * explanation. */
 bool tf_topic_filter_valid(const char *filter, const char **why);
 

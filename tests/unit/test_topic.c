@@ -124,6 +124,19 @@ static void filter_rejects_dollar_start(void **state)
 	assert_false(name_ok("$SYS/broker"));
 }
 
+static void filter_rejects_control_characters(void **state)
+{
+	const char *why = NULL;
+
+	(void)state;
+	assert_false(tf_topic_filter_valid("a/\x01/b", &why));
+	assert_string_equal(why, "must not contain control characters");
+	assert_false(tf_topic_filter_valid("a\tb", &why));
+	assert_false(tf_topic_filter_valid("a\x7f", &why));
+	assert_false(tf_topic_name_valid("views/\x1f", &why));
+	assert_true(tf_topic_filter_valid("caf\xc3\xa9/+", &why));
+}
+
 static void filter_rejects_wildcards_not_alone(void **state)
 {
 	const char *why = NULL;
@@ -312,6 +325,7 @@ int main(void)
 		cmocka_unit_test(filter_length_limit_is_exact),
 		cmocka_unit_test(filter_level_limit_is_exact),
 		cmocka_unit_test(filter_rejects_dollar_start),
+		cmocka_unit_test(filter_rejects_control_characters),
 		cmocka_unit_test(filter_rejects_wildcards_not_alone),
 		cmocka_unit_test(filter_rejects_hash_not_last),
 		cmocka_unit_test(name_accepts_plain_topics),
