@@ -15,10 +15,12 @@ static void print_usage(FILE *out)
 	      "       tfctl policy explain --identities FILE --policies DIR --client USER\n"
 	      "                            --topic TOPIC (--publish | --receive | --subscribe)\n"
 	      "                            [--at TIME] [--default-access allow|deny]\n"
+	      "       tfctl key generate --out FILE\n"
+	      "       tfctl key public FILE\n"
 	      "\n"
 	      "Operator tool for the trustflow broker.\n"
 	      "\n"
-	      "  --help      print this text (tfctl policy --help: more on policy)\n"
+	      "  --help      print this text (tfctl policy --help, tfctl key --help: more)\n"
 	      "  --version   print the trustflow version\n"
 	      "\n"
 	      "Exit status: 0 success, 1 a check said no, 2 bad usage or unreadable input.\n"
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 2 && strcmp(argv[1], "policy") == 0)
 		return tfctl_policy(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "key") == 0)
+		return tfctl_key(argc - 2, argv + 2);
 	if (argc < 2)
 		fputs("tfctl: a command is required\n", stderr);
 	else
