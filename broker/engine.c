@@ -6,8 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <errno.h>
+#include <unistd.h>
+
 #include <cjson/cJSON.h>
 
+#include "broker/dirlist.h"
 #include "broker/msgtrack.h"
 #include "broker/ratelimit.h"
 #include "broker/retained.h"
@@ -28,6 +32,11 @@ struct tf_engine {
 	struct tf_msgtrack *track;
 	struct tf_ratelimit *rates;
 	struct tf_retained *retained;
+	struct tf_signer *signer;
+	struct tf_keyring *earlier_keys;    /* from key_dir */
+	char *broker_id;
+	bool stamp_all;
+	uint64_t seq;                       /* of the last stamp */
 };
 
 static int64_t real_now_ms(void *ctx)
@@ -72,6 +81,9 @@ void tf_engine_free(struct tf_engine *e)
 	tf_msgtrack_free(e->track);
 	tf_ratelimit_free(e->rates);
 	tf_retained_free(e->retained);
+	tf_signer_free(e->signer);
+	tf_keyring_free(e->earlier_keys);
+	free(e->broker_id);
 	free(e->identities);
 	free(e->policy_dir);
 	free(e);
@@ -82,6 +94,52 @@ static void log_loaded(struct tf_engine *e)
 	logf_(e, TF_LOG_NOTICE, "trustflow: %u policies, %u organizations, %u clients loaded "
 		"(default_access %s)", e->set->n_policies, tf_identities_org_count(e->set->ids),
 		tf_identities_client_count(e->set->ids), e->load.default_allow ? "allow" : "deny");
+}
+
+/* Loads the signing key, or creates it when it does not exist and
+ * dev_key_autogen allows. */
+static int load_signer(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err)
+{
+	int rc;
+
+	if (access(opts->signing_key, F_OK) != 0 && errno == ENOENT
+			&& strcmp(opts->dev_key_autogen, "true") == 0) {
+		rc = tf_signer_generate(opts->signing_key, &e->signer, err);
+		if (rc == TF_OK)
+			logf_(e, TF_LOG_WARNING, "trustflow: created the development signing key %s "
+				"(kid %s); use a key of your own in production",
+				opts->signing_key, tf_signer_kid(e->signer));
+		return rc;
+	}
+	rc = tf_signer_load(opts->signing_key, &e->signer, err);
+	if (rc == TF_ERR_IO)
+		return tf_err_set(err, rc, "%s (create one with `tfctl key generate --out %s`, "
+			"or set plugin_opt_dev_key_autogen true for a demo)", err->msg,
+			opts->signing_key);
+	return rc;
+}
+
+/* The public keys of earlier signing keys (*.pem in key_dir), published so
+ * that stamps they made still verify. */
+static int load_earlier_keys(struct tf_engine *e, const char *dir, struct tf_err *err)
+{
+	char **names;
+	uint32_t n;
+	int rc;
+
+	if (dir[0] == '\0')
+		return TF_OK;
+	rc = tf_dir_list(dir, ".pem", 1000, &names, &n, err);
+	if (rc != TF_OK)
+		return rc;
+	for (uint32_t i = 0; rc == TF_OK && i < n; i++) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		rc = tf_keyring_add_file(e->earlier_keys, path, NULL, err);
+	}
+	tf_dir_list_free(names, n);
+	return rc;
 }
 
 int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
@@ -106,15 +164,22 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->track = tf_msgtrack_new();
 	e->rates = tf_ratelimit_new();
 	e->retained = tf_retained_new();
+	e->earlier_keys = tf_keyring_new();
+	e->broker_id = strdup(opts->broker_id);
+	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->rates == NULL
-			|| e->retained == NULL) {
+			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	}
 	e->load.identities = e->identities;
 	e->load.policy_dir = e->policy_dir;
 	e->load.default_allow = strcmp(opts->default_access, "allow") == 0;
-	rc = tf_policy_set_load(&e->load, &e->set, err);
+	rc = load_signer(e, opts, err);
+	if (rc == TF_OK)
+		rc = load_earlier_keys(e, opts->key_dir, err);
+	if (rc == TF_OK)
+		rc = tf_policy_set_load(&e->load, &e->set, err);
 	if (rc != TF_OK) {
 		tf_engine_free(e);
 		return rc;
@@ -235,22 +300,68 @@ static int make_view(const struct tf_consumer_rule *r, const struct tf_policy *p
 	return 0;
 }
 
-static void make_views(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
-		const cJSON *json, struct tf_message_result *res)
+/* The signed stamp of a message (or of a view copy) published by m's
+ * client under policy p (NULL: ungoverned). Returns false when it cannot
+ * be made (logged). */
+static bool stamp(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const char *topic, const void *payload, size_t payloadlen, int64_t now,
+		struct tf_stamp_buf *buf, struct tf_stamp *out)
 {
+	const struct tf_client *who = identify(e, m->username);
+	struct tf_stamp_request req = {
+		.broker = e->broker_id,
+		.org = who ? tf_identities_org_id(e->set->ids, who->org) : "",
+		.client = m->username ? m->username : m->client_id,
+		.policy = p ? p->label : "",
+		.topic = topic,
+		.payload = payload,
+		.payloadlen = payloadlen,
+		.ts_ms = now,
+		.seq = e->seq + 1,
+	};
+	struct tf_err err = { "" };
+
+	if (tf_signer_stamp(e->signer, &req, buf, out, &err) != TF_OK) {
+		logf_(e, TF_LOG_ERR, "trustflow: %s cannot be stamped (%s); not delivered", topic,
+			err.msg);
+		return false;
+	}
+	e->seq++;
+	return true;
+}
+
+static void make_views(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
+		const cJSON *json, int64_t now, struct tf_message_result *res)
+{
+	uint32_t n = 0;
+
 	if (!cJSON_IsObject(json))
 		return;
+	for (uint32_t i = 0; i < p->n_consumers; i++)
+		n += p->consumers[i].fields != NULL;
+	res->copies = calloc(n, sizeof(*res->copies));
+	if (res->copies == NULL) {
+		logf_(e, TF_LOG_ERR, "trustflow: out of memory making the views of %s", m->topic);
+		return;
+	}
 	for (uint32_t i = 0; i < p->n_consumers; i++) {
 		const struct tf_consumer_rule *r = &p->consumers[i];
+		struct tf_copy *c = &res->copies[res->n_copies];
 
 		if (r->fields == NULL)
 			continue;
-		if (make_view(r, p, m->topic, json, &res->copies[res->n_copies]) != 0) {
+		if (make_view(r, p, m->topic, json, c) != 0) {
 			logf_(e, TF_LOG_ERR, "trustflow: out of memory making the view %s of %s",
 				r->view, m->topic);
 			continue;
 		}
 		res->n_copies++;
+		if (!stamp(e, m, p, c->topic, c->payload, c->payloadlen, now, &c->stamp_buf,
+				&c->stamp)) {
+			res->n_copies--;
+			free(c->topic);
+			free(c->payload);
+		}
 	}
 }
 
@@ -286,14 +397,22 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	cJSON *json = NULL;
 	int64_t now = now_ms(e);
 
-	/* Not memset: the copies array is large and this runs per message. */
+	/* Not memset: the stamp buffers are large and this runs per message. */
 	res->deliver = true;
 	res->reason = NULL;
+	res->stamped = false;
 	res->n_copies = 0;
+	res->copies = NULL;
 	if (m->topic[0] == '$')
 		return;
 	g = tf_govern_lookup(e->set->govern, m->topic);
 	if (g.kind != TF_GOVERN_POLICY) {
+		if (e->stamp_all && !stamp(e, m, NULL, m->topic, m->payload, m->payloadlen, now,
+				&res->stamp_buf, &res->stamp)) {
+			refuse(res, "cannot be stamped");
+			return;
+		}
+		res->stamped = e->stamp_all;
 		if (m->retain)
 			note_retained(e, m, NULL, now);
 		return;
@@ -319,13 +438,17 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		else if (!tf_schema_validate(p->schema, json, why, sizeof(why)))
 			violation(e, p, m, "schema-violation", why, res);
 	}
+	if (res->deliver && !stamp(e, m, p, m->topic, m->payload, m->payloadlen, now,
+			&res->stamp_buf, &res->stamp))
+		refuse(res, "cannot be stamped");
 	if (res->deliver) {
+		res->stamped = true;
 		if (p->retention_ms > 0
 				&& tf_msgtrack_put(e->track, m->topic, m->payload, m->payloadlen, now,
 					now + p->retention_ms) != 0)
 			logf_(e, TF_LOG_WARNING, "trustflow: retention table full; %s will be "
 				"withheld as of unknown age", m->topic);
-		make_views(e, p, m, json, res);
+		make_views(e, p, m, json, now, res);
 		if (m->retain)
 			note_retained(e, m, p, now);
 	}
@@ -338,7 +461,30 @@ void tf_message_result_free(struct tf_message_result *res)
 		free(res->copies[i].topic);
 		free(res->copies[i].payload);
 	}
+	free(res->copies);
+	res->copies = NULL;
 	res->n_copies = 0;
+}
+
+void tf_engine_publish_keys(struct tf_engine *e)
+{
+	if (e->hooks.publish_key == NULL)
+		return;
+	e->hooks.publish_key(e->hooks.ctx, tf_signer_kid(e->signer), tf_signer_public_pem(e->signer));
+	for (int i = 0; i < tf_keyring_count(e->earlier_keys); i++) {
+		const char *kid = tf_keyring_kid(e->earlier_keys, i);
+		char *pem;
+
+		if (strcmp(kid, tf_signer_kid(e->signer)) == 0)
+			continue;
+		pem = tf_keyring_public_pem(e->earlier_keys, kid);
+		if (pem == NULL) {
+			logf_(e, TF_LOG_ERR, "trustflow: out of memory publishing key %s", kid);
+			continue;
+		}
+		e->hooks.publish_key(e->hooks.ctx, kid, pem);
+		free(pem);
+	}
 }
 
 void tf_engine_tick(struct tf_engine *e)

@@ -11,6 +11,7 @@
 
 #include "broker/error.h"
 #include "broker/options.h"
+#include "broker/provenance.h"
 #include "policy/decide.h"
 
 /* Log levels of messages for the operator. */
@@ -24,6 +25,9 @@ struct tf_engine_hooks {
 	int64_t (*now_ms)(void *ctx);
 	/* Removes the retained message of topic (whose retention has passed). */
 	void (*clear_retained)(void *ctx, const char *topic);
+	/* Publishes, retained, a public key of the broker (current or
+	 * earlier) on $trustflow/keys/<kid>. */
+	void (*publish_key)(void *ctx, const char *kid, const char *pem);
 	void *ctx;
 };
 
@@ -55,15 +59,16 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *username,
 
 /* A copy the broker publishes itself: a view with selected fields. */
 struct tf_copy {
-	char *topic;            /* caller owns; free() */
-	char *payload;          /* caller owns; free() */
+	char *topic;            /* owned by the result */
+	char *payload;          /* owned by the result */
 	uint32_t payloadlen;
 	uint32_t expiry_s;      /* message expiry to set; 0: none */
+	struct tf_stamp stamp;  /* its own stamp, for its own topic */
+	struct tf_stamp_buf stamp_buf;
 };
 
-#define TF_MAX_COPIES TF_POLICY_MAX_CONSUMERS
-
 struct tf_message {
+	const char *client_id;
 	const char *username;   /* NULL: none */
 	const char *topic;      /* the stored message's topic (its identity) */
 	const void *payload;
@@ -74,17 +79,25 @@ struct tf_message {
 struct tf_message_result {
 	bool deliver;           /* false: refuse the message */
 	const char *reason;     /* why not delivered (static) */
+	bool stamped;           /* stamp holds the message's stamp */
+	struct tf_stamp stamp;  /* points into stamp_buf, the set in force and the message */
+	struct tf_stamp_buf stamp_buf;
 	uint32_t n_copies;
-	struct tf_copy copies[TF_MAX_COPIES];
+	struct tf_copy *copies; /* owned by the result; NULL when none */
 };
 
 /* A message a client published, after its publish was allowed: checks
- * limits and schema, records what retention needs, and makes the view
- * copies. The caller publishes the copies and frees them with
- * tf_message_result_free(), delivered or not. */
+ * limits and schema, records what retention needs, stamps it, and makes
+ * the view copies (stamped too). The caller attaches the stamp,
+ * publishes the copies and frees the result with
+ * tf_message_result_free(), delivered or not. A message that cannot be
+ * stamped is not delivered: the broker fails closed. */
 void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		struct tf_message_result *res);
 void tf_message_result_free(struct tf_message_result *res);
+
+/* Publishes every public key the broker knows through hooks.publish_key. */
+void tf_engine_publish_keys(struct tf_engine *e);
 
 /* Periodic work: removes retained copies whose retention has passed
  * (through hooks.clear_retained) and forgets old receive times. Call

@@ -33,6 +33,14 @@ static const struct option_def option_table[] = {
 	  "the directory of policy files (*.json)" },
 	{ "default_access", OPT_CHOICE, SLOT(default_access), "deny", "allow|deny",
 	  "what happens on topics no policy governs: deny, or allow as a plain broker" },
+	{ "signing_key", OPT_PATH, SLOT(signing_key), NULL, NULL,
+	  "the broker's Ed25519 private key (PKCS#8 PEM, mode 0600) that signs stamps" },
+	{ "dev_key_autogen", OPT_CHOICE, SLOT(dev_key_autogen), "false", "true|false",
+	  "true: create signing_key if it does not exist (for demos, not for production)" },
+	{ "key_dir", OPT_PATH, SLOT(key_dir), "", NULL,
+	  "a directory of earlier public keys (*.pem), published so old stamps still verify" },
+	{ "stamp_all", OPT_CHOICE, SLOT(stamp_all), "true", "true|false",
+	  "true: stamp every message on a non-$ topic; false: only governed ones" },
 };
 
 #define OPTION_COUNT ((int)(sizeof(option_table) / sizeof(option_table[0])))

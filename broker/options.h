@@ -13,6 +13,10 @@ struct tf_options {
 	char *identities;     /* owned; required */
 	char *policy_dir;     /* owned; required */
 	char *default_access; /* owned; "allow" or "deny" */
+	char *signing_key;    /* owned; required */
+	char *dev_key_autogen;/* owned; "true" or "false" */
+	char *key_dir;        /* owned; "" when none */
+	char *stamp_all;      /* owned; "true" or "false" */
 
 	unsigned seen;      /* bit i set once table option i was given */
 };

@@ -402,6 +402,16 @@ int tf_keyring_add_file(struct tf_keyring *r, const char *path, char *kid_out,
 	return TF_OK;
 }
 
+int tf_keyring_count(const struct tf_keyring *r)
+{
+	return r->n;
+}
+
+const char *tf_keyring_kid(const struct tf_keyring *r, int i)
+{
+	return r->kids[i];
+}
+
 char *tf_keyring_public_pem(const struct tf_keyring *r, const char *kid)
 {
 	for (int i = 0; i < r->n; i++)

@@ -103,6 +103,11 @@ int tf_keyring_add_pem(struct tf_keyring *r, const char *pem, size_t len, char *
 int tf_keyring_add_file(struct tf_keyring *r, const char *path, char *kid_out,
 		struct tf_err *err);
 
+/* The number of keys, and the i-th key id (borrowed, valid while the
+ * ring lives). */
+int tf_keyring_count(const struct tf_keyring *r);
+const char *tf_keyring_kid(const struct tf_keyring *r, int i);
+
 /* The public key with kid as a SubjectPublicKeyInfo PEM (caller owns;
  * free()), or NULL when the ring has no such key or memory is short. */
 char *tf_keyring_public_pem(const struct tf_keyring *r, const char *kid);

@@ -37,16 +37,17 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	}
 }
 
-/* Publishes the copies the engine made (views). */
+/* Publishes the copies the engine made (views), each with its stamp. */
 static void publish_copies(const struct tf_message_result *res, int qos, bool retain)
 {
 	for (uint32_t i = 0; i < res->n_copies; i++) {
 		const struct tf_copy *c = &res->copies[i];
 		mosquitto_property *props = NULL;
 
-		if (c->expiry_s > 0
-				&& mosquitto_property_add_int32(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL,
-					c->expiry_s) != MOSQ_ERR_SUCCESS) {
+		if (tf_props_add_stamp(&props, &c->stamp) != MOSQ_ERR_SUCCESS
+				|| (c->expiry_s > 0 && mosquitto_property_add_int32(&props,
+					MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, c->expiry_s) != MOSQ_ERR_SUCCESS)) {
+			mosquitto_property_free_all(&props);
 			mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory; view %s not published",
 				c->topic);
 			continue;
@@ -66,20 +67,33 @@ static int on_message(int event, void *event_data, void *userdata)
 	struct tf_plugin *plugin = userdata;
 	struct tf_message_result res;
 	struct tf_message m = {
+		.client_id = mosquitto_client_id(ed->client),
 		.username = mosquitto_client_username(ed->client),
 		.topic = ed->topic,
 		.payload = ed->payload,
 		.payloadlen = ed->payloadlen,
 		.retain = ed->retain,
 	};
+	bool deliver;
 
 	(void)event;
+	/* No client can forge or pre-fill a stamp, on any topic. */
+	if (tf_props_strip_stamp(&ed->properties) != MOSQ_ERR_SUCCESS)
+		return MOSQ_ERR_ACL_DENIED;
 	tf_engine_on_message(plugin->engine, &m, &res);
-	publish_copies(&res, ed->qos, ed->retain);
+	deliver = res.deliver;
+	if (deliver && res.stamped
+			&& tf_props_add_stamp(&ed->properties, &res.stamp) != MOSQ_ERR_SUCCESS) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory stamping %s; "
+			"not delivered", ed->topic);
+		deliver = false;
+	}
+	if (deliver)
+		publish_copies(&res, ed->qos, ed->retain);
 	tf_message_result_free(&res);
 	/* ACL_DENIED refuses the message (PUBACK "not authorized" to an MQTT
 	 * v5 publisher); any other error would disconnect the publisher. */
-	return res.deliver ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+	return deliver ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
 
 static int on_reload(int event, void *event_data, void *userdata)

@@ -3,7 +3,9 @@
  * includes mosquitto headers; they hold no logic of their own. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "broker/version.h"
 #include "plugins/shim.h"
@@ -30,6 +32,18 @@ static void clear_retained(void *ctx, const char *topic)
 			"on %s (it stays withheld from subscribers)", topic);
 }
 
+/* Publishes a public key, retained, where every client may read it. */
+static void publish_key(void *ctx, const char *kid, const char *pem)
+{
+	char topic[64];
+
+	(void)ctx;
+	snprintf(topic, sizeof(topic), "$trustflow/keys/%s", kid);
+	if (mosquitto_broker_publish_copy(NULL, topic, (int)strlen(pem), pem, 1, true, NULL)
+			!= MOSQ_ERR_SUCCESS)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish key %s", kid);
+}
+
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
 	for (int i = 0; i < supported_version_count; i++) {
@@ -49,7 +63,7 @@ static void plugin_free(struct tf_plugin *plugin)
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
-	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, NULL };
+	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, publish_key, NULL };
 	struct tf_plugin *plugin;
 	struct tf_err err = { "" };
 	int rc;
@@ -75,6 +89,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		tf_version(), plugin->opts.broker_id);
 	if (tf_engine_new(&plugin->opts, &hooks, &plugin->engine, &err) != TF_OK)
 		goto err_free;
+	tf_engine_publish_keys(plugin->engine);
 	rc = tf_callbacks_register(plugin);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		plugin_free(plugin);

@@ -20,6 +20,13 @@ struct tf_plugin {
 int tf_callbacks_register(struct tf_plugin *plugin);
 void tf_callbacks_unregister(struct tf_plugin *plugin);
 
+/* Removes the tf-* user properties a client sent (stamp_props.c).
+ * Returns a MOSQ_ERR_*; on error *props is unchanged. */
+int tf_props_strip_stamp(mosquitto_property **props);
+
+/* Appends a stamp as tf-* user properties. */
+int tf_props_add_stamp(mosquitto_property **props, const struct tf_stamp *stamp);
+
 /* The engine's log hook: writes to mosquitto's log. */
 void tf_shim_log(void *ctx, enum tf_log_level level, const char *text);
 

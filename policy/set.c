@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "broker/dirlist.h"
 #include "broker/strmap.h"
 #include "policy/topic.h"
 
@@ -31,95 +32,18 @@ void tf_policy_set_free(struct tf_policy_set *set)
 	free(set);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool is_policy_file(const char *dir, const char *name)
-{
-	size_t len = strlen(name);
-	char path[4096];
-	struct stat st;
-
-	if (name[0] == '.' || len < 6 || strcmp(name + len - 5, ".json") != 0)
-		return false;
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
-		return false;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-int tf_policy_dir_list(const char *dir, char ***names, uint32_t *count, struct tf_err *err)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char **list = NULL;
-	uint32_t n = 0, cap = 0;
-	int rc = TF_OK;
-
-	*names = NULL;
-	*count = 0;
-	if (d == NULL)
-		return tf_err_set(err, TF_ERR_IO, "%s: cannot open policy directory: %s", dir,
-			strerror(errno));
-	while ((e = readdir(d)) != NULL) {
-		if (!is_policy_file(dir, e->d_name))
-			continue;
-		if (n == TF_POLICY_SET_MAX_FILES) {
-			rc = tf_err_set(err, TF_ERR_INVALID, "%s: more than %d policy files", dir,
-				TF_POLICY_SET_MAX_FILES);
-			break;
-		}
-		if (n == cap) {
-			uint32_t ncap = cap ? cap * 2 : 64;
-			char **grown = realloc(list, ncap * sizeof(*list));
-
-			if (grown == NULL) {
-				rc = tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
-				break;
-			}
-			list = grown;
-			cap = ncap;
-		}
-		if ((list[n] = strdup(e->d_name)) == NULL) {
-			rc = tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
-			break;
-		}
-		n++;
-	}
-	closedir(d);
-	if (rc != TF_OK) {
-		for (uint32_t i = 0; i < n; i++)
-			free(list[i]);
-		free(list);
-		return rc;
-	}
-	if (n > 0)
-		qsort(list, n, sizeof(*list), cmp_str);
-	*names = list;
-	*count = n;
-	return TF_OK;
-}
-
-void tf_policy_dir_free(char **names, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-}
-
 static int load_policies(struct tf_policy_set *set, const char *dir, struct tf_err *err)
 {
 	char **names;
 	uint32_t n;
 	int rc;
 
-	rc = tf_policy_dir_list(dir, &names, &n, err);
+	rc = tf_dir_list(dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, err);
 	if (rc != TF_OK)
 		return rc;
 	set->policies = calloc(n ? n : 1, sizeof(*set->policies));
 	if (set->policies == NULL) {
-		tf_policy_dir_free(names, n);
+		tf_dir_list_free(names, n);
 		return tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
 	}
 	for (uint32_t i = 0; i < n && rc == TF_OK; i++) {
@@ -130,7 +54,7 @@ static int load_policies(struct tf_policy_set *set, const char *dir, struct tf_e
 		if (rc == TF_OK)
 			set->n_policies++;
 	}
-	tf_policy_dir_free(names, n);
+	tf_dir_list_free(names, n);
 	return rc;
 }
 

@@ -67,12 +67,6 @@ void tf_policy_set_free(struct tf_policy_set *set);
 int tf_policy_set_assemble(struct tf_identities *ids, struct tf_policy *policies, uint32_t n,
 		struct tf_arena *arena, struct tf_policy_set **out, struct tf_err *err);
 
-/* The *.json files of dir (regular files, not hidden), sorted by name so
- * that loads and the errors they report do not depend on the directory's
- * order. On success the caller owns *names; free with tf_policy_dir_free.
- * Errors: TF_ERR_IO, TF_ERR_INVALID (too many files), TF_ERR_NOMEM. */
-int tf_policy_dir_list(const char *dir, char ***names, uint32_t *count, struct tf_err *err);
-void tf_policy_dir_free(char **names, uint32_t n);
 
 /* The policy with this id, or NULL. Borrowed from the set. */
 const struct tf_policy *tf_policy_set_find(const struct tf_policy_set *set, const char *id);

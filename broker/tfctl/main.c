@@ -29,7 +29,7 @@ static void print_usage(FILE *out)
 	for (int i = 0; i < tf_options_count(); i++) {
 		if (tf_options_default(i) != NULL)
 			fprintf(out, "  %-20s %s (default: %s)\n", tf_options_name(i), tf_options_doc(i),
-				tf_options_default(i));
+				tf_options_default(i)[0] ? tf_options_default(i) : "none");
 		else
 			fprintf(out, "  %-20s %s (required)\n", tf_options_name(i), tf_options_doc(i));
 	}

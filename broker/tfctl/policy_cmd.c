@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "broker/dirlist.h"
 #include "broker/tfctl/tfctl.h"
 #include "policy/decide.h"
 #include "policy/rfc3339.h"
@@ -85,7 +86,7 @@ static void check_path(struct check_state *st, const char *path)
 		check_file(st, path);
 		return;
 	}
-	if (tf_policy_dir_list(path, &names, &n, &err) != TF_OK) {
+	if (tf_dir_list(path, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, &err) != TF_OK) {
 		printf("%s\n", err.msg);
 		st->errors++;
 		st->unreadable = true;
@@ -101,7 +102,7 @@ static void check_path(struct check_state *st, const char *path)
 		check_file(st, file);
 		free(file);
 	}
-	tf_policy_dir_free(names, n);
+	tf_dir_list_free(names, n);
 }
 
 static int cmd_check(int argc, char **argv)

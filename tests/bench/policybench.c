@@ -64,7 +64,7 @@ static uint64_t next_random(uint64_t *state)
 
 int main(int argc, char **argv)
 {
-	struct tf_engine_hooks hooks = { NULL, NULL, clear_retained, NULL };
+	struct tf_engine_hooks hooks = { NULL, NULL, clear_retained, NULL, NULL };
 	struct tf_options opts;
 	struct tf_engine *engine;
 	struct tf_err err = { "" };
@@ -90,6 +90,9 @@ int main(int argc, char **argv)
 	tf_options_set(&opts, "identities", path, &err);
 	snprintf(path, sizeof(path), "%s/policies", argv[1]);
 	tf_options_set(&opts, "policy_dir", path, &err);
+	snprintf(path, sizeof(path), "%s/signing-key.pem", argv[1]);
+	tf_options_set(&opts, "signing_key", path, &err);
+	tf_options_set(&opts, "dev_key_autogen", "true", &err);
 
 	rss_before = status_kb("VmRSS:");
 	t0 = now_ns();

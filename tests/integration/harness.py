@@ -106,6 +106,8 @@ class Broker:
                 "identities": self.identities_path,
                 "policy_dir": self.policy_dir,
                 "default_access": "allow" if identities is None and policies is None else "deny",
+                "signing_key": os.path.join(self.dir, "signing-key.pem"),
+                "dev_key_autogen": "true",
             }
         self.plugin_options.update(plugin_options or {})
 

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "broker/arena.h"
+#include "broker/dirlist.h"
 #include "broker/error.h"
 #include "policy/govern.h"
 #include "policy/identities.h"
@@ -258,9 +259,9 @@ static void dir_list_sorts_and_filters(void **state)
 	(void)state;
 	make_tree(&t, NULL);
 	/* An empty directory holds no policies. */
-	assert_int_equal(tf_policy_dir_list(t.dir, &names, &n, &err), TF_OK);
+	assert_int_equal(tf_dir_list(t.dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, &err), TF_OK);
 	assert_int_equal(n, 0);
-	tf_policy_dir_free(names, n);
+	tf_dir_list_free(names, n);
 
 	put(&t, "zeta.json", "{}");
 	put(&t, "Alpha.json", "{}");
@@ -270,20 +271,20 @@ static void dir_list_sorts_and_filters(void **state)
 	put(&t, "notes.txt", "{}");
 	snprintf(sub, sizeof(sub), "%s/dir.json", t.dir);
 	assert_int_equal(mkdir(sub, 0700), 0);
-	assert_int_equal(tf_policy_dir_list(t.dir, &names, &n, &err), TF_OK);
+	assert_int_equal(tf_dir_list(t.dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, &err), TF_OK);
 	assert_int_equal(n, 3);
 	assert_string_equal(names[0], "Alpha.json");
 	assert_string_equal(names[1], "beta.json");
 	assert_string_equal(names[2], "zeta.json");
-	tf_policy_dir_free(names, n);
+	tf_dir_list_free(names, n);
 
 	names = (char **)&sub;
 	n = 7;
-	assert_int_equal(tf_policy_dir_list("/nonexistent/tf-policies", &names, &n, &err),
+	assert_int_equal(tf_dir_list("/nonexistent/tf-policies", ".json", TF_POLICY_SET_MAX_FILES, &names, &n, &err),
 		TF_ERR_IO);
 	assert_null(names);
 	assert_int_equal(n, 0);
-	assert_non_null(strstr(err.msg, "/nonexistent/tf-policies: cannot open policy directory"));
+	assert_non_null(strstr(err.msg, "/nonexistent/tf-policies: cannot open the directory"));
 	remove_tree(&t);
 }
 

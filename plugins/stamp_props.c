@@ -1,0 +1,112 @@
+/* The stamp as MQTT v5 user properties: removing any tf-* a client sent,
+ * and adding the broker's. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugins/compat.h"
+#include "plugins/shim.h"
+
+static bool is_stamp_property(const mosquitto_property *p)
+{
+	char *name = NULL, *value = NULL;
+	bool stamp;
+
+	if (mosquitto_property_identifier(p) != MQTT_PROP_USER_PROPERTY)
+		return false;
+	if (mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value, false)
+			== NULL)
+		return false;
+	stamp = strncmp(name, "tf-", 3) == 0;
+	free(name);
+	free(value);
+	return stamp;
+}
+
+/* Copies one property of a PUBLISH onto *out. A PUBLISH from a client
+ * holds only these kinds by the time MESSAGE runs (mosquitto takes the
+ * topic alias and the message expiry out); any other kind fails, so that
+ * nothing is dropped silently. */
+static int copy_property(const mosquitto_property *p, mosquitto_property **out)
+{
+	int id = mosquitto_property_identifier(p);
+	char *name = NULL, *value = NULL;
+	void *data = NULL;
+	uint16_t len = 0;
+	uint8_t byte;
+	int rc;
+
+	switch (id) {
+	case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR:
+		mosquitto_property_read_byte(p, id, &byte, false);
+		return mosquitto_property_add_byte(out, id, byte);
+	case MQTT_PROP_CONTENT_TYPE:
+	case MQTT_PROP_RESPONSE_TOPIC:
+		if (mosquitto_property_read_string(p, id, &value, false) == NULL)
+			return MOSQ_ERR_NOMEM;
+		rc = mosquitto_property_add_string(out, id, value);
+		free(value);
+		return rc;
+	case MQTT_PROP_CORRELATION_DATA:
+		if (mosquitto_property_read_binary(p, id, &data, &len, false) == NULL)
+			return MOSQ_ERR_NOMEM;
+		rc = mosquitto_property_add_binary(out, id, data, len);
+		free(data);
+		return rc;
+	case MQTT_PROP_USER_PROPERTY:
+		if (mosquitto_property_read_string_pair(p, id, &name, &value, false) == NULL)
+			return MOSQ_ERR_NOMEM;
+		rc = mosquitto_property_add_string_pair(out, id, name, value);
+		free(name);
+		free(value);
+		return rc;
+	default:
+		return MOSQ_ERR_NOT_SUPPORTED;
+	}
+}
+
+int tf_props_strip_stamp(mosquitto_property **props)
+{
+	const mosquitto_property *p;
+	mosquitto_property *kept = NULL;
+	bool found = false;
+
+	for (p = *props; p != NULL && !found; p = mosquitto_property_next(p))
+		found = is_stamp_property(p);
+	if (!found)
+		return MOSQ_ERR_SUCCESS;
+	for (p = *props; p != NULL; p = mosquitto_property_next(p)) {
+		int rc;
+
+		if (is_stamp_property(p))
+			continue;
+		rc = copy_property(p, &kept);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			mosquitto_property_free_all(&kept);
+			return rc;
+		}
+	}
+	if (TF_FREE_REPLACED_PROPERTIES)
+		mosquitto_property_free_all(props);
+	*props = kept;
+	return MOSQ_ERR_SUCCESS;
+}
+
+int tf_props_add_stamp(mosquitto_property **props, const struct tf_stamp *st)
+{
+	/* In the order of tf_stamp_names. */
+	const char *const values[] = {
+		st->v, st->id, st->broker, st->kid, st->ts, st->org, st->client, st->policy,
+		st->sha256, st->seq, st->sig,
+	};
+
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		int rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY,
+			tf_stamp_names[i], values[i]);
+
+		if (rc != MOSQ_ERR_SUCCESS)
+			return rc;
+	}
+	return MOSQ_ERR_SUCCESS;
+}

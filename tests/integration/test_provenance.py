@@ -1,0 +1,146 @@
+"""Stamps on a real broker: a v5 subscriber receives stamps that a
+verifier accepts (the Python example, independently of the broker's own
+code); a publisher cannot forge or pre-fill one; views are stamped for
+their own topic; a v3.1.1 subscriber gets the payload unchanged."""
+
+import importlib.util
+import os
+
+import harness
+from harness import publish_v5
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+spec = importlib.util.spec_from_file_location(
+    "verify_stamps", os.path.join(SRCDIR, "broker", "examples", "verify_stamps.py"))
+verify = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(verify)
+
+TOPIC = "city/water/d7/telemetry"
+READING = '{"flow": 12.5, "pressure": 3.1}'
+IDENTITIES = {
+    "trustflow_identities": 1,
+    "organizations": {"city-waterworks": {}, "research-lab": {}},
+    "clients": {
+        "ww-sensor-01": {"org": "city-waterworks", "roles": ["sensor"]},
+        "ww-operator": {"org": "city-waterworks"},
+        "lab-analyst": {"org": "research-lab"},
+    },
+}
+WATER = {
+    "trustflow_policy": 1, "id": "water-telemetry", "version": 3, "owner": "city-waterworks",
+    "topics": ["city/water/+/telemetry"], "publishers": {"roles": ["sensor"]},
+    "consumers": [{"orgs": ["research-lab"], "fields": ["flow"], "view": "views/lab"}],
+}
+PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
+
+
+class ProvenanceTest(harness.BrokerTestCase):
+    def setUp(self):
+        self.broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                        policies={"water.json": WATER},
+                                        plugin_options={"broker_id": "city-broker-1"})
+
+    def login(self, username, **kwargs):
+        return self.client(self.broker, f"c-{username}", username=username, password="demo",
+                           **kwargs)
+
+    def keys(self, client):
+        """The broker's public keys, as every client may read them."""
+        client.subscribe("$trustflow/keys/#")
+        msg = client.receive()
+        self.assertTrue(msg.retain)
+        kid, key = verify.load_key(msg.payload)
+        self.assertEqual(msg.topic, f"$trustflow/keys/{kid}")
+        return {kid: key}
+
+    def test_stamp_verifies_and_says_where_the_message_came_from(self):
+        operator = self.login("ww-operator")
+        keys = self.keys(operator)
+        operator.subscribe(TOPIC)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        msg = operator.receive()
+        stamp = verify.stamp_of(msg)
+        self.assertEqual(verify.check(stamp, msg.topic, msg.payload, keys), "ok")
+        self.assertEqual((stamp["tf-v"], stamp["tf-broker"], stamp["tf-org"], stamp["tf-client"],
+                          stamp["tf-policy"]),
+                         ("1", "city-broker-1", "city-waterworks", "ww-sensor-01",
+                          "water-telemetry@3"))
+        self.assertRegex(stamp["tf-id"], r"^[0-9a-f]{32}$")
+        self.assertEqual(int(stamp["tf-id"][:12], 16), int(stamp["tf-ts"]))
+        # Every kind of tampering is caught.
+        self.assertEqual(verify.check(stamp, msg.topic, msg.payload + b" ", keys),
+                         "payload hash mismatch")
+        self.assertEqual(verify.check(stamp, "city/water/d8/telemetry", msg.payload, keys),
+                         "bad signature")
+        self.assertEqual(verify.check(dict(stamp, **{"tf-org": "maint-co"}), msg.topic,
+                                      msg.payload, keys), "bad signature")
+        self.assertEqual(verify.check(stamp, msg.topic, msg.payload, {}), "unknown key")
+        self.assertEqual(verify.check({}, msg.topic, msg.payload, keys), "missing stamp")
+
+    def test_sequence_numbers_rise_by_one_for_each_stamped_message(self):
+        operator, lab = self.login("ww-operator"), self.login("lab-analyst")
+        operator.subscribe(TOPIC)
+        lab.subscribe("views/lab/#")
+        for i in range(3):
+            publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": %d}' % i)
+        # Each reading and its view copy are stamped messages of their own.
+        seqs = [int(verify.stamp_of(c.receive())["tf-seq"]) for c in (operator, lab)
+                for _ in range(3)]
+        self.assertEqual(sorted(seqs), list(range(min(seqs), min(seqs) + 6)))
+
+    def test_a_publisher_cannot_forge_a_stamp(self):
+        operator = self.login("ww-operator")
+        keys = self.keys(operator)
+        operator.subscribe(TOPIC)
+        sensor = self.login("ww-sensor-01")
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [("tf-org", "maint-co"), ("tf-sig", "AAAA"), ("tf-extra", "x"),
+                              ("note", "kept")]
+        sensor.publish(TOPIC, READING, qos=1, properties=props)
+        msg = operator.receive()
+        pairs = msg.properties.UserProperty
+        self.assertIn(("note", "kept"), pairs)
+        self.assertEqual([v for n, v in pairs if n == "tf-org"], ["city-waterworks"])
+        self.assertEqual(len([n for n, _ in pairs if n == "tf-sig"]), 1)
+        self.assertNotIn("tf-extra", [n for n, _ in pairs])
+        self.assertEqual(verify.check(verify.stamp_of(msg), msg.topic, msg.payload, keys), "ok")
+
+    def test_views_carry_a_stamp_of_their_own(self):
+        lab = self.login("lab-analyst")
+        keys = self.keys(lab)
+        lab.subscribe("views/lab/#")
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        msg = lab.receive()
+        stamp = verify.stamp_of(msg)
+        self.assertEqual((msg.topic, msg.payload), ("views/lab/" + TOPIC, b'{"flow":12.5}'))
+        self.assertEqual(verify.check(stamp, msg.topic, msg.payload, keys), "ok")
+        self.assertEqual(stamp["tf-policy"], "water-telemetry@3")
+
+    def test_mqtt311_subscriber_gets_the_payload_unchanged(self):
+        old = self.login("ww-operator", protocol=paho.MQTTv311)
+        old.subscribe(TOPIC)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        self.assertEqual(old.receive().payload.decode(), READING)
+
+
+class StampAllTest(harness.BrokerTestCase):
+    def test_ungoverned_messages_are_stamped_unless_stamp_all_is_false(self):
+        for stamp_all, stamped in (("true", True), ("false", False)):
+            with self.subTest(stamp_all=stamp_all):
+                broker = self.start_broker(plugin_options={"stamp_all": stamp_all})
+                sub = self.client(broker, f"sub-{stamp_all}")
+                sub.subscribe("free/#")
+                publish_v5(broker, None, "free/topic", "hello")
+                stamp = verify.stamp_of(sub.receive())
+                self.assertEqual(bool(stamp), stamped)
+                if stamped:
+                    self.assertEqual(stamp["tf-policy"], "")
+                    self.assertEqual(stamp["tf-org"], "")
+
+
+if __name__ == "__main__":
+    harness.main()
