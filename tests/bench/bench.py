@@ -77,6 +77,16 @@ def machine():
     return f"{model}, {os.cpu_count()} cores; {version}"
 
 
+def ed25519_sign_rate():
+    """Signatures per second of this machine's OpenSSL (one core)."""
+    out = subprocess.run(["openssl", "speed", "-seconds", "3", "ed25519"], capture_output=True,
+                         text=True, check=True).stdout
+    for line in out.splitlines():
+        if "Ed25519" in line and "EdDSA" in line:
+            return float(line.split()[-2])
+    raise SystemExit("openssl speed printed no Ed25519 line:\n" + out)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
@@ -130,6 +140,13 @@ def main():
             b.stop()
     for b in brokers.values():
         harness.shutil.rmtree(b.dir, ignore_errors=True)
+    # Every stamped message costs one Ed25519 signature on the broker's
+    # thread: the raw signing rate bounds a single publisher's rate.
+    rate = ed25519_sign_rate()
+    tf_qos0 = results[0]["trustflow"]["msg_per_s"]
+    print(f"raw Ed25519 signing (openssl speed): {rate:,.0f}/s; trustflow 1 -> 1 QoS 0 reaches"
+          f" {tf_qos0 / rate:.0%} of it", flush=True)
+    results.append({"scenario": "ed25519", "sign_per_s": rate, "fraction": tf_qos0 / rate})
     if not opts.skip_scale:
         results.append(scale(opts))
     if opts.json:
