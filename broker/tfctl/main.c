@@ -17,6 +17,8 @@ static void print_usage(FILE *out)
 	      "                            [--at TIME] [--default-access allow|deny]\n"
 	      "       tfctl key generate --out FILE\n"
 	      "       tfctl key public FILE\n"
+	      "       tfctl verify --key PEM... [--host H] [--port P] [--topic FILTER] [--count N]\n"
+	      "                    [--username U --password P]\n"
 	      "\n"
 	      "Operator tool for the trustflow broker.\n"
 	      "\n"
@@ -49,6 +51,8 @@ int main(int argc, char **argv)
 		return tfctl_policy(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "key") == 0)
 		return tfctl_key(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "verify") == 0)
+		return tfctl_verify(argc - 2, argv + 2);
 	if (argc < 2)
 		fputs("tfctl: a command is required\n", stderr);
 	else

@@ -12,5 +12,6 @@ enum tfctl_exit {
 /* Command groups: argv[0] is the first word after the group's name. */
 int tfctl_policy(int argc, char **argv);
 int tfctl_key(int argc, char **argv);
+int tfctl_verify(int argc, char **argv);
 
 #endif

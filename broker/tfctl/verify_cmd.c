@@ -1,0 +1,206 @@
+/* tfctl verify (operations-v1): an MQTT v5 subscriber that checks the
+ * stamp of every message it receives. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "broker/provenance.h"
+#include "broker/tfctl/tfctl.h"
+
+static const char verify_usage[] =
+	"usage: tfctl verify --key PEM... [--host H] [--port P] [--topic FILTER] [--count N]\n"
+	"                    [--username U --password P]\n"
+	"\n"
+	"Subscribes to FILTER (default #) with MQTT v5 and checks the stamp of every\n"
+	"message against the public keys given (PEM files; a private key file gives\n"
+	"its public half). Prints `ok <tf-id> <topic>` or\n"
+	"`FAIL <tf-id|-> <topic> <reason>` for each; stops after N messages (default:\n"
+	"never). Exit status 1 if any FAIL, 2 on bad usage or when the broker cannot\n"
+	"be reached.\n";
+
+struct verify_state {
+	struct tf_keyring *keys;
+	const char *topic;
+	long count;       /* 0: no end */
+	long seen;
+	bool failed;
+	int connect_rc;   /* -1 until the broker answers */
+};
+
+static int usage_error(const char *what)
+{
+	fprintf(stderr, "tfctl verify: %s\n%s", what, verify_usage);
+	return TFCTL_USAGE;
+}
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
+		const mosquitto_property *props)
+{
+	struct verify_state *st = obj;
+
+	(void)flags;
+	(void)props;
+	st->connect_rc = rc;
+	if (rc != 0) {
+		fprintf(stderr, "tfctl: the broker refused the connection: %s\n",
+			mosquitto_reason_string(rc));
+		mosquitto_disconnect(mosq);
+		return;
+	}
+	mosquitto_subscribe_v5(mosq, NULL, st->topic, 1, 0, NULL);
+}
+
+/* Points the stamp's fields at the message's tf-* properties (strings
+ * owned by copies, one per field at most, freed by the caller; absent
+ * ones stay NULL). */
+static void read_stamp(const mosquitto_property *props, const char *topic, struct tf_stamp *st,
+		char **copies, size_t *n_copies)
+{
+	const char **slots[] = {
+		&st->v, &st->id, &st->broker, &st->kid, &st->ts, &st->org, &st->client, &st->policy,
+		&st->sha256, &st->seq, &st->sig,
+	};
+
+	memset(st, 0, sizeof(*st));
+	st->topic = topic;
+	for (const mosquitto_property *p = props; p != NULL; p = mosquitto_property_next(p)) {
+		char *name = NULL, *value = NULL;
+
+		if (mosquitto_property_identifier(p) != MQTT_PROP_USER_PROPERTY
+				|| mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name,
+					&value, false) == NULL)
+			continue;
+		for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+			/* The first of a name counts; the broker sends each once. */
+			if (strcmp(name, tf_stamp_names[i]) == 0 && *slots[i] == NULL) {
+				*slots[i] = value;
+				copies[(*n_copies)++] = value;
+				value = NULL;
+				break;
+			}
+		}
+		free(name);
+		free(value);
+	}
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+		const mosquitto_property *props)
+{
+	struct verify_state *st = obj;
+	struct tf_stamp stamp;
+	char *copies[11];
+	size_t n = 0;
+	enum tf_stamp_check verdict;
+
+	read_stamp(props, msg->topic, &stamp, copies, &n);
+	verdict = tf_stamp_check(st->keys, &stamp, msg->payload, (size_t)msg->payloadlen);
+	if (verdict == TF_STAMP_VALID) {
+		printf("ok %s %s\n", stamp.id, msg->topic);
+	} else {
+		printf("FAIL %s %s %s\n", stamp.id ? stamp.id : "-", msg->topic,
+			tf_stamp_check_reason(verdict));
+		st->failed = true;
+	}
+	fflush(stdout);
+	for (size_t i = 0; i < n; i++)
+		free(copies[i]);
+	if (st->count > 0 && ++st->seen >= st->count)
+		mosquitto_disconnect(mosq);
+}
+
+static bool parse_long(const char *text, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+int tfctl_verify(int argc, char **argv)
+{
+	struct verify_state st = { .topic = "#", .connect_rc = -1 };
+	const char *host = "127.0.0.1", *username = NULL, *password = NULL;
+	struct tf_err err = { "" };
+	struct mosquitto *mosq;
+	long port = 1883;
+	int n_keys = 0, rc = TFCTL_USAGE;
+
+	st.keys = tf_keyring_new();
+	if (st.keys == NULL)
+		return usage_error("out of memory");
+	for (int i = 0; i < argc; i++) {
+		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "--key") == 0) {
+			/* One or more key files, up to the next option. */
+			while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+				if (tf_keyring_add_file(st.keys, argv[++i], NULL, &err) != TF_OK) {
+					fprintf(stderr, "tfctl: %s\n", err.msg);
+					goto out;
+				}
+				n_keys++;
+			}
+			continue;
+		}
+		if (val == NULL) {
+			rc = usage_error("an option is missing its value");
+			goto out;
+		}
+		if (strcmp(opt, "--host") == 0)
+			host = val;
+		else if (strcmp(opt, "--topic") == 0)
+			st.topic = val;
+		else if (strcmp(opt, "--username") == 0)
+			username = val;
+		else if (strcmp(opt, "--password") == 0)
+			password = val;
+		else if (strcmp(opt, "--port") == 0 ? !parse_long(val, 1, 65535, &port)
+				: strcmp(opt, "--count") == 0 ? !parse_long(val, 1, 1000000000, &st.count)
+				: true) {
+			rc = usage_error("unknown option or bad value");
+			goto out;
+		}
+		i++;
+	}
+	if (n_keys == 0) {
+		rc = usage_error("at least one --key is required");
+		goto out;
+	}
+
+	mosquitto_lib_init();
+	mosq = mosquitto_new(NULL, true, &st);
+	if (mosq == NULL) {
+		fputs("tfctl: out of memory\n", stderr);
+		goto out_lib;
+	}
+	mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	mosquitto_connect_v5_callback_set(mosq, on_connect);
+	mosquitto_message_v5_callback_set(mosq, on_message);
+	if (username != NULL)
+		mosquitto_username_pw_set(mosq, username, password);
+	if (mosquitto_connect(mosq, host, (int)port, 60) != MOSQ_ERR_SUCCESS) {
+		fprintf(stderr, "tfctl: cannot connect to %s:%ld: %s\n", host, port, strerror(errno));
+	} else {
+		mosquitto_loop_forever(mosq, -1, 1);
+		if (st.connect_rc == 0)
+			rc = st.failed ? TFCTL_NO : TFCTL_OK;
+	}
+	mosquitto_destroy(mosq);
+out_lib:
+	mosquitto_lib_cleanup();
+out:
+	tf_keyring_free(st.keys);
+	return rc;
+}

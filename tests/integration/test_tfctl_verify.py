@@ -1,0 +1,84 @@
+"""tfctl verify against a real broker: ok for every stamped message, FAIL
+with the reason otherwise."""
+
+import os
+import subprocess
+
+import harness
+from harness import TFCTL, publish_v5
+
+IDENTITIES = {
+    "trustflow_identities": 1,
+    "organizations": {"city-waterworks": {}},
+    "clients": {
+        "ww-sensor-01": {"org": "city-waterworks", "roles": ["sensor"]},
+        "ww-operator": {"org": "city-waterworks"},
+    },
+}
+WATER = {
+    "trustflow_policy": 1, "id": "water-telemetry", "version": 3, "owner": "city-waterworks",
+    "topics": ["city/water/+/telemetry"], "publishers": {"roles": ["sensor"]},
+}
+PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
+
+
+class VerifyTest(harness.BrokerTestCase):
+    def start(self, **options):
+        return self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                 policies={"water.json": WATER}, plugin_options=options)
+
+    def verify(self, broker, keys, count, *extra):
+        """Starts tfctl verify, waits until it has subscribed."""
+        cmd = [TFCTL, "verify", "--key"] + keys + ["--port", str(broker.port), "--count",
+               str(count), "--username", "ww-operator", "--password", "demo"] + list(extra)
+        before = broker.log().count("Sending SUBACK")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.kill)
+        deadline = harness.time.monotonic() + 10
+        while broker.log().count("Sending SUBACK") == before:
+            self.assertLess(harness.time.monotonic(), deadline, "tfctl verify did not subscribe")
+            harness.time.sleep(0.05)
+        return proc
+
+    def finish(self, proc):
+        out, err = proc.communicate(timeout=20)
+        return proc.returncode, out.splitlines(), err
+
+    def test_every_stamped_message_is_ok(self):
+        broker = self.start()
+        proc = self.verify(broker, [os.path.join(broker.dir, "signing-key.pem")], 2,
+                           "--topic", "city/#")
+        for i in range(2):
+            publish_v5(broker, "ww-sensor-01", "city/water/d7/telemetry", '{"n": %d}' % i)
+        rc, lines, err = self.finish(proc)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(lines), 2)
+        for line in lines:
+            self.assertRegex(line, r"^ok [0-9a-f]{32} city/water/d7/telemetry$")
+
+    def test_a_key_it_does_not_have_is_a_fail(self):
+        broker = self.start()
+        stranger = os.path.join(broker.dir, "stranger.pem")
+        harness.run([TFCTL, "key", "generate", "--out", stranger])
+        proc = self.verify(broker, [stranger], 1)
+        publish_v5(broker, "ww-sensor-01", "city/water/d7/telemetry", "{}")
+        rc, lines, _ = self.finish(proc)
+        self.assertEqual(rc, 1)
+        self.assertRegex(lines[0], r"^FAIL [0-9a-f]{32} city/water/d7/telemetry unknown key$")
+
+    def test_an_unstamped_message_is_a_fail(self):
+        broker = self.start(stamp_all="false", default_access="allow")
+        proc = self.verify(broker, [os.path.join(broker.dir, "signing-key.pem")], 1)
+        publish_v5(broker, None, "free/topic", "hello")
+        rc, lines, _ = self.finish(proc)
+        self.assertEqual((rc, lines), (1, ["FAIL - free/topic missing stamp"]))
+
+    def test_usage_errors(self):
+        out = harness.run([TFCTL, "verify", "--port", "1"], check=False)
+        self.assertEqual(out.returncode, 2)
+        out = harness.run([TFCTL, "verify", "--key", "/nonexistent.pem"], check=False)
+        self.assertEqual(out.returncode, 2)
+
+
+if __name__ == "__main__":
+    harness.main()
