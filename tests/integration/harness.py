@@ -167,6 +167,8 @@ class Broker:
                     line = f"listener {self.port} 127.0.0.1\n"
                 elif words[:1] == ["persistence_location"]:
                     line = f"persistence_location {self.data_dir}/\n"
+                elif words[:1] == ["plugin_opt_signing_key"]:
+                    line = f"plugin_opt_signing_key {self.data_dir}/signing-key.pem\n"
                 elif words[:1] == ["log_dest"]:
                     line = "log_dest stderr\n"
                 out.append(line)
