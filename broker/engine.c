@@ -112,10 +112,13 @@ static int load_signer(struct tf_engine *e, const struct tf_options *opts, struc
 		return rc;
 	}
 	rc = tf_signer_load(opts->signing_key, &e->signer, err);
-	if (rc == TF_ERR_IO)
+	if (rc == TF_ERR_IO) {
+		char why[sizeof(err->msg)];
+
+		memcpy(why, err->msg, sizeof(why));
 		return tf_err_set(err, rc, "%s (create one with `tfctl key generate --out %s`, "
-			"or set plugin_opt_dev_key_autogen true for a demo)", err->msg,
-			opts->signing_key);
+			"or set plugin_opt_dev_key_autogen true for a demo)", why, opts->signing_key);
+	}
 	return rc;
 }
 

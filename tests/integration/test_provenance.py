@@ -127,6 +127,39 @@ class ProvenanceTest(harness.BrokerTestCase):
         self.assertEqual(old.receive().payload.decode(), READING)
 
 
+class SigningKeyTest(harness.BrokerTestCase):
+    def test_no_key_and_no_autogen_refuses_to_start(self):
+        broker = self.broker_expecting_failure(plugin_options={"dev_key_autogen": "false"})
+        self.assertNotEqual(broker.start_expecting_failure(), 0)
+        self.assertIn("cannot open the signing key", broker.log())
+        self.assertIn("tfctl key generate --out", broker.log())
+
+    def test_key_readable_by_others_refuses_to_start(self):
+        broker = self.broker_expecting_failure()
+        key = os.path.join(broker.dir, "loose.pem")
+        harness.run([harness.TFCTL, "key", "generate", "--out", key])
+        os.chmod(key, 0o644)
+        broker.plugin_options["signing_key"] = key
+        self.assertNotEqual(broker.start_expecting_failure(), 0)
+        self.assertIn("readable or writable by others (mode 0644)", broker.log())
+
+    def test_earlier_keys_are_published_beside_the_current_one(self):
+        keydir = harness.tempfile.mkdtemp(prefix="tf-keys-")
+        self.addCleanup(harness.shutil.rmtree, keydir, True)
+        old = os.path.join(keydir, "old-private.pem.key")
+        old_kid = harness.run([harness.TFCTL, "key", "generate", "--out", old]).stdout.strip()
+        public = harness.run([harness.TFCTL, "key", "public", old]).stdout
+        with open(os.path.join(keydir, "old.pem"), "w", encoding="ascii") as f:
+            f.write(public.rsplit("\n", 2)[0] + "\n")
+        broker = self.start_broker(plugin_options={"key_dir": keydir})
+        anon = self.client(broker, "anon")
+        anon.subscribe("$trustflow/keys/#")
+        kids = sorted(verify.load_key(anon.receive().payload)[0] for _ in range(2))
+        current = harness.run([harness.TFCTL, "key", "public",
+                               os.path.join(broker.dir, "signing-key.pem")]).stdout.split()[-1]
+        self.assertEqual(kids, sorted([old_kid, current]))
+
+
 class StampAllTest(harness.BrokerTestCase):
     def test_ungoverned_messages_are_stamped_unless_stamp_all_is_false(self):
         for stamp_all, stamped in (("true", True), ("false", False)):
