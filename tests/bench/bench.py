@@ -25,6 +25,7 @@ import harness  # noqa: E402
 
 LOADGEN = os.environ.get("TF_LOADGEN", "loadgen")
 POLICYBENCH = os.environ.get("TF_POLICYBENCH", "policybench")
+STAMPBENCH = os.environ.get("TF_STAMPBENCH", "stampbench")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The trustflow broker governs the benchmark topic: the publisher is a
@@ -147,6 +148,12 @@ def main():
     print(f"raw Ed25519 signing (openssl speed): {rate:,.0f}/s; trustflow 1 -> 1 QoS 0 reaches"
           f" {tf_qos0 / rate:.0%} of it", flush=True)
     results.append({"scenario": "ed25519", "sign_per_s": rate, "fraction": tf_qos0 / rate})
+    cost = json.loads(subprocess.run([STAMPBENCH, "100000"], capture_output=True, text=True,
+                                     check=True).stdout)
+    print(f"stamp cost: {cost['stamp_us']:.2f} us per message, of which the Ed25519 signature"
+          f" {cost['signature_us']:.2f} us and everything else {cost['rest_us']:.2f} us"
+          " (target: under 10 us)", flush=True)
+    results.append(dict(cost, scenario="stamp cost"))
     if not opts.skip_scale:
         results.append(scale(opts))
     if opts.json:
