@@ -14,6 +14,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "broker/fields.h"
+
 #define STAMP_HEADER "trustflow-stamp-1\n"
 #define MAX_KEYS 64
 /* Random bytes fetched at a time: a message id takes 10. */
@@ -65,21 +67,6 @@ static void to_hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-/* Writes v in decimal at p (no NUL); returns the number of digits. */
-static size_t put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
 void tf_sha256_hex(const void *data, size_t len, char out[TF_SHA256_HEX + 1])
 {
 	unsigned char md[32];
@@ -120,32 +107,8 @@ size_t tf_stamp_signing_input(const struct tf_stamp *st, char *buf, size_t cap)
 		st->v, st->id, st->broker, st->kid, st->ts, st->org, st->client, st->policy,
 		st->topic, st->sha256, st->seq,
 	};
-	size_t need = sizeof(STAMP_HEADER) - 1;
-	char digits[20];
 
-	for (size_t i = 0; i < 11; i++) {
-		size_t vl = strlen(values[i]);
-
-		/* name ':' length ':' value '\n' */
-		need += strlen(names[i]) + put_u64(digits, vl) + vl + 3;
-	}
-	if (need > cap)
-		return need;
-	need = sizeof(STAMP_HEADER) - 1;
-	memcpy(buf, STAMP_HEADER, need);
-	for (size_t i = 0; i < 11; i++) {
-		size_t nl = strlen(names[i]), vl = strlen(values[i]);
-
-		memcpy(buf + need, names[i], nl);
-		need += nl;
-		buf[need++] = ':';
-		need += put_u64(buf + need, vl);
-		buf[need++] = ':';
-		memcpy(buf + need, values[i], vl);
-		need += vl;
-		buf[need++] = '\n';
-	}
-	return need;
+	return tf_fields_encode(STAMP_HEADER, names, values, 11, buf, cap);
 }
 
 /* --- signer --------------------------------------------------------------- */
@@ -302,8 +265,8 @@ int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
 		return tf_err_set(err, TF_ERR_INVALID, "no random bytes: %s", ssl_error());
 	}
 	memcpy(buf->kid, s->kid, sizeof(buf->kid));
-	buf->ts[put_u64(buf->ts, (uint64_t)req->ts_ms)] = '\0';
-	buf->seq[put_u64(buf->seq, req->seq)] = '\0';
+	buf->ts[tf_put_decimal(buf->ts, (uint64_t)req->ts_ms)] = '\0';
+	buf->seq[tf_put_decimal(buf->seq, req->seq)] = '\0';
 	tf_sha256_hex(req->payload, req->payloadlen, buf->sha256);
 	*out = (struct tf_stamp){ "1", buf->id, req->broker, buf->kid, buf->ts, req->org,
 		req->client, req->policy, req->topic, buf->sha256, buf->seq, buf->sig };
