@@ -342,6 +342,8 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 		return;
 	for (uint32_t i = 0; i < p->n_consumers; i++)
 		n += p->consumers[i].fields != NULL;
+	if (n == 0)
+		return;
 	res->copies = calloc(n, sizeof(*res->copies));
 	if (res->copies == NULL) {
 		logf_(e, TF_LOG_ERR, "trustflow: out of memory making the views of %s", m->topic);

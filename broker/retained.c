@@ -44,7 +44,9 @@ void tf_retained_free(struct tf_retained *r)
 	free(r);
 }
 
-/* Drops forgotten entries; the map cannot delete, so it is rebuilt. */
+/* Drops forgotten entries; the map cannot delete, so it is rebuilt. The
+ * new index is built completely before anything moves, so that running
+ * out of memory halfway leaves the table as it was. */
 static void compact(struct tf_retained *r)
 {
 	struct tf_strmap *fresh = tf_strmap_new();
@@ -53,21 +55,21 @@ static void compact(struct tf_retained *r)
 	if (fresh == NULL)
 		return;
 	for (uint32_t i = 0; i < r->n; i++) {
-		struct entry e = r->entries[i];
+		const struct entry *e = &r->entries[i];
 
-		if (e.expires_ms == NOT_DUE) {
-			free(e.topic);
+		if (e->expires_ms == NOT_DUE)
 			continue;
-		}
-		if (tf_strmap_put(fresh, e.topic, strlen(e.topic), kept, NULL) < 0) {
-			/* Keep the rest as they are; the next compaction retries. */
-			for (uint32_t j = i; j < r->n; j++)
-				r->entries[kept++] = r->entries[j];
+		if (tf_strmap_put(fresh, e->topic, strlen(e->topic), kept++, NULL) < 0) {
 			tf_strmap_free(fresh);
-			r->n = kept;
 			return;
 		}
-		r->entries[kept++] = e;
+	}
+	kept = 0;
+	for (uint32_t i = 0; i < r->n; i++) {
+		if (r->entries[i].expires_ms == NOT_DUE)
+			free(r->entries[i].topic);
+		else
+			r->entries[kept++] = r->entries[i];
 	}
 	tf_strmap_free(r->index);
 	r->index = fresh;
