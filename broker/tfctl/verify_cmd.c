@@ -10,6 +10,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "broker/number.h"
 #include "broker/provenance.h"
 #include "broker/tfctl/tfctl.h"
 
@@ -115,19 +116,6 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 		mosquitto_disconnect(mosq);
 }
 
-static bool parse_long(const char *text, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
 int tfctl_verify(int argc, char **argv)
 {
 	struct verify_state st = { .topic = "#", .connect_rc = -1 };
@@ -166,8 +154,8 @@ int tfctl_verify(int argc, char **argv)
 			username = val;
 		else if (strcmp(opt, "--password") == 0)
 			password = val;
-		else if (strcmp(opt, "--port") == 0 ? !parse_long(val, 1, 65535, &port)
-				: strcmp(opt, "--count") == 0 ? !parse_long(val, 1, 1000000000, &st.count)
+		else if (strcmp(opt, "--port") == 0 ? !tf_parse_long(val, 1, 65535, &port)
+				: strcmp(opt, "--count") == 0 ? !tf_parse_long(val, 1, 1000000000, &st.count)
 				: true) {
 			rc = usage_error("unknown option or bad value");
 			goto out;

@@ -23,6 +23,8 @@
 
 #include <mosquitto.h>
 
+#include "broker/number.h"
+
 struct settings {
 	const char *host;
 	int port;
@@ -211,19 +213,6 @@ static void *subscribers_loop(void *arg)
 	return NULL;
 }
 
-static bool parse_long(const char *text, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
 static void usage(void)
 {
 	fputs("usage: loadgen --port P [--host H] [--qos 0|1|2] [--messages N] [--size BYTES]\n"
@@ -254,20 +243,20 @@ static bool parse_args(int argc, char **argv, struct settings *s)
 			s->pub_user = val;
 		else if (strcmp(opt, "--sub-user") == 0)
 			s->sub_user = val;
-		else if (strcmp(opt, "--port") == 0 && (ok = parse_long(val, 1, 65535, &v)))
+		else if (strcmp(opt, "--port") == 0 && (ok = tf_parse_long(val, 1, 65535, &v)))
 			s->port = (int)v;
-		else if (strcmp(opt, "--qos") == 0 && (ok = parse_long(val, 0, 2, &v)))
+		else if (strcmp(opt, "--qos") == 0 && (ok = tf_parse_long(val, 0, 2, &v)))
 			s->qos = (int)v;
 		else if (strcmp(opt, "--messages") == 0)
-			ok = parse_long(val, 1, 100000000, &s->messages);
+			ok = tf_parse_long(val, 1, 100000000, &s->messages);
 		else if (strcmp(opt, "--size") == 0)
-			ok = parse_long(val, 8, 256 * 1024 * 1024, &s->size);
+			ok = tf_parse_long(val, 8, 256 * 1024 * 1024, &s->size);
 		else if (strcmp(opt, "--subscribers") == 0)
-			ok = parse_long(val, 1, 10000, &s->subscribers);
+			ok = tf_parse_long(val, 1, 10000, &s->subscribers);
 		else if (strcmp(opt, "--window") == 0)
-			ok = parse_long(val, 1, 100000000, &s->window);
+			ok = tf_parse_long(val, 1, 100000000, &s->window);
 		else if (strcmp(opt, "--drain-timeout") == 0)
-			ok = parse_long(val, 1, 3600, &s->drain_timeout_s);
+			ok = tf_parse_long(val, 1, 3600, &s->drain_timeout_s);
 		else
 			ok = false;
 		if (!ok) {
