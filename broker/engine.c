@@ -336,15 +336,9 @@ static bool stamp(struct tf_engine *e, const struct tf_message *m, const struct 
 static void make_views(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
 		const cJSON *json, int64_t now, struct tf_message_result *res)
 {
-	uint32_t n = 0;
-
-	if (!cJSON_IsObject(json))
+	if (!cJSON_IsObject(json) || p->n_views == 0)
 		return;
-	for (uint32_t i = 0; i < p->n_consumers; i++)
-		n += p->consumers[i].fields != NULL;
-	if (n == 0)
-		return;
-	res->copies = calloc(n, sizeof(*res->copies));
+	res->copies = calloc(p->n_views, sizeof(*res->copies));
 	if (res->copies == NULL) {
 		logf_(e, TF_LOG_ERR, "trustflow: out of memory making the views of %s", m->topic);
 		return;
@@ -368,14 +362,6 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 			free(c->payload);
 		}
 	}
-}
-
-static bool has_views(const struct tf_policy *p)
-{
-	for (uint32_t i = 0; i < p->n_consumers; i++)
-		if (p->consumers[i].fields != NULL)
-			return true;
-	return false;
 }
 
 /* A retained message replaces the topic's retained copy (an empty one
@@ -431,7 +417,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 				p->max_messages_per_second, now))) {
 		violation(e, p, m, "limit-exceeded", "more than max_messages_per_second", res);
 	}
-	if (res->deliver && (p->schema != NULL || has_views(p)) && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
+	if (res->deliver && (p->schema != NULL || p->n_views > 0) && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
 		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
 	if (res->deliver && p->schema != NULL) {
 		char why[200];

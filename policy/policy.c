@@ -184,6 +184,7 @@ static int load_consumers(struct tf_jctx *c, const cJSON *root, const struct tf_
 		tf_jctx_pop(c, mark);
 		if (rc != TF_OK)
 			return rc;
+		p->n_views += rules[index].view != NULL;
 		index++;
 	}
 	p->consumers = rules;

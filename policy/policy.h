@@ -56,6 +56,7 @@ struct tf_policy {
 	struct tf_selector publishers;
 	const struct tf_consumer_rule *consumers;
 	uint32_t n_consumers;
+	uint32_t n_views;        /* consumer rules with fields and a view */
 	int64_t retention_ms;    /* 0: no retention limit */
 	bool forwarding_deny;
 	uint32_t max_messages_per_second; /* 0: no limit */
