@@ -1,5 +1,6 @@
 #include "broker/engine.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,12 @@
 #include <cjson/cJSON.h>
 
 #include "broker/dirlist.h"
+#include "broker/fields.h"
 #include "broker/msgtrack.h"
+#include "broker/number.h"
 #include "broker/ratelimit.h"
 #include "broker/retained.h"
+#include "broker/trace_writer.h"
 #include "policy/schema.h"
 #include "policy/set.h"
 
@@ -23,6 +27,13 @@
 #define TF_JSON_PAYLOAD_MAX (1024u * 1024)
 /* Retention entries visited per tick. */
 #define SWEEP_BUDGET 256
+/* How long a message's id is kept for tracing its deliveries. mosquitto
+ * delivers most messages at once; the rare later delivery (an offline
+ * queue, a retained copy) is traced by the message's topic and payload
+ * hash instead. */
+#define TRACE_ID_KEEP_MS 60000
+/* The longest time between two trace checkpoints (operations-v1). */
+#define CHECKPOINT_MS 10000
 
 struct tf_engine {
 	struct tf_policy_set *set;
@@ -37,6 +48,8 @@ struct tf_engine {
 	char *broker_id;
 	bool stamp_all;
 	uint64_t seq;                       /* of the last stamp */
+	struct tf_trace_writer *trace;      /* NULL: nothing is recorded */
+	bool trace_each;                    /* trace_sync_ms 0: sync every message */
 };
 
 static int64_t real_now_ms(void *ctx)
@@ -77,6 +90,7 @@ void tf_engine_free(struct tf_engine *e)
 {
 	if (e == NULL)
 		return;
+	tf_trace_writer_stop(e->trace);
 	tf_policy_set_free(e->set);
 	tf_msgtrack_free(e->track);
 	tf_ratelimit_free(e->rates);
@@ -145,6 +159,182 @@ static int load_earlier_keys(struct tf_engine *e, const char *dir, struct tf_err
 	return rc;
 }
 
+static const struct tf_client *identify(const struct tf_engine *e, const char *username)
+{
+	return username ? tf_identities_client(e->set->ids, username) : NULL;
+}
+
+/* --- the trace ------------------------------------------------------------- */
+
+/* The identity a trace names for a client: its username, else its client
+ * id (as tf-client does). */
+static const char *client_name(const char *client_id, const char *username)
+{
+	return username ? username : client_id ? client_id : "";
+}
+
+static const char *org_name(const struct tf_engine *e, const struct tf_client *who)
+{
+	return who ? tf_identities_org_id(e->set->ids, who->org) : "";
+}
+
+static void hex16(const unsigned char in[16], char out[TF_MSGID_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[TF_MSGID_LEN] = '\0';
+}
+
+/* What a message event says (operations-v1). */
+struct message_facts {
+	const char *id, *topic, *org, *client, *policy, *sha256, *status, *reason;
+	uint32_t size;
+	const struct tf_stamp *stamp;   /* NULL: not stamped */
+};
+
+static int record_message(struct tf_engine *e, int64_t now, const struct message_facts *f)
+{
+	char size[11];
+	struct tf_trace_input in = { TF_EVENT_MESSAGE, now, {
+		f->id, f->topic, f->org, f->client, f->policy, f->sha256, size, f->status,
+		f->reason ? f->reason : "", f->stamp ? f->stamp->seq : "",
+		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "" }, NULL, NULL };
+
+	size[tf_put_decimal(size, f->size)] = '\0';
+	return tf_trace_writer_record(e->trace, &in);
+}
+
+/* The message event of a stamped message or view copy. */
+static int record_stamped(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+		uint32_t size)
+{
+	struct message_facts f = { st->id, st->topic, st->org, st->client, st->policy, st->sha256,
+		"delivered", NULL, size, st };
+
+	return record_message(e, now, &f);
+}
+
+/* The message event of a message that goes nowhere: refused at publish
+ * or dropped before it was stamped. */
+static void record_unstamped(struct tf_engine *e, int64_t now, const char *client_id,
+		const char *username, const char *topic, const struct tf_policy *p,
+		const void *payload, uint32_t payloadlen, const char *status, const char *reason)
+{
+	char id[TF_MSGID_LEN + 1], sha[TF_SHA256_HEX + 1];
+	struct message_facts f = { id, topic, org_name(e, identify(e, username)),
+		client_name(client_id, username), p ? p->label : "", sha, status, reason,
+		payloadlen, NULL };
+
+	if (tf_signer_make_id(e->signer, now, id, NULL) != TF_OK)
+		return;
+	tf_sha256_hex(payload, payloadlen, sha);
+	/* Nothing is passed on, so nothing more can be refused when this
+	 * cannot be recorded: the writer reports its failure. */
+	record_message(e, now, &f);
+}
+
+/* The hash of every file the policy set was read from, one per line as
+ * sha256sum prints them, so an auditor can match them. Caller owns. */
+static char *policy_files_digest(const struct tf_engine *e)
+{
+	char **names = NULL, *text = NULL;
+	uint32_t n = 0;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	if (out == NULL)
+		return NULL;
+	tf_dir_list(e->policy_dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, NULL);
+	for (int64_t i = -1; i < (int64_t)n; i++) {
+		char path[4096], sha[TF_SHA256_HEX + 1] = "(unreadable)";
+		char *bytes = NULL;
+		size_t size = 0;
+		FILE *f;
+
+		if (i < 0)
+			snprintf(path, sizeof(path), "%s", e->identities);
+		else
+			snprintf(path, sizeof(path), "%s/%s", e->policy_dir, names[i]);
+		f = fopen(path, "rb");
+		if (f != NULL) {
+			FILE *copy = open_memstream(&bytes, &size);
+			char chunk[8192];
+			size_t got;
+
+			while (copy != NULL && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+				fwrite(chunk, 1, got, copy);
+			if (copy != NULL && fclose(copy) == 0 && !ferror(f))
+				tf_sha256_hex(bytes, size, sha);
+			free(bytes);
+			fclose(f);
+		}
+		fprintf(out, "%s  %s\n", sha, path);
+	}
+	tf_dir_list_free(names, n);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* The policy-set event of a load: result "loaded" or "refused: why". */
+static void record_policy_set(struct tf_engine *e, const char *result)
+{
+	char count[11], *files;
+	struct tf_trace_input in = { TF_EVENT_POLICY_SET, now_ms(e), { result, count, NULL },
+		NULL, NULL };
+
+	if (e->trace == NULL)
+		return;
+	count[tf_put_decimal(count, e->set->n_policies)] = '\0';
+	files = policy_files_digest(e);
+	in.values[2] = files ? files : "";
+	tf_trace_writer_record(e->trace, &in);
+	free(files);
+}
+
+static long option_number(const char *text)
+{
+	long n = 0;
+
+	/* Checked against its range when the options were read. */
+	tf_parse_long(text, 0, LONG_MAX, &n);
+	return n;
+}
+
+static int start_trace(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err)
+{
+	struct tf_trace_writer_config cfg = {
+		.dir = opts->trace_db,
+		.broker_id = opts->broker_id,
+		.signing_key = opts->signing_key,
+		.sync_ms = (uint32_t)option_number(opts->trace_sync_ms),
+		.retention_days = (uint32_t)option_number(opts->trace_retention_days),
+		.max_bytes = (uint64_t)option_number(opts->trace_max_mb) * 1024 * 1024,
+		.checkpoint_ms = CHECKPOINT_MS,
+	};
+	int rc;
+
+	if (opts->trace_db[0] == '\0') {
+		logf_(e, TF_LOG_WARNING, "trustflow: no trace_db: deliveries are not recorded");
+		return TF_OK;
+	}
+	rc = tf_trace_writer_start(&cfg, &e->trace, err);
+	if (rc != TF_OK)
+		return rc;
+	e->trace_each = cfg.sync_ms == 0;
+	/* Stamps go on numbering where the last run stopped. */
+	e->seq = tf_trace_writer_stamp_seq(e->trace);
+	logf_(e, TF_LOG_NOTICE, "trustflow: recording to %s (sync every %u ms, stamps from seq %llu)",
+		opts->trace_db, cfg.sync_ms, (unsigned long long)e->seq + 1);
+	return TF_OK;
+}
+
 int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
 		struct tf_engine **out, struct tf_err *err)
 {
@@ -183,11 +373,14 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		rc = load_earlier_keys(e, opts->key_dir, err);
 	if (rc == TF_OK)
 		rc = tf_policy_set_load(&e->load, &e->set, err);
+	if (rc == TF_OK)
+		rc = start_trace(e, opts, err);
 	if (rc != TF_OK) {
 		tf_engine_free(e);
 		return rc;
 	}
 	log_loaded(e);
+	record_policy_set(e, "loaded");
 	*out = e;
 	return TF_OK;
 }
@@ -197,13 +390,19 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 	struct tf_policy_set *fresh;
 	int rc = tf_policy_set_load(&e->load, &fresh, err);
 
-	if (rc != TF_OK)
+	if (rc != TF_OK) {
+		char result[sizeof(err->msg) + 16];
+
+		snprintf(result, sizeof(result), "refused: %s", err->msg);
+		record_policy_set(e, result);
 		return rc;
+	}
 	tf_policy_set_free(e->set);
 	e->set = fresh;
 	/* Buckets are keyed by policy index, which the new set renumbers. */
 	tf_ratelimit_clear(e->rates);
 	log_loaded(e);
+	record_policy_set(e, "loaded");
 	return TF_OK;
 }
 
@@ -212,17 +411,15 @@ const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e)
 	return e->set;
 }
 
-static const struct tf_client *identify(const struct tf_engine *e, const char *username)
-{
-	return username ? tf_identities_client(e->set->ids, username) : NULL;
-}
-
-enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *username,
-		const char *topic)
+enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id,
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen)
 {
 	struct tf_decision d;
 
 	tf_decide_publish(e->set, identify(e, username), topic, &d);
+	if (d.verdict == TF_DENY && e->trace != NULL)
+		record_unstamped(e, now_ms(e), client_id, username, topic, d.policy, payload,
+			payloadlen, "denied", d.reason);
 	return d.verdict;
 }
 
@@ -235,13 +432,47 @@ enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *usernam
 	return d.verdict;
 }
 
-enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *username,
-		const char *topic, const void *payload, uint32_t payloadlen)
+/* The delivery event of one decision. Returns false when it cannot be
+ * recorded. */
+static bool record_delivery(struct tf_engine *e, int64_t now, const struct tf_msgtrack_hit *hit,
+		const char *client_id, const char *username, const struct tf_client *who,
+		const char *topic, const void *payload, uint32_t payloadlen,
+		const struct tf_decision *d)
 {
-	struct tf_decision d;
-	int64_t received = tf_msgtrack_get(e->track, topic, payload, payloadlen);
+	char id[TF_MSGID_LEN + 1] = "", sha[TF_SHA256_HEX + 1];
+	bool made = d->verdict == TF_ALLOW;
+	struct tf_trace_input in = { TF_EVENT_DELIVERY, now, {
+		id, d->policy ? d->policy->label : "", client_name(client_id, username),
+		org_name(e, who), made ? "delivered" : "withheld", made ? "" : d->reason },
+		NULL, NULL };
 
-	tf_decide_receive(e->set, identify(e, username), topic, now_ms(e), received, &d);
+	if (hit != NULL && hit->has_id) {
+		hex16(hit->id, id);
+	} else {
+		/* Not one the broker just received: the store finds its id. */
+		tf_sha256_hex(payload, payloadlen, sha);
+		in.find_topic = topic;
+		in.find_sha256 = sha;
+	}
+	return tf_trace_writer_record(e->trace, &in) == TF_OK;
+}
+
+enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen)
+{
+	const struct tf_client *who = identify(e, username);
+	struct tf_msgtrack_hit hit;
+	struct tf_decision d;
+	bool known = tf_msgtrack_find(e->track, topic, payload, payloadlen, &hit);
+	int64_t now = now_ms(e);
+
+	tf_decide_receive(e->set, who, topic, now, known ? hit.received_ms : TF_TIME_UNKNOWN, &d);
+	if (e->trace == NULL || topic[0] == '$' || d.verdict == TF_DEFER)
+		return d.verdict;
+	/* A governed delivery that cannot be recorded is not made. */
+	if (!record_delivery(e, now, known ? &hit : NULL, client_id, username, who, topic, payload,
+			payloadlen, &d) && d.policy != NULL)
+		return TF_DENY;
 	return d.verdict;
 }
 
@@ -257,13 +488,24 @@ static void refuse(struct tf_message_result *res, const char *reason)
  * alert: drop (and so quarantine and reroute, which must not fail open)
  * refuses the message; alert delivers it. */
 static void violation(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
-		const char *kind, const char *detail, struct tf_message_result *res)
+		const char *kind, const char *detail, int64_t now, struct tf_message_result *res)
 {
 	logf_(e, TF_LOG_WARNING, "trustflow: %s on %s by %s under %s: %s (action %s)", kind,
 		m->topic, m->username ? m->username : "(no username)", p->label, detail,
 		tf_violation_action_name(p->on_violation));
-	if (p->on_violation != TF_VIOLATION_ALERT)
+	if (p->on_violation != TF_VIOLATION_ALERT) {
 		refuse(res, kind);
+		return;
+	}
+	if (e->trace != NULL) {
+		char id[TF_MSGID_LEN + 1];
+		struct tf_trace_input in = { TF_EVENT_ALERT, now, { id, kind, p->label,
+			org_name(e, identify(e, m->username)), client_name(m->client_id, m->username),
+			detail, "alert" }, NULL, NULL };
+
+		if (tf_signer_make_id(e->signer, now, id, NULL) == TF_OK)
+			tf_trace_writer_record(e->trace, &in);
+	}
 }
 
 /* The reduced copy of an object payload for one view rule: only the
@@ -356,7 +598,8 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 		}
 		res->n_copies++;
 		if (!stamp(e, m, p, c->topic, c->payload, c->payloadlen, now, &c->stamp_buf,
-				&c->stamp)) {
+				&c->stamp) || (e->trace != NULL
+				&& record_stamped(e, now, &c->stamp, c->payloadlen) != TF_OK)) {
 			res->n_copies--;
 			free(c->topic);
 			free(c->payload);
@@ -380,6 +623,50 @@ static void note_retained(struct tf_engine *e, const struct tf_message *m,
 			m->topic);
 }
 
+/* Keeps what later deliveries of a passed-on message need: its receive
+ * time under a retention, its id for the trace. */
+static void track(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const struct tf_stamp *st, int64_t now)
+{
+	int64_t keep = p && p->retention_ms > 0 ? p->retention_ms : 0;
+	unsigned char id[16];
+	bool traced = e->trace != NULL && st != NULL && tf_trace_id_bytes(st->id, id);
+
+	if (traced && keep < TRACE_ID_KEEP_MS)
+		keep = TRACE_ID_KEEP_MS;
+	if (keep == 0)
+		return;
+	if (tf_msgtrack_put(e->track, m->topic, m->payload, m->payloadlen, now, now + keep,
+			traced ? id : NULL) != 0 && p && p->retention_ms > 0)
+		logf_(e, TF_LOG_WARNING, "trustflow: retention table full; %s will be "
+			"withheld as of unknown age", m->topic);
+}
+
+/* A message on a topic no policy governs: stamped with stamp_all,
+ * recorded when there is a trace, passed on either way. */
+static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64_t now,
+		struct tf_message_result *res)
+{
+	if (e->stamp_all) {
+		if (!stamp(e, m, NULL, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
+				&res->stamp)) {
+			refuse(res, "cannot be stamped");
+			return;
+		}
+		res->stamped = true;
+	}
+	if (e->trace != NULL) {
+		if (res->stamped)
+			record_stamped(e, now, &res->stamp, m->payloadlen);
+		else
+			record_unstamped(e, now, m->client_id, m->username, m->topic, NULL, m->payload,
+				m->payloadlen, "delivered", NULL);
+	}
+	track(e, m, NULL, res->stamped ? &res->stamp : NULL, now);
+	if (m->retain)
+		note_retained(e, m, NULL, now);
+}
+
 void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		struct tf_message_result *res)
 {
@@ -398,24 +685,19 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		return;
 	g = tf_govern_lookup(e->set->govern, m->topic);
 	if (g.kind != TF_GOVERN_POLICY) {
-		if (e->stamp_all && !stamp(e, m, NULL, m->topic, m->payload, m->payloadlen, now,
-				&res->stamp_buf, &res->stamp)) {
-			refuse(res, "cannot be stamped");
-			return;
-		}
-		res->stamped = e->stamp_all;
-		if (m->retain)
-			note_retained(e, m, NULL, now);
+		on_ungoverned(e, m, now, res);
+		if (e->trace_each)
+			tf_trace_writer_flush(e->trace);
 		return;
 	}
 	p = &e->set->policies[g.policy];
 
 	if (p->max_payload_bytes > 0 && m->payloadlen > p->max_payload_bytes) {
-		violation(e, p, m, "limit-exceeded", "payload larger than max_payload_bytes", res);
+		violation(e, p, m, "limit-exceeded", "payload larger than max_payload_bytes", now, res);
 	} else if (p->max_messages_per_second > 0 && (m->username == NULL
 			|| !tf_ratelimit_take(e->rates, g.policy, m->username,
 				p->max_messages_per_second, now))) {
-		violation(e, p, m, "limit-exceeded", "more than max_messages_per_second", res);
+		violation(e, p, m, "limit-exceeded", "more than max_messages_per_second", now, res);
 	}
 	if (res->deliver && (p->schema != NULL || p->n_views > 0) && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
 		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
@@ -423,25 +705,33 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		char why[200];
 
 		if (m->payloadlen > TF_JSON_PAYLOAD_MAX)
-			violation(e, p, m, "schema-violation", "payload too large to check", res);
+			violation(e, p, m, "schema-violation", "payload too large to check", now, res);
 		else if (json == NULL)
-			violation(e, p, m, "schema-violation", "payload is not valid JSON", res);
+			violation(e, p, m, "schema-violation", "payload is not valid JSON", now, res);
 		else if (!tf_schema_validate(p->schema, json, why, sizeof(why)))
-			violation(e, p, m, "schema-violation", why, res);
+			violation(e, p, m, "schema-violation", why, now, res);
 	}
 	if (res->deliver && !stamp(e, m, p, m->topic, m->payload, m->payloadlen, now,
 			&res->stamp_buf, &res->stamp))
 		refuse(res, "cannot be stamped");
 	if (res->deliver) {
 		res->stamped = true;
-		if (p->retention_ms > 0
-				&& tf_msgtrack_put(e->track, m->topic, m->payload, m->payloadlen, now,
-					now + p->retention_ms) != 0)
-			logf_(e, TF_LOG_WARNING, "trustflow: retention table full; %s will be "
-				"withheld as of unknown age", m->topic);
+		/* What cannot be recorded is not passed on. */
+		if (e->trace != NULL && record_stamped(e, now, &res->stamp, m->payloadlen) != TF_OK)
+			refuse(res, "the trace store cannot record it");
+	} else if (e->trace != NULL) {
+		record_unstamped(e, now, m->client_id, m->username, m->topic, p, m->payload,
+			m->payloadlen, "dropped", res->reason);
+	}
+	if (res->deliver) {
+		track(e, m, p, &res->stamp, now);
 		make_views(e, p, m, json, now, res);
 		if (m->retain)
 			note_retained(e, m, p, now);
+		if (e->trace_each && tf_trace_writer_flush(e->trace) != TF_OK) {
+			refuse(res, "the trace store cannot record it");
+			tf_message_result_free(res);
+		}
 	}
 	cJSON_Delete(json);
 }
@@ -478,10 +768,28 @@ void tf_engine_publish_keys(struct tf_engine *e)
 	}
 }
 
+/* What the trace writer left for the broker's thread: a checkpoint to
+ * publish, a change of its health to log. */
+static void trace_tick(struct tf_engine *e)
+{
+	char *checkpoint, text[1024];
+	bool failed;
+
+	if (e->trace == NULL)
+		return;
+	checkpoint = tf_trace_writer_take_checkpoint(e->trace);
+	if (checkpoint != NULL && e->hooks.publish_checkpoint != NULL)
+		e->hooks.publish_checkpoint(e->hooks.ctx, checkpoint);
+	free(checkpoint);
+	if (tf_trace_writer_take_report(e->trace, text, sizeof(text), &failed))
+		e->hooks.log(e->hooks.ctx, failed ? TF_LOG_ERR : TF_LOG_NOTICE, text);
+}
+
 void tf_engine_tick(struct tf_engine *e)
 {
 	int64_t now = now_ms(e);
 
 	tf_retained_expire(e->retained, now, e->hooks.clear_retained, e->hooks.ctx);
 	tf_msgtrack_sweep(e->track, now, SWEEP_BUDGET);
+	trace_tick(e);
 }

@@ -28,6 +28,9 @@ struct tf_engine_hooks {
 	/* Publishes, retained, a public key of the broker (current or
 	 * earlier) on $trustflow/keys/<kid>. */
 	void (*publish_key)(void *ctx, const char *kid, const char *pem);
+	/* Publishes, retained, a trace checkpoint (JSON) on
+	 * $trustflow/checkpoints. NULL: none are published. */
+	void (*publish_checkpoint)(void *ctx, const char *json);
 	void *ctx;
 };
 
@@ -47,15 +50,19 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err);
 /* The set in force (borrowed, valid until the next reload). */
 const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e);
 
-/* ACL decisions. username NULL: the client has none (unidentified). */
-enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *username,
-		const char *topic);
+/* ACL decisions. username NULL: the client has none (unidentified); the
+ * trace then names it by client_id. A refused publish is recorded with
+ * its payload's hash. */
+enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id,
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen);
 enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *username,
 		const char *filter);
 /* One delivery of a stored message: topic and payload are the stored
- * message's own pointers (they identify it for retention). */
-enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *username,
-		const char *topic, const void *payload, uint32_t payloadlen);
+ * message's own pointers (they identify it for retention and the trace).
+ * The delivery, made or withheld, is recorded; a governed one that
+ * cannot be recorded is not made. */
+enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen);
 
 /* A copy the broker publishes itself: a view with selected fields. */
 struct tf_copy {
@@ -87,11 +94,13 @@ struct tf_message_result {
 };
 
 /* A message a client published, after its publish was allowed: checks
- * limits and schema, records what retention needs, stamps it, and makes
- * the view copies (stamped too). The caller attaches the stamp,
- * publishes the copies and frees the result with
- * tf_message_result_free(), delivered or not. A message that cannot be
- * stamped is not delivered: the broker fails closed. */
+ * limits and schema, records what retention needs, stamps it, records it
+ * in the trace, and makes the view copies (stamped and recorded too). The
+ * caller attaches the stamp, publishes the copies and frees the result
+ * with tf_message_result_free(), delivered or not. A governed message
+ * that cannot be stamped or recorded is not delivered: the broker fails
+ * closed. With trace_sync_ms 0 its events are on disk before this
+ * returns. */
 void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		struct tf_message_result *res);
 void tf_message_result_free(struct tf_message_result *res);
@@ -100,7 +109,8 @@ void tf_message_result_free(struct tf_message_result *res);
 void tf_engine_publish_keys(struct tf_engine *e);
 
 /* Periodic work: removes retained copies whose retention has passed
- * (through hooks.clear_retained) and forgets old receive times. Call
+ * (through hooks.clear_retained), forgets old receive times, publishes
+ * the trace's new checkpoint and logs changes of its health. Call
  * often. */
 void tf_engine_tick(struct tf_engine *e);
 

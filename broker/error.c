@@ -10,6 +10,7 @@ const char *tf_strerror(int status)
 	case TF_ERR_NOMEM:   return "out of memory";
 	case TF_ERR_INVALID: return "invalid input";
 	case TF_ERR_IO:      return "input/output error";
+	case TF_ERR_FULL:    return "no room left";
 	default:             return "unknown error";
 	}
 }

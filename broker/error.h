@@ -9,6 +9,7 @@ enum tf_status {
 	TF_ERR_NOMEM,    /* an allocation failed */
 	TF_ERR_INVALID,  /* input (option, file, request) is malformed */
 	TF_ERR_IO,       /* the file system refused */
+	TF_ERR_FULL,     /* a store has no room left */
 };
 
 /* A human-readable description of the failure. Never NULL after a failed

@@ -10,6 +10,8 @@ struct slot {
 	int64_t forget_ms;
 	uint32_t payloadlen;
 	uint32_t fingerprint;
+	unsigned char id[16];
+	bool has_id;
 };
 
 struct tf_msgtrack {
@@ -29,17 +31,23 @@ static uint32_t hash_ptr(const void *p)
 	return (uint32_t)x;
 }
 
-/* The first bytes of the payload, so that a reused address with another
- * message is not taken for the old one. */
+/* The first and last bytes of the payload, so that a reused address with
+ * another message is not taken for the old one. */
 static uint32_t fingerprint(const void *payload, uint32_t len)
 {
 	uint32_t fp = len * 2654435761u;
-	unsigned char head[4] = { 0 };
+	unsigned char head[4] = { 0 }, tail[4] = { 0 };
+	uint32_t n = len < 4 ? len : 4;
 
-	if (payload != NULL)
-		memcpy(head, payload, len < 4 ? len : 4);
-	return fp ^ ((uint32_t)head[0] | (uint32_t)head[1] << 8 | (uint32_t)head[2] << 16
-		| (uint32_t)head[3] << 24);
+	if (payload != NULL) {
+		memcpy(head, payload, n);
+		memcpy(tail, (const unsigned char *)payload + len - n, n);
+	}
+	fp ^= (uint32_t)head[0] | (uint32_t)head[1] << 8 | (uint32_t)head[2] << 16
+		| (uint32_t)head[3] << 24;
+	fp *= 0x85ebca6bu;
+	return fp ^ ((uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16
+		| (uint32_t)tail[3] << 24);
 }
 
 struct tf_msgtrack *tf_msgtrack_new(void)
@@ -94,7 +102,8 @@ static bool grow(struct tf_msgtrack *t)
 }
 
 int tf_msgtrack_put(struct tf_msgtrack *t, const void *key, const void *payload,
-		uint32_t payloadlen, int64_t received_ms, int64_t forget_ms)
+		uint32_t payloadlen, int64_t received_ms, int64_t forget_ms,
+		const unsigned char *id)
 {
 	struct slot *s = probe(t, key);
 
@@ -112,18 +121,24 @@ int tf_msgtrack_put(struct tf_msgtrack *t, const void *key, const void *payload,
 	s->forget_ms = forget_ms;
 	s->payloadlen = payloadlen;
 	s->fingerprint = fingerprint(payload, payloadlen);
+	s->has_id = id != NULL;
+	if (id != NULL)
+		memcpy(s->id, id, sizeof(s->id));
 	return 0;
 }
 
-int64_t tf_msgtrack_get(const struct tf_msgtrack *t, const void *key, const void *payload,
-		uint32_t payloadlen)
+bool tf_msgtrack_find(const struct tf_msgtrack *t, const void *key, const void *payload,
+		uint32_t payloadlen, struct tf_msgtrack_hit *hit)
 {
 	const struct slot *s = probe(t, key);
 
 	if (s->key == NULL || s->payloadlen != payloadlen
 			|| s->fingerprint != fingerprint(payload, payloadlen))
-		return INT64_MIN;
-	return s->received_ms;
+		return false;
+	hit->received_ms = s->received_ms;
+	hit->has_id = s->has_id;
+	memcpy(hit->id, s->id, sizeof(hit->id));
+	return true;
 }
 
 /* Removes slot i and moves later members of its probe run back, so that

@@ -1,5 +1,5 @@
 /* When the broker received each message that mosquitto may still deliver,
- * for policies with a retention.
+ * for policies with a retention, and its message id, for the trace.
  *
  * mosquitto decides deliveries (ACL READ) long after it received a
  * message: retained copies, offline queues. The check gets the stored
@@ -14,6 +14,7 @@
 #ifndef TF_MSGTRACK_H
 #define TF_MSGTRACK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define TF_MSGTRACK_MAX_ENTRIES (4u * 1024 * 1024)
@@ -26,14 +27,22 @@ void tf_msgtrack_free(struct tf_msgtrack *t);
 
 /* Records a message. key is the stored message's topic pointer; payload
  * and payloadlen are the stored payload. forget_ms: when the entry may go.
- * Returns 0, or -1 when the table is full or out of memory (the message's
- * age is then unknown, and it is withheld). */
+ * id: the message id's 16 bytes, or NULL. Returns 0, or -1 when the table
+ * is full or out of memory (the message's age is then unknown, and it is
+ * withheld). */
 int tf_msgtrack_put(struct tf_msgtrack *t, const void *key, const void *payload,
-		uint32_t payloadlen, int64_t received_ms, int64_t forget_ms);
+		uint32_t payloadlen, int64_t received_ms, int64_t forget_ms,
+		const unsigned char *id);
 
-/* The receive time recorded for this message, or INT64_MIN. */
-int64_t tf_msgtrack_get(const struct tf_msgtrack *t, const void *key, const void *payload,
-		uint32_t payloadlen);
+struct tf_msgtrack_hit {
+	int64_t received_ms;
+	bool has_id;
+	unsigned char id[16];
+};
+
+/* What was recorded for this message: true and *hit, or false. */
+bool tf_msgtrack_find(const struct tf_msgtrack *t, const void *key, const void *payload,
+		uint32_t payloadlen, struct tf_msgtrack_hit *hit);
 
 /* Forgets entries whose time has passed, visiting at most budget slots
  * from where the previous sweep stopped, so that it can run on every tick

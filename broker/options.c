@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/number.h"
 #include "policy/id.h"
 
 enum option_kind {
 	OPT_ID,      /* an identifier of policy-v1 (policy/id.h) */
 	OPT_PATH,    /* a file or directory name */
 	OPT_CHOICE,  /* one of the words in choices */
+	OPT_NUMBER,  /* a decimal integer in [min, max] */
 };
 
 struct option_def {
@@ -20,27 +22,37 @@ struct option_def {
 	const char *default_value; /* NULL: required */
 	const char *choices;       /* OPT_CHOICE: the words, separated by '|' */
 	const char *doc;
+	long min, max;             /* OPT_NUMBER: the range */
 };
 
 #define SLOT(member) offsetof(struct tf_options, member)
 
 static const struct option_def option_table[] = {
 	{ "broker_id", OPT_ID, SLOT(broker_id), "trustflow", NULL,
-	  "this broker's id, recorded in every stamp and trace record" },
+	  "this broker's id, recorded in every stamp and trace record", 0, 0 },
 	{ "identities", OPT_PATH, SLOT(identities), NULL, NULL,
-	  "the identities file (organizations and clients)" },
+	  "the identities file (organizations and clients)", 0, 0 },
 	{ "policy_dir", OPT_PATH, SLOT(policy_dir), NULL, NULL,
-	  "the directory of policy files (*.json)" },
+	  "the directory of policy files (*.json)", 0, 0 },
 	{ "default_access", OPT_CHOICE, SLOT(default_access), "deny", "allow|deny",
-	  "what happens on topics no policy governs: deny, or allow as a plain broker" },
+	  "what happens on topics no policy governs: deny, or allow as a plain broker", 0, 0 },
 	{ "signing_key", OPT_PATH, SLOT(signing_key), NULL, NULL,
-	  "the broker's Ed25519 private key (PKCS#8 PEM, mode 0600) that signs stamps" },
+	  "the broker's Ed25519 private key (PKCS#8 PEM, mode 0600) that signs stamps", 0, 0 },
 	{ "dev_key_autogen", OPT_CHOICE, SLOT(dev_key_autogen), "false", "true|false",
-	  "true: create signing_key if it does not exist (for demos, not for production)" },
+	  "true: create signing_key if it does not exist (for demos, not for production)", 0, 0 },
 	{ "key_dir", OPT_PATH, SLOT(key_dir), "", NULL,
-	  "a directory of earlier public keys (*.pem), published so old stamps still verify" },
+	  "a directory of earlier public keys (*.pem), published so old stamps still verify", 0, 0 },
 	{ "stamp_all", OPT_CHOICE, SLOT(stamp_all), "true", "true|false",
-	  "true: stamp every message on a non-$ topic; false: only governed ones" },
+	  "true: stamp every message on a non-$ topic; false: only governed ones", 0, 0 },
+	{ "trace_db", OPT_PATH, SLOT(trace_db), "", NULL,
+	  "the trace store's directory (LMDB); none: nothing is recorded", 0, 0 },
+	{ "trace_sync_ms", OPT_NUMBER, SLOT(trace_sync_ms), "100", NULL,
+	  "ms of recorded events a crash of the machine may lose; 0: none", 0, 60000 },
+	{ "trace_retention_days", OPT_NUMBER, SLOT(trace_retention_days), "0", NULL,
+	  "days events are kept in the trace store; 0: forever", 0, 36500 },
+	{ "trace_max_mb", OPT_NUMBER, SLOT(trace_max_mb), "0", NULL,
+	  "the most the trace store may grow to, in MiB; 0: as far as the disk allows",
+	  0, 16L * 1024 * 1024 },
 };
 
 #define OPTION_COUNT ((int)(sizeof(option_table) / sizeof(option_table[0])))
@@ -100,6 +112,15 @@ static int option_check(const struct option_def *def, const char *value, struct 
 			return tf_err_set(err, TF_ERR_INVALID, "plugin_opt_%s: \"%s\" is not one of %s",
 				def->name, value, def->choices);
 		return TF_OK;
+	case OPT_NUMBER: {
+		long n;
+
+		if (!tf_parse_long(value, def->min, def->max, &n))
+			return tf_err_set(err, TF_ERR_INVALID,
+				"plugin_opt_%s: \"%s\" is not a whole number from %ld to %ld",
+				def->name, value, def->min, def->max);
+		return TF_OK;
+	}
 	}
 	return tf_err_set(err, TF_ERR_INVALID, "plugin_opt_%s: unsupported kind", def->name);
 }

@@ -17,6 +17,10 @@ struct tf_options {
 	char *dev_key_autogen;/* owned; "true" or "false" */
 	char *key_dir;        /* owned; "" when none */
 	char *stamp_all;      /* owned; "true" or "false" */
+	char *trace_db;       /* owned; "" when no trace store */
+	char *trace_sync_ms;  /* owned; numbers, checked against their range */
+	char *trace_retention_days;
+	char *trace_max_mb;
 
 	unsigned seen;      /* bit i set once table option i was given */
 };

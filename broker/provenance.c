@@ -237,33 +237,34 @@ const char *tf_signer_public_pem(const struct tf_signer *s)
 
 /* A message id: the receive time in ms (12 hex digits), then 10 random
  * bytes (20 hex digits). */
-static bool make_id(struct tf_signer *s, int64_t ts_ms, char out[TF_MSGID_LEN + 1])
+int tf_signer_make_id(struct tf_signer *s, int64_t ts_ms, char out[TF_MSGID_LEN + 1],
+		struct tf_err *err)
 {
 	uint64_t t = (uint64_t)ts_ms;
 
 	if (s->random_used + 10 > RANDOM_POOL) {
 		if (RAND_bytes(s->random, RANDOM_POOL) != 1)
-			return false;
+			return tf_err_set(err, TF_ERR_INVALID, "no random bytes: %s", ssl_error());
 		s->random_used = 0;
 	}
 	for (int i = 11; i >= 0; i--, t >>= 4)
 		out[i] = hexdigits[t & 15];
 	to_hex(s->random + s->random_used, 10, out + 12);
 	s->random_used += 10;
-	return true;
+	out[TF_MSGID_LEN] = '\0';
+	return TF_OK;
 }
 
 int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
 		struct tf_stamp_buf *buf, struct tf_stamp *out, struct tf_err *err)
 {
-	unsigned char sig[64];
-	size_t sig_len = sizeof(sig), need;
+	size_t need;
+	int rc;
 
-	if (req->id != NULL) {
+	if (req->id != NULL)
 		snprintf(buf->id, sizeof(buf->id), "%s", req->id);
-	} else if (!make_id(s, req->ts_ms, buf->id)) {
-		return tf_err_set(err, TF_ERR_INVALID, "no random bytes: %s", ssl_error());
-	}
+	else if ((rc = tf_signer_make_id(s, req->ts_ms, buf->id, err)) != TF_OK)
+		return rc;
 	memcpy(buf->kid, s->kid, sizeof(buf->kid));
 	buf->ts[tf_put_decimal(buf->ts, (uint64_t)req->ts_ms)] = '\0';
 	buf->seq[tf_put_decimal(buf->seq, req->seq)] = '\0';
@@ -281,13 +282,22 @@ int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
 		s->input_cap = need;
 		need = tf_stamp_signing_input(out, s->input, s->input_cap);
 	}
+	return tf_signer_sign(s, s->input, need, buf->sig, err);
+}
+
+int tf_signer_sign(struct tf_signer *s, const void *data, size_t len,
+		char sig_b64[TF_SIG_B64_LEN + 1], struct tf_err *err)
+{
+	unsigned char sig[64];
+	size_t sig_len = sizeof(sig);
+
 	/* Ed25519 signs in one shot, and its context must be set up anew for
 	 * each signature. */
 	if (EVP_DigestSignInit(s->ctx, NULL, NULL, NULL, s->key) != 1
-			|| EVP_DigestSign(s->ctx, sig, &sig_len, (const unsigned char *)s->input, need) != 1
+			|| EVP_DigestSign(s->ctx, sig, &sig_len, data, len) != 1
 			|| sig_len != sizeof(sig))
 		return tf_err_set(err, TF_ERR_INVALID, "signing failed: %s", ssl_error());
-	EVP_EncodeBlock((unsigned char *)buf->sig, sig, (int)sizeof(sig));
+	EVP_EncodeBlock((unsigned char *)sig_b64, sig, (int)sizeof(sig));
 	return TF_OK;
 }
 
@@ -405,6 +415,33 @@ static bool is_decimal(const char *s)
 	return true;
 }
 
+static EVP_PKEY *keyring_find(const struct tf_keyring *r, const char *kid)
+{
+	for (int i = 0; i < r->n; i++)
+		if (strcmp(r->kids[i], kid) == 0)
+			return r->keys[i];
+	return NULL;
+}
+
+/* A signature in standard base64 with padding into its 64 bytes (sig
+ * has room for 66: base64 decodes in whole groups). */
+static bool decode_sig(const char *b64, unsigned char sig[66])
+{
+	return strlen(b64) == TF_SIG_B64_LEN && strcmp(b64 + TF_SIG_B64_LEN - 2, "==") == 0
+		&& EVP_DecodeBlock(sig, (const unsigned char *)b64, TF_SIG_B64_LEN) == 66;
+}
+
+static bool verify_raw(EVP_PKEY *key, const void *data, size_t len, const unsigned char sig[64])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1
+		&& EVP_DigestVerify(ctx, sig, 64, data, len) == 1;
+
+	ERR_clear_error();
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
 enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_stamp *st,
 		const void *payload, size_t payloadlen)
 {
@@ -414,8 +451,7 @@ enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_s
 	};
 	unsigned char sig[66];
 	char sha[TF_SHA256_HEX + 1];
-	EVP_MD_CTX *ctx;
-	EVP_PKEY *key = NULL;
+	EVP_PKEY *key;
 	char *input;
 	size_t need;
 	int ok;
@@ -425,13 +461,9 @@ enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_s
 			return TF_STAMP_MISSING;
 	if (strcmp(st->v, "1") != 0 || !is_hex(st->id, TF_MSGID_LEN) || !is_hex(st->kid, TF_KID_LEN)
 			|| !is_decimal(st->ts) || !is_hex(st->sha256, TF_SHA256_HEX)
-			|| !is_decimal(st->seq) || strlen(st->sig) != TF_SIG_B64_LEN
-			|| strcmp(st->sig + TF_SIG_B64_LEN - 2, "==") != 0
-			|| EVP_DecodeBlock(sig, (const unsigned char *)st->sig, TF_SIG_B64_LEN) != 66)
+			|| !is_decimal(st->seq) || !decode_sig(st->sig, sig))
 		return TF_STAMP_MALFORMED;
-	for (int i = 0; i < r->n && key == NULL; i++)
-		if (strcmp(r->kids[i], st->kid) == 0)
-			key = r->keys[i];
+	key = keyring_find(r, st->kid);
 	if (key == NULL)
 		return TF_STAMP_UNKNOWN_KEY;
 	tf_sha256_hex(payload, payloadlen, sha);
@@ -440,15 +472,24 @@ enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_s
 
 	need = tf_stamp_signing_input(st, NULL, 0);
 	input = malloc(need);
-	ctx = EVP_MD_CTX_new();
-	ok = input != NULL && ctx != NULL
-		&& tf_stamp_signing_input(st, input, need) == need
-		&& EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1
-		&& EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)input, need) == 1;
-	ERR_clear_error();
-	EVP_MD_CTX_free(ctx);
+	ok = input != NULL && tf_stamp_signing_input(st, input, need) == need
+		&& verify_raw(key, input, need, sig);
 	free(input);
 	return ok ? TF_STAMP_VALID : TF_STAMP_BAD_SIGNATURE;
+}
+
+
+enum tf_stamp_check tf_keyring_verify(const struct tf_keyring *r, const char *kid,
+		const void *data, size_t len, const char *sig_b64)
+{
+	unsigned char sig[66];
+	EVP_PKEY *key = keyring_find(r, kid);
+
+	if (key == NULL)
+		return TF_STAMP_UNKNOWN_KEY;
+	if (!decode_sig(sig_b64, sig))
+		return TF_STAMP_MALFORMED;
+	return verify_raw(key, data, len, sig) ? TF_STAMP_VALID : TF_STAMP_BAD_SIGNATURE;
 }
 
 const char *tf_stamp_check_reason(enum tf_stamp_check c)

@@ -85,6 +85,16 @@ struct tf_stamp_request {
 int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
 		struct tf_stamp_buf *buf, struct tf_stamp *out, struct tf_err *err);
 
+/* Signs data with the signer's key: the 64-byte Ed25519 signature in
+ * standard base64 with padding. Errors: TF_ERR_INVALID (OpenSSL refused). */
+int tf_signer_sign(struct tf_signer *s, const void *data, size_t len,
+		char sig_b64[TF_SIG_B64_LEN + 1], struct tf_err *err);
+
+/* A new message id (the format of tf-id) for time ts_ms. Errors:
+ * TF_ERR_INVALID (no random bytes). */
+int tf_signer_make_id(struct tf_signer *s, int64_t ts_ms, char out[TF_MSGID_LEN + 1],
+		struct tf_err *err);
+
 /* --- checking ------------------------------------------------------------- */
 
 /* Public keys by key id, for checking stamps made before and after a
@@ -126,6 +136,11 @@ enum tf_stamp_check {
  * Never allocates more than the signing input. */
 enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_stamp *stamp,
 		const void *payload, size_t payloadlen);
+
+/* Checks a signature (base64, as tf_signer_sign makes it) over data made
+ * with the key kid: VALID, UNKNOWN_KEY, MALFORMED or BAD_SIGNATURE. */
+enum tf_stamp_check tf_keyring_verify(const struct tf_keyring *r, const char *kid,
+		const void *data, size_t len, const char *sig_b64);
 
 /* "missing stamp", "unknown key", ... for tfctl verify's FAIL lines. */
 const char *tf_stamp_check_reason(enum tf_stamp_check c);

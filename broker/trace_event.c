@@ -20,8 +20,11 @@ static const char *const kind_names[TF_EVENT_KINDS] = {
 
 static const char *const message_fields[] = {
 	"id", "topic", "org", "client", "policy", "sha256", "size", "status", "reason",
+	"stamp_seq", "kid", "sig",
 };
-static const char *const delivery_fields[] = { "id", "client", "org", "outcome", "reason" };
+static const char *const delivery_fields[] = {
+	"id", "policy", "client", "org", "outcome", "reason",
+};
 static const char *const held_fields[] = { "id", "flow", "by" };
 static const char *const alert_fields[] = {
 	"alert", "alert_kind", "policy", "org", "client", "detail", "action",
@@ -32,8 +35,8 @@ static const struct {
 	const char *const *names;
 	size_t n;
 } kind_fields[TF_EVENT_KINDS] = {
-	[TF_EVENT_MESSAGE] = { message_fields, 9 },
-	[TF_EVENT_DELIVERY] = { delivery_fields, 5 },
+	[TF_EVENT_MESSAGE] = { message_fields, 12 },
+	[TF_EVENT_DELIVERY] = { delivery_fields, 6 },
 	[TF_EVENT_RELEASE] = { held_fields, 3 },
 	[TF_EVENT_DISCARD] = { held_fields, 3 },
 	[TF_EVENT_ALERT] = { alert_fields, 7 },

@@ -30,7 +30,7 @@ enum tf_event_kind {
 };
 #define TF_EVENT_KINDS 6
 
-#define TF_EVENT_MAX_FIELDS 9
+#define TF_EVENT_MAX_FIELDS 12
 #define TF_EVENT_MAX_BYTES  (1024u * 1024)
 
 struct tf_event {

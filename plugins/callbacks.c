@@ -19,15 +19,17 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_acl_check *ed = event_data;
 	struct tf_plugin *plugin = userdata;
+	const char *client_id = mosquitto_client_id(ed->client);
 	const char *username = mosquitto_client_username(ed->client);
 
 	(void)event;
 	switch (ed->access) {
 	case MOSQ_ACL_WRITE:
-		return verdict_rc(tf_engine_may_publish(plugin->engine, username, ed->topic));
+		return verdict_rc(tf_engine_may_publish(plugin->engine, client_id, username,
+			ed->topic, ed->payload, ed->payloadlen));
 	case MOSQ_ACL_READ:
-		return verdict_rc(tf_engine_may_receive(plugin->engine, username, ed->topic,
-			ed->payload, ed->payloadlen));
+		return verdict_rc(tf_engine_may_receive(plugin->engine, client_id, username,
+			ed->topic, ed->payload, ed->payloadlen));
 	case MOSQ_ACL_SUBSCRIBE:
 		return verdict_rc(tf_engine_may_subscribe(plugin->engine, username, ed->topic));
 	case MOSQ_ACL_UNSUBSCRIBE:

@@ -44,6 +44,16 @@ static void publish_key(void *ctx, const char *kid, const char *pem)
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish key %s", kid);
 }
 
+/* Publishes a trace checkpoint, retained, where every client may read it
+ * and keep a copy outside the broker. */
+static void publish_checkpoint(void *ctx, const char *json)
+{
+	(void)ctx;
+	if (mosquitto_broker_publish_copy(NULL, "$trustflow/checkpoints", (int)strlen(json), json, 1,
+			true, NULL) != MOSQ_ERR_SUCCESS)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish a trace checkpoint");
+}
+
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
 	for (int i = 0; i < supported_version_count; i++) {
@@ -63,7 +73,8 @@ static void plugin_free(struct tf_plugin *plugin)
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
-	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, publish_key, NULL };
+	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, publish_key,
+		publish_checkpoint, NULL };
 	struct tf_plugin *plugin;
 	struct tf_err err = { "" };
 	int rc;

@@ -13,5 +13,6 @@ enum tfctl_exit {
 int tfctl_policy(int argc, char **argv);
 int tfctl_key(int argc, char **argv);
 int tfctl_verify(int argc, char **argv);
+int tfctl_trace(int argc, char **argv);
 
 #endif

@@ -424,16 +424,16 @@ static void publish_verdicts(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(tf_engine_may_publish(f->e, "ww-sensor-01", f->topic), TF_ALLOW);
-	assert_int_equal(tf_engine_may_publish(f->e, "maint-app", f->topic), TF_DENY);
-	assert_int_equal(tf_engine_may_publish(f->e, "outsider", f->topic), TF_DENY);
-	assert_int_equal(tf_engine_may_publish(f->e, NULL, f->topic), TF_DENY);
-	assert_int_equal(tf_engine_may_publish(f->e, "nobody-known", f->topic), TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "ww-sensor-01", f->topic, "", 0), TF_ALLOW);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "maint-app", f->topic, "", 0), TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "outsider", f->topic, "", 0), TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", NULL, f->topic, "", 0), TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "nobody-known", f->topic, "", 0), TF_DENY);
 	/* Only the broker publishes views. */
-	assert_int_equal(tf_engine_may_publish(f->e, "ww-sensor-01", VIEW_PREFIX "city/water/d1/telemetry"),
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "ww-sensor-01", VIEW_PREFIX "city/water/d1/telemetry", "", 0),
 		TF_DENY);
 	/* Ungoverned, under default_access deny. */
-	assert_int_equal(tf_engine_may_publish(f->e, "ww-sensor-01", "misc/x"), TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "ww-sensor-01", "misc/x", "", 0), TF_DENY);
 }
 
 static void subscribe_verdicts(void **state)
@@ -462,15 +462,15 @@ static void receive_verdicts(void **state)
 	assert_true(res.deliver);
 	tf_message_result_free(&res);
 	f->now += 1000;
-	assert_int_equal(tf_engine_may_receive(f->e, "ww-sensor-01", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "ww-sensor-01", f->topic, good_payload,
 		GOOD_LEN), TF_ALLOW);
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
 		GOOD_LEN), TF_ALLOW);
-	assert_int_equal(tf_engine_may_receive(f->e, "lab-bot", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "lab-bot", f->topic, good_payload,
 		GOOD_LEN), TF_DENY);
-	assert_int_equal(tf_engine_may_receive(f->e, "outsider", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "outsider", f->topic, good_payload,
 		GOOD_LEN), TF_DENY);
-	assert_int_equal(tf_engine_may_receive(f->e, NULL, f->topic, good_payload, GOOD_LEN),
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", NULL, f->topic, good_payload, GOOD_LEN),
 		TF_DENY);
 }
 
@@ -726,7 +726,7 @@ static void alert_delivers_and_logs(void **state)
 		false);
 
 	add_alerts_policy(f);
-	assert_int_equal(tf_engine_may_publish(f->e, "maint-app", bad.topic), TF_ALLOW);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "maint-app", bad.topic, "", 0), TF_ALLOW);
 	tf_engine_on_message(f->e, &bad, &res);
 	assert_true(res.deliver);
 	assert_null(res.reason);
@@ -834,20 +834,20 @@ static void retention_withholds_old_messages(void **state)
 	assert_true(res.deliver);
 	tf_message_result_free(&res);
 	f->now = NOW + 5000;
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
 		GOOD_LEN), TF_ALLOW);
 	/* The payload is compared by content, not by address. */
 	memcpy(copy, good_payload, sizeof(copy));
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, copy, GOOD_LEN),
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, copy, GOOD_LEN),
 		TF_ALLOW);
 	f->now = NOW + 10000;
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
 		GOOD_LEN), TF_ALLOW);
 	f->now = NOW + 11000;
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
 		GOOD_LEN), TF_DENY);
 	/* Also for the owner org. */
-	assert_int_equal(tf_engine_may_receive(f->e, "ww-sensor-01", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "ww-sensor-01", f->topic, good_payload,
 		GOOD_LEN), TF_DENY);
 }
 
@@ -859,16 +859,16 @@ static void unseen_message_is_withheld(void **state)
 
 	/* A topic string at another address: another stored message. */
 	memcpy(other_topic, f->topic, sizeof(other_topic));
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", other_topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", other_topic, good_payload,
 		GOOD_LEN), TF_DENY);
 	sensor_publishes(f, good_payload, false, &res);
 	tf_message_result_free(&res);
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", other_topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", other_topic, good_payload,
 		GOOD_LEN), TF_DENY);
 	/* The same address with another payload: a new message stored there. */
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, "{\"flow\":99}",
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, "{\"flow\":99}",
 		11), TF_DENY);
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
 		GOOD_LEN), TF_ALLOW);
 }
 
@@ -881,7 +881,7 @@ static void refused_message_is_not_recorded(void **state)
 	sensor_publishes(f, bad, false, &res);
 	assert_false(res.deliver);
 	tf_message_result_free(&res);
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, bad,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, bad,
 		(uint32_t)strlen(bad)), TF_DENY);
 }
 
@@ -955,13 +955,13 @@ static void ticks_keep_decisions(void **state)
 		f->now = NOW + i * 100;
 		tf_engine_tick(f->e);
 	}
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
 		GOOD_LEN), TF_ALLOW);
 	for (int i = 0; i < 100; i++) {
 		f->now = NOW + 11000 + i * 100;
 		tf_engine_tick(f->e);
 	}
-	assert_int_equal(tf_engine_may_receive(f->e, "maint-app", f->topic, good_payload,
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
 		GOOD_LEN), TF_DENY);
 }
 
@@ -980,14 +980,14 @@ static void reload_with_broken_policy_keeps_the_old_set(void **state)
 		"{\"trustflow_policy\": 1, \"id\": \"maint-data\", \"version\": 1,"
 		" \"owner\": \"maint-co\", \"topics\": [\"maint/#\"]";
 
-	assert_int_equal(tf_engine_may_publish(f->e, "maint-app", "maint/x"), TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "maint-app", "maint/x", "", 0), TF_DENY);
 	forget_log(f);
 	assert_int_equal(write_file(f->policy_dir, "maint.json", broken), 0);
 	assert_int_not_equal(tf_engine_reload(f->e, &err), TF_OK);
 	assert_non_null(strstr(err.msg, "maint.json"));
 	assert_ptr_equal(tf_engine_policies(f->e), before);
-	assert_int_equal(tf_engine_may_publish(f->e, "maint-app", "maint/x"), TF_DENY);
-	assert_int_equal(tf_engine_may_publish(f->e, "ww-sensor-01", f->topic), TF_ALLOW);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "maint-app", "maint/x", "", 0), TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "ww-sensor-01", f->topic, "", 0), TF_ALLOW);
 	assert_int_equal(logged(f, -1, "policies", NULL), 0);
 	/* A semantic error (unknown owner) is refused the same way. */
 	assert_int_equal(write_file(f->policy_dir, "maint.json",
@@ -995,13 +995,13 @@ static void reload_with_broken_policy_keeps_the_old_set(void **state)
 		" \"owner\": \"no-such-org\", \"topics\": [\"maint/#\"]}"), 0);
 	assert_int_not_equal(tf_engine_reload(f->e, &err), TF_OK);
 	assert_ptr_equal(tf_engine_policies(f->e), before);
-	assert_int_equal(tf_engine_may_publish(f->e, "maint-app", "maint/x"), TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "maint-app", "maint/x", "", 0), TF_DENY);
 	/* Fixed, it takes effect. */
 	assert_int_equal(write_file(f->policy_dir, "maint.json", fixed), 0);
 	assert_int_equal(tf_engine_reload(f->e, &err), TF_OK);
 	assert_int_equal(tf_engine_policies(f->e)->n_policies, 2);
-	assert_int_equal(tf_engine_may_publish(f->e, "maint-app", "maint/x"), TF_ALLOW);
-	assert_int_equal(tf_engine_may_publish(f->e, "ww-sensor-01", f->topic), TF_ALLOW);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "maint-app", "maint/x", "", 0), TF_ALLOW);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "ww-sensor-01", f->topic, "", 0), TF_ALLOW);
 	assert_int_equal(logged(f, TF_LOG_NOTICE, "2 policies", NULL), 1);
 }
 

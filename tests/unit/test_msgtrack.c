@@ -33,14 +33,23 @@ static int teardown(void **state)
 static const char payload[] = "{\"flow\":12.5}";
 #define PLEN ((uint32_t)(sizeof(payload) - 1))
 
+/* The receive time recorded, or INT64_MIN when none. */
+static int64_t received_at(const struct tf_msgtrack *t, const void *key, const void *p,
+		uint32_t len)
+{
+	struct tf_msgtrack_hit hit;
+
+	return tf_msgtrack_find(t, key, p, len, &hit) ? hit.received_ms : INT64_MIN;
+}
+
 static int put(struct tf_msgtrack *t, const void *key, int64_t received, int64_t forget)
 {
-	return tf_msgtrack_put(t, key, payload, PLEN, received, forget);
+	return tf_msgtrack_put(t, key, payload, PLEN, received, forget, NULL);
 }
 
 static int64_t get(const struct tf_msgtrack *t, const void *key)
 {
-	return tf_msgtrack_get(t, key, payload, PLEN);
+	return received_at(t, key, payload, PLEN);
 }
 
 /* The home slot of key in a table of mask + 1 slots under the tracker's
@@ -117,7 +126,7 @@ static void payload_is_compared_by_content(void **state)
 	memcpy(copy, payload, sizeof(copy));
 	assert_int_equal(put(t, &pool[0], 1000, 11000), 0);
 	/* Another buffer with the same bytes is the same message. */
-	assert_true(tf_msgtrack_get(t, &pool[0], copy, PLEN) == 1000);
+	assert_true(received_at(t, &pool[0], copy, PLEN) == 1000);
 }
 
 static void other_length_under_same_key_is_unknown(void **state)
@@ -125,9 +134,9 @@ static void other_length_under_same_key_is_unknown(void **state)
 	struct tf_msgtrack *t = *state;
 
 	assert_int_equal(put(t, &pool[0], 1000, 11000), 0);
-	assert_true(tf_msgtrack_get(t, &pool[0], payload, PLEN - 1) == INT64_MIN);
-	assert_true(tf_msgtrack_get(t, &pool[0], payload, PLEN + 1) == INT64_MIN);
-	assert_true(tf_msgtrack_get(t, &pool[0], payload, 0) == INT64_MIN);
+	assert_true(received_at(t, &pool[0], payload, PLEN - 1) == INT64_MIN);
+	assert_true(received_at(t, &pool[0], payload, PLEN + 1) == INT64_MIN);
+	assert_true(received_at(t, &pool[0], payload, 0) == INT64_MIN);
 	assert_true(get(t, &pool[0]) == 1000);
 }
 
@@ -140,7 +149,7 @@ static void other_first_bytes_under_same_key_are_unknown(void **state)
 	for (size_t i = 0; i < 4; i++) {
 		memcpy(other, payload, sizeof(other));
 		other[i] ^= 0x20;
-		assert_true(tf_msgtrack_get(t, &pool[0], other, PLEN) == INT64_MIN);
+		assert_true(received_at(t, &pool[0], other, PLEN) == INT64_MIN);
 	}
 	assert_true(get(t, &pool[0]) == 1000);
 }
@@ -149,15 +158,15 @@ static void short_and_empty_payloads(void **state)
 {
 	struct tf_msgtrack *t = *state;
 
-	assert_int_equal(tf_msgtrack_put(t, &pool[0], "ab", 2, 10, 100), 0);
-	assert_int_equal(tf_msgtrack_put(t, &pool[1], "", 0, 20, 100), 0);
-	assert_int_equal(tf_msgtrack_put(t, &pool[2], NULL, 0, 30, 100), 0);
-	assert_true(tf_msgtrack_get(t, &pool[0], "ab", 2) == 10);
-	assert_true(tf_msgtrack_get(t, &pool[0], "ac", 2) == INT64_MIN);
-	assert_true(tf_msgtrack_get(t, &pool[0], "a", 1) == INT64_MIN);
-	assert_true(tf_msgtrack_get(t, &pool[1], "", 0) == 20);
-	assert_true(tf_msgtrack_get(t, &pool[1], "x", 1) == INT64_MIN);
-	assert_true(tf_msgtrack_get(t, &pool[2], NULL, 0) == 30);
+	assert_int_equal(tf_msgtrack_put(t, &pool[0], "ab", 2, 10, 100, NULL), 0);
+	assert_int_equal(tf_msgtrack_put(t, &pool[1], "", 0, 20, 100, NULL), 0);
+	assert_int_equal(tf_msgtrack_put(t, &pool[2], NULL, 0, 30, 100, NULL), 0);
+	assert_true(received_at(t, &pool[0], "ab", 2) == 10);
+	assert_true(received_at(t, &pool[0], "ac", 2) == INT64_MIN);
+	assert_true(received_at(t, &pool[0], "a", 1) == INT64_MIN);
+	assert_true(received_at(t, &pool[1], "", 0) == 20);
+	assert_true(received_at(t, &pool[1], "x", 1) == INT64_MIN);
+	assert_true(received_at(t, &pool[2], NULL, 0) == 30);
 }
 
 static void unknown_keys_are_unknown(void **state)
@@ -179,15 +188,15 @@ static void put_again_replaces(void **state)
 	struct tf_msgtrack *t = *state;
 
 	assert_int_equal(put(t, &pool[0], 1000, 11000), 0);
-	assert_int_equal(tf_msgtrack_put(t, &pool[0], "other", 5, 5000, 15000), 0);
+	assert_int_equal(tf_msgtrack_put(t, &pool[0], "other", 5, 5000, 15000, NULL), 0);
 	assert_int_equal(tf_msgtrack_count(t), 1);
-	assert_true(tf_msgtrack_get(t, &pool[0], "other", 5) == 5000);
+	assert_true(received_at(t, &pool[0], "other", 5) == 5000);
 	assert_true(get(t, &pool[0]) == INT64_MIN);
 	/* And the new forget time applies. */
 	sweep_all(t, 11000);
-	assert_true(tf_msgtrack_get(t, &pool[0], "other", 5) == 5000);
+	assert_true(received_at(t, &pool[0], "other", 5) == 5000);
 	sweep_all(t, 15000);
-	assert_true(tf_msgtrack_get(t, &pool[0], "other", 5) == INT64_MIN);
+	assert_true(received_at(t, &pool[0], "other", 5) == INT64_MIN);
 	assert_int_equal(tf_msgtrack_count(t), 0);
 }
 
@@ -419,6 +428,25 @@ static void sweep_resumes_where_it_stopped(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+static void the_message_id_comes_back_with_the_time(void **state)
+{
+	struct tf_msgtrack *t = *state;
+	static const unsigned char id[16] = { 0x01, 0x9a, 0xc0, 0x08, 0xe6, 0x00, 0x5f, 0x1e,
+		0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x01, 0x23 };
+	struct tf_msgtrack_hit hit;
+
+	assert_int_equal(tf_msgtrack_put(t, &pool[0], payload, PLEN, 10, 100, id), 0);
+	assert_int_equal(tf_msgtrack_put(t, &pool[1], payload, PLEN, 20, 100, NULL), 0);
+	assert_true(tf_msgtrack_find(t, &pool[0], payload, PLEN, &hit));
+	assert_true(hit.has_id);
+	assert_memory_equal(hit.id, id, 16);
+	assert_true(hit.received_ms == 10);
+	assert_true(tf_msgtrack_find(t, &pool[1], payload, PLEN, &hit));
+	assert_false(hit.has_id);
+	/* The same length and first bytes but another ending: another message. */
+	assert_false(tf_msgtrack_find(t, &pool[0], "{\"flow\":12.6}", PLEN, &hit));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +467,7 @@ int main(void)
 		T(sweep_in_a_crowded_table),
 		T(sweep_budget_is_honoured),
 		T(sweep_resumes_where_it_stopped),
+		T(the_message_id_comes_back_with_the_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

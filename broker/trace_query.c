@@ -1,0 +1,614 @@
+#include "broker/trace_query.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/strmap.h"
+
+static const char hexdigits[] = "0123456789abcdef";
+
+static void hex32(const unsigned char *in, char out[65])
+{
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = hexdigits[in[i] >> 4];
+		out[2 * i + 1] = hexdigits[in[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+/* A stored event, decoded into its own scratch. */
+struct decoded {
+	struct tf_event ev;
+	char *scratch;
+	size_t cap;
+};
+
+static bool decode_seq(struct tf_trace_store *s, uint64_t seq, struct decoded *d)
+{
+	const unsigned char *hash;
+	const char *bytes;
+	size_t len;
+
+	if (tf_trace_get_event(s, seq, &hash, &bytes, &len) != TF_OK)
+		return false;
+	if (len > d->cap) {
+		char *grown = realloc(d->scratch, len);
+
+		if (grown == NULL)
+			return false;
+		d->scratch = grown;
+		d->cap = len;
+	}
+	return tf_event_decode(bytes, len, &d->ev, d->scratch, d->cap, NULL) == TF_OK;
+}
+
+/* --- message objects -------------------------------------------------------- */
+
+struct message_build {
+	struct tf_trace_store *s;
+	struct decoded d;
+	cJSON *obj, *deliveries, *withheld;
+	bool with_deliveries;
+	bool failed;
+};
+
+static bool add_number(cJSON *o, const char *name, double v)
+{
+	return cJSON_AddNumberToObject(o, name, v) != NULL;
+}
+
+static bool add_string(cJSON *o, const char *name, const char *v)
+{
+	return cJSON_AddStringToObject(o, name, v) != NULL;
+}
+
+/* The top of a message object from its message event:
+ * id topic org client policy sha256 size status reason stamp_seq kid sig. */
+static bool fill_message(cJSON *o, const struct tf_event *ev, const char *broker)
+{
+	const char *const *f = ev->values;
+	bool ok = add_string(o, "id", f[0]);
+
+	if (f[9][0] != '\0')
+		ok = ok && add_number(o, "seq", strtod(f[9], NULL));
+	else
+		ok = ok && cJSON_AddNullToObject(o, "seq") != NULL;
+	ok = ok && add_number(o, "ts", (double)ev->ts_ms) && add_string(o, "topic", f[1])
+		&& add_string(o, "org", f[2]) && add_string(o, "client", f[3]);
+	if (f[4][0] != '\0')
+		ok = ok && add_string(o, "policy", f[4]);
+	else
+		ok = ok && cJSON_AddNullToObject(o, "policy") != NULL;
+	ok = ok && add_string(o, "sha256", f[5]) && add_number(o, "size", strtod(f[6], NULL))
+		&& add_string(o, "status", f[7]);
+	if (f[8][0] != '\0')
+		ok = ok && add_string(o, "reason", f[8]);
+	/* What a subscriber without MQTT v5 needs to check the stamp. */
+	if (f[10][0] != '\0')
+		ok = ok && add_string(o, "broker", broker) && add_string(o, "kid", f[10])
+			&& add_string(o, "sig", f[11]);
+	return ok;
+}
+
+static bool set_status(cJSON *o, const char *status)
+{
+	return cJSON_ReplaceItemInObjectCaseSensitive(o, "status", cJSON_CreateString(status));
+}
+
+/* Each event about one message, in order. */
+static int visit_message_event(void *ctx, const unsigned char *key, size_t klen,
+		const unsigned char *val, size_t vlen)
+{
+	struct message_build *b = ctx;
+	const struct tf_event *ev = &b->d.ev;
+	cJSON *item;
+	char broker[TF_BROKER_ID_MAX + 1] = "";
+
+	(void)val;
+	(void)vlen;
+	if (!decode_seq(b->s, tf_trace_get_u64(key + klen - 8), &b->d))
+		return 0;
+	switch (ev->kind) {
+	case TF_EVENT_MESSAGE:
+		if (b->obj != NULL)
+			return 0;
+		b->obj = cJSON_CreateObject();
+		tf_trace_meta(b->s, "broker", broker, sizeof(broker));
+		if (b->obj == NULL || !fill_message(b->obj, ev, broker))
+			b->failed = true;
+		if (b->with_deliveries) {
+			b->deliveries = cJSON_AddArrayToObject(b->obj, "deliveries");
+			b->withheld = cJSON_AddArrayToObject(b->obj, "withheld");
+			b->failed |= b->deliveries == NULL || b->withheld == NULL;
+		}
+		return b->failed;
+	case TF_EVENT_DELIVERY:   /* id policy client org outcome reason */
+		if (b->obj == NULL || !b->with_deliveries)
+			return 0;
+		item = cJSON_CreateObject();
+		if (item == NULL || !add_string(item, "client", ev->values[2])
+				|| !add_string(item, "org", ev->values[3])
+				|| !add_number(item, "ts", (double)ev->ts_ms)) {
+			cJSON_Delete(item);
+			b->failed = true;
+			return 1;
+		}
+		if (strcmp(ev->values[4], "delivered") == 0) {
+			cJSON_AddItemToArray(b->deliveries, item);
+		} else {
+			b->failed |= !add_string(item, "reason", ev->values[5]);
+			cJSON_AddItemToArray(b->withheld, item);
+		}
+		return b->failed;
+	case TF_EVENT_RELEASE:
+	case TF_EVENT_DISCARD:
+		if (b->obj != NULL)
+			b->failed |= !set_status(b->obj,
+				ev->kind == TF_EVENT_RELEASE ? "released" : "discarded");
+		return b->failed;
+	default:
+		return 0;
+	}
+}
+
+static cJSON *build_message(struct tf_trace_store *s, const unsigned char id[16],
+		bool with_deliveries, struct tf_err *err)
+{
+	struct message_build b = { s, { .scratch = NULL }, NULL, NULL, NULL, with_deliveries,
+		false };
+
+	tf_trace_scan_index(s, TF_INDEX_BY_ID, id, 16, NULL, 0, NULL, 0, visit_message_event, &b);
+	free(b.d.scratch);
+	if (b.failed) {
+		cJSON_Delete(b.obj);
+		tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	if (b.obj == NULL)
+		tf_err_set(err, TF_ERR_INVALID, "no such message");
+	return b.obj;
+}
+
+cJSON *tf_query_message(struct tf_trace_store *s, const char *id, struct tf_err *err)
+{
+	unsigned char raw[16];
+
+	if (!tf_trace_id_bytes(id, raw)) {
+		tf_err_set(err, TF_ERR_INVALID, "\"%s\" is not a message id (32 hex digits)", id);
+		return NULL;
+	}
+	return build_message(s, raw, true, err);
+}
+
+static int print_line(cJSON *o, FILE *out, struct tf_err *err)
+{
+	char *text = cJSON_PrintUnformatted(o);
+
+	if (text == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	fprintf(out, "%s\n", text);
+	free(text);
+	return TF_OK;
+}
+
+/* --- recipients -------------------------------------------------------------- */
+
+struct recipient {
+	char *client, *org;
+	uint64_t messages;
+	int64_t first_ts, last_ts;
+};
+
+struct recipients_build {
+	struct tf_strmap *index;   /* client -> position in list */
+	struct recipient *list;
+	size_t n, cap;
+	bool failed;
+};
+
+static int visit_policy_entry(void *ctx, const unsigned char *key, size_t klen,
+		const unsigned char *val, size_t vlen)
+{
+	struct recipients_build *b = ctx;
+	int64_t ts = (int64_t)tf_trace_get_u64(key + klen - 16);
+	const char *client, *org;
+	size_t clen;
+	uint32_t at;
+
+	/* Deliveries that were made carry "d" client NUL org. */
+	if (vlen < 2 || val[0] != 'd')
+		return 0;
+	client = (const char *)val + 1;
+	clen = strnlen(client, vlen - 1);
+	if (clen + 1 >= vlen)
+		return 0;
+	org = client + clen + 1;
+	if (!tf_strmap_get(b->index, client, clen, &at)) {
+		if (b->n == b->cap) {
+			size_t cap = b->cap ? b->cap * 2 : 16;
+			struct recipient *grown = realloc(b->list, cap * sizeof(*grown));
+
+			if (grown == NULL)
+				return b->failed = true;
+			b->list = grown;
+			b->cap = cap;
+		}
+		at = (uint32_t)b->n;
+		b->list[at] = (struct recipient){ strndup(client, clen),
+			strndup(org, vlen - 2 - clen), 0, ts, ts };
+		if (b->list[at].client == NULL || b->list[at].org == NULL
+				|| tf_strmap_put(b->index, client, clen, at, NULL) != 1) {
+			free(b->list[at].client);
+			free(b->list[at].org);
+			return b->failed = true;
+		}
+		b->n++;
+	}
+	b->list[at].messages++;
+	b->list[at].last_ts = ts;
+	return 0;
+}
+
+static int by_client(const void *a, const void *b)
+{
+	return strcmp(((const struct recipient *)a)->client, ((const struct recipient *)b)->client);
+}
+
+int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t since_ms,
+		int64_t until_ms, FILE *out, size_t *count, struct tf_err *err)
+{
+	struct recipients_build b = { tf_strmap_new(), NULL, 0, 0, false };
+	unsigned char prefix[TF_TRACE_KEY_TEXT_MAX + 1], lo[8], hi[8];
+	size_t plen = strlen(policy);
+	int rc = TF_OK;
+
+	*count = 0;
+	if (b.index == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	if (plen > TF_TRACE_KEY_TEXT_MAX)
+		plen = TF_TRACE_KEY_TEXT_MAX;
+	memcpy(prefix, policy, plen);
+	prefix[plen] = 0;
+	tf_trace_put_u64(lo, (uint64_t)(since_ms < 0 ? 0 : since_ms));
+	tf_trace_put_u64(hi, (uint64_t)(until_ms < 0 ? 0 : until_ms));
+	tf_trace_scan_index(s, TF_INDEX_BY_POLICY, prefix, plen + 1, lo, 8, hi, 8,
+		visit_policy_entry, &b);
+	if (b.failed)
+		rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	if (b.n > 0)
+		qsort(b.list, b.n, sizeof(*b.list), by_client);
+	for (size_t i = 0; i < b.n && rc == TF_OK; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		if (o == NULL || !add_string(o, "org", b.list[i].org)
+				|| !add_string(o, "client", b.list[i].client)
+				|| !add_number(o, "messages", (double)b.list[i].messages)
+				|| !add_number(o, "first_ts", (double)b.list[i].first_ts)
+				|| !add_number(o, "last_ts", (double)b.list[i].last_ts))
+			rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+		else
+			rc = print_line(o, out, err);
+		cJSON_Delete(o);
+	}
+	*count = rc == TF_OK ? b.n : 0;
+	for (size_t i = 0; i < b.n; i++) {
+		free(b.list[i].client);
+		free(b.list[i].org);
+	}
+	free(b.list);
+	tf_strmap_free(b.index);
+	return rc;
+}
+
+/* --- find ---------------------------------------------------------------------- */
+
+struct find_build {
+	struct tf_trace_store *s;
+	const char *topic;
+	const unsigned char *sha;   /* NULL: any payload */
+	int64_t since_ms;
+	FILE *out;
+	size_t count;
+	struct decoded d;
+	int rc;
+	struct tf_err *err;
+};
+
+/* One message event, from by_topic or by_sha: printed when it matches. */
+static int find_one(struct find_build *b, uint64_t seq)
+{
+	unsigned char id[16];
+	cJSON *o;
+
+	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE
+			|| b->d.ev.ts_ms < b->since_ms || strcmp(b->d.ev.values[1], b->topic) != 0
+			|| !tf_trace_id_bytes(b->d.ev.values[0], id))
+		return 0;
+	o = build_message(b->s, id, false, b->err);
+	if (o == NULL) {
+		b->rc = TF_ERR_NOMEM;
+		return 1;
+	}
+	b->rc = print_line(o, b->out, b->err);
+	cJSON_Delete(o);
+	b->count++;
+	return b->rc != TF_OK;
+}
+
+static int visit_topic_entry(void *ctx, const unsigned char *key, size_t klen,
+		const unsigned char *val, size_t vlen)
+{
+	struct find_build *b = ctx;
+
+	if (b->sha != NULL && (vlen != 32 || memcmp(val, b->sha, 32) != 0))
+		return 0;
+	return find_one(b, tf_trace_get_u64(key + klen - 8));
+}
+
+static int visit_sha_entry(void *ctx, const unsigned char *key, size_t klen,
+		const unsigned char *val, size_t vlen)
+{
+	(void)val;
+	(void)vlen;
+	return find_one(ctx, tf_trace_get_u64(key + klen - 8));
+}
+
+int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
+		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err)
+{
+	struct find_build b = { s, topic, NULL, since_ms, out, 0, { .scratch = NULL }, TF_OK, err };
+	unsigned char sha[32], prefix[TF_TRACE_KEY_TEXT_MAX + 1], lo[8];
+	size_t plen = strlen(topic);
+
+	*count = 0;
+	if (sha256 != NULL) {
+		if (!tf_trace_sha_bytes(sha256, sha))
+			return tf_err_set(err, TF_ERR_INVALID, "--sha256: not 64 lowercase hex digits");
+		b.sha = sha;
+		/* Few messages share a payload: the hash narrows best. */
+		tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, NULL, 0, NULL, 0, visit_sha_entry,
+			&b);
+	} else {
+		if (plen > TF_TRACE_KEY_TEXT_MAX)
+			plen = TF_TRACE_KEY_TEXT_MAX;
+		memcpy(prefix, topic, plen);
+		prefix[plen] = 0;
+		tf_trace_put_u64(lo, (uint64_t)(since_ms < 0 ? 0 : since_ms));
+		tf_trace_scan_index(s, TF_INDEX_BY_TOPIC, prefix, plen + 1, lo, 8, NULL, 0,
+			visit_topic_entry, &b);
+	}
+	free(b.d.scratch);
+	*count = b.count;
+	return b.rc;
+}
+
+/* --- verify --------------------------------------------------------------------- */
+
+struct checkpoint_list {
+	struct tf_checkpoint *items;
+	size_t n, cap;
+};
+
+static int collect_checkpoint(void *ctx, const struct tf_checkpoint *cp)
+{
+	struct checkpoint_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct tf_checkpoint *grown = realloc(l->items, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return TF_ERR_NOMEM;
+		l->items = grown;
+		l->cap = cap;
+	}
+	l->items[l->n++] = *cp;
+	return 0;
+}
+
+static void add_key(void *ctx, const char *kid, const char *pem, size_t len)
+{
+	(void)kid;
+	tf_keyring_add_pem(ctx, pem, len, NULL, NULL);
+}
+
+struct verify_walk {
+	struct tf_verify_result *r;
+	struct checkpoint_list *cps;
+	size_t next_cp;            /* the next checkpoint to meet */
+	uint64_t expect;           /* the next seq */
+	unsigned char prev[32];
+	struct decoded d;
+};
+
+static int bad(struct tf_verify_result *r, uint64_t seq, const char *why)
+{
+	r->ok = false;
+	r->first_bad_seq = seq;
+	snprintf(r->reason, sizeof(r->reason), "%s", why);
+	return 1;
+}
+
+static int visit_verify_event(void *ctx, uint64_t seq, const unsigned char *hash,
+		const char *bytes, size_t len)
+{
+	struct verify_walk *v = ctx;
+	unsigned char computed[32];
+	char hex[65];
+
+	if (seq != v->expect)
+		return bad(v->r, v->expect, seq > v->expect ? "event missing" : "events out of order");
+	if (hash == NULL)
+		return bad(v->r, seq, "event record too short");
+	if (len > v->d.cap) {
+		char *grown = realloc(v->d.scratch, len);
+
+		if (grown == NULL)
+			return bad(v->r, seq, "out of memory");
+		v->d.scratch = grown;
+		v->d.cap = len;
+	}
+	if (tf_event_decode(bytes, len, &v->d.ev, v->d.scratch, v->d.cap, NULL) != TF_OK)
+		return bad(v->r, seq, "event bytes malformed");
+	if (v->d.ev.seq != seq)
+		return bad(v->r, seq, "event holds another sequence number");
+	tf_event_chain(v->prev, bytes, len, computed);
+	if (memcmp(computed, hash, 32) != 0)
+		return bad(v->r, seq, "chain hash mismatch");
+	memcpy(v->prev, computed, 32);
+	v->r->events++;
+	while (v->next_cp < v->cps->n && v->cps->items[v->next_cp].seq <= seq) {
+		const struct tf_checkpoint *cp = &v->cps->items[v->next_cp++];
+
+		if (cp->seq < seq)
+			continue;   /* before the anchor: checked against nothing */
+		hex32(computed, hex);
+		if (strcmp(hex, cp->hash) != 0)
+			return bad(v->r, seq, "checkpoint hash mismatch");
+	}
+	v->expect = seq + 1;
+	return 0;
+}
+
+int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
+		struct tf_verify_result *r, struct tf_err *err)
+{
+	struct checkpoint_list cps = { NULL, 0, 0 };
+	struct tf_keyring *own = NULL;
+	struct verify_walk v = { r, &cps, 0, 0, { 0 }, { .scratch = NULL } };
+	uint64_t anchor;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->ok = true;
+	rc = tf_trace_scan_checkpoints(s, collect_checkpoint, &cps, err);
+	if (rc == TF_ERR_INVALID) {
+		free(cps.items);
+		bad(r, 0, "a checkpoint is malformed");
+		return TF_OK;
+	}
+	if (rc != TF_OK) {
+		free(cps.items);
+		return rc;
+	}
+	if (ring == NULL) {
+		own = tf_keyring_new();
+		if (own == NULL) {
+			free(cps.items);
+			return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+		}
+		tf_trace_scan_keys(s, add_key, own);
+		ring = own;
+	}
+	tf_trace_anchor(s, &anchor, v.prev);
+	v.expect = anchor + 1;
+	/* Checkpoints first: a bad signature is found whatever the events
+	 * say, and is reported at the seq it covers. */
+	for (size_t i = 0; i < cps.n && r->ok; i++) {
+		enum tf_stamp_check c = tf_checkpoint_check(&cps.items[i], ring);
+
+		if (c != TF_STAMP_VALID)
+			bad(r, cps.items[i].seq, c == TF_STAMP_UNKNOWN_KEY
+				? "checkpoint signed with an unknown key" : "checkpoint signature invalid");
+		else
+			r->checkpoints++;
+	}
+	if (r->ok) {
+		uint64_t bad_cp = 0;
+
+		tf_trace_scan_events(s, anchor + 1 > 1 ? anchor + 1 : 1, visit_verify_event, &v);
+		/* A checkpoint beyond the last event: events were removed from
+		 * the end. */
+		for (size_t i = v.next_cp; i < cps.n && r->ok && bad_cp == 0; i++)
+			if (cps.items[i].seq >= v.expect)
+				bad_cp = v.expect;
+		if (r->ok && bad_cp != 0)
+			bad(r, bad_cp, "event missing");
+	}
+	free(v.d.scratch);
+	free(cps.items);
+	tf_keyring_free(own);
+	return TF_OK;
+}
+
+void tf_query_print_verify(const struct tf_verify_result *r, FILE *out)
+{
+	fprintf(out, "{\"events\":%llu,\"checkpoints\":%llu,\"ok\":%s",
+		(unsigned long long)r->events, (unsigned long long)r->checkpoints,
+		r->ok ? "true" : "false");
+	if (!r->ok)
+		fprintf(out, ",\"first_bad_seq\":%llu,\"reason\":\"%s\"",
+			(unsigned long long)r->first_bad_seq, r->reason);
+	fputs("}\n", out);
+}
+
+/* --- export ----------------------------------------------------------------------- */
+
+struct export_walk {
+	FILE *out;
+	size_t count;
+	struct decoded d;
+	struct tf_trace_store *s;
+	uint64_t first;
+	int rc;
+	struct tf_err *err;
+};
+
+static int visit_export_event(void *ctx, uint64_t seq, const unsigned char *hash,
+		const char *bytes, size_t len)
+{
+	struct export_walk *x = ctx;
+	const char *const *names;
+	char hex[65];
+	size_t n;
+	cJSON *o;
+	bool ok;
+
+	if (hash == NULL || !decode_seq(x->s, seq, &x->d)) {
+		x->rc = tf_err_set(x->err, TF_ERR_INVALID, "event %llu is unreadable; run "
+			"tfctl trace verify", (unsigned long long)seq);
+		return 1;
+	}
+	(void)bytes;
+	(void)len;
+	o = cJSON_CreateObject();
+	ok = o != NULL && add_number(o, "seq", (double)seq)
+		&& add_number(o, "ts", (double)x->d.ev.ts_ms)
+		&& add_string(o, "kind", tf_event_kind_name(x->d.ev.kind));
+	names = tf_event_fields(x->d.ev.kind, &n);
+	for (size_t i = 0; i < n && ok; i++)
+		ok = add_string(o, names[i], x->d.ev.values[i]);
+	if (ok && seq == x->first) {
+		const unsigned char *prev_hash;
+		const char *prev_bytes;
+		size_t prev_len;
+		unsigned char anchor_hash[32];
+		uint64_t anchor;
+
+		if (tf_trace_get_event(x->s, seq - 1, &prev_hash, &prev_bytes, &prev_len) != TF_OK) {
+			tf_trace_anchor(x->s, &anchor, anchor_hash);
+			prev_hash = anchor_hash;
+		}
+		hex32(prev_hash, hex);
+		ok = add_string(o, "prev", hex);
+	}
+	hex32(hash, hex);
+	ok = ok && add_string(o, "hash", hex);
+	x->rc = ok ? print_line(o, x->out, x->err) : tf_err_set(x->err, TF_ERR_NOMEM,
+		"out of memory");
+	cJSON_Delete(o);
+	x->count++;
+	return x->rc != TF_OK;
+}
+
+int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_t *count,
+		struct tf_err *err)
+{
+	struct export_walk x = { out, 0, { .scratch = NULL }, s, 0, TF_OK, err };
+
+	x.first = tf_trace_seq_at(s, since_ms);
+	tf_trace_scan_events(s, x.first, visit_export_event, &x);
+	free(x.d.scratch);
+	*count = x.count;
+	return x.rc;
+}

@@ -1,0 +1,969 @@
+#include "broker/trace_store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "broker/fields.h"
+
+#define FORMAT "1"
+#define INITIAL_MAP (64ull * 1024 * 1024)
+#define TEXT_KEY_MAX (TF_TRACE_KEY_TEXT_MAX + 1 + 16)
+
+enum db {
+	DB_EVENTS,
+	DB_BY_ID,
+	DB_BY_POLICY,
+	DB_BY_PUBLISHER,
+	DB_BY_RECIPIENT,
+	DB_BY_TOPIC,
+	DB_BY_SHA,
+	DB_CHECKPOINTS,
+	DB_META,
+	DB_COUNT
+};
+
+static const char *const db_names[DB_COUNT] = {
+	"events", "by_id", "by_policy", "by_publisher", "by_recipient", "by_topic", "by_sha",
+	"checkpoints", "meta",
+};
+
+/* The writer's position in the chain. */
+struct chain_state {
+	uint64_t seq;
+	unsigned char hash[32];
+	int64_t ts_ms;
+	uint64_t stamp_seq;
+};
+
+struct tf_trace_store {
+	MDB_env *env;
+	MDB_dbi dbi[DB_COUNT];
+	char *dir;
+	bool writable;
+	uint64_t max_bytes;
+	uint64_t map_bytes;
+	struct chain_state state;   /* writer: after the last commit */
+	MDB_txn *rtxn;              /* reader: the open snapshot */
+	char *buf;                  /* writer: hash || event bytes */
+	size_t cap;
+	char *scratch;              /* writer: decoding stored events */
+	size_t scratch_cap;
+};
+
+/* --- small helpers --------------------------------------------------------- */
+
+/* LMDB takes keys and values through non-const pointers that it only
+ * reads. */
+static MDB_val mval(const void *data, size_t size)
+{
+	MDB_val v = { size, (void *)(uintptr_t)data };
+
+	return v;
+}
+
+void tf_trace_put_u64(unsigned char out[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		out[i] = (unsigned char)v;
+}
+
+uint64_t tf_trace_get_u64(const unsigned char in[8])
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | in[i];
+	return v;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static bool hex_bytes(const char *hex, size_t n, unsigned char *out)
+{
+	if (strlen(hex) != 2 * n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+bool tf_trace_id_bytes(const char *hex, unsigned char out[16])
+{
+	return hex_bytes(hex, 16, out);
+}
+
+bool tf_trace_sha_bytes(const char *hex, unsigned char out[32])
+{
+	return hex_bytes(hex, 32, out);
+}
+
+void tf_trace_policy_id(const char *label, char *out, size_t cap)
+{
+	const char *at = strrchr(label, '@');
+	size_t n = at ? (size_t)(at - label) : strlen(label);
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, label, n);
+	out[n] = '\0';
+}
+
+/* text (cut) || 0x00 || ts || seq into key; returns its length. */
+static size_t text_key(unsigned char key[TEXT_KEY_MAX], const char *text, int64_t ts,
+		uint64_t seq)
+{
+	size_t n = strlen(text);
+
+	if (n > TF_TRACE_KEY_TEXT_MAX)
+		n = TF_TRACE_KEY_TEXT_MAX;
+	memcpy(key, text, n);
+	key[n] = 0;
+	tf_trace_put_u64(key + n + 1, (uint64_t)ts);
+	tf_trace_put_u64(key + n + 9, seq);
+	return n + 17;
+}
+
+static int lmdb_error(struct tf_err *err, const char *dir, const char *what, int rc)
+{
+	if (rc == MDB_MAP_FULL || rc == ENOSPC)
+		return tf_err_set(err, TF_ERR_FULL, "trace store %s: %s: %s", dir, what,
+			rc == ENOSPC ? "the disk is full" : "the store is at its size limit");
+	return tf_err_set(err, rc == ENOMEM ? TF_ERR_NOMEM : TF_ERR_IO, "trace store %s: %s: %s",
+		dir, what, mdb_strerror(rc));
+}
+
+/* --- opening --------------------------------------------------------------- */
+
+static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
+{
+	MDB_txn *txn;
+	char format[8] = "";
+	MDB_val k = mval("format", 6), v;
+	int rc = mdb_txn_begin(s->env, NULL, s->writable ? 0 : MDB_RDONLY, &txn);
+
+	if (rc != 0)
+		return lmdb_error(err, s->dir, "cannot begin", rc);
+	for (int i = 0; i < DB_COUNT && rc == 0; i++)
+		rc = mdb_dbi_open(txn, db_names[i], s->writable ? MDB_CREATE : 0, &s->dbi[i]);
+	if (rc == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return tf_err_set(err, TF_ERR_INVALID, "%s is not a trustflow trace store", s->dir);
+	}
+	if (rc == 0 && (rc = mdb_get(txn, s->dbi[DB_META], &k, &v)) == 0 && v.mv_size < sizeof(format))
+		memcpy(format, v.mv_data, v.mv_size);
+	if (rc == MDB_NOTFOUND && s->writable) {
+		v = mval(FORMAT, 1);
+		rc = mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
+		strcpy(format, FORMAT);
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_error(err, s->dir, "cannot open its tables", rc);
+	}
+	if (strcmp(format, FORMAT) != 0) {
+		mdb_txn_abort(txn);
+		return tf_err_set(err, TF_ERR_INVALID, "%s: trace store format \"%s\", expected %s",
+			s->dir, format, FORMAT);
+	}
+	rc = mdb_txn_commit(txn);
+	return rc == 0 ? TF_OK : lmdb_error(err, s->dir, "cannot open its tables", rc);
+}
+
+/* The writer's chain state from the last stored event. */
+static int load_state(struct tf_trace_store *s, struct tf_err *err)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v, mk = mval("stamp_seq", 9), ak = mval("anchor", 6);
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+
+	memset(&s->state, 0, sizeof(s->state));
+	if (rc != 0)
+		return lmdb_error(err, s->dir, "cannot read", rc);
+	rc = mdb_cursor_open(txn, s->dbi[DB_EVENTS], &c);
+	if (rc == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		mdb_cursor_close(c);
+	}
+	if (rc == 0) {
+		struct tf_event ev;
+		char *scratch = malloc(v.mv_size);
+
+		if (k.mv_size != 8 || v.mv_size < 32 || scratch == NULL
+				|| tf_event_decode((const char *)v.mv_data + 32, v.mv_size - 32, &ev,
+					scratch, v.mv_size, err) != TF_OK) {
+			free(scratch);
+			mdb_txn_abort(txn);
+			return tf_err_set(err, TF_ERR_INVALID, "%s: the last trace event is unreadable; "
+				"run tfctl trace verify", s->dir);
+		}
+		free(scratch);
+		s->state.seq = tf_trace_get_u64(k.mv_data);
+		memcpy(s->state.hash, v.mv_data, 32);
+		s->state.ts_ms = ev.ts_ms;
+	} else if (rc == MDB_NOTFOUND) {
+		unsigned char anchor[40];
+
+		/* Everything was pruned: the chain goes on from the anchor. */
+		if (mdb_get(txn, s->dbi[DB_META], &ak, &v) == 0
+				&& v.mv_size == 40) {
+			memcpy(anchor, v.mv_data, 40);
+			s->state.seq = tf_trace_get_u64(anchor);
+			memcpy(s->state.hash, anchor + 8, 32);
+		}
+		rc = 0;
+	}
+	if (rc == 0 && mdb_get(txn, s->dbi[DB_META], &mk, &v) == 0 && v.mv_size < 21) {
+		char text[21];
+
+		memcpy(text, v.mv_data, v.mv_size);
+		text[v.mv_size] = '\0';
+		s->state.stamp_seq = strtoull(text, NULL, 10);
+	}
+	mdb_txn_abort(txn);
+	return rc == 0 ? TF_OK : lmdb_error(err, s->dir, "cannot read", rc);
+}
+
+int tf_trace_open(const char *dir, bool writable, uint64_t max_bytes,
+		struct tf_trace_store **out, struct tf_err *err)
+{
+	struct tf_trace_store *s;
+	MDB_envinfo info;
+	int rc;
+
+	*out = NULL;
+	if (writable && mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return tf_err_set(err, TF_ERR_IO, "trace store %s: cannot create it: %s", dir,
+			strerror(errno));
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || (s->dir = strdup(dir)) == NULL) {
+		free(s);
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	}
+	s->writable = writable;
+	s->max_bytes = max_bytes;
+	rc = mdb_env_create(&s->env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(s->env, DB_COUNT);
+	if (rc == 0 && writable)
+		rc = mdb_env_set_mapsize(s->env, max_bytes && max_bytes < INITIAL_MAP
+			? max_bytes : INITIAL_MAP);
+	/* NOSYNC: commits make events visible at once; tf_trace_sync puts
+	 * them on disk as often as trace_sync_ms asks. LMDB keeps the file
+	 * consistent either way. */
+	if (rc == 0)
+		rc = mdb_env_open(s->env, dir, writable ? MDB_NOSYNC : MDB_RDONLY, 0640);
+	if (rc != 0) {
+		int status = lmdb_error(err, dir, "cannot open", rc);
+
+		if (rc == ENOENT)
+			status = tf_err_set(err, TF_ERR_IO, "trace store %s: no such store", dir);
+		tf_trace_close(s);
+		return status;
+	}
+	mdb_env_info(s->env, &info);
+	s->map_bytes = info.me_mapsize;
+	if ((rc = open_dbs(s, err)) != TF_OK || (writable && (rc = load_state(s, err)) != TF_OK)) {
+		tf_trace_close(s);
+		return rc;
+	}
+	*out = s;
+	return TF_OK;
+}
+
+void tf_trace_close(struct tf_trace_store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->rtxn != NULL)
+		mdb_txn_abort(s->rtxn);
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	free(s->buf);
+	free(s->scratch);
+	free(s->dir);
+	free(s);
+}
+
+/* --- writing --------------------------------------------------------------- */
+
+static bool reserve(char **buf, size_t *cap, size_t need)
+{
+	char *grown;
+
+	if (need <= *cap)
+		return true;
+	grown = realloc(*buf, need);
+	if (grown == NULL)
+		return false;
+	*buf = grown;
+	*cap = need;
+	return true;
+}
+
+static int put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val,
+		size_t vlen, unsigned flags)
+{
+	MDB_val k = mval(key, klen), v = mval(val, vlen);
+
+	return mdb_put(txn, dbi, &k, &v, flags);
+}
+
+/* The id of the latest message event on topic with payload hash sha
+ * into id (33 bytes), or "" when there is none. */
+static int find_message(struct tf_trace_store *s, MDB_txn *txn, const char *topic,
+		const char *sha_hex, char id[TF_MSGID_LEN + 1])
+{
+	unsigned char sha[32], after[41];
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	id[0] = '\0';
+	if (!tf_trace_sha_bytes(sha_hex, sha))
+		return 0;
+	if ((rc = mdb_cursor_open(txn, s->dbi[DB_BY_SHA], &c)) != 0)
+		return rc;
+	/* Walk back from the first key after sha's entries: the latest
+	 * message with this payload comes first. */
+	memcpy(after, sha, 32);
+	memset(after + 32, 0xff, 9);
+	k = mval(after, 41);
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	rc = mdb_cursor_get(c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+	for (; rc == 0 && k.mv_size == 40 && memcmp(k.mv_data, sha, 32) == 0;
+			rc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
+		MDB_val ek = { 8, (unsigned char *)k.mv_data + 32 }, ev;
+		struct tf_event event;
+
+		if (mdb_get(txn, s->dbi[DB_EVENTS], &ek, &ev) != 0 || ev.mv_size < 32
+				|| !reserve(&s->scratch, &s->scratch_cap, ev.mv_size)
+				|| tf_event_decode((const char *)ev.mv_data + 32, ev.mv_size - 32, &event,
+					s->scratch, s->scratch_cap, NULL) != TF_OK)
+			continue;
+		if (strcmp(event.values[1], topic) == 0) {
+			snprintf(id, TF_MSGID_LEN + 1, "%s", event.values[0]);
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	return 0;
+}
+
+/* The index entries of one event: for appending and for pruning. */
+struct index_entry {
+	enum db db;
+	unsigned char key[TEXT_KEY_MAX];
+	size_t klen;
+	unsigned char val[TEXT_KEY_MAX * 2 + 2];
+	size_t vlen;
+};
+
+static void id_entry(struct index_entry *e, const char *id_hex, uint64_t seq, bool *ok)
+{
+	e->db = DB_BY_ID;
+	*ok = tf_trace_id_bytes(id_hex, e->key);
+	tf_trace_put_u64(e->key + 16, seq);
+	e->klen = 24;
+	e->vlen = 0;
+}
+
+static size_t cut(const char *text, unsigned char *out)
+{
+	size_t n = strlen(text);
+
+	if (n > TF_TRACE_KEY_TEXT_MAX)
+		n = TF_TRACE_KEY_TEXT_MAX;
+	memcpy(out, text, n);
+	return n;
+}
+
+/* Fills out with the index entries of ev; returns how many. */
+static int index_entries(const struct tf_event *ev, struct index_entry out[5])
+{
+	const char *const *f = ev->values;
+	char policy[TF_TRACE_KEY_TEXT_MAX + 1];
+	int n = 0;
+	bool ok;
+
+	switch (ev->kind) {
+	case TF_EVENT_MESSAGE:   /* id topic org client policy sha256 ... */
+		id_entry(&out[n], f[0], ev->seq, &ok);
+		n += ok;
+		if (f[4][0] != '\0') {
+			tf_trace_policy_id(f[4], policy, sizeof(policy));
+			out[n].db = DB_BY_POLICY;
+			out[n].klen = text_key(out[n].key, policy, ev->ts_ms, ev->seq);
+			out[n].val[0] = 'm';
+			out[n++].vlen = 1;
+		}
+		out[n].db = DB_BY_PUBLISHER;
+		out[n].klen = text_key(out[n].key, f[3], ev->ts_ms, ev->seq);
+		out[n++].vlen = 0;
+		if (tf_trace_sha_bytes(f[5], out[n].val)) {
+			out[n].db = DB_BY_TOPIC;
+			out[n].klen = text_key(out[n].key, f[1], ev->ts_ms, ev->seq);
+			out[n].vlen = 32;
+			n++;
+			out[n].db = DB_BY_SHA;
+			memcpy(out[n].key, out[n - 1].val, 32);
+			tf_trace_put_u64(out[n].key + 32, ev->seq);
+			out[n].klen = 40;
+			out[n++].vlen = 0;
+		}
+		break;
+	case TF_EVENT_DELIVERY:  /* id policy client org outcome reason */
+		id_entry(&out[n], f[0], ev->seq, &ok);
+		n += ok;
+		if (f[1][0] != '\0') {
+			tf_trace_policy_id(f[1], policy, sizeof(policy));
+			out[n].db = DB_BY_POLICY;
+			out[n].klen = text_key(out[n].key, policy, ev->ts_ms, ev->seq);
+			out[n].val[0] = 'd';
+			out[n].vlen = 1;
+			if (strcmp(f[4], "delivered") == 0) {
+				size_t c = cut(f[2], out[n].val + 1);
+
+				out[n].val[1 + c] = 0;
+				out[n].vlen = 2 + c + cut(f[3], out[n].val + 2 + c);
+			}
+			n++;
+		}
+		out[n].db = DB_BY_RECIPIENT;
+		out[n].klen = text_key(out[n].key, f[2], ev->ts_ms, ev->seq);
+		out[n++].vlen = 0;
+		break;
+	case TF_EVENT_RELEASE:   /* id flow by */
+	case TF_EVENT_DISCARD:
+	case TF_EVENT_ALERT:     /* alert kind policy ... */
+		id_entry(&out[n], f[0], ev->seq, &ok);
+		n += ok;
+		if (ev->kind == TF_EVENT_ALERT && f[2][0] != '\0') {
+			tf_trace_policy_id(f[2], policy, sizeof(policy));
+			out[n].db = DB_BY_POLICY;
+			out[n].klen = text_key(out[n].key, policy, ev->ts_ms, ev->seq);
+			out[n].val[0] = 'a';
+			out[n++].vlen = 1;
+		}
+		break;
+	case TF_EVENT_POLICY_SET:
+		break;
+	}
+	return n;
+}
+
+static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state *st,
+		const struct tf_trace_input *in)
+{
+	struct tf_event ev = { in->kind, st->seq + 1, in->ts_ms, { NULL } };
+	struct index_entry entries[5];
+	char id[TF_MSGID_LEN + 1];
+	unsigned char key[8];
+	size_t fields, len;
+	int rc, n;
+
+	tf_event_fields(in->kind, &fields);
+	memcpy(ev.values, in->values, fields * sizeof(ev.values[0]));
+	if (in->kind == TF_EVENT_DELIVERY && in->values[0][0] == '\0' && in->find_topic != NULL
+			&& in->find_sha256 != NULL) {
+		if ((rc = find_message(s, txn, in->find_topic, in->find_sha256, id)) != 0)
+			return rc;
+		ev.values[0] = id;
+	}
+	if (ev.ts_ms < st->ts_ms)
+		ev.ts_ms = st->ts_ms;
+	len = tf_event_encode(&ev, NULL, 0);
+	if (!reserve(&s->buf, &s->cap, 32 + len))
+		return ENOMEM;
+	tf_event_encode(&ev, s->buf + 32, len);
+	tf_event_chain(st->hash, s->buf + 32, len, (unsigned char *)s->buf);
+	tf_trace_put_u64(key, ev.seq);
+	if ((rc = put(txn, s->dbi[DB_EVENTS], key, 8, s->buf, 32 + len, MDB_APPEND)) != 0)
+		return rc;
+	n = index_entries(&ev, entries);
+	for (int i = 0; i < n; i++)
+		if ((rc = put(txn, s->dbi[entries[i].db], entries[i].key, entries[i].klen,
+				entries[i].val, entries[i].vlen, 0)) != 0)
+			return rc;
+	if (in->kind == TF_EVENT_MESSAGE && ev.values[9][0] != '\0') {
+		uint64_t stamp_seq = strtoull(ev.values[9], NULL, 10);
+
+		if (stamp_seq > st->stamp_seq)
+			st->stamp_seq = stamp_seq;
+	}
+	st->seq = ev.seq;
+	memcpy(st->hash, s->buf, 32);
+	st->ts_ms = ev.ts_ms;
+	return 0;
+}
+
+/* Doubles the map, up to max_bytes. Needs no transaction open in this
+ * process: only the writer's thread uses a writable store. */
+static bool grow(struct tf_trace_store *s)
+{
+	uint64_t bigger = s->map_bytes * 2;
+
+	if (s->max_bytes != 0 && bigger > s->max_bytes)
+		bigger = s->max_bytes;
+	if (bigger <= s->map_bytes || mdb_env_set_mapsize(s->env, bigger) != 0)
+		return false;
+	s->map_bytes = bigger;
+	return true;
+}
+
+/* Runs body in a write transaction, growing the map and running it
+ * again when it is full. */
+typedef int (*txn_body)(struct tf_trace_store *s, MDB_txn *txn, void *ctx);
+
+static int write_txn(struct tf_trace_store *s, txn_body body, void *ctx, const char *what,
+		struct tf_err *err)
+{
+	for (;;) {
+		MDB_txn *txn;
+		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+
+		if (rc == 0) {
+			rc = body(s, txn, ctx);
+			if (rc == 0)
+				rc = mdb_txn_commit(txn);
+			else
+				mdb_txn_abort(txn);
+		}
+		if (rc == 0)
+			return TF_OK;
+		if (rc == MDB_MAP_FULL && grow(s))
+			continue;
+		return lmdb_error(err, s->dir, what, rc);
+	}
+}
+
+struct append_ctx {
+	const struct tf_trace_input *in;
+	size_t n;
+	struct chain_state st;
+};
+
+static int append_body(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
+{
+	struct append_ctx *a = ctx;
+	int rc = 0;
+
+	a->st = s->state;
+	for (size_t i = 0; i < a->n && rc == 0; i++)
+		rc = append_one(s, txn, &a->st, &a->in[i]);
+	if (rc == 0 && a->st.stamp_seq != s->state.stamp_seq) {
+		char text[21];
+		size_t len = tf_put_decimal(text, a->st.stamp_seq);
+
+		rc = put(txn, s->dbi[DB_META], "stamp_seq", 9, text, len, 0);
+	}
+	return rc;
+}
+
+int tf_trace_append(struct tf_trace_store *s, const struct tf_trace_input *in, size_t n,
+		struct tf_err *err)
+{
+	struct append_ctx a = { in, n, { 0 } };
+	int rc = write_txn(s, append_body, &a, "cannot record events", err);
+
+	if (rc == TF_OK)
+		s->state = a.st;
+	return rc;
+}
+
+static int checkpoint_body(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
+{
+	const struct tf_checkpoint *cp = ctx;
+	char *json = tf_checkpoint_to_json(cp);
+	unsigned char key[8];
+	int rc;
+
+	(void)s;
+	if (json == NULL)
+		return ENOMEM;
+	tf_trace_put_u64(key, cp->seq);
+	rc = put(txn, s->dbi[DB_CHECKPOINTS], key, 8, json, strlen(json), 0);
+	free(json);
+	return rc;
+}
+
+int tf_trace_put_checkpoint(struct tf_trace_store *s, const struct tf_checkpoint *cp,
+		struct tf_err *err)
+{
+	struct tf_checkpoint copy = *cp;
+
+	return write_txn(s, checkpoint_body, &copy, "cannot store a checkpoint", err);
+}
+
+struct meta_ctx {
+	const char *name, *value;
+};
+
+static int meta_body(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
+{
+	const struct meta_ctx *m = ctx;
+
+	return put(txn, s->dbi[DB_META], m->name, strlen(m->name), m->value, strlen(m->value), 0);
+}
+
+int tf_trace_put_meta(struct tf_trace_store *s, const char *name, const char *value,
+		struct tf_err *err)
+{
+	struct meta_ctx m = { name, value };
+
+	return write_txn(s, meta_body, &m, "cannot store a setting", err);
+}
+
+int tf_trace_sync(struct tf_trace_store *s, struct tf_err *err)
+{
+	int rc = mdb_env_sync(s->env, 1);
+
+	return rc == 0 ? TF_OK : lmdb_error(err, s->dir, "cannot sync", rc);
+}
+
+struct prune_ctx {
+	int64_t before_ms;
+	size_t max;
+	size_t removed;
+};
+
+/* The seq of the newest checkpoint (0: none). */
+static uint64_t newest_checkpoint(struct tf_trace_store *s, MDB_txn *txn)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t seq = 0;
+
+	if (mdb_cursor_open(txn, s->dbi[DB_CHECKPOINTS], &c) != 0)
+		return 0;
+	if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+		seq = tf_trace_get_u64(k.mv_data);
+	mdb_cursor_close(c);
+	return seq;
+}
+
+static int prune_body(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
+{
+	struct prune_ctx *p = ctx;
+	uint64_t limit = newest_checkpoint(s, txn), last = 0;
+	unsigned char anchor[40];
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	p->removed = 0;
+	if ((rc = mdb_cursor_open(txn, s->dbi[DB_EVENTS], &c)) != 0)
+		return rc;
+	while (p->removed < p->max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+		struct index_entry entries[5];
+		struct tf_event ev;
+		uint64_t seq = tf_trace_get_u64(k.mv_data);
+		int n;
+
+		if (seq > limit || v.mv_size < 32 || !reserve(&s->scratch, &s->scratch_cap, v.mv_size)
+				|| tf_event_decode((const char *)v.mv_data + 32, v.mv_size - 32, &ev,
+					s->scratch, s->scratch_cap, NULL) != TF_OK
+				|| ev.ts_ms >= p->before_ms)
+			break;
+		memcpy(anchor + 8, v.mv_data, 32);
+		n = index_entries(&ev, entries);
+		for (int i = 0; i < n; i++) {
+			MDB_val ik = { entries[i].klen, entries[i].key };
+
+			rc = mdb_del(txn, s->dbi[entries[i].db], &ik, NULL);
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				break;
+			rc = 0;
+		}
+		if (rc == 0)
+			rc = mdb_cursor_del(c, 0);
+		if (rc != 0)
+			break;
+		last = seq;
+		p->removed++;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	mdb_cursor_close(c);
+	if (rc != 0 || last == 0)
+		return rc;
+	tf_trace_put_u64(anchor, last);
+	rc = put(txn, s->dbi[DB_META], "anchor", 6, anchor, 40, 0);
+	/* Checkpoints before the anchor prove nothing that is still kept. */
+	if (rc == 0 && (rc = mdb_cursor_open(txn, s->dbi[DB_CHECKPOINTS], &c)) == 0) {
+		while ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0
+				&& tf_trace_get_u64(k.mv_data) < last)
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND || rc == 0)
+			rc = 0;
+	}
+	return rc;
+}
+
+int tf_trace_prune(struct tf_trace_store *s, int64_t before_ms, size_t max_events,
+		size_t *removed, struct tf_err *err)
+{
+	struct prune_ctx p = { before_ms, max_events, 0 };
+	int rc = write_txn(s, prune_body, &p, "cannot prune", err);
+
+	*removed = rc == TF_OK ? p.removed : 0;
+	return rc;
+}
+
+uint64_t tf_trace_last_seq(const struct tf_trace_store *s)
+{
+	return s->state.seq;
+}
+
+const unsigned char *tf_trace_last_hash(const struct tf_trace_store *s)
+{
+	return s->state.hash;
+}
+
+uint64_t tf_trace_last_stamp_seq(const struct tf_trace_store *s)
+{
+	return s->state.stamp_seq;
+}
+
+/* --- reading --------------------------------------------------------------- */
+
+int tf_trace_read_begin(struct tf_trace_store *s, struct tf_err *err)
+{
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+
+	/* The writer grew the map since this reader opened it. */
+	if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(s->env, 0) == 0)
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+	if (rc != 0) {
+		s->rtxn = NULL;
+		return lmdb_error(err, s->dir, "cannot read", rc);
+	}
+	return TF_OK;
+}
+
+void tf_trace_read_end(struct tf_trace_store *s)
+{
+	if (s->rtxn != NULL)
+		mdb_txn_abort(s->rtxn);
+	s->rtxn = NULL;
+}
+
+int tf_trace_get_event(struct tf_trace_store *s, uint64_t seq, const unsigned char **hash,
+		const char **bytes, size_t *len)
+{
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+
+	tf_trace_put_u64(key, seq);
+	if (mdb_get(s->rtxn, s->dbi[DB_EVENTS], &k, &v) != 0 || v.mv_size < 32)
+		return TF_ERR_INVALID;
+	*hash = v.mv_data;
+	*bytes = (const char *)v.mv_data + 32;
+	*len = v.mv_size - 32;
+	return TF_OK;
+}
+
+int tf_trace_scan_events(struct tf_trace_store *s, uint64_t from, tf_trace_event_visit visit,
+		void *ctx)
+{
+	unsigned char key[8];
+	MDB_cursor *c;
+	MDB_val k = { 8, key }, v;
+	int rc, stop = 0;
+
+	tf_trace_put_u64(key, from);
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_EVENTS], &c) != 0)
+		return -1;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && stop == 0;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		/* A malformed entry is passed on as it is (hash NULL when too
+		 * short): verify must see it to report it. */
+		bool whole = k.mv_size == 8 && v.mv_size >= 32;
+
+		stop = visit(ctx, k.mv_size == 8 ? tf_trace_get_u64(k.mv_data) : 0,
+			whole ? v.mv_data : NULL, whole ? (const char *)v.mv_data + 32 : NULL,
+			whole ? v.mv_size - 32 : 0);
+	}
+	mdb_cursor_close(c);
+	return stop;
+}
+
+void tf_trace_bounds(struct tf_trace_store *s, uint64_t *first, uint64_t *last)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+
+	*first = *last = 0;
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_EVENTS], &c) != 0)
+		return;
+	if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size == 8)
+		*first = tf_trace_get_u64(k.mv_data);
+	if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+		*last = tf_trace_get_u64(k.mv_data);
+	mdb_cursor_close(c);
+}
+
+/* The time of stored event seq, or INT64_MAX when it cannot be read. */
+static int64_t event_time(struct tf_trace_store *s, uint64_t seq)
+{
+	const unsigned char *hash;
+	const char *bytes, *p, *end;
+	size_t len;
+	int64_t ts = 0;
+	int lines = 0;
+
+	if (tf_trace_get_event(s, seq, &hash, &bytes, &len) != TF_OK)
+		return INT64_MAX;
+	/* ts is the third field: after the header, kind and seq lines,
+	 * whose values hold no newline. */
+	end = bytes + len;
+	for (p = bytes; p < end && lines < 3; p++)
+		lines += *p == '\n';
+	if (end - p < 3 || memcmp(p, "ts:", 3) != 0 || (p = memchr(p + 3, ':', (size_t)(end - p - 3))) == NULL)
+		return INT64_MAX;
+	for (p++; p < end && *p >= '0' && *p <= '9'; p++)
+		ts = ts * 10 + (*p - '0');
+	return ts;
+}
+
+uint64_t tf_trace_seq_at(struct tf_trace_store *s, int64_t ts_ms)
+{
+	uint64_t lo, hi;
+
+	tf_trace_bounds(s, &lo, &hi);
+	if (hi == 0)
+		return 1;
+	hi++;
+	/* Times never decrease along seq: the first seq at or after ts_ms. */
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (event_time(s, mid) < ts_ms)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *prefix,
+		size_t plen, const void *lo, size_t lolen, const void *hi, size_t hilen,
+		tf_trace_index_visit visit, void *ctx)
+{
+	static const enum db dbs[] = {
+		[TF_INDEX_BY_ID] = DB_BY_ID, [TF_INDEX_BY_POLICY] = DB_BY_POLICY,
+		[TF_INDEX_BY_PUBLISHER] = DB_BY_PUBLISHER, [TF_INDEX_BY_RECIPIENT] = DB_BY_RECIPIENT,
+		[TF_INDEX_BY_TOPIC] = DB_BY_TOPIC, [TF_INDEX_BY_SHA] = DB_BY_SHA,
+	};
+	unsigned char start[512];
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, stop = 0;
+
+	if (plen + (lo ? lolen : 0) > sizeof(start))
+		return -1;
+	memcpy(start, prefix, plen);
+	if (lo != NULL)
+		memcpy(start + plen, lo, lolen);
+	if (mdb_cursor_open(s->rtxn, s->dbi[dbs[ix]], &c) != 0)
+		return -1;
+	k = mval(start, plen + (lo ? lolen : 0));
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && stop == 0;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const unsigned char *key = k.mv_data;
+
+		if (k.mv_size < plen + 8 || memcmp(key, prefix, plen) != 0)
+			break;
+		if (hi != NULL && (k.mv_size < plen + hilen || memcmp(key + plen, hi, hilen) > 0))
+			break;
+		stop = visit(ctx, key, k.mv_size, v.mv_data, v.mv_size);
+	}
+	mdb_cursor_close(c);
+	return stop;
+}
+
+int tf_trace_scan_checkpoints(struct tf_trace_store *s, tf_trace_checkpoint_visit visit,
+		void *ctx, struct tf_err *err)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, stop = 0;
+
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_CHECKPOINTS], &c) != 0)
+		return tf_err_set(err, TF_ERR_IO, "trace store %s: cannot read checkpoints", s->dir);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && stop == 0;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct tf_checkpoint cp;
+
+		if (tf_checkpoint_from_json(v.mv_data, v.mv_size, &cp, err) != TF_OK) {
+			stop = TF_ERR_INVALID;
+			break;
+		}
+		stop = visit(ctx, &cp);
+	}
+	mdb_cursor_close(c);
+	return stop;
+}
+
+void tf_trace_anchor(struct tf_trace_store *s, uint64_t *seq, unsigned char hash[32])
+{
+	MDB_val k = mval("anchor", 6), v;
+
+	*seq = 0;
+	memset(hash, 0, 32);
+	if (mdb_get(s->rtxn, s->dbi[DB_META], &k, &v) == 0 && v.mv_size == 40) {
+		*seq = tf_trace_get_u64(v.mv_data);
+		memcpy(hash, (unsigned char *)v.mv_data + 8, 32);
+	}
+}
+
+bool tf_trace_meta(struct tf_trace_store *s, const char *name, char *buf, size_t cap)
+{
+	MDB_val k = mval(name, strlen(name)), v;
+
+	if (mdb_get(s->rtxn, s->dbi[DB_META], &k, &v) != 0 || v.mv_size >= cap)
+		return false;
+	memcpy(buf, v.mv_data, v.mv_size);
+	buf[v.mv_size] = '\0';
+	return true;
+}
+
+void tf_trace_scan_keys(struct tf_trace_store *s, tf_trace_key_visit visit, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k = mval("key:", 4), v;
+	int rc;
+
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_META], &c) != 0)
+		return;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		char kid[TF_KID_LEN + 1];
+
+		if (k.mv_size != 4 + TF_KID_LEN || memcmp(k.mv_data, "key:", 4) != 0)
+			break;
+		memcpy(kid, (char *)k.mv_data + 4, TF_KID_LEN);
+		kid[TF_KID_LEN] = '\0';
+		visit(ctx, kid, v.mv_data, v.mv_size);
+	}
+	mdb_cursor_close(c);
+}

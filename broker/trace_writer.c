@@ -1,0 +1,523 @@
+#include "broker/trace_writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/checkpoint.h"
+#include "broker/provenance.h"
+
+/* The most queued bytes before the broker's thread waits for the writer,
+ * and how long it waits before it gives up (and fails closed). */
+#define QUEUE_MAX (64u * 1024 * 1024)
+#define QUEUE_WAIT_MS 1000
+/* How often a failed batch is tried again, and pruning runs. */
+#define RETRY_MS 1000
+#define PRUNE_EVERY_MS 60000
+#define PRUNE_BATCH 20000
+
+/* A queued record: this header, then each value as a 4-byte length, the
+ * bytes and a NUL. Values: the kind's fields, then find_topic and
+ * find_sha256 when `find` is set. */
+struct record_head {
+	uint32_t size;
+	uint8_t kind;
+	uint8_t n_values;
+	uint8_t find;
+	uint8_t pad;
+	int64_t ts_ms;
+};
+
+struct queue {
+	char *bytes;
+	size_t len, cap;
+	uint64_t count;
+};
+
+struct tf_trace_writer {
+	struct tf_trace_store *store;
+	struct tf_signer *signer;
+	char *broker_id;
+	uint32_t sync_ms, checkpoint_ms, retention_days;
+	pthread_t thread;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work;       /* the writer waits for records or requests */
+	pthread_cond_t progress;   /* the broker waits for room or durability */
+	struct queue front;        /* under lock: where records go */
+	uint64_t queued;           /* under lock: records ever queued */
+	uint64_t durable;          /* under lock: records on disk */
+	bool stopping, flush_wanted, failed;
+	char *checkpoint_json;     /* under lock: not yet taken */
+	char report[1024];         /* under lock: not yet taken, "" when none */
+	bool report_failed;
+
+	/* The thread's own. */
+	struct queue back;
+	struct tf_trace_input *inputs;
+	size_t inputs_cap;
+	uint64_t committed;        /* records committed, not necessarily synced */
+	uint64_t checkpoint_seq;   /* last event a checkpoint covers */
+	int64_t last_sync, last_checkpoint, last_prune, last_retry;
+	bool unsynced, prune_more;
+	uint64_t stamp_seq_at_open;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* Under lock: a report for the broker's thread to log. */
+static void post_report(struct tf_trace_writer *w, bool failed, const char *text)
+{
+	snprintf(w->report, sizeof(w->report), "%s", text);
+	w->report_failed = failed;
+	w->failed = failed;
+}
+
+/* --- the broker's side ------------------------------------------------------ */
+
+int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_input *in)
+{
+	struct record_head head = { 0, (uint8_t)in->kind, 0, in->find_topic != NULL, 0, in->ts_ms };
+	const char *values[TF_EVENT_MAX_FIELDS + 2];
+	size_t n, size = sizeof(head);
+	char *p;
+
+	tf_event_fields(in->kind, &n);
+	memcpy(values, in->values, n * sizeof(values[0]));
+	if (head.find) {
+		values[n++] = in->find_topic;
+		values[n++] = in->find_sha256;
+	}
+	head.n_values = (uint8_t)n;
+	for (size_t i = 0; i < n; i++)
+		size += 4 + strlen(values[i]) + 1;
+	if (size > TF_EVENT_MAX_BYTES)
+		return TF_ERR_FULL;
+	head.size = (uint32_t)size;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->front.len + size > QUEUE_MAX && !w->failed) {
+		struct timespec until;
+
+		deadline_in(&until, QUEUE_WAIT_MS);
+		while (w->front.len + size > QUEUE_MAX && !w->failed
+				&& pthread_cond_timedwait(&w->progress, &w->lock, &until) != ETIMEDOUT)
+			;
+	}
+	if (w->failed || w->front.len + size > QUEUE_MAX) {
+		pthread_mutex_unlock(&w->lock);
+		return TF_ERR_FULL;
+	}
+	if (w->front.len + size > w->front.cap) {
+		size_t cap = w->front.cap ? w->front.cap : 64 * 1024;
+		char *grown;
+
+		while (cap < w->front.len + size)
+			cap *= 2;
+		grown = realloc(w->front.bytes, cap);
+		if (grown == NULL) {
+			pthread_mutex_unlock(&w->lock);
+			return TF_ERR_FULL;
+		}
+		w->front.bytes = grown;
+		w->front.cap = cap;
+	}
+	p = w->front.bytes + w->front.len;
+	memcpy(p, &head, sizeof(head));
+	p += sizeof(head);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t len = (uint32_t)strlen(values[i]);
+
+		memcpy(p, &len, 4);
+		memcpy(p + 4, values[i], len + 1);
+		p += 4 + len + 1;
+	}
+	w->front.len += size;
+	w->front.count++;
+	w->queued++;
+	if (w->front.count == 1)
+		pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->lock);
+	return TF_OK;
+}
+
+int tf_trace_writer_flush(struct tf_trace_writer *w)
+{
+	uint64_t target;
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	target = w->queued;
+
+	while (w->durable < target && !w->failed) {
+		w->flush_wanted = true;
+		pthread_cond_signal(&w->work);
+		pthread_cond_wait(&w->progress, &w->lock);
+	}
+	rc = w->durable >= target ? TF_OK : TF_ERR_FULL;
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+uint64_t tf_trace_writer_stamp_seq(const struct tf_trace_writer *w)
+{
+	return w->stamp_seq_at_open;
+}
+
+char *tf_trace_writer_take_checkpoint(struct tf_trace_writer *w)
+{
+	char *json;
+
+	pthread_mutex_lock(&w->lock);
+	json = w->checkpoint_json;
+	w->checkpoint_json = NULL;
+	pthread_mutex_unlock(&w->lock);
+	return json;
+}
+
+bool tf_trace_writer_take_report(struct tf_trace_writer *w, char *text, size_t cap,
+		bool *failed)
+{
+	bool any;
+
+	pthread_mutex_lock(&w->lock);
+	any = w->report[0] != '\0';
+	if (any) {
+		snprintf(text, cap, "%s", w->report);
+		*failed = w->report_failed;
+		w->report[0] = '\0';
+	}
+	pthread_mutex_unlock(&w->lock);
+	return any;
+}
+
+/* --- the writer's thread ----------------------------------------------------- */
+
+/* The records of the back queue as inputs for the store. */
+static bool parse_back(struct tf_trace_writer *w, size_t *n_out)
+{
+	size_t n = 0;
+
+	if (w->back.count > w->inputs_cap) {
+		struct tf_trace_input *grown = realloc(w->inputs, w->back.count * sizeof(*grown));
+
+		if (grown == NULL)
+			return false;
+		w->inputs = grown;
+		w->inputs_cap = w->back.count;
+	}
+	for (const char *p = w->back.bytes; p < w->back.bytes + w->back.len; n++) {
+		struct tf_trace_input *in = &w->inputs[n];
+		struct record_head head;
+		const char *v;
+		size_t fields;
+
+		memcpy(&head, p, sizeof(head));
+		memset(in, 0, sizeof(*in));
+		in->kind = (enum tf_event_kind)head.kind;
+		in->ts_ms = head.ts_ms;
+		tf_event_fields(in->kind, &fields);
+		v = p + sizeof(head);
+		for (size_t i = 0; i < head.n_values; i++) {
+			uint32_t len;
+			const char *text = v + 4;
+
+			memcpy(&len, v, 4);
+			if (i < fields)
+				in->values[i] = text;
+			else if (i == fields)
+				in->find_topic = text;
+			else
+				in->find_sha256 = text;
+			v += 4 + len + 1;
+		}
+		p += head.size;
+	}
+	*n_out = n;
+	return true;
+}
+
+static void make_checkpoint(struct tf_trace_writer *w)
+{
+	struct tf_checkpoint cp;
+	struct tf_err err = { "" };
+	uint64_t seq = tf_trace_last_seq(w->store);
+	char *json;
+	int rc;
+
+	if (seq == 0 || seq == w->checkpoint_seq)
+		return;
+	rc = tf_checkpoint_sign(&cp, w->signer, w->broker_id, seq, tf_trace_last_hash(w->store),
+		wall_ms(), &err);
+	if (rc == TF_OK)
+		rc = tf_trace_put_checkpoint(w->store, &cp, &err);
+	json = rc == TF_OK ? tf_checkpoint_to_json(&cp) : NULL;
+	pthread_mutex_lock(&w->lock);
+	if (rc != TF_OK) {
+		char text[600];
+
+		snprintf(text, sizeof(text), "trustflow: trace checkpoint not made: %s", err.msg);
+		snprintf(w->report, sizeof(w->report), "%s", text);
+		w->report_failed = w->failed;
+	} else if (json != NULL) {
+		free(w->checkpoint_json);
+		w->checkpoint_json = json;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (rc == TF_OK) {
+		w->checkpoint_seq = seq;
+		w->unsynced = true;
+	}
+	w->last_checkpoint = mono_ms();
+}
+
+/* Appends the back queue. Returns whether it is written (and emptied). */
+static bool write_back(struct tf_trace_writer *w)
+{
+	struct tf_err err = { "" };
+	size_t n;
+	int rc;
+
+	if (!parse_back(w, &n))
+		rc = tf_err_set(&err, TF_ERR_NOMEM, "out of memory");
+	else
+		rc = tf_trace_append(w->store, w->inputs, n, &err);
+	pthread_mutex_lock(&w->lock);
+	if (rc != TF_OK && !w->failed) {
+		char text[700];
+
+		snprintf(text, sizeof(text), "trustflow: %s; governed messages are refused until "
+			"events can be recorded again", err.msg);
+		post_report(w, true, text);
+		pthread_cond_broadcast(&w->progress);
+	} else if (rc == TF_OK && w->failed) {
+		post_report(w, false, "trustflow: the trace store records events again");
+	}
+	pthread_mutex_unlock(&w->lock);
+	w->last_retry = mono_ms();
+	if (rc != TF_OK)
+		return false;
+	w->committed += w->back.count;
+	w->back.len = 0;
+	w->back.count = 0;
+	w->unsynced = true;
+	return true;
+}
+
+static void sync_now(struct tf_trace_writer *w)
+{
+	struct tf_err err = { "" };
+
+	if (tf_trace_sync(w->store, &err) != TF_OK) {
+		pthread_mutex_lock(&w->lock);
+		snprintf(w->report, sizeof(w->report), "trustflow: %s", err.msg);
+		w->report_failed = w->failed;
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	w->unsynced = false;
+	w->last_sync = mono_ms();
+	pthread_mutex_lock(&w->lock);
+	w->durable = w->committed;
+	pthread_cond_broadcast(&w->progress);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void prune(struct tf_trace_writer *w)
+{
+	struct tf_err err = { "" };
+	size_t removed = 0;
+	int64_t before = wall_ms() - (int64_t)w->retention_days * 86400000;
+
+	w->last_prune = mono_ms();
+	if (tf_trace_prune(w->store, before, PRUNE_BATCH, &removed, &err) != TF_OK) {
+		pthread_mutex_lock(&w->lock);
+		snprintf(w->report, sizeof(w->report), "trustflow: %s", err.msg);
+		w->report_failed = w->failed;
+		pthread_mutex_unlock(&w->lock);
+	}
+	w->prune_more = removed == PRUNE_BATCH;
+	if (removed > 0)
+		w->unsynced = true;
+}
+
+/* How long the thread may sleep before a timer is due (ms). */
+static int64_t sleep_ms(const struct tf_trace_writer *w, int64_t now)
+{
+	int64_t next = now + PRUNE_EVERY_MS;
+
+	if (w->unsynced && w->last_sync + w->sync_ms < next)
+		next = w->last_sync + w->sync_ms;
+	if (tf_trace_last_seq(w->store) != w->checkpoint_seq
+			&& w->last_checkpoint + w->checkpoint_ms < next)
+		next = w->last_checkpoint + w->checkpoint_ms;
+	if (w->back.count > 0 && w->last_retry + RETRY_MS < next)
+		next = w->last_retry + RETRY_MS;
+	if (w->retention_days > 0 && (w->prune_more || w->last_prune + PRUNE_EVERY_MS < next))
+		next = w->prune_more ? now : w->last_prune + PRUNE_EVERY_MS;
+	return next > now ? next - now : 0;
+}
+
+static void *writer_main(void *arg)
+{
+	struct tf_trace_writer *w = arg;
+
+	for (;;) {
+		bool stopping, flush, failed, queued;
+		int64_t now = mono_ms();
+
+		pthread_mutex_lock(&w->lock);
+		/* A batch that failed stays in back until it is written; the
+		 * retry timer wakes the thread for it. */
+		if (!w->stopping && !w->flush_wanted && (w->front.count == 0 || w->back.count > 0)) {
+			struct timespec until;
+
+			deadline_in(&until, sleep_ms(w, now));
+			pthread_cond_timedwait(&w->work, &w->lock, &until);
+		}
+		if (w->back.count == 0 && w->front.count > 0) {
+			struct queue q = w->back;
+
+			w->back = w->front;
+			w->front = q;
+			pthread_cond_broadcast(&w->progress);
+		}
+		stopping = w->stopping;
+		flush = w->flush_wanted;
+		failed = w->failed;
+		w->flush_wanted = false;
+		pthread_mutex_unlock(&w->lock);
+
+		now = mono_ms();
+		if (w->back.count > 0 && (!failed || now - w->last_retry >= RETRY_MS || stopping))
+			failed = !write_back(w);
+		if (tf_trace_last_seq(w->store) != w->checkpoint_seq
+				&& (stopping || now - w->last_checkpoint >= w->checkpoint_ms))
+			make_checkpoint(w);
+		if (w->retention_days > 0 && !stopping
+				&& (w->prune_more || now - w->last_prune >= PRUNE_EVERY_MS))
+			prune(w);
+		if (w->unsynced && (flush || stopping || w->sync_ms == 0
+				|| now - w->last_sync >= w->sync_ms))
+			sync_now(w);
+		if (stopping) {
+			pthread_mutex_lock(&w->lock);
+			queued = w->front.count > 0;
+			pthread_mutex_unlock(&w->lock);
+			/* A store that cannot take the last batch loses it: the
+			 * broker is going down and can refuse nothing any more. */
+			if (!queued && (w->back.count == 0 || failed))
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* --- life ------------------------------------------------------------------- */
+
+static void writer_free(struct tf_trace_writer *w)
+{
+	tf_trace_close(w->store);
+	tf_signer_free(w->signer);
+	free(w->broker_id);
+	free(w->front.bytes);
+	free(w->back.bytes);
+	free(w->inputs);
+	free(w->checkpoint_json);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->work);
+	pthread_cond_destroy(&w->progress);
+	free(w);
+}
+
+int tf_trace_writer_start(const struct tf_trace_writer_config *cfg,
+		struct tf_trace_writer **out, struct tf_err *err)
+{
+	struct tf_trace_writer *w = calloc(1, sizeof(*w));
+	pthread_condattr_t attr;
+	int rc;
+
+	*out = NULL;
+	if (w == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->work, &attr);
+	pthread_cond_init(&w->progress, &attr);
+	pthread_condattr_destroy(&attr);
+	w->sync_ms = cfg->sync_ms;
+	w->checkpoint_ms = cfg->checkpoint_ms;
+	w->retention_days = cfg->retention_days;
+	w->broker_id = strdup(cfg->broker_id);
+	if (w->broker_id == NULL) {
+		writer_free(w);
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	}
+	rc = tf_trace_open(cfg->dir, true, cfg->max_bytes, &w->store, err);
+	if (rc == TF_OK)
+		rc = tf_signer_load(cfg->signing_key, &w->signer, err);
+	if (rc == TF_OK) {
+		char name[4 + TF_KID_LEN + 1];
+
+		snprintf(name, sizeof(name), "key:%s", tf_signer_kid(w->signer));
+		rc = tf_trace_put_meta(w->store, name, tf_signer_public_pem(w->signer), err);
+	}
+	if (rc == TF_OK)
+		rc = tf_trace_put_meta(w->store, "broker", cfg->broker_id, err);
+	if (rc != TF_OK) {
+		writer_free(w);
+		return rc;
+	}
+	w->stamp_seq_at_open = tf_trace_last_stamp_seq(w->store);
+	w->checkpoint_seq = tf_trace_last_seq(w->store);
+	w->last_sync = w->last_checkpoint = mono_ms();
+	/* Prune at the first chance: the broker may have been down a while. */
+	w->last_prune = w->last_sync - PRUNE_EVERY_MS;
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		writer_free(w);
+		return tf_err_set(err, TF_ERR_IO, "cannot start the trace writer thread");
+	}
+	*out = w;
+	return TF_OK;
+}
+
+void tf_trace_writer_stop(struct tf_trace_writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	writer_free(w);
+}

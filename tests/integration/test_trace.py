@@ -1,0 +1,239 @@
+"""The trace store on a real broker, read with tfctl trace while the broker
+runs: a message's publish, each delivery and each withholding; who
+received a policy's data; a refused publish; looking a stamp up by payload
+hash; signed checkpoints on $trustflow/checkpoints; a store that verifies;
+the policy files' hashes."""
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import time
+
+import harness
+from harness import TFCTL, publish_v5, run
+
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+spec = importlib.util.spec_from_file_location(
+    "verify_stamps", os.path.join(SRCDIR, "broker", "examples", "verify_stamps.py"))
+verify = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(verify)
+
+TOPIC = "city/water/d7/telemetry"
+READING = '{"flow": 12.5, "pressure": 3.1}'
+IDENTITIES = {
+    "trustflow_identities": 1,
+    "organizations": {"city-waterworks": {}, "maint-co": {}, "research-lab": {}},
+    "clients": {
+        "ww-sensor-01": {"org": "city-waterworks", "roles": ["sensor"]},
+        "ww-operator": {"org": "city-waterworks"},
+        "maint-app": {"org": "maint-co", "roles": ["maintenance"]},
+        "lab-analyst": {"org": "research-lab"},
+    },
+}
+WATER = {
+    "trustflow_policy": 1, "id": "water-telemetry", "version": 3, "owner": "city-waterworks",
+    "topics": ["city/water/+/telemetry"], "publishers": {"roles": ["sensor"]},
+    "consumers": [{"orgs": ["maint-co"]}],
+}
+# The lab may read air quality: so its subscription to city/# stands, and
+# the water readings it matches are withheld from it one by one.
+AIR = {
+    "trustflow_policy": 1, "id": "air-quality", "version": 1, "owner": "city-waterworks",
+    "topics": ["city/air/+"], "publishers": {"orgs": ["city-waterworks"]},
+    "consumers": [{"orgs": ["research-lab"]}],
+}
+PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
+
+
+def wait_for(what, probe, timeout=10):
+    """Polls probe() until it returns something true; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class TraceTest(harness.BrokerTestCase):
+    def setUp(self):
+        self.broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                        policies={"water.json": WATER, "air.json": AIR},
+                                        plugin_options={"broker_id": "city-broker-1"})
+
+    def login(self, username, **kwargs):
+        return self.client(self.broker, f"c-{username}", username=username, password="demo",
+                           **kwargs)
+
+    def trace(self, *args, check=True):
+        return run([TFCTL, "trace", "--db", self.broker.trace_dir] + list(args), check=check)
+
+    def lines(self, *args):
+        return [json.loads(line) for line in self.trace(*args).stdout.splitlines()]
+
+    def message(self, msg_id):
+        out = self.trace("message", msg_id, check=False)
+        return json.loads(out.stdout) if out.returncode == 0 else None
+
+    def publish_seen_by(self, subscriber, payload=READING):
+        """Publishes a reading that subscriber receives; returns its stamp."""
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, payload), 0x80)
+        return verify.stamp_of(subscriber.receive())
+
+    def test_message_shows_its_publish_deliveries_and_withholdings(self):
+        operator = self.login("ww-operator")
+        operator.subscribe(TOPIC)
+        # Subscribed to everything, but not a consumer of the policy.
+        analyst = self.login("lab-analyst")
+        analyst.subscribe("city/#")
+        stamp = self.publish_seen_by(operator)
+
+        def complete():
+            m = self.message(stamp["tf-id"])
+            return m if m and m["deliveries"] and m["withheld"] else None
+        m = wait_for("the deliveries in the trace", complete)
+        self.assertEqual((m["id"], m["seq"], m["ts"], m["topic"], m["org"], m["client"],
+                          m["policy"], m["sha256"], m["size"], m["status"]),
+                         (stamp["tf-id"], int(stamp["tf-seq"]), int(stamp["tf-ts"]), TOPIC,
+                          "city-waterworks", "ww-sensor-01", "water-telemetry@3",
+                          hashlib.sha256(READING.encode()).hexdigest(), len(READING),
+                          "delivered"))
+        self.assertEqual([(d["client"], d["org"]) for d in m["deliveries"]],
+                         [("ww-operator", "city-waterworks")])
+        self.assertEqual([(w["client"], w["org"]) for w in m["withheld"]],
+                         [("lab-analyst", "research-lab")])
+        self.assertTrue(m["withheld"][0]["reason"])
+        self.assertGreaterEqual(m["deliveries"][0]["ts"], m["ts"])
+        self.assertEqual(self.trace("message", "0" * 32, check=False).returncode, 1)
+
+    def test_recipients_are_exactly_the_clients_that_received_data(self):
+        operator = self.login("ww-operator")
+        operator.subscribe(TOPIC)
+        maint = self.login("maint-app")
+        maint.subscribe(TOPIC)
+        analyst = self.login("lab-analyst")
+        analyst.subscribe("city/#")
+        first = self.publish_seen_by(operator)
+        maint.receive()
+        self.publish_seen_by(operator, '{"flow": 13.0}')
+        maint.receive()
+
+        def both():
+            got = self.lines("recipients", "--policy", "water-telemetry")
+            return got if sum(r["messages"] for r in got) == 4 else None
+        got = wait_for("four deliveries", both)
+        self.assertEqual([(r["client"], r["org"], r["messages"]) for r in got],
+                         [("maint-app", "maint-co", 2), ("ww-operator", "city-waterworks", 2)])
+        self.assertLessEqual(got[0]["first_ts"], got[0]["last_ts"])
+        # A window that ends before the first message holds nobody.
+        self.assertEqual(self.lines("recipients", "--policy", "water-telemetry", "--until",
+                                    str(int(first["tf-ts"]) - 1)), [])
+
+    def test_a_refused_publish_is_recorded(self):
+        self.assertEqual(publish_v5(self.broker, "lab-analyst", TOPIC, '{"flow": 1}'), 135)
+
+        def denied():
+            return [m for m in self.lines("find", "--topic", TOPIC) if m["status"] == "denied"]
+        m = wait_for("the refused publish", denied)[0]
+        self.assertEqual((m["client"], m["org"], m["policy"], m["seq"]),
+                         ("lab-analyst", "research-lab", "water-telemetry@3", None))
+        self.assertTrue(m["reason"])
+        self.assertEqual(m["sha256"], hashlib.sha256(b'{"flow": 1}').hexdigest())
+
+    def test_a_v311_subscriber_finds_the_stamp_by_payload_hash(self):
+        legacy = self.login("ww-operator", protocol=harness.paho.MQTTv311)
+        keys = {}
+        legacy.subscribe("$trustflow/keys/#")
+        kid, key = verify.load_key(legacy.receive().payload)
+        keys[kid] = key
+        legacy.subscribe(TOPIC)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        msg = legacy.receive()
+        sha = hashlib.sha256(msg.payload).hexdigest()
+        found = wait_for("the message by hash", lambda: self.lines(
+            "find", "--topic", msg.topic, "--sha256", sha))
+        self.assertEqual(len(found), 1)
+        m = found[0]
+        stamp = {"tf-v": "1", "tf-id": m["id"], "tf-broker": m["broker"], "tf-kid": m["kid"],
+                 "tf-ts": str(m["ts"]), "tf-org": m["org"], "tf-client": m["client"],
+                 "tf-policy": m["policy"], "tf-sha256": m["sha256"], "tf-seq": str(m["seq"]),
+                 "tf-sig": m["sig"]}
+        self.assertEqual(verify.check(stamp, msg.topic, msg.payload, keys), "ok")
+
+    def test_checkpoints_are_published_signed_and_match_the_chain(self):
+        watcher = self.login("lab-analyst")
+        watcher.subscribe("$trustflow/checkpoints")
+        watcher.subscribe("$trustflow/keys/#")
+        key = load_pem_public_key(watcher.receive().payload)
+        operator = self.login("ww-operator")
+        operator.subscribe(TOPIC)
+        self.publish_seen_by(operator)
+        # At least every 10 seconds while events arrive.
+        cp = json.loads(watcher.receive(timeout=15).payload)
+        self.assertEqual(set(cp), {"broker", "kid", "seq", "hash", "ts", "sig"})
+        self.assertEqual(cp["broker"], "city-broker-1")
+        signed = b"trustflow-checkpoint-1\n" + b"".join(
+            f"{name}:{len(str(cp[name]).encode())}:{cp[name]}\n".encode()
+            for name in ("broker", "kid", "seq", "hash", "ts"))
+        key.verify(base64.b64decode(cp["sig"]), signed)   # raises when invalid
+        exported = {e["seq"]: e for e in self.lines("export")}
+        self.assertEqual(exported[cp["seq"]]["hash"], cp["hash"])
+        # The chain from the first event, recomputed from export alone.
+        prev = bytes(32)
+        for seq in sorted(exported):
+            event = exported[seq]
+            self.assertEqual(event.get("prev", prev.hex()), prev.hex())
+            prev = hashlib.sha256(prev + event_bytes(event)).digest()
+            self.assertEqual(prev.hex(), event["hash"])
+
+    def test_verify_passes_while_the_broker_runs_and_after_it_stops(self):
+        operator = self.login("ww-operator")
+        operator.subscribe(TOPIC)
+        for i in range(20):
+            self.publish_seen_by(operator, json.dumps({"flow": i}))
+        running = json.loads(self.trace("verify").stdout)
+        self.assertTrue(running["ok"])
+        self.broker.stop()
+        stopped = json.loads(self.trace("verify").stdout)
+        self.assertEqual(stopped, {"events": stopped["events"], "checkpoints": stopped["checkpoints"],
+                                   "ok": True})
+        self.assertGreaterEqual(stopped["events"], 41)   # the load, 20 messages and deliveries
+        self.assertGreaterEqual(stopped["checkpoints"], 1)
+        key = os.path.join(self.broker.dir, "signing-key.pem")
+        self.assertTrue(json.loads(self.trace("verify", "--key", key).stdout)["ok"])
+
+    def test_each_policy_set_load_is_recorded_with_file_hashes(self):
+        self.broker.write_policy("water.json", dict(WATER, version=4))
+        self.broker.reload()
+        self.broker.write_policy("water.json", '{"trustflow_policy": 1, "id": ')
+        self.broker.reload()
+        sets = wait_for("three policy sets", lambda: [
+            e for e in self.lines("export") if e["kind"] == "policy-set"][2:] and [
+            e for e in self.lines("export") if e["kind"] == "policy-set"])
+        self.assertEqual([s["result"].split(":")[0] for s in sets], ["loaded", "loaded", "refused"])
+        with open(os.path.join(self.broker.policy_dir, "water.json"), "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        self.assertIn(f"{digest}  {self.broker.policy_dir}/water.json", sets[2]["files"])
+        self.assertEqual(sets[1]["policies"], "2")
+
+
+def event_bytes(event):
+    """The bytes an exported event was hashed as (docs/auditors.md)."""
+    fields = [("kind", event["kind"]), ("seq", str(event["seq"])), ("ts", str(event["ts"]))]
+    fields += [(k, v) for k, v in event.items()
+               if k not in ("kind", "seq", "ts", "hash", "prev")]
+    out = b"trustflow-event-1\n"
+    for name, value in fields:
+        value = value.encode()
+        out += name.encode() + b":" + str(len(value)).encode() + b":" + value + b"\n"
+    return out
+
+
+if __name__ == "__main__":
+    harness.main()

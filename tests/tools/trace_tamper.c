@@ -1,0 +1,66 @@
+/* Edits a stopped broker's trace store behind its back, as an attacker
+ * with file access would, for the tests of `tfctl trace verify`:
+ *
+ *     trace_tamper DIR flip SEQ OFFSET   flips one bit of event SEQ's record
+ *     trace_tamper DIR delete SEQ        removes event SEQ
+ *
+ * OFFSET counts from the start of the stored record (its 32-byte chain
+ * hash, then the event's bytes). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lmdb.h>
+
+#include "broker/trace_store.h"
+
+int main(int argc, char **argv)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+	char *copy = NULL;
+	int rc;
+
+	if (argc < 4 || (strcmp(argv[2], "flip") == 0 && argc != 5)
+			|| (strcmp(argv[2], "delete") == 0 && argc != 4)) {
+		fputs("usage: trace_tamper DIR flip SEQ OFFSET | trace_tamper DIR delete SEQ\n", stderr);
+		return 2;
+	}
+	tf_trace_put_u64(key, strtoull(argv[3], NULL, 10));
+	rc = mdb_env_create(&env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(env, 16);
+	if (rc == 0)
+		rc = mdb_env_open(env, argv[1], 0, 0640);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "events", 0, &dbi);
+	if (rc == 0 && strcmp(argv[2], "delete") == 0) {
+		rc = mdb_del(txn, dbi, &k, NULL);
+	} else if (rc == 0 && (rc = mdb_get(txn, dbi, &k, &v)) == 0) {
+		size_t offset = strtoull(argv[4], NULL, 10);
+
+		copy = malloc(v.mv_size);
+		if (copy == NULL || offset >= v.mv_size) {
+			fputs("trace_tamper: offset past the record\n", stderr);
+			return 1;
+		}
+		memcpy(copy, v.mv_data, v.mv_size);
+		copy[offset] ^= 1;
+		v.mv_data = copy;
+		rc = mdb_put(txn, dbi, &k, &v, 0);
+	}
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	free(copy);
+	if (rc != 0) {
+		fprintf(stderr, "trace_tamper: %s\n", mdb_strerror(rc));
+		return 1;
+	}
+	mdb_env_close(env);
+	return 0;
+}

@@ -1,0 +1,729 @@
+/* Unit tests for broker/trace_store.c and broker/trace_query.c: a real
+ * LMDB store in a temporary directory, filled with events, asked every
+ * question tfctl trace asks, tampered with, pruned and filled up. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <lmdb.h>
+
+#include "broker/checkpoint.h"
+#include "broker/provenance.h"
+#include "broker/trace_query.h"
+#include "broker/trace_store.h"
+
+#define ID1 "019ac008e6005f1e2d3c4b5a69780123"
+#define ID2 "019ac008e6015f1e2d3c4b5a69780456"
+#define SHA1 "fa9a08d761793b6ff6fe10b881cc97ad17d51c2e6c77adb8e841d854491cccf6"
+#define SHA2 "1111111111111111111111111111111111111111111111111111111111111111"
+#define TOPIC "city/water/d7/telemetry"
+#define T0 1764158400000LL
+
+struct fixture {
+	char dir[64];
+	char key[96];
+	struct tf_trace_store *s;
+	struct tf_signer *signer;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct tf_err err;
+
+	strcpy(f->dir, "/tmp/tf-trace-XXXXXX");
+	if (f == NULL || mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->key, sizeof(f->key), "%s-key.pem", f->dir);
+	if (tf_signer_generate(f->key, &f->signer, &err) != TF_OK
+			|| tf_trace_open(f->dir, true, 0, &f->s, &err) != TF_OK)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[200];
+
+	tf_trace_close(f->s);
+	tf_signer_free(f->signer);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", f->dir, f->key);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static struct tf_trace_input message(const char *id, const char *topic, const char *client,
+		const char *sha, const char *status, int64_t ts, const char *stamp_seq)
+{
+	struct tf_trace_input in = { TF_EVENT_MESSAGE, ts, { id, topic, "city-waterworks", client,
+		"water-telemetry@3", sha, "28", status, "", stamp_seq, "21fe31dfa154a261", "c2ln" },
+		NULL, NULL };
+
+	return in;
+}
+
+static struct tf_trace_input delivery(const char *id, const char *client, const char *org,
+		bool made, int64_t ts)
+{
+	struct tf_trace_input in = { TF_EVENT_DELIVERY, ts, { id, "water-telemetry@3", client, org,
+		made ? "delivered" : "withheld", made ? "" : "no consumer rule matches" },
+		NULL, NULL };
+
+	return in;
+}
+
+static void append(struct fixture *f, const struct tf_trace_input *in, size_t n)
+{
+	struct tf_err err;
+
+	assert_int_equal(tf_trace_append(f->s, in, n, &err), TF_OK);
+}
+
+/* A message with one delivery and one withholding, a second message, a
+ * release of the first. */
+static void fill(struct fixture *f)
+{
+	struct tf_trace_input in[] = {
+		message(ID1, TOPIC, "ww-sensor-01", SHA1, "delivered", T0, "42"),
+		delivery(ID1, "maint-app", "maint-co", true, T0 + 3),
+		delivery(ID1, "snoop", "", false, T0 + 3),
+		message(ID2, TOPIC, "ww-sensor-01", SHA2, "delivered", T0 + 1000, "43"),
+		delivery(ID2, "maint-app", "maint-co", true, T0 + 1001),
+		delivery(ID2, "lab-bot", "uni-lab", true, T0 + 1002),
+	};
+
+	append(f, in, sizeof(in) / sizeof(in[0]));
+}
+
+static void checkpoint(struct fixture *f)
+{
+	struct tf_checkpoint cp;
+	struct tf_err err;
+
+	assert_int_equal(tf_checkpoint_sign(&cp, f->signer, "city-broker-1", tf_trace_last_seq(f->s),
+		tf_trace_last_hash(f->s), T0 + 5000, &err), TF_OK);
+	assert_int_equal(tf_trace_put_checkpoint(f->s, &cp, &err), TF_OK);
+}
+
+static void put_key(struct fixture *f)
+{
+	char name[40];
+	struct tf_err err;
+
+	snprintf(name, sizeof(name), "key:%s", tf_signer_kid(f->signer));
+	assert_int_equal(tf_trace_put_meta(f->s, name, tf_signer_public_pem(f->signer), &err),
+		TF_OK);
+}
+
+/* The lines a query wrote, parsed. */
+struct lines {
+	char *text;
+	size_t len;
+	FILE *out;
+	cJSON *items[64];
+	int n;
+};
+
+static FILE *capture(struct lines *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->out = open_memstream(&l->text, &l->len);
+	assert_non_null(l->out);
+	return l->out;
+}
+
+static void parse_lines(struct lines *l)
+{
+	assert_int_equal(fclose(l->out), 0);
+	for (char *line = strtok(l->text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		assert_true(l->n < 64);
+		l->items[l->n] = cJSON_Parse(line);
+		assert_non_null(l->items[l->n]);
+		l->n++;
+	}
+}
+
+static void free_lines(struct lines *l)
+{
+	for (int i = 0; i < l->n; i++)
+		cJSON_Delete(l->items[i]);
+	free(l->text);
+}
+
+static const char *str(const cJSON *o, const char *name)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	assert_true(cJSON_IsString(m));
+	return m->valuestring;
+}
+
+static double num(const cJSON *o, const char *name)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	assert_true(cJSON_IsNumber(m));
+	return m->valuedouble;
+}
+
+static void begin(struct fixture *f)
+{
+	struct tf_err err;
+
+	assert_int_equal(tf_trace_read_begin(f->s, &err), TF_OK);
+}
+
+/* --- the chain ---------------------------------------------------------------- */
+
+static void appending_numbers_and_chains_events(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char zero[32] = { 0 }, h1[32];
+	const unsigned char *hash;
+	const char *bytes;
+	size_t len;
+	struct tf_trace_input one = message(ID1, TOPIC, "c", SHA1, "delivered", T0, "");
+
+	assert_int_equal(tf_trace_last_seq(f->s), 0);
+	assert_memory_equal(tf_trace_last_hash(f->s), zero, 32);
+	append(f, &one, 1);
+	assert_int_equal(tf_trace_last_seq(f->s), 1);
+	begin(f);
+	assert_int_equal(tf_trace_get_event(f->s, 1, &hash, &bytes, &len), TF_OK);
+	/* The stored hash is SHA-256(32 zero bytes || the stored bytes). */
+	tf_event_chain(zero, bytes, len, h1);
+	assert_memory_equal(hash, h1, 32);
+	assert_memory_equal(tf_trace_last_hash(f->s), h1, 32);
+	assert_non_null(strstr(bytes, "seq:1:1\n"));
+	tf_trace_read_end(f->s);
+}
+
+static void state_survives_reopening(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char hash[32];
+	struct tf_err err;
+
+	fill(f);
+	memcpy(hash, tf_trace_last_hash(f->s), 32);
+	tf_trace_close(f->s);
+	assert_int_equal(tf_trace_open(f->dir, true, 0, &f->s, &err), TF_OK);
+	assert_int_equal(tf_trace_last_seq(f->s), 6);
+	assert_memory_equal(tf_trace_last_hash(f->s), hash, 32);
+	/* The stamps' numbering goes on from the highest recorded. */
+	assert_int_equal(tf_trace_last_stamp_seq(f->s), 43);
+}
+
+static void event_times_never_go_back(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_input in[] = {
+		message(ID1, TOPIC, "c", SHA1, "delivered", T0 + 500, ""),
+		message(ID2, TOPIC, "c", SHA2, "delivered", T0, ""),   /* the clock stepped back */
+	};
+	const unsigned char *hash;
+	const char *bytes;
+	size_t len;
+
+	append(f, in, 2);
+	begin(f);
+	assert_int_equal(tf_trace_get_event(f->s, 2, &hash, &bytes, &len), TF_OK);
+	assert_non_null(strstr(bytes, "ts:13:1764158400500\n"));
+	assert_int_equal(tf_trace_seq_at(f->s, T0 + 500), 1);
+	assert_int_equal(tf_trace_seq_at(f->s, T0 + 501), 3);
+	tf_trace_read_end(f->s);
+}
+
+static void a_delivery_of_an_unknown_message_is_matched_by_topic_and_hash(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_input in[] = {
+		message(ID1, TOPIC, "c", SHA1, "delivered", T0, ""),
+		message(ID2, "other/topic", "c", SHA1, "delivered", T0, ""),
+		delivery("", "maint-app", "maint-co", true, T0 + 10),
+		delivery("", "maint-app", "maint-co", true, T0 + 10),
+	};
+	struct tf_err err;
+	cJSON *o;
+
+	in[2].find_topic = TOPIC;
+	in[2].find_sha256 = SHA1;
+	in[3].find_topic = "never/seen";
+	in[3].find_sha256 = SHA1;
+	append(f, in, 4);
+	begin(f);
+	o = tf_query_message(f->s, ID1, &err);
+	assert_non_null(o);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "deliveries")), 1);
+	cJSON_Delete(o);
+	o = tf_query_message(f->s, ID2, &err);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "deliveries")), 0);
+	cJSON_Delete(o);
+	tf_trace_read_end(f->s);
+}
+
+/* --- queries ------------------------------------------------------------------- */
+
+static void message_object_lists_deliveries_and_withholdings(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_err err;
+	const cJSON *d, *w;
+	cJSON *o;
+
+	fill(f);
+	begin(f);
+	o = tf_query_message(f->s, ID1, &err);
+	assert_non_null(o);
+	assert_string_equal(str(o, "id"), ID1);
+	assert_true(num(o, "seq") == 42);
+	assert_true(num(o, "ts") == (double)T0);
+	assert_string_equal(str(o, "topic"), TOPIC);
+	assert_string_equal(str(o, "org"), "city-waterworks");
+	assert_string_equal(str(o, "client"), "ww-sensor-01");
+	assert_string_equal(str(o, "policy"), "water-telemetry@3");
+	assert_string_equal(str(o, "sha256"), SHA1);
+	assert_true(num(o, "size") == 28);
+	assert_string_equal(str(o, "status"), "delivered");
+	d = cJSON_GetObjectItem(o, "deliveries");
+	w = cJSON_GetObjectItem(o, "withheld");
+	assert_int_equal(cJSON_GetArraySize(d), 1);
+	assert_int_equal(cJSON_GetArraySize(w), 1);
+	assert_string_equal(str(cJSON_GetArrayItem(d, 0), "client"), "maint-app");
+	assert_string_equal(str(cJSON_GetArrayItem(d, 0), "org"), "maint-co");
+	assert_true(num(cJSON_GetArrayItem(d, 0), "ts") == (double)(T0 + 3));
+	assert_string_equal(str(cJSON_GetArrayItem(w, 0), "client"), "snoop");
+	assert_string_equal(str(cJSON_GetArrayItem(w, 0), "reason"), "no consumer rule matches");
+	cJSON_Delete(o);
+	assert_null(tf_query_message(f->s, "019ac008e6005f1e2d3c4b5a69789999", &err));
+	assert_null(tf_query_message(f->s, "not-an-id", &err));
+	assert_non_null(strstr(err.msg, "not a message id"));
+	tf_trace_read_end(f->s);
+}
+
+static void a_release_changes_the_status(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_input rel = { TF_EVENT_RELEASE, T0 + 9000,
+		{ ID1, "water-telemetry/ww-sensor-01", "admin" }, NULL, NULL };
+	struct tf_err err;
+	cJSON *o;
+
+	fill(f);
+	append(f, &rel, 1);
+	begin(f);
+	o = tf_query_message(f->s, ID1, &err);
+	assert_string_equal(str(o, "status"), "released");
+	cJSON_Delete(o);
+	tf_trace_read_end(f->s);
+}
+
+static void recipients_counts_deliveries_made_per_client(void **state)
+{
+	struct fixture *f = *state;
+	struct lines l;
+	struct tf_err err;
+	size_t n;
+
+	fill(f);
+	begin(f);
+	assert_int_equal(tf_query_recipients(f->s, "water-telemetry", 0, INT64_MAX, capture(&l),
+		&n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(n, 2);
+	assert_int_equal(l.n, 2);
+	/* By client; snoop was withheld and is not a recipient. */
+	assert_string_equal(str(l.items[0], "client"), "lab-bot");
+	assert_string_equal(str(l.items[0], "org"), "uni-lab");
+	assert_true(num(l.items[0], "messages") == 1);
+	assert_string_equal(str(l.items[1], "client"), "maint-app");
+	assert_true(num(l.items[1], "messages") == 2);
+	assert_true(num(l.items[1], "first_ts") == (double)(T0 + 3));
+	assert_true(num(l.items[1], "last_ts") == (double)(T0 + 1001));
+	free_lines(&l);
+
+	/* A time window, and another policy. */
+	assert_int_equal(tf_query_recipients(f->s, "water-telemetry", T0 + 1001, T0 + 1001,
+		capture(&l), &n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(str(l.items[0], "client"), "maint-app");
+	free_lines(&l);
+	assert_int_equal(tf_query_recipients(f->s, "water", 0, INT64_MAX, capture(&l), &n, &err),
+		TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 0);
+	free_lines(&l);
+	tf_trace_read_end(f->s);
+}
+
+static void find_by_topic_and_hash(void **state)
+{
+	struct fixture *f = *state;
+	struct lines l;
+	struct tf_err err;
+	size_t n;
+
+	fill(f);
+	begin(f);
+	assert_int_equal(tf_query_find(f->s, TOPIC, NULL, 0, capture(&l), &n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(str(l.items[0], "id"), ID1);
+	assert_string_equal(str(l.items[1], "id"), ID2);
+	assert_null(cJSON_GetObjectItem(l.items[0], "deliveries"));
+	free_lines(&l);
+	assert_int_equal(tf_query_find(f->s, TOPIC, SHA2, 0, capture(&l), &n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(str(l.items[0], "id"), ID2);
+	free_lines(&l);
+	assert_int_equal(tf_query_find(f->s, TOPIC, NULL, T0 + 1, capture(&l), &n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 1);
+	free_lines(&l);
+	assert_int_equal(tf_query_find(f->s, "city/water", NULL, 0, capture(&l), &n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 0);
+	free_lines(&l);
+	assert_int_equal(tf_query_find(f->s, TOPIC, "XYZ", 0, stdout, &n, &err), TF_ERR_INVALID);
+	tf_trace_read_end(f->s);
+}
+
+static void export_gives_every_event_with_its_hash(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char computed[32], prev[32] = { 0 };
+	char hex[65];
+	struct lines l;
+	struct tf_err err;
+	size_t n;
+
+	fill(f);
+	begin(f);
+	assert_int_equal(tf_query_export(f->s, 0, capture(&l), &n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 6);
+	assert_string_equal(str(l.items[0], "prev"), "0000000000000000000000000000000000000000000000000000000000000000");
+	assert_string_equal(str(l.items[0], "kind"), "message");
+	assert_string_equal(str(l.items[0], "size"), "28");
+	assert_string_equal(str(l.items[2], "outcome"), "withheld");
+	/* An auditor rebuilds the bytes from the fields and the chain. */
+	for (int i = 0; i < l.n; i++) {
+		const unsigned char *hash;
+		const char *bytes;
+		size_t len;
+
+		assert_int_equal(tf_trace_get_event(f->s, (uint64_t)num(l.items[i], "seq"), &hash,
+			&bytes, &len), TF_OK);
+		tf_event_chain(prev, bytes, len, computed);
+		for (int b = 0; b < 32; b++)
+			sprintf(hex + 2 * b, "%02x", computed[b]);
+		assert_string_equal(str(l.items[i], "hash"), hex);
+		memcpy(prev, computed, 32);
+	}
+	free_lines(&l);
+	assert_int_equal(tf_query_export(f->s, T0 + 1000, capture(&l), &n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 3);
+	assert_true(num(l.items[0], "seq") == 4);
+	assert_non_null(cJSON_GetObjectItem(l.items[0], "prev"));
+	assert_null(cJSON_GetObjectItem(l.items[1], "prev"));
+	free_lines(&l);
+	tf_trace_read_end(f->s);
+}
+
+/* --- verify ---------------------------------------------------------------------- */
+
+static struct tf_verify_result verify(struct fixture *f, const struct tf_keyring *ring)
+{
+	struct tf_verify_result r;
+	struct tf_err err;
+
+	begin(f);
+	assert_int_equal(tf_query_verify(f->s, ring, &r, &err), TF_OK);
+	tf_trace_read_end(f->s);
+	return r;
+}
+
+static void verify_passes_on_an_untouched_store(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_verify_result r;
+
+	fill(f);
+	checkpoint(f);
+	put_key(f);
+	r = verify(f, NULL);
+	assert_true(r.ok);
+	assert_int_equal(r.events, 6);
+	assert_int_equal(r.checkpoints, 1);
+}
+
+/* Opens the store's LMDB directly, as someone editing it would. */
+static void tamper(struct fixture *f, uint64_t seq, bool remove, size_t offset)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+	char *copy;
+
+	tf_trace_close(f->s);
+	f->s = NULL;
+	tf_trace_put_u64(key, seq);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "events", 0, &dbi), 0);
+	if (remove) {
+		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	} else {
+		assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+		copy = malloc(v.mv_size);
+		memcpy(copy, v.mv_data, v.mv_size);
+		copy[offset] ^= 1;
+		v.mv_data = copy;
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+		free(copy);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	{
+		struct tf_err err;
+
+		assert_int_equal(tf_trace_open(f->dir, false, 0, &f->s, &err), TF_OK);
+	}
+}
+
+static void a_changed_byte_is_found_at_its_event(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_verify_result r;
+
+	fill(f);
+	checkpoint(f);
+	put_key(f);
+	tamper(f, 3, false, 32 + 100);    /* a byte of event 3's bytes */
+	r = verify(f, NULL);
+	assert_false(r.ok);
+	assert_int_equal(r.first_bad_seq, 3);
+	assert_int_equal(r.events, 2);
+}
+
+static void a_changed_hash_is_found_at_its_event(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_verify_result r;
+
+	fill(f);
+	tamper(f, 5, false, 0);
+	r = verify(f, NULL);
+	assert_false(r.ok);
+	assert_int_equal(r.first_bad_seq, 5);
+}
+
+static void a_removed_event_is_named(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_verify_result r;
+
+	fill(f);
+	checkpoint(f);
+	put_key(f);
+	tamper(f, 4, true, 0);
+	r = verify(f, NULL);
+	assert_false(r.ok);
+	assert_int_equal(r.first_bad_seq, 4);
+	assert_string_equal(r.reason, "event missing");
+}
+
+static void removing_the_last_events_is_caught_by_the_checkpoint(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_verify_result r;
+
+	fill(f);
+	checkpoint(f);
+	put_key(f);
+	tamper(f, 6, true, 0);
+	r = verify(f, NULL);
+	assert_false(r.ok);
+	assert_int_equal(r.first_bad_seq, 6);
+}
+
+static void a_checkpoint_by_another_key_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_keyring *ring = tf_keyring_new();
+	struct tf_signer *other;
+	struct tf_verify_result r;
+	struct tf_err err;
+	char path[128];
+
+	fill(f);
+	checkpoint(f);
+	snprintf(path, sizeof(path), "%s/other.pem", f->dir);
+	assert_int_equal(tf_signer_generate(path, &other, &err), TF_OK);
+	assert_int_equal(tf_keyring_add_pem(ring, tf_signer_public_pem(other),
+		strlen(tf_signer_public_pem(other)), NULL, &err), TF_OK);
+	r = verify(f, ring);
+	assert_false(r.ok);
+	assert_int_equal(r.first_bad_seq, 6);
+	assert_non_null(strstr(r.reason, "unknown key"));
+	tf_keyring_free(ring);
+	tf_signer_free(other);
+}
+
+/* --- retention and capacity ---------------------------------------------------------- */
+
+static void pruning_keeps_the_chain_verifiable(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_input later = message("019ac008e6025f1e2d3c4b5a69780789", TOPIC, "c", SHA1,
+		"delivered", T0 + 50000, "44");
+	struct tf_verify_result r;
+	struct tf_err err;
+	size_t removed;
+	uint64_t first, last;
+	struct lines l;
+
+	fill(f);
+	checkpoint(f);      /* covers 1..6 */
+	append(f, &later, 1);
+	checkpoint(f);      /* covers 7 */
+	put_key(f);
+	/* Events before T0 + 1000: 1..3. Pruned in steps of 2. */
+	assert_int_equal(tf_trace_prune(f->s, T0 + 1000, 2, &removed, &err), TF_OK);
+	assert_int_equal(removed, 2);
+	assert_int_equal(tf_trace_prune(f->s, T0 + 1000, 2, &removed, &err), TF_OK);
+	assert_int_equal(removed, 1);
+	assert_int_equal(tf_trace_prune(f->s, T0 + 1000, 2, &removed, &err), TF_OK);
+	assert_int_equal(removed, 0);
+	begin(f);
+	tf_trace_bounds(f->s, &first, &last);
+	assert_int_equal(first, 4);
+	assert_int_equal(last, 7);
+	/* Their index entries went with them. */
+	assert_null(tf_query_message(f->s, ID1, &err));
+	assert_int_equal(tf_query_recipients(f->s, "water-telemetry", 0, INT64_MAX, capture(&l),
+		&removed, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 2);
+	assert_true(num(l.items[1], "messages") == 1);
+	free_lines(&l);
+	tf_trace_read_end(f->s);
+	r = verify(f, NULL);
+	assert_true(r.ok);
+	assert_int_equal(r.events, 4);
+	/* The writer goes on from where it was. */
+	tf_trace_close(f->s);
+	assert_int_equal(tf_trace_open(f->dir, true, 0, &f->s, &err), TF_OK);
+	assert_int_equal(tf_trace_last_seq(f->s), 7);
+}
+
+static void nothing_newer_than_the_last_checkpoint_is_pruned(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_err err;
+	size_t removed;
+
+	fill(f);
+	assert_int_equal(tf_trace_prune(f->s, T0 + 100000, 100, &removed, &err), TF_OK);
+	assert_int_equal(removed, 0);
+}
+
+static void a_full_store_refuses_and_stays_readable(void **state)
+{
+	struct fixture *f = *state;
+	static char big[60000];
+	struct tf_trace_input in = message(ID1, TOPIC, "c", SHA1, "delivered", T0, "");
+	struct tf_verify_result r;
+	struct tf_err err;
+	int rc = TF_OK, written = 0;
+
+	tf_trace_close(f->s);
+	assert_int_equal(tf_trace_open(f->dir, true, 1024 * 1024, &f->s, &err), TF_OK);
+	memset(big, 'x', sizeof(big) - 1);
+	in.values[8] = big;
+	for (int i = 0; i < 100 && rc == TF_OK; i++) {
+		rc = tf_trace_append(f->s, &in, 1, &err);
+		written += rc == TF_OK;
+	}
+	assert_int_equal(rc, TF_ERR_FULL);
+	assert_non_null(strstr(err.msg, "size limit"));
+	assert_true(written > 3);
+	assert_int_equal(tf_trace_last_seq(f->s), (uint64_t)written);
+	r = verify(f, NULL);
+	assert_true(r.ok);
+	assert_int_equal(r.events, (uint64_t)written);
+}
+
+static void the_map_grows_when_allowed(void **state)
+{
+	struct fixture *f = *state;
+	static char big[200000];
+	struct tf_trace_input in = message(ID1, TOPIC, "c", SHA1, "delivered", T0, "");
+	struct tf_err err;
+
+	memset(big, 'y', sizeof(big) - 1);
+	in.values[8] = big;
+	/* 80 MB: more than the first map of 64 MiB. */
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(tf_trace_append(f->s, &in, 1, &err), TF_OK);
+	assert_int_equal(tf_trace_last_seq(f->s), 400);
+}
+
+static void a_reader_needs_an_existing_store(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_store *s;
+	struct tf_err err;
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/none", f->dir);
+	assert_int_not_equal(tf_trace_open(path, false, 0, &s, &err), TF_OK);
+	assert_non_null(strstr(err.msg, path));
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(appending_numbers_and_chains_events),
+		T(state_survives_reopening),
+		T(event_times_never_go_back),
+		T(a_delivery_of_an_unknown_message_is_matched_by_topic_and_hash),
+		T(message_object_lists_deliveries_and_withholdings),
+		T(a_release_changes_the_status),
+		T(recipients_counts_deliveries_made_per_client),
+		T(find_by_topic_and_hash),
+		T(export_gives_every_event_with_its_hash),
+		T(verify_passes_on_an_untouched_store),
+		T(a_changed_byte_is_found_at_its_event),
+		T(a_changed_hash_is_found_at_its_event),
+		T(a_removed_event_is_named),
+		T(removing_the_last_events_is_caught_by_the_checkpoint),
+		T(a_checkpoint_by_another_key_fails),
+		T(pruning_keeps_the_chain_verifiable),
+		T(nothing_newer_than_the_last_checkpoint_is_pruned),
+		T(a_full_store_refuses_and_stays_readable),
+		T(the_map_grows_when_allowed),
+		T(a_reader_needs_an_existing_store),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
