@@ -32,8 +32,10 @@
  * queue, a retained copy) is traced by the message's topic and payload
  * hash instead. */
 #define TRACE_ID_KEEP_MS 60000
-/* The longest time between two trace checkpoints (operations-v1). */
+/* The longest time between two trace checkpoints (operations-v1), and
+ * how often events past trace_retention_days are pruned. */
 #define CHECKPOINT_MS 10000
+#define PRUNE_MS 60000
 
 struct tf_engine {
 	struct tf_policy_set *set;
@@ -317,6 +319,7 @@ static int start_trace(struct tf_engine *e, const struct tf_options *opts, struc
 		.retention_days = (uint32_t)option_number(opts->trace_retention_days),
 		.max_bytes = (uint64_t)option_number(opts->trace_max_mb) * 1024 * 1024,
 		.checkpoint_ms = CHECKPOINT_MS,
+		.prune_ms = PRUNE_MS,
 	};
 	int rc;
 

@@ -96,17 +96,18 @@ static bool set_status(cJSON *o, const char *status)
 }
 
 /* Each event about one message, in order. */
-static int visit_message_event(void *ctx, const unsigned char *key, size_t klen,
-		const unsigned char *val, size_t vlen)
+static int visit_message_event(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t extra_len)
 {
 	struct message_build *b = ctx;
 	const struct tf_event *ev = &b->d.ev;
 	cJSON *item;
 	char broker[TF_BROKER_ID_MAX + 1] = "";
 
-	(void)val;
-	(void)vlen;
-	if (!decode_seq(b->s, tf_trace_get_u64(key + klen - 8), &b->d))
+	(void)ts;
+	(void)extra;
+	(void)extra_len;
+	if (!decode_seq(b->s, seq, &b->d))
 		return 0;
 	switch (ev->kind) {
 	case TF_EVENT_MESSAGE:
@@ -157,7 +158,7 @@ static cJSON *build_message(struct tf_trace_store *s, const unsigned char id[16]
 	struct message_build b = { s, { .scratch = NULL }, NULL, NULL, NULL, with_deliveries,
 		false };
 
-	tf_trace_scan_index(s, TF_INDEX_BY_ID, id, 16, NULL, 0, NULL, 0, visit_message_event, &b);
+	tf_trace_scan_index(s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, visit_message_event, &b);
 	free(b.d.scratch);
 	if (b.failed) {
 		cJSON_Delete(b.obj);
@@ -200,52 +201,75 @@ struct recipient {
 };
 
 struct recipients_build {
+	struct tf_trace_store *s;
 	struct tf_strmap *index;   /* client -> position in list */
 	struct recipient *list;
 	size_t n, cap;
+	struct decoded d;
 	bool failed;
 };
 
-static int visit_policy_entry(void *ctx, const unsigned char *key, size_t klen,
-		const unsigned char *val, size_t vlen)
+/* A recipient's entry, made the first time it appears. */
+static struct recipient *recipient(struct recipients_build *b, const char *client, size_t clen,
+		const char *org, size_t olen, int64_t ts)
 {
-	struct recipients_build *b = ctx;
-	int64_t ts = (int64_t)tf_trace_get_u64(key + klen - 16);
-	const char *client, *org;
-	size_t clen;
 	uint32_t at;
 
-	/* Deliveries that were made carry "d" client NUL org. */
-	if (vlen < 2 || val[0] != 'd')
-		return 0;
-	client = (const char *)val + 1;
-	clen = strnlen(client, vlen - 1);
-	if (clen + 1 >= vlen)
-		return 0;
-	org = client + clen + 1;
-	if (!tf_strmap_get(b->index, client, clen, &at)) {
-		if (b->n == b->cap) {
-			size_t cap = b->cap ? b->cap * 2 : 16;
-			struct recipient *grown = realloc(b->list, cap * sizeof(*grown));
+	if (tf_strmap_get(b->index, client, clen, &at))
+		return &b->list[at];
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct recipient *grown = realloc(b->list, cap * sizeof(*grown));
 
-			if (grown == NULL)
-				return b->failed = true;
-			b->list = grown;
-			b->cap = cap;
-		}
-		at = (uint32_t)b->n;
-		b->list[at] = (struct recipient){ strndup(client, clen),
-			strndup(org, vlen - 2 - clen), 0, ts, ts };
-		if (b->list[at].client == NULL || b->list[at].org == NULL
-				|| tf_strmap_put(b->index, client, clen, at, NULL) != 1) {
-			free(b->list[at].client);
-			free(b->list[at].org);
-			return b->failed = true;
-		}
-		b->n++;
+		if (grown == NULL)
+			return NULL;
+		b->list = grown;
+		b->cap = cap;
 	}
-	b->list[at].messages++;
-	b->list[at].last_ts = ts;
+	at = (uint32_t)b->n;
+	b->list[at] = (struct recipient){ strndup(client, clen), strndup(org, olen), 0, ts, ts };
+	if (b->list[at].client == NULL || b->list[at].org == NULL
+			|| tf_strmap_put(b->index, client, clen, at, NULL) != 1) {
+		free(b->list[at].client);
+		free(b->list[at].org);
+		return NULL;
+	}
+	b->n++;
+	return &b->list[at];
+}
+
+static int visit_policy_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct recipients_build *b = ctx;
+	const char *client, *org;
+	size_t clen, olen;
+	struct recipient *r;
+
+	/* Deliveries that were made carry "d" client NUL org; "D" when the
+	 * names were too long for the index: the event has them whole. */
+	if (len >= 2 && extra[0] == 'D') {
+		if (!decode_seq(b->s, seq, &b->d))
+			return 0;
+		client = b->d.ev.values[2];
+		org = b->d.ev.values[3];
+		clen = strlen(client);
+		olen = strlen(org);
+	} else if (len >= 2 && extra[0] == 'd') {
+		client = (const char *)extra + 1;
+		clen = strnlen(client, len - 1);
+		if (clen + 1 >= len)
+			return 0;
+		org = client + clen + 1;
+		olen = len - 2 - clen;
+	} else {
+		return 0;
+	}
+	r = recipient(b, client, clen, org, olen, ts);
+	if (r == NULL)
+		return b->failed = true;
+	r->messages++;
+	r->last_ts = ts;
 	return 0;
 }
 
@@ -257,22 +281,15 @@ static int by_client(const void *a, const void *b)
 int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t since_ms,
 		int64_t until_ms, FILE *out, size_t *count, struct tf_err *err)
 {
-	struct recipients_build b = { tf_strmap_new(), NULL, 0, 0, false };
-	unsigned char prefix[TF_TRACE_KEY_TEXT_MAX + 1], lo[8], hi[8];
-	size_t plen = strlen(policy);
+	struct recipients_build b = { s, tf_strmap_new(), NULL, 0, 0, { .scratch = NULL }, false };
 	int rc = TF_OK;
 
 	*count = 0;
 	if (b.index == NULL)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
-	if (plen > TF_TRACE_KEY_TEXT_MAX)
-		plen = TF_TRACE_KEY_TEXT_MAX;
-	memcpy(prefix, policy, plen);
-	prefix[plen] = 0;
-	tf_trace_put_u64(lo, (uint64_t)(since_ms < 0 ? 0 : since_ms));
-	tf_trace_put_u64(hi, (uint64_t)(until_ms < 0 ? 0 : until_ms));
-	tf_trace_scan_index(s, TF_INDEX_BY_POLICY, prefix, plen + 1, lo, 8, hi, 8,
+	tf_trace_scan_index(s, TF_INDEX_BY_POLICY, policy, strlen(policy), since_ms, until_ms,
 		visit_policy_entry, &b);
+	free(b.d.scratch);
 	if (b.failed)
 		rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	if (b.n > 0)
@@ -305,7 +322,6 @@ int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t si
 struct find_build {
 	struct tf_trace_store *s;
 	const char *topic;
-	const unsigned char *sha;   /* NULL: any payload */
 	int64_t since_ms;
 	FILE *out;
 	size_t count;
@@ -335,46 +351,41 @@ static int find_one(struct find_build *b, uint64_t seq)
 	return b->rc != TF_OK;
 }
 
-static int visit_topic_entry(void *ctx, const unsigned char *key, size_t klen,
-		const unsigned char *val, size_t vlen)
+static int visit_topic_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
 {
-	struct find_build *b = ctx;
-
-	if (b->sha != NULL && (vlen != 32 || memcmp(val, b->sha, 32) != 0))
+	(void)ts;
+	(void)extra;
+	if (len != 32)
 		return 0;
-	return find_one(b, tf_trace_get_u64(key + klen - 8));
+	return find_one(ctx, seq);
 }
 
-static int visit_sha_entry(void *ctx, const unsigned char *key, size_t klen,
-		const unsigned char *val, size_t vlen)
+static int visit_sha_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
 {
-	(void)val;
-	(void)vlen;
-	return find_one(ctx, tf_trace_get_u64(key + klen - 8));
+	(void)ts;
+	(void)extra;
+	(void)len;
+	return find_one(ctx, seq);
 }
 
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err)
 {
-	struct find_build b = { s, topic, NULL, since_ms, out, 0, { .scratch = NULL }, TF_OK, err };
-	unsigned char sha[32], prefix[TF_TRACE_KEY_TEXT_MAX + 1], lo[8];
-	size_t plen = strlen(topic);
+	struct find_build b = { s, topic, since_ms, out, 0, { .scratch = NULL }, TF_OK, err };
+	unsigned char sha[32];
 
 	*count = 0;
 	if (sha256 != NULL) {
 		if (!tf_trace_sha_bytes(sha256, sha))
 			return tf_err_set(err, TF_ERR_INVALID, "--sha256: not 64 lowercase hex digits");
-		b.sha = sha;
-		/* Few messages share a payload: the hash narrows best. */
-		tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, NULL, 0, NULL, 0, visit_sha_entry,
-			&b);
+		/* Few messages share a payload: the hash narrows best. find_one
+		 * checks the topic. */
+		tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, since_ms, INT64_MAX,
+			visit_sha_entry, &b);
 	} else {
-		if (plen > TF_TRACE_KEY_TEXT_MAX)
-			plen = TF_TRACE_KEY_TEXT_MAX;
-		memcpy(prefix, topic, plen);
-		prefix[plen] = 0;
-		tf_trace_put_u64(lo, (uint64_t)(since_ms < 0 ? 0 : since_ms));
-		tf_trace_scan_index(s, TF_INDEX_BY_TOPIC, prefix, plen + 1, lo, 8, NULL, 0,
+		tf_trace_scan_index(s, TF_INDEX_BY_TOPIC, topic, strlen(topic), since_ms, INT64_MAX,
 			visit_topic_entry, &b);
 	}
 	free(b.d.scratch);

@@ -12,7 +12,11 @@
 
 #define FORMAT "1"
 #define INITIAL_MAP (64ull * 1024 * 1024)
-#define TEXT_KEY_MAX (TF_TRACE_KEY_TEXT_MAX + 1 + 16)
+/* An index entry's data: ts(8) seq(8), then what the index adds. Names
+ * in by_policy's data are cut to NAME_MAX bytes, which keeps the data
+ * under LMDB's limit for sorted duplicates. */
+#define ENTRY_HEAD 16
+#define NAME_MAX_IN_ENTRY 240
 
 enum db {
 	DB_EVENTS,
@@ -30,6 +34,18 @@ enum db {
 static const char *const db_names[DB_COUNT] = {
 	"events", "by_id", "by_policy", "by_publisher", "by_recipient", "by_topic", "by_sha",
 	"checkpoints", "meta",
+};
+
+/* The indexes keep their entries as sorted duplicates of the key looked
+ * up, appended in time order: LMDB then fills its pages instead of
+ * splitting them in half. */
+static const unsigned db_flags[DB_COUNT] = {
+	[DB_BY_ID] = MDB_DUPSORT | MDB_DUPFIXED,
+	[DB_BY_POLICY] = MDB_DUPSORT,
+	[DB_BY_PUBLISHER] = MDB_DUPSORT | MDB_DUPFIXED,
+	[DB_BY_RECIPIENT] = MDB_DUPSORT | MDB_DUPFIXED,
+	[DB_BY_TOPIC] = MDB_DUPSORT | MDB_DUPFIXED,
+	[DB_BY_SHA] = MDB_DUPSORT | MDB_DUPFIXED,
 };
 
 /* The writer's position in the chain. */
@@ -125,21 +141,6 @@ void tf_trace_policy_id(const char *label, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-/* text (cut) || 0x00 || ts || seq into key; returns its length. */
-static size_t text_key(unsigned char key[TEXT_KEY_MAX], const char *text, int64_t ts,
-		uint64_t seq)
-{
-	size_t n = strlen(text);
-
-	if (n > TF_TRACE_KEY_TEXT_MAX)
-		n = TF_TRACE_KEY_TEXT_MAX;
-	memcpy(key, text, n);
-	key[n] = 0;
-	tf_trace_put_u64(key + n + 1, (uint64_t)ts);
-	tf_trace_put_u64(key + n + 9, seq);
-	return n + 17;
-}
-
 static int lmdb_error(struct tf_err *err, const char *dir, const char *what, int rc)
 {
 	if (rc == MDB_MAP_FULL || rc == ENOSPC)
@@ -161,7 +162,8 @@ static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
 	if (rc != 0)
 		return lmdb_error(err, s->dir, "cannot begin", rc);
 	for (int i = 0; i < DB_COUNT && rc == 0; i++)
-		rc = mdb_dbi_open(txn, db_names[i], s->writable ? MDB_CREATE : 0, &s->dbi[i]);
+		rc = mdb_dbi_open(txn, db_names[i], db_flags[i] | (s->writable ? MDB_CREATE : 0),
+			&s->dbi[i]);
 	if (rc == MDB_NOTFOUND) {
 		mdb_txn_abort(txn);
 		return tf_err_set(err, TF_ERR_INVALID, "%s is not a trustflow trace store", s->dir);
@@ -331,9 +333,9 @@ static int put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const vo
 static int find_message(struct tf_trace_store *s, MDB_txn *txn, const char *topic,
 		const char *sha_hex, char id[TF_MSGID_LEN + 1])
 {
-	unsigned char sha[32], after[41];
+	unsigned char sha[32];
 	MDB_cursor *c;
-	MDB_val k, v;
+	MDB_val k = mval(sha, 32), v;
 	int rc;
 
 	id[0] = '\0';
@@ -341,16 +343,12 @@ static int find_message(struct tf_trace_store *s, MDB_txn *txn, const char *topi
 		return 0;
 	if ((rc = mdb_cursor_open(txn, s->dbi[DB_BY_SHA], &c)) != 0)
 		return rc;
-	/* Walk back from the first key after sha's entries: the latest
-	 * message with this payload comes first. */
-	memcpy(after, sha, 32);
-	memset(after + 32, 0xff, 9);
-	k = mval(after, 41);
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	rc = mdb_cursor_get(c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
-	for (; rc == 0 && k.mv_size == 40 && memcmp(k.mv_data, sha, 32) == 0;
-			rc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
-		MDB_val ek = { 8, (unsigned char *)k.mv_data + 32 }, ev;
+	/* The latest message with this payload comes first. */
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+	for (; rc == 0 && v.mv_size == ENTRY_HEAD; rc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP)) {
+		MDB_val ek = { 8, (unsigned char *)v.mv_data + 8 }, ev;
 		struct tf_event event;
 
 		if (mdb_get(txn, s->dbi[DB_EVENTS], &ek, &ev) != 0 || ev.mv_size < 32
@@ -367,106 +365,131 @@ static int find_message(struct tf_trace_store *s, MDB_txn *txn, const char *topi
 	return 0;
 }
 
-/* The index entries of one event: for appending and for pruning. */
+/* One index entry of an event: for appending and for pruning. */
 struct index_entry {
 	enum db db;
-	unsigned char key[TEXT_KEY_MAX];
+	unsigned char key[TF_TRACE_KEY_TEXT_MAX];
 	size_t klen;
-	unsigned char val[TEXT_KEY_MAX * 2 + 2];
-	size_t vlen;
+	unsigned char data[ENTRY_HEAD + 2 + 2 * NAME_MAX_IN_ENTRY];
+	size_t dlen;
 };
 
-static void id_entry(struct index_entry *e, const char *id_hex, uint64_t seq, bool *ok)
+/* Starts an entry of db for ev under key[0..klen) (text is cut); false
+ * when the key is empty (LMDB has no empty keys). */
+static bool entry(struct index_entry *e, enum db db, const void *key, size_t klen,
+		const struct tf_event *ev)
 {
-	e->db = DB_BY_ID;
-	*ok = tf_trace_id_bytes(id_hex, e->key);
-	tf_trace_put_u64(e->key + 16, seq);
-	e->klen = 24;
-	e->vlen = 0;
+	if (klen == 0)
+		return false;
+	e->db = db;
+	e->klen = klen < TF_TRACE_KEY_TEXT_MAX ? klen : TF_TRACE_KEY_TEXT_MAX;
+	memcpy(e->key, key, e->klen);
+	tf_trace_put_u64(e->data, (uint64_t)ev->ts_ms);
+	tf_trace_put_u64(e->data + 8, ev->seq);
+	e->dlen = ENTRY_HEAD;
+	return true;
 }
 
-static size_t cut(const char *text, unsigned char *out)
+static bool id_entry(struct index_entry *e, const char *id_hex, const struct tf_event *ev)
 {
-	size_t n = strlen(text);
+	unsigned char id[16];
 
-	if (n > TF_TRACE_KEY_TEXT_MAX)
-		n = TF_TRACE_KEY_TEXT_MAX;
-	memcpy(out, text, n);
-	return n;
+	return tf_trace_id_bytes(id_hex, id) && entry(e, DB_BY_ID, id, 16, ev);
+}
+
+static bool text_entry(struct index_entry *e, enum db db, const char *text,
+		const struct tf_event *ev)
+{
+	return entry(e, db, text, strlen(text), ev);
+}
+
+/* by_policy, under the label's policy id; extra: the kind, and for a
+ * delivery made the recipient's client NUL org ('D' instead of 'd' when
+ * a name was cut: the query reads the event then). */
+static bool policy_entry(struct index_entry *e, const char *label, const struct tf_event *ev,
+		char kind, const char *client, const char *org)
+{
+	char policy[TF_TRACE_KEY_TEXT_MAX + 1];
+	size_t cl, ol;
+
+	tf_trace_policy_id(label, policy, sizeof(policy));
+	if (!text_entry(e, DB_BY_POLICY, policy, ev))
+		return false;
+	e->data[e->dlen++] = (unsigned char)kind;
+	if (client == NULL)
+		return true;
+	cl = strlen(client);
+	ol = strlen(org);
+	if (cl > NAME_MAX_IN_ENTRY || ol > NAME_MAX_IN_ENTRY) {
+		e->data[e->dlen - 1] = 'D';
+		cl = cl < NAME_MAX_IN_ENTRY ? cl : NAME_MAX_IN_ENTRY;
+		ol = ol < NAME_MAX_IN_ENTRY ? ol : NAME_MAX_IN_ENTRY;
+	}
+	memcpy(e->data + e->dlen, client, cl);
+	e->data[e->dlen + cl] = 0;
+	memcpy(e->data + e->dlen + cl + 1, org, ol);
+	e->dlen += cl + 1 + ol;
+	return true;
 }
 
 /* Fills out with the index entries of ev; returns how many. */
 static int index_entries(const struct tf_event *ev, struct index_entry out[5])
 {
 	const char *const *f = ev->values;
-	char policy[TF_TRACE_KEY_TEXT_MAX + 1];
+	unsigned char sha[32];
 	int n = 0;
-	bool ok;
 
 	switch (ev->kind) {
 	case TF_EVENT_MESSAGE:   /* id topic org client policy sha256 ... */
-		id_entry(&out[n], f[0], ev->seq, &ok);
-		n += ok;
-		if (f[4][0] != '\0') {
-			tf_trace_policy_id(f[4], policy, sizeof(policy));
-			out[n].db = DB_BY_POLICY;
-			out[n].klen = text_key(out[n].key, policy, ev->ts_ms, ev->seq);
-			out[n].val[0] = 'm';
-			out[n++].vlen = 1;
-		}
-		out[n].db = DB_BY_PUBLISHER;
-		out[n].klen = text_key(out[n].key, f[3], ev->ts_ms, ev->seq);
-		out[n++].vlen = 0;
-		if (tf_trace_sha_bytes(f[5], out[n].val)) {
-			out[n].db = DB_BY_TOPIC;
-			out[n].klen = text_key(out[n].key, f[1], ev->ts_ms, ev->seq);
-			out[n].vlen = 32;
-			n++;
-			out[n].db = DB_BY_SHA;
-			memcpy(out[n].key, out[n - 1].val, 32);
-			tf_trace_put_u64(out[n].key + 32, ev->seq);
-			out[n].klen = 40;
-			out[n++].vlen = 0;
+		n += id_entry(&out[n], f[0], ev);
+		if (f[4][0] != '\0')
+			n += policy_entry(&out[n], f[4], ev, 'm', NULL, NULL);
+		n += text_entry(&out[n], DB_BY_PUBLISHER, f[3], ev);
+		if (tf_trace_sha_bytes(f[5], sha)) {
+			if (text_entry(&out[n], DB_BY_TOPIC, f[1], ev)) {
+				memcpy(out[n].data + ENTRY_HEAD, sha, 32);
+				out[n++].dlen += 32;
+			}
+			n += entry(&out[n], DB_BY_SHA, sha, 32, ev);
 		}
 		break;
 	case TF_EVENT_DELIVERY:  /* id policy client org outcome reason */
-		id_entry(&out[n], f[0], ev->seq, &ok);
-		n += ok;
+		n += id_entry(&out[n], f[0], ev);
 		if (f[1][0] != '\0') {
-			tf_trace_policy_id(f[1], policy, sizeof(policy));
-			out[n].db = DB_BY_POLICY;
-			out[n].klen = text_key(out[n].key, policy, ev->ts_ms, ev->seq);
-			out[n].val[0] = 'd';
-			out[n].vlen = 1;
-			if (strcmp(f[4], "delivered") == 0) {
-				size_t c = cut(f[2], out[n].val + 1);
+			bool made = strcmp(f[4], "delivered") == 0;
 
-				out[n].val[1 + c] = 0;
-				out[n].vlen = 2 + c + cut(f[3], out[n].val + 2 + c);
-			}
-			n++;
+			n += policy_entry(&out[n], f[1], ev, 'd', made ? f[2] : NULL, f[3]);
 		}
-		out[n].db = DB_BY_RECIPIENT;
-		out[n].klen = text_key(out[n].key, f[2], ev->ts_ms, ev->seq);
-		out[n++].vlen = 0;
+		n += text_entry(&out[n], DB_BY_RECIPIENT, f[2], ev);
 		break;
 	case TF_EVENT_RELEASE:   /* id flow by */
 	case TF_EVENT_DISCARD:
+		n += id_entry(&out[n], f[0], ev);
+		break;
 	case TF_EVENT_ALERT:     /* alert kind policy ... */
-		id_entry(&out[n], f[0], ev->seq, &ok);
-		n += ok;
-		if (ev->kind == TF_EVENT_ALERT && f[2][0] != '\0') {
-			tf_trace_policy_id(f[2], policy, sizeof(policy));
-			out[n].db = DB_BY_POLICY;
-			out[n].klen = text_key(out[n].key, policy, ev->ts_ms, ev->seq);
-			out[n].val[0] = 'a';
-			out[n++].vlen = 1;
-		}
+		n += id_entry(&out[n], f[0], ev);
+		if (f[2][0] != '\0')
+			n += policy_entry(&out[n], f[2], ev, 'a', NULL, NULL);
 		break;
 	case TF_EVENT_POLICY_SET:
 		break;
 	}
 	return n;
+}
+
+/* Adds an index entry; entries arrive in time order, so each goes at the
+ * end of its key's duplicates (APPENDDUP), except after pruning races or
+ * a repeated seq, which take the ordinary path. */
+static int put_entry(struct tf_trace_store *s, MDB_txn *txn, const struct index_entry *e)
+{
+	MDB_val k = mval(e->key, e->klen), d = mval(e->data, e->dlen);
+	int rc = mdb_put(txn, s->dbi[e->db], &k, &d, MDB_APPENDDUP);
+
+	if (rc == MDB_KEYEXIST) {
+		d = mval(e->data, e->dlen);
+		rc = mdb_put(txn, s->dbi[e->db], &k, &d, 0);
+	}
+	return rc;
 }
 
 static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state *st,
@@ -499,8 +522,7 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 		return rc;
 	n = index_entries(&ev, entries);
 	for (int i = 0; i < n; i++)
-		if ((rc = put(txn, s->dbi[entries[i].db], entries[i].key, entries[i].klen,
-				entries[i].val, entries[i].vlen, 0)) != 0)
+		if ((rc = put_entry(s, txn, &entries[i])) != 0)
 			return rc;
 	if (in->kind == TF_EVENT_MESSAGE && ev.values[9][0] != '\0') {
 		uint64_t stamp_seq = strtoull(ev.values[9], NULL, 10);
@@ -685,9 +707,10 @@ static int prune_body(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
 		memcpy(anchor + 8, v.mv_data, 32);
 		n = index_entries(&ev, entries);
 		for (int i = 0; i < n; i++) {
-			MDB_val ik = { entries[i].klen, entries[i].key };
+			MDB_val ik = mval(entries[i].key, entries[i].klen);
+			MDB_val id = mval(entries[i].data, entries[i].dlen);
 
-			rc = mdb_del(txn, s->dbi[entries[i].db], &ik, NULL);
+			rc = mdb_del(txn, s->dbi[entries[i].db], &ik, &id);
 			if (rc != 0 && rc != MDB_NOTFOUND)
 				break;
 			rc = 0;
@@ -865,37 +888,37 @@ uint64_t tf_trace_seq_at(struct tf_trace_store *s, int64_t ts_ms)
 	return lo;
 }
 
-int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *prefix,
-		size_t plen, const void *lo, size_t lolen, const void *hi, size_t hilen,
-		tf_trace_index_visit visit, void *ctx)
+int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
+		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_index_visit visit, void *ctx)
 {
 	static const enum db dbs[] = {
 		[TF_INDEX_BY_ID] = DB_BY_ID, [TF_INDEX_BY_POLICY] = DB_BY_POLICY,
 		[TF_INDEX_BY_PUBLISHER] = DB_BY_PUBLISHER, [TF_INDEX_BY_RECIPIENT] = DB_BY_RECIPIENT,
 		[TF_INDEX_BY_TOPIC] = DB_BY_TOPIC, [TF_INDEX_BY_SHA] = DB_BY_SHA,
 	};
-	unsigned char start[512];
+	unsigned char from[8];
 	MDB_cursor *c;
-	MDB_val k, v;
+	MDB_val k = mval(key, klen < TF_TRACE_KEY_TEXT_MAX ? klen : TF_TRACE_KEY_TEXT_MAX), d;
 	int rc, stop = 0;
 
-	if (plen + (lo ? lolen : 0) > sizeof(start))
-		return -1;
-	memcpy(start, prefix, plen);
-	if (lo != NULL)
-		memcpy(start + plen, lo, lolen);
+	if (klen == 0)
+		return 0;
+	tf_trace_put_u64(from, (uint64_t)(from_ms < 0 ? 0 : from_ms));
+	d = mval(from, 8);
 	if (mdb_cursor_open(s->rtxn, s->dbi[dbs[ix]], &c) != 0)
 		return -1;
-	k = mval(start, plen + (lo ? lolen : 0));
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && stop == 0;
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		const unsigned char *key = k.mv_data;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_GET_BOTH_RANGE); rc == 0 && stop == 0;
+			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_DUP)) {
+		const unsigned char *data = d.mv_data;
+		int64_t ts;
 
-		if (k.mv_size < plen + 8 || memcmp(key, prefix, plen) != 0)
+		if (d.mv_size < ENTRY_HEAD)
+			continue;
+		ts = (int64_t)tf_trace_get_u64(data);
+		if (ts > to_ms)
 			break;
-		if (hi != NULL && (k.mv_size < plen + hilen || memcmp(key + plen, hi, hilen) > 0))
-			break;
-		stop = visit(ctx, key, k.mv_size, v.mv_data, v.mv_size);
+		stop = visit(ctx, ts, tf_trace_get_u64(data + 8), data + ENTRY_HEAD,
+			d.mv_size - ENTRY_HEAD);
 	}
 	mdb_cursor_close(c);
 	return stop;

@@ -3,25 +3,27 @@
  *
  * One writer (the broker's trace writer thread) appends events in
  * batches; any number of readers, in this or other processes (tfctl),
- * query it meanwhile. The layout, all integers big-endian so that keys
+ * query it meanwhile. The layout, all integers big-endian so that they
  * sort by number:
  *
- *   events        seq(8)                          -> chain hash(32) || event bytes
- *   by_id         message id(16)  seq(8)          -> ""
- *   by_policy     policy id 0x00  ts(8) seq(8)    -> kind(1) [client 0x00 org]
- *   by_publisher  client 0x00     ts(8) seq(8)    -> ""
- *   by_recipient  client 0x00     ts(8) seq(8)    -> ""
- *   by_topic      topic 0x00      ts(8) seq(8)    -> payload sha256(32)
- *   by_sha        sha256(32)      seq(8)          -> ""
- *   checkpoints   seq(8)                          -> checkpoint JSON
- *   meta          name                            -> value
+ *   events        seq(8)        -> chain hash(32) || event bytes
+ *   by_id         message id(16)   => ts(8) seq(8)
+ *   by_policy     policy id        => ts(8) seq(8) kind(1) [client 0x00 org]
+ *   by_publisher  client           => ts(8) seq(8)
+ *   by_recipient  client           => ts(8) seq(8)
+ *   by_topic      topic            => ts(8) seq(8) payload sha256(32)
+ *   by_sha        sha256(32)       => ts(8) seq(8)
+ *   checkpoints   seq(8)        -> checkpoint JSON
+ *   meta          name          -> value
  *
- * by_id holds every event about a message (the message, its deliveries,
- * its release or discard); by_policy the messages and deliveries under a
- * policy (the value of a delivery that was made carries the recipient);
- * by_publisher, by_topic and by_sha the message events; by_recipient the
- * deliveries. Text in keys is cut at TF_TRACE_KEY_TEXT_MAX bytes, so a
- * query on longer text compares the event's own field as well.
+ * (=> : sorted duplicates, one per event, in time order.) by_id holds
+ * every event about a message (the message, its deliveries, its release
+ * or discard) and alerts by their id; by_policy the messages, deliveries
+ * and alerts under a policy (the entry of a delivery that was made names
+ * the recipient); by_publisher, by_topic and by_sha the message events;
+ * by_recipient the deliveries. Text keys are cut at
+ * TF_TRACE_KEY_TEXT_MAX bytes, so a query on longer text compares the
+ * event's own field as well.
  *
  * Event times never decrease along the sequence (the store records the
  * later of an event's time and its predecessor's), so the events in a
@@ -139,17 +141,14 @@ void tf_trace_bounds(struct tf_trace_store *s, uint64_t *first, uint64_t *last);
  * none). */
 uint64_t tf_trace_seq_at(struct tf_trace_store *s, int64_t ts_ms);
 
-/* Visits, in key order, the entries of an index whose key starts with
- * prefix, from the first at or after prefix || lo, while the hilen bytes
- * after the prefix are at most hi (lo, hi may be NULL: unbounded), until
- * visit returns non-zero (which is then returned; -1 when the index
- * cannot be read). The key passed is the whole key, whose last 8 bytes
- * are the event's seq. */
-typedef int (*tf_trace_index_visit)(void *ctx, const unsigned char *key, size_t klen,
-		const unsigned char *val, size_t vlen);
-int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *prefix,
-		size_t plen, const void *lo, size_t lolen, const void *hi, size_t hilen,
-		tf_trace_index_visit visit, void *ctx);
+/* Visits, in time order, the entries of an index under key whose time
+ * lies in [from_ms, to_ms], until visit returns non-zero (which is then
+ * returned; -1 when the index cannot be read). extra: what the index
+ * keeps beyond time and seq (see the layout above). */
+typedef int (*tf_trace_index_visit)(void *ctx, int64_t ts_ms, uint64_t seq,
+		const unsigned char *extra, size_t extra_len);
+int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
+		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_index_visit visit, void *ctx);
 
 /* Visits the stored checkpoints in order. */
 typedef int (*tf_trace_checkpoint_visit)(void *ctx, const struct tf_checkpoint *cp);

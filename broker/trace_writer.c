@@ -10,13 +10,16 @@
 #include "broker/checkpoint.h"
 #include "broker/provenance.h"
 
-/* The most queued bytes before the broker's thread waits for the writer,
- * and how long it waits before it gives up (and fails closed). */
-#define QUEUE_MAX (64u * 1024 * 1024)
+/* The most queued bytes before the broker's thread waits for the writer
+ * (backpressure: the broker slows to the rate the store takes), and how
+ * long the writer may make no progress before the broker gives up (and
+ * fails closed). A smaller queue hands over sooner; this one holds about
+ * a quarter of a second of the writer's work. */
+#define QUEUE_MAX (8u * 1024 * 1024)
 #define QUEUE_WAIT_MS 1000
-/* How often a failed batch is tried again, and pruning runs. */
+/* How often a failed batch is tried again, and how many events one
+ * pruning step removes at most. */
 #define RETRY_MS 1000
-#define PRUNE_EVERY_MS 60000
 #define PRUNE_BATCH 20000
 
 /* A queued record: this header, then each value as a 4-byte length, the
@@ -41,7 +44,7 @@ struct tf_trace_writer {
 	struct tf_trace_store *store;
 	struct tf_signer *signer;
 	char *broker_id;
-	uint32_t sync_ms, checkpoint_ms, retention_days;
+	uint32_t sync_ms, checkpoint_ms, prune_ms, retention_days;
 	pthread_t thread;
 
 	pthread_mutex_t lock;
@@ -50,6 +53,7 @@ struct tf_trace_writer {
 	struct queue front;        /* under lock: where records go */
 	uint64_t queued;           /* under lock: records ever queued */
 	uint64_t durable;          /* under lock: records on disk */
+	uint64_t swaps;            /* under lock: batches the writer took */
 	bool stopping, flush_wanted, failed;
 	char *checkpoint_json;     /* under lock: not yet taken */
 	char report[1024];         /* under lock: not yet taken, "" when none */
@@ -124,13 +128,17 @@ int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_inpu
 	head.size = (uint32_t)size;
 
 	pthread_mutex_lock(&w->lock);
-	if (w->front.len + size > QUEUE_MAX && !w->failed) {
+	while (w->front.len + size > QUEUE_MAX && !w->failed) {
 		struct timespec until;
+		uint64_t swaps = w->swaps;
 
+		/* Waits as long as the writer takes batches. */
 		deadline_in(&until, QUEUE_WAIT_MS);
-		while (w->front.len + size > QUEUE_MAX && !w->failed
+		while (w->front.len + size > QUEUE_MAX && !w->failed && w->swaps == swaps
 				&& pthread_cond_timedwait(&w->progress, &w->lock, &until) != ETIMEDOUT)
 			;
+		if (w->swaps == swaps)
+			break;
 	}
 	if (w->failed || w->front.len + size > QUEUE_MAX) {
 		pthread_mutex_unlock(&w->lock);
@@ -372,7 +380,7 @@ static void prune(struct tf_trace_writer *w)
 /* How long the thread may sleep before a timer is due (ms). */
 static int64_t sleep_ms(const struct tf_trace_writer *w, int64_t now)
 {
-	int64_t next = now + PRUNE_EVERY_MS;
+	int64_t next = now + w->prune_ms;
 
 	if (w->unsynced && w->last_sync + w->sync_ms < next)
 		next = w->last_sync + w->sync_ms;
@@ -381,8 +389,8 @@ static int64_t sleep_ms(const struct tf_trace_writer *w, int64_t now)
 		next = w->last_checkpoint + w->checkpoint_ms;
 	if (w->back.count > 0 && w->last_retry + RETRY_MS < next)
 		next = w->last_retry + RETRY_MS;
-	if (w->retention_days > 0 && (w->prune_more || w->last_prune + PRUNE_EVERY_MS < next))
-		next = w->prune_more ? now : w->last_prune + PRUNE_EVERY_MS;
+	if (w->retention_days > 0 && (w->prune_more || w->last_prune + w->prune_ms < next))
+		next = w->prune_more ? now : w->last_prune + w->prune_ms;
 	return next > now ? next - now : 0;
 }
 
@@ -408,6 +416,7 @@ static void *writer_main(void *arg)
 
 			w->back = w->front;
 			w->front = q;
+			w->swaps++;
 			pthread_cond_broadcast(&w->progress);
 		}
 		stopping = w->stopping;
@@ -422,8 +431,7 @@ static void *writer_main(void *arg)
 		if (tf_trace_last_seq(w->store) != w->checkpoint_seq
 				&& (stopping || now - w->last_checkpoint >= w->checkpoint_ms))
 			make_checkpoint(w);
-		if (w->retention_days > 0 && !stopping
-				&& (w->prune_more || now - w->last_prune >= PRUNE_EVERY_MS))
+		if (w->retention_days > 0 && (w->prune_more || now - w->last_prune >= w->prune_ms))
 			prune(w);
 		if (w->unsynced && (flush || stopping || w->sync_ms == 0
 				|| now - w->last_sync >= w->sync_ms))
@@ -476,6 +484,7 @@ int tf_trace_writer_start(const struct tf_trace_writer_config *cfg,
 	pthread_condattr_destroy(&attr);
 	w->sync_ms = cfg->sync_ms;
 	w->checkpoint_ms = cfg->checkpoint_ms;
+	w->prune_ms = cfg->prune_ms;
 	w->retention_days = cfg->retention_days;
 	w->broker_id = strdup(cfg->broker_id);
 	if (w->broker_id == NULL) {
@@ -501,7 +510,7 @@ int tf_trace_writer_start(const struct tf_trace_writer_config *cfg,
 	w->checkpoint_seq = tf_trace_last_seq(w->store);
 	w->last_sync = w->last_checkpoint = mono_ms();
 	/* Prune at the first chance: the broker may have been down a while. */
-	w->last_prune = w->last_sync - PRUNE_EVERY_MS;
+	w->last_prune = w->last_sync - w->prune_ms;
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 		writer_free(w);
 		return tf_err_set(err, TF_ERR_IO, "cannot start the trace writer thread");

@@ -26,6 +26,7 @@ struct tf_trace_writer_config {
 	uint32_t retention_days;     /* 0: keep everything */
 	uint64_t max_bytes;          /* the store's size limit; 0: none */
 	uint32_t checkpoint_ms;      /* at most this long between checkpoints */
+	uint32_t prune_ms;           /* how often old events are pruned */
 };
 
 struct tf_trace_writer;
@@ -38,9 +39,11 @@ int tf_trace_writer_start(const struct tf_trace_writer_config *cfg,
 /* Writes everything queued, a last checkpoint, syncs, and stops. */
 void tf_trace_writer_stop(struct tf_trace_writer *w);
 
-/* Queues one event (copied). Returns TF_OK, or TF_ERR_FULL when the
- * store cannot take events (it failed, or the queue stayed full for a
- * second): the caller must then not pass on what the event describes. */
+/* Queues one event (copied). When the queue is full it waits while the
+ * writer makes progress (the broker slows to the store's pace). Returns
+ * TF_OK, or TF_ERR_FULL when the store cannot take events (it failed, or
+ * the writer took nothing for a second): the caller must then not pass on
+ * what the event describes. */
 int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_input *in);
 
 /* Waits until every event queued so far is on disk. Returns TF_OK or

@@ -1,13 +1,18 @@
 """`make bench`: plain mosquitto against mosquitto with trustflow, and
-trustflow's policy engine at scale.
+trustflow's policy engine and trace store at scale.
 
-Throughput: both brokers run side by side on loopback with the same
-settings; the same load (tests/bench/loadgen) runs against each in turn,
-alternating, for several rounds, and the median msg/s of each and their
-ratio are reported. On the trustflow broker the load is governed: a policy
-covers the topic, the publisher and subscribers are identified clients,
-and every delivery is decided. Deliveries lost are reported too: a run
-that loses messages is not a fast run.
+Throughput: three brokers run side by side on loopback with the same
+settings: plain mosquitto, trustflow as shipped (policies, stamps, trace)
+and trustflow without a trace store. The same load (tests/bench/loadgen)
+runs against each in turn, in rotating order, for several rounds, and the
+median msg/s of each and their ratios are reported. On the trustflow
+brokers the load is governed: a policy covers the topic, the publisher
+and subscribers are identified clients, and every delivery is decided.
+Deliveries lost are reported too: a run that loses messages is not a fast
+run.
+
+Trace: tracebench records events through the trace writer as the broker
+does and queries a store of over 10 million events.
 
 Scale: gen_policies.py writes 100,000 policies and 1,000,000 identities;
 policybench loads them and times per-delivery decisions.
@@ -26,6 +31,7 @@ import harness  # noqa: E402
 LOADGEN = os.environ.get("TF_LOADGEN", "loadgen")
 POLICYBENCH = os.environ.get("TF_POLICYBENCH", "policybench")
 STAMPBENCH = os.environ.get("TF_STAMPBENCH", "stampbench")
+TRACEBENCH = os.environ.get("TF_TRACEBENCH", "tracebench")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The trustflow broker governs the benchmark topic: the publisher is a
@@ -105,11 +111,12 @@ def main():
         print("warning: this build has sanitizers on; its numbers say nothing about speed")
     # Logging stays off the per-message path in both brokers.
     quiet = ("error", "warning", "notice")
+    governed = {"identities": BENCH_IDENTITIES, "policies": {"bench.json": BENCH_POLICY}}
     brokers = {
         "mosquitto": harness.Broker(with_plugin=False, log_types=quiet),
-        "trustflow": harness.Broker(with_plugin=True, log_types=quiet,
-                                    identities=BENCH_IDENTITIES,
-                                    policies={"bench.json": BENCH_POLICY}),
+        "trustflow": harness.Broker(with_plugin=True, log_types=quiet, **governed),
+        "no trace": harness.Broker(with_plugin=True, log_types=quiet,
+                                   plugin_options={"trace_db": None}, **governed),
     }
     results = []
     try:
@@ -118,9 +125,10 @@ def main():
         for name, args in SCENARIOS:
             runs = {k: [] for k in brokers}
             for r in range(opts.rounds):
-                # Alternate which broker goes first, so neither always
-                # meets a warmer (or more tired) machine.
-                order = list(brokers) if r % 2 == 0 else list(reversed(brokers))
+                # Rotate which broker goes first, so none always meets a
+                # warmer (or more tired) machine.
+                names = list(brokers)
+                order = names[r % len(names):] + names[:r % len(names)]
                 for k in order:
                     runs[k].append(run_load(brokers[k], args))
             row = {"scenario": name, "size": SIZE, "rounds": opts.rounds}
@@ -131,11 +139,14 @@ def main():
                     "deliveries": rs[0]["expected"],
                 }
             row["ratio"] = row["trustflow"]["msg_per_s"] / row["mosquitto"]["msg_per_s"]
+            row["ratio_no_trace"] = row["no trace"]["msg_per_s"] / row["mosquitto"]["msg_per_s"]
+            row["trace_cost"] = 1 - row["trustflow"]["msg_per_s"] / row["no trace"]["msg_per_s"]
             results.append(row)
-            print(f"{name:<16} mosquitto {row['mosquitto']['msg_per_s']:>9,.0f} msg/s"
-                  f" (lost {row['mosquitto']['lost']})   trustflow"
-                  f" {row['trustflow']['msg_per_s']:>9,.0f} msg/s"
-                  f" (lost {row['trustflow']['lost']})   ratio {row['ratio']:.2f}", flush=True)
+            print(f"{name:<16}" + "".join(
+                f" {k} {row[k]['msg_per_s']:>9,.0f} msg/s (lost {row[k]['lost']}) "
+                for k in brokers) + f" ratio {row['ratio']:.2f} (without trace"
+                f" {row['ratio_no_trace']:.2f}; the trace costs {row['trace_cost']:.0%})",
+                flush=True)
     finally:
         for b in brokers.values():
             b.stop()
@@ -155,10 +166,35 @@ def main():
           " (target: under 10 us)", flush=True)
     results.append(dict(cost, scenario="stamp cost"))
     if not opts.skip_scale:
+        results += trace_store()
         results.append(scale(opts))
     if opts.json:
         with open(opts.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
+
+
+def trace_store():
+    """The trace writer's rate, the store's size, and queries on a store
+    of over 10 million events."""
+    rows = []
+    for messages, recipients in ((1000000, 1), (200000, 50)):
+        work = harness.tempfile.mkdtemp(prefix="tf-tracebench-")
+        try:
+            out = subprocess.run([TRACEBENCH, work, str(messages), str(recipients), "20"],
+                                 capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout)
+        finally:
+            harness.shutil.rmtree(work, ignore_errors=True)
+        print(f"trace: {r['messages']:,} messages x {r['recipients']} recipients ="
+              f" {r['events']:,} events: writer {r['events_per_s']:,.0f} events/s"
+              f" ({r['record_us']:.2f} us to hand one over on the broker's thread); store"
+              f" {r['bytes_per_million_messages'] / 1e9:.2f} GB per million messages;"
+              f" message query median {r['message_query_median_us']:.0f} us,"
+              f" p99 {r['message_query_p99_us']:.0f} us; recipients of one policy over a day"
+              f" ({r['recipients_deliveries']:,} deliveries) {r['recipients_ms']:.0f} ms;"
+              f" verify {r['verify_events_per_s']:,.0f} events/s", flush=True)
+        rows.append(dict(r, scenario=f"trace {messages} x {recipients}"))
+    return rows
 
 
 def scale(opts):

@@ -72,7 +72,8 @@ class Broker:
     `identities` (a dict) and `policies` (file name -> dict or raw text)
     are written as files the plugin loads; without them the broker has no
     identities, no policies and default_access allow, like a plain broker.
-    `plugin_options` become plugin_opt_ lines (and override the defaults);
+    `plugin_options` become plugin_opt_ lines (and override the defaults;
+    None drops one);
     `passwords` (username -> password) makes a password file;
     `extra_conf` is appended verbatim; `with_plugin=False` gives a plain
     mosquitto (benchmarks); `conf_template` replaces the generated config
@@ -159,7 +160,8 @@ class Broker:
             lines.append(f"password_file {path}")
         if self.with_plugin:
             lines.append(f"plugin {env_path('TF_PLUGIN')}")
-            lines += [f"plugin_opt_{k} {v}" for k, v in self.plugin_options.items()]
+            lines += [f"plugin_opt_{k} {v}" for k, v in self.plugin_options.items()
+                      if v is not None]
         return "\n".join(lines) + "\n" + self.extra_conf + "\n"
 
     def _templated_conf(self):

@@ -46,7 +46,7 @@ static int setup(void **state)
 		strlen(tf_signer_public_pem(signer)), NULL, &err);
 	tf_signer_free(signer);
 	f->cfg = (struct tf_trace_writer_config){ f->dir, "city-broker-1", f->key, 100, 0, 0,
-		10000 };
+		10000, 60000 };
 	*state = f;
 	return 0;
 }
@@ -213,6 +213,42 @@ static void a_full_store_makes_recording_fail_and_says_why(void **state)
 	assert_true(verify_store(f).ok);
 }
 
+static void events_past_the_retention_are_pruned(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_writer *w;
+	struct tf_trace_store *s;
+	struct tf_verify_result r;
+	struct tf_err err;
+	uint64_t first = 0, last = 0;
+	char id[33];
+
+	f->cfg.retention_days = 1;
+	f->cfg.checkpoint_ms = 10;
+	f->cfg.prune_ms = 10;
+	w = start(f);
+	/* Events from 2025, long past a day's retention. */
+	for (int i = 0; i < 100; i++) {
+		struct tf_trace_input in = message(id, i, "", "");
+
+		assert_int_equal(tf_trace_writer_record(w, &in), TF_OK);
+	}
+	assert_int_equal(tf_trace_writer_flush(w), TF_OK);
+	/* Pruning is due by now; stopping signs a last checkpoint over the
+	 * old events, which lets the due pruning remove them. */
+	sleep_ms(50);
+	tf_trace_writer_stop(w);
+	assert_int_equal(tf_trace_open(f->dir, false, 0, &s, &err), TF_OK);
+	assert_int_equal(tf_trace_read_begin(s, &err), TF_OK);
+	tf_trace_bounds(s, &first, &last);
+	tf_trace_read_end(s);
+	tf_trace_close(s);
+	assert_int_equal(first, 0);   /* all gone */
+	r = verify_store(f);
+	assert_true(r.ok);
+	assert_int_equal(r.events, 0);
+}
+
 static void a_store_that_cannot_open_is_an_error(void **state)
 {
 	struct fixture *f = *state;
@@ -233,6 +269,7 @@ int main(void)
 		T(checkpoints_are_signed_and_handed_over),
 		T(the_stamp_sequence_survives_a_restart),
 		T(a_full_store_makes_recording_fail_and_says_why),
+		T(events_past_the_retention_are_pruned),
 		T(a_store_that_cannot_open_is_an_error),
 	};
 
