@@ -220,8 +220,9 @@ static int record_stamped(struct tf_engine *e, int64_t now, const struct tf_stam
 	return record_message(e, now, &f);
 }
 
-/* The message event of a message that goes nowhere: refused at publish
- * or dropped before it was stamped. */
+/* The message event of a message without a stamp: refused at publish,
+ * dropped before it was stamped, or passed on unstamped (stamp_all
+ * false). */
 static void record_unstamped(struct tf_engine *e, int64_t now, const char *client_id,
 		const char *username, const char *topic, const struct tf_policy *p,
 		const void *payload, uint32_t payloadlen, const char *status, const char *reason)
@@ -234,8 +235,9 @@ static void record_unstamped(struct tf_engine *e, int64_t now, const char *clien
 	if (tf_signer_make_id(e->signer, now, id, NULL) != TF_OK)
 		return;
 	tf_sha256_hex(payload, payloadlen, sha);
-	/* Nothing is passed on, so nothing more can be refused when this
-	 * cannot be recorded: the writer reports its failure. */
+	/* A refused or dropped message goes nowhere, and an ungoverned one is
+	 * not held back by the trace: a failure here is the writer's to
+	 * report. */
 	record_message(e, now, &f);
 }
 

@@ -23,14 +23,9 @@ struct decoded {
 	size_t cap;
 };
 
-static bool decode_seq(struct tf_trace_store *s, uint64_t seq, struct decoded *d)
+/* Decodes an event's bytes into d, growing its scratch as needed. */
+static bool decode_bytes(const char *bytes, size_t len, struct decoded *d)
 {
-	const unsigned char *hash;
-	const char *bytes;
-	size_t len;
-
-	if (tf_trace_get_event(s, seq, &hash, &bytes, &len) != TF_OK)
-		return false;
 	if (len > d->cap) {
 		char *grown = realloc(d->scratch, len);
 
@@ -40,6 +35,16 @@ static bool decode_seq(struct tf_trace_store *s, uint64_t seq, struct decoded *d
 		d->cap = len;
 	}
 	return tf_event_decode(bytes, len, &d->ev, d->scratch, d->cap, NULL) == TF_OK;
+}
+
+static bool decode_seq(struct tf_trace_store *s, uint64_t seq, struct decoded *d)
+{
+	const unsigned char *hash;
+	const char *bytes;
+	size_t len;
+
+	return tf_trace_get_event(s, seq, &hash, &bytes, &len) == TF_OK
+		&& decode_bytes(bytes, len, d);
 }
 
 /* --- message objects -------------------------------------------------------- */
@@ -451,15 +456,7 @@ static int visit_verify_event(void *ctx, uint64_t seq, const unsigned char *hash
 		return bad(v->r, v->expect, seq > v->expect ? "event missing" : "events out of order");
 	if (hash == NULL)
 		return bad(v->r, seq, "event record too short");
-	if (len > v->d.cap) {
-		char *grown = realloc(v->d.scratch, len);
-
-		if (grown == NULL)
-			return bad(v->r, seq, "out of memory");
-		v->d.scratch = grown;
-		v->d.cap = len;
-	}
-	if (tf_event_decode(bytes, len, &v->d.ev, v->d.scratch, v->d.cap, NULL) != TF_OK)
+	if (!decode_bytes(bytes, len, &v->d))
 		return bad(v->r, seq, "event bytes malformed");
 	if (v->d.ev.seq != seq)
 		return bad(v->r, seq, "event holds another sequence number");
@@ -472,7 +469,7 @@ static int visit_verify_event(void *ctx, uint64_t seq, const unsigned char *hash
 		const struct tf_checkpoint *cp = &v->cps->items[v->next_cp++];
 
 		if (cp->seq < seq)
-			continue;   /* before the anchor: checked against nothing */
+			continue;   /* between two kept events: cannot be */
 		hex32(computed, hex);
 		if (strcmp(hex, cp->hash) != 0)
 			return bad(v->r, seq, "checkpoint hash mismatch");
@@ -487,7 +484,8 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 	struct checkpoint_list cps = { NULL, 0, 0 };
 	struct tf_keyring *own = NULL;
 	struct verify_walk v = { r, &cps, 0, 0, { 0 }, { .scratch = NULL } };
-	uint64_t anchor;
+	uint64_t anchor, unsigned_seq = 0;
+	const char *unsigned_why = NULL;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -513,29 +511,37 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 	}
 	tf_trace_anchor(s, &anchor, v.prev);
 	v.expect = anchor + 1;
-	/* Checkpoints first: a bad signature is found whatever the events
-	 * say, and is reported at the seq it covers. */
-	for (size_t i = 0; i < cps.n && r->ok; i++) {
+	/* A checkpoint with a bad signature proves nothing: it counts as bad
+	 * at the seq it claims to cover. */
+	for (size_t i = 0; i < cps.n; i++) {
 		enum tf_stamp_check c = tf_checkpoint_check(&cps.items[i], ring);
 
-		if (c != TF_STAMP_VALID)
-			bad(r, cps.items[i].seq, c == TF_STAMP_UNKNOWN_KEY
-				? "checkpoint signed with an unknown key" : "checkpoint signature invalid");
-		else
+		if (c == TF_STAMP_VALID) {
 			r->checkpoints++;
+		} else if (unsigned_seq == 0) {
+			unsigned_seq = cps.items[i].seq;
+			unsigned_why = c == TF_STAMP_UNKNOWN_KEY ? "checkpoint signed with an unknown key"
+				: "checkpoint signature invalid";
+		}
 	}
-	if (r->ok) {
-		uint64_t bad_cp = 0;
+	/* Checkpoints up to the anchor cover pruned events; one at the anchor
+	 * must name the anchor's hash. */
+	for (; v.next_cp < cps.n && cps.items[v.next_cp].seq <= anchor; v.next_cp++) {
+		char hex[65];
 
-		tf_trace_scan_events(s, anchor + 1 > 1 ? anchor + 1 : 1, visit_verify_event, &v);
-		/* A checkpoint beyond the last event: events were removed from
-		 * the end. */
-		for (size_t i = v.next_cp; i < cps.n && r->ok && bad_cp == 0; i++)
-			if (cps.items[i].seq >= v.expect)
-				bad_cp = v.expect;
-		if (r->ok && bad_cp != 0)
-			bad(r, bad_cp, "event missing");
+		hex32(v.prev, hex);
+		if (cps.items[v.next_cp].seq == anchor && strcmp(hex, cps.items[v.next_cp].hash) != 0)
+			bad(r, anchor + 1, "the anchor does not match its checkpoint");
 	}
+	if (r->ok)
+		tf_trace_scan_events(s, anchor + 1, visit_verify_event, &v);
+	/* A checkpoint beyond the last event: events were removed from the
+	 * end. */
+	if (r->ok && v.next_cp < cps.n)
+		bad(r, v.expect, "event missing");
+	/* The first bad seq, of events and checkpoints. */
+	if (unsigned_seq != 0 && (r->ok || unsigned_seq < r->first_bad_seq))
+		bad(r, unsigned_seq, unsigned_why);
 	free(v.d.scratch);
 	free(cps.items);
 	tf_keyring_free(own);

@@ -861,7 +861,8 @@ static int64_t event_time(struct tf_trace_store *s, uint64_t seq)
 	end = bytes + len;
 	for (p = bytes; p < end && lines < 3; p++)
 		lines += *p == '\n';
-	if (end - p < 3 || memcmp(p, "ts:", 3) != 0 || (p = memchr(p + 3, ':', (size_t)(end - p - 3))) == NULL)
+	if (end - p < 3 || memcmp(p, "ts:", 3) != 0
+			|| (p = memchr(p + 3, ':', (size_t)(end - p - 3))) == NULL)
 		return INT64_MAX;
 	for (p++; p < end && *p >= '0' && *p <= '9'; p++)
 		ts = ts * 10 + (*p - '0');

@@ -635,6 +635,32 @@ static void pruning_keeps_the_chain_verifiable(void **state)
 	assert_int_equal(tf_trace_last_seq(f->s), 7);
 }
 
+static void a_store_pruned_to_nothing_still_verifies_and_goes_on(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_input later = message(ID2, TOPIC, "c", SHA2, "delivered", T0 + 90000, "");
+	struct tf_verify_result r;
+	struct tf_err err;
+	size_t removed;
+
+	fill(f);
+	checkpoint(f);
+	put_key(f);
+	assert_int_equal(tf_trace_prune(f->s, T0 + 60000, 100, &removed, &err), TF_OK);
+	assert_int_equal(removed, 6);
+	r = verify(f, NULL);
+	assert_true(r.ok);
+	assert_int_equal(r.events, 0);
+	assert_int_equal(r.checkpoints, 1);
+	/* The chain goes on from the anchor. */
+	append(f, &later, 1);
+	assert_int_equal(tf_trace_last_seq(f->s), 7);
+	checkpoint(f);
+	r = verify(f, NULL);
+	assert_true(r.ok);
+	assert_int_equal(r.events, 1);
+}
+
 static void nothing_newer_than_the_last_checkpoint_is_pruned(void **state)
 {
 	struct fixture *f = *state;
@@ -719,6 +745,7 @@ int main(void)
 		T(removing_the_last_events_is_caught_by_the_checkpoint),
 		T(a_checkpoint_by_another_key_fails),
 		T(pruning_keeps_the_chain_verifiable),
+		T(a_store_pruned_to_nothing_still_verifies_and_goes_on),
 		T(nothing_newer_than_the_last_checkpoint_is_pruned),
 		T(a_full_store_refuses_and_stays_readable),
 		T(the_map_grows_when_allowed),
