@@ -16,6 +16,7 @@
 #include "broker/fields.h"
 #include "broker/msgtrack.h"
 #include "broker/number.h"
+#include "broker/qos2track.h"
 #include "broker/ratelimit.h"
 #include "broker/retained.h"
 #include "broker/trace_writer.h"
@@ -43,6 +44,7 @@ struct tf_engine {
 	char *identities, *policy_dir;      /* owned copies behind load */
 	struct tf_engine_hooks hooks;
 	struct tf_msgtrack *track;
+	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
 	struct tf_ratelimit *rates;
 	struct tf_retained *retained;
 	struct tf_signer *signer;
@@ -95,6 +97,7 @@ void tf_engine_free(struct tf_engine *e)
 	tf_trace_writer_stop(e->trace);
 	tf_policy_set_free(e->set);
 	tf_msgtrack_free(e->track);
+	tf_qos2track_free(e->qos2);
 	tf_ratelimit_free(e->rates);
 	tf_retained_free(e->retained);
 	tf_signer_free(e->signer);
@@ -360,12 +363,14 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->identities = strdup(opts->identities);
 	e->policy_dir = strdup(opts->policy_dir);
 	e->track = tf_msgtrack_new();
+	e->qos2 = tf_qos2track_new();
 	e->rates = tf_ratelimit_new();
 	e->retained = tf_retained_new();
 	e->earlier_keys = tf_keyring_new();
 	e->broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
-	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->rates == NULL
+	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
+			|| e->rates == NULL
 			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
@@ -471,6 +476,8 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 	bool known = tf_msgtrack_find(e->track, topic, payload, payloadlen, &hit);
 	int64_t now = now_ms(e);
 
+	if (tf_qos2track_count(e->qos2) > 0)
+		tf_qos2track_release(e->qos2, topic);
 	tf_decide_receive(e->set, who, topic, now, known ? hit.received_ms : TF_TIME_UNKNOWN, &d);
 	if (e->trace == NULL || topic[0] == '$' || d.verdict == TF_DEFER)
 		return d.verdict;
@@ -647,6 +654,30 @@ static void track(struct tf_engine *e, const struct tf_message *m, const struct 
 			"withheld as of unknown age", m->topic);
 }
 
+/* A QoS 2 message sent again over a new connection before the first was
+ * released: it carries the first one's stamp, and was recorded and its
+ * views published with the first. Returns whether m is such a resend. */
+static bool resend_of(struct tf_engine *e, const struct tf_message *m, uint64_t key,
+		struct tf_message_result *res)
+{
+	const struct tf_stamp *first = tf_qos2track_retransmitted(e->qos2, key, m->connection);
+
+	if (first == NULL)
+		return false;
+	res->stamped = true;
+	res->stamp = *first;
+	return true;
+}
+
+/* Remembers a stamped QoS 2 message until mosquitto releases it. */
+static void pend_qos2(struct tf_engine *e, const struct tf_message *m, uint64_t key,
+		const struct tf_message_result *res, int64_t now)
+{
+	if (!tf_qos2track_put(e->qos2, key, m->connection, m->topic, &res->stamp, now))
+		logf_(e, TF_LOG_WARNING, "trustflow: too many QoS 2 messages in flight; if %s is "
+			"sent again it gets a stamp of its own", m->topic);
+}
+
 /* A message on a topic no policy governs: stamped with stamp_all,
  * recorded when there is a trace, passed on either way. */
 static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64_t now,
@@ -679,6 +710,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	const struct tf_policy *p;
 	cJSON *json = NULL;
 	int64_t now = now_ms(e);
+	uint64_t qos2_key = 0;
 
 	/* Not memset: the stamp buffers are large and this runs per message. */
 	res->deliver = true;
@@ -688,9 +720,17 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	res->copies = NULL;
 	if (m->topic[0] == '$')
 		return;
+	if (m->qos == 2) {
+		qos2_key = tf_qos2_key(m->client_id ? m->client_id : "", m->topic, m->payload,
+			m->payloadlen);
+		if (resend_of(e, m, qos2_key, res))
+			return;
+	}
 	g = tf_govern_lookup(e->set->govern, m->topic);
 	if (g.kind != TF_GOVERN_POLICY) {
 		on_ungoverned(e, m, now, res);
+		if (m->qos == 2 && res->stamped)
+			pend_qos2(e, m, qos2_key, res, now);
 		if (e->trace_each)
 			tf_trace_writer_flush(e->trace);
 		return;
@@ -730,6 +770,8 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	}
 	if (res->deliver) {
 		track(e, m, p, &res->stamp, now);
+		if (m->qos == 2)
+			pend_qos2(e, m, qos2_key, res, now);
 		make_views(e, p, m, json, now, res);
 		if (m->retain)
 			note_retained(e, m, p, now);
@@ -796,5 +838,6 @@ void tf_engine_tick(struct tf_engine *e)
 
 	tf_retained_expire(e->retained, now, e->hooks.clear_retained, e->hooks.ctx);
 	tf_msgtrack_sweep(e->track, now, SWEEP_BUDGET);
+	tf_qos2track_expire(e->qos2, now);
 	trace_tick(e);
 }

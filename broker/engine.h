@@ -77,9 +77,11 @@ struct tf_copy {
 struct tf_message {
 	const char *client_id;
 	const char *username;   /* NULL: none */
+	const void *connection; /* the client's connection (mosquitto's struct) */
 	const char *topic;      /* the stored message's topic (its identity) */
 	const void *payload;
 	uint32_t payloadlen;
+	int qos;
 	bool retain;
 };
 
@@ -95,7 +97,10 @@ struct tf_message_result {
 
 /* A message a client published, after its publish was allowed: checks
  * limits and schema, records what retention needs, stamps it, records it
- * in the trace, and makes the view copies (stamped and recorded too). The
+ * in the trace, and makes the view copies (stamped and recorded too). A
+ * QoS 2 message that its client sends again after reconnecting, before
+ * the first was released, gets the first one's stamp and nothing else
+ * (broker/qos2track.h): mosquitto drops it as a duplicate. The
  * caller attaches the stamp, publishes the copies and frees the result
  * with tf_message_result_free(), delivered or not. A governed message
  * that cannot be stamped or recorded is not delivered: the broker fails

@@ -71,9 +71,11 @@ static int on_message(int event, void *event_data, void *userdata)
 	struct tf_message m = {
 		.client_id = mosquitto_client_id(ed->client),
 		.username = mosquitto_client_username(ed->client),
+		.connection = ed->client,
 		.topic = ed->topic,
 		.payload = ed->payload,
 		.payloadlen = ed->payloadlen,
+		.qos = ed->qos,
 		.retain = ed->retain,
 	};
 	bool deliver;

@@ -540,6 +540,57 @@ static void seq_rises_by_one_per_stamp(void **state)
 	tf_message_result_free(&res);
 }
 
+static void qos2_resend_over_a_new_connection_keeps_its_stamp(void **state)
+{
+	struct fixture *f = *state;
+	static int connection_a, connection_b;
+	struct tf_message m = message("ww-sensor-01", f->topic, good_payload, false);
+	struct tf_message_result res;
+	char id[TF_MSGID_LEN + 1];
+	uint64_t first;
+
+	m.qos = 2;
+	m.connection = &connection_a;
+	tf_engine_on_message(f->e, &m, &res);
+	assert_true(res.deliver && res.stamped);
+	first = seq_of(&res.stamp);
+	strcpy(id, res.stamp.id);
+	assert_int_equal(res.n_copies, 1);
+	tf_message_result_free(&res);
+
+	/* The client reconnected and sends it again before PUBREL: the same
+	 * stamp, no new number, no second view. */
+	m.connection = &connection_b;
+	tf_engine_on_message(f->e, &m, &res);
+	assert_true(res.deliver && res.stamped);
+	assert_string_equal(res.stamp.id, id);
+	assert_true(seq_of(&res.stamp) == first);
+	assert_int_equal(res.n_copies, 0);
+	tf_message_result_free(&res);
+
+	/* Once mosquitto delivers it, it is released: the same payload again
+	 * is a new message. */
+	assert_int_equal(tf_engine_may_receive(f->e, "c", "maint-app", f->topic, good_payload,
+		(uint32_t)strlen(good_payload)), TF_ALLOW);
+	tf_engine_on_message(f->e, &m, &res);
+	assert_string_not_equal(res.stamp.id, id);
+	assert_true(seq_of(&res.stamp) == first + 2);
+	tf_message_result_free(&res);
+
+	/* Over the same connection, an identical QoS 2 message is a message
+	 * of its own (MQTT 5 resends only after reconnecting). */
+	tf_engine_on_message(f->e, &m, &res);
+	assert_true(seq_of(&res.stamp) == first + 4);
+	tf_message_result_free(&res);
+
+	/* QoS 1 has no such thing: every PUBLISH is delivered and stamped. */
+	m.qos = 1;
+	m.connection = &connection_a;
+	tf_engine_on_message(f->e, &m, &res);
+	assert_true(seq_of(&res.stamp) == first + 6);
+	tf_message_result_free(&res);
+}
+
 static void ungoverned_message_is_stamped_with_stamp_all(void **state)
 {
 	struct fixture *f = *state;
@@ -1039,6 +1090,7 @@ int main(void)
 		T(receive_verdicts),
 		T(governed_message_is_stamped),
 		T(seq_rises_by_one_per_stamp),
+		T(qos2_resend_over_a_new_connection_keeps_its_stamp),
 		T(ungoverned_message_is_stamped_with_stamp_all),
 		T(ungoverned_message_is_not_stamped_without_stamp_all),
 		T(dollar_topics_are_left_alone),

@@ -1,0 +1,155 @@
+#include "broker/qos2track.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pending {
+	uint64_t key;
+	const void *connection;
+	const void *stored;
+	int64_t received_ms;
+	struct tf_stamp stamp;      /* points into buf and text */
+	struct tf_stamp_buf buf;
+	char *text;                 /* broker, org, client, policy, topic, NUL-separated */
+};
+
+struct tf_qos2track {
+	struct pending items[TF_QOS2_MAX_PENDING];
+	uint32_t n;
+};
+
+struct tf_qos2track *tf_qos2track_new(void)
+{
+	return calloc(1, sizeof(struct tf_qos2track));
+}
+
+void tf_qos2track_free(struct tf_qos2track *t)
+{
+	if (t == NULL)
+		return;
+	for (uint32_t i = 0; i < t->n; i++)
+		free(t->items[i].text);
+	free(t);
+}
+
+/* FNV-1a over the three parts, each followed by a separator byte. */
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return (h ^ 0xff) * 0x100000001b3ull;
+}
+
+uint64_t tf_qos2_key(const char *client_id, const char *topic, const void *payload,
+		uint32_t payloadlen)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	h = fnv(h, client_id, strlen(client_id));
+	h = fnv(h, topic, strlen(topic));
+	return fnv(h, payload, payloadlen);
+}
+
+const struct tf_stamp *tf_qos2track_retransmitted(const struct tf_qos2track *t, uint64_t key,
+		const void *connection)
+{
+	for (uint32_t i = 0; i < t->n; i++)
+		if (t->items[i].key == key && t->items[i].connection != connection)
+			return &t->items[i].stamp;
+	return NULL;
+}
+
+/* Copies the strings of st that do not live in its tf_stamp_buf. */
+static bool copy_stamp(struct pending *p, const struct tf_stamp *st)
+{
+	const char *parts[5] = { st->broker, st->org, st->client, st->policy, st->topic };
+	const char **slots[5] = { &p->stamp.broker, &p->stamp.org, &p->stamp.client,
+		&p->stamp.policy, &p->stamp.topic };
+	size_t len = 0;
+	char *at;
+
+	for (int i = 0; i < 5; i++)
+		len += strlen(parts[i]) + 1;
+	p->text = malloc(len);
+	if (p->text == NULL)
+		return false;
+	snprintf(p->buf.id, sizeof(p->buf.id), "%s", st->id);
+	snprintf(p->buf.kid, sizeof(p->buf.kid), "%s", st->kid);
+	snprintf(p->buf.ts, sizeof(p->buf.ts), "%s", st->ts);
+	snprintf(p->buf.sha256, sizeof(p->buf.sha256), "%s", st->sha256);
+	snprintf(p->buf.seq, sizeof(p->buf.seq), "%s", st->seq);
+	snprintf(p->buf.sig, sizeof(p->buf.sig), "%s", st->sig);
+	p->stamp = (struct tf_stamp){ "1", p->buf.id, NULL, p->buf.kid, p->buf.ts, NULL, NULL,
+		NULL, NULL, p->buf.sha256, p->buf.seq, p->buf.sig };
+	at = p->text;
+	for (int i = 0; i < 5; i++) {
+		size_t n = strlen(parts[i]) + 1;
+
+		memcpy(at, parts[i], n);
+		*slots[i] = at;
+		at += n;
+	}
+	return true;
+}
+
+bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, const void *connection,
+		const void *stored, const struct tf_stamp *stamp, int64_t now_ms)
+{
+	struct pending *p;
+
+	if (t->n == TF_QOS2_MAX_PENDING)
+		return false;
+	p = &t->items[t->n];
+	p->key = key;
+	p->connection = connection;
+	p->stored = stored;
+	p->received_ms = now_ms;
+	if (!copy_stamp(p, stamp))
+		return false;
+	t->n++;
+	return true;
+}
+
+static void remove_at(struct tf_qos2track *t, uint32_t i)
+{
+	free(t->items[i].text);
+	t->n--;
+	if (i == t->n)
+		return;
+	t->items[i] = t->items[t->n];
+	/* The moved stamp points into its own entry's buffer: repoint it. */
+	t->items[i].stamp.id = t->items[i].buf.id;
+	t->items[i].stamp.kid = t->items[i].buf.kid;
+	t->items[i].stamp.ts = t->items[i].buf.ts;
+	t->items[i].stamp.sha256 = t->items[i].buf.sha256;
+	t->items[i].stamp.seq = t->items[i].buf.seq;
+	t->items[i].stamp.sig = t->items[i].buf.sig;
+}
+
+void tf_qos2track_release(struct tf_qos2track *t, const void *stored)
+{
+	for (uint32_t i = 0; i < t->n; i++) {
+		if (t->items[i].stored == stored) {
+			remove_at(t, i);
+			return;
+		}
+	}
+}
+
+void tf_qos2track_expire(struct tf_qos2track *t, int64_t now_ms)
+{
+	for (uint32_t i = 0; i < t->n;) {
+		if (now_ms - t->items[i].received_ms >= TF_QOS2_KEEP_MS)
+			remove_at(t, i);
+		else
+			i++;
+	}
+}
+
+uint32_t tf_qos2track_count(const struct tf_qos2track *t)
+{
+	return t->n;
+}

@@ -1,0 +1,59 @@
+/* QoS 2 messages received and stamped but not yet released, so that a
+ * retransmission gets the stamp of the first transmission.
+ *
+ * mosquitto 2.0.11 runs MESSAGE for every PUBLISH, also for a QoS 2
+ * PUBLISH that a client sends again before the exchange completed; it
+ * drops the copy only afterwards. MESSAGE is not told the packet id or the
+ * DUP flag. MQTT 5 lets a client send a PUBLISH again only after it
+ * reconnected, so a QoS 2 message from the same client id, with the same
+ * topic and payload, over another connection than the first, while the
+ * first is not yet released, is taken for a retransmission. The first is
+ * released when mosquitto decides its first delivery (ACL READ at PUBREL);
+ * one without any subscriber is forgotten after TF_QOS2_KEEP_MS.
+ *
+ * The table is small (a client has few QoS 2 messages in flight, each for
+ * one round trip), so it is a plain array searched from end to end. */
+#ifndef TF_QOS2TRACK_H
+#define TF_QOS2TRACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/provenance.h"
+
+#define TF_QOS2_KEEP_MS (10 * 60 * 1000)
+#define TF_QOS2_MAX_PENDING 1024
+
+struct tf_qos2track;
+
+/* NULL when out of memory. */
+struct tf_qos2track *tf_qos2track_new(void);
+void tf_qos2track_free(struct tf_qos2track *t);
+
+/* The key of a message: its client id, topic and payload, hashed. */
+uint64_t tf_qos2_key(const char *client_id, const char *topic, const void *payload,
+		uint32_t payloadlen);
+
+/* The stamp of a pending message with this key received over another
+ * connection (a retransmission), or NULL. The stamp and the strings it
+ * points to stay valid until the next call that changes the table. */
+const struct tf_stamp *tf_qos2track_retransmitted(const struct tf_qos2track *t, uint64_t key,
+		const void *connection);
+
+/* Remembers a stamped QoS 2 message until it is released: stored is the
+ * stored message's topic pointer, as ACL READ will show it. The stamp is
+ * copied. Returns false when the table is full or memory is short (the
+ * message then simply is not recognised when sent again). */
+bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, const void *connection,
+		const void *stored, const struct tf_stamp *stamp, int64_t now_ms);
+
+/* The message whose topic pointer is stored is being delivered: it is
+ * released, and no later message is its retransmission. */
+void tf_qos2track_release(struct tf_qos2track *t, const void *stored);
+
+/* Forgets messages older than TF_QOS2_KEEP_MS. */
+void tf_qos2track_expire(struct tf_qos2track *t, int64_t now_ms);
+
+uint32_t tf_qos2track_count(const struct tf_qos2track *t);
+
+#endif

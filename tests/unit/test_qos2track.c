@@ -1,0 +1,124 @@
+/* Unit tests for broker/qos2track.c: which QoS 2 message counts as sent
+ * again, and when it stops counting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/qos2track.h"
+
+static int conn_a, conn_b, stored_1, stored_2;
+
+static struct tf_stamp stamp(const char *id, const char *seq)
+{
+	struct tf_stamp st = { "1", id, "broker-1", "21fe31dfa154a261", "1764158400000",
+		"city-waterworks", "ww-sensor-01", "water-telemetry@3", "city/water/d7/telemetry",
+		"fa9a08d761793b6ff6fe10b881cc97ad17d51c2e6c77adb8e841d854491cccf6", seq, "c2ln" };
+
+	return st;
+}
+
+static void key_depends_on_client_topic_and_payload(void **state)
+{
+	uint64_t k = tf_qos2_key("c1", "a/b", "xy", 2);
+
+	(void)state;
+	assert_true(k == tf_qos2_key("c1", "a/b", "xy", 2));
+	assert_true(k != tf_qos2_key("c2", "a/b", "xy", 2));
+	assert_true(k != tf_qos2_key("c1", "a/c", "xy", 2));
+	assert_true(k != tf_qos2_key("c1", "a/b", "xz", 2));
+	assert_true(k != tf_qos2_key("c1", "a/b", "xy", 1));
+	/* The separators keep "c1"+"a/b" apart from "c1a"+"/b". */
+	assert_true(k != tf_qos2_key("c1a", "/b", "xy", 2));
+}
+
+static void a_resend_over_another_connection_gets_the_first_stamp(void **state)
+{
+	struct tf_qos2track *t = tf_qos2track_new();
+	struct tf_stamp first = stamp("019ac008e6005f1e2d3c4b5a69780123", "42");
+	uint64_t k = tf_qos2_key("c1", "a/b", "xy", 2);
+	const struct tf_stamp *again;
+
+	(void)state;
+	assert_true(tf_qos2track_put(t, k, &conn_a, &stored_1, &first, 1000));
+	/* Over the same connection: a message of its own. */
+	assert_null(tf_qos2track_retransmitted(t, k, &conn_a));
+	/* Another key: no. */
+	assert_null(tf_qos2track_retransmitted(t, k + 1, &conn_b));
+	again = tf_qos2track_retransmitted(t, k, &conn_b);
+	assert_non_null(again);
+	assert_string_equal(again->id, first.id);
+	assert_string_equal(again->seq, "42");
+	assert_string_equal(again->sig, "c2ln");
+	assert_string_equal(again->org, "city-waterworks");
+	assert_string_equal(again->topic, "city/water/d7/telemetry");
+	assert_string_equal(again->broker, "broker-1");
+	tf_qos2track_free(t);
+}
+
+static void a_released_message_is_not_resent(void **state)
+{
+	struct tf_qos2track *t = tf_qos2track_new();
+	struct tf_stamp one = stamp("019ac008e6005f1e2d3c4b5a69780001", "1");
+	struct tf_stamp two = stamp("019ac008e6005f1e2d3c4b5a69780002", "2");
+	uint64_t k1 = tf_qos2_key("c1", "a/b", "1", 1), k2 = tf_qos2_key("c1", "a/b", "2", 1);
+	const struct tf_stamp *again;
+
+	(void)state;
+	assert_true(tf_qos2track_put(t, k1, &conn_a, &stored_1, &one, 1000));
+	assert_true(tf_qos2track_put(t, k2, &conn_a, &stored_2, &two, 1000));
+	tf_qos2track_release(t, &stored_1);
+	assert_int_equal(tf_qos2track_count(t), 1);
+	assert_null(tf_qos2track_retransmitted(t, k1, &conn_b));
+	/* The entry that moved into the freed place still reads right. */
+	again = tf_qos2track_retransmitted(t, k2, &conn_b);
+	assert_non_null(again);
+	assert_string_equal(again->id, two.id);
+	assert_string_equal(again->seq, "2");
+	tf_qos2track_free(t);
+}
+
+static void pending_messages_are_forgotten_after_a_while(void **state)
+{
+	struct tf_qos2track *t = tf_qos2track_new();
+	struct tf_stamp one = stamp("019ac008e6005f1e2d3c4b5a69780001", "1");
+	uint64_t k = tf_qos2_key("c1", "a/b", "1", 1);
+
+	(void)state;
+	assert_true(tf_qos2track_put(t, k, &conn_a, &stored_1, &one, 1000));
+	tf_qos2track_expire(t, 1000 + TF_QOS2_KEEP_MS - 1);
+	assert_int_equal(tf_qos2track_count(t), 1);
+	tf_qos2track_expire(t, 1000 + TF_QOS2_KEEP_MS);
+	assert_int_equal(tf_qos2track_count(t), 0);
+	assert_null(tf_qos2track_retransmitted(t, k, &conn_b));
+	tf_qos2track_free(t);
+}
+
+static void a_full_table_refuses(void **state)
+{
+	struct tf_qos2track *t = tf_qos2track_new();
+	struct tf_stamp one = stamp("019ac008e6005f1e2d3c4b5a69780001", "1");
+
+	(void)state;
+	for (uint64_t i = 0; i < TF_QOS2_MAX_PENDING; i++)
+		assert_true(tf_qos2track_put(t, i, &conn_a, &stored_1, &one, 1000));
+	assert_false(tf_qos2track_put(t, 99999, &conn_a, &stored_1, &one, 1000));
+	assert_int_equal(tf_qos2track_count(t), TF_QOS2_MAX_PENDING);
+	tf_qos2track_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(key_depends_on_client_topic_and_payload),
+		cmocka_unit_test(a_resend_over_another_connection_gets_the_first_stamp),
+		cmocka_unit_test(a_released_message_is_not_resent),
+		cmocka_unit_test(pending_messages_are_forgotten_after_a_while),
+		cmocka_unit_test(a_full_table_refuses),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
