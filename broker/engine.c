@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "broker/alerts.h"
 #include "broker/dirlist.h"
 #include "broker/fields.h"
 #include "broker/msgtrack.h"
@@ -45,6 +46,7 @@ struct tf_engine {
 	struct tf_engine_hooks hooks;
 	struct tf_msgtrack *track;
 	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
+	struct tf_alerts *alerts;           /* the recent ones, and folding */
 	struct tf_ratelimit *rates;
 	struct tf_retained *retained;
 	struct tf_signer *signer;
@@ -98,6 +100,7 @@ void tf_engine_free(struct tf_engine *e)
 	tf_policy_set_free(e->set);
 	tf_msgtrack_free(e->track);
 	tf_qos2track_free(e->qos2);
+	tf_alerts_free(e->alerts);
 	tf_ratelimit_free(e->rates);
 	tf_retained_free(e->retained);
 	tf_signer_free(e->signer);
@@ -305,6 +308,50 @@ static void record_policy_set(struct tf_engine *e, const char *result)
 	free(files);
 }
 
+/* Raises an alert (operations-v1): kept for listAlerts, recorded in the
+ * trace, published on $trustflow/alerts/<policy id>. Repeats about one
+ * flow are folded (broker/alerts.h). policy: a label or "". */
+static void raise_alert(struct tf_engine *e, const char *kind, const char *policy,
+		const char *org, const char *client, const char *detail, const char *action)
+{
+	int64_t now = now_ms(e);
+	struct tf_alert alert = { "", now, kind, policy, org, client, detail, action };
+	char text[600], topic[200];
+	uint32_t folded;
+	cJSON *json;
+	char *payload;
+
+	if (!tf_alerts_admit(e->alerts, kind, policy, client, now, &folded)
+			|| tf_signer_make_id(e->signer, now, alert.id, NULL) != TF_OK)
+		return;
+	if (folded > 0) {
+		snprintf(text, sizeof(text), "%s (and %u more like it in the last second)", detail,
+			folded);
+		alert.detail = text;
+	}
+	tf_alerts_keep(e->alerts, &alert);
+	logf_(e, TF_LOG_WARNING, "trustflow: alert %s under %s by %s: %s (action %s)", kind,
+		policy[0] ? policy : "-", client[0] ? client : "-", alert.detail, action);
+	if (e->trace != NULL) {
+		struct tf_trace_input in = { TF_EVENT_ALERT, now, { alert.id, kind, policy, org,
+			client, alert.detail, action }, NULL, NULL };
+
+		tf_trace_writer_record(e->trace, &in);
+	}
+	if (e->hooks.publish_alert == NULL)
+		return;
+	json = tf_alert_json(&alert);
+	payload = json ? cJSON_PrintUnformatted(json) : NULL;
+	cJSON_Delete(json);
+	if (payload == NULL) {
+		logf_(e, TF_LOG_ERR, "trustflow: out of memory publishing a %s alert", kind);
+		return;
+	}
+	tf_alert_topic(&alert, topic, sizeof(topic));
+	e->hooks.publish_alert(e->hooks.ctx, topic, payload);
+	free(payload);
+}
+
 static long option_number(const char *text)
 {
 	long n = 0;
@@ -364,13 +411,14 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->policy_dir = strdup(opts->policy_dir);
 	e->track = tf_msgtrack_new();
 	e->qos2 = tf_qos2track_new();
+	e->alerts = tf_alerts_new();
 	e->rates = tf_ratelimit_new();
 	e->retained = tf_retained_new();
 	e->earlier_keys = tf_keyring_new();
 	e->broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
-			|| e->rates == NULL
+			|| e->alerts == NULL || e->rates == NULL
 			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
@@ -405,6 +453,7 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 
 		snprintf(result, sizeof(result), "refused: %s", err->msg);
 		record_policy_set(e, result);
+		raise_alert(e, "reload-failed", "", "", "", err->msg, "none");
 		return rc;
 	}
 	tf_policy_set_free(e->set);
@@ -427,9 +476,15 @@ enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id
 	struct tf_decision d;
 
 	tf_decide_publish(e->set, identify(e, username), topic, &d);
-	if (d.verdict == TF_DENY && e->trace != NULL)
+	if (d.verdict != TF_DENY)
+		return d.verdict;
+	if (e->trace != NULL)
 		record_unstamped(e, now_ms(e), client_id, username, topic, d.policy, payload,
 			payloadlen, "denied", d.reason);
+	/* A refusal on a governed topic is the owner's business. */
+	if (d.policy != NULL)
+		raise_alert(e, "denied-publish", d.policy->label, org_name(e, identify(e, username)),
+			client_name(client_id, username), d.reason, "drop");
 	return d.verdict;
 }
 
@@ -496,28 +551,20 @@ static void refuse(struct tf_message_result *res, const char *reason)
 	res->reason = reason;
 }
 
-/* What a violation does until the guard can quarantine, reroute and
- * alert: drop (and so quarantine and reroute, which must not fail open)
- * refuses the message; alert delivers it. */
+/* What a violation does until the guard can quarantine and reroute:
+ * drop (and so quarantine and reroute, which must not fail open) refuses
+ * the message; alert delivers it. Every violation raises an alert. */
 static void violation(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
-		const char *kind, const char *detail, int64_t now, struct tf_message_result *res)
+		const char *kind, const char *detail, struct tf_message_result *res)
 {
-	logf_(e, TF_LOG_WARNING, "trustflow: %s on %s by %s under %s: %s (action %s)", kind,
-		m->topic, m->username ? m->username : "(no username)", p->label, detail,
-		tf_violation_action_name(p->on_violation));
-	if (p->on_violation != TF_VIOLATION_ALERT) {
-		refuse(res, kind);
-		return;
-	}
-	if (e->trace != NULL) {
-		char id[TF_MSGID_LEN + 1];
-		struct tf_trace_input in = { TF_EVENT_ALERT, now, { id, kind, p->label,
-			org_name(e, identify(e, m->username)), client_name(m->client_id, m->username),
-			detail, "alert" }, NULL, NULL };
+	char text[400];
 
-		if (tf_signer_make_id(e->signer, now, id, NULL) == TF_OK)
-			tf_trace_writer_record(e->trace, &in);
-	}
+	if (p->on_violation != TF_VIOLATION_ALERT)
+		refuse(res, kind);
+	snprintf(text, sizeof(text), "%s on %s", detail, m->topic);
+	raise_alert(e, kind, p->label, org_name(e, identify(e, m->username)),
+		client_name(m->client_id, m->username), text,
+		tf_violation_action_name(p->on_violation));
 }
 
 /* The reduced copy of an object payload for one view rule: only the
@@ -738,11 +785,11 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	p = &e->set->policies[g.policy];
 
 	if (p->max_payload_bytes > 0 && m->payloadlen > p->max_payload_bytes) {
-		violation(e, p, m, "limit-exceeded", "payload larger than max_payload_bytes", now, res);
+		violation(e, p, m, "limit-exceeded", "payload larger than max_payload_bytes", res);
 	} else if (p->max_messages_per_second > 0 && (m->username == NULL
 			|| !tf_ratelimit_take(e->rates, g.policy, m->username,
 				p->max_messages_per_second, now))) {
-		violation(e, p, m, "limit-exceeded", "more than max_messages_per_second", now, res);
+		violation(e, p, m, "limit-exceeded", "more than max_messages_per_second", res);
 	}
 	if (res->deliver && (p->schema != NULL || p->n_views > 0) && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
 		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
@@ -750,11 +797,11 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		char why[200];
 
 		if (m->payloadlen > TF_JSON_PAYLOAD_MAX)
-			violation(e, p, m, "schema-violation", "payload too large to check", now, res);
+			violation(e, p, m, "schema-violation", "payload too large to check", res);
 		else if (json == NULL)
-			violation(e, p, m, "schema-violation", "payload is not valid JSON", now, res);
+			violation(e, p, m, "schema-violation", "payload is not valid JSON", res);
 		else if (!tf_schema_validate(p->schema, json, why, sizeof(why)))
-			violation(e, p, m, "schema-violation", why, now, res);
+			violation(e, p, m, "schema-violation", why, res);
 	}
 	if (res->deliver && !stamp(e, m, p, m->topic, m->payload, m->payloadlen, now,
 			&res->stamp_buf, &res->stamp))

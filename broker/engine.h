@@ -31,6 +31,9 @@ struct tf_engine_hooks {
 	/* Publishes, retained, a trace checkpoint (JSON) on
 	 * $trustflow/checkpoints. NULL: none are published. */
 	void (*publish_checkpoint)(void *ctx, const char *json);
+	/* Publishes an alert (JSON, not retained) on topic. NULL: alerts are
+	 * only kept and recorded. */
+	void (*publish_alert)(void *ctx, const char *topic, const char *json);
 	void *ctx;
 };
 

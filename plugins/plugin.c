@@ -44,6 +44,17 @@ static void publish_key(void *ctx, const char *kid, const char *pem)
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish key %s", kid);
 }
 
+/* Publishes an alert, not retained. mosquitto delivers it to the
+ * subscribers the ACL allows: administrators, and data stewards of the
+ * policy's owner. */
+static void publish_alert(void *ctx, const char *topic, const char *json)
+{
+	(void)ctx;
+	if (mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1, false, NULL)
+			!= MOSQ_ERR_SUCCESS)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish an alert on %s", topic);
+}
+
 /* Publishes a trace checkpoint, retained, where every client may read it
  * and keep a copy outside the broker. */
 static void publish_checkpoint(void *ctx, const char *json)
@@ -74,7 +85,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
 	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, publish_key,
-		publish_checkpoint, NULL };
+		publish_checkpoint, publish_alert, NULL };
 	struct tf_plugin *plugin;
 	struct tf_err err = { "" };
 	int rc;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 
 #include "broker/engine.h"
 #include "broker/error.h"
@@ -108,6 +109,9 @@ struct fixture {
 	/* The topic the tests publish on: its address identifies the
 	 * message, as mosquitto's stored topic does. */
 	char topic[64];
+	/* Alerts publish_alert was called with: topic and JSON. */
+	char *alert_topics[MAX_LINES], *alerts[MAX_LINES];
+	uint32_t n_alerts;
 };
 
 /* --- hooks --------------------------------------------------------------- */
@@ -148,6 +152,16 @@ static void record_key(void *ctx, const char *kid, const char *pem)
 	f->kids[f->n_kids] = strdup(kid);
 	assert_non_null(f->kids[f->n_kids]);
 	f->n_kids++;
+}
+
+static void record_alert(void *ctx, const char *topic, const char *json)
+{
+	struct fixture *f = ctx;
+
+	assert_true(f->n_alerts < MAX_LINES);
+	f->alert_topics[f->n_alerts] = strdup(topic);
+	f->alerts[f->n_alerts] = strdup(json);
+	f->n_alerts++;
 }
 
 /* Log lines containing each of the given strings (NULL-terminated), at
@@ -205,6 +219,7 @@ static int engine_with(struct fixture *f, const char *const *kv, struct tf_engin
 		.now_ms = fake_now,
 		.clear_retained = record_clear,
 		.publish_key = record_key,
+		.publish_alert = record_alert,
 		.ctx = f,
 	};
 	int rc;
@@ -277,6 +292,10 @@ static int teardown(void **state)
 		free(f->cleared[i]);
 	for (uint32_t i = 0; i < f->n_kids; i++)
 		free(f->kids[i]);
+	for (uint32_t i = 0; i < f->n_alerts; i++) {
+		free(f->alert_topics[i]);
+		free(f->alerts[i]);
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd) != 0)
 		return -1;
@@ -726,7 +745,8 @@ static void rate_limit_without_username_refuses(void **state)
 	assert_false(res.deliver);
 	assert_string_equal(res.reason, "limit-exceeded");
 	tf_message_result_free(&res);
-	assert_int_equal(logged(f, TF_LOG_WARNING, "limit-exceeded", "(no username)", NULL), 1);
+	/* Named by its client id, as its stamp would. */
+	assert_int_equal(logged(f, TF_LOG_WARNING, "limit-exceeded", "client-id-1", NULL), 1);
 }
 
 static void schema_violations_are_refused_and_logged(void **state)
@@ -793,6 +813,50 @@ static void alert_delivers_and_logs(void **state)
 	assert_true(res.stamped);
 	tf_message_result_free(&res);
 	assert_int_equal(logged(f, TF_LOG_WARNING, "limit-exceeded", big.topic, "alert", NULL), 1);
+}
+
+static void violations_publish_alerts_and_fold_repeats(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_message_result res;
+	cJSON *alert;
+
+	/* Not valid under the schema: dropped, and an alert for the owner. */
+	sensor_publishes(f, "{\"flow\":\"high\"}", false, &res);
+	assert_false(res.deliver);
+	tf_message_result_free(&res);
+	assert_int_equal(f->n_alerts, 1);
+	assert_string_equal(f->alert_topics[0], "$trustflow/alerts/water-telemetry");
+	alert = cJSON_Parse(f->alerts[0]);
+	assert_non_null(alert);
+	assert_string_equal(cJSON_GetObjectItem(alert, "kind")->valuestring, "schema-violation");
+	assert_string_equal(cJSON_GetObjectItem(alert, "policy")->valuestring, WATER);
+	assert_string_equal(cJSON_GetObjectItem(alert, "org")->valuestring, "city-waterworks");
+	assert_string_equal(cJSON_GetObjectItem(alert, "client")->valuestring, "ww-sensor-01");
+	assert_string_equal(cJSON_GetObjectItem(alert, "action")->valuestring, "drop");
+	assert_true(cJSON_GetObjectItem(alert, "ts")->valuedouble == (double)f->now);
+	assert_int_equal(strlen(cJSON_GetObjectItem(alert, "id")->valuestring), 32);
+	cJSON_Delete(alert);
+	/* The same again within a second is folded into it... */
+	for (int i = 0; i < 5; i++) {
+		f->now += 100;
+		sensor_publishes(f, "{\"flow\":\"high\"}", false, &res);
+		assert_false(res.deliver);
+		tf_message_result_free(&res);
+	}
+	assert_int_equal(f->n_alerts, 1);
+	/* ...and the next one says how many were. */
+	f->now += 600;
+	sensor_publishes(f, "{\"flow\":\"high\"}", false, &res);
+	tf_message_result_free(&res);
+	assert_int_equal(f->n_alerts, 2);
+	assert_non_null(strstr(f->alerts[1], "and 5 more like it"));
+	/* A refused publish on a governed topic alerts too; off policy, not. */
+	assert_int_equal(tf_engine_may_publish(f->e, "c", "maint-app", f->topic, "x", 1), TF_DENY);
+	assert_int_equal(f->n_alerts, 3);
+	assert_non_null(strstr(f->alerts[2], "denied-publish"));
+	assert_int_equal(tf_engine_may_publish(f->e, "c", "maint-app", "misc/x", "x", 1), TF_DENY);
+	assert_int_equal(f->n_alerts, 3);
 }
 
 /* The result says "copies: NULL when none", also under a policy with a
@@ -1039,7 +1103,9 @@ static void reload_with_broken_policy_keeps_the_old_set(void **state)
 	assert_ptr_equal(tf_engine_policies(f->e), before);
 	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "maint-app", "maint/x", "", 0), TF_DENY);
 	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "ww-sensor-01", f->topic, "", 0), TF_ALLOW);
-	assert_int_equal(logged(f, -1, "policies", NULL), 0);
+	assert_int_equal(logged(f, -1, "clients loaded", NULL), 0);
+	/* A refused reload raises an alert. */
+	assert_int_equal(logged(f, TF_LOG_WARNING, "alert reload-failed", "maint.json", NULL), 1);
 	/* A semantic error (unknown owner) is refused the same way. */
 	assert_int_equal(write_file(f->policy_dir, "maint.json",
 		"{\"trustflow_policy\": 1, \"id\": \"maint-data\", \"version\": 1,"
@@ -1091,6 +1157,7 @@ int main(void)
 		T(governed_message_is_stamped),
 		T(seq_rises_by_one_per_stamp),
 		T(qos2_resend_over_a_new_connection_keeps_its_stamp),
+		T(violations_publish_alerts_and_fold_repeats),
 		T(ungoverned_message_is_stamped_with_stamp_all),
 		T(ungoverned_message_is_not_stamped_without_stamp_all),
 		T(dollar_topics_are_left_alone),
