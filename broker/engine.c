@@ -470,6 +470,21 @@ const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e)
 	return e->set;
 }
 
+const struct tf_alerts *tf_engine_alerts(const struct tf_engine *e)
+{
+	return e->alerts;
+}
+
+struct tf_trace_store *tf_engine_trace_store(struct tf_engine *e)
+{
+	return e->trace ? tf_trace_writer_store(e->trace) : NULL;
+}
+
+int64_t tf_engine_now(const struct tf_engine *e)
+{
+	return now_ms(e);
+}
+
 enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id,
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen)
 {

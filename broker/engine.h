@@ -53,6 +53,18 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err);
 /* The set in force (borrowed, valid until the next reload). */
 const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e);
 
+/* The recent alerts (borrowed). */
+struct tf_alerts;
+const struct tf_alerts *tf_engine_alerts(const struct tf_engine *e);
+
+/* The trace store, for reading on the broker's thread; NULL when there is
+ * none (borrowed). */
+struct tf_trace_store;
+struct tf_trace_store *tf_engine_trace_store(struct tf_engine *e);
+
+/* The engine's clock, ms since the epoch. */
+int64_t tf_engine_now(const struct tf_engine *e);
+
 /* ACL decisions. username NULL: the client has none (unidentified); the
  * trace then names it by client_id. A refused publish is recorded with
  * its payload's hash. */

@@ -1,6 +1,7 @@
 #include "broker/trace_store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,10 @@ struct tf_trace_store {
 	uint64_t map_bytes;
 	struct chain_state state;   /* writer: after the last commit */
 	MDB_txn *rtxn;              /* reader: the open snapshot */
+	/* LMDB may change the map size only while this process has no
+	 * transaction open: readers in the writer's process (the control
+	 * API on the broker's thread) hold it shared, growth exclusively. */
+	pthread_rwlock_t map_lock;
 	char *buf;                  /* writer: hash || event bytes */
 	size_t cap;
 	char *scratch;              /* writer: decoding stored events */
@@ -261,6 +266,7 @@ int tf_trace_open(const char *dir, bool writable, uint64_t max_bytes,
 	}
 	s->writable = writable;
 	s->max_bytes = max_bytes;
+	pthread_rwlock_init(&s->map_lock, NULL);
 	rc = mdb_env_create(&s->env);
 	if (rc == 0)
 		rc = mdb_env_set_maxdbs(s->env, DB_COUNT);
@@ -301,6 +307,7 @@ void tf_trace_close(struct tf_trace_store *s)
 	free(s->buf);
 	free(s->scratch);
 	free(s->dir);
+	pthread_rwlock_destroy(&s->map_lock);
 	free(s);
 }
 
@@ -542,12 +549,18 @@ static bool grow(struct tf_trace_store *s)
 {
 	uint64_t bigger = s->map_bytes * 2;
 
+	bool ok;
+
 	if (s->max_bytes != 0 && bigger > s->max_bytes)
 		bigger = s->max_bytes;
-	if (bigger <= s->map_bytes || mdb_env_set_mapsize(s->env, bigger) != 0)
+	if (bigger <= s->map_bytes)
 		return false;
-	s->map_bytes = bigger;
-	return true;
+	pthread_rwlock_wrlock(&s->map_lock);
+	ok = mdb_env_set_mapsize(s->env, bigger) == 0;
+	pthread_rwlock_unlock(&s->map_lock);
+	if (ok)
+		s->map_bytes = bigger;
+	return ok;
 }
 
 /* Runs body in a write transaction, growing the map and running it
@@ -771,13 +784,17 @@ uint64_t tf_trace_last_stamp_seq(const struct tf_trace_store *s)
 
 int tf_trace_read_begin(struct tf_trace_store *s, struct tf_err *err)
 {
-	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+	int rc;
+
+	pthread_rwlock_rdlock(&s->map_lock);
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
 
 	/* The writer grew the map since this reader opened it. */
 	if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(s->env, 0) == 0)
 		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
 	if (rc != 0) {
 		s->rtxn = NULL;
+		pthread_rwlock_unlock(&s->map_lock);
 		return lmdb_error(err, s->dir, "cannot read", rc);
 	}
 	return TF_OK;
@@ -785,9 +802,11 @@ int tf_trace_read_begin(struct tf_trace_store *s, struct tf_err *err)
 
 void tf_trace_read_end(struct tf_trace_store *s)
 {
-	if (s->rtxn != NULL)
-		mdb_txn_abort(s->rtxn);
+	if (s->rtxn == NULL)
+		return;
+	mdb_txn_abort(s->rtxn);
 	s->rtxn = NULL;
+	pthread_rwlock_unlock(&s->map_lock);
 }
 
 int tf_trace_get_event(struct tf_trace_store *s, uint64_t seq, const unsigned char **hash,

@@ -118,7 +118,9 @@ int tf_trace_put_meta(struct tf_trace_store *s, const char *name, const char *va
 /* --- reading --------------------------------------------------------------- */
 
 /* A read snapshot. Everything a reader returns is borrowed from it and
- * valid until tf_trace_read_end. One per thread at a time. */
+ * valid until tf_trace_read_end. One at a time per store, on one thread;
+ * in the writer's process a snapshot holds off the map's growth, so keep
+ * it short. */
 int tf_trace_read_begin(struct tf_trace_store *s, struct tf_err *err);
 void tf_trace_read_end(struct tf_trace_store *s);
 

@@ -195,6 +195,11 @@ int tf_trace_writer_flush(struct tf_trace_writer *w)
 	return rc;
 }
 
+struct tf_trace_store *tf_trace_writer_store(struct tf_trace_writer *w)
+{
+	return w->store;
+}
+
 uint64_t tf_trace_writer_stamp_seq(const struct tf_trace_writer *w)
 {
 	return w->stamp_seq_at_open;

@@ -50,6 +50,10 @@ int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_inpu
  * TF_ERR_FULL as above. */
 int tf_trace_writer_flush(struct tf_trace_writer *w);
 
+/* The store, for reading in this process (tf_trace_read_begin ...
+ * tf_trace_read_end, from one thread: the broker's). */
+struct tf_trace_store *tf_trace_writer_store(struct tf_trace_writer *w);
+
 /* The highest stamp sequence number recorded when the store was opened. */
 uint64_t tf_trace_writer_stamp_seq(const struct tf_trace_writer *w);
 

@@ -1,6 +1,10 @@
 /* mosquitto events to engine calls, and engine answers to MOSQ_ERR_*. */
 #include "config.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/control.h"
 #include "plugins/shim.h"
 
 /* ACL callbacks may answer only SUCCESS, ACL_DENIED or PLUGIN_DEFER: any
@@ -100,6 +104,32 @@ static int on_message(int event, void *event_data, void *userdata)
 	return deliver ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
 
+/* A control API request (broker/control.h): answered to its sender
+ * alone. mosquitto hands $CONTROL/ topics to the plugin that registered
+ * them instead of publishing them. */
+static int on_control(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_control *ed = event_data;
+	struct tf_plugin *plugin = userdata;
+	const char *client_id = mosquitto_client_id(ed->client);
+	char *response;
+
+	(void)event;
+	response = tf_control_handle(plugin->engine, mosquitto_client_username(ed->client),
+		ed->payload, ed->payloadlen);
+	if (response == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory answering a control "
+			"request from %s", client_id);
+		return MOSQ_ERR_NOMEM;
+	}
+	if (mosquitto_broker_publish_copy(client_id, TF_CONTROL_RESPONSE_TOPIC,
+			(int)strlen(response), response, 1, false, NULL) != MOSQ_ERR_SUCCESS)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot answer a control request from "
+			"%s", client_id);
+	free(response);
+	return MOSQ_ERR_SUCCESS;
+}
+
 static int on_reload(int event, void *event_data, void *userdata)
 {
 	struct tf_plugin *plugin = userdata;
@@ -128,11 +158,13 @@ static int on_tick(int event, void *event_data, void *userdata)
 static const struct {
 	int event;
 	MOSQ_FUNC_generic_callback cb;
+	const char *event_data;   /* the topic, for MOSQ_EVT_CONTROL */
 } callbacks[] = {
-	{ MOSQ_EVT_ACL_CHECK, on_acl_check },
-	{ MOSQ_EVT_MESSAGE, on_message },
-	{ MOSQ_EVT_RELOAD, on_reload },
-	{ MOSQ_EVT_TICK, on_tick },
+	{ MOSQ_EVT_ACL_CHECK, on_acl_check, NULL },
+	{ MOSQ_EVT_MESSAGE, on_message, NULL },
+	{ MOSQ_EVT_CONTROL, on_control, TF_CONTROL_TOPIC },
+	{ MOSQ_EVT_RELOAD, on_reload, NULL },
+	{ MOSQ_EVT_TICK, on_tick, NULL },
 };
 
 #define N_CALLBACKS (sizeof(callbacks) / sizeof(callbacks[0]))
@@ -141,12 +173,12 @@ int tf_callbacks_register(struct tf_plugin *plugin)
 {
 	for (size_t i = 0; i < N_CALLBACKS; i++) {
 		int rc = mosquitto_callback_register(plugin->id, callbacks[i].event, callbacks[i].cb,
-			NULL, plugin);
+			callbacks[i].event_data, plugin);
 
 		if (rc != MOSQ_ERR_SUCCESS) {
 			while (i-- > 0)
 				mosquitto_callback_unregister(plugin->id, callbacks[i].event,
-					callbacks[i].cb, NULL);
+					callbacks[i].cb, callbacks[i].event_data);
 			return rc;
 		}
 	}
@@ -156,5 +188,6 @@ int tf_callbacks_register(struct tf_plugin *plugin)
 void tf_callbacks_unregister(struct tf_plugin *plugin)
 {
 	for (size_t i = 0; i < N_CALLBACKS; i++)
-		mosquitto_callback_unregister(plugin->id, callbacks[i].event, callbacks[i].cb, NULL);
+		mosquitto_callback_unregister(plugin->id, callbacks[i].event, callbacks[i].cb,
+			callbacks[i].event_data);
 }

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "policy/topic.h"
 
 #define TF_PREFIX "$trustflow/"
@@ -486,4 +488,33 @@ const char *tf_verdict_name(enum tf_verdict v)
 	case TF_DENY:  return "deny";
 	}
 	return "deny";
+}
+
+cJSON *tf_decision_json(const struct tf_decision *d)
+{
+	cJSON *out = cJSON_CreateObject();
+	bool ok = out != NULL
+		&& cJSON_AddStringToObject(out, "decision", d->verdict == TF_ALLOW ? "allow" : "deny");
+
+	if (ok && d->policy != NULL)
+		ok = cJSON_AddStringToObject(out, "policy", d->policy->label) != NULL;
+	else if (ok)
+		ok = cJSON_AddNullToObject(out, "policy") != NULL;
+	if (ok && d->rule >= 0)
+		ok = cJSON_AddNumberToObject(out, "rule", d->rule) != NULL;
+	else if (ok && d->rule == TF_RULE_OWNER_ORG)
+		ok = cJSON_AddStringToObject(out, "rule", "owner") != NULL;
+	else if (ok && d->rule == TF_RULE_PUBLISHERS)
+		ok = cJSON_AddStringToObject(out, "rule", "publishers") != NULL;
+	else if (ok)
+		ok = cJSON_AddNullToObject(out, "rule") != NULL;
+	if (ok && d->view)
+		ok = cJSON_AddTrueToObject(out, "view") != NULL;
+	if (ok)
+		ok = cJSON_AddStringToObject(out, "reason", d->reason) != NULL;
+	if (!ok) {
+		cJSON_Delete(out);
+		return NULL;
+	}
+	return out;
 }

@@ -48,4 +48,12 @@ void tf_decide_subscribe(const struct tf_policy_set *set, const struct tf_client
 
 const char *tf_verdict_name(enum tf_verdict v);
 
+/* A decision as tfctl policy explain and the control API's explain give
+ * it (operations-v1): {"decision", "policy", "rule", "reason"}, and
+ * "view": true for a view. A `$` topic left to mosquitto is a deny: with
+ * no other access control, mosquitto denies it. Caller owns the object
+ * (cJSON_Delete); NULL when out of memory. */
+struct cJSON;
+struct cJSON *tf_decision_json(const struct tf_decision *d);
+
 #endif

@@ -202,33 +202,15 @@ static int parse_explain(int argc, char **argv, struct explain_args *a)
 	return TFCTL_OK;
 }
 
-/* The decision as operations-v1 prints it. A `$` topic that trustflow
- * leaves to mosquitto is a deny here: with no other access control,
- * mosquitto denies it. */
 static void print_decision(const struct tf_decision *d)
 {
-	cJSON *out = cJSON_CreateObject();
-	char *text;
+	cJSON *out = tf_decision_json(d);
+	char *text = out ? cJSON_PrintUnformatted(out) : NULL;
 
-	cJSON_AddStringToObject(out, "decision", d->verdict == TF_ALLOW ? "allow" : "deny");
-	if (d->policy != NULL)
-		cJSON_AddStringToObject(out, "policy", d->policy->label);
-	else
-		cJSON_AddNullToObject(out, "policy");
-	if (d->rule >= 0)
-		cJSON_AddNumberToObject(out, "rule", d->rule);
-	else if (d->rule == TF_RULE_OWNER_ORG)
-		cJSON_AddStringToObject(out, "rule", "owner");
-	else if (d->rule == TF_RULE_PUBLISHERS)
-		cJSON_AddStringToObject(out, "rule", "publishers");
-	else
-		cJSON_AddNullToObject(out, "rule");
-	if (d->view)
-		cJSON_AddTrueToObject(out, "view");
-	cJSON_AddStringToObject(out, "reason", d->reason);
-	text = cJSON_PrintUnformatted(out);
 	if (text != NULL)
 		printf("%s\n", text);
+	else
+		fputs("tfctl: out of memory\n", stderr);
 	free(text);
 	cJSON_Delete(out);
 }
