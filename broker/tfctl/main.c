@@ -22,10 +22,12 @@ static void print_usage(FILE *out)
 	      "       tfctl trace --db DIR (message ID | recipients --policy ID [--since T]\n"
 	      "                   [--until T] | find --topic TOPIC [--sha256 HEX] [--since T] |\n"
 	      "                   verify [--key PEM]... | export [--since T])\n"
+	      "       tfctl alerts --username U --password P [--host H] [--port P] [--since T]\n"
+	      "                    [--follow]\n"
 	      "\n"
 	      "Operator tool for the trustflow broker.\n"
 	      "\n"
-	      "  --help      print this text (tfctl policy|key|trace --help: more)\n"
+	      "  --help      print this text (tfctl policy|key|trace|alerts --help: more)\n"
 	      "  --version   print the trustflow version\n"
 	      "\n"
 	      "Exit status: 0 success, 1 a check said no, 2 bad usage or unreadable input.\n"
@@ -58,6 +60,8 @@ int main(int argc, char **argv)
 		return tfctl_verify(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "trace") == 0)
 		return tfctl_trace(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "alerts") == 0)
+		return tfctl_alerts(argc - 2, argv + 2);
 	if (argc < 2)
 		fputs("tfctl: a command is required\n", stderr);
 	else

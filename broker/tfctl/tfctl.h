@@ -14,5 +14,6 @@ int tfctl_policy(int argc, char **argv);
 int tfctl_key(int argc, char **argv);
 int tfctl_verify(int argc, char **argv);
 int tfctl_trace(int argc, char **argv);
+int tfctl_alerts(int argc, char **argv);
 
 #endif

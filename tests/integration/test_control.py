@@ -4,9 +4,10 @@ else refused; answers reach the caller alone; alerts reach those who may
 read them."""
 
 import json
+import subprocess
 
 import harness
-from harness import publish_v5
+from harness import TFCTL, publish_v5, run
 
 WATER_TOPIC = "city/water/d7/telemetry"
 AIR_TOPIC = "city/air/s1"
@@ -180,6 +181,43 @@ class ControlTest(harness.BrokerTestCase):
         self.assertEqual(got, {"admin": "water-telemetry@3", "ww": "water-telemetry@3",
                                "lab": "air-quality@1"})
         self.assertEqual(json.loads(admin.receive().payload)["policy"], "air-quality@1")
+
+
+class TfctlAlertsTest(harness.BrokerTestCase):
+    def setUp(self):
+        self.broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                        policies={"water.json": WATER, "air.json": AIR})
+
+    def alerts(self, username, *extra):
+        return [TFCTL, "alerts", "--port", str(self.broker.port), "--username", username,
+                "--password", "demo"] + list(extra)
+
+    def test_lists_recent_alerts_as_lines(self):
+        self.assertEqual(publish_v5(self.broker, "ww-sensor-01", WATER_TOPIC, '{"flow": "x"}'),
+                         135)
+        out = run(self.alerts("ww-steward"))
+        (alert,) = [json.loads(line) for line in out.stdout.splitlines()]
+        self.assertEqual((alert["kind"], alert["policy"]), ("schema-violation",
+                                                            "water-telemetry@3"))
+        # The lab's steward may read none of the waterworks' alerts.
+        self.assertEqual(run(self.alerts("lab-steward")).stdout, "")
+        refused = run(self.alerts("lab-analyst"), check=False)
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("may not read alerts", refused.stderr)
+
+    def test_follow_prints_new_alerts_as_they_come(self):
+        before = self.broker.log().count("Sending SUBACK")
+        proc = subprocess.Popen(self.alerts("tf-admin", "--follow"), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.kill)
+        deadline = harness.time.monotonic() + 10
+        while self.broker.log().count("Sending SUBACK") < before + 2:
+            self.assertLess(harness.time.monotonic(), deadline, "tfctl alerts did not subscribe")
+            harness.time.sleep(0.05)
+        self.assertEqual(publish_v5(self.broker, "lab-sensor", AIR_TOPIC, '{"flow": "x"}'), 135)
+        alert = json.loads(proc.stdout.readline())
+        self.assertEqual((alert["kind"], alert["policy"], alert["client"]),
+                         ("schema-violation", "air-quality@1", "lab-sensor"))
 
 
 if __name__ == "__main__":
