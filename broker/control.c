@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "broker/alerts.h"
+#include "broker/quarantine.h"
 #include "broker/trace_query.h"
 #include "broker/trace_store.h"
 #include "policy/decide.h"
@@ -184,11 +185,87 @@ static const char *reload_policies(const struct caller *c, const cJSON *cmd, cJS
 	return NULL;
 }
 
+static const char *list_quarantine(const struct caller *c, const cJSON *cmd, cJSON *data)
+{
+	const struct tf_quarantine *q = tf_engine_quarantine(c->e);
+	const char *only = arg(cmd, "policy");
+	cJSON *flows = cJSON_AddArrayToObject(data, "flows");
+
+	if (flows == NULL)
+		return "out of memory";
+	for (uint32_t i = 0; i < tf_quarantine_count(q); i++) {
+		const struct tf_held_flow *f = tf_quarantine_at(q, i);
+		char id[TF_TRACE_KEY_TEXT_MAX + 1];
+		cJSON *o;
+
+		tf_trace_policy_id(f->policy, id, sizeof(id));
+		if ((only != NULL && strcmp(only, id) != 0)
+				|| !may_manage(c, tf_policy_set_find(c->set, id)))
+			continue;
+		o = cJSON_CreateObject();
+		if (o == NULL || !cJSON_AddStringToObject(o, "flow", f->flow)
+				|| !cJSON_AddStringToObject(o, "policy", f->policy)
+				|| !cJSON_AddStringToObject(o, "client", f->client)
+				|| !cJSON_AddNumberToObject(o, "held", (double)f->held)
+				|| !cJSON_AddNumberToObject(o, "since", (double)f->since_ms)
+				|| !cJSON_AddItemToArray(flows, o)) {
+			cJSON_Delete(o);
+			return "out of memory";
+		}
+	}
+	return NULL;
+}
+
+/* The error of the last failed release or discard, for its response. */
+static char flow_error[sizeof(((struct tf_err *)0)->msg)];
+
+/* releaseFlow and discardFlow. */
+static const char *end_flow(const struct caller *c, const cJSON *cmd, cJSON *data, bool release)
+{
+	const char *flow = arg(cmd, "flow");
+	const struct tf_held_flow *f;
+	char id[TF_TRACE_KEY_TEXT_MAX + 1];
+	struct tf_err err = { "" };
+	uint64_t n = 0;
+	int rc;
+
+	if (flow == NULL)
+		return "flow: <policy id>/<publisher> is required";
+	f = tf_quarantine_find(tf_engine_quarantine(c->e), flow);
+	if (f == NULL)
+		return "no such quarantined flow";
+	tf_trace_policy_id(f->policy, id, sizeof(id));
+	if (!may_manage(c, tf_policy_set_find(c->set, id)))
+		return "not authorized";
+	rc = release ? tf_engine_release_flow(c->e, flow, c->username, &n, &err)
+		: tf_engine_discard_flow(c->e, flow, c->username, &n, &err);
+	if (rc != TF_OK) {
+		memcpy(flow_error, err.msg, sizeof(flow_error));
+		return flow_error;
+	}
+	if (!cJSON_AddNumberToObject(data, release ? "released" : "discarded", (double)n))
+		return "out of memory";
+	return NULL;
+}
+
+static const char *release_flow(const struct caller *c, const cJSON *cmd, cJSON *data)
+{
+	return end_flow(c, cmd, data, true);
+}
+
+static const char *discard_flow(const struct caller *c, const cJSON *cmd, cJSON *data)
+{
+	return end_flow(c, cmd, data, false);
+}
+
 static const struct {
 	const char *name;
 	const char *(*run)(const struct caller *c, const cJSON *cmd, cJSON *data);
 } commands[] = {
 	{ "listAlerts", list_alerts },
+	{ "listQuarantine", list_quarantine },
+	{ "releaseFlow", release_flow },
+	{ "discardFlow", discard_flow },
 	{ "getMessage", get_message },
 	{ "explain", explain },
 	{ "reloadPolicies", reload_policies },

@@ -8,8 +8,8 @@
  * their own org owns; everyone else is refused ("not authorized"). A
  * failed command answers {"command", "error"} and changes nothing.
  *
- * Commands here: listAlerts, getMessage, explain, reloadPolicies. The
- * quarantine commands come with the guard. */
+ * Every command of the spec: listAlerts, listQuarantine, releaseFlow,
+ * discardFlow, getMessage, explain, reloadPolicies. */
 #ifndef TF_CONTROL_H
 #define TF_CONTROL_H
 

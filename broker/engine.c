@@ -15,9 +15,11 @@
 #include "broker/alerts.h"
 #include "broker/dirlist.h"
 #include "broker/fields.h"
+#include "broker/held.h"
 #include "broker/msgtrack.h"
 #include "broker/number.h"
 #include "broker/qos2track.h"
+#include "broker/quarantine.h"
 #include "broker/ratelimit.h"
 #include "broker/retained.h"
 #include "broker/trace_writer.h"
@@ -47,6 +49,7 @@ struct tf_engine {
 	struct tf_msgtrack *track;
 	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
 	struct tf_alerts *alerts;           /* the recent ones, and folding */
+	struct tf_quarantine *quarantine;   /* the flows held */
 	struct tf_ratelimit *rates;
 	struct tf_retained *retained;
 	struct tf_signer *signer;
@@ -101,6 +104,7 @@ void tf_engine_free(struct tf_engine *e)
 	tf_msgtrack_free(e->track);
 	tf_qos2track_free(e->qos2);
 	tf_alerts_free(e->alerts);
+	tf_quarantine_free(e->quarantine);
 	tf_ratelimit_free(e->rates);
 	tf_retained_free(e->retained);
 	tf_signer_free(e->signer);
@@ -207,10 +211,11 @@ struct message_facts {
 static int record_message(struct tf_engine *e, int64_t now, const struct message_facts *f)
 {
 	char size[11];
-	struct tf_trace_input in = { TF_EVENT_MESSAGE, now, {
+	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
+		.values = {
 		f->id, f->topic, f->org, f->client, f->policy, f->sha256, size, f->status,
 		f->reason ? f->reason : "", f->stamp ? f->stamp->seq : "",
-		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "" }, NULL, NULL };
+		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "" } };
 
 	size[tf_put_decimal(size, f->size)] = '\0';
 	return tf_trace_writer_record(e->trace, &in);
@@ -224,6 +229,22 @@ static int record_stamped(struct tf_engine *e, int64_t now, const struct tf_stam
 		"delivered", NULL, size, st };
 
 	return record_message(e, now, &f);
+}
+
+/* The message event of a stamped message that went elsewhere: held in
+ * quarantine (with its record, under its flow) or rerouted. */
+static int record_diverted(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+		uint32_t size, const char *status, const char *reason, const char *hold_flow,
+		const void *hold, uint32_t hold_len)
+{
+	char sz[11];
+	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
+		.values = { st->id, st->topic, st->org, st->client, st->policy, st->sha256, sz,
+			status, reason, st->seq, st->kid, st->sig },
+		.hold_flow = hold_flow, .hold = hold, .hold_len = hold_len };
+
+	sz[tf_put_decimal(sz, size)] = '\0';
+	return tf_trace_writer_record(e->trace, &in);
 }
 
 /* The message event of a message without a stamp: refused at publish,
@@ -296,8 +317,8 @@ static char *policy_files_digest(const struct tf_engine *e)
 static void record_policy_set(struct tf_engine *e, const char *result)
 {
 	char count[11], *files;
-	struct tf_trace_input in = { TF_EVENT_POLICY_SET, now_ms(e), { result, count, NULL },
-		NULL, NULL };
+	struct tf_trace_input in = { .kind = TF_EVENT_POLICY_SET, .ts_ms = now_ms(e),
+		.values = { result, count, NULL } };
 
 	if (e->trace == NULL)
 		return;
@@ -333,8 +354,9 @@ static void raise_alert(struct tf_engine *e, const char *kind, const char *polic
 	logf_(e, TF_LOG_WARNING, "trustflow: alert %s under %s by %s: %s (action %s)", kind,
 		policy[0] ? policy : "-", client[0] ? client : "-", alert.detail, action);
 	if (e->trace != NULL) {
-		struct tf_trace_input in = { TF_EVENT_ALERT, now, { alert.id, kind, policy, org,
-			client, alert.detail, action }, NULL, NULL };
+		struct tf_trace_input in = { .kind = TF_EVENT_ALERT, .ts_ms = now,
+		.values = { alert.id, kind, policy, org,
+			client, alert.detail, action } };
 
 		tf_trace_writer_record(e->trace, &in);
 	}
@@ -390,6 +412,186 @@ static int start_trace(struct tf_engine *e, const struct tf_options *opts, struc
 	return TF_OK;
 }
 
+/* --- quarantine ------------------------------------------------------------ */
+
+/* Scratch for decoding held records: their strings. */
+#define HELD_SCRATCH 8192
+
+static int count_held(void *ctx, const char *flow, uint64_t seq, const void *record, size_t len)
+{
+	struct tf_engine *e = ctx;
+	struct tf_held m;
+	char scratch[HELD_SCRATCH];
+	int64_t ts = 0;
+
+	(void)seq;
+	if (!tf_held_decode(record, len, &m, scratch, sizeof(scratch))) {
+		logf_(e, TF_LOG_ERR, "trustflow: a held message of %s is unreadable; it stays in "
+			"the store", flow);
+		return 0;
+	}
+	for (const char *p = m.stamp.ts; *p >= '0' && *p <= '9'; p++)
+		ts = ts * 10 + (*p - '0');
+	if (!tf_quarantine_add(e->quarantine, flow, m.stamp.policy, m.stamp.client, ts))
+		return 1;
+	return 0;
+}
+
+/* The flows held when the broker stopped, from the trace store. */
+static int load_quarantine(struct tf_engine *e, struct tf_err *err)
+{
+	struct tf_trace_store *s;
+	int rc;
+
+	if (e->trace == NULL)
+		return TF_OK;
+	s = tf_trace_writer_store(e->trace);
+	if ((rc = tf_trace_read_begin(s, err)) != TF_OK)
+		return rc;
+	rc = tf_trace_scan_held(s, NULL, count_held, e);
+	tf_trace_read_end(s);
+	if (rc != 0)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory listing the quarantined flows");
+	for (uint32_t i = 0; i < tf_quarantine_count(e->quarantine); i++) {
+		const struct tf_held_flow *f = tf_quarantine_at(e->quarantine, i);
+
+		logf_(e, TF_LOG_NOTICE, "trustflow: flow %s is quarantined: %llu messages held",
+			f->flow, (unsigned long long)f->held);
+	}
+	return TF_OK;
+}
+
+/* Held messages taken from the store for release or discard: a few at a
+ * time, so that no read snapshot is open while the writer is waited for. */
+#define HELD_BATCH 64
+
+struct held_batch {
+	struct tf_held items[HELD_BATCH];
+	uint64_t seqs[HELD_BATCH];
+	void *records[HELD_BATCH];
+	char *scratch[HELD_BATCH];
+	uint32_t n;
+	uint64_t after;   /* seqs up to here are done */
+	bool failed;
+};
+
+static int take_held(void *ctx, const char *flow, uint64_t seq, const void *record, size_t len)
+{
+	struct held_batch *b = ctx;
+	uint32_t i = b->n;
+
+	(void)flow;
+	if (seq <= b->after)
+		return 0;
+	if (i == HELD_BATCH)
+		return 1;
+	b->records[i] = malloc(len);
+	b->scratch[i] = malloc(HELD_SCRATCH);
+	if (b->records[i] == NULL || b->scratch[i] == NULL) {
+		free(b->records[i]);
+		free(b->scratch[i]);
+		b->failed = true;
+		return 1;
+	}
+	memcpy(b->records[i], record, len);
+	if (!tf_held_decode(b->records[i], len, &b->items[i], b->scratch[i], HELD_SCRATCH)) {
+		free(b->records[i]);
+		free(b->scratch[i]);
+		b->failed = true;
+		return 1;
+	}
+	b->seqs[i] = seq;
+	b->n++;
+	return 0;
+}
+
+static void batch_free(struct held_batch *b)
+{
+	for (uint32_t i = 0; i < b->n; i++) {
+		free(b->records[i]);
+		free(b->scratch[i]);
+	}
+	b->n = 0;
+}
+
+/* Releases (publish) or discards every held message of flow, in the
+ * order received, each recorded as such and removed from the store. */
+static int end_quarantine(struct tf_engine *e, const char *flow, const char *by, bool publish,
+		uint64_t *count, struct tf_err *err)
+{
+	struct tf_trace_store *s;
+	struct held_batch b = { .after = 0 };
+	int rc = TF_OK;
+
+	*count = 0;
+	if (tf_quarantine_find(e->quarantine, flow) == NULL)
+		return tf_err_set(err, TF_ERR_INVALID, "no such quarantined flow: %s", flow);
+	s = tf_trace_writer_store(e->trace);
+	for (;;) {
+		b.n = 0;
+		if ((rc = tf_trace_read_begin(s, err)) != TF_OK)
+			break;
+		tf_trace_scan_held(s, flow, take_held, &b);
+		tf_trace_read_end(s);
+		if (b.failed) {
+			batch_free(&b);
+			rc = tf_err_set(err, TF_ERR_INVALID, "a held message of %s is unreadable", flow);
+			break;
+		}
+		if (b.n == 0)
+			break;
+		for (uint32_t i = 0; i < b.n && rc == TF_OK; i++) {
+			const struct tf_held *m = &b.items[i];
+			int64_t now = now_ms(e);
+			struct tf_trace_input in = { .kind = publish ? TF_EVENT_RELEASE : TF_EVENT_DISCARD,
+				.ts_ms = now, .values = { m->stamp.id, flow, by },
+				.unhold_flow = flow, .unhold_seq = b.seqs[i] };
+
+			if (tf_trace_writer_record(e->trace, &in) != TF_OK) {
+				rc = tf_err_set(err, TF_ERR_FULL, "the trace store cannot record it");
+				break;
+			}
+			if (publish) {
+				tf_quarantine_note_release(e->quarantine, m->topic, m->payload,
+					m->payloadlen, now);
+				e->hooks.publish_held(e->hooks.ctx, m);
+			}
+			b.after = b.seqs[i];
+			(*count)++;
+		}
+		batch_free(&b);
+		if (rc != TF_OK)
+			break;
+	}
+	if (rc == TF_OK && tf_trace_writer_flush(e->trace) != TF_OK)
+		rc = tf_err_set(err, TF_ERR_FULL, "the trace store cannot record it");
+	if (rc == TF_OK) {
+		tf_quarantine_remove(e->quarantine, flow);
+		logf_(e, TF_LOG_NOTICE, "trustflow: flow %s %s by %s: %llu messages", flow,
+			publish ? "released" : "discarded", by, (unsigned long long)*count);
+	}
+	return rc;
+}
+
+int tf_engine_release_flow(struct tf_engine *e, const char *flow, const char *by,
+		uint64_t *count, struct tf_err *err)
+{
+	if (e->hooks.publish_held == NULL)
+		return tf_err_set(err, TF_ERR_INVALID, "this broker cannot publish held messages");
+	return end_quarantine(e, flow, by, true, count, err);
+}
+
+int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by,
+		uint64_t *count, struct tf_err *err)
+{
+	return end_quarantine(e, flow, by, false, count, err);
+}
+
+const struct tf_quarantine *tf_engine_quarantine(const struct tf_engine *e)
+{
+	return e->quarantine;
+}
+
 int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
 		struct tf_engine **out, struct tf_err *err)
 {
@@ -412,13 +614,14 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->track = tf_msgtrack_new();
 	e->qos2 = tf_qos2track_new();
 	e->alerts = tf_alerts_new();
+	e->quarantine = tf_quarantine_new();
 	e->rates = tf_ratelimit_new();
 	e->retained = tf_retained_new();
 	e->earlier_keys = tf_keyring_new();
 	e->broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
-			|| e->alerts == NULL || e->rates == NULL
+			|| e->alerts == NULL || e->quarantine == NULL || e->rates == NULL
 			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
@@ -433,6 +636,8 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		rc = tf_policy_set_load(&e->load, &e->set, err);
 	if (rc == TF_OK)
 		rc = start_trace(e, opts, err);
+	if (rc == TF_OK)
+		rc = load_quarantine(e, err);
 	if (rc != TF_OK) {
 		tf_engine_free(e);
 		return rc;
@@ -521,10 +726,10 @@ static bool record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
 {
 	char id[TF_MSGID_LEN + 1] = "", sha[TF_SHA256_HEX + 1];
 	bool made = d->verdict == TF_ALLOW;
-	struct tf_trace_input in = { TF_EVENT_DELIVERY, now, {
+	struct tf_trace_input in = { .kind = TF_EVENT_DELIVERY, .ts_ms = now,
+		.values = {
 		id, d->policy ? d->policy->label : "", client_name(client_id, username),
-		org_name(e, who), made ? "delivered" : "withheld", made ? "" : d->reason },
-		NULL, NULL };
+		org_name(e, who), made ? "delivered" : "withheld", made ? "" : d->reason } };
 
 	if (hit != NULL && hit->has_id) {
 		hex16(hit->id, id);
@@ -548,7 +753,8 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 
 	if (tf_qos2track_count(e->qos2) > 0)
 		tf_qos2track_release(e->qos2, topic);
-	tf_decide_receive(e->set, who, topic, now, known ? hit.received_ms : TF_TIME_UNKNOWN, &d);
+	tf_decide_receive(e->set, who, topic, now, known ? hit.received_ms
+		: tf_quarantine_release_time(e->quarantine, topic, payload, payloadlen, now), &d);
 	if (e->trace == NULL || topic[0] == '$' || d.verdict == TF_DEFER)
 		return d.verdict;
 	/* A governed delivery that cannot be recorded is not made. */
@@ -566,16 +772,13 @@ static void refuse(struct tf_message_result *res, const char *reason)
 	res->reason = reason;
 }
 
-/* What a violation does until the guard can quarantine and reroute:
- * drop (and so quarantine and reroute, which must not fail open) refuses
- * the message; alert delivers it. Every violation raises an alert. */
+/* A violation of p by m: raises its alert (every violation does); what
+ * happens to the message is the caller's, by p->on_violation. */
 static void violation(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
-		const char *kind, const char *detail, struct tf_message_result *res)
+		const char *kind, const char *detail)
 {
 	char text[400];
 
-	if (p->on_violation != TF_VIOLATION_ALERT)
-		refuse(res, kind);
 	snprintf(text, sizeof(text), "%s on %s", detail, m->topic);
 	raise_alert(e, kind, p->label, org_name(e, identify(e, m->username)),
 		client_name(m->client_id, m->username), text,
@@ -722,12 +925,17 @@ static void track(struct tf_engine *e, const struct tf_message *m, const struct 
 static bool resend_of(struct tf_engine *e, const struct tf_message *m, uint64_t key,
 		struct tf_message_result *res)
 {
-	const struct tf_stamp *first = tf_qos2track_retransmitted(e->qos2, key, m->connection);
+	const struct tf_qos2_pending *first = tf_qos2track_retransmitted(e->qos2, key,
+		m->connection);
 
 	if (first == NULL)
 		return false;
-	res->stamped = true;
-	res->stamp = *first;
+	/* It goes where the first went: mosquitto then sees the same message
+	 * and drops it. */
+	res->stamp = first->stamp;
+	res->stamped = !first->hold;
+	res->hold = first->hold;
+	res->redirect = first->redirect;
 	return true;
 }
 
@@ -735,7 +943,8 @@ static bool resend_of(struct tf_engine *e, const struct tf_message *m, uint64_t 
 static void pend_qos2(struct tf_engine *e, const struct tf_message *m, uint64_t key,
 		const struct tf_message_result *res, int64_t now)
 {
-	if (!tf_qos2track_put(e->qos2, key, m->connection, m->topic, &res->stamp, now))
+	if (!tf_qos2track_put(e->qos2, key, m->connection, m->topic, &res->stamp, res->hold,
+			res->redirect, now))
 		logf_(e, TF_LOG_WARNING, "trustflow: too many QoS 2 messages in flight; if %s is "
 			"sent again it gets a stamp of its own", m->topic);
 }
@@ -765,12 +974,167 @@ static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64
 		note_retained(e, m, NULL, now);
 }
 
+/* A message passed on as published: stamped, recorded, tracked for its
+ * deliveries, its views made. */
+static void deliver(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const cJSON *json, int64_t now, struct tf_message_result *res)
+{
+	if (!stamp(e, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
+			&res->stamp)) {
+		refuse(res, "cannot be stamped");
+		return;
+	}
+	res->stamped = true;
+	/* What cannot be recorded is not passed on. */
+	if (e->trace != NULL && record_stamped(e, now, &res->stamp, m->payloadlen) != TF_OK) {
+		refuse(res, "the trace store cannot record it");
+		return;
+	}
+	track(e, m, p, &res->stamp, now);
+	make_views(e, p, m, json, now, res);
+	if (m->retain)
+		note_retained(e, m, p, now);
+	if (e->trace_each && tf_trace_writer_flush(e->trace) != TF_OK)
+		refuse(res, "the trace store cannot record it");
+}
+
+/* Holds a message of a quarantined flow: stamped, recorded with its
+ * record in the trace store and synced to disk before the publisher is
+ * acknowledged; mosquitto passes it to no one (the shim moves it to a
+ * topic no client reads). A message that cannot be held is refused. */
+static void hold(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const char *flow, const char *why, int64_t now, struct tf_message_result *res)
+{
+	struct tf_held held = { m->topic, m->payload, m->payloadlen, m->qos, m->retain, { 0 } };
+	uint32_t len;
+	void *record;
+
+	if (e->trace == NULL) {
+		logf_(e, TF_LOG_ERR, "trustflow: %s cannot be quarantined without a trace store "
+			"(plugin_opt_trace_db); refused", m->topic);
+		refuse(res, "quarantine needs a trace store");
+		return;
+	}
+	if (!stamp(e, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
+			&res->stamp)) {
+		refuse(res, "cannot be stamped");
+		return;
+	}
+	held.stamp = res->stamp;
+	record = tf_held_encode(&held, &len);
+	if (record == NULL || record_diverted(e, now, &res->stamp, m->payloadlen, "quarantined",
+			why, flow, record, len) != TF_OK || tf_trace_writer_flush(e->trace) != TF_OK) {
+		free(record);
+		logf_(e, TF_LOG_ERR, "trustflow: %s cannot be quarantined (%s); refused", m->topic,
+			record == NULL ? "too large to hold" : "the trace store cannot record it");
+		refuse(res, "cannot be quarantined");
+		return;
+	}
+	free(record);
+	if (!tf_quarantine_add(e->quarantine, flow, p->label,
+			client_name(m->client_id, m->username), now))
+		logf_(e, TF_LOG_ERR, "trustflow: out of memory listing the quarantined flow %s", flow);
+	res->hold = true;
+}
+
+/* Delivers a violating message on the policy's reroute_to topic instead,
+ * stamped for that topic. */
+static void reroute(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const char *why, int64_t now, struct tf_message_result *res)
+{
+	char reason[300];
+
+	if (!stamp(e, m, p, p->reroute_to, m->payload, m->payloadlen, now, &res->stamp_buf,
+			&res->stamp)) {
+		refuse(res, "cannot be stamped");
+		return;
+	}
+	snprintf(reason, sizeof(reason), "%s; from %s", why, m->topic);
+	if (e->trace != NULL && record_diverted(e, now, &res->stamp, m->payloadlen, "rerouted",
+			reason, NULL, NULL, 0) != TF_OK) {
+		refuse(res, "the trace store cannot record it");
+		return;
+	}
+	/* Its deliveries are decided as of now (broker/quarantine.h). */
+	tf_quarantine_note_release(e->quarantine, p->reroute_to, m->payload, m->payloadlen, now);
+	res->stamped = true;
+	res->redirect = p->reroute_to;
+}
+
+/* A message on a topic policy p governs: limits and schema, then what
+ * the violation (if any) or the flow's quarantine says, else delivery
+ * with stamp, record, views and retention. */
+static void on_governed(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		uint32_t policy_index, uint64_t qos2_key, int64_t now, struct tf_message_result *res)
+{
+	const char *violated = NULL;
+	enum tf_violation_action action = TF_VIOLATION_ALERT;   /* deliver */
+	char flow[512], why[200];
+	cJSON *json = NULL;
+
+	if (p->max_payload_bytes > 0 && m->payloadlen > p->max_payload_bytes) {
+		violated = "limit-exceeded";
+		violation(e, p, m, violated, "payload larger than max_payload_bytes");
+	} else if (p->max_messages_per_second > 0 && (m->username == NULL
+			|| !tf_ratelimit_take(e->rates, policy_index, m->username,
+				p->max_messages_per_second, now))) {
+		violated = "limit-exceeded";
+		violation(e, p, m, violated, "more than max_messages_per_second");
+	}
+	if (violated == NULL && (p->schema != NULL || p->n_views > 0)
+			&& m->payloadlen <= TF_JSON_PAYLOAD_MAX)
+		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
+	if (violated == NULL && p->schema != NULL) {
+		if (m->payloadlen > TF_JSON_PAYLOAD_MAX)
+			snprintf(why, sizeof(why), "payload too large to check");
+		else if (json == NULL)
+			snprintf(why, sizeof(why), "payload is not valid JSON");
+		else if (tf_schema_validate(p->schema, json, why, sizeof(why)))
+			why[0] = '\0';
+		if (why[0] != '\0') {
+			violated = "schema-violation";
+			violation(e, p, m, violated, why);
+		}
+	}
+	if (violated != NULL) {
+		action = p->on_violation;
+		res->disconnect = p->disconnect;
+	}
+	tf_quarantine_flow_name(p->label, client_name(m->client_id, m->username), flow,
+		sizeof(flow));
+	/* Once a flow is held, all of it is, violating or not. */
+	if (tf_quarantine_find(e->quarantine, flow) != NULL)
+		action = TF_VIOLATION_QUARANTINE;
+
+	switch (action) {
+	case TF_VIOLATION_DROP:
+		refuse(res, violated);
+		if (e->trace != NULL)
+			record_unstamped(e, now, m->client_id, m->username, m->topic, p, m->payload,
+				m->payloadlen, "dropped", violated);
+		break;
+	case TF_VIOLATION_QUARANTINE:
+		hold(e, m, p, flow, violated ? violated : "its flow is quarantined", now, res);
+		break;
+	case TF_VIOLATION_REROUTE:
+		reroute(e, m, p, violated, now, res);
+		break;
+	case TF_VIOLATION_ALERT:
+		deliver(e, m, p, json, now, res);
+		break;
+	}
+	if (m->qos == 2 && res->deliver && (res->stamped || res->hold))
+		pend_qos2(e, m, qos2_key, res, now);
+	cJSON_Delete(json);
+	if (!res->deliver)
+		tf_message_result_free(res);
+}
+
 void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		struct tf_message_result *res)
 {
 	struct tf_governance g;
 	const struct tf_policy *p;
-	cJSON *json = NULL;
 	int64_t now = now_ms(e);
 	uint64_t qos2_key = 0;
 
@@ -778,6 +1142,9 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	res->deliver = true;
 	res->reason = NULL;
 	res->stamped = false;
+	res->hold = false;
+	res->redirect = NULL;
+	res->disconnect = false;
 	res->n_copies = 0;
 	res->copies = NULL;
 	if (m->topic[0] == '$')
@@ -798,51 +1165,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		return;
 	}
 	p = &e->set->policies[g.policy];
-
-	if (p->max_payload_bytes > 0 && m->payloadlen > p->max_payload_bytes) {
-		violation(e, p, m, "limit-exceeded", "payload larger than max_payload_bytes", res);
-	} else if (p->max_messages_per_second > 0 && (m->username == NULL
-			|| !tf_ratelimit_take(e->rates, g.policy, m->username,
-				p->max_messages_per_second, now))) {
-		violation(e, p, m, "limit-exceeded", "more than max_messages_per_second", res);
-	}
-	if (res->deliver && (p->schema != NULL || p->n_views > 0) && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
-		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
-	if (res->deliver && p->schema != NULL) {
-		char why[200];
-
-		if (m->payloadlen > TF_JSON_PAYLOAD_MAX)
-			violation(e, p, m, "schema-violation", "payload too large to check", res);
-		else if (json == NULL)
-			violation(e, p, m, "schema-violation", "payload is not valid JSON", res);
-		else if (!tf_schema_validate(p->schema, json, why, sizeof(why)))
-			violation(e, p, m, "schema-violation", why, res);
-	}
-	if (res->deliver && !stamp(e, m, p, m->topic, m->payload, m->payloadlen, now,
-			&res->stamp_buf, &res->stamp))
-		refuse(res, "cannot be stamped");
-	if (res->deliver) {
-		res->stamped = true;
-		/* What cannot be recorded is not passed on. */
-		if (e->trace != NULL && record_stamped(e, now, &res->stamp, m->payloadlen) != TF_OK)
-			refuse(res, "the trace store cannot record it");
-	} else if (e->trace != NULL) {
-		record_unstamped(e, now, m->client_id, m->username, m->topic, p, m->payload,
-			m->payloadlen, "dropped", res->reason);
-	}
-	if (res->deliver) {
-		track(e, m, p, &res->stamp, now);
-		if (m->qos == 2)
-			pend_qos2(e, m, qos2_key, res, now);
-		make_views(e, p, m, json, now, res);
-		if (m->retain)
-			note_retained(e, m, p, now);
-		if (e->trace_each && tf_trace_writer_flush(e->trace) != TF_OK) {
-			refuse(res, "the trace store cannot record it");
-			tf_message_result_free(res);
-		}
-	}
-	cJSON_Delete(json);
+	on_governed(e, m, p, g.policy, qos2_key, now, res);
 }
 
 void tf_message_result_free(struct tf_message_result *res)

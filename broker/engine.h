@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "broker/error.h"
+#include "broker/held.h"
 #include "broker/options.h"
 #include "broker/provenance.h"
 #include "policy/decide.h"
@@ -34,6 +35,9 @@ struct tf_engine_hooks {
 	/* Publishes an alert (JSON, not retained) on topic. NULL: alerts are
 	 * only kept and recorded. */
 	void (*publish_alert)(void *ctx, const char *topic, const char *json);
+	/* Publishes a released message with its stamp (as user properties),
+	 * as if just published. NULL: releasing is not possible. */
+	void (*publish_held)(void *ctx, const struct tf_held *m);
 	void *ctx;
 };
 
@@ -64,6 +68,20 @@ struct tf_trace_store *tf_engine_trace_store(struct tf_engine *e);
 
 /* The engine's clock, ms since the epoch. */
 int64_t tf_engine_now(const struct tf_engine *e);
+
+/* Quarantine (broker/quarantine.h): the flows held, and ending a flow's
+ * quarantine by releasing its messages (published in the order received,
+ * with their stamps, each recorded as released) or discarding them (each
+ * recorded as discarded). by: who did it, for the record. *count: how
+ * many. Errors: TF_ERR_INVALID (no such flow, an unreadable record),
+ * TF_ERR_FULL (the trace store cannot record; the flow stays held, less
+ * what was done). */
+struct tf_quarantine;
+const struct tf_quarantine *tf_engine_quarantine(const struct tf_engine *e);
+int tf_engine_release_flow(struct tf_engine *e, const char *flow, const char *by,
+		uint64_t *count, struct tf_err *err);
+int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by,
+		uint64_t *count, struct tf_err *err);
 
 /* ACL decisions. username NULL: the client has none (unidentified); the
  * trace then names it by client_id. A refused publish is recorded with
@@ -103,6 +121,10 @@ struct tf_message {
 struct tf_message_result {
 	bool deliver;           /* false: refuse the message */
 	const char *reason;     /* why not delivered (static) */
+	bool hold;              /* quarantined: pass it to no one (the broker keeps it) */
+	const char *redirect;   /* rerouted: deliver on this topic (borrowed until the
+	                         * next reload); NULL: on its own */
+	bool disconnect;        /* disconnect the publisher (on_violation.disconnect) */
 	bool stamped;           /* stamp holds the message's stamp */
 	struct tf_stamp stamp;  /* points into stamp_buf, the set in force and the message */
 	struct tf_stamp_buf stamp_buf;

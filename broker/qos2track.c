@@ -9,9 +9,9 @@ struct pending {
 	const void *connection;
 	const void *stored;
 	int64_t received_ms;
-	struct tf_stamp stamp;      /* points into buf and text */
+	struct tf_qos2_pending first; /* its stamp points into buf and text */
 	struct tf_stamp_buf buf;
-	char *text;                 /* broker, org, client, policy, topic, NUL-separated */
+	char *text;                 /* broker, org, client, policy, topic, redirect */
 };
 
 struct tf_qos2track {
@@ -53,25 +53,28 @@ uint64_t tf_qos2_key(const char *client_id, const char *topic, const void *paylo
 	return fnv(h, payload, payloadlen);
 }
 
-const struct tf_stamp *tf_qos2track_retransmitted(const struct tf_qos2track *t, uint64_t key,
-		const void *connection)
+const struct tf_qos2_pending *tf_qos2track_retransmitted(const struct tf_qos2track *t,
+		uint64_t key, const void *connection)
 {
 	for (uint32_t i = 0; i < t->n; i++)
 		if (t->items[i].key == key && t->items[i].connection != connection)
-			return &t->items[i].stamp;
+			return &t->items[i].first;
 	return NULL;
 }
 
-/* Copies the strings of st that do not live in its tf_stamp_buf. */
-static bool copy_stamp(struct pending *p, const struct tf_stamp *st)
+/* Copies the stamp (the strings that do not live in its tf_stamp_buf
+ * into text) and the redirect. */
+static bool copy_first(struct pending *p, const struct tf_stamp *st, const char *redirect)
 {
-	const char *parts[5] = { st->broker, st->org, st->client, st->policy, st->topic };
-	const char **slots[5] = { &p->stamp.broker, &p->stamp.org, &p->stamp.client,
-		&p->stamp.policy, &p->stamp.topic };
+	const char *parts[6] = { st->broker, st->org, st->client, st->policy, st->topic,
+		redirect ? redirect : "" };
+	const char **slots[6] = { &p->first.stamp.broker, &p->first.stamp.org,
+		&p->first.stamp.client, &p->first.stamp.policy, &p->first.stamp.topic,
+		&p->first.redirect };
 	size_t len = 0;
 	char *at;
 
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		len += strlen(parts[i]) + 1;
 	p->text = malloc(len);
 	if (p->text == NULL)
@@ -82,21 +85,24 @@ static bool copy_stamp(struct pending *p, const struct tf_stamp *st)
 	snprintf(p->buf.sha256, sizeof(p->buf.sha256), "%s", st->sha256);
 	snprintf(p->buf.seq, sizeof(p->buf.seq), "%s", st->seq);
 	snprintf(p->buf.sig, sizeof(p->buf.sig), "%s", st->sig);
-	p->stamp = (struct tf_stamp){ "1", p->buf.id, NULL, p->buf.kid, p->buf.ts, NULL, NULL,
-		NULL, NULL, p->buf.sha256, p->buf.seq, p->buf.sig };
+	p->first.stamp = (struct tf_stamp){ "1", p->buf.id, NULL, p->buf.kid, p->buf.ts, NULL,
+		NULL, NULL, NULL, p->buf.sha256, p->buf.seq, p->buf.sig };
 	at = p->text;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		size_t n = strlen(parts[i]) + 1;
 
 		memcpy(at, parts[i], n);
 		*slots[i] = at;
 		at += n;
 	}
+	if (redirect == NULL)
+		p->first.redirect = NULL;
 	return true;
 }
 
 bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, const void *connection,
-		const void *stored, const struct tf_stamp *stamp, int64_t now_ms)
+		const void *stored, const struct tf_stamp *stamp, bool hold, const char *redirect,
+		int64_t now_ms)
 {
 	struct pending *p;
 
@@ -107,7 +113,8 @@ bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, const void *connecti
 	p->connection = connection;
 	p->stored = stored;
 	p->received_ms = now_ms;
-	if (!copy_stamp(p, stamp))
+	p->first.hold = hold;
+	if (!copy_first(p, stamp, redirect))
 		return false;
 	t->n++;
 	return true;
@@ -121,12 +128,12 @@ static void remove_at(struct tf_qos2track *t, uint32_t i)
 		return;
 	t->items[i] = t->items[t->n];
 	/* The moved stamp points into its own entry's buffer: repoint it. */
-	t->items[i].stamp.id = t->items[i].buf.id;
-	t->items[i].stamp.kid = t->items[i].buf.kid;
-	t->items[i].stamp.ts = t->items[i].buf.ts;
-	t->items[i].stamp.sha256 = t->items[i].buf.sha256;
-	t->items[i].stamp.seq = t->items[i].buf.seq;
-	t->items[i].stamp.sig = t->items[i].buf.sig;
+	t->items[i].first.stamp.id = t->items[i].buf.id;
+	t->items[i].first.stamp.kid = t->items[i].buf.kid;
+	t->items[i].first.stamp.ts = t->items[i].buf.ts;
+	t->items[i].first.stamp.sha256 = t->items[i].buf.sha256;
+	t->items[i].first.stamp.seq = t->items[i].buf.seq;
+	t->items[i].first.stamp.sig = t->items[i].buf.sig;
 }
 
 void tf_qos2track_release(struct tf_qos2track *t, const void *stored)

@@ -34,18 +34,28 @@ void tf_qos2track_free(struct tf_qos2track *t);
 uint64_t tf_qos2_key(const char *client_id, const char *topic, const void *payload,
 		uint32_t payloadlen);
 
-/* The stamp of a pending message with this key received over another
- * connection (a retransmission), or NULL. The stamp and the strings it
- * points to stay valid until the next call that changes the table. */
-const struct tf_stamp *tf_qos2track_retransmitted(const struct tf_qos2track *t, uint64_t key,
-		const void *connection);
+/* What became of the first transmission: its stamp, and whether it was
+ * held in quarantine or rerouted (redirect: the topic, else NULL). */
+struct tf_qos2_pending {
+	struct tf_stamp stamp;
+	bool hold;
+	const char *redirect;
+};
 
-/* Remembers a stamped QoS 2 message until it is released: stored is the
- * stored message's topic pointer, as ACL READ will show it. The stamp is
- * copied. Returns false when the table is full or memory is short (the
- * message then simply is not recognised when sent again). */
+/* The first transmission of a pending message with this key received
+ * over another connection (so this is a retransmission), or NULL. Valid
+ * until the next call that changes the table. */
+const struct tf_qos2_pending *tf_qos2track_retransmitted(const struct tf_qos2track *t,
+		uint64_t key, const void *connection);
+
+/* Remembers a stamped (or held) QoS 2 message until it is released:
+ * stored is the stored message's topic pointer, as ACL READ will show it.
+ * The stamp and redirect are copied. Returns false when the table is
+ * full or memory is short (the message then simply is not recognised
+ * when sent again). */
 bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, const void *connection,
-		const void *stored, const struct tf_stamp *stamp, int64_t now_ms);
+		const void *stored, const struct tf_stamp *stamp, bool hold, const char *redirect,
+		int64_t now_ms);
 
 /* The message whose topic pointer is stored is being delivered: it is
  * released, and no later message is its retransmission. */

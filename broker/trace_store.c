@@ -29,12 +29,13 @@ enum db {
 	DB_BY_SHA,
 	DB_CHECKPOINTS,
 	DB_META,
+	DB_HELD,
 	DB_COUNT
 };
 
 static const char *const db_names[DB_COUNT] = {
 	"events", "by_id", "by_policy", "by_publisher", "by_recipient", "by_topic", "by_sha",
-	"checkpoints", "meta",
+	"checkpoints", "meta", "held",
 };
 
 /* The indexes keep their entries as sorted duplicates of the key looked
@@ -499,6 +500,29 @@ static int put_entry(struct tf_trace_store *s, MDB_txn *txn, const struct index_
 	return rc;
 }
 
+/* Keeps (record != NULL) or removes a held message: key flow 0x00 seq. */
+static int put_held(struct tf_trace_store *s, MDB_txn *txn, const char *flow, uint64_t seq,
+		const void *record, size_t len)
+{
+	unsigned char key[TF_TRACE_KEY_TEXT_MAX + 9];
+	size_t n = strlen(flow);
+	MDB_val k, v;
+	int rc;
+
+	if (n == 0 || n > TF_TRACE_KEY_TEXT_MAX - 1)
+		return EINVAL;
+	memcpy(key, flow, n);
+	key[n] = 0;
+	tf_trace_put_u64(key + n + 1, seq);
+	k = mval(key, n + 9);
+	if (record == NULL) {
+		rc = mdb_del(txn, s->dbi[DB_HELD], &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	v = mval(record, len);
+	return mdb_put(txn, s->dbi[DB_HELD], &k, &v, 0);
+}
+
 static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state *st,
 		const struct tf_trace_input *in)
 {
@@ -526,6 +550,12 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 	tf_event_chain(st->hash, s->buf + 32, len, (unsigned char *)s->buf);
 	tf_trace_put_u64(key, ev.seq);
 	if ((rc = put(txn, s->dbi[DB_EVENTS], key, 8, s->buf, 32 + len, MDB_APPEND)) != 0)
+		return rc;
+	if (in->hold_flow != NULL && (rc = put_held(s, txn, in->hold_flow, ev.seq, in->hold,
+			in->hold_len)) != 0)
+		return rc;
+	if (in->unhold_flow != NULL && (rc = put_held(s, txn, in->unhold_flow, in->unhold_seq,
+			NULL, 0)) != 0)
 		return rc;
 	n = index_entries(&ev, entries);
 	for (int i = 0; i < n; i++)
@@ -962,6 +992,36 @@ int tf_trace_scan_checkpoints(struct tf_trace_store *s, tf_trace_checkpoint_visi
 			break;
 		}
 		stop = visit(ctx, &cp);
+	}
+	mdb_cursor_close(c);
+	return stop;
+}
+
+int tf_trace_scan_held(struct tf_trace_store *s, const char *flow, tf_trace_held_visit visit,
+		void *ctx)
+{
+	size_t n = flow ? strlen(flow) + 1 : 0;   /* with its 0x00 */
+	MDB_cursor *c;
+	MDB_val k = mval(flow ? flow : "", n), v;
+	int rc, stop = 0;
+
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_HELD], &c) != 0)
+		return -1;
+	for (rc = mdb_cursor_get(c, &k, &v, n ? MDB_SET_RANGE : MDB_FIRST); rc == 0 && stop == 0;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const char *key = k.mv_data;
+		size_t flen = strnlen(key, k.mv_size);
+
+		if (flen + 9 != k.mv_size || (n && (flen + 1 != n || memcmp(key, flow, flen) != 0)))
+			break;
+		{
+			char name[TF_TRACE_KEY_TEXT_MAX + 1];
+
+			memcpy(name, key, flen);
+			name[flen] = '\0';
+			stop = visit(ctx, name, tf_trace_get_u64((const unsigned char *)key + flen + 1), v.mv_data,
+				v.mv_size);
+		}
 	}
 	mdb_cursor_close(c);
 	return stop;

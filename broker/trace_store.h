@@ -13,6 +13,7 @@
  *   by_recipient  client           => ts(8) seq(8)
  *   by_topic      topic            => ts(8) seq(8) payload sha256(32)
  *   by_sha        sha256(32)       => ts(8) seq(8)
+ *   held          flow 0x00 seq(8) -> a quarantined message (broker/held.h)
  *   checkpoints   seq(8)        -> checkpoint JSON
  *   meta          name          -> value
  *
@@ -73,6 +74,16 @@ struct tf_trace_input {
 	int64_t ts_ms;
 	const char *values[TF_EVENT_MAX_FIELDS];
 	const char *find_topic, *find_sha256;   /* NULL unless resolving */
+	/* A message event that quarantines its message also keeps the
+	 * message (hold_len bytes; broker/held.h) under its flow, in the same
+	 * transaction. NULL: nothing held. */
+	const char *hold_flow;
+	const void *hold;
+	uint32_t hold_len;
+	/* A release or discard event removes the held message: its flow and
+	 * the seq of its message event. NULL: nothing removed. */
+	const char *unhold_flow;
+	uint64_t unhold_seq;
 };
 
 /* Appends n events in one transaction: all or nothing. They are visible
@@ -156,6 +167,14 @@ int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const 
 typedef int (*tf_trace_checkpoint_visit)(void *ctx, const struct tf_checkpoint *cp);
 int tf_trace_scan_checkpoints(struct tf_trace_store *s, tf_trace_checkpoint_visit visit,
 		void *ctx, struct tf_err *err);
+
+/* Visits the held messages of flow (NULL: of every flow), in the order
+ * they were received, until visit returns non-zero. seq is the seq of the
+ * message's event. */
+typedef int (*tf_trace_held_visit)(void *ctx, const char *flow, uint64_t seq,
+		const void *record, size_t len);
+int tf_trace_scan_held(struct tf_trace_store *s, const char *flow, tf_trace_held_visit visit,
+		void *ctx);
 
 /* The anchor after pruning: the seq and chain hash of the last removed
  * event. Without pruning it is seq 0 and 32 zero bytes. */

@@ -22,14 +22,17 @@
 #define RETRY_MS 1000
 #define PRUNE_BATCH 20000
 
-/* A queued record: this header, then each value as a 4-byte length, the
- * bytes and a NUL. Values: the kind's fields, then find_topic and
- * find_sha256 when `find` is set. */
+/* A queued record: this header, then each part as a 4-byte length, the
+ * bytes and a NUL. Parts: the kind's fields, then, as `parts` says,
+ * find_topic and find_sha256, hold_flow and hold, unhold_flow and
+ * unhold_seq (8 bytes). */
+enum record_parts { PART_FIND = 1, PART_HOLD = 2, PART_UNHOLD = 4 };
+
 struct record_head {
 	uint32_t size;
 	uint8_t kind;
-	uint8_t n_values;
-	uint8_t find;
+	uint8_t n_parts;
+	uint8_t parts;
 	uint8_t pad;
 	int64_t ts_ms;
 };
@@ -109,21 +112,44 @@ static void post_report(struct tf_trace_writer *w, bool failed, const char *text
 
 int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_input *in)
 {
-	struct record_head head = { 0, (uint8_t)in->kind, 0, in->find_topic != NULL, 0, in->ts_ms };
-	const char *values[TF_EVENT_MAX_FIELDS + 2];
+	struct record_head head = { 0, (uint8_t)in->kind, 0, 0, 0, in->ts_ms };
+	const void *parts[TF_EVENT_MAX_FIELDS + 6];
+	size_t lens[TF_EVENT_MAX_FIELDS + 6];
+	unsigned char seq[8];
 	size_t n, size = sizeof(head);
 	char *p;
 
 	tf_event_fields(in->kind, &n);
-	memcpy(values, in->values, n * sizeof(values[0]));
-	if (head.find) {
-		values[n++] = in->find_topic;
-		values[n++] = in->find_sha256;
+	for (size_t i = 0; i < n; i++) {
+		parts[i] = in->values[i];
+		lens[i] = strlen(in->values[i]);
 	}
-	head.n_values = (uint8_t)n;
+	if (in->find_topic != NULL) {
+		head.parts |= PART_FIND;
+		parts[n] = in->find_topic;
+		lens[n++] = strlen(in->find_topic);
+		parts[n] = in->find_sha256;
+		lens[n++] = strlen(in->find_sha256);
+	}
+	if (in->hold_flow != NULL) {
+		head.parts |= PART_HOLD;
+		parts[n] = in->hold_flow;
+		lens[n++] = strlen(in->hold_flow);
+		parts[n] = in->hold;
+		lens[n++] = in->hold_len;
+	}
+	if (in->unhold_flow != NULL) {
+		head.parts |= PART_UNHOLD;
+		tf_trace_put_u64(seq, in->unhold_seq);
+		parts[n] = in->unhold_flow;
+		lens[n++] = strlen(in->unhold_flow);
+		parts[n] = seq;
+		lens[n++] = 8;
+	}
+	head.n_parts = (uint8_t)n;
 	for (size_t i = 0; i < n; i++)
-		size += 4 + strlen(values[i]) + 1;
-	if (size > TF_EVENT_MAX_BYTES)
+		size += 4 + lens[i] + 1;
+	if (size > TF_EVENT_MAX_BYTES + 2 * 1024 * 1024)
 		return TF_ERR_FULL;
 	head.size = (uint32_t)size;
 
@@ -162,10 +188,11 @@ int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_inpu
 	memcpy(p, &head, sizeof(head));
 	p += sizeof(head);
 	for (size_t i = 0; i < n; i++) {
-		uint32_t len = (uint32_t)strlen(values[i]);
+		uint32_t len = (uint32_t)lens[i];
 
 		memcpy(p, &len, 4);
-		memcpy(p + 4, values[i], len + 1);
+		memcpy(p + 4, parts[i], len);
+		p[4 + len] = '\0';
 		p += 4 + len + 1;
 	}
 	w->front.len += size;
@@ -250,8 +277,9 @@ static bool parse_back(struct tf_trace_writer *w, size_t *n_out)
 	for (const char *p = w->back.bytes; p < w->back.bytes + w->back.len; n++) {
 		struct tf_trace_input *in = &w->inputs[n];
 		struct record_head head;
-		const char *v;
-		size_t fields;
+		const char *v, *parts[TF_EVENT_MAX_FIELDS + 6];
+		uint32_t lens[TF_EVENT_MAX_FIELDS + 6];
+		size_t fields, at;
 
 		memcpy(&head, p, sizeof(head));
 		memset(in, 0, sizeof(*in));
@@ -259,18 +287,26 @@ static bool parse_back(struct tf_trace_writer *w, size_t *n_out)
 		in->ts_ms = head.ts_ms;
 		tf_event_fields(in->kind, &fields);
 		v = p + sizeof(head);
-		for (size_t i = 0; i < head.n_values; i++) {
-			uint32_t len;
-			const char *text = v + 4;
-
-			memcpy(&len, v, 4);
-			if (i < fields)
-				in->values[i] = text;
-			else if (i == fields)
-				in->find_topic = text;
-			else
-				in->find_sha256 = text;
-			v += 4 + len + 1;
+		for (size_t i = 0; i < head.n_parts; i++) {
+			memcpy(&lens[i], v, 4);
+			parts[i] = v + 4;
+			v += 4 + lens[i] + 1;
+		}
+		for (size_t i = 0; i < fields; i++)
+			in->values[i] = parts[i];
+		at = fields;
+		if (head.parts & PART_FIND) {
+			in->find_topic = parts[at++];
+			in->find_sha256 = parts[at++];
+		}
+		if (head.parts & PART_HOLD) {
+			in->hold_flow = parts[at++];
+			in->hold = parts[at];
+			in->hold_len = lens[at++];
+		}
+		if (head.parts & PART_UNHOLD) {
+			in->unhold_flow = parts[at++];
+			in->unhold_seq = tf_trace_get_u64((const unsigned char *)parts[at++]);
 		}
 		p += head.size;
 	}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "broker/control.h"
+#include "plugins/compat.h"
 #include "plugins/shim.h"
 
 /* ACL callbacks may answer only SUCCESS, ACL_DENIED or PLUGIN_DEFER: any
@@ -67,6 +68,25 @@ static void publish_copies(const struct tf_message_result *res, int qos, bool re
 	}
 }
 
+/* Moves the message to another topic: a quarantined one to a topic no
+ * client may read (so that mosquitto acknowledges it but passes it to no
+ * one), a rerouted one to its new topic. Returns false when out of
+ * memory. */
+static bool move_message(struct mosquitto_evt_message *ed, const char *topic)
+{
+	char *moved = mosquitto_strdup(topic);
+
+	if (moved == NULL)
+		return false;
+#if TF_FREE_REPLACED_TOPIC
+	mosquitto_free(ed->topic);
+#endif
+	ed->topic = moved;
+	return true;
+}
+
+#define HELD_TOPIC "$trustflow/held"
+
 static int on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -90,6 +110,13 @@ static int on_message(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_ACL_DENIED;
 	tf_engine_on_message(plugin->engine, &m, &res);
 	deliver = res.deliver;
+	if (deliver && res.hold) {
+		/* Held by the broker: acknowledged, passed to no one, never retained. */
+		ed->retain = false;
+		deliver = move_message(ed, HELD_TOPIC);
+	} else if (deliver && res.redirect != NULL) {
+		deliver = move_message(ed, res.redirect);
+	}
 	if (deliver && res.stamped
 			&& tf_props_add_stamp(&ed->properties, &res.stamp) != MOSQ_ERR_SUCCESS) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory stamping %s; "
@@ -98,6 +125,9 @@ static int on_message(int event, void *event_data, void *userdata)
 	}
 	if (deliver)
 		publish_copies(&res, ed->qos, ed->retain);
+	if (res.disconnect && plugin->n_kick < TF_KICK_MAX
+			&& (plugin->kick[plugin->n_kick] = strdup(m.client_id)) != NULL)
+		plugin->n_kick++;
 	tf_message_result_free(&res);
 	/* ACL_DENIED refuses the message (PUBACK "not authorized" to an MQTT
 	 * v5 publisher); any other error would disconnect the publisher. */
@@ -152,6 +182,11 @@ static int on_tick(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)event_data;
 	tf_engine_tick(plugin->engine);
+	for (int i = 0; i < plugin->n_kick; i++) {
+		mosquitto_kick_client_by_clientid(plugin->kick[i], false);
+		free(plugin->kick[i]);
+	}
+	plugin->n_kick = 0;
 	return MOSQ_ERR_SUCCESS;
 }
 

@@ -55,6 +55,26 @@ static void publish_alert(void *ctx, const char *topic, const char *json)
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish an alert on %s", topic);
 }
 
+/* Publishes a released message with its stamp, as if just published
+ * (subscribers' READ checks apply). */
+static void publish_held(void *ctx, const struct tf_held *m)
+{
+	mosquitto_property *props = NULL;
+
+	(void)ctx;
+	if (tf_props_add_stamp(&props, &m->stamp) != MOSQ_ERR_SUCCESS) {
+		mosquitto_property_free_all(&props);
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory releasing %s", m->topic);
+		return;
+	}
+	if (mosquitto_broker_publish_copy(NULL, m->topic, (int)m->payloadlen, m->payload, m->qos,
+			m->retain, props) != MOSQ_ERR_SUCCESS) {
+		mosquitto_property_free_all(&props);
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot release a message on %s",
+			m->topic);
+	}
+}
+
 /* Publishes a trace checkpoint, retained, where every client may read it
  * and keep a copy outside the broker. */
 static void publish_checkpoint(void *ctx, const char *json)
@@ -76,6 +96,8 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
 
 static void plugin_free(struct tf_plugin *plugin)
 {
+	for (int i = 0; i < plugin->n_kick; i++)
+		free(plugin->kick[i]);
 	tf_engine_free(plugin->engine);
 	tf_options_free(&plugin->opts);
 	free(plugin);
@@ -85,7 +107,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
 	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, publish_key,
-		publish_checkpoint, publish_alert, NULL };
+		publish_checkpoint, publish_alert, publish_held, NULL };
 	struct tf_plugin *plugin;
 	struct tf_err err = { "" };
 	int rc;

@@ -10,10 +10,16 @@
 #include "broker/engine.h"
 #include "broker/options.h"
 
+/* Clients to disconnect at the next TICK: not while mosquitto is still
+ * handling their PUBLISH. */
+#define TF_KICK_MAX 64
+
 struct tf_plugin {
 	mosquitto_plugin_id_t *id;
 	struct tf_options opts;
 	struct tf_engine *engine;
+	char *kick[TF_KICK_MAX];
+	int n_kick;
 };
 
 /* Registers every event callback (callbacks.c). Returns a MOSQ_ERR_*. */

@@ -64,7 +64,7 @@ static uint64_t next_random(uint64_t *state)
 
 int main(int argc, char **argv)
 {
-	struct tf_engine_hooks hooks = { NULL, NULL, clear_retained, NULL, NULL, NULL, NULL };
+	struct tf_engine_hooks hooks = { .clear_retained = clear_retained };
 	struct tf_options opts;
 	struct tf_engine *engine;
 	struct tf_err err = { "" };

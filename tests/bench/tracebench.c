@@ -92,10 +92,10 @@ int main(int argc, char **argv)
 	for (uint64_t i = 0; i < messages; i++) {
 		int64_t ts = T0 + (int64_t)(i * (uint64_t)DAY_MS / messages);
 		char seq[21];
-		struct tf_trace_input in = { TF_EVENT_MESSAGE, ts, { id, "bench/topic", "bench-owner",
+		struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = ts,
+		.values = { id, "bench/topic", "bench-owner",
 			"bench-pub", policy, sha, "256", "delivered", "", seq, "21fe31dfa154a261",
-			"CJfrfKKvCkudXGIoZC4RPCxnDG0TyWot9cI5PwOqOxK8v/QXnc6h0XNHbmgyfGlzX51niaIue9cmM6BIgsLnBQ==" },
-			NULL, NULL };
+			"CJfrfKKvCkudXGIoZC4RPCxnDG0TyWot9cI5PwOqOxK8v/QXnc6h0XNHbmgyfGlzX51niaIue9cmM6BIgsLnBQ==" } };
 
 		message_id(i, ts, id);
 		snprintf(policy, sizeof(policy), "policy-%llu@1", (unsigned long long)(i % policies));
@@ -107,8 +107,9 @@ int main(int argc, char **argv)
 		if (++recorded == RECORD_TIMED)
 			t_timed = now_s();
 		for (uint64_t r = 0; r < recipients; r++) {
-			struct tf_trace_input d = { TF_EVENT_DELIVERY, ts + 1, { id, policy, client,
-				"bench-consumer", "delivered", "" }, NULL, NULL };
+			struct tf_trace_input d = { .kind = TF_EVENT_DELIVERY, .ts_ms = ts + 1,
+		.values = { id, policy, client,
+				"bench-consumer", "delivered", "" } };
 
 			snprintf(client, sizeof(client), "bench-sub-%llu", (unsigned long long)r);
 			if (tf_trace_writer_record(w, &d) != TF_OK)

@@ -40,22 +40,24 @@ static void a_resend_over_another_connection_gets_the_first_stamp(void **state)
 	struct tf_qos2track *t = tf_qos2track_new();
 	struct tf_stamp first = stamp("019ac008e6005f1e2d3c4b5a69780123", "42");
 	uint64_t k = tf_qos2_key("c1", "a/b", "xy", 2);
-	const struct tf_stamp *again;
+	const struct tf_qos2_pending *again;
 
 	(void)state;
-	assert_true(tf_qos2track_put(t, k, &conn_a, &stored_1, &first, 1000));
+	assert_true(tf_qos2track_put(t, k, &conn_a, &stored_1, &first, false, NULL, 1000));
 	/* Over the same connection: a message of its own. */
 	assert_null(tf_qos2track_retransmitted(t, k, &conn_a));
 	/* Another key: no. */
 	assert_null(tf_qos2track_retransmitted(t, k + 1, &conn_b));
 	again = tf_qos2track_retransmitted(t, k, &conn_b);
 	assert_non_null(again);
-	assert_string_equal(again->id, first.id);
-	assert_string_equal(again->seq, "42");
-	assert_string_equal(again->sig, "c2ln");
-	assert_string_equal(again->org, "city-waterworks");
-	assert_string_equal(again->topic, "city/water/d7/telemetry");
-	assert_string_equal(again->broker, "broker-1");
+	assert_string_equal(again->stamp.id, first.id);
+	assert_string_equal(again->stamp.seq, "42");
+	assert_string_equal(again->stamp.sig, "c2ln");
+	assert_string_equal(again->stamp.org, "city-waterworks");
+	assert_string_equal(again->stamp.topic, "city/water/d7/telemetry");
+	assert_string_equal(again->stamp.broker, "broker-1");
+	assert_false(again->hold);
+	assert_null(again->redirect);
 	tf_qos2track_free(t);
 }
 
@@ -65,19 +67,21 @@ static void a_released_message_is_not_resent(void **state)
 	struct tf_stamp one = stamp("019ac008e6005f1e2d3c4b5a69780001", "1");
 	struct tf_stamp two = stamp("019ac008e6005f1e2d3c4b5a69780002", "2");
 	uint64_t k1 = tf_qos2_key("c1", "a/b", "1", 1), k2 = tf_qos2_key("c1", "a/b", "2", 1);
-	const struct tf_stamp *again;
+	const struct tf_qos2_pending *again;
 
 	(void)state;
-	assert_true(tf_qos2track_put(t, k1, &conn_a, &stored_1, &one, 1000));
-	assert_true(tf_qos2track_put(t, k2, &conn_a, &stored_2, &two, 1000));
+	assert_true(tf_qos2track_put(t, k1, &conn_a, &stored_1, &one, false, NULL, 1000));
+	assert_true(tf_qos2track_put(t, k2, &conn_a, &stored_2, &two, true, "x/held", 1000));
 	tf_qos2track_release(t, &stored_1);
 	assert_int_equal(tf_qos2track_count(t), 1);
 	assert_null(tf_qos2track_retransmitted(t, k1, &conn_b));
 	/* The entry that moved into the freed place still reads right. */
 	again = tf_qos2track_retransmitted(t, k2, &conn_b);
 	assert_non_null(again);
-	assert_string_equal(again->id, two.id);
-	assert_string_equal(again->seq, "2");
+	assert_string_equal(again->stamp.id, two.id);
+	assert_string_equal(again->stamp.seq, "2");
+	assert_true(again->hold);
+	assert_string_equal(again->redirect, "x/held");
 	tf_qos2track_free(t);
 }
 
@@ -88,7 +92,7 @@ static void pending_messages_are_forgotten_after_a_while(void **state)
 	uint64_t k = tf_qos2_key("c1", "a/b", "1", 1);
 
 	(void)state;
-	assert_true(tf_qos2track_put(t, k, &conn_a, &stored_1, &one, 1000));
+	assert_true(tf_qos2track_put(t, k, &conn_a, &stored_1, &one, false, NULL, 1000));
 	tf_qos2track_expire(t, 1000 + TF_QOS2_KEEP_MS - 1);
 	assert_int_equal(tf_qos2track_count(t), 1);
 	tf_qos2track_expire(t, 1000 + TF_QOS2_KEEP_MS);
@@ -104,8 +108,8 @@ static void a_full_table_refuses(void **state)
 
 	(void)state;
 	for (uint64_t i = 0; i < TF_QOS2_MAX_PENDING; i++)
-		assert_true(tf_qos2track_put(t, i, &conn_a, &stored_1, &one, 1000));
-	assert_false(tf_qos2track_put(t, 99999, &conn_a, &stored_1, &one, 1000));
+		assert_true(tf_qos2track_put(t, i, &conn_a, &stored_1, &one, false, NULL, 1000));
+	assert_false(tf_qos2track_put(t, 99999, &conn_a, &stored_1, &one, false, NULL, 1000));
 	assert_int_equal(tf_qos2track_count(t), TF_QOS2_MAX_PENDING);
 	tf_qos2track_free(t);
 }

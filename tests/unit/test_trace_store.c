@@ -66,9 +66,9 @@ static int teardown(void **state)
 static struct tf_trace_input message(const char *id, const char *topic, const char *client,
 		const char *sha, const char *status, int64_t ts, const char *stamp_seq)
 {
-	struct tf_trace_input in = { TF_EVENT_MESSAGE, ts, { id, topic, "city-waterworks", client,
-		"water-telemetry@3", sha, "28", status, "", stamp_seq, "21fe31dfa154a261", "c2ln" },
-		NULL, NULL };
+	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = ts,
+		.values = { id, topic, "city-waterworks", client,
+		"water-telemetry@3", sha, "28", status, "", stamp_seq, "21fe31dfa154a261", "c2ln" } };
 
 	return in;
 }
@@ -76,9 +76,9 @@ static struct tf_trace_input message(const char *id, const char *topic, const ch
 static struct tf_trace_input delivery(const char *id, const char *client, const char *org,
 		bool made, int64_t ts)
 {
-	struct tf_trace_input in = { TF_EVENT_DELIVERY, ts, { id, "water-telemetry@3", client, org,
-		made ? "delivered" : "withheld", made ? "" : "no consumer rule matches" },
-		NULL, NULL };
+	struct tf_trace_input in = { .kind = TF_EVENT_DELIVERY, .ts_ms = ts,
+		.values = { id, "water-telemetry@3", client, org,
+		made ? "delivered" : "withheld", made ? "" : "no consumer rule matches" } };
 
 	return in;
 }
@@ -315,8 +315,8 @@ static void message_object_lists_deliveries_and_withholdings(void **state)
 static void a_release_changes_the_status(void **state)
 {
 	struct fixture *f = *state;
-	struct tf_trace_input rel = { TF_EVENT_RELEASE, T0 + 9000,
-		{ ID1, "water-telemetry/ww-sensor-01", "admin" }, NULL, NULL };
+	struct tf_trace_input rel = { .kind = TF_EVENT_RELEASE, .ts_ms = T0 + 9000,
+		.values = { ID1, "water-telemetry/ww-sensor-01", "admin" } };
 	struct tf_err err;
 	cJSON *o;
 

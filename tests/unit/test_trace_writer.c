@@ -66,9 +66,10 @@ static int teardown(void **state)
 
 static struct tf_trace_input message(char *id, int i, const char *stamp_seq, const char *reason)
 {
-	struct tf_trace_input in = { TF_EVENT_MESSAGE, 1764158400000LL + i, { id, TOPIC,
+	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = 1764158400000LL + i,
+		.values = { id, TOPIC,
 		"city-waterworks", "ww-sensor-01", "water-telemetry@3", SHA, "28", "delivered", reason,
-		stamp_seq, "21fe31dfa154a261", "c2ln" }, NULL, NULL };
+		stamp_seq, "21fe31dfa154a261", "c2ln" } };
 
 	snprintf(id, 33, "019ac008e600%020d", i);
 	return in;

@@ -1,0 +1,153 @@
+#include "broker/quarantine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct release {
+	uint64_t key;
+	int64_t at_ms;
+};
+
+/* Few flows are quarantined at a time, so they are an array. */
+struct tf_quarantine {
+	struct tf_held_flow *flows;
+	uint32_t n, cap;
+	struct release released[TF_RELEASED_MAX];
+	uint32_t next_release, n_released;
+};
+
+struct tf_quarantine *tf_quarantine_new(void)
+{
+	return calloc(1, sizeof(struct tf_quarantine));
+}
+
+static void flow_free(struct tf_held_flow *f)
+{
+	free(f->flow);
+	free(f->policy);
+	free(f->client);
+}
+
+void tf_quarantine_free(struct tf_quarantine *q)
+{
+	if (q == NULL)
+		return;
+	for (uint32_t i = 0; i < q->n; i++)
+		flow_free(&q->flows[i]);
+	free(q->flows);
+	free(q);
+}
+
+void tf_quarantine_flow_name(const char *policy, const char *client, char *out, size_t cap)
+{
+	const char *at = strrchr(policy, '@');
+	int n = at ? (int)(at - policy) : (int)strlen(policy);
+
+	snprintf(out, cap, "%.*s/%s", n, policy, client);
+}
+
+static struct tf_held_flow *find(const struct tf_quarantine *q, const char *flow)
+{
+	for (uint32_t i = 0; i < q->n; i++)
+		if (strcmp(q->flows[i].flow, flow) == 0)
+			return &q->flows[i];
+	return NULL;
+}
+
+const struct tf_held_flow *tf_quarantine_find(const struct tf_quarantine *q, const char *flow)
+{
+	return find(q, flow);
+}
+
+bool tf_quarantine_add(struct tf_quarantine *q, const char *flow, const char *policy,
+		const char *client, int64_t received_ms)
+{
+	struct tf_held_flow *f = find(q, flow);
+
+	if (f == NULL) {
+		if (q->n == q->cap) {
+			uint32_t cap = q->cap ? q->cap * 2 : 8;
+			struct tf_held_flow *grown = realloc(q->flows, cap * sizeof(*grown));
+
+			if (grown == NULL)
+				return false;
+			q->flows = grown;
+			q->cap = cap;
+		}
+		f = &q->flows[q->n];
+		*f = (struct tf_held_flow){ strdup(flow), strdup(policy), strdup(client), 0,
+			received_ms };
+		if (f->flow == NULL || f->policy == NULL || f->client == NULL) {
+			flow_free(f);
+			return false;
+		}
+		q->n++;
+	}
+	f->held++;
+	return true;
+}
+
+void tf_quarantine_remove(struct tf_quarantine *q, const char *flow)
+{
+	for (uint32_t i = 0; i < q->n; i++) {
+		if (strcmp(q->flows[i].flow, flow) == 0) {
+			flow_free(&q->flows[i]);
+			memmove(&q->flows[i], &q->flows[i + 1], (q->n - i - 1) * sizeof(q->flows[0]));
+			q->n--;
+			return;
+		}
+	}
+}
+
+uint32_t tf_quarantine_count(const struct tf_quarantine *q)
+{
+	return q->n;
+}
+
+const struct tf_held_flow *tf_quarantine_at(const struct tf_quarantine *q, uint32_t i)
+{
+	return &q->flows[i];
+}
+
+/* FNV-1a over topic, a separator and payload. */
+static uint64_t release_key(const char *topic, const void *payload, uint32_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	const unsigned char *p = (const unsigned char *)topic;
+
+	for (; *p != '\0'; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	h = (h ^ 0xff) * 0x100000001b3ull;
+	p = payload;
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+void tf_quarantine_note_release(struct tf_quarantine *q, const char *topic, const void *payload,
+		uint32_t payloadlen, int64_t released_ms)
+{
+	q->released[q->next_release] = (struct release){
+		release_key(topic, payload, payloadlen), released_ms };
+	q->next_release = (q->next_release + 1) % TF_RELEASED_MAX;
+	if (q->n_released < TF_RELEASED_MAX)
+		q->n_released++;
+}
+
+int64_t tf_quarantine_release_time(const struct tf_quarantine *q, const char *topic,
+		const void *payload, uint32_t payloadlen, int64_t now_ms)
+{
+	uint64_t key;
+
+	if (q->n_released == 0)
+		return INT64_MIN;
+	key = release_key(topic, payload, payloadlen);
+	for (uint32_t i = 0; i < q->n_released; i++) {
+		const struct release *r = &q->released[i];
+
+		if (r->key == key && now_ms - r->at_ms < TF_RELEASED_KEEP_MS)
+			return r->at_ms;
+	}
+	return INT64_MIN;
+}
