@@ -24,10 +24,12 @@ static void print_usage(FILE *out)
 	      "                   verify [--key PEM]... | export [--since T])\n"
 	      "       tfctl alerts --username U --password P [--host H] [--port P] [--since T]\n"
 	      "                    [--follow]\n"
+	      "       tfctl quarantine (list [--policy ID] | release FLOW | discard FLOW)\n"
+	      "                        --username U --password P [--host H] [--port P]\n"
 	      "\n"
 	      "Operator tool for the trustflow broker.\n"
 	      "\n"
-	      "  --help      print this text (tfctl policy|key|trace|alerts --help: more)\n"
+	      "  --help      print this text (tfctl <command> --help: more)\n"
 	      "  --version   print the trustflow version\n"
 	      "\n"
 	      "Exit status: 0 success, 1 a check said no, 2 bad usage or unreadable input.\n"
@@ -62,6 +64,8 @@ int main(int argc, char **argv)
 		return tfctl_trace(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "alerts") == 0)
 		return tfctl_alerts(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "quarantine") == 0)
+		return tfctl_quarantine(argc - 2, argv + 2);
 	if (argc < 2)
 		fputs("tfctl: a command is required\n", stderr);
 	else

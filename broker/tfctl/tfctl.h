@@ -15,5 +15,6 @@ int tfctl_key(int argc, char **argv);
 int tfctl_verify(int argc, char **argv);
 int tfctl_trace(int argc, char **argv);
 int tfctl_alerts(int argc, char **argv);
+int tfctl_quarantine(int argc, char **argv);
 
 #endif

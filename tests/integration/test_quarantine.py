@@ -171,6 +171,26 @@ class QuarantineTest(harness.BrokerTestCase):
         self.assertEqual(analyst.receive().payload, b'{"flow": 1}')
 
 
+class TfctlQuarantineTest(harness.BrokerTestCase):
+    def test_list_and_discard_from_the_shell(self):
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": WATER})
+        conn = ["--port", str(broker.port), "--username", "tf-admin", "--password", "demo"]
+        self.assertEqual(publish_v5(broker, "ww-sensor-01", WATER_TOPIC, '{"flow": "x"}'),
+                         NO_SUBSCRIBERS)
+        out = harness.run([harness.TFCTL, "quarantine", "list"] + conn)
+        (flow,) = [json.loads(line) for line in out.stdout.splitlines()]
+        self.assertEqual((flow["flow"], flow["held"]), ("water-telemetry/ww-sensor-01", 1))
+        out = harness.run([harness.TFCTL, "quarantine", "discard",
+                           "water-telemetry/ww-sensor-01"] + conn)
+        self.assertEqual(json.loads(out.stdout), {"discarded": 1})
+        again = harness.run([harness.TFCTL, "quarantine", "release",
+                             "water-telemetry/ww-sensor-01"] + conn, check=False)
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("no such quarantined flow", again.stderr)
+        self.assertEqual(harness.run([harness.TFCTL, "quarantine", "list"] + conn).stdout, "")
+
+
 class DisconnectTest(harness.BrokerTestCase):
     def test_a_violation_with_disconnect_drops_the_publisher(self):
         water = dict(WATER, on_violation={"action": "drop", "disconnect": True})
