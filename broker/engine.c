@@ -15,6 +15,7 @@
 #include "broker/alerts.h"
 #include "broker/dirlist.h"
 #include "broker/fields.h"
+#include "broker/guard.h"
 #include "broker/held.h"
 #include "broker/msgtrack.h"
 #include "broker/number.h"
@@ -22,6 +23,7 @@
 #include "broker/quarantine.h"
 #include "broker/ratelimit.h"
 #include "broker/retained.h"
+#include "broker/trace_query.h"
 #include "broker/trace_writer.h"
 #include "policy/schema.h"
 #include "policy/set.h"
@@ -50,6 +52,7 @@ struct tf_engine {
 	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
 	struct tf_alerts *alerts;           /* the recent ones, and folding */
 	struct tf_quarantine *quarantine;   /* the flows held */
+	struct tf_guard *guard;             /* anomaly detectors */
 	struct tf_ratelimit *rates;
 	struct tf_retained *retained;
 	struct tf_signer *signer;
@@ -105,6 +108,7 @@ void tf_engine_free(struct tf_engine *e)
 	tf_qos2track_free(e->qos2);
 	tf_alerts_free(e->alerts);
 	tf_quarantine_free(e->quarantine);
+	tf_guard_free(e->guard);
 	tf_ratelimit_free(e->rates);
 	tf_retained_free(e->retained);
 	tf_signer_free(e->signer);
@@ -383,6 +387,23 @@ static long option_number(const char *text)
 	return n;
 }
 
+static struct tf_guard *new_guard(const struct tf_options *opts)
+{
+	struct tf_guard_config cfg = {
+		.rate_factor = (uint32_t)option_number(opts->guard_rate_factor),
+		.rate_min = (uint32_t)option_number(opts->guard_rate_min),
+		.rate_warmup_s = (uint32_t)option_number(opts->guard_rate_warmup_s),
+		.size_factor = (uint32_t)option_number(opts->guard_size_factor),
+		.replay_window_ms = (uint32_t)option_number(opts->guard_replay_window_s) * 1000,
+		.denied_burst = (uint32_t)option_number(opts->guard_denied_burst),
+		.denied_window_ms = (uint32_t)option_number(opts->guard_denied_window_s) * 1000,
+		.block_ms = (uint32_t)option_number(opts->guard_block_s) * 1000,
+		.leak_window_ms = (uint32_t)option_number(opts->guard_leak_window_s) * 1000,
+	};
+
+	return tf_guard_new(&cfg);
+}
+
 static int start_trace(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err)
 {
 	struct tf_trace_writer_config cfg = {
@@ -615,13 +636,14 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->qos2 = tf_qos2track_new();
 	e->alerts = tf_alerts_new();
 	e->quarantine = tf_quarantine_new();
+	e->guard = new_guard(opts);
 	e->rates = tf_ratelimit_new();
 	e->retained = tf_retained_new();
 	e->earlier_keys = tf_keyring_new();
 	e->broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
-			|| e->alerts == NULL || e->quarantine == NULL || e->rates == NULL
+			|| e->alerts == NULL || e->quarantine == NULL || e->guard == NULL || e->rates == NULL
 			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
@@ -690,30 +712,59 @@ int64_t tf_engine_now(const struct tf_engine *e)
 	return now_ms(e);
 }
 
+#define BLOCKED "blocked after a burst of refusals"
+
+/* A refusal counts towards the client's burst; the one that completes it
+ * blocks the client (broker/guard.h) and raises an alert. */
+static void count_refusal(struct tf_engine *e, const char *client_id, const char *username,
+		int64_t now)
+{
+	const char *name = client_name(client_id, username);
+
+	if (tf_guard_denied(e->guard, name, now))
+		raise_alert(e, "denied-burst", "", org_name(e, identify(e, username)), name,
+			"a burst of refused publishes and subscriptions", "block");
+}
+
+static bool is_blocked(const struct tf_engine *e, const char *client_id, const char *username,
+		int64_t now)
+{
+	return tf_guard_blocked(e->guard, client_name(client_id, username), now);
+}
+
 enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id,
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen)
 {
 	struct tf_decision d;
+	int64_t now = now_ms(e);
 
+	if (is_blocked(e, client_id, username, now))
+		return TF_DENY;
 	tf_decide_publish(e->set, identify(e, username), topic, &d);
 	if (d.verdict != TF_DENY)
 		return d.verdict;
 	if (e->trace != NULL)
-		record_unstamped(e, now_ms(e), client_id, username, topic, d.policy, payload,
-			payloadlen, "denied", d.reason);
+		record_unstamped(e, now, client_id, username, topic, d.policy, payload, payloadlen,
+			"denied", d.reason);
 	/* A refusal on a governed topic is the owner's business. */
 	if (d.policy != NULL)
 		raise_alert(e, "denied-publish", d.policy->label, org_name(e, identify(e, username)),
 			client_name(client_id, username), d.reason, "drop");
+	count_refusal(e, client_id, username, now);
 	return d.verdict;
 }
 
-enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *username,
-		const char *filter)
+enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_id,
+		const char *username, const char *filter)
 {
 	struct tf_decision d;
+	int64_t now = now_ms(e);
 
-	tf_decide_subscribe(e->set, identify(e, username), filter, now_ms(e), &d);
+	if (is_blocked(e, client_id, username, now))
+		return TF_DENY;
+	tf_decide_subscribe(e->set, identify(e, username), filter, now, &d);
+	if (d.verdict == TF_DENY)
+		count_refusal(e, client_id, username, now);
 	return d.verdict;
 }
 
@@ -755,6 +806,10 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 		tf_qos2track_release(e->qos2, topic);
 	tf_decide_receive(e->set, who, topic, now, known ? hit.received_ms
 		: tf_quarantine_release_time(e->quarantine, topic, payload, payloadlen, now), &d);
+	if (d.verdict == TF_ALLOW && is_blocked(e, client_id, username, now)) {
+		d.verdict = TF_DENY;
+		d.reason = BLOCKED;
+	}
 	if (e->trace == NULL || topic[0] == '$' || d.verdict == TF_DEFER)
 		return d.verdict;
 	/* A governed delivery that cannot be recorded is not made. */
@@ -974,6 +1029,99 @@ static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64
 		note_retained(e, m, NULL, now);
 }
 
+/* --- leaks ------------------------------------------------------------------ */
+
+/* The canonical hash of m's payload (broker/guard.h); json: the payload
+ * parsed already, or NULL to parse it here. */
+static bool canonical_sha(const struct tf_message *m, const cJSON *json, unsigned char out[32])
+{
+	cJSON *parsed = NULL;
+	bool ok;
+
+	if (json == NULL && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
+		json = parsed = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
+	ok = tf_guard_canonical_sha(json, m->payload, m->payloadlen, out);
+	cJSON_Delete(parsed);
+	return ok;
+}
+
+/* Data under `forwarding: deny` is watched for being published again. */
+static void note_private(struct tf_engine *e, const struct tf_message *m,
+		const struct tf_policy *p, const cJSON *json, const struct tf_stamp *st, int64_t now)
+{
+	unsigned char canon[32];
+
+	if (canonical_sha(m, json, canon))
+		tf_guard_note_private(e->guard, canon, st->id, p->label,
+			tf_identities_org_id(e->set->ids, p->owner), st->client, now);
+}
+
+/* Who may have leaked private data: its recipients outside the owner
+ * org, from the trace, after the publisher itself. */
+static void suspects(struct tf_engine *e, const struct tf_guard_private *priv,
+		const char *publisher, char *out, size_t cap)
+{
+	struct tf_trace_store *s = e->trace ? tf_trace_writer_store(e->trace) : NULL;
+	const cJSON *d;
+	size_t len;
+	cJSON *msg = NULL;
+
+	len = (size_t)snprintf(out, cap, "%s", publisher);
+	if (s == NULL || tf_trace_read_begin(s, NULL) != TF_OK)
+		return;
+	msg = tf_query_message(s, priv->id, NULL);
+	tf_trace_read_end(s);
+	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(msg, "deliveries")) {
+		const cJSON *client = cJSON_GetObjectItemCaseSensitive(d, "client");
+		const cJSON *org = cJSON_GetObjectItemCaseSensitive(d, "org");
+
+		if (!cJSON_IsString(client) || !cJSON_IsString(org)
+				|| strcmp(org->valuestring, priv->owner) == 0
+				|| strcmp(client->valuestring, publisher) == 0 || len >= cap)
+			continue;
+		len += (size_t)snprintf(out + len, cap - len, ", %s", client->valuestring);
+	}
+	cJSON_Delete(msg);
+}
+
+/* A message whose payload is private data of another org's policy,
+ * published by a client outside that org: a leak. Raises its alert and
+ * applies the data's policy's action (anything but "alert" refuses the
+ * message). Returns true when the message is refused. */
+static bool leaked(struct tf_engine *e, const struct tf_message *m, int64_t now,
+		struct tf_message_result *res)
+{
+	const char *publisher = client_name(m->client_id, m->username);
+	const char *org = org_name(e, identify(e, m->username));
+	const struct tf_guard_private *priv;
+	const struct tf_policy *p;
+	unsigned char canon[32];
+	char id[TF_TRACE_KEY_TEXT_MAX + 1], who[600], detail[900];
+	enum tf_violation_action action;
+
+	if (!canonical_sha(m, NULL, canon)
+			|| (priv = tf_guard_find_private(e->guard, canon, now)) == NULL
+			|| strcmp(org, priv->owner) == 0 || strcmp(publisher, priv->publisher) == 0)
+		return false;
+	tf_trace_policy_id(priv->policy, id, sizeof(id));
+	p = tf_policy_set_find(e->set, id);
+	action = p ? p->on_violation : TF_VIOLATION_DROP;
+	suspects(e, priv, publisher, who, sizeof(who));
+	snprintf(detail, sizeof(detail), "data of message %s, under forwarding deny, published "
+		"again on %s; suspects: %s", priv->id, m->topic, who);
+	raise_alert(e, "leak", priv->policy, org, publisher, detail,
+		tf_violation_action_name(action));
+	if (p != NULL && p->disconnect)
+		res->disconnect = true;
+	if (action == TF_VIOLATION_ALERT)
+		return false;
+	refuse(res, "leak");
+	if (e->trace != NULL)
+		record_unstamped(e, now, m->client_id, m->username, m->topic, p, m->payload,
+			m->payloadlen, "dropped", "leak");
+	return true;
+}
+
 /* A message passed on as published: stamped, recorded, tracked for its
  * deliveries, its views made. */
 static void deliver(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
@@ -994,6 +1142,8 @@ static void deliver(struct tf_engine *e, const struct tf_message *m, const struc
 	make_views(e, p, m, json, now, res);
 	if (m->retain)
 		note_retained(e, m, p, now);
+	if (p->forwarding_deny)
+		note_private(e, m, p, json, &res->stamp, now);
 	if (e->trace_each && tf_trace_writer_flush(e->trace) != TF_OK)
 		refuse(res, "the trace store cannot record it");
 }
@@ -1096,12 +1246,18 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 			violation(e, p, m, violated, why);
 		}
 	}
+	tf_quarantine_flow_name(p->label, client_name(m->client_id, m->username), flow,
+		sizeof(flow));
+	if (violated == NULL) {
+		violated = tf_guard_message(e->guard, flow, m->payloadlen,
+			tf_guard_hash(e->guard, m->payload, m->payloadlen), now, why, sizeof(why));
+		if (violated != NULL)
+			violation(e, p, m, violated, why);
+	}
 	if (violated != NULL) {
 		action = p->on_violation;
 		res->disconnect = p->disconnect;
 	}
-	tf_quarantine_flow_name(p->label, client_name(m->client_id, m->username), flow,
-		sizeof(flow));
 	/* Once a flow is held, all of it is, violating or not. */
 	if (tf_quarantine_find(e->quarantine, flow) != NULL)
 		action = TF_VIOLATION_QUARANTINE;
@@ -1155,6 +1311,8 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		if (resend_of(e, m, qos2_key, res))
 			return;
 	}
+	if (tf_guard_watching_leaks(e->guard) && leaked(e, m, now, res))
+		return;
 	g = tf_govern_lookup(e->set->govern, m->topic);
 	if (g.kind != TF_GOVERN_POLICY) {
 		on_ungoverned(e, m, now, res);

@@ -85,11 +85,13 @@ int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by
 
 /* ACL decisions. username NULL: the client has none (unidentified); the
  * trace then names it by client_id. A refused publish is recorded with
- * its payload's hash. */
+ * its payload's hash. Refused publishes and subscriptions count towards a
+ * burst that blocks the client for a while (broker/guard.h): then it may
+ * neither publish, subscribe nor receive. */
 enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id,
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen);
-enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *username,
-		const char *filter);
+enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_id,
+		const char *username, const char *filter);
 /* One delivery of a stored message: topic and payload are the stored
  * message's own pointers (they identify it for retention and the trace).
  * The delivery, made or withheld, is recorded; a governed one that

@@ -21,6 +21,15 @@ struct tf_options {
 	char *trace_sync_ms;  /* owned; numbers, checked against their range */
 	char *trace_retention_days;
 	char *trace_max_mb;
+	char *guard_rate_factor;  /* the anomaly guard's thresholds (broker/guard.h) */
+	char *guard_rate_min;
+	char *guard_rate_warmup_s;
+	char *guard_size_factor;
+	char *guard_replay_window_s;
+	char *guard_denied_burst;
+	char *guard_denied_window_s;
+	char *guard_block_s;
+	char *guard_leak_window_s;
 
 	unsigned seen;      /* bit i set once table option i was given */
 };

@@ -36,7 +36,8 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		return verdict_rc(tf_engine_may_receive(plugin->engine, client_id, username,
 			ed->topic, ed->payload, ed->payloadlen));
 	case MOSQ_ACL_SUBSCRIBE:
-		return verdict_rc(tf_engine_may_subscribe(plugin->engine, username, ed->topic));
+		return verdict_rc(tf_engine_may_subscribe(plugin->engine, client_id, username,
+			ed->topic));
 	case MOSQ_ACL_UNSUBSCRIBE:
 		return MOSQ_ERR_SUCCESS;
 	default:

@@ -459,17 +459,17 @@ static void subscribe_verdicts(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(tf_engine_may_subscribe(f->e, "maint-app", WATER_FILTER), TF_ALLOW);
-	assert_int_equal(tf_engine_may_subscribe(f->e, "ww-sensor-01", WATER_FILTER), TF_ALLOW);
-	assert_int_equal(tf_engine_may_subscribe(f->e, "outsider", WATER_FILTER), TF_DENY);
-	assert_int_equal(tf_engine_may_subscribe(f->e, NULL, WATER_FILTER), TF_DENY);
+	assert_int_equal(tf_engine_may_subscribe(f->e, "test-client", "maint-app", WATER_FILTER), TF_ALLOW);
+	assert_int_equal(tf_engine_may_subscribe(f->e, "test-client", "ww-sensor-01", WATER_FILTER), TF_ALLOW);
+	assert_int_equal(tf_engine_may_subscribe(f->e, "test-client", "outsider", WATER_FILTER), TF_DENY);
+	assert_int_equal(tf_engine_may_subscribe(f->e, "test-client", NULL, WATER_FILTER), TF_DENY);
 	/* research-lab has the view only. */
-	assert_int_equal(tf_engine_may_subscribe(f->e, "lab-bot", WATER_FILTER), TF_DENY);
-	assert_int_equal(tf_engine_may_subscribe(f->e, "lab-bot", VIEW_PREFIX WATER_FILTER),
+	assert_int_equal(tf_engine_may_subscribe(f->e, "test-client", "lab-bot", WATER_FILTER), TF_DENY);
+	assert_int_equal(tf_engine_may_subscribe(f->e, "test-client", "lab-bot", VIEW_PREFIX WATER_FILTER),
 		TF_ALLOW);
-	assert_int_equal(tf_engine_may_subscribe(f->e, "maint-app", VIEW_PREFIX WATER_FILTER),
+	assert_int_equal(tf_engine_may_subscribe(f->e, "test-client", "maint-app", VIEW_PREFIX WATER_FILTER),
 		TF_DENY);
-	assert_int_equal(tf_engine_may_subscribe(f->e, "outsider", "$SYS/#"), TF_DEFER);
+	assert_int_equal(tf_engine_may_subscribe(f->e, "test-client", "outsider", "$SYS/#"), TF_DEFER);
 }
 
 static void receive_verdicts(void **state)

@@ -1,0 +1,343 @@
+#include "broker/guard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "broker/strmap.h"
+
+/* Weight of the newest second in a flow's learned rate, and of the
+ * newest message in its learned size. */
+#define RATE_ALPHA 0.1
+#define SIZE_ALPHA 0.05
+/* Idle seconds counted into the rate at most (then it is near zero). */
+#define MAX_IDLE_S 60
+#define MAX_BURST 64
+/* Slots of the private-data table (a power of two). */
+#define PRIVATE_SLOTS 65536u
+
+struct flow_state {
+	int64_t second;           /* the current one; 0 before the first message */
+	uint32_t count;           /* messages in it */
+	bool anomalous;           /* it had a rate finding: it teaches nothing */
+	uint32_t seconds_seen;
+	double rate;              /* learned messages per second */
+	double size;              /* learned payload size */
+	uint32_t sizes_seen;
+	uint64_t replay_sha[TF_GUARD_REPLAY_KEPT];
+	int64_t replay_ms[TF_GUARD_REPLAY_KEPT];
+	uint32_t replay_next;
+};
+
+struct client_state {
+	int64_t blocked_until;
+	int64_t times[MAX_BURST]; /* of the latest refusals, a ring */
+	uint32_t next, n;
+};
+
+struct private_slot {
+	bool used;
+	unsigned char canon[32];
+	struct tf_guard_private data;
+};
+
+struct tf_guard {
+	struct tf_guard_config cfg;
+	struct tf_strmap *flow_index, *client_index;
+	struct flow_state *flows;
+	uint32_t n_flows, cap_flows;
+	struct client_state *clients;
+	uint32_t n_clients, cap_clients;
+	struct private_slot *private;   /* allocated with the first note */
+	uint32_t n_private;
+};
+
+struct tf_guard *tf_guard_new(const struct tf_guard_config *cfg)
+{
+	struct tf_guard *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return NULL;
+	g->cfg = *cfg;
+	if (g->cfg.denied_burst > MAX_BURST)
+		g->cfg.denied_burst = MAX_BURST;
+	g->flow_index = tf_strmap_new();
+	g->client_index = tf_strmap_new();
+	if (g->flow_index == NULL || g->client_index == NULL) {
+		tf_guard_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+void tf_guard_free(struct tf_guard *g)
+{
+	if (g == NULL)
+		return;
+	tf_strmap_free(g->flow_index);
+	tf_strmap_free(g->client_index);
+	free(g->flows);
+	free(g->clients);
+	free(g->private);
+	free(g);
+}
+
+/* The state under name in index, made when new (NULL when the table is
+ * full or memory is short: that one is then not watched). */
+static void *state_of(struct tf_strmap *index, void **array, uint32_t *n, uint32_t *cap,
+		uint32_t max, size_t size, const char *name)
+{
+	uint32_t at;
+
+	if (tf_strmap_get(index, name, strlen(name), &at))
+		return (char *)*array + (size_t)at * size;
+	if (*n == max)
+		return NULL;
+	if (*n == *cap) {
+		uint32_t bigger = *cap ? *cap * 2 : 64;
+		void *grown = realloc(*array, (size_t)bigger * size);
+
+		if (grown == NULL)
+			return NULL;
+		*array = grown;
+		*cap = bigger;
+	}
+	if (tf_strmap_put(index, name, strlen(name), *n, NULL) != 1)
+		return NULL;
+	memset((char *)*array + (size_t)*n * size, 0, size);
+	return (char *)*array + (size_t)(*n)++ * size;
+}
+
+/* --- a flow's messages ----------------------------------------------------- */
+
+/* Moves the flow to the second of now_ms, teaching it the seconds gone. */
+static void roll(struct flow_state *f, int64_t now_ms)
+{
+	int64_t second = now_ms / 1000 + 1;   /* + 1: never 0 */
+	int64_t idle;
+
+	if (f->second == second)
+		return;
+	if (f->second != 0) {
+		if (!f->anomalous) {
+			f->rate = f->seconds_seen == 0 ? f->count
+				: RATE_ALPHA * f->count + (1 - RATE_ALPHA) * f->rate;
+			f->seconds_seen++;
+		}
+		idle = second - f->second - 1;
+		for (int64_t i = 0; i < idle && i < MAX_IDLE_S; i++) {
+			f->rate *= 1 - RATE_ALPHA;
+			f->seconds_seen++;
+		}
+	}
+	f->second = second;
+	f->count = 0;
+	f->anomalous = false;
+}
+
+uint64_t tf_guard_hash(const struct tf_guard *g, const void *payload, uint32_t len)
+{
+	const unsigned char *p = payload;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	if (g->cfg.replay_window_ms == 0)
+		return 0;
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+const char *tf_guard_message(struct tf_guard *g, const char *flow, uint32_t size,
+		uint64_t key, int64_t now_ms, char *detail, size_t cap)
+{
+	struct flow_state *f = state_of(g->flow_index, (void **)&g->flows, &g->n_flows,
+		&g->cap_flows, TF_GUARD_MAX_FLOWS, sizeof(*f), flow);
+	const char *finding = NULL;
+
+	if (f == NULL)
+		return NULL;
+	roll(f, now_ms);
+	f->count++;
+	if (g->cfg.rate_factor > 0 && f->seconds_seen >= g->cfg.rate_warmup_s
+			&& f->count >= g->cfg.rate_min && f->count > g->cfg.rate_factor * f->rate) {
+		f->anomalous = true;
+		snprintf(detail, cap, "%u messages in this second; usually %.1f a second",
+			f->count, f->rate);
+		finding = "rate-anomaly";
+	}
+	if (finding == NULL && g->cfg.size_factor > 0 && f->sizes_seen >= TF_GUARD_SIZE_WARMUP
+			&& ((double)size > g->cfg.size_factor * f->size + 64
+				|| (double)size * g->cfg.size_factor + 64 < f->size)) {
+		snprintf(detail, cap, "a payload of %u bytes; usually %.0f", size, f->size);
+		finding = "size-anomaly";
+	}
+	if (finding == NULL && g->cfg.replay_window_ms > 0) {
+		for (uint32_t i = 0; i < TF_GUARD_REPLAY_KEPT; i++) {
+			if (f->replay_ms[i] != 0 && f->replay_sha[i] == key
+					&& now_ms - f->replay_ms[i] < (int64_t)g->cfg.replay_window_ms) {
+				snprintf(detail, cap, "the same payload as %lld ms before",
+					(long long)(now_ms - f->replay_ms[i]));
+				finding = "replay";
+				break;
+			}
+		}
+	}
+	if (finding != NULL)
+		return finding;
+	f->size = f->sizes_seen == 0 ? size : SIZE_ALPHA * size + (1 - SIZE_ALPHA) * f->size;
+	f->sizes_seen++;
+	f->replay_sha[f->replay_next] = key;
+	f->replay_ms[f->replay_next] = now_ms;
+	f->replay_next = (f->replay_next + 1) % TF_GUARD_REPLAY_KEPT;
+	return NULL;
+}
+
+/* --- refusals ----------------------------------------------------------------- */
+
+bool tf_guard_denied(struct tf_guard *g, const char *client, int64_t now_ms)
+{
+	uint32_t burst = g->cfg.denied_burst;
+	struct client_state *c;
+
+	if (burst == 0)
+		return false;
+	c = state_of(g->client_index, (void **)&g->clients, &g->n_clients, &g->cap_clients,
+		TF_GUARD_MAX_CLIENTS, sizeof(*c), client);
+	if (c == NULL)
+		return false;
+	c->times[c->next] = now_ms;
+	c->next = (c->next + 1) % burst;
+	if (c->n < burst)
+		c->n++;
+	/* The oldest of the last `burst` refusals is the next to go. */
+	if (c->n == burst && now_ms - c->times[c->next] <= (int64_t)g->cfg.denied_window_ms
+			&& c->blocked_until <= now_ms) {
+		c->blocked_until = now_ms + g->cfg.block_ms;
+		return true;
+	}
+	return false;
+}
+
+bool tf_guard_blocked(const struct tf_guard *g, const char *client, int64_t now_ms)
+{
+	uint32_t at;
+
+	if (g->n_clients == 0 || !tf_strmap_get(g->client_index, client, strlen(client), &at))
+		return false;
+	return g->clients[at].blocked_until > now_ms;
+}
+
+/* --- leaks -------------------------------------------------------------------- */
+
+static int by_name(const void *a, const void *b)
+{
+	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+
+	return strcmp(x->string, y->string);
+}
+
+/* Sorts the members of every object in item, recursively. */
+static bool sort_members(cJSON *item)
+{
+	cJSON **children;
+	size_t n = 0, i = 0;
+
+	for (cJSON *c = item->child; c != NULL; c = c->next) {
+		if (!sort_members(c))
+			return false;
+		n++;
+	}
+	if (!cJSON_IsObject(item) || n < 2)
+		return true;
+	children = malloc(n * sizeof(*children));
+	if (children == NULL)
+		return false;
+	for (cJSON *c = item->child; c != NULL; c = c->next)
+		children[i++] = c;
+	qsort(children, n, sizeof(*children), by_name);
+	for (i = 0; i < n; i++) {
+		children[i]->prev = i > 0 ? children[i - 1] : children[n - 1];
+		children[i]->next = i + 1 < n ? children[i + 1] : NULL;
+	}
+	item->child = children[0];
+	free(children);
+	return true;
+}
+
+static void sha256(const void *data, size_t len, unsigned char out[32])
+{
+	unsigned int out_len = 32;
+
+	EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL);
+}
+
+bool tf_guard_canonical_sha(const cJSON *json, const void *payload, uint32_t len,
+		unsigned char out[32])
+{
+	cJSON *copy;
+	char *text;
+
+	if (json == NULL) {
+		sha256(payload, len, out);
+		return true;
+	}
+	copy = cJSON_Duplicate(json, true);
+	text = copy != NULL && sort_members(copy) ? cJSON_PrintUnformatted(copy) : NULL;
+	cJSON_Delete(copy);
+	if (text == NULL)
+		return false;
+	sha256(text, strlen(text), out);
+	free(text);
+	return true;
+}
+
+static uint32_t slot_of(const unsigned char canon[32])
+{
+	uint32_t k;
+
+	memcpy(&k, canon, sizeof(k));
+	return k & (PRIVATE_SLOTS - 1);
+}
+
+void tf_guard_note_private(struct tf_guard *g, const unsigned char canon[32], const char *id,
+		const char *policy, const char *owner, const char *publisher, int64_t now_ms)
+{
+	struct private_slot *s;
+
+	if (g->cfg.leak_window_ms == 0)
+		return;
+	if (g->private == NULL && (g->private = calloc(PRIVATE_SLOTS, sizeof(*g->private))) == NULL)
+		return;
+	/* One slot per hash: a newer message may push an older one out. */
+	s = &g->private[slot_of(canon)];
+	if (!s->used)
+		g->n_private++;
+	s->used = true;
+	memcpy(s->canon, canon, 32);
+	snprintf(s->data.id, sizeof(s->data.id), "%s", id);
+	snprintf(s->data.policy, sizeof(s->data.policy), "%s", policy);
+	snprintf(s->data.owner, sizeof(s->data.owner), "%s", owner);
+	snprintf(s->data.publisher, sizeof(s->data.publisher), "%s", publisher);
+	s->data.seen_ms = now_ms;
+}
+
+const struct tf_guard_private *tf_guard_find_private(const struct tf_guard *g,
+		const unsigned char canon[32], int64_t now_ms)
+{
+	const struct private_slot *s;
+
+	if (g->private == NULL)
+		return NULL;
+	s = &g->private[slot_of(canon)];
+	if (!s->used || memcmp(s->canon, canon, 32) != 0
+			|| now_ms - s->data.seen_ms >= (int64_t)g->cfg.leak_window_ms)
+		return NULL;
+	return &s->data;
+}
+
+bool tf_guard_watching_leaks(const struct tf_guard *g)
+{
+	return g->n_private > 0;
+}

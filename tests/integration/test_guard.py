@@ -1,0 +1,135 @@
+"""The anomaly guard on a real broker, one detector at a time: the alert
+arrives on $trustflow/alerts/<policy>, and the policy's action happens
+(the flagged message is dropped or held, a probing client is blocked, a
+leak is refused and names its suspects)."""
+
+import json
+import time
+
+import harness
+from harness import publish_v5
+
+TOPIC = "city/water/d7/telemetry"
+NOTES = "maint/notes"
+IDENTITIES = {
+    "trustflow_identities": 1,
+    "organizations": {"city-waterworks": {}, "maint-co": {}, "city-it": {}},
+    "clients": {
+        "ww-sensor-01": {"org": "city-waterworks", "roles": ["sensor"]},
+        "ww-operator": {"org": "city-waterworks"},
+        "maint-app": {"org": "maint-co"},
+        "tf-admin": {"org": "city-it", "roles": ["trustflow-admin"]},
+    },
+}
+WATER = {
+    "trustflow_policy": 1, "id": "water-telemetry", "version": 3, "owner": "city-waterworks",
+    "topics": ["city/water/+/telemetry"], "publishers": {"roles": ["sensor"]},
+    "consumers": [{"orgs": ["maint-co"]}], "forwarding": "deny",
+}
+MAINT = {
+    "trustflow_policy": 1, "id": "maint-notes", "version": 1, "owner": "maint-co",
+    "topics": ["maint/#"],
+}
+PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
+NOT_AUTHORIZED = 135
+
+
+class GuardTest(harness.BrokerTestCase):
+    def start(self, water=WATER, **options):
+        self.broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                        policies={"water.json": water, "maint.json": MAINT},
+                                        plugin_options=options)
+        self.admin = self.client(self.broker, "c-admin", username="tf-admin", password="demo")
+        self.assertEqual(self.admin.subscribe("$trustflow/alerts/#"), 1)
+
+    def login(self, username):
+        return self.client(self.broker, f"c-{username}", username=username, password="demo")
+
+    def alert(self, kind):
+        """The next alert of kind (others are skipped)."""
+        while True:
+            msg = self.admin.receive()
+            alert = json.loads(msg.payload)
+            if alert["kind"] == kind:
+                return msg.topic, alert
+
+    def test_a_flow_far_above_its_usual_rate_is_flagged_and_held(self):
+        self.start(dict(WATER, on_violation={"action": "quarantine"}), guard_rate_factor="5",
+                   guard_rate_min="10", guard_rate_warmup_s="2")
+        sensor = self.login("ww-sensor-01")
+        for i in range(4):                     # one a second: its usual rate
+            sensor.publish(TOPIC, json.dumps({"flow": i}), qos=1)
+            time.sleep(1)
+        for i in range(40):                    # then a flood
+            sensor.mqtt.publish(TOPIC, json.dumps({"flood": i}), qos=0)
+        topic, alert = self.alert("rate-anomaly")
+        self.assertEqual(topic, "$trustflow/alerts/water-telemetry")
+        self.assertEqual((alert["policy"], alert["client"], alert["action"]),
+                         ("water-telemetry@3", "ww-sensor-01", "quarantine"))
+        self.assertIn("in this second", alert["detail"])
+        # The flood is held, with the rest of the flow.
+        self.admin.subscribe("$CONTROL/trustflow/v1/response")
+        self.admin.publish("$CONTROL/trustflow/v1",
+                           json.dumps({"commands": [{"command": "listQuarantine"}]}))
+        while True:
+            msg = self.admin.receive()
+            if msg.topic == "$CONTROL/trustflow/v1/response":
+                break
+        (flow,) = json.loads(msg.payload)["responses"][0]["data"]["flows"]
+        self.assertEqual(flow["flow"], "water-telemetry/ww-sensor-01")
+        self.assertGreater(flow["held"], 0)
+
+    def test_a_payload_far_outside_the_usual_size_is_dropped(self):
+        self.start()
+        sensor = self.login("ww-sensor-01")
+        for i in range(60):
+            sensor.publish(TOPIC, json.dumps({"flow": i % 10}), qos=1)
+        big = json.dumps({"flow": 1, "pad": "x" * 2000})
+        self.assertEqual(publish_v5(self.broker, "ww-sensor-01", TOPIC, big), NOT_AUTHORIZED)
+        _topic, alert = self.alert("size-anomaly")
+        self.assertEqual((alert["client"], alert["action"]), ("ww-sensor-01", "drop"))
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 3}'), 0x80)
+
+    def test_the_same_payload_again_is_a_replay(self):
+        self.start(guard_replay_window_s="60")
+        reading = '{"flow": 12.5, "ts": 1764158400000}'
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, reading), 0x80)
+        self.assertEqual(publish_v5(self.broker, "ww-sensor-01", TOPIC, reading), NOT_AUTHORIZED)
+        _topic, alert = self.alert("replay")
+        self.assertEqual(alert["client"], "ww-sensor-01")
+
+    def test_a_client_probing_for_what_it_may_not_do_is_blocked(self):
+        self.start(guard_denied_burst="5", guard_denied_window_s="60", guard_block_s="600")
+        for i in range(5):
+            self.assertEqual(publish_v5(self.broker, "maint-app", TOPIC, '{"flow": 1}'),
+                             NOT_AUTHORIZED)
+        topic, alert = self.alert("denied-burst")
+        self.assertEqual(topic, "$trustflow/alerts/-")
+        self.assertEqual((alert["client"], alert["org"], alert["action"]),
+                         ("maint-app", "maint-co", "block"))
+        # Blocked: even what it may do is refused now.
+        self.assertEqual(publish_v5(self.broker, "maint-app", NOTES, "hello"), NOT_AUTHORIZED)
+        self.assertEqual(self.login("maint-app").subscribe(TOPIC), 0x87)
+
+    def test_private_data_published_again_outside_the_owner_is_a_leak(self):
+        self.start()
+        maint = self.login("maint-app")
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        reading = {"flow": 12.5, "pressure": 3.1}
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, json.dumps(reading)),
+                        0x80)
+        self.assertEqual(json.loads(maint.receive().payload), reading)
+        # Neither whitespace nor key order hides it.
+        again = '{ "pressure" : 3.10,\n  "flow": 12.5 }'
+        self.assertEqual(publish_v5(self.broker, "maint-app", NOTES, again), NOT_AUTHORIZED)
+        topic, alert = self.alert("leak")
+        self.assertEqual(topic, "$trustflow/alerts/water-telemetry")
+        self.assertEqual((alert["client"], alert["org"], alert["action"]),
+                         ("maint-app", "maint-co", "drop"))
+        self.assertIn("suspects: maint-app", alert["detail"])
+        # Other data of its own is not a leak.
+        self.assertLess(publish_v5(self.broker, "maint-app", NOTES, '{"pump": "ok"}'), 0x80)
+
+
+if __name__ == "__main__":
+    harness.main()

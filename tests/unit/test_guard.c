@@ -1,0 +1,285 @@
+/* Unit tests for broker/guard.c: each detector on synthetic traffic, at
+ * the edges of its thresholds, and no false alarm on steady traffic. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "broker/guard.h"
+
+#define T0 1764158400000LL
+
+static const struct tf_guard_config config = {
+	.rate_factor = 10, .rate_min = 20, .rate_warmup_s = 30, .size_factor = 10,
+	.replay_window_ms = 60000,
+	.denied_burst = 20, .denied_window_ms = 10000, .block_ms = 60000,
+	.leak_window_ms = 3600000,
+};
+
+/* A distinct payload hash for message n. */
+static void sha_of(uint32_t n, unsigned char sha[32])
+{
+	memset(sha, 0, 32);
+	memcpy(sha, &n, sizeof(n));
+	sha[31] = 1;
+}
+
+/* The payload hash the guard gets for message n. */
+static uint64_t key_of(const unsigned char sha[32])
+{
+	uint64_t k;
+
+	memcpy(&k, sha, sizeof(k));
+	return k + 1;
+}
+
+/* Sends per_s messages a second for seconds, from start; returns the
+ * number of findings. */
+static int steady(struct tf_guard *g, const char *flow, int64_t start, int seconds, int per_s,
+		uint32_t size, uint32_t *n)
+{
+	unsigned char sha[32];
+	char detail[200];
+	int findings = 0;
+
+	for (int s = 0; s < seconds; s++) {
+		for (int i = 0; i < per_s; i++) {
+			sha_of((*n)++, sha);
+			findings += tf_guard_message(g, flow, size, key_of(sha),
+				start + s * 1000LL + i * (1000 / per_s), detail, sizeof(detail)) != NULL;
+		}
+	}
+	return findings;
+}
+
+static void steady_traffic_raises_nothing(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "water-telemetry/s1", T0, 300, 10, 120, &n), 0);
+	/* A flow that varies within its usual range neither. */
+	for (int s = 0; s < 60; s++)
+		assert_int_equal(steady(g, "water-telemetry/s2", T0 + s * 1000LL, 1, 5 + s % 7,
+			100 + (uint32_t)(s % 40), &n), 0);
+	tf_guard_free(g);
+}
+
+static void a_rate_far_above_the_learned_one_is_found_at_the_threshold(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char sha[32];
+	char detail[200];
+	uint32_t n = 0;
+	int64_t flood = T0 + 100000;
+
+	(void)state;
+	assert_int_equal(steady(g, "f", T0, 100, 5, 100, &n), 0);
+	/* 10 x 5 a second = 50: the 51st message in one second is the first
+	 * finding. */
+	for (int i = 1; i <= 50; i++) {
+		sha_of(n++, sha);
+		assert_null(tf_guard_message(g, "f", 100, key_of(sha), flood + i, detail, sizeof(detail)));
+	}
+	sha_of(n++, sha);
+	assert_string_equal(tf_guard_message(g, "f", 100, key_of(sha), flood + 51, detail,
+		sizeof(detail)), "rate-anomaly");
+	assert_non_null(strstr(detail, "51 messages in this second"));
+	/* The flood did not become the norm: the next second at the old
+	 * pace is fine, and another flood is found again. */
+	assert_int_equal(steady(g, "f", flood + 1000, 1, 5, 100, &n), 0);
+	for (int i = 0; i < 60; i++) {
+		sha_of(n++, sha);
+		if (i == 50)
+			assert_non_null(tf_guard_message(g, "f", 100, key_of(sha), flood + 2000 + i, detail,
+				sizeof(detail)));
+		else
+			tf_guard_message(g, "f", 100, key_of(sha), flood + 2000 + i, detail, sizeof(detail));
+	}
+	tf_guard_free(g);
+}
+
+static void a_quiet_flow_needs_rate_min_and_warmup(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char sha[32];
+	char detail[200];
+	uint32_t n = 0;
+
+	(void)state;
+	/* Before rate_warmup_s seconds of history, nothing is found. */
+	assert_int_equal(steady(g, "young", T0, 1, 100, 100, &n), 0);
+	/* A flow of one message a second: 19 in a second is below rate_min. */
+	assert_int_equal(steady(g, "quiet", T0, 60, 1, 100, &n), 0);
+	for (int i = 1; i <= 19; i++) {
+		sha_of(n++, sha);
+		assert_null(tf_guard_message(g, "quiet", 100, key_of(sha), T0 + 60000 + i, detail,
+			sizeof(detail)));
+	}
+	sha_of(n++, sha);
+	assert_non_null(tf_guard_message(g, "quiet", 100, key_of(sha), T0 + 60020, detail, sizeof(detail)));
+	tf_guard_free(g);
+}
+
+static void a_payload_far_outside_the_usual_size(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char sha[32];
+	char detail[200];
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "f", T0, 10, 6, 100, &n), 0);   /* 60 messages of 100 */
+	sha_of(n++, sha);
+	assert_null(tf_guard_message(g, "f", 1064, key_of(sha), T0 + 20000, detail, sizeof(detail)));
+	sha_of(n++, sha);
+	assert_string_equal(tf_guard_message(g, "f", 2000, key_of(sha), T0 + 20001, detail,
+		sizeof(detail)), "size-anomaly");
+	sha_of(n++, sha);
+	assert_string_equal(tf_guard_message(g, "f", 1, key_of(sha), T0 + 20002, detail,
+		sizeof(detail)), "size-anomaly");
+	tf_guard_free(g);
+}
+
+static void the_same_payload_again_within_the_window_is_a_replay(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char sha[32];
+	char detail[200];
+
+	(void)state;
+	sha_of(7, sha);
+	assert_null(tf_guard_message(g, "f", 100, key_of(sha), T0, detail, sizeof(detail)));
+	assert_null(tf_guard_message(g, "other", 100, key_of(sha), T0 + 1, detail, sizeof(detail)));
+	assert_string_equal(tf_guard_message(g, "f", 100, key_of(sha), T0 + 59999, detail, sizeof(detail)),
+		"replay");
+	assert_null(tf_guard_message(g, "f", 100, key_of(sha), T0 + 60000, detail, sizeof(detail)));
+	tf_guard_free(g);
+}
+
+static void a_burst_of_refusals_blocks_the_client(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+
+	(void)state;
+	/* Refusals spread wider than the window do not. */
+	for (int i = 0; i < 40; i++)
+		assert_false(tf_guard_denied(g, "slow", T0 + i * 600LL));
+	assert_false(tf_guard_blocked(g, "slow", T0 + 24000));
+	for (int i = 1; i < 20; i++)
+		assert_false(tf_guard_denied(g, "probe", T0 + i));
+	assert_false(tf_guard_blocked(g, "probe", T0 + 19));
+	assert_true(tf_guard_denied(g, "probe", T0 + 20));
+	assert_true(tf_guard_blocked(g, "probe", T0 + 20));
+	assert_true(tf_guard_blocked(g, "probe", T0 + 20 + 59999));
+	assert_false(tf_guard_blocked(g, "probe", T0 + 20 + 60000));
+	assert_false(tf_guard_blocked(g, "someone-else", T0 + 20));
+	tf_guard_free(g);
+}
+
+static void canonical_json_hides_neither_whitespace_nor_key_order(void **state)
+{
+	const char *a = "{\"flow\": 12.5, \"meta\": {\"b\": 1, \"a\": [1, 2]}, \"p\": 3.1}";
+	const char *b = "{\"p\":3.10,\"meta\":{\"a\":[1,2],\"b\":1},\"flow\":12.50}";
+	const char *c = "{\"p\":3.1,\"meta\":{\"a\":[2,1],\"b\":1},\"flow\":12.5}";
+	cJSON *ja = cJSON_Parse(a), *jb = cJSON_Parse(b), *jc = cJSON_Parse(c);
+	unsigned char ha[32], hb[32], hc[32], raw[32];
+
+	(void)state;
+	assert_true(tf_guard_canonical_sha(ja, a, (uint32_t)strlen(a), ha));
+	assert_true(tf_guard_canonical_sha(jb, b, (uint32_t)strlen(b), hb));
+	assert_true(tf_guard_canonical_sha(jc, c, (uint32_t)strlen(c), hc));
+	assert_memory_equal(ha, hb, 32);
+	assert_memory_not_equal(ha, hc, 32);    /* array order is data */
+	assert_true(tf_guard_canonical_sha(NULL, "not json", 8, raw));
+	assert_memory_not_equal(ha, raw, 32);
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	cJSON_Delete(jc);
+}
+
+static void private_data_is_remembered_for_the_window(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char canon[32], other[32];
+	const struct tf_guard_private *p;
+
+	(void)state;
+	sha_of(1, canon);
+	sha_of(2, other);
+	assert_false(tf_guard_watching_leaks(g));
+	assert_null(tf_guard_find_private(g, canon, T0));
+	tf_guard_note_private(g, canon, "019ac008e6005f1e2d3c4b5a69780123", "water-telemetry@3",
+		"city-waterworks", "ww-sensor-01", T0);
+	assert_true(tf_guard_watching_leaks(g));
+	p = tf_guard_find_private(g, canon, T0 + 3599999);
+	assert_non_null(p);
+	assert_string_equal(p->id, "019ac008e6005f1e2d3c4b5a69780123");
+	assert_string_equal(p->policy, "water-telemetry@3");
+	assert_string_equal(p->owner, "city-waterworks");
+	assert_string_equal(p->publisher, "ww-sensor-01");
+	assert_null(tf_guard_find_private(g, canon, T0 + 3600000));
+	assert_null(tf_guard_find_private(g, other, T0));
+	tf_guard_free(g);
+}
+
+static void the_replay_hash_costs_nothing_when_off(void **state)
+{
+	struct tf_guard_config off = config;
+	struct tf_guard *on = tf_guard_new(&config), *g;
+
+	(void)state;
+	off.replay_window_ms = 0;
+	g = tf_guard_new(&off);
+	assert_true(tf_guard_hash(on, "abc", 3) != 0);
+	assert_true(tf_guard_hash(on, "abc", 3) == tf_guard_hash(on, "abc", 3));
+	assert_true(tf_guard_hash(on, "abc", 3) != tf_guard_hash(on, "abd", 3));
+	assert_true(tf_guard_hash(g, "abc", 3) == 0);
+	tf_guard_free(on);
+	tf_guard_free(g);
+}
+
+static void detectors_switched_off_find_nothing(void **state)
+{
+	struct tf_guard_config off = { 0 };
+	struct tf_guard *g = tf_guard_new(&off);
+	unsigned char sha[32];
+	char detail[200];
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "f", T0, 100, 5, 100, &n), 0);
+	sha_of(3, sha);
+	for (int i = 0; i < 500; i++)
+		assert_null(tf_guard_message(g, "f", 100000, key_of(sha), T0 + 200000 + i, detail,
+			sizeof(detail)));
+	for (int i = 0; i < 100; i++)
+		assert_false(tf_guard_denied(g, "c", T0 + i));
+	tf_guard_note_private(g, sha, "x", "p@1", "o", "c", T0);
+	assert_false(tf_guard_watching_leaks(g));
+	tf_guard_free(g);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(steady_traffic_raises_nothing),
+		cmocka_unit_test(a_rate_far_above_the_learned_one_is_found_at_the_threshold),
+		cmocka_unit_test(a_quiet_flow_needs_rate_min_and_warmup),
+		cmocka_unit_test(a_payload_far_outside_the_usual_size),
+		cmocka_unit_test(the_same_payload_again_within_the_window_is_a_replay),
+		cmocka_unit_test(a_burst_of_refusals_blocks_the_client),
+		cmocka_unit_test(canonical_json_hides_neither_whitespace_nor_key_order),
+		cmocka_unit_test(private_data_is_remembered_for_the_window),
+		cmocka_unit_test(the_replay_hash_costs_nothing_when_off),
+		cmocka_unit_test(detectors_switched_off_find_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
