@@ -629,3 +629,187 @@ int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_
 	*count = x.count;
 	return x.rc;
 }
+
+/* --- impact --------------------------------------------------------------------------- */
+
+struct impact_build {
+	struct tf_trace_store *s;
+	struct decoded d;
+	char policy_id[TF_TRACE_KEY_TEXT_MAX + 1];   /* "" : any */
+	struct recipients_build recipients;
+	cJSON *topics;
+	uint64_t messages, held;
+	bool failed;
+	/* the alert */
+	bool found;
+	int64_t ts;
+	cJSON *alert;
+};
+
+static int find_alert(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct impact_build *b = ctx;
+	const char *const *f = b->d.ev.values;
+	static const char *const names[] = { "id", "kind", "policy", "org", "client", "detail",
+		"action" };
+
+	(void)ts;
+	(void)extra;
+	(void)len;
+	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_ALERT)
+		return 0;
+	b->alert = cJSON_CreateObject();
+	for (int i = 0; i < 7 && b->alert != NULL; i++) {
+		if (!add_string(b->alert, names[i], f[i])) {
+			cJSON_Delete(b->alert);
+			b->alert = NULL;
+		}
+		if (i == 0 && b->alert && !add_number(b->alert, "ts", (double)b->d.ev.ts_ms)) {
+			cJSON_Delete(b->alert);
+			b->alert = NULL;
+		}
+	}
+	b->failed = b->alert == NULL;
+	b->found = true;
+	b->ts = b->d.ev.ts_ms;
+	tf_trace_policy_id(f[2], b->policy_id, sizeof(b->policy_id));
+	return 1;
+}
+
+/* Each delivery of one message of the flow. */
+static int impact_delivery(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct impact_build *b = ctx;
+	const struct tf_event *ev = &b->d.ev;
+	struct recipient *r;
+
+	(void)extra;
+	(void)len;
+	if (!decode_seq(b->s, seq, &b->d) || ev->kind != TF_EVENT_DELIVERY
+			|| strcmp(ev->values[4], "delivered") != 0)
+		return 0;
+	r = recipient(&b->recipients, ev->values[2], strlen(ev->values[2]), ev->values[3],
+		strlen(ev->values[3]), ts);
+	if (r == NULL)
+		return b->failed = true;
+	r->messages++;
+	r->last_ts = ts;
+	return 0;
+}
+
+static bool has_topic(const cJSON *topics, const char *topic)
+{
+	const cJSON *t;
+
+	cJSON_ArrayForEach(t, topics)
+		if (strcmp(t->valuestring, topic) == 0)
+			return true;
+	return false;
+}
+
+/* Each message the flow's publisher sent in the window. */
+static int impact_message(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct impact_build *b = ctx;
+	char policy[TF_TRACE_KEY_TEXT_MAX + 1], topic[TF_TRACE_KEY_TEXT_MAX + 1];
+	unsigned char id[16];
+
+	(void)ts;
+	(void)extra;
+	(void)len;
+	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE)
+		return 0;
+	tf_trace_policy_id(b->d.ev.values[4], policy, sizeof(policy));
+	if (b->policy_id[0] != '\0' && strcmp(policy, b->policy_id) != 0)
+		return 0;
+	b->messages++;
+	b->held += strcmp(b->d.ev.values[7], "quarantined") == 0;
+	snprintf(topic, sizeof(topic), "%s", b->d.ev.values[1]);
+	if (!has_topic(b->topics, topic) && cJSON_GetArraySize(b->topics) < 100
+			&& !cJSON_AddItemToArray(b->topics, cJSON_CreateString(topic)))
+		return b->failed = true;
+	if (!tf_trace_id_bytes(b->d.ev.values[0], id))
+		return 0;
+	tf_trace_scan_index(b->s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, impact_delivery, b);
+	return b->failed;
+}
+
+cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t window_ms,
+		struct tf_err *err)
+{
+	struct impact_build b = { .s = s };
+	const char *client;
+	unsigned char id[16];
+	cJSON *out = NULL, *list;
+	char flow[600];
+
+	if (!tf_trace_id_bytes(alert_id, id)) {
+		tf_err_set(err, TF_ERR_INVALID, "\"%s\" is not an alert id (32 hex digits)", alert_id);
+		return NULL;
+	}
+	tf_trace_scan_index(s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, find_alert, &b);
+	if (!b.found || b.failed) {
+		free(b.d.scratch);
+		cJSON_Delete(b.alert);
+		tf_err_set(err, b.failed ? TF_ERR_NOMEM : TF_ERR_INVALID,
+			b.failed ? "out of memory" : "no such alert");
+		return NULL;
+	}
+	client = cJSON_GetObjectItemCaseSensitive(b.alert, "client")->valuestring;
+	b.recipients.index = tf_strmap_new();
+	b.topics = cJSON_CreateArray();
+	if (b.recipients.index != NULL && b.topics != NULL)
+		tf_trace_scan_index(s, TF_INDEX_BY_PUBLISHER, client, strlen(client),
+			b.ts - window_ms, b.ts, impact_message, &b);
+	snprintf(flow, sizeof(flow), "%s/%s", b.policy_id[0] ? b.policy_id : "*", client);
+	out = cJSON_CreateObject();
+	if (out != NULL && !b.failed && b.recipients.index != NULL && b.topics != NULL
+			&& cJSON_AddItemToObject(out, "alert", b.alert)) {
+		b.alert = NULL;
+		if (b.recipients.n > 0)
+			qsort(b.recipients.list, b.recipients.n, sizeof(*b.recipients.list), by_client);
+		list = cJSON_CreateArray();
+		for (size_t i = 0; list != NULL && i < b.recipients.n; i++) {
+			cJSON *o = cJSON_CreateObject();
+			const struct recipient *r = &b.recipients.list[i];
+
+			if (o == NULL || !add_string(o, "org", r->org) || !add_string(o, "client", r->client)
+					|| !add_number(o, "messages", (double)r->messages)
+					|| !add_number(o, "first_ts", (double)r->first_ts)
+					|| !add_number(o, "last_ts", (double)r->last_ts)
+					|| !cJSON_AddItemToArray(list, o)) {
+				cJSON_Delete(o);
+				cJSON_Delete(list);
+				list = NULL;
+			}
+		}
+		if (list == NULL || !add_string(out, "flow", flow)
+				|| !add_number(out, "from", (double)(b.ts - window_ms))
+				|| !add_number(out, "until", (double)b.ts)
+				|| !add_number(out, "messages", (double)b.messages)
+				|| !add_number(out, "held", (double)b.held)
+				|| !cJSON_AddItemToObject(out, "topics", b.topics)
+				|| (b.topics = NULL, !cJSON_AddItemToObject(out, "recipients", list))) {
+			cJSON_Delete(out);
+			out = NULL;
+		}
+	} else {
+		cJSON_Delete(out);
+		out = NULL;
+	}
+	if (out == NULL)
+		tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	cJSON_Delete(b.alert);
+	cJSON_Delete(b.topics);
+	for (size_t i = 0; i < b.recipients.n; i++) {
+		free(b.recipients.list[i].client);
+		free(b.recipients.list[i].org);
+	}
+	free(b.recipients.list);
+	tf_strmap_free(b.recipients.index);
+	free(b.d.scratch);
+	return out;
+}

@@ -58,4 +58,13 @@ void tf_query_print_verify(const struct tf_verify_result *r, FILE *out);
 int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_t *count,
 		struct tf_err *err);
 
+/* The impact of an alert (tfctl report impact): the alert, and what its
+ * flow (the policy and publisher it names; every policy when it names
+ * none) sent in the window_ms before it: how many messages, on which
+ * topics, how many were held, and which recipients received them
+ * (deliveries made, per client). Caller owns; NULL with TF_ERR_INVALID
+ * when there is no such alert. */
+cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t window_ms,
+		struct tf_err *err);
+
 #endif

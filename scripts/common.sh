@@ -8,16 +8,20 @@ libssl-dev libcjson-dev liblmdb-dev libcmocka-dev
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 python3 python3-paho-mqtt python3-jsonschema python3-cryptography"
 
+# What the test suite needs besides: a browser for the impact report's page.
+TF_TEST_PACKAGES="chromium"
+
 TF_SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 tf_say() { printf '%s\n' "$*" >&2; }
 
-# Installs the missing packages as root; as anyone else, prints the exact
-# command to run and stops. Sets TF_INSTALLED to what it installed.
+# Installs the missing packages of TF_PACKAGES and of the lists given as
+# root; as anyone else, prints the exact command to run and stops. Sets
+# TF_INSTALLED to what it installed.
 tf_ensure_packages() {
 	local p missing=""
 	TF_INSTALLED=""
-	for p in $TF_PACKAGES; do
+	for p in $TF_PACKAGES "$@"; do
 		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' \
 			|| missing="$missing $p"
 	done

@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-tf_ensure_packages
+tf_ensure_packages $TF_TEST_PACKAGES
 tf_build _build-test --enable-werror --enable-sanitizers
 make -C "$TF_BUILDDIR" -j"$(nproc)" check VERBOSE=1
 make -C "$TF_BUILDDIR" -j"$(nproc)" distcheck

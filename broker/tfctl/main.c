@@ -26,6 +26,7 @@ static void print_usage(FILE *out)
 	      "                    [--follow]\n"
 	      "       tfctl quarantine (list [--policy ID] | release FLOW | discard FLOW)\n"
 	      "                        --username U --password P [--host H] [--port P]\n"
+	      "       tfctl report impact ALERT-ID --db DIR [--window S] [--html FILE]\n"
 	      "\n"
 	      "Operator tool for the trustflow broker.\n"
 	      "\n"
@@ -66,6 +67,8 @@ int main(int argc, char **argv)
 		return tfctl_alerts(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "quarantine") == 0)
 		return tfctl_quarantine(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "report") == 0)
+		return tfctl_report(argc - 2, argv + 2);
 	if (argc < 2)
 		fputs("tfctl: a command is required\n", stderr);
 	else

@@ -16,5 +16,6 @@ int tfctl_verify(int argc, char **argv);
 int tfctl_trace(int argc, char **argv);
 int tfctl_alerts(int argc, char **argv);
 int tfctl_quarantine(int argc, char **argv);
+int tfctl_report(int argc, char **argv);
 
 #endif

@@ -1,0 +1,210 @@
+/* tfctl report impact ALERT-ID: from the trace, who received data of the
+ * flow an alert is about in the window before it, as JSON and, with
+ * --html, as a page with a diagram of the flow for the data owner. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/number.h"
+#include "broker/tfctl/tfctl.h"
+#include "broker/trace_query.h"
+
+static const char report_usage[] =
+	"usage: tfctl report impact ALERT-ID --db DIR [--window S] [--html FILE]\n"
+	"\n"
+	"Prints, from the trace store, what the flow an alert is about (its policy\n"
+	"and publisher) sent in the S seconds before the alert (default 3600): how\n"
+	"many messages, on which topics, how many were held, and which recipients\n"
+	"received them. With --html, also writes FILE: a page, complete in itself,\n"
+	"with a diagram of the flow, for the data owner to open in a browser.\n"
+	"Exit status 1 when there is no such alert, 2 on bad usage or an unreadable\n"
+	"store.\n";
+
+static int usage_error(const char *what)
+{
+	fprintf(stderr, "tfctl report: %s\n%s", what, report_usage);
+	return TFCTL_USAGE;
+}
+
+/* Text for HTML: & < > " escaped. */
+static void put_html(FILE *out, const char *text)
+{
+	for (; *text != '\0'; text++) {
+		switch (*text) {
+		case '&': fputs("&amp;", out); break;
+		case '<': fputs("&lt;", out); break;
+		case '>': fputs("&gt;", out); break;
+		case '"': fputs("&quot;", out); break;
+		default: fputc(*text, out);
+		}
+	}
+}
+
+/* JSON inside a <script> element: "</" would end it. */
+static void put_script_json(FILE *out, const char *json)
+{
+	for (; *json != '\0'; json++) {
+		if (json[0] == '<' && json[1] == '/')
+			fputs("<\\", out);
+		else
+			fputc(*json, out);
+	}
+}
+
+static const char *str(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double num(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* The page: the facts as text and a table (readable without scripts),
+ * and a diagram drawn from the same data by the page's own script. */
+static const char page_style[] =
+	"body{font-family:sans-serif;margin:2em;color:#222}"
+	"table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.3em .6em;"
+	"text-align:left}svg text{font-size:13px}.alert{background:#fff3f0;padding:.6em;"
+	"border-left:4px solid #c0392b}";
+
+static const char page_script[] =
+	"(function(){"
+	"var d=JSON.parse(document.getElementById('impact').textContent);"
+	"var ns='http://www.w3.org/2000/svg';"
+	"var rows=Math.max(d.topics.length,d.recipients.length,d.held>0?2:1);"
+	"var h=60+rows*50,svg=document.createElementNS(ns,'svg');"
+	"svg.setAttribute('width',900);svg.setAttribute('height',h);"
+	"svg.setAttribute('id','flow-diagram');"
+	"function box(x,y,w,label,color,kind,name){"
+	"var g=document.createElementNS(ns,'g');g.setAttribute('data-'+kind,name);"
+	"var r=document.createElementNS(ns,'rect');r.setAttribute('x',x);r.setAttribute('y',y);"
+	"r.setAttribute('width',w);r.setAttribute('height',34);r.setAttribute('rx',6);"
+	"r.setAttribute('fill',color);r.setAttribute('stroke','#555');g.appendChild(r);"
+	"var t=document.createElementNS(ns,'text');t.setAttribute('x',x+8);"
+	"t.setAttribute('y',y+22);t.textContent=label;g.appendChild(t);svg.appendChild(g);"
+	"return [x,y+17,x+w];}"
+	"function line(a,b){var l=document.createElementNS(ns,'line');"
+	"l.setAttribute('x1',a[2]);l.setAttribute('y1',a[1]);l.setAttribute('x2',b[0]);"
+	"l.setAttribute('y2',b[1]);l.setAttribute('stroke','#888');svg.insertBefore(l,svg.firstChild);}"
+	"var pub=box(10,h/2-17,250,d.alert.client+' ('+d.alert.org+')','#fde2d0','publisher',"
+	"d.alert.client);"
+	"var tops=d.topics.map(function(t,i){return box(320,30+i*50,260,t,'#e8eef8','topic',t);});"
+	"tops.forEach(function(t){line(pub,t);});"
+	"d.recipients.forEach(function(r,i){var b=box(660,30+i*50,230,r.client+' ('+r.org+'): '+"
+	"r.messages,'#e3f4e1','recipient',r.client);tops.forEach(function(t){line(t,b);});});"
+	"if(d.held>0){var hb=box(320,30+Math.max(d.topics.length,1)*50,260,'held: '+d.held,"
+	"'#f3e0f7','held','held');line(pub,hb);}"
+	"document.getElementById('diagram').appendChild(svg);"
+	"})();";
+
+static int write_html(const char *path, const cJSON *impact)
+{
+	const cJSON *alert = cJSON_GetObjectItemCaseSensitive(impact, "alert"), *r;
+	char *json = cJSON_PrintUnformatted(impact);
+	FILE *out;
+
+	if (json == NULL)
+		return usage_error("out of memory");
+	out = fopen(path, "w");
+	if (out == NULL) {
+		free(json);
+		fprintf(stderr, "tfctl: %s: cannot write the page\n", path);
+		return TFCTL_USAGE;
+	}
+	fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		"<title>Impact of alert ");
+	put_html(out, str(alert, "id"));
+	fprintf(out, "</title><style>%s</style></head><body>\n<h1>Impact of a ", page_style);
+	put_html(out, str(alert, "kind"));
+	fputs(" alert</h1>\n<p class=\"alert\">", out);
+	put_html(out, str(alert, "detail"));
+	fputs("</p>\n<p>Flow <b>", out);
+	put_html(out, str(impact, "flow"));
+	fprintf(out, "</b>: %.0f messages in the window before the alert, %.0f of them held. "
+		"Action: <b>", num(impact, "messages"), num(impact, "held"));
+	put_html(out, str(alert, "action"));
+	fputs("</b>.</p>\n<div id=\"diagram\"></div>\n<h2>Recipients</h2>\n<table>"
+		"<tr><th>organization</th><th>client</th><th>messages</th></tr>\n", out);
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(impact, "recipients")) {
+		fputs("<tr><td>", out);
+		put_html(out, str(r, "org"));
+		fputs("</td><td>", out);
+		put_html(out, str(r, "client"));
+		fprintf(out, "</td><td>%.0f</td></tr>\n", num(r, "messages"));
+	}
+	fputs("</table>\n<script type=\"application/json\" id=\"impact\">", out);
+	put_script_json(out, json);
+	fprintf(out, "</script>\n<script>%s</script>\n</body></html>\n", page_script);
+	free(json);
+	if (fclose(out) != 0) {
+		fprintf(stderr, "tfctl: %s: cannot write the page\n", path);
+		return TFCTL_USAGE;
+	}
+	return TFCTL_OK;
+}
+
+static int cmd_impact(int argc, char **argv)
+{
+	const char *db = NULL, *html = NULL, *alert;
+	struct tf_trace_store *s;
+	struct tf_err err = { "" };
+	long window_s = 3600;
+	cJSON *impact;
+	char *text;
+	int rc;
+
+	if (argc < 1 || strncmp(argv[0], "--", 2) == 0)
+		return usage_error("an ALERT-ID is required");
+	alert = argv[0];
+	for (int i = 1; i < argc; i += 2) {
+		if (i + 1 >= argc)
+			return usage_error("an option is missing its value");
+		if (strcmp(argv[i], "--db") == 0)
+			db = argv[i + 1];
+		else if (strcmp(argv[i], "--html") == 0)
+			html = argv[i + 1];
+		else if (strcmp(argv[i], "--window") != 0
+				|| !tf_parse_long(argv[i + 1], 1, 366L * 86400, &window_s))
+			return usage_error("unknown option or bad value");
+	}
+	if (db == NULL)
+		return usage_error("--db DIR is required");
+	if (tf_trace_open(db, false, 0, &s, &err) != TF_OK
+			|| tf_trace_read_begin(s, &err) != TF_OK) {
+		fprintf(stderr, "tfctl: %s\n", err.msg);
+		return TFCTL_USAGE;
+	}
+	impact = tf_query_impact(s, alert, (int64_t)window_s * 1000, &err);
+	tf_trace_read_end(s);
+	tf_trace_close(s);
+	if (impact == NULL) {
+		fprintf(stderr, "tfctl: %s\n", err.msg);
+		return strstr(err.msg, "memory") ? TFCTL_USAGE : TFCTL_NO;
+	}
+	text = cJSON_PrintUnformatted(impact);
+	if (text != NULL)
+		printf("%s\n", text);
+	free(text);
+	rc = html != NULL ? write_html(html, impact) : TFCTL_OK;
+	cJSON_Delete(impact);
+	return rc;
+}
+
+int tfctl_report(int argc, char **argv)
+{
+	if (argc >= 1 && strcmp(argv[0], "--help") == 0) {
+		fputs(report_usage, stdout);
+		return TFCTL_OK;
+	}
+	if (argc >= 1 && strcmp(argv[0], "impact") == 0)
+		return cmd_impact(argc - 1, argv + 1);
+	return usage_error("impact is the one report");
+}
