@@ -12,8 +12,6 @@
  * newest message in its learned size. */
 #define RATE_ALPHA 0.1
 #define SIZE_ALPHA 0.05
-/* Idle seconds counted into the rate at most (then it is near zero). */
-#define MAX_IDLE_S 60
 #define MAX_BURST 64
 /* Slots of the private-data table (a power of two). */
 #define PRIVATE_SLOTS 65536u
@@ -112,25 +110,20 @@ static void *state_of(struct tf_strmap *index, void **array, uint32_t *n, uint32
 
 /* --- a flow's messages ----------------------------------------------------- */
 
-/* Moves the flow to the second of now_ms, teaching it the seconds gone. */
+/* Moves the flow to the second of now_ms, teaching it the second gone.
+ * Only seconds in which the flow sent count: its usual rate is its rate
+ * when it sends, so a flow that pauses and picks up again at its pace is
+ * not a flood. */
 static void roll(struct flow_state *f, int64_t now_ms)
 {
 	int64_t second = now_ms / 1000 + 1;   /* + 1: never 0 */
-	int64_t idle;
 
 	if (f->second == second)
 		return;
-	if (f->second != 0) {
-		if (!f->anomalous) {
-			f->rate = f->seconds_seen == 0 ? f->count
-				: RATE_ALPHA * f->count + (1 - RATE_ALPHA) * f->rate;
-			f->seconds_seen++;
-		}
-		idle = second - f->second - 1;
-		for (int64_t i = 0; i < idle && i < MAX_IDLE_S; i++) {
-			f->rate *= 1 - RATE_ALPHA;
-			f->seconds_seen++;
-		}
+	if (f->second != 0 && !f->anomalous) {
+		f->rate = f->seconds_seen == 0 ? f->count
+			: RATE_ALPHA * f->count + (1 - RATE_ALPHA) * f->rate;
+		f->seconds_seen++;
 	}
 	f->second = second;
 	f->count = 0;

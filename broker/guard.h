@@ -5,8 +5,8 @@
  *
  * - rate anomaly: a flow (policy × publisher) sending in the current
  *   second more than rate_factor times its learned rate (an exponentially
- *   weighted moving average over past seconds), and at least rate_min
- *   messages, once it has rate_warmup_s seconds of history;
+ *   weighted moving average over the past seconds in which it sent), and
+ *   at least rate_min messages, once it has rate_warmup_s such seconds;
  * - size anomaly: a payload more than size_factor times larger (or
  *   smaller) than the flow's moving average size, once the flow has sent
  *   TF_GUARD_SIZE_WARMUP messages;

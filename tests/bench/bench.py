@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
@@ -42,6 +43,7 @@ BENCH_IDENTITIES = {
     "clients": {
         "bench-pub": {"org": "bench-owner", "roles": ["sensor"]},
         "bench-sub": {"org": "bench-consumer", "purposes": ["monitoring"]},
+        "bench-admin": {"org": "bench-owner", "roles": ["trustflow-admin"]},
     },
 }
 BENCH_POLICY = {
@@ -165,12 +167,58 @@ def main():
           f" {cost['signature_us']:.2f} us and everything else {cost['rest_us']:.2f} us"
           " (target: under 10 us)", flush=True)
     results.append(dict(cost, scenario="stamp cost"))
+    results.append(guard_latency(opts.rounds))
     if not opts.skip_scale:
         results += trace_store()
         results.append(scale(opts))
     if opts.json:
         with open(opts.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
+
+
+def guard_latency(rounds):
+    """How long from the first anomalous message to its alert, as an
+    administrator subscribed to the alerts sees it: a payload far outside
+    its flow's usual size (one message), and a flood far above the flow's
+    usual rate (from the flood's first message)."""
+    quick = {"guard_rate_factor": "5", "guard_rate_min": "10", "guard_rate_warmup_s": "2"}
+    size_ms, rate_ms = [], []
+    for _ in range(rounds):
+        broker = harness.Broker(with_plugin=True, log_types=("error", "warning"),
+                                identities=BENCH_IDENTITIES,
+                                policies={"bench.json": BENCH_POLICY}, plugin_options=quick)
+        try:
+            broker.start()
+            admin = harness.Client(broker, "bench-admin", username="bench-admin")
+            admin.subscribe("$trustflow/alerts/#")
+            pub = harness.Client(broker, "bench-pub", username="bench-pub")
+            for i in range(60):                         # the flow's usual size
+                pub.publish("bench/x", json.dumps({"n": i}), qos=1)
+            start = time.monotonic()
+            pub.publish("bench/x", json.dumps({"n": 0, "pad": "x" * 5000}), qos=0)
+            alert = json.loads(admin.receive().payload)
+            size_ms.append((time.monotonic() - start) * 1000)
+            assert alert["kind"] == "size-anomaly", alert
+            for i in range(3):                          # one a second, then a flood
+                pub.publish("bench/x", json.dumps({"n": i}), qos=1)
+                time.sleep(1)
+            start = time.monotonic()
+            for i in range(200):
+                pub.mqtt.publish("bench/x", json.dumps({"n": i}), qos=0)
+            while json.loads(admin.receive().payload)["kind"] != "rate-anomaly":
+                pass
+            rate_ms.append((time.monotonic() - start) * 1000)
+            admin.close()
+            pub.close()
+        finally:
+            broker.stop()
+            harness.shutil.rmtree(broker.dir, ignore_errors=True)
+    row = {"scenario": "guard latency", "size_alert_ms": statistics.median(size_ms),
+           "rate_alert_ms": statistics.median(rate_ms), "rounds": rounds}
+    print(f"guard: first anomalous message to its alert, median of {rounds}: size anomaly"
+          f" {row['size_alert_ms']:.1f} ms, rate anomaly (from the flood's first message)"
+          f" {row['rate_alert_ms']:.1f} ms (target: under 100 ms)", flush=True)
+    return row
 
 
 def trace_store():

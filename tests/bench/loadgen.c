@@ -273,7 +273,8 @@ static bool parse_args(int argc, char **argv, struct settings *s)
 }
 
 /* Publishes every message, never more than the window ahead of the
- * subscribers. Returns the number sent. */
+ * subscribers; stops when deliveries stall for the drain timeout (the
+ * broker dropped messages). Returns the number sent. */
 static long publish_all(const struct settings *s, struct run_state *st, struct mosquitto *pub,
 		unsigned char *payload)
 {
@@ -281,11 +282,22 @@ static long publish_all(const struct settings *s, struct run_state *st, struct m
 
 	for (sent = 0; sent < s->messages; sent++) {
 		long may_lag = (sent - s->window) * s->subscribers;
+		long last = atomic_load(&st->received);
+		double last_change = now_s();
 
 		while (atomic_load(&st->received) < may_lag) {
+			long r;
+
 			if (atomic_load(&st->failed) > 0)
 				return sent;
 			wait_progress(st);
+			r = atomic_load(&st->received);
+			if (r != last) {
+				last = r;
+				last_change = now_s();
+			} else if (now_s() - last_change > (double)s->drain_timeout_s) {
+				return sent;
+			}
 		}
 		/* The sequence number makes each payload distinct. */
 		memcpy(payload, &sent, sizeof(sent));

@@ -152,8 +152,14 @@ class QuarantineTest(harness.BrokerTestCase):
         (r,) = self.ask("lab-steward", {"command": "releaseFlow",
                                         "flow": "water-telemetry/ww-sensor-01"})
         self.assertEqual(r["error"], "not authorized")
+        (r,) = self.ask("lab-steward", {"command": "discardFlow",
+                                        "flow": "water-telemetry/ww-sensor-01"})
+        self.assertEqual(r["error"], "not authorized")
         (r,) = self.ask("lab-steward", {"command": "listQuarantine"})
         self.assertEqual(r["data"]["flows"], [])
+        # Nothing was released or discarded by the refusals.
+        (r,) = self.ask("tf-admin", {"command": "listQuarantine"})
+        self.assertEqual([f["held"] for f in r["data"]["flows"]], [1])
 
     def test_a_rerouted_message_arrives_on_its_new_topic_stamped_for_it(self):
         steward = self.login("lab-steward")

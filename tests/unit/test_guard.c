@@ -105,6 +105,18 @@ static void a_rate_far_above_the_learned_one_is_found_at_the_threshold(void **st
 	tf_guard_free(g);
 }
 
+static void a_pause_does_not_make_the_usual_pace_a_flood(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "batch", T0, 40, 500, 100, &n), 0);
+	/* An hour of silence, then the same pace again. */
+	assert_int_equal(steady(g, "batch", T0 + 3600000, 10, 500, 100, &n), 0);
+	tf_guard_free(g);
+}
+
 static void a_quiet_flow_needs_rate_min_and_warmup(void **state)
 {
 	struct tf_guard *g = tf_guard_new(&config);
@@ -271,6 +283,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(steady_traffic_raises_nothing),
 		cmocka_unit_test(a_rate_far_above_the_learned_one_is_found_at_the_threshold),
+		cmocka_unit_test(a_pause_does_not_make_the_usual_pace_a_flood),
 		cmocka_unit_test(a_quiet_flow_needs_rate_min_and_warmup),
 		cmocka_unit_test(a_payload_far_outside_the_usual_size),
 		cmocka_unit_test(the_same_payload_again_within_the_window_is_a_replay),
