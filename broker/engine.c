@@ -712,6 +712,13 @@ int64_t tf_engine_now(const struct tf_engine *e)
 	return now_ms(e);
 }
 
+bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, const char *org_id)
+{
+	const struct tf_client *who = identify(e, username);
+
+	return who != NULL && org_id != NULL && strcmp(org_name(e, who), org_id) == 0;
+}
+
 #define BLOCKED "blocked after a burst of refusals"
 
 /* A refusal counts towards the client's burst; the one that completes it

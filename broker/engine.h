@@ -83,6 +83,11 @@ int tf_engine_release_flow(struct tf_engine *e, const char *flow, const char *by
 int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by,
 		uint64_t *count, struct tf_err *err);
 
+/* Whether the client with username belongs to the organization org_id
+ * (for require_cert_org_match: the O of its TLS certificate). An unknown
+ * client belongs to none. */
+bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, const char *org_id);
+
 /* ACL decisions. username NULL: the client has none (unidentified); the
  * trace then names it by client_id. A refused publish is recorded with
  * its payload's hash. Refused publishes and subscriptions count towards a

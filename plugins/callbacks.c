@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
 #include "broker/control.h"
 #include "plugins/compat.h"
 #include "plugins/shim.h"
@@ -20,6 +23,36 @@ static int verdict_rc(enum tf_verdict v)
 	return MOSQ_ERR_ACL_DENIED;
 }
 
+/* Queues a client to be disconnected at the next TICK (not while
+ * mosquitto is still handling its packet). */
+static void kick_later(struct tf_plugin *plugin, const char *client_id)
+{
+	for (int i = 0; i < plugin->n_kick; i++)
+		if (strcmp(plugin->kick[i], client_id) == 0)
+			return;
+	if (plugin->n_kick < TF_KICK_MAX && (plugin->kick[plugin->n_kick] = strdup(client_id)) != NULL)
+		plugin->n_kick++;
+}
+
+/* require_cert_org_match: whether the client's TLS certificate names, as
+ * its subject O, the organization its username belongs to. No
+ * certificate, no match. */
+static bool cert_org_matches(struct tf_plugin *plugin, const struct mosquitto *client,
+		const char *username)
+{
+	X509 *cert = mosquitto_client_certificate(client);
+	char org[256];
+	bool ok = false;
+
+	if (cert == NULL)
+		return false;
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_organizationName, org,
+			sizeof(org)) > 0)
+		ok = tf_engine_client_in_org(plugin->engine, username, org);
+	X509_free(cert);
+	return ok;
+}
+
 static int on_acl_check(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_acl_check *ed = event_data;
@@ -28,6 +61,13 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	const char *username = mosquitto_client_username(ed->client);
 
 	(void)event;
+	if (plugin->cert_org_match && !cert_org_matches(plugin, ed->client, username)) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "trustflow: %s (%s): its certificate does not "
+			"name its organization; refused and disconnected", client_id,
+			username ? username : "no username");
+		kick_later(plugin, client_id);
+		return MOSQ_ERR_ACL_DENIED;
+	}
 	switch (ed->access) {
 	case MOSQ_ACL_WRITE:
 		return verdict_rc(tf_engine_may_publish(plugin->engine, client_id, username,
@@ -126,9 +166,8 @@ static int on_message(int event, void *event_data, void *userdata)
 	}
 	if (deliver)
 		publish_copies(&res, ed->qos, ed->retain);
-	if (res.disconnect && plugin->n_kick < TF_KICK_MAX
-			&& (plugin->kick[plugin->n_kick] = strdup(m.client_id)) != NULL)
-		plugin->n_kick++;
+	if (res.disconnect)
+		kick_later(plugin, m.client_id);
 	tf_message_result_free(&res);
 	/* ACL_DENIED refuses the message (PUBACK "not authorized" to an MQTT
 	 * v5 publisher); any other error would disconnect the publisher. */

@@ -133,6 +133,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		tf_version(), plugin->opts.broker_id);
 	if (tf_engine_new(&plugin->opts, &hooks, &plugin->engine, &err) != TF_OK)
 		goto err_free;
+	plugin->cert_org_match = strcmp(plugin->opts.require_cert_org_match, "true") == 0;
 	tf_engine_publish_keys(plugin->engine);
 	rc = tf_callbacks_register(plugin);
 	if (rc != MOSQ_ERR_SUCCESS) {

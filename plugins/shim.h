@@ -6,6 +6,7 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <mqtt_protocol.h>
+#include <stdbool.h>
 
 #include "broker/engine.h"
 #include "broker/options.h"
@@ -20,6 +21,7 @@ struct tf_plugin {
 	struct tf_engine *engine;
 	char *kick[TF_KICK_MAX];
 	int n_kick;
+	bool cert_org_match;      /* plugin_opt_require_cert_org_match true */
 };
 
 /* Registers every event callback (callbacks.c). Returns a MOSQ_ERR_*. */

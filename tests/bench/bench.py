@@ -43,6 +43,7 @@ BENCH_IDENTITIES = {
     "clients": {
         "bench-pub": {"org": "bench-owner", "roles": ["sensor"]},
         "bench-sub": {"org": "bench-consumer", "purposes": ["monitoring"]},
+        "bench-pub-2": {"org": "bench-owner", "roles": ["sensor"]},
         "bench-admin": {"org": "bench-owner", "roles": ["trustflow-admin"]},
     },
 }
@@ -199,17 +200,20 @@ def guard_latency(rounds):
             alert = json.loads(admin.receive().payload)
             size_ms.append((time.monotonic() - start) * 1000)
             assert alert["kind"] == "size-anomaly", alert
-            for i in range(3):                          # one a second, then a flood
-                pub.publish("bench/x", json.dumps({"n": i}), qos=1)
+            # Another flow: one a second, then a flood.
+            pub2 = harness.Client(broker, "bench-pub-2", username="bench-pub-2")
+            for i in range(3):
+                pub2.publish("bench/x", json.dumps({"n": i}), qos=1)
                 time.sleep(1)
             start = time.monotonic()
             for i in range(200):
-                pub.mqtt.publish("bench/x", json.dumps({"n": i}), qos=0)
+                pub2.mqtt.publish("bench/x", json.dumps({"n": i}), qos=0)
             while json.loads(admin.receive().payload)["kind"] != "rate-anomaly":
                 pass
             rate_ms.append((time.monotonic() - start) * 1000)
             admin.close()
             pub.close()
+            pub2.close()
         finally:
             broker.stop()
             harness.shutil.rmtree(broker.dir, ignore_errors=True)

@@ -815,6 +815,17 @@ static void alert_delivers_and_logs(void **state)
 	assert_int_equal(logged(f, TF_LOG_WARNING, "limit-exceeded", big.topic, "alert", NULL), 1);
 }
 
+static void a_client_belongs_to_its_own_org_only(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_true(tf_engine_client_in_org(f->e, "ww-sensor-01", "city-waterworks"));
+	assert_false(tf_engine_client_in_org(f->e, "ww-sensor-01", "maint-co"));
+	assert_false(tf_engine_client_in_org(f->e, "nobody-known", "city-waterworks"));
+	assert_false(tf_engine_client_in_org(f->e, NULL, "city-waterworks"));
+	assert_false(tf_engine_client_in_org(f->e, "ww-sensor-01", NULL));
+}
+
 static void violations_publish_alerts_and_fold_repeats(void **state)
 {
 	struct fixture *f = *state;
@@ -1158,6 +1169,7 @@ int main(void)
 		T(seq_rises_by_one_per_stamp),
 		T(qos2_resend_over_a_new_connection_keeps_its_stamp),
 		T(violations_publish_alerts_and_fold_repeats),
+		T(a_client_belongs_to_its_own_org_only),
 		T(ungoverned_message_is_stamped_with_stamp_all),
 		T(ungoverned_message_is_not_stamped_without_stamp_all),
 		T(dollar_topics_are_left_alone),
