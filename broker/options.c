@@ -54,8 +54,8 @@ static const struct option_def option_table[] = {
 	  "the most the trace store may grow to, in MiB; 0: as far as the disk allows",
 	  0, 16L * 1024 * 1024 },
 	{ "require_cert_org_match", OPT_CHOICE, SLOT(require_cert_org_match), "false", "true|false",
-	  "true: a client's TLS certificate must name its organization (subject O); others are "
-	  "refused and disconnected", 0, 0 },
+	  "true: a client's TLS certificate must name its organization (subject O); clients whose "
+	  "certificate does not are refused and disconnected", 0, 0 },
 	{ "guard_rate_factor", OPT_NUMBER, SLOT(guard_rate_factor), "10", NULL,
 	  "a flow sending this many times its usual rate is an anomaly; 0: off", 0, 1000000 },
 	{ "guard_rate_min", OPT_NUMBER, SLOT(guard_rate_min), "20", NULL,

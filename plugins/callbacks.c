@@ -35,8 +35,9 @@ static void kick_later(struct tf_plugin *plugin, const char *client_id)
 }
 
 /* require_cert_org_match: whether the client's TLS certificate names, as
- * its subject O, the organization its username belongs to. No
- * certificate, no match. */
+ * its subject O, the organization its username belongs to. A client
+ * without a certificate came through another listener (with a password)
+ * and is not this check's to judge. */
 static bool cert_org_matches(struct tf_plugin *plugin, const struct mosquitto *client,
 		const char *username)
 {
@@ -45,7 +46,7 @@ static bool cert_org_matches(struct tf_plugin *plugin, const struct mosquitto *c
 	bool ok = false;
 
 	if (cert == NULL)
-		return false;
+		return true;
 	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_organizationName, org,
 			sizeof(org)) > 0)
 		ok = tf_engine_client_in_org(plugin->engine, username, org);

@@ -6,7 +6,7 @@
 TF_PACKAGES="build-essential autoconf automake libtool pkgconf
 libssl-dev libcjson-dev liblmdb-dev libcmocka-dev
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
-python3 python3-paho-mqtt python3-jsonschema python3-cryptography"
+python3 python3-paho-mqtt python3-jsonschema python3-cryptography openssl"
 
 # What the test suite needs besides: a browser for the impact report's page.
 TF_TEST_PACKAGES="chromium"

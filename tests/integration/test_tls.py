@@ -124,6 +124,10 @@ class MutualTlsTest(harness.BrokerTestCase):
         self.assertEqual(msg.payload, b'{"flow": 1}')
         # The certificate's CN is the username the stamp names.
         self.assertEqual(dict(msg.properties.UserProperty)["tf-client"], "ww-sensor-01")
+        # A client of the password listener has no certificate to judge.
+        self.assertLess(harness.publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 2}'),
+                        0x80)
+        self.assertEqual(maint.messages.get(timeout=10).payload, b'{"flow": 2}')
 
     def test_a_certificate_naming_another_org_is_refused(self):
         wrong = os.path.join(self.certs, "wrong")
