@@ -3,7 +3,6 @@
  * ($trustflow/alerts/#). One JSON object per line. */
 #include "config.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +11,10 @@
 
 #include <cjson/cJSON.h>
 #include <mosquitto.h>
-#include <mqtt_protocol.h>
 
 #include "broker/control.h"
 #include "broker/number.h"
+#include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
 #include "policy/rfc3339.h"
 
@@ -35,11 +34,10 @@ static const char alerts_usage[] =
 struct alerts_state {
 	int64_t since_ms;
 	bool follow;
+	int n_topics;
 	char correlation[64];
-	int subscriptions;       /* SUBACKs still to come */
 	bool answered;           /* the listAlerts answer has been printed */
 	bool refused;
-	int connect_rc;          /* -1 until the broker answers */
 	/* Ids listed in the answer, and alerts streamed before it came. */
 	char (*listed)[TF_MSGID_LEN + 1];
 	size_t n_listed;
@@ -53,43 +51,20 @@ static int usage_error(const char *what)
 	return TFCTL_USAGE;
 }
 
-static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
-		const mosquitto_property *props)
+/* Once the last subscription stands, asks for the recent alerts. */
+static void on_subscribed(struct mosquitto *mosq, void *ctx, int index, bool granted)
 {
-	struct alerts_state *st = obj;
-
-	(void)flags;
-	(void)props;
-	st->connect_rc = rc;
-	if (rc != 0) {
-		fprintf(stderr, "tfctl: the broker refused the connection: %s\n",
-			mosquitto_reason_string(rc));
-		mosquitto_disconnect(mosq);
-		return;
-	}
-	/* Alerts first, so that none raised meanwhile is missed. */
-	st->subscriptions = st->follow ? 2 : 1;
-	if (st->follow)
-		mosquitto_subscribe_v5(mosq, NULL, ALERTS_TOPIC, 1, 0, NULL);
-	mosquitto_subscribe_v5(mosq, NULL, TF_CONTROL_RESPONSE_TOPIC, 1, 0, NULL);
-}
-
-static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count,
-		const int *granted_qos, const mosquitto_property *props)
-{
-	struct alerts_state *st = obj;
+	struct alerts_state *st = ctx;
 	char request[256];
 
-	(void)mid;
-	(void)props;
-	if (qos_count < 1 || granted_qos[0] >= 0x80) {
+	if (!granted) {
 		fputs("tfctl: the broker refused the subscription: this user may not read alerts\n",
 			stderr);
 		st->refused = true;
 		mosquitto_disconnect(mosq);
 		return;
 	}
-	if (--st->subscriptions > 0)
+	if (index + 1 < st->n_topics)
 		return;
 	snprintf(request, sizeof(request), "{\"commands\": [{\"command\": \"listAlerts\", "
 		"\"since\": %lld}], \"correlationData\": \"%s\"}", (long long)st->since_ms,
@@ -148,10 +123,10 @@ static void print_answer(struct mosquitto *mosq, struct alerts_state *st, const 
 		mosquitto_disconnect(mosq);
 }
 
-static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto_message *msg,
 		const mosquitto_property *props)
 {
-	struct alerts_state *st = obj;
+	struct alerts_state *st = ctx;
 	char *text = strndup(msg->payload, (size_t)msg->payloadlen);
 
 	(void)props;
@@ -186,11 +161,12 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 
 int tfctl_alerts(int argc, char **argv)
 {
-	struct alerts_state st = { .connect_rc = -1 };
-	const char *host = "127.0.0.1", *username = NULL, *password = NULL;
-	struct mosquitto *mosq;
-	long port = 1883;
-	int rc = TFCTL_USAGE;
+	struct alerts_state st = { 0 };
+	/* Alerts first, so that none raised meanwhile is missed. */
+	const char *topics[2] = { ALERTS_TOPIC, TF_CONTROL_RESPONSE_TOPIC };
+	struct tfctl_session session = { .host = "127.0.0.1", .port = 1883,
+		.on_subscribed = on_subscribed, .on_message = on_message, .ctx = &st };
+	int rc;
 
 	for (int i = 0; i < argc; i++) {
 		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -206,44 +182,28 @@ int tfctl_alerts(int argc, char **argv)
 		if (val == NULL)
 			return usage_error("an option is missing its value");
 		if (strcmp(opt, "--host") == 0)
-			host = val;
+			session.host = val;
 		else if (strcmp(opt, "--username") == 0)
-			username = val;
+			session.username = val;
 		else if (strcmp(opt, "--password") == 0)
-			password = val;
+			session.password = val;
 		else if (strcmp(opt, "--since") == 0 ? !tf_time_arg_parse(val, &st.since_ms)
-				: strcmp(opt, "--port") == 0 ? !tf_parse_long(val, 1, 65535, &port) : true)
+				: strcmp(opt, "--port") == 0 ? !tf_parse_long(val, 1, 65535, &session.port)
+				: true)
 			return usage_error("unknown option or bad value");
 		i++;
 	}
-	if (username == NULL)
+	if (session.username == NULL)
 		return usage_error("--username is required (a trustflow-admin or data-steward)");
 	snprintf(st.correlation, sizeof(st.correlation), "tfctl-alerts-%ld", (long)getpid());
-
-	mosquitto_lib_init();
-	mosq = mosquitto_new(NULL, true, &st);
-	if (mosq == NULL) {
-		fputs("tfctl: out of memory\n", stderr);
-		mosquitto_lib_cleanup();
-		return TFCTL_USAGE;
-	}
-	mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-	mosquitto_connect_v5_callback_set(mosq, on_connect);
-	mosquitto_subscribe_v5_callback_set(mosq, on_subscribe);
-	mosquitto_message_v5_callback_set(mosq, on_message);
-	mosquitto_username_pw_set(mosq, username, password);
-	if (mosquitto_connect(mosq, host, (int)port, 60) != MOSQ_ERR_SUCCESS) {
-		fprintf(stderr, "tfctl: cannot connect to %s:%ld: %s\n", host, port, strerror(errno));
-	} else {
-		mosquitto_loop_forever(mosq, -1, 1);
-		if (st.connect_rc == 0)
-			rc = st.refused ? TFCTL_NO : TFCTL_OK;
-	}
+	session.topics = st.follow ? topics : topics + 1;
+	session.n_topics = st.n_topics = st.follow ? 2 : 1;
+	rc = tfctl_session_run(&session);
+	if (rc == TFCTL_OK && st.refused)
+		rc = TFCTL_NO;
 	for (size_t i = 0; i < st.n_early; i++)
 		free(st.early[i]);
 	free(st.early);
 	free(st.listed);
-	mosquitto_destroy(mosq);
-	mosquitto_lib_cleanup();
 	return rc;
 }

@@ -2,7 +2,6 @@
  * commands over MQTT (operations-v1). */
 #include "config.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +10,10 @@
 
 #include <cjson/cJSON.h>
 #include <mosquitto.h>
-#include <mqtt_protocol.h>
 
 #include "broker/control.h"
 #include "broker/number.h"
+#include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
 
 static const char quarantine_usage[] =
@@ -38,7 +37,6 @@ struct request_state {
 	const char *request;
 	char correlation[64];
 	cJSON *answer;         /* the response, once it came */
-	int connect_rc;        /* -1 until the broker answers */
 };
 
 static int usage_error(const char *what)
@@ -47,31 +45,12 @@ static int usage_error(const char *what)
 	return TFCTL_USAGE;
 }
 
-static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
-		const mosquitto_property *props)
+static void on_subscribed(struct mosquitto *mosq, void *ctx, int index, bool granted)
 {
-	struct request_state *st = obj;
+	struct request_state *st = ctx;
 
-	(void)flags;
-	(void)props;
-	st->connect_rc = rc;
-	if (rc != 0) {
-		fprintf(stderr, "tfctl: the broker refused the connection: %s\n",
-			mosquitto_reason_string(rc));
-		mosquitto_disconnect(mosq);
-		return;
-	}
-	mosquitto_subscribe_v5(mosq, NULL, TF_CONTROL_RESPONSE_TOPIC, 1, 0, NULL);
-}
-
-static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count,
-		const int *granted_qos, const mosquitto_property *props)
-{
-	struct request_state *st = obj;
-
-	(void)mid;
-	(void)props;
-	if (qos_count < 1 || granted_qos[0] >= 0x80) {
+	(void)index;
+	if (!granted) {
 		fputs("tfctl: the broker refused: this user may not use the control API\n", stderr);
 		mosquitto_disconnect(mosq);
 		return;
@@ -80,10 +59,10 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_cou
 		false, NULL);
 }
 
-static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto_message *msg,
 		const mosquitto_property *props)
 {
-	struct request_state *st = obj;
+	struct request_state *st = ctx;
 	cJSON *answer = cJSON_ParseWithLength(msg->payload, (size_t)msg->payloadlen);
 	const cJSON *corr = cJSON_GetObjectItemCaseSensitive(answer, "correlationData");
 
@@ -99,12 +78,11 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 
 /* Sends one command; returns its response object (caller owns the
  * answer, *answer), or NULL after saying why. */
-static const cJSON *ask(const char *host, long port, const char *username, const char *password,
-		cJSON *command, cJSON **answer)
+static const cJSON *ask(struct tfctl_session *session, cJSON *command, cJSON **answer)
 {
-	struct request_state st = { .connect_rc = -1 };
+	struct request_state st = { 0 };
 	cJSON *request = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(request, "commands");
-	struct mosquitto *mosq;
+	const char *topic = TF_CONTROL_RESPONSE_TOPIC;
 	char *text;
 
 	*answer = NULL;
@@ -118,22 +96,12 @@ static const cJSON *ask(const char *host, long port, const char *username, const
 	}
 	cJSON_Delete(request);
 	st.request = text;
-	mosquitto_lib_init();
-	mosq = mosquitto_new(NULL, true, &st);
-	if (mosq != NULL) {
-		mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-		mosquitto_connect_v5_callback_set(mosq, on_connect);
-		mosquitto_subscribe_v5_callback_set(mosq, on_subscribe);
-		mosquitto_message_v5_callback_set(mosq, on_message);
-		mosquitto_username_pw_set(mosq, username, password);
-		if (mosquitto_connect(mosq, host, (int)port, 60) != MOSQ_ERR_SUCCESS)
-			fprintf(stderr, "tfctl: cannot connect to %s:%ld: %s\n", host, port,
-				strerror(errno));
-		else
-			mosquitto_loop_forever(mosq, -1, 1);
-		mosquitto_destroy(mosq);
-	}
-	mosquitto_lib_cleanup();
+	session->topics = &topic;
+	session->n_topics = 1;
+	session->on_subscribed = on_subscribed;
+	session->on_message = on_message;
+	session->ctx = &st;
+	tfctl_session_run(session);
 	free(text);
 	*answer = st.answer;
 	return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st.answer, "responses"), 0);
@@ -150,11 +118,10 @@ static void print(const cJSON *o)
 
 int tfctl_quarantine(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *username = NULL, *password = NULL, *policy = NULL;
-	const char *sub, *flow = NULL;
+	struct tfctl_session session = { .host = "127.0.0.1", .port = 1883 };
+	const char *policy = NULL, *sub, *flow = NULL;
 	const cJSON *response, *data, *error, *item;
 	cJSON *command, *answer;
-	long port = 1883;
 	int first = 1;
 
 	if (argc < 1)
@@ -178,17 +145,17 @@ int tfctl_quarantine(int argc, char **argv)
 		if (val == NULL)
 			return usage_error("an option is missing its value");
 		if (strcmp(opt, "--host") == 0)
-			host = val;
+			session.host = val;
 		else if (strcmp(opt, "--username") == 0)
-			username = val;
+			session.username = val;
 		else if (strcmp(opt, "--password") == 0)
-			password = val;
+			session.password = val;
 		else if (strcmp(opt, "--policy") == 0 && flow == NULL)
 			policy = val;
-		else if (strcmp(opt, "--port") != 0 || !tf_parse_long(val, 1, 65535, &port))
+		else if (strcmp(opt, "--port") != 0 || !tf_parse_long(val, 1, 65535, &session.port))
 			return usage_error("unknown option or bad value");
 	}
-	if (username == NULL)
+	if (session.username == NULL)
 		return usage_error("--username is required (a trustflow-admin or data-steward)");
 
 	command = cJSON_CreateObject();
@@ -200,7 +167,7 @@ int tfctl_quarantine(int argc, char **argv)
 		cJSON_Delete(command);
 		return usage_error("out of memory");
 	}
-	response = ask(host, port, username, password, command, &answer);
+	response = ask(&session, command, &answer);
 	if (answer == NULL) {
 		cJSON_Delete(answer);
 		return TFCTL_USAGE;

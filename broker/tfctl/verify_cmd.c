@@ -2,7 +2,6 @@
  * stamp of every message it receives. */
 #include "config.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 
 #include "broker/number.h"
 #include "broker/provenance.h"
+#include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
 
 static const char verify_usage[] =
@@ -27,34 +27,15 @@ static const char verify_usage[] =
 
 struct verify_state {
 	struct tf_keyring *keys;
-	const char *topic;
 	long count;       /* 0: no end */
 	long seen;
 	bool failed;
-	int connect_rc;   /* -1 until the broker answers */
 };
 
 static int usage_error(const char *what)
 {
 	fprintf(stderr, "tfctl verify: %s\n%s", what, verify_usage);
 	return TFCTL_USAGE;
-}
-
-static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
-		const mosquitto_property *props)
-{
-	struct verify_state *st = obj;
-
-	(void)flags;
-	(void)props;
-	st->connect_rc = rc;
-	if (rc != 0) {
-		fprintf(stderr, "tfctl: the broker refused the connection: %s\n",
-			mosquitto_reason_string(rc));
-		mosquitto_disconnect(mosq);
-		return;
-	}
-	mosquitto_subscribe_v5(mosq, NULL, st->topic, 1, 0, NULL);
 }
 
 /* Points the stamp's fields at the message's tf-* properties (strings
@@ -91,10 +72,10 @@ static void read_stamp(const mosquitto_property *props, const char *topic, struc
 	}
 }
 
-static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto_message *msg,
 		const mosquitto_property *props)
 {
-	struct verify_state *st = obj;
+	struct verify_state *st = ctx;
 	struct tf_stamp stamp;
 	char *copies[11];
 	size_t n = 0;
@@ -118,11 +99,11 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 
 int tfctl_verify(int argc, char **argv)
 {
-	struct verify_state st = { .topic = "#", .connect_rc = -1 };
-	const char *host = "127.0.0.1", *username = NULL, *password = NULL;
+	struct verify_state st = { 0 };
+	const char *topic = "#";
+	struct tfctl_session session = { .host = "127.0.0.1", .port = 1883, .topics = &topic,
+		.n_topics = 1, .on_message = on_message, .ctx = &st };
 	struct tf_err err = { "" };
-	struct mosquitto *mosq;
-	long port = 1883;
 	int n_keys = 0, rc = TFCTL_USAGE;
 
 	st.keys = tf_keyring_new();
@@ -147,14 +128,14 @@ int tfctl_verify(int argc, char **argv)
 			goto out;
 		}
 		if (strcmp(opt, "--host") == 0)
-			host = val;
+			session.host = val;
 		else if (strcmp(opt, "--topic") == 0)
-			st.topic = val;
+			topic = val;
 		else if (strcmp(opt, "--username") == 0)
-			username = val;
+			session.username = val;
 		else if (strcmp(opt, "--password") == 0)
-			password = val;
-		else if (strcmp(opt, "--port") == 0 ? !tf_parse_long(val, 1, 65535, &port)
+			session.password = val;
+		else if (strcmp(opt, "--port") == 0 ? !tf_parse_long(val, 1, 65535, &session.port)
 				: strcmp(opt, "--count") == 0 ? !tf_parse_long(val, 1, 1000000000, &st.count)
 				: true) {
 			rc = usage_error("unknown option or bad value");
@@ -166,28 +147,9 @@ int tfctl_verify(int argc, char **argv)
 		rc = usage_error("at least one --key is required");
 		goto out;
 	}
-
-	mosquitto_lib_init();
-	mosq = mosquitto_new(NULL, true, &st);
-	if (mosq == NULL) {
-		fputs("tfctl: out of memory\n", stderr);
-		goto out_lib;
-	}
-	mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-	mosquitto_connect_v5_callback_set(mosq, on_connect);
-	mosquitto_message_v5_callback_set(mosq, on_message);
-	if (username != NULL)
-		mosquitto_username_pw_set(mosq, username, password);
-	if (mosquitto_connect(mosq, host, (int)port, 60) != MOSQ_ERR_SUCCESS) {
-		fprintf(stderr, "tfctl: cannot connect to %s:%ld: %s\n", host, port, strerror(errno));
-	} else {
-		mosquitto_loop_forever(mosq, -1, 1);
-		if (st.connect_rc == 0)
-			rc = st.failed ? TFCTL_NO : TFCTL_OK;
-	}
-	mosquitto_destroy(mosq);
-out_lib:
-	mosquitto_lib_cleanup();
+	rc = tfctl_session_run(&session);
+	if (rc == TFCTL_OK && st.failed)
+		rc = TFCTL_NO;
 out:
 	tf_keyring_free(st.keys);
 	return rc;

@@ -10,6 +10,7 @@ AM_TESTS_ENVIRONMENT), so a VPATH build and `make distcheck` work.
 """
 
 import getpass
+import importlib.util
 import json
 import os
 import queue
@@ -39,6 +40,19 @@ def env_path(name):
 VERSION = os.environ.get("TF_VERSION", "")
 TFCTL = os.environ.get("TF_TFCTL", "tfctl")
 TRACE_TAMPER = os.environ.get("TF_TRACE_TAMPER", "trace_tamper")
+SRCDIR = os.path.abspath(os.environ.get("TF_SRCDIR",
+                                        os.path.join(os.path.dirname(__file__), "..", "..")))
+
+
+def stamp_verifier():
+    """broker/examples/verify_stamps.py, the example verifier for Python
+    subscribers, as a module: the tests check stamps with it, apart from
+    the broker's own code."""
+    spec = importlib.util.spec_from_file_location(
+        "verify_stamps", os.path.join(SRCDIR, "broker", "examples", "verify_stamps.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 MOSQUITTO = os.environ.get("TF_MOSQUITTO", "mosquitto")
 MOSQUITTO_PUB = os.environ.get("TF_MOSQUITTO_PUB", "mosquitto_pub")
 MOSQUITTO_SUB = os.environ.get("TF_MOSQUITTO_SUB", "mosquitto_sub")

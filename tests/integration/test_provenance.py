@@ -3,7 +3,6 @@ verifier accepts (the Python example, independently of the broker's own
 code); a publisher cannot forge or pre-fill one; views are stamped for
 their own topic; a v3.1.1 subscriber gets the payload unchanged."""
 
-import importlib.util
 import json
 import os
 import socket
@@ -16,11 +15,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-spec = importlib.util.spec_from_file_location(
-    "verify_stamps", os.path.join(SRCDIR, "broker", "examples", "verify_stamps.py"))
-verify = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(verify)
+verify = harness.stamp_verifier()
 
 TOPIC = "city/water/d7/telemetry"
 READING = '{"flow": 12.5, "pressure": 3.1}'

@@ -4,19 +4,13 @@ a restart, a release delivers every held message once, in order, with a
 stamp that verifies, a discard removes them; a rerouted message arrives on
 its new topic stamped for it; a publisher that must be disconnected is."""
 
-import importlib.util
 import json
-import os
 import queue
 
 import harness
 from harness import publish_v5
 
-SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-spec = importlib.util.spec_from_file_location(
-    "verify_stamps", os.path.join(SRCDIR, "broker", "examples", "verify_stamps.py"))
-verify = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(verify)
+verify = harness.stamp_verifier()
 
 WATER_TOPIC = "city/water/d7/telemetry"
 AIR_TOPIC = "city/air/s1"

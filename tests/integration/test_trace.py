@@ -6,7 +6,6 @@ the policy files' hashes."""
 
 import base64
 import hashlib
-import importlib.util
 import json
 import os
 import time
@@ -16,11 +15,7 @@ from harness import TFCTL, publish_v5, run
 
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-spec = importlib.util.spec_from_file_location(
-    "verify_stamps", os.path.join(SRCDIR, "broker", "examples", "verify_stamps.py"))
-verify = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(verify)
+verify = harness.stamp_verifier()
 
 TOPIC = "city/water/d7/telemetry"
 READING = '{"flow": 12.5, "pressure": 3.1}'
