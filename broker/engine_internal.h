@@ -1,0 +1,137 @@
+/* Inside the engine: its state and the helpers its parts share. The
+ * engine is one object in four files, each with one job:
+ *
+ *   engine.c             the policy set in force, decisions, the path of a
+ *                        message (stamp, views, retention), ticks
+ *   engine_trace.c       the trace events the engine records, and the
+ *                        trace writer's start and reports
+ *   engine_guard.c       alerts, and the anomaly guard's part in decisions
+ *                        (refusal bursts, leaks)
+ *   engine_quarantine.c  holding, rerouting, releasing and discarding
+ *
+ * Nothing here is for use outside broker/engine*.c. */
+#ifndef TF_ENGINE_INTERNAL_H
+#define TF_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "broker/engine.h"
+#include "broker/msgtrack.h"
+#include "policy/set.h"
+
+/* Payloads larger than this are not parsed for a schema check, a view or
+ * a leak: such a message under a policy with a schema is a violation. */
+#define TF_JSON_PAYLOAD_MAX (1024u * 1024)
+
+/* Why a blocked client's delivery is withheld. */
+#define ENGINE_BLOCKED "blocked after a burst of refusals"
+
+struct tf_engine {
+	struct tf_policy_set *set;
+	struct tf_policy_set_options load;  /* what to load on reload */
+	char *identities, *policy_dir;      /* owned copies behind load */
+	struct tf_engine_hooks hooks;
+	struct tf_msgtrack *track;
+	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
+	struct tf_alerts *alerts;           /* the recent ones, and folding */
+	struct tf_quarantine *quarantine;   /* the flows held */
+	struct tf_guard *guard;             /* anomaly detectors */
+	struct tf_ratelimit *rates;
+	struct tf_retained *retained;
+	struct tf_signer *signer;
+	struct tf_keyring *earlier_keys;    /* from key_dir */
+	char *broker_id;
+	bool stamp_all;
+	uint64_t seq;                       /* of the last stamp */
+	struct tf_trace_writer *trace;      /* NULL: nothing is recorded */
+	bool trace_each;                    /* trace_sync_ms 0: sync every message */
+};
+
+/* --- small helpers ---------------------------------------------------------- */
+
+void engine_log(struct tf_engine *e, enum tf_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline int64_t engine_now_ms(const struct tf_engine *e)
+{
+	return e->hooks.now_ms(e->hooks.ctx);
+}
+
+static inline const struct tf_client *engine_identify(const struct tf_engine *e,
+		const char *username)
+{
+	return username ? tf_identities_client(e->set->ids, username) : NULL;
+}
+
+/* The identity stamps and the trace name a client by: its username, else
+ * its client id (as tf-client does). */
+static inline const char *engine_client_name(const char *client_id, const char *username)
+{
+	return username ? username : client_id ? client_id : "";
+}
+
+static inline const char *engine_org_name(const struct tf_engine *e, const struct tf_client *who)
+{
+	return who ? tf_identities_org_id(e->set->ids, who->org) : "";
+}
+
+static inline void engine_refuse(struct tf_message_result *res, const char *reason)
+{
+	res->deliver = false;
+	res->reason = reason;
+}
+
+/* A numeric plugin option (checked against its range when read). */
+long engine_option_number(const char *text);
+
+/* The signed stamp of a message (or view copy) published by m's client
+ * under policy p (NULL: ungoverned) on topic. Returns false when it
+ * cannot be made (logged). */
+bool engine_stamp(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const char *topic, const void *payload, size_t payloadlen, int64_t now,
+		struct tf_stamp_buf *buf, struct tf_stamp *out);
+
+/* --- engine_trace.c ------------------------------------------------------------ */
+
+int engine_start_trace(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err);
+int engine_record_stamped(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+		uint32_t size);
+int engine_record_diverted(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+		uint32_t size, const char *status, const char *reason, const char *hold_flow,
+		const void *hold, uint32_t hold_len);
+void engine_record_unstamped(struct tf_engine *e, int64_t now, const char *client_id,
+		const char *username, const char *topic, const struct tf_policy *p,
+		const void *payload, uint32_t payloadlen, const char *status, const char *reason);
+bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_msgtrack_hit *hit,
+		const char *client_id, const char *username, const struct tf_client *who,
+		const char *topic, const void *payload, uint32_t payloadlen,
+		const struct tf_decision *d);
+void engine_record_policy_set(struct tf_engine *e, const char *result);
+void engine_trace_tick(struct tf_engine *e);
+
+/* --- engine_guard.c ------------------------------------------------------------ */
+
+struct tf_guard *engine_new_guard(const struct tf_options *opts);
+void engine_raise_alert(struct tf_engine *e, const char *kind, const char *policy,
+		const char *org, const char *client, const char *detail, const char *action);
+void engine_count_refusal(struct tf_engine *e, const char *client_id, const char *username,
+		int64_t now);
+bool engine_is_blocked(const struct tf_engine *e, const char *client_id, const char *username,
+		int64_t now);
+void engine_note_private(struct tf_engine *e, const struct tf_message *m,
+		const struct tf_policy *p, const cJSON *json, const struct tf_stamp *st, int64_t now);
+bool engine_leaked(struct tf_engine *e, const struct tf_message *m, int64_t now,
+		struct tf_message_result *res);
+
+/* --- engine_quarantine.c -------------------------------------------------------- */
+
+int engine_load_quarantine(struct tf_engine *e, struct tf_err *err);
+void engine_hold(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const char *flow, const char *why, int64_t now, struct tf_message_result *res);
+void engine_reroute(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const char *why, int64_t now, struct tf_message_result *res);
+
+#endif
