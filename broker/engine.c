@@ -291,6 +291,31 @@ enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_
 	return d.verdict;
 }
 
+/* The receive time of a stored message the engine has no record of: one
+ * it released or rerouted itself, or, under a policy with a retention,
+ * one mosquitto kept from before a restart, whose time the trace holds
+ * (then remembered for its later deliveries). */
+static int64_t age_unknown(struct tf_engine *e, const char *topic, const void *payload,
+		uint32_t payloadlen, int64_t now)
+{
+	int64_t received = tf_quarantine_release_time(e->quarantine, topic, payload, payloadlen,
+		now);
+	struct tf_governance g;
+	const struct tf_policy *p;
+
+	if (received != TF_TIME_UNKNOWN || e->trace == NULL || topic[0] == '$')
+		return received;
+	g = tf_govern_lookup(e->set->govern, topic);
+	if (g.kind != TF_GOVERN_POLICY || e->set->policies[g.policy].retention_ms == 0)
+		return received;
+	p = &e->set->policies[g.policy];
+	received = engine_trace_received_at(e, topic, payload, payloadlen);
+	if (received != TF_TIME_UNKNOWN)
+		tf_msgtrack_put(e->track, topic, payload, payloadlen, received,
+			received + p->retention_ms, NULL);
+	return received;
+}
+
 enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen)
 {
@@ -303,7 +328,7 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 	if (tf_qos2track_count(e->qos2) > 0)
 		tf_qos2track_release(e->qos2, topic);
 	tf_decide_receive(e->set, who, topic, now, known ? hit.received_ms
-		: tf_quarantine_release_time(e->quarantine, topic, payload, payloadlen, now), &d);
+		: age_unknown(e, topic, payload, payloadlen, now), &d);
 	if (d.verdict == TF_ALLOW && engine_is_blocked(e, client_id, username, now)) {
 		d.verdict = TF_DENY;
 		d.reason = ENGINE_BLOCKED;

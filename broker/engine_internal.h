@@ -111,6 +111,10 @@ bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
 		const struct tf_decision *d);
 void engine_record_policy_set(struct tf_engine *e, const char *result);
 void engine_trace_tick(struct tf_engine *e);
+/* The receive time the trace holds for a stored message mosquitto kept
+ * longer than the engine's memory (TF_TIME_UNKNOWN: none). */
+int64_t engine_trace_received_at(struct tf_engine *e, const char *topic, const void *payload,
+		uint32_t payloadlen);
 
 /* --- engine_guard.c ------------------------------------------------------------ */
 

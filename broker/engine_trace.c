@@ -7,6 +7,7 @@
 #include "broker/dirlist.h"
 #include "broker/engine_internal.h"
 #include "broker/fields.h"
+#include "broker/trace_query.h"
 #include "broker/trace_writer.h"
 
 /* The longest time between two trace checkpoints (operations-v1), and
@@ -222,4 +223,20 @@ void engine_trace_tick(struct tf_engine *e)
 	free(checkpoint);
 	if (tf_trace_writer_take_report(e->trace, text, sizeof(text), &failed))
 		e->hooks.log(e->hooks.ctx, failed ? TF_LOG_ERR : TF_LOG_NOTICE, text);
+}
+
+int64_t engine_trace_received_at(struct tf_engine *e, const char *topic, const void *payload,
+		uint32_t payloadlen)
+{
+	struct tf_trace_store *s;
+	int64_t ts;
+
+	if (e->trace == NULL)
+		return TF_TIME_UNKNOWN;
+	s = tf_trace_writer_store(e->trace);
+	if (tf_trace_read_begin(s, NULL) != TF_OK)
+		return TF_TIME_UNKNOWN;
+	ts = tf_query_received_at(s, topic, payload, payloadlen);
+	tf_trace_read_end(s);
+	return ts == INT64_MIN ? TF_TIME_UNKNOWN : ts;
 }

@@ -813,3 +813,43 @@ cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t w
 	free(b.d.scratch);
 	return out;
 }
+
+/* --- receive times ---------------------------------------------------------------------- */
+
+struct received_find {
+	struct tf_trace_store *s;
+	const char *topic;
+	struct decoded d;
+	int64_t ts;
+};
+
+static int visit_received(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct received_find *f = ctx;
+
+	(void)ts;
+	(void)extra;
+	(void)len;
+	/* Oldest first: the last match is the latest message. */
+	if (decode_seq(f->s, seq, &f->d) && f->d.ev.kind == TF_EVENT_MESSAGE
+			&& strcmp(f->d.ev.values[1], f->topic) == 0
+			&& strcmp(f->d.ev.values[7], "delivered") == 0)
+		f->ts = f->d.ev.ts_ms;
+	return 0;
+}
+
+int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const void *payload,
+		uint32_t payloadlen)
+{
+	struct received_find f = { s, topic, { .scratch = NULL }, INT64_MIN };
+	char hex[TF_SHA256_HEX + 1];
+	unsigned char sha[32];
+
+	tf_sha256_hex(payload, payloadlen, hex);
+	if (!tf_trace_sha_bytes(hex, sha))
+		return INT64_MIN;
+	tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, 0, INT64_MAX, visit_received, &f);
+	free(f.d.scratch);
+	return f.ts;
+}

@@ -58,6 +58,13 @@ void tf_query_print_verify(const struct tf_verify_result *r, FILE *out);
 int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_t *count,
 		struct tf_err *err);
 
+/* When the broker received the latest message on topic with this payload
+ * (its message event's time), or INT64_MIN when the store has none: how
+ * a message that outlived the broker's memory (a retained copy after a
+ * restart) gets its age back. */
+int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const void *payload,
+		uint32_t payloadlen);
+
 /* The impact of an alert (tfctl report impact): the alert, and what its
  * flow (the policy and publisher it names; every policy when it names
  * none) sent in the window_ms before it: how many messages, on which

@@ -304,6 +304,44 @@ class OfflineRetentionTest(harness.BrokerTestCase):
         self.assertEqual([m.topic for m in got], [SENTINEL])
 
 
+class RetentionAcrossRestartTest(harness.BrokerTestCase):
+    """A retained message mosquitto keeps across a restart gets its age
+    back from the trace store: delivered within its retention, withheld
+    after it."""
+
+    def start(self, retention):
+        store = harness.tempfile.mkdtemp(prefix="tf-store-")
+        self.addCleanup(harness.shutil.rmtree, store, True)
+        persist = f"persistence true\npersistence_location {store}/\n"
+        policy = dict(WATER, retention_seconds=retention)
+        return self.start_broker(identities=IDENTITIES, passwords=PASSWORDS, extra_conf=persist,
+                                 policies={"water.json": policy})
+
+    def retained_after_restart(self, broker):
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
+        broker.stop()
+        broker.start()
+        late = self.client(broker, f"late-{time.monotonic_ns()}", username="ww-operator",
+                           password="demo")
+        late.subscribe("city/water/+/telemetry")
+        self.assertLess(publish_v5(broker, "ww-sensor-01", SENTINEL, '{"flow": 0}'), 0x80)
+        return [m.topic for m in late.receive_until(SENTINEL)]
+
+    def test_within_its_retention_it_is_delivered(self):
+        self.assertEqual(self.retained_after_restart(self.start(3600)), [TOPIC, SENTINEL])
+
+    def test_past_its_retention_it_is_withheld(self):
+        broker = self.start(2)
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
+        broker.stop()
+        time.sleep(2.5)
+        broker.start()
+        late = self.client(broker, "late", username="ww-operator", password="demo")
+        late.subscribe("city/water/+/telemetry")
+        self.assertLess(publish_v5(broker, "ww-sensor-01", SENTINEL, '{"flow": 0}'), 0x80)
+        self.assertEqual([m.topic for m in late.receive_until(SENTINEL)], [SENTINEL])
+
+
 class RetainedRemovalTest(harness.BrokerTestCase):
     def test_retained_copy_is_removed_once_retention_passes(self):
         # The broker saves its retained messages at exit; a plain mosquitto
