@@ -1,6 +1,7 @@
 #include "broker/trace_event.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -165,10 +166,39 @@ int tf_event_decode(const char *bytes, size_t len, struct tf_event *ev, char *sc
 	return TF_OK;
 }
 
-void tf_event_chain(const unsigned char prev[32], const char *bytes, size_t len,
-		unsigned char out[32])
+struct tf_chain {
+	EVP_MD_CTX *ctx;
+	EVP_MD *sha256;     /* fetched once: OpenSSL 3 looks it up per use otherwise */
+};
+
+struct tf_chain *tf_chain_new(void)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	struct tf_chain *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->ctx = EVP_MD_CTX_new();
+	c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (c->ctx == NULL || c->sha256 == NULL) {
+		tf_chain_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void tf_chain_free(struct tf_chain *c)
+{
+	if (c == NULL)
+		return;
+	EVP_MD_CTX_free(c->ctx);
+	EVP_MD_free(c->sha256);
+	free(c);
+}
+
+void tf_event_chain(struct tf_chain *c, const unsigned char prev[32], const char *bytes,
+		size_t len, unsigned char out[32])
+{
+	EVP_MD_CTX *ctx = c ? c->ctx : EVP_MD_CTX_new();
 	unsigned int out_len = 32;
 
 	/* Without a context (out of memory) the hash is all zeros, which no
@@ -176,10 +206,11 @@ void tf_event_chain(const unsigned char prev[32], const char *bytes, size_t len,
 	memset(out, 0, 32);
 	if (ctx == NULL)
 		return;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1
+	if (EVP_DigestInit_ex(ctx, c ? c->sha256 : EVP_sha256(), NULL) != 1
 			|| EVP_DigestUpdate(ctx, prev, 32) != 1
 			|| EVP_DigestUpdate(ctx, bytes, len) != 1
 			|| EVP_DigestFinal_ex(ctx, out, &out_len) != 1)
 		memset(out, 0, 32);
-	EVP_MD_CTX_free(ctx);
+	if (c == NULL)
+		EVP_MD_CTX_free(ctx);
 }

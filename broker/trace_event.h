@@ -57,8 +57,15 @@ size_t tf_event_encode(const struct tf_event *ev, char *buf, size_t cap);
 int tf_event_decode(const char *bytes, size_t len, struct tf_event *ev, char *scratch,
 		size_t scratch_cap, struct tf_err *err);
 
-/* The chain hash of an event: SHA-256(prev || bytes). */
-void tf_event_chain(const unsigned char prev[32], const char *bytes, size_t len,
-		unsigned char out[32]);
+/* A SHA-256 context for hashing many events in a row (the store's
+ * writer, verify); NULL when out of memory. */
+struct tf_chain;
+struct tf_chain *tf_chain_new(void);
+void tf_chain_free(struct tf_chain *c);
+
+/* The chain hash of an event: SHA-256(prev || bytes). c: a context from
+ * tf_chain_new, or NULL for a one-off (slower). */
+void tf_event_chain(struct tf_chain *c, const unsigned char prev[32], const char *bytes,
+		size_t len, unsigned char out[32]);
 
 #endif

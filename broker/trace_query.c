@@ -430,6 +430,7 @@ static void add_key(void *ctx, const char *kid, const char *pem, size_t len)
 
 struct verify_walk {
 	struct tf_verify_result *r;
+	struct tf_chain *chain;
 	struct checkpoint_list *cps;
 	size_t next_cp;            /* the next checkpoint to meet */
 	uint64_t expect;           /* the next seq */
@@ -460,7 +461,7 @@ static int visit_verify_event(void *ctx, uint64_t seq, const unsigned char *hash
 		return bad(v->r, seq, "event bytes malformed");
 	if (v->d.ev.seq != seq)
 		return bad(v->r, seq, "event holds another sequence number");
-	tf_event_chain(v->prev, bytes, len, computed);
+	tf_event_chain(v->chain, v->prev, bytes, len, computed);
 	if (memcmp(computed, hash, 32) != 0)
 		return bad(v->r, seq, "chain hash mismatch");
 	memcpy(v->prev, computed, 32);
@@ -483,7 +484,7 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 {
 	struct checkpoint_list cps = { NULL, 0, 0 };
 	struct tf_keyring *own = NULL;
-	struct verify_walk v = { r, &cps, 0, 0, { 0 }, { .scratch = NULL } };
+	struct verify_walk v = { r, NULL, &cps, 0, 0, { 0 }, { .scratch = NULL } };
 	uint64_t anchor, unsigned_seq = 0;
 	const char *unsigned_why = NULL;
 	int rc;
@@ -509,6 +510,8 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 		tf_trace_scan_keys(s, add_key, own);
 		ring = own;
 	}
+	/* Without it each event is hashed with a context of its own. */
+	v.chain = tf_chain_new();
 	tf_trace_anchor(s, &anchor, v.prev);
 	v.expect = anchor + 1;
 	/* A checkpoint with a bad signature proves nothing: it counts as bad
@@ -545,6 +548,7 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 	free(v.d.scratch);
 	free(cps.items);
 	tf_keyring_free(own);
+	tf_chain_free(v.chain);
 	return TF_OK;
 }
 

@@ -75,6 +75,7 @@ struct tf_trace_store {
 	size_t cap;
 	char *scratch;              /* writer: decoding stored events */
 	size_t scratch_cap;
+	struct tf_chain *chain;     /* writer: hashing events */
 };
 
 /* --- small helpers --------------------------------------------------------- */
@@ -267,6 +268,8 @@ int tf_trace_open(const char *dir, bool writable, uint64_t max_bytes,
 	}
 	s->writable = writable;
 	s->max_bytes = max_bytes;
+	/* Without it each event is hashed with a context of its own. */
+	s->chain = writable ? tf_chain_new() : NULL;
 	pthread_rwlock_init(&s->map_lock, NULL);
 	rc = mdb_env_create(&s->env);
 	if (rc == 0)
@@ -307,6 +310,7 @@ void tf_trace_close(struct tf_trace_store *s)
 		mdb_env_close(s->env);
 	free(s->buf);
 	free(s->scratch);
+	tf_chain_free(s->chain);
 	free(s->dir);
 	pthread_rwlock_destroy(&s->map_lock);
 	free(s);
@@ -547,7 +551,7 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 	if (!reserve(&s->buf, &s->cap, 32 + len))
 		return ENOMEM;
 	tf_event_encode(&ev, s->buf + 32, len);
-	tf_event_chain(st->hash, s->buf + 32, len, (unsigned char *)s->buf);
+	tf_event_chain(s->chain, st->hash, s->buf + 32, len, (unsigned char *)s->buf);
 	tf_trace_put_u64(key, ev.seq);
 	if ((rc = put(txn, s->dbi[DB_EVENTS], key, 8, s->buf, 32 + len, MDB_APPEND)) != 0)
 		return rc;

@@ -61,10 +61,10 @@ static void chain_hashes_are_sha256_of_previous_and_bytes(void **state)
 	char text[65];
 
 	(void)state;
-	tf_event_chain(zero, message_bytes, sizeof(message_bytes) - 1, h1);
+	tf_event_chain(NULL, zero, message_bytes, sizeof(message_bytes) - 1, h1);
 	hex(h1, text);
 	assert_string_equal(text, "38be73f7d2fe164dc3b6bfb35eae83153eb8fe0b61dcbeff34fa6d6acc04bf68");
-	tf_event_chain(h1, message_bytes, sizeof(message_bytes) - 1, h2);
+	tf_event_chain(NULL, h1, message_bytes, sizeof(message_bytes) - 1, h2);
 	hex(h2, text);
 	assert_string_equal(text, "ba5d8603b2567064f508f0b4e46711b1b170c59ccbe809c259a4cb419fad8a45");
 }

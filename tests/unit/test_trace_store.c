@@ -202,7 +202,7 @@ static void appending_numbers_and_chains_events(void **state)
 	begin(f);
 	assert_int_equal(tf_trace_get_event(f->s, 1, &hash, &bytes, &len), TF_OK);
 	/* The stored hash is SHA-256(32 zero bytes || the stored bytes). */
-	tf_event_chain(zero, bytes, len, h1);
+	tf_event_chain(NULL, zero, bytes, len, h1);
 	assert_memory_equal(hash, h1, 32);
 	assert_memory_equal(tf_trace_last_hash(f->s), h1, 32);
 	assert_non_null(strstr(bytes, "seq:1:1\n"));
@@ -427,7 +427,7 @@ static void export_gives_every_event_with_its_hash(void **state)
 
 		assert_int_equal(tf_trace_get_event(f->s, (uint64_t)num(l.items[i], "seq"), &hash,
 			&bytes, &len), TF_OK);
-		tf_event_chain(prev, bytes, len, computed);
+		tf_event_chain(NULL, prev, bytes, len, computed);
 		for (int b = 0; b < 32; b++)
 			sprintf(hex + 2 * b, "%02x", computed[b]);
 		assert_string_equal(str(l.items[i], "hash"), hex);
