@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "broker/strmap.h"
+#include "policy/policy.h"
 
 /* A kept alert owns its strings: one allocation, NUL-separated. */
 struct kept {
@@ -159,8 +160,7 @@ void tf_alerts_each(const struct tf_alerts *a, int64_t since_ms, tf_alert_visit 
 
 void tf_alert_topic(const struct tf_alert *alert, char *out, size_t cap)
 {
-	const char *at = strrchr(alert->policy, '@');
-	int n = at ? (int)(at - alert->policy) : (int)strlen(alert->policy);
+	int n = (int)tf_policy_label_id_len(alert->policy);
 
 	if (n == 0)
 		snprintf(out, cap, "$trustflow/alerts/-");

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/policy.h"
+
 struct release {
 	uint64_t key;
 	int64_t at_ms;
@@ -41,8 +43,7 @@ void tf_quarantine_free(struct tf_quarantine *q)
 
 void tf_quarantine_flow_name(const char *policy, const char *client, char *out, size_t cap)
 {
-	const char *at = strrchr(policy, '@');
-	int n = at ? (int)(at - policy) : (int)strlen(policy);
+	int n = (int)tf_policy_label_id_len(policy);
 
 	snprintf(out, cap, "%.*s/%s", n, policy, client);
 }

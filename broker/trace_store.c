@@ -10,6 +10,7 @@
 #include <lmdb.h>
 
 #include "broker/fields.h"
+#include "policy/policy.h"
 
 #define FORMAT "1"
 #define INITIAL_MAP (64ull * 1024 * 1024)
@@ -139,8 +140,7 @@ bool tf_trace_sha_bytes(const char *hex, unsigned char out[32])
 
 void tf_trace_policy_id(const char *label, char *out, size_t cap)
 {
-	const char *at = strrchr(label, '@');
-	size_t n = at ? (size_t)(at - label) : strlen(label);
+	size_t n = tf_policy_label_id_len(label);
 
 	if (n >= cap)
 		n = cap - 1;

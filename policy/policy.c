@@ -26,6 +26,13 @@ static const char *const action_names[] = {
 	[TF_VIOLATION_ALERT] = "alert",
 };
 
+size_t tf_policy_label_id_len(const char *label)
+{
+	const char *at = strrchr(label, '@');
+
+	return at ? (size_t)(at - label) : strlen(label);
+}
+
 const char *tf_violation_action_name(enum tf_violation_action a)
 {
 	return action_names[a];

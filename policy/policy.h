@@ -5,6 +5,7 @@
 #define TF_POLICY_POLICY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -81,6 +82,10 @@ int tf_policy_load(const char *path, const char *display_name, const struct tf_i
 
 /* Frees what the policy owns outside the arena. */
 void tf_policy_release(struct tf_policy *p);
+
+/* The length of the policy id in a label ("id@version"), or in a bare id.
+ * Ids may hold '@' themselves, so the version starts after the last one. */
+size_t tf_policy_label_id_len(const char *label);
 
 /* The name of an action ("drop", ...). */
 const char *tf_violation_action_name(enum tf_violation_action a);

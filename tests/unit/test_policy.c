@@ -1065,6 +1065,15 @@ static void file_over_1_mib_is_refused(void **state)
 	unlink(path);
 }
 
+static void label_id_ends_at_the_last_at_sign(void **state)
+{
+	(void)state;
+	assert_int_equal(tf_policy_label_id_len("water-telemetry@3"), strlen("water-telemetry"));
+	assert_int_equal(tf_policy_label_id_len("ops@city@12"), strlen("ops@city"));
+	assert_int_equal(tf_policy_label_id_len("water-telemetry"), strlen("water-telemetry"));
+	assert_int_equal(tf_policy_label_id_len(""), 0);
+}
+
 static void file_errors_name_the_file(void **state)
 {
 	static const char twice[] = "{\"trustflow_policy\": 1, \"id\": \"p\", \"version\": 1,"
@@ -1143,6 +1152,7 @@ int main(void)
 		cmocka_unit_test(schema_keywords_outside_the_subset_are_refused),
 		cmocka_unit_test(file_over_1_mib_is_refused),
 		cmocka_unit_test(file_errors_name_the_file),
+		cmocka_unit_test(label_id_ends_at_the_last_at_sign),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
