@@ -9,8 +9,6 @@
 
 #define CHECKPOINT_HEADER "trustflow-checkpoint-1\n"
 
-static const char hexdigits[] = "0123456789abcdef";
-
 /* The signed bytes into buf of cap; returns the length needed. */
 static size_t signing_input(const struct tf_checkpoint *cp, char *buf, size_t cap)
 {
@@ -36,10 +34,7 @@ int tf_checkpoint_sign(struct tf_checkpoint *cp, struct tf_signer *signer, const
 	strcpy(cp->broker, broker);
 	strcpy(cp->kid, tf_signer_kid(signer));
 	cp->seq = seq;
-	for (int i = 0; i < 32; i++) {
-		cp->hash[2 * i] = hexdigits[hash[i] >> 4];
-		cp->hash[2 * i + 1] = hexdigits[hash[i] & 15];
-	}
+	tf_hex(hash, 32, cp->hash);
 	cp->ts_ms = ts_ms;
 	len = signing_input(cp, input, sizeof(input));
 	if (len > sizeof(input))

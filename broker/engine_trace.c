@@ -15,17 +15,6 @@
 #define CHECKPOINT_MS 10000
 #define PRUNE_MS 60000
 
-static void hex16(const unsigned char in[16], char out[TF_MSGID_LEN + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (int i = 0; i < 16; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[TF_MSGID_LEN] = '\0';
-}
-
 /* What a message event says (operations-v1). */
 struct message_facts {
 	const char *id, *topic, *org, *client, *policy, *sha256, *status, *reason;
@@ -198,7 +187,7 @@ bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
 		engine_org_name(e, who), made ? "delivered" : "withheld", made ? "" : d->reason } };
 
 	if (hit != NULL && hit->has_id) {
-		hex16(hit->id, id);
+		tf_hex(hit->id, 16, id);
 	} else {
 		/* Not one the broker just received: the store finds its id. */
 		tf_sha256_hex(payload, payloadlen, sha);

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "broker/strmap.h"
 
 /* Weight of the newest second in a flow's learned rate, and of the
@@ -259,13 +257,6 @@ static bool sort_members(cJSON *item)
 	return true;
 }
 
-static void sha256(const void *data, size_t len, unsigned char out[32])
-{
-	unsigned int out_len = 32;
-
-	EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL);
-}
-
 bool tf_guard_canonical_sha(const cJSON *json, const void *payload, uint32_t len,
 		unsigned char out[32])
 {
@@ -273,7 +264,7 @@ bool tf_guard_canonical_sha(const cJSON *json, const void *payload, uint32_t len
 	char *text;
 
 	if (json == NULL) {
-		sha256(payload, len, out);
+		tf_sha256(payload, len, out);
 		return true;
 	}
 	copy = cJSON_Duplicate(json, true);
@@ -281,7 +272,7 @@ bool tf_guard_canonical_sha(const cJSON *json, const void *payload, uint32_t len
 	cJSON_Delete(copy);
 	if (text == NULL)
 		return false;
-	sha256(text, strlen(text), out);
+	tf_sha256(text, strlen(text), out);
 	free(text);
 	return true;
 }

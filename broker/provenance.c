@@ -58,7 +58,7 @@ static const char *ssl_error(void)
 	return text;
 }
 
-static void to_hex(const unsigned char *in, size_t n, char *out)
+void tf_hex(const unsigned char *in, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++) {
 		out[2 * i] = hexdigits[in[i] >> 4];
@@ -67,13 +67,19 @@ static void to_hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+void tf_sha256(const void *data, size_t len, unsigned char out[32])
+{
+	unsigned int out_len = 32;
+
+	EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL);
+}
+
 void tf_sha256_hex(const void *data, size_t len, char out[TF_SHA256_HEX + 1])
 {
 	unsigned char md[32];
-	unsigned int md_len = 0;
 
-	EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL);
-	to_hex(md, sizeof(md), out);
+	tf_sha256(data, len, md);
+	tf_hex(md, sizeof(md), out);
 }
 
 void tf_kid_of(const unsigned char raw[32], char out[TF_KID_LEN + 1])
@@ -249,7 +255,7 @@ int tf_signer_make_id(struct tf_signer *s, int64_t ts_ms, char out[TF_MSGID_LEN 
 	}
 	for (int i = 11; i >= 0; i--, t >>= 4)
 		out[i] = hexdigits[t & 15];
-	to_hex(s->random + s->random_used, 10, out + 12);
+	tf_hex(s->random + s->random_used, 10, out + 12);
 	s->random_used += 10;
 	out[TF_MSGID_LEN] = '\0';
 	return TF_OK;

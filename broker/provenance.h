@@ -152,6 +152,12 @@ const char *tf_stamp_check_reason(enum tf_stamp_check c);
  * not fit. */
 size_t tf_stamp_signing_input(const struct tf_stamp *stamp, char *buf, size_t cap);
 
+/* The n bytes of in as 2n lowercase hex digits and a NUL, into out. */
+void tf_hex(const unsigned char *in, size_t n, char *out);
+
+/* SHA-256 of data, as 32 raw bytes. */
+void tf_sha256(const void *data, size_t len, unsigned char out[32]);
+
 /* SHA-256 of data as 64 lowercase hex digits and a NUL. */
 void tf_sha256_hex(const void *data, size_t len, char out[TF_SHA256_HEX + 1]);
 

@@ -5,17 +5,6 @@
 
 #include "broker/strmap.h"
 
-static const char hexdigits[] = "0123456789abcdef";
-
-static void hex32(const unsigned char *in, char out[65])
-{
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = hexdigits[in[i] >> 4];
-		out[2 * i + 1] = hexdigits[in[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 /* A stored event, decoded into its own scratch. */
 struct decoded {
 	struct tf_event ev;
@@ -471,7 +460,7 @@ static int visit_verify_event(void *ctx, uint64_t seq, const unsigned char *hash
 
 		if (cp->seq < seq)
 			continue;   /* between two kept events: cannot be */
-		hex32(computed, hex);
+		tf_hex(computed, 32, hex);
 		if (strcmp(hex, cp->hash) != 0)
 			return bad(v->r, seq, "checkpoint hash mismatch");
 	}
@@ -532,7 +521,7 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 	for (; v.next_cp < cps.n && cps.items[v.next_cp].seq <= anchor; v.next_cp++) {
 		char hex[65];
 
-		hex32(v.prev, hex);
+		tf_hex(v.prev, 32, hex);
 		if (cps.items[v.next_cp].seq == anchor && strcmp(hex, cps.items[v.next_cp].hash) != 0)
 			bad(r, anchor + 1, "the anchor does not match its checkpoint");
 	}
@@ -610,10 +599,10 @@ static int visit_export_event(void *ctx, uint64_t seq, const unsigned char *hash
 			tf_trace_anchor(x->s, &anchor, anchor_hash);
 			prev_hash = anchor_hash;
 		}
-		hex32(prev_hash, hex);
+		tf_hex(prev_hash, 32, hex);
 		ok = add_string(o, "prev", hex);
 	}
-	hex32(hash, hex);
+	tf_hex(hash, 32, hex);
 	ok = ok && add_string(o, "hash", hex);
 	x->rc = ok ? print_line(o, x->out, x->err) : tf_err_set(x->err, TF_ERR_NOMEM,
 		"out of memory");
@@ -847,12 +836,9 @@ int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const 
 		uint32_t payloadlen)
 {
 	struct received_find f = { s, topic, { .scratch = NULL }, INT64_MIN };
-	char hex[TF_SHA256_HEX + 1];
 	unsigned char sha[32];
 
-	tf_sha256_hex(payload, payloadlen, hex);
-	if (!tf_trace_sha_bytes(hex, sha))
-		return INT64_MIN;
+	tf_sha256(payload, payloadlen, sha);
 	tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, 0, INT64_MAX, visit_received, &f);
 	free(f.d.scratch);
 	return f.ts;

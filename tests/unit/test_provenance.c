@@ -300,6 +300,25 @@ static void non_ed25519_keys_are_refused(void **state)
 		TF_ERR_INVALID);
 }
 
+/* FIPS 180-2's first SHA-256 example, raw and in hex. */
+static void sha256_raw_and_hex_agree_with_the_standard(void **state)
+{
+	static const char abc_hex[] =
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	unsigned char raw[32];
+	char hex[TF_SHA256_HEX + 1];
+
+	(void)state;
+	tf_sha256("abc", 3, raw);
+	assert_int_equal(raw[0], 0xba);
+	assert_int_equal(raw[31], 0xad);
+	tf_hex(raw, sizeof(raw), hex);
+	assert_string_equal(hex, abc_hex);
+	memset(hex, 'x', sizeof(hex));
+	tf_sha256_hex("abc", 3, hex);
+	assert_string_equal(hex, abc_hex);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -318,6 +337,7 @@ int main(void)
 		T(keys_with_loose_permissions_are_refused),
 		T(generated_keys_are_private_files_and_never_overwrite),
 		T(non_ed25519_keys_are_refused),
+		cmocka_unit_test(sha256_raw_and_hex_agree_with_the_standard),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
