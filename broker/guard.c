@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/fnv.h"
 #include "broker/strmap.h"
 
 /* Weight of the newest second in a flow's learned rate, and of the
@@ -130,14 +131,9 @@ static void roll(struct flow_state *f, int64_t now_ms)
 
 uint64_t tf_guard_hash(const struct tf_guard *g, const void *payload, uint32_t len)
 {
-	const unsigned char *p = payload;
-	uint64_t h = 0xcbf29ce484222325ull;
-
 	if (g->cfg.replay_window_ms == 0)
 		return 0;
-	for (uint32_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
+	return tf_fnv1a(TF_FNV_OFFSET, payload, len);
 }
 
 const char *tf_guard_message(struct tf_guard *g, const char *flow, uint32_t size,

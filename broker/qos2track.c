@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/fnv.h"
+
 struct pending {
 	uint64_t key;
 	const void *connection;
@@ -34,23 +36,14 @@ void tf_qos2track_free(struct tf_qos2track *t)
 }
 
 /* FNV-1a over the three parts, each followed by a separator byte. */
-static uint64_t fnv(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return (h ^ 0xff) * 0x100000001b3ull;
-}
-
 uint64_t tf_qos2_key(const char *client_id, const char *topic, const void *payload,
 		uint32_t payloadlen)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = TF_FNV_OFFSET;
 
-	h = fnv(h, client_id, strlen(client_id));
-	h = fnv(h, topic, strlen(topic));
-	return fnv(h, payload, payloadlen);
+	h = tf_fnv1a_separator(tf_fnv1a(h, client_id, strlen(client_id)));
+	h = tf_fnv1a_separator(tf_fnv1a(h, topic, strlen(topic)));
+	return tf_fnv1a_separator(tf_fnv1a(h, payload, payloadlen));
 }
 
 const struct tf_qos2_pending *tf_qos2track_retransmitted(const struct tf_qos2track *t,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/fnv.h"
 #include "policy/policy.h"
 
 struct release {
@@ -114,16 +115,9 @@ const struct tf_held_flow *tf_quarantine_at(const struct tf_quarantine *q, uint3
 /* FNV-1a over topic, a separator and payload. */
 static uint64_t release_key(const char *topic, const void *payload, uint32_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	const unsigned char *p = (const unsigned char *)topic;
+	uint64_t h = tf_fnv1a_separator(tf_fnv1a(TF_FNV_OFFSET, topic, strlen(topic)));
 
-	for (; *p != '\0'; p++)
-		h = (h ^ *p) * 0x100000001b3ull;
-	h = (h ^ 0xff) * 0x100000001b3ull;
-	p = payload;
-	for (uint32_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
+	return tf_fnv1a(h, payload, len);
 }
 
 void tf_quarantine_note_release(struct tf_quarantine *q, const char *topic, const void *payload,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker/arena.h"
+#include "broker/fnv.h"
 
 struct entry {
 	const char *key;   /* in the arena */
@@ -24,15 +25,11 @@ struct tf_strmap {
 	struct tf_arena keys;
 };
 
-/* FNV-1a, 64-bit, folded: short keys dominate, and it needs no tables. */
+/* FNV-1a, folded to the 32 bits a slot index needs. */
 static uint32_t hash_bytes(const char *s, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = tf_fnv1a(TF_FNV_OFFSET, s, len);
 
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
-	}
 	return (uint32_t)(h ^ (h >> 32));
 }
 
