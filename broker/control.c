@@ -101,6 +101,17 @@ static const char *list_alerts(const struct caller *c, const cJSON *cmd, cJSON *
 	return l.failed ? "out of memory" : NULL;
 }
 
+/* Moves the members of result into data and frees result: a query's
+ * object is the response data itself. */
+static void become_data(cJSON *result, cJSON *data)
+{
+	for (cJSON *item = result->child; item != NULL; item = result->child) {
+		cJSON_DetachItemViaPointer(result, item);
+		cJSON_AddItemToObject(data, item->string, item);
+	}
+	cJSON_Delete(result);
+}
+
 static const char *get_message(const struct caller *c, const cJSON *cmd, cJSON *data)
 {
 	struct tf_trace_store *s = tf_engine_trace_store(c->e);
@@ -125,12 +136,7 @@ static const char *get_message(const struct caller *c, const cJSON *cmd, cJSON *
 		cJSON_Delete(m);
 		return "not authorized";
 	}
-	/* The message object is the data itself. */
-	for (cJSON *item = m->child; item != NULL; item = m->child) {
-		cJSON_DetachItemViaPointer(m, item);
-		cJSON_AddItemToObject(data, item->string, item);
-	}
-	cJSON_Delete(m);
+	become_data(m, data);
 	return NULL;
 }
 
@@ -157,11 +163,7 @@ static const char *explain(const struct caller *c, const cJSON *cmd, cJSON *data
 	out = tf_decision_json(&d);
 	if (out == NULL)
 		return "out of memory";
-	for (cJSON *item = out->child; item != NULL; item = out->child) {
-		cJSON_DetachItemViaPointer(out, item);
-		cJSON_AddItemToObject(data, item->string, item);
-	}
-	cJSON_Delete(out);
+	become_data(out, data);
 	return NULL;
 }
 
