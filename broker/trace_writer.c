@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,10 +101,17 @@ static void deadline_in(struct timespec *ts, int64_t ms)
 	}
 }
 
-/* Under lock: a report for the broker's thread to log. */
-static void post_report(struct tf_trace_writer *w, bool failed, const char *text)
+/* Under lock: a report for the broker's thread to log, and whether
+ * recording has failed from now on (w->failed to leave it as it is). */
+static void post_report(struct tf_trace_writer *w, bool failed, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void post_report(struct tf_trace_writer *w, bool failed, const char *fmt, ...)
 {
-	snprintf(w->report, sizeof(w->report), "%s", text);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->report, sizeof(w->report), fmt, ap);
+	va_end(ap);
 	w->report_failed = failed;
 	w->failed = failed;
 }
@@ -331,11 +339,7 @@ static void make_checkpoint(struct tf_trace_writer *w)
 	json = rc == TF_OK ? tf_checkpoint_to_json(&cp) : NULL;
 	pthread_mutex_lock(&w->lock);
 	if (rc != TF_OK) {
-		char text[600];
-
-		snprintf(text, sizeof(text), "trustflow: trace checkpoint not made: %s", err.msg);
-		snprintf(w->report, sizeof(w->report), "%s", text);
-		w->report_failed = w->failed;
+		post_report(w, w->failed, "trustflow: trace checkpoint not made: %s", err.msg);
 	} else if (json != NULL) {
 		free(w->checkpoint_json);
 		w->checkpoint_json = json;
@@ -361,11 +365,8 @@ static bool write_back(struct tf_trace_writer *w)
 		rc = tf_trace_append(w->store, w->inputs, n, &err);
 	pthread_mutex_lock(&w->lock);
 	if (rc != TF_OK && !w->failed) {
-		char text[700];
-
-		snprintf(text, sizeof(text), "trustflow: %s; governed messages are refused until "
+		post_report(w, true, "trustflow: %s; governed messages are refused until "
 			"events can be recorded again", err.msg);
-		post_report(w, true, text);
 		pthread_cond_broadcast(&w->progress);
 	} else if (rc == TF_OK && w->failed) {
 		post_report(w, false, "trustflow: the trace store records events again");
@@ -387,8 +388,7 @@ static void sync_now(struct tf_trace_writer *w)
 
 	if (tf_trace_sync(w->store, &err) != TF_OK) {
 		pthread_mutex_lock(&w->lock);
-		snprintf(w->report, sizeof(w->report), "trustflow: %s", err.msg);
-		w->report_failed = w->failed;
+		post_report(w, w->failed, "trustflow: %s", err.msg);
 		pthread_mutex_unlock(&w->lock);
 		return;
 	}
@@ -409,8 +409,7 @@ static void prune(struct tf_trace_writer *w)
 	w->last_prune = mono_ms();
 	if (tf_trace_prune(w->store, before, PRUNE_BATCH, &removed, &err) != TF_OK) {
 		pthread_mutex_lock(&w->lock);
-		snprintf(w->report, sizeof(w->report), "trustflow: %s", err.msg);
-		w->report_failed = w->failed;
+		post_report(w, w->failed, "trustflow: %s", err.msg);
 		pthread_mutex_unlock(&w->lock);
 	}
 	w->prune_more = removed == PRUNE_BATCH;
