@@ -1,12 +1,14 @@
 /* Quarantine and reroute: holding a flow's messages in the trace store,
  * releasing or discarding them, delivering elsewhere
  * (broker/engine_internal.h, broker/quarantine.h). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/engine_internal.h"
 #include "broker/held.h"
+#include "broker/number.h"
 #include "broker/quarantine.h"
 #include "broker/trace_store.h"
 #include "broker/trace_writer.h"
@@ -19,7 +21,7 @@ static int count_held(void *ctx, const char *flow, uint64_t seq, const void *rec
 	struct tf_engine *e = ctx;
 	struct tf_held m;
 	char scratch[HELD_SCRATCH];
-	int64_t ts = 0;
+	long ts = 0;
 
 	(void)seq;
 	if (!tf_held_decode(record, len, &m, scratch, sizeof(scratch))) {
@@ -27,8 +29,8 @@ static int count_held(void *ctx, const char *flow, uint64_t seq, const void *rec
 			"the store", flow);
 		return 0;
 	}
-	for (const char *p = m.stamp.ts; *p >= '0' && *p <= '9'; p++)
-		ts = ts * 10 + (*p - '0');
+	/* The broker wrote a decimal ts; a damaged one leaves 0 (unknown). */
+	(void)tf_parse_long(m.stamp.ts, 0, LONG_MAX, &ts);
 	if (!tf_quarantine_add(e->quarantine, flow, m.stamp.policy, m.stamp.client, ts))
 		return 1;
 	return 0;
