@@ -12,14 +12,6 @@
 #define TF_FREE_REPLACED_PROPERTIES 1
 #else
 #define TF_FREE_REPLACED_PROPERTIES 0
-/* Likewise for a replaced topic: before 2.0.15 the plugin frees the old
- * one (with mosquitto_free). */
-#if LIBMOSQUITTO_VERSION_NUMBER < 2000015
-#define TF_FREE_REPLACED_TOPIC 1
-#else
-#define TF_FREE_REPLACED_TOPIC 0
-#endif
-
 #endif
 
 /* Likewise for a replaced topic: before 2.0.15 the plugin frees the old
