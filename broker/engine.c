@@ -549,7 +549,8 @@ static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64
 /* A message passed on as published: stamped, recorded, tracked for its
  * deliveries, its views made. */
 static void deliver(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
-		const cJSON *json, int64_t now, struct tf_message_result *res)
+		const cJSON *json, struct engine_canon *canon, int64_t now,
+		struct tf_message_result *res)
 {
 	if (!engine_stamp(e, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
 			&res->stamp)) {
@@ -567,7 +568,7 @@ static void deliver(struct tf_engine *e, const struct tf_message *m, const struc
 	if (m->retain)
 		note_retained(e, m, p, now);
 	if (p->forwarding_deny)
-		engine_note_private(e, m, p, json, &res->stamp, now);
+		engine_note_private(e, m, p, json, canon, &res->stamp, now);
 	if (e->trace_each && tf_trace_writer_flush(e->trace) != TF_OK)
 		engine_refuse(res, "the trace store cannot record it");
 }
@@ -576,7 +577,8 @@ static void deliver(struct tf_engine *e, const struct tf_message *m, const struc
  * the violation (if any) or the flow's quarantine says, else delivery
  * with stamp, record, views and retention. */
 static void on_governed(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
-		uint32_t policy_index, uint64_t qos2_key, int64_t now, struct tf_message_result *res)
+		uint32_t policy_index, uint64_t qos2_key, struct engine_canon *canon, int64_t now,
+		struct tf_message_result *res)
 {
 	const char *violated = NULL;
 	enum tf_violation_action action = TF_VIOLATION_ALERT;   /* deliver */
@@ -637,7 +639,7 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		engine_reroute(e, m, p, violated, now, res);
 		break;
 	case TF_VIOLATION_ALERT:
-		deliver(e, m, p, json, now, res);
+		deliver(e, m, p, json, canon, now, res);
 		break;
 	}
 	if (m->qos == 2 && res->deliver && (res->stamped || res->hold))
@@ -654,6 +656,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	const struct tf_policy *p;
 	int64_t now = engine_now_ms(e);
 	uint64_t qos2_key = 0;
+	struct engine_canon canon = { .made = false };
 
 	/* Not memset: the stamp buffers are large and this runs per message. */
 	res->deliver = true;
@@ -672,7 +675,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		if (resend_of(e, m, qos2_key, res))
 			return;
 	}
-	if (tf_guard_watching_leaks(e->guard) && engine_leaked(e, m, now, res))
+	if (tf_guard_watching_leaks(e->guard) && engine_leaked(e, m, &canon, now, res))
 		return;
 	g = tf_govern_lookup(e->set->govern, m->topic);
 	if (g.kind != TF_GOVERN_POLICY) {
@@ -684,7 +687,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		return;
 	}
 	p = &e->set->policies[g.policy];
-	on_governed(e, m, p, g.policy, qos2_key, now, res);
+	on_governed(e, m, p, g.policy, qos2_key, &canon, now, res);
 }
 
 void tf_message_result_free(struct tf_message_result *res)

@@ -90,28 +90,33 @@ bool engine_is_blocked(const struct tf_engine *e, const char *client_id, const c
 	return tf_guard_blocked(e->guard, engine_client_name(client_id, username), now);
 }
 
-/* The canonical hash of m's payload (broker/guard.h); json: the payload
- * parsed already, or NULL to parse it here. */
-static bool canonical_sha(const struct tf_message *m, const cJSON *json, unsigned char out[32])
+/* The canonical hash of m's payload, made on first use; json: the payload
+ * parsed already, or NULL to parse it here. NULL when it cannot be made. */
+static const unsigned char *canonical_sha(const struct tf_message *m, const cJSON *json,
+		struct engine_canon *canon)
 {
 	cJSON *parsed = NULL;
-	bool ok;
 
-	if (json == NULL && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
-		json = parsed = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
-	ok = tf_guard_canonical_sha(json, m->payload, m->payloadlen, out);
-	cJSON_Delete(parsed);
-	return ok;
+	if (!canon->made) {
+		if (json == NULL && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
+			json = parsed = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL,
+				false);
+		canon->ok = tf_guard_canonical_sha(json, m->payload, m->payloadlen, canon->sha);
+		canon->made = true;
+		cJSON_Delete(parsed);
+	}
+	return canon->ok ? canon->sha : NULL;
 }
 
 /* Data under `forwarding: deny` is watched for being published again. */
 void engine_note_private(struct tf_engine *e, const struct tf_message *m,
-		const struct tf_policy *p, const cJSON *json, const struct tf_stamp *st, int64_t now)
+		const struct tf_policy *p, const cJSON *json, struct engine_canon *canon,
+		const struct tf_stamp *st, int64_t now)
 {
-	unsigned char canon[32];
+	const unsigned char *sha = canonical_sha(m, json, canon);
 
-	if (canonical_sha(m, json, canon))
-		tf_guard_note_private(e->guard, canon, st->id, p->label,
+	if (sha != NULL)
+		tf_guard_note_private(e->guard, sha, st->id, p->label,
 			tf_identities_org_id(e->set->ids, p->owner), st->client, now);
 }
 
@@ -147,19 +152,18 @@ static void suspects(struct tf_engine *e, const struct tf_guard_private *priv,
  * published by a client outside that org: a leak. Raises its alert and
  * applies the data's policy's action (anything but "alert" refuses the
  * message). Returns true when the message is refused. */
-bool engine_leaked(struct tf_engine *e, const struct tf_message *m, int64_t now,
-		struct tf_message_result *res)
+bool engine_leaked(struct tf_engine *e, const struct tf_message *m, struct engine_canon *canon,
+		int64_t now, struct tf_message_result *res)
 {
 	const char *publisher = engine_client_name(m->client_id, m->username);
 	const char *org = engine_org_name(e, engine_identify(e, m->username));
 	const struct tf_guard_private *priv;
 	const struct tf_policy *p;
-	unsigned char canon[32];
+	const unsigned char *sha = canonical_sha(m, NULL, canon);
 	char id[TF_TRACE_KEY_TEXT_MAX + 1], who[600], detail[900];
 	enum tf_violation_action action;
 
-	if (!canonical_sha(m, NULL, canon)
-			|| (priv = tf_guard_find_private(e->guard, canon, now)) == NULL
+	if (sha == NULL || (priv = tf_guard_find_private(e->guard, sha, now)) == NULL
 			|| strcmp(org, priv->owner) == 0 || strcmp(publisher, priv->publisher) == 0)
 		return false;
 	tf_trace_policy_id(priv->policy, id, sizeof(id));

@@ -125,10 +125,18 @@ void engine_count_refusal(struct tf_engine *e, const char *client_id, const char
 		int64_t now);
 bool engine_is_blocked(const struct tf_engine *e, const char *client_id, const char *username,
 		int64_t now);
+/* A message's canonical payload hash (broker/guard.h): the leak check and
+ * the note of private data both need it, and it is made at most once per
+ * message. Zeroed: not made yet. */
+struct engine_canon {
+	bool made, ok;
+	unsigned char sha[32];
+};
 void engine_note_private(struct tf_engine *e, const struct tf_message *m,
-		const struct tf_policy *p, const cJSON *json, const struct tf_stamp *st, int64_t now);
-bool engine_leaked(struct tf_engine *e, const struct tf_message *m, int64_t now,
-		struct tf_message_result *res);
+		const struct tf_policy *p, const cJSON *json, struct engine_canon *canon,
+		const struct tf_stamp *st, int64_t now);
+bool engine_leaked(struct tf_engine *e, const struct tf_message *m, struct engine_canon *canon,
+		int64_t now, struct tf_message_result *res);
 
 /* --- engine_quarantine.c -------------------------------------------------------- */
 
