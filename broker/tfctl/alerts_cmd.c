@@ -13,7 +13,6 @@
 #include <mosquitto.h>
 
 #include "broker/control.h"
-#include "broker/number.h"
 #include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
 #include "policy/rfc3339.h"
@@ -181,15 +180,8 @@ int tfctl_alerts(int argc, char **argv)
 		}
 		if (val == NULL)
 			return usage_error("an option is missing its value");
-		if (strcmp(opt, "--host") == 0)
-			session.host = val;
-		else if (strcmp(opt, "--username") == 0)
-			session.username = val;
-		else if (strcmp(opt, "--password") == 0)
-			session.password = val;
-		else if (strcmp(opt, "--since") == 0 ? !tf_time_arg_parse(val, &st.since_ms)
-				: strcmp(opt, "--port") == 0 ? !tf_parse_long(val, 1, 65535, &session.port)
-				: true)
+		if (strcmp(opt, "--since") == 0 ? !tf_time_arg_parse(val, &st.since_ms)
+				: !tfctl_session_option(&session, opt, val))
 			return usage_error("unknown option or bad value");
 		i++;
 	}

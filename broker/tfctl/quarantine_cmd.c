@@ -12,7 +12,6 @@
 #include <mosquitto.h>
 
 #include "broker/control.h"
-#include "broker/number.h"
 #include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
 
@@ -144,15 +143,9 @@ int tfctl_quarantine(int argc, char **argv)
 
 		if (val == NULL)
 			return usage_error("an option is missing its value");
-		if (strcmp(opt, "--host") == 0)
-			session.host = val;
-		else if (strcmp(opt, "--username") == 0)
-			session.username = val;
-		else if (strcmp(opt, "--password") == 0)
-			session.password = val;
-		else if (strcmp(opt, "--policy") == 0 && flow == NULL)
+		if (strcmp(opt, "--policy") == 0 && flow == NULL)
 			policy = val;
-		else if (strcmp(opt, "--port") != 0 || !tf_parse_long(val, 1, 65535, &session.port))
+		else if (!tfctl_session_option(&session, opt, val))
 			return usage_error("unknown option or bad value");
 	}
 	if (session.username == NULL)

@@ -8,6 +8,7 @@
 
 #include <mqtt_protocol.h>
 
+#include "broker/number.h"
 #include "broker/tfctl/tfctl.h"
 
 struct running {
@@ -87,4 +88,19 @@ int tfctl_session_run(const struct tfctl_session *s)
 	mosquitto_destroy(mosq);
 	mosquitto_lib_cleanup();
 	return rc;
+}
+
+bool tfctl_session_option(struct tfctl_session *s, const char *opt, const char *val)
+{
+	if (strcmp(opt, "--host") == 0)
+		s->host = val;
+	else if (strcmp(opt, "--username") == 0)
+		s->username = val;
+	else if (strcmp(opt, "--password") == 0)
+		s->password = val;
+	else if (strcmp(opt, "--port") == 0)
+		return tf_parse_long(val, 1, 65535, &s->port);
+	else
+		return false;
+	return true;
 }

@@ -21,6 +21,11 @@ struct tfctl_session {
 	void *ctx;
 };
 
+/* Takes a connection option (--host, --port, --username, --password) and
+ * its value val into s. False when opt is not one of them or val is not
+ * valid for it (a port outside 1-65535). */
+bool tfctl_session_option(struct tfctl_session *s, const char *opt, const char *val);
+
 /* Runs the session. Returns TFCTL_OK when it connected and ended, or
  * TFCTL_USAGE when the broker could not be reached or refused the
  * connection (said on stderr). */

@@ -127,17 +127,10 @@ int tfctl_verify(int argc, char **argv)
 			rc = usage_error("an option is missing its value");
 			goto out;
 		}
-		if (strcmp(opt, "--host") == 0)
-			session.host = val;
-		else if (strcmp(opt, "--topic") == 0)
+		if (strcmp(opt, "--topic") == 0)
 			topic = val;
-		else if (strcmp(opt, "--username") == 0)
-			session.username = val;
-		else if (strcmp(opt, "--password") == 0)
-			session.password = val;
-		else if (strcmp(opt, "--port") == 0 ? !tf_parse_long(val, 1, 65535, &session.port)
-				: strcmp(opt, "--count") == 0 ? !tf_parse_long(val, 1, 1000000000, &st.count)
-				: true) {
+		else if (strcmp(opt, "--count") == 0 ? !tf_parse_long(val, 1, 1000000000, &st.count)
+				: !tfctl_session_option(&session, opt, val)) {
 			rc = usage_error("unknown option or bad value");
 			goto out;
 		}
