@@ -1,13 +1,17 @@
-/* The stamp as MQTT v5 user properties: removing any tf-* a client sent,
- * and adding the broker's. */
+/* The stamp as MQTT v5 user properties: removing any tf-* (and tf) a
+ * client sent, and adding the broker's. */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "plugins/compat.h"
 #include "plugins/shim.h"
 
+/* Whether a user property could pass for (part of) a stamp: a name that
+ * begins with "tf-", or is "tf" (the compact form), in any letter case,
+ * since some readers compare names without regard to case. */
 static bool is_stamp_property(const mosquitto_property *p)
 {
 	char *name = NULL, *value = NULL;
@@ -18,7 +22,7 @@ static bool is_stamp_property(const mosquitto_property *p)
 	if (mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value, false)
 			== NULL)
 		return false;
-	stamp = strncmp(name, "tf-", 3) == 0;
+	stamp = strncasecmp(name, "tf-", 3) == 0 || strcasecmp(name, "tf") == 0;
 	free(name);
 	free(value);
 	return stamp;

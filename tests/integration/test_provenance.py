@@ -97,14 +97,21 @@ class ProvenanceTest(harness.BrokerTestCase):
         sensor = self.login("ww-sensor-01")
         props = Properties(PacketTypes.PUBLISH)
         props.UserProperty = [("tf-org", "maint-co"), ("tf-sig", "AAAA"), ("tf-extra", "x"),
-                              ("note", "kept")]
+                              ("TF-SIG", "AAAA"), ("Tf-org", "maint-co"), ("tF-client", "x"),
+                              ("tf", "1|forged"), ("TF", "1|forged"), ("note", "kept"),
+                              ("tfx", "kept too")]
         sensor.publish(TOPIC, READING, qos=1, properties=props)
         msg = operator.receive()
         pairs = msg.properties.UserProperty
         self.assertIn(("note", "kept"), pairs)
+        self.assertIn(("tfx", "kept too"), pairs)
         self.assertEqual([v for n, v in pairs if n == "tf-org"], ["city-waterworks"])
         self.assertEqual(len([n for n, _ in pairs if n == "tf-sig"]), 1)
         self.assertNotIn("tf-extra", [n for n, _ in pairs])
+        # Whatever their letter case: only the broker's own stamp is left.
+        self.assertEqual(sorted(n for n, _ in pairs if n.lower().startswith("tf-")),
+                         sorted(verify.stamp_of(msg)))
+        self.assertNotIn("tf", [n.lower() for n, _ in pairs])
         self.assertEqual(verify.check(verify.stamp_of(msg), msg.topic, msg.payload, keys), "ok")
 
     def test_views_carry_a_stamp_of_their_own(self):
