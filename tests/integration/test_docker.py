@@ -62,6 +62,27 @@ class DockerImageTest(harness.BrokerTestCase):
     def engine(self, *args, check=True, timeout=120):
         return run([ENGINE] + list(args), check=check, timeout=timeout)
 
+    def test_the_image_builds_from_a_source_tree_configured_in_place(self):
+        # `./configure && make` in the source tree, as the README allows,
+        # leaves config.status there; the image's own configure must not see
+        # it. The build stage is enough to show it (its packages are cached
+        # from the build above).
+        tree = tempfile.mkdtemp(prefix="tf-docker-src-")
+        self.addCleanup(shutil.rmtree, tree, True)
+        src = os.path.join(tree, "src")
+        shutil.copytree(SRCDIR, src, symlinks=True,
+                        ignore=shutil.ignore_patterns(".git", "_build*", "autom4te.cache"))
+        run(["chmod", "-R", "u+w", src])       # make distcheck's tree is read-only
+        if not os.path.exists(os.path.join(src, "configure")):
+            run(["autoreconf", "-fi"], cwd=src, timeout=300)
+        run(["./configure"], cwd=src, timeout=300)
+        self.assertTrue(os.path.exists(os.path.join(src, "config.status")))
+        tag = f"trustflow-test-build:{os.getpid()}"
+        build = [ENGINE, "build", "--target", "build", "-f",
+                 os.path.join(src, "docker", "Dockerfile"), "-t", tag, src]
+        self.addCleanup(subprocess.run, [ENGINE, "rmi", "-f", tag], capture_output=True)
+        self.assertEqual(run(build, timeout=1800, check=False).returncode, 0)
+
     def test_a_governed_message_passes_with_a_stamp_that_verifies(self):
         data = tempfile.mkdtemp(prefix="tf-docker-data-")
         self.addCleanup(shutil.rmtree, data, True)

@@ -5,6 +5,7 @@ page that headless Chromium renders with the flow's diagram."""
 import json
 import os
 import subprocess
+import sys
 import time
 
 import harness
@@ -35,7 +36,6 @@ PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
 
 class ImpactReportTest(harness.BrokerTestCase):
     def test_the_impact_of_an_alert_names_the_recipients_and_renders(self):
-        self.assertTrue(CHROMIUM, "chromium is needed for this test: apt-get install chromium")
         broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
                                    policies={"water.json": WATER})
         admin = self.client(broker, "c-admin", username="tf-admin", password="demo")
@@ -85,4 +85,8 @@ class ImpactReportTest(harness.BrokerTestCase):
 
 
 if __name__ == "__main__":
+    if not CHROMIUM:
+        print("SKIP: the report's page needs a browser to render it: apt-get install chromium, "
+              "then configure again")
+        sys.exit(77)
     harness.main()
