@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "broker/alerts.h"
+#include "broker/clientids.h"
 #include "broker/dirlist.h"
 #include "broker/engine_internal.h"
 #include "broker/guard.h"
@@ -78,6 +79,7 @@ void tf_engine_free(struct tf_engine *e)
 	tf_policy_set_free(e->set);
 	tf_msgtrack_free(e->track);
 	tf_qos2track_free(e->qos2);
+	tf_clientids_free(e->clientids);
 	tf_alerts_free(e->alerts);
 	tf_quarantine_free(e->quarantine);
 	tf_guard_free(e->guard);
@@ -147,6 +149,47 @@ static int load_earlier_keys(struct tf_engine *e, const char *dir, struct tf_err
 	return rc;
 }
 
+/* Keeps a durable client id binding in the trace store, so that it
+ * holds across a restart as mosquitto's persistent sessions do. */
+static void store_client_id(void *ctx, const char *client_id, const char *username, bool bound)
+{
+	struct tf_engine *e = ctx;
+	struct tf_err err = { "" };
+
+	if (tf_trace_put_client_id(tf_trace_writer_store(e->trace), client_id, bound, username,
+			&err) != TF_OK)
+		engine_log(e, TF_LOG_WARNING, "trustflow: the binding of client id %.200s is kept in "
+			"memory only (%s): after a restart its session is bound to whoever connects "
+			"with it first", client_id, err.msg);
+}
+
+static void restore_client_id(void *ctx, const char *client_id, const char *username)
+{
+	struct tf_clientids *ids = ctx;
+
+	/* Bound as a disconnected client's durable binding. */
+	if (tf_clientids_bind(ids, client_id, username, NULL, true, true) == TF_CLIENTID_OK)
+		tf_clientids_disconnected(ids, client_id, NULL);
+}
+
+/* The client id bindings of persistent sessions, from the trace store;
+ * from now on kept there. Without a store they live in memory only. */
+static int load_client_ids(struct tf_engine *e, struct tf_err *err)
+{
+	struct tf_trace_store *s;
+	int rc;
+
+	if (e->trace == NULL)
+		return TF_OK;
+	s = tf_trace_writer_store(e->trace);
+	if ((rc = tf_trace_read_begin(s, err)) != TF_OK)
+		return rc;
+	tf_trace_scan_client_ids(s, restore_client_id, e->clientids);
+	tf_trace_read_end(s);
+	tf_clientids_set_notify(e->clientids, store_client_id, e);
+	return TF_OK;
+}
+
 int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
 		struct tf_engine **out, struct tf_err *err)
 {
@@ -168,6 +211,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->policy_dir = strdup(opts->policy_dir);
 	e->track = tf_msgtrack_new();
 	e->qos2 = tf_qos2track_new();
+	e->clientids = tf_clientids_new();
 	e->alerts = tf_alerts_new();
 	e->quarantine = tf_quarantine_new();
 	e->guard = engine_new_guard(opts);
@@ -177,7 +221,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
-			|| e->alerts == NULL || e->quarantine == NULL || e->guard == NULL || e->rates == NULL
+			|| e->clientids == NULL || e->alerts == NULL || e->quarantine == NULL || e->guard == NULL || e->rates == NULL
 			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
@@ -194,6 +238,8 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		rc = engine_start_trace(e, opts, err);
 	if (rc == TF_OK)
 		rc = engine_load_quarantine(e, err);
+	if (rc == TF_OK)
+		rc = load_client_ids(e, err);
 	if (rc != TF_OK) {
 		tf_engine_free(e);
 		return rc;
@@ -202,6 +248,72 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	engine_record_policy_set(e, "loaded");
 	*out = e;
 	return TF_OK;
+}
+
+/* Why identity username (NULL: none) may not use client_id under the
+ * identities in force; NULL when it may. */
+static const char *client_id_refusal(const struct tf_engine *e, const char *client_id,
+		const char *username)
+{
+	const struct tf_client *owner = tf_identities_client_id_owner(e->set->ids, client_id);
+	const struct tf_client *who = engine_identify(e, username);
+
+	if (owner != NULL && owner != who)
+		return "reserved to another client by the identities file";
+	if (who != NULL && who->n_client_ids > 0 && owner != who)
+		return "not among the client ids its user may use";
+	return NULL;
+}
+
+struct client_id_conflicts {
+	struct tf_engine *e;
+	char **ids;
+	uint32_t n, cap;
+};
+
+static void find_conflict(void *ctx, const char *client_id, const char *username,
+		bool connected, bool durable)
+{
+	struct client_id_conflicts *c = ctx;
+
+	(void)connected;
+	(void)durable;
+	if (client_id_refusal(c->e, client_id, username) == NULL)
+		return;
+	if (c->n == c->cap) {
+		uint32_t cap = c->cap ? c->cap * 2 : 16;
+		char **grown = realloc(c->ids, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return;
+		c->ids = grown;
+		c->cap = cap;
+	}
+	if ((c->ids[c->n] = strdup(client_id)) != NULL)
+		c->n++;
+}
+
+/* After a reload, a client id that the new identities reserve to another
+ * client (or no longer allow its user) is taken from whoever holds it:
+ * connected, the client is disconnected. */
+static void reconcile_client_ids(struct tf_engine *e)
+{
+	struct client_id_conflicts c = { e, NULL, 0, 0 };
+
+	tf_clientids_each(e->clientids, find_conflict, &c);
+	for (uint32_t i = 0; i < c.n; i++) {
+		bool connected = false;
+		const char *holder;
+
+		if (tf_clientids_find(e->clientids, c.ids[i], &holder, &connected) && connected
+				&& e->hooks.disconnect != NULL)
+			e->hooks.disconnect(e->hooks.ctx, c.ids[i]);
+		engine_log(e, TF_LOG_NOTICE, "trustflow: client id %s is now reserved to another "
+			"client%s", c.ids[i], connected ? "; its client is disconnected" : "");
+		tf_clientids_forget(e->clientids, c.ids[i]);
+		free(c.ids[i]);
+	}
+	free(c.ids);
 }
 
 int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
@@ -221,6 +333,7 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 	e->set = fresh;
 	/* Buckets are keyed by policy index, which the new set renumbers. */
 	tf_ratelimit_clear(e->rates);
+	reconcile_client_ids(e);
 	log_loaded(e);
 	engine_record_policy_set(e, "loaded");
 	return TF_OK;
@@ -251,6 +364,44 @@ bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, co
 	const struct tf_client *who = engine_identify(e, username);
 
 	return who != NULL && org_id != NULL && strcmp(engine_org_name(e, who), org_id) == 0;
+}
+
+enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
+		const char *client_id, const char *username, bool durable)
+{
+	const char *why = client_id_refusal(e, client_id, username);
+	const char *holder = NULL;
+	char detail[400];
+
+	if (why == NULL) {
+		bool reserved = tf_identities_client_id_owner(e->set->ids, client_id) != NULL;
+
+		switch (tf_clientids_bind(e->clientids, client_id, username, conn, durable, reserved)) {
+		case TF_CLIENTID_OK:
+			return TF_DEFER;
+		case TF_CLIENTID_TAKEN:
+			tf_clientids_find(e->clientids, client_id, &holder, NULL);
+			why = holder ? "in use by another user, or holding its session"
+				: "in use by a client without a username, or holding its session";
+			break;
+		case TF_CLIENTID_FULL:
+			why = "too many client ids are bound (or out of memory)";
+			break;
+		}
+	}
+	snprintf(detail, sizeof(detail), "connection refused: client id %.200s is %s", client_id,
+		why);
+	engine_raise_alert(e, "client-id-refused", "", engine_org_name(e, engine_identify(e,
+		username)), username ? username : "", detail, "refuse");
+	return TF_DENY;
+}
+
+void tf_engine_disconnected(struct tf_engine *e, const void *conn, const char *client_id)
+{
+	if (client_id == NULL)
+		tf_clientids_undo(e->clientids, conn);
+	else
+		tf_clientids_disconnected(e->clientids, client_id, conn);
 }
 
 #define ENGINE_BLOCKED "blocked after a burst of refusals"
@@ -480,6 +631,13 @@ static void track(struct tf_engine *e, const struct tf_message *m, const struct 
 	int64_t keep = p && p->retention_ms > 0 ? p->retention_ms : 0;
 	unsigned char id[16];
 	bool traced = e->trace != NULL && st != NULL && tf_trace_id_bytes(st->id, id);
+
+	if (m->republished) {
+		/* Not keyed by mosquitto's stored topic: known by its content,
+		 * as a released message is. */
+		tf_quarantine_note_release(e->quarantine, m->topic, m->payload, m->payloadlen, now);
+		return;
+	}
 
 	if (traced && keep < TRACE_ID_KEEP_MS)
 		keep = TRACE_ID_KEEP_MS;

@@ -38,6 +38,9 @@ struct tf_engine_hooks {
 	/* Publishes a released message with its stamp (as user properties),
 	 * as if just published. NULL: releasing is not possible. */
 	void (*publish_held)(void *ctx, const struct tf_held *m);
+	/* Disconnects the client with this client id (soon, not from within
+	 * this call). NULL: none can be. */
+	void (*disconnect)(void *ctx, const char *client_id);
 	void *ctx;
 };
 
@@ -88,6 +91,21 @@ int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by
  * client belongs to none. */
 bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, const char *org_id);
 
+/* A client connecting with client_id as username (NULL: none), before
+ * mosquitto checks its password. conn identifies its connection (never
+ * followed). durable: its session may outlive the connection. TF_DENY
+ * refuses the connection (logged, alerted): its client id is reserved to
+ * another client by the identities file, or bound to another identity
+ * (connected, or holding a session), or not among the client ids its
+ * user declared. Otherwise the client id is bound to its identity and
+ * TF_DEFER leaves the password to mosquitto's other checks. */
+enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
+		const char *client_id, const char *username, bool durable);
+
+/* The connection conn has gone. client_id NULL: mosquitto refused it (its
+ * binding, made by tf_engine_may_connect, is undone). */
+void tf_engine_disconnected(struct tf_engine *e, const void *conn, const char *client_id);
+
 /* ACL decisions. username NULL: the client has none (unidentified); the
  * trace then names it by client_id. A refused publish is recorded with
  * its payload's hash. Refused publishes and subscriptions count towards a
@@ -123,6 +141,10 @@ struct tf_message {
 	uint32_t payloadlen;
 	int qos;
 	bool retain;
+	/* Published by the plugin itself, not as the stored message mosquitto
+	 * got (a will): topic and payload are the plugin's copies, and its
+	 * deliveries are known by topic and payload. */
+	bool republished;
 };
 
 struct tf_message_result {

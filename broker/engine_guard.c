@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "broker/alerts.h"
+#include "broker/fnv.h"
 #include "broker/engine_internal.h"
 #include "broker/guard.h"
 #include "broker/trace_query.h"
@@ -72,22 +73,42 @@ struct tf_guard *engine_new_guard(const struct tf_options *opts)
 	return tf_guard_new(&cfg);
 }
 
+const char *engine_client_key(const char *client_id, const char *username, char *buf,
+		size_t cap)
+{
+	const char *name = username ? username : client_id ? client_id : "";
+	size_t len = strlen(name);
+
+	if (len + 3 <= cap)
+		snprintf(buf, cap, "%c:%s", username ? 'u' : 'c', name);
+	else
+		snprintf(buf, cap, "%c#%016llx", username ? 'u' : 'c',
+			(unsigned long long)tf_fnv1a(TF_FNV_OFFSET, name, len));
+	return buf;
+}
+
 /* A refusal counts towards the client's burst; the one that completes it
  * blocks the client (broker/guard.h) and raises an alert. */
 void engine_count_refusal(struct tf_engine *e, const char *client_id, const char *username,
 		int64_t now)
 {
-	const char *name = engine_client_name(client_id, username);
+	char key[ENGINE_CLIENT_KEY_MAX];
 
-	if (tf_guard_denied(e->guard, name, now))
-		engine_raise_alert(e, "denied-burst", "", engine_org_name(e, engine_identify(e, username)), name,
+	if (tf_guard_denied(e->guard, engine_client_key(client_id, username, key, sizeof(key)), now))
+		engine_raise_alert(e, "denied-burst", "", engine_org_name(e, engine_identify(e, username)),
+			engine_client_name(client_id, username),
 			"a burst of refused publishes and subscriptions", "block");
 }
 
 bool engine_is_blocked(const struct tf_engine *e, const char *client_id, const char *username,
 		int64_t now)
 {
-	return tf_guard_blocked(e->guard, engine_client_name(client_id, username), now);
+	char key[ENGINE_CLIENT_KEY_MAX];
+
+	if (!tf_guard_counts_refusals(e->guard))
+		return false;
+	return tf_guard_blocked(e->guard, engine_client_key(client_id, username, key, sizeof(key)),
+		now);
 }
 
 /* The canonical hash of m's payload, made on first use; json: the payload

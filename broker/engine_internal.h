@@ -36,6 +36,7 @@ struct tf_engine {
 	struct tf_engine_hooks hooks;
 	struct tf_msgtrack *track;
 	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
+	struct tf_clientids *clientids;     /* which identity holds each client id */
 	struct tf_alerts *alerts;           /* the recent ones, and folding */
 	struct tf_quarantine *quarantine;   /* the flows held */
 	struct tf_guard *guard;             /* anomaly detectors */
@@ -67,11 +68,22 @@ static inline const struct tf_client *engine_identify(const struct tf_engine *e,
 }
 
 /* The identity stamps and the trace name a client by: its username, else
- * its client id (as tf-client does). */
+ * its client id (as tf-client does). A client id that is a username of
+ * the identities file is refused to every other client at CONNECT
+ * (tf_engine_may_connect), so an unidentified client never bears an
+ * identified one's name. */
 static inline const char *engine_client_name(const char *client_id, const char *username)
 {
 	return username ? username : client_id ? client_id : "";
 }
+
+/* The key the guard counts and blocks a client under: usernames and
+ * client ids in namespaces of their own ("u:", "c:"), so that a client
+ * without a username can never be counted or blocked as a user. Written
+ * into buf (cap >= 64); a name too long for it is keyed by its hash. */
+const char *engine_client_key(const char *client_id, const char *username, char *buf,
+		size_t cap);
+#define ENGINE_CLIENT_KEY_MAX 300
 
 static inline const char *engine_org_name(const struct tf_engine *e, const struct tf_client *who)
 {

@@ -207,6 +207,11 @@ bool tf_guard_denied(struct tf_guard *g, const char *client, int64_t now_ms)
 	return false;
 }
 
+bool tf_guard_counts_refusals(const struct tf_guard *g)
+{
+	return g->n_clients > 0;
+}
+
 bool tf_guard_blocked(const struct tf_guard *g, const char *client, int64_t now_ms)
 {
 	uint32_t at;

@@ -71,6 +71,10 @@ uint64_t tf_guard_hash(const struct tf_guard *g, const void *payload, uint32_t l
  * the client is blocked from now on, for block_ms. */
 bool tf_guard_denied(struct tf_guard *g, const char *client, int64_t now_ms);
 
+/* Whether any client has been refused lately (only then can one be
+ * blocked): lets the hot path skip making a key. */
+bool tf_guard_counts_refusals(const struct tf_guard *g);
+
 /* Whether client is blocked at now_ms. */
 bool tf_guard_blocked(const struct tf_guard *g, const char *client, int64_t now_ms);
 

@@ -700,6 +700,54 @@ int tf_trace_put_meta(struct tf_trace_store *s, const char *name, const char *va
 	return write_txn(s, meta_body, &m, "cannot store a setting", err);
 }
 
+#define CLIENT_ID_PREFIX "clientid:"
+#define CLIENT_ID_PREFIX_LEN 9
+
+int tf_trace_put_client_id(struct tf_trace_store *s, const char *client_id, bool bound,
+		const char *username, struct tf_err *err)
+{
+	char key[CLIENT_ID_PREFIX_LEN + TF_TRACE_CLIENT_ID_MAX];
+	size_t len = strlen(client_id), ulen = username ? strlen(username) : 0;
+	char *value = NULL;
+	MDB_txn *txn;
+	MDB_val k;
+	int rc;
+
+	if (len > TF_TRACE_CLIENT_ID_MAX)
+		return tf_err_set(err, TF_ERR_INVALID, "client id longer than %d bytes",
+			TF_TRACE_CLIENT_ID_MAX);
+	memcpy(key, CLIENT_ID_PREFIX, CLIENT_ID_PREFIX_LEN);
+	memcpy(key + CLIENT_ID_PREFIX_LEN, client_id, len);
+	k = mval(key, CLIENT_ID_PREFIX_LEN + len);
+	if (bound && (value = malloc(ulen + 3)) == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	if (bound)
+		snprintf(value, ulen + 3, "%c:%s", username ? 'u' : 'c', username ? username : "");
+	/* The lock keeps the writer from growing the map under this
+	 * transaction. */
+	pthread_rwlock_rdlock(&s->map_lock);
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc == 0) {
+		if (bound) {
+			MDB_val v = mval(value, ulen + 2);
+
+			rc = mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
+		} else {
+			rc = mdb_del(txn, s->dbi[DB_META], &k, NULL);
+			rc = rc == MDB_NOTFOUND ? 0 : rc;
+		}
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	pthread_rwlock_unlock(&s->map_lock);
+	free(value);
+	if (rc == MDB_MAP_FULL)
+		return tf_err_set(err, TF_ERR_FULL, "%s: the store is full", s->dir);
+	return rc == 0 ? TF_OK : lmdb_error(err, s->dir, "cannot store a client id", rc);
+}
+
 int tf_trace_sync(struct tf_trace_store *s, struct tf_err *err)
 {
 	int rc = mdb_env_sync(s->env, 1);
@@ -1052,6 +1100,37 @@ bool tf_trace_meta(struct tf_trace_store *s, const char *name, char *buf, size_t
 	memcpy(buf, v.mv_data, v.mv_size);
 	buf[v.mv_size] = '\0';
 	return true;
+}
+
+void tf_trace_scan_client_ids(struct tf_trace_store *s, tf_trace_client_id_visit visit,
+		void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k = mval(CLIENT_ID_PREFIX, CLIENT_ID_PREFIX_LEN), v;
+	int rc;
+
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_META], &c) != 0)
+		return;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		char id[TF_TRACE_CLIENT_ID_MAX + 1], *user;
+		size_t len = k.mv_size - CLIENT_ID_PREFIX_LEN;
+
+		if (k.mv_size < CLIENT_ID_PREFIX_LEN
+				|| memcmp(k.mv_data, CLIENT_ID_PREFIX, CLIENT_ID_PREFIX_LEN) != 0)
+			break;
+		/* Written by tf_trace_put_client_id; anything else is skipped. */
+		if (len == 0 || len > TF_TRACE_CLIENT_ID_MAX || v.mv_size < 2
+				|| ((const char *)v.mv_data)[1] != ':'
+				|| (user = strndup((const char *)v.mv_data + 2, v.mv_size - 2)) == NULL)
+			continue;
+		memcpy(id, (const char *)k.mv_data + CLIENT_ID_PREFIX_LEN, len);
+		id[len] = '\0';
+		if (memchr(id, '\0', len) == NULL)
+			visit(ctx, id, ((const char *)v.mv_data)[0] == 'u' ? user : NULL);
+		free(user);
+	}
+	mdb_cursor_close(c);
 }
 
 void tf_trace_scan_keys(struct tf_trace_store *s, tf_trace_key_visit visit, void *ctx)

@@ -15,7 +15,9 @@
  *   by_sha        sha256(32)       => ts(8) seq(8)
  *   held          flow 0x00 seq(8) -> a quarantined message (broker/held.h)
  *   checkpoints   seq(8)        -> checkpoint JSON
- *   meta          name          -> value
+ *   meta          name          -> value; also "clientid:<client id>" -> the
+ *                 identity that holds it ("u:<username>", or "c:" for a
+ *                 client without one: broker/clientids.h)
  *
  * (=> : sorted duplicates, one per event, in time order.) by_id holds
  * every event about a message (the message, its deliveries, its release
@@ -126,6 +128,17 @@ uint64_t tf_trace_last_stamp_seq(const struct tf_trace_store *s);
 int tf_trace_put_meta(struct tf_trace_store *s, const char *name, const char *value,
 		struct tf_err *err);
 
+/* Stores (username non-NULL, or anonymous true) or removes the durable
+ * binding of a client id to an identity (broker/clientids.h). Unlike
+ * everything else in this section it runs on the broker's thread, while
+ * the writer runs: LMDB takes the two writers in turn, and a map that is
+ * full is not grown here (TF_ERR_FULL). On disk with the writer's next
+ * sync. Client ids longer than TF_TRACE_CLIENT_ID_MAX bytes are not
+ * stored (TF_ERR_INVALID). */
+#define TF_TRACE_CLIENT_ID_MAX 400
+int tf_trace_put_client_id(struct tf_trace_store *s, const char *client_id, bool bound,
+		const char *username, struct tf_err *err);
+
 /* --- reading --------------------------------------------------------------- */
 
 /* A read snapshot. Everything a reader returns is borrowed from it and
@@ -187,6 +200,13 @@ bool tf_trace_meta(struct tf_trace_store *s, const char *name, char *buf, size_t
 /* Visits the public keys recorded as "key:<kid>". */
 typedef void (*tf_trace_key_visit)(void *ctx, const char *kid, const char *pem, size_t len);
 void tf_trace_scan_keys(struct tf_trace_store *s, tf_trace_key_visit visit, void *ctx);
+
+/* Visits the stored client id bindings: username NULL for a client
+ * without one. */
+typedef void (*tf_trace_client_id_visit)(void *ctx, const char *client_id,
+		const char *username);
+void tf_trace_scan_client_ids(struct tf_trace_store *s, tf_trace_client_id_visit visit,
+		void *ctx);
 
 /* --- keys, for queries ----------------------------------------------------- */
 

@@ -25,7 +25,7 @@ static int verdict_rc(enum tf_verdict v)
 
 /* Queues a client to be disconnected at the next TICK (not while
  * mosquitto is still handling its packet). */
-static void kick_later(struct tf_plugin *plugin, const char *client_id)
+void tf_kick_later(struct tf_plugin *plugin, const char *client_id)
 {
 	for (int i = 0; i < plugin->n_kick; i++)
 		if (strcmp(plugin->kick[i], client_id) == 0)
@@ -66,14 +66,23 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_WARNING, "trustflow: %s (%s): its certificate does not "
 			"name its organization; refused and disconnected", client_id,
 			username ? username : "no username");
-		kick_later(plugin, client_id);
+		tf_kick_later(plugin, client_id);
 		return MOSQ_ERR_ACL_DENIED;
 	}
 	switch (ed->access) {
-	case MOSQ_ACL_WRITE:
-		return verdict_rc(tf_engine_may_publish(plugin->engine, client_id, username,
-			ed->topic, ed->payload, ed->payloadlen));
+	case MOSQ_ACL_WRITE: {
+		enum tf_verdict v = tf_engine_may_publish(plugin->engine, client_id, username,
+			ed->topic, ed->payload, ed->payloadlen);
+
+		if (v == TF_ALLOW)
+			tf_wills_note_write(plugin->wills, ed->client, ed->topic, ed->payload,
+				ed->payloadlen, ed->qos, ed->retain);
+		return verdict_rc(v);
+	}
 	case MOSQ_ACL_READ:
+		/* A will goes out as the plugin publishes it, stamped. */
+		if (tf_wills_withhold(plugin->wills, ed->topic, ed->payload, ed->payloadlen))
+			return MOSQ_ERR_ACL_DENIED;
 		return verdict_rc(tf_engine_may_receive(plugin->engine, client_id, username,
 			ed->topic, ed->payload, ed->payloadlen));
 	case MOSQ_ACL_SUBSCRIBE:
@@ -86,8 +95,47 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	}
 }
 
+/* A client connecting, before its password is checked (mosquitto runs
+ * the plugins' checks first, then its password_file): its client id must
+ * be its own. Clients with TLS certificates as usernames skip this event
+ * in mosquitto 2.0.11; their listeners set use_username_as_clientid
+ * (docs/tls.md). */
+static int on_basic_auth(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_basic_auth *ed = event_data;
+	struct tf_plugin *plugin = userdata;
+	const char *client_id = mosquitto_client_id(ed->client);
+	/* An MQTT v5 session may outlive a clean start (its expiry interval
+	 * is not shown to plugins). */
+	bool durable = !mosquitto_client_clean_session(ed->client)
+		|| mosquitto_client_protocol_version(ed->client) == 5;
+
+	(void)event;
+	if (client_id == NULL)
+		return MOSQ_ERR_AUTH;
+	if (tf_engine_may_connect(plugin->engine, ed->client, client_id, ed->username, durable)
+			== TF_DENY) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "trustflow: connection of %s (%s) refused: "
+			"its client id belongs to another client", client_id,
+			ed->username ? ed->username : "no username");
+		return MOSQ_ERR_AUTH;
+	}
+	return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+/* A connection has gone (or was refused: then it has no client id). */
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_disconnect *ed = event_data;
+	struct tf_plugin *plugin = userdata;
+
+	(void)event;
+	tf_engine_disconnected(plugin->engine, ed->client, mosquitto_client_id(ed->client));
+	return MOSQ_ERR_SUCCESS;
+}
+
 /* Publishes the copies the engine made (views), each with its stamp. */
-static void publish_copies(const struct tf_message_result *res, int qos, bool retain)
+void tf_publish_copies(const struct tf_message_result *res, int qos, bool retain)
 {
 	for (uint32_t i = 0; i < res->n_copies; i++) {
 		const struct tf_copy *c = &res->copies[i];
@@ -147,6 +195,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	bool deliver;
 
 	(void)event;
+	tf_wills_message_seen(plugin->wills);
 	/* No client can forge or pre-fill a stamp, on any topic. */
 	if (tf_props_strip_stamp(&ed->properties) != MOSQ_ERR_SUCCESS)
 		return MOSQ_ERR_ACL_DENIED;
@@ -166,9 +215,9 @@ static int on_message(int event, void *event_data, void *userdata)
 		deliver = false;
 	}
 	if (deliver)
-		publish_copies(&res, ed->qos, ed->retain);
+		tf_publish_copies(&res, ed->qos, ed->retain);
 	if (res.disconnect)
-		kick_later(plugin, m.client_id);
+		tf_kick_later(plugin, m.client_id);
 	tf_message_result_free(&res);
 	/* ACL_DENIED refuses the message (PUBACK "not authorized" to an MQTT
 	 * v5 publisher); any other error would disconnect the publisher. */
@@ -222,6 +271,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 
 	(void)event;
 	(void)event_data;
+	tf_wills_tick(plugin, plugin->wills);
 	tf_engine_tick(plugin->engine);
 	for (int i = 0; i < plugin->n_kick; i++) {
 		mosquitto_kick_client_by_clientid(plugin->kick[i], false);
@@ -236,6 +286,8 @@ static const struct {
 	MOSQ_FUNC_generic_callback cb;
 	const char *event_data;   /* the topic, for MOSQ_EVT_CONTROL */
 } callbacks[] = {
+	{ MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL },
+	{ MOSQ_EVT_DISCONNECT, on_disconnect, NULL },
 	{ MOSQ_EVT_ACL_CHECK, on_acl_check, NULL },
 	{ MOSQ_EVT_MESSAGE, on_message, NULL },
 	{ MOSQ_EVT_CONTROL, on_control, TF_CONTROL_TOPIC },

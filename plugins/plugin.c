@@ -75,6 +75,12 @@ static void publish_held(void *ctx, const struct tf_held *m)
 	}
 }
 
+/* Disconnects a client at the next TICK. */
+static void disconnect_client(void *ctx, const char *client_id)
+{
+	tf_kick_later(ctx, client_id);
+}
+
 /* Publishes a trace checkpoint, retained, where every client may read it
  * and keep a copy outside the broker. */
 static void publish_checkpoint(void *ctx, const char *json)
@@ -98,6 +104,7 @@ static void plugin_free(struct tf_plugin *plugin)
 {
 	for (int i = 0; i < plugin->n_kick; i++)
 		free(plugin->kick[i]);
+	tf_wills_free(plugin->wills);
 	tf_engine_free(plugin->engine);
 	tf_options_free(&plugin->opts);
 	free(plugin);
@@ -107,18 +114,21 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
 	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, publish_key,
-		publish_checkpoint, publish_alert, publish_held, NULL };
+		publish_checkpoint, publish_alert, publish_held, disconnect_client, NULL };
 	struct tf_plugin *plugin;
 	struct tf_err err = { "" };
 	int rc;
 
 	plugin = calloc(1, sizeof(*plugin));
-	if (plugin == NULL) {
+	if (plugin == NULL || (plugin->wills = tf_wills_new()) == NULL) {
+		free(plugin);
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory");
 		return MOSQ_ERR_NOMEM;
 	}
 	plugin->id = identifier;
+	hooks.ctx = plugin;
 	if (tf_options_init(&plugin->opts, &err) != TF_OK) {
+		tf_wills_free(plugin->wills);
 		free(plugin);
 		goto err;
 	}

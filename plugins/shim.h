@@ -15,14 +15,39 @@
  * handling their PUBLISH. */
 #define TF_KICK_MAX 64
 
+struct tf_wills;
+
 struct tf_plugin {
 	mosquitto_plugin_id_t *id;
 	struct tf_options opts;
 	struct tf_engine *engine;
+	struct tf_wills *wills;   /* wills.c */
 	char *kick[TF_KICK_MAX];
 	int n_kick;
 	bool cert_org_match;      /* plugin_opt_require_cert_org_match true */
 };
+
+/* Queues a client to be disconnected at the next TICK (callbacks.c). */
+void tf_kick_later(struct tf_plugin *plugin, const char *client_id);
+
+/* Publishes the copies (views) of a message result, each with its stamp
+ * (callbacks.c). */
+void tf_publish_copies(const struct tf_message_result *res, int qos, bool retain);
+
+/* Wills (wills.c): mosquitto 2.0.11 publishes them without MESSAGE. The
+ * ACL callback notes every allowed WRITE (tf_wills_note_write), MESSAGE
+ * says it came (tf_wills_message_seen), READ asks whether the delivery is
+ * of a will (tf_wills_withhold: then it is withheld), and TICK passes the
+ * wills found through the engine and publishes them (tf_wills_tick).
+ * tf_wills_new() returns NULL when out of memory. */
+struct tf_wills *tf_wills_new(void);
+void tf_wills_free(struct tf_wills *wills);
+void tf_wills_note_write(struct tf_wills *wills, const struct mosquitto *client,
+		const char *topic, const void *payload, uint32_t payloadlen, int qos, bool retain);
+void tf_wills_message_seen(struct tf_wills *wills);
+bool tf_wills_withhold(struct tf_wills *wills, const char *topic, const void *payload,
+		uint32_t payloadlen);
+void tf_wills_tick(struct tf_plugin *plugin, struct tf_wills *wills);
 
 /* Registers every event callback (callbacks.c). Returns a MOSQ_ERR_*. */
 int tf_callbacks_register(struct tf_plugin *plugin);

@@ -12,6 +12,7 @@ struct tf_identities {
 	struct tf_strmap *org_index;    /* org id -> index */
 	struct tf_strmap *client_index; /* username -> index */
 	struct tf_strmap *symbols;      /* role or purpose -> symbol */
+	struct tf_strmap *client_ids;   /* declared client id -> client index */
 	const char **org_ids;           /* index -> org id */
 	uint32_t n_orgs;
 	struct tf_client *clients;
@@ -20,7 +21,7 @@ struct tf_identities {
 
 static const char *const top_members[] = { "trustflow_identities", "organizations", "clients", NULL };
 static const char *const org_members[] = { "name", NULL };
-static const char *const client_members[] = { "org", "roles", "purposes", NULL };
+static const char *const client_members[] = { "org", "roles", "purposes", "client_ids", NULL };
 
 void tf_identities_free(struct tf_identities *ids)
 {
@@ -29,6 +30,7 @@ void tf_identities_free(struct tf_identities *ids)
 	tf_strmap_free(ids->org_index);
 	tf_strmap_free(ids->client_index);
 	tf_strmap_free(ids->symbols);
+	tf_strmap_free(ids->client_ids);
 	tf_arena_free(&ids->arena);
 	free(ids);
 }
@@ -78,6 +80,69 @@ static int load_labels(struct tf_jctx *c, struct tf_identities *ids, const cJSON
 	*out = syms;
 	*count = n;
 	return rc;
+}
+
+/* Reads a client's optional `client_ids`: the only MQTT client ids it may
+ * connect with, which no other client may use. A client id declared twice
+ * is an error; one that is another client's username is checked once all
+ * clients are read (check_client_ids). */
+static int load_client_ids(struct tf_jctx *c, struct tf_identities *ids, const cJSON *entry,
+		struct tf_client *client)
+{
+	const cJSON *list, *item;
+	size_t mark;
+	int rc, index = 0;
+
+	client->n_client_ids = 0;
+	rc = tf_jarray(c, entry, "client_ids", false, 1, TF_IDENTITIES_MAX_LABELS, &list);
+	if (rc != TF_OK || list == NULL)
+		return rc;
+	mark = tf_jctx_member(c, "client_ids");
+	cJSON_ArrayForEach(item, list) {
+		size_t imark = tf_jctx_index(c, index++);
+		uint32_t owner = ids->n_clients;
+
+		if (!cJSON_IsString(item) || !tf_id_is_valid(item->valuestring)) {
+			rc = tf_jfail(c, "not a valid client id (1 to 128 of A-Z a-z 0-9 . _ : @ -)");
+		} else {
+			int put = tf_strmap_put(ids->client_ids, item->valuestring,
+				strlen(item->valuestring), ids->n_clients, &owner);
+
+			if (put < 0)
+				rc = nomem(c);
+			else if (owner != ids->n_clients)
+				rc = tf_jfail(c, "client id \"%s\" is declared by \"%s\" already",
+					item->valuestring, ids->clients[owner].username);
+			else if (put == 0)
+				rc = tf_jfail(c, "client id \"%s\" is listed twice", item->valuestring);
+		}
+		tf_jctx_pop(c, imark);
+		if (rc != TF_OK)
+			break;
+		client->n_client_ids++;
+	}
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
+/* A declared client id that is another client's username would make two
+ * clients its owner. */
+static int check_client_ids(struct tf_jctx *c, struct tf_identities *ids)
+{
+	for (uint32_t i = 0; i < ids->n_clients; i++) {
+		uint32_t declarer;
+		const char *name = ids->clients[i].username;
+
+		if (tf_strmap_get(ids->client_ids, name, strlen(name), &declarer) && declarer != i) {
+			size_t mark = tf_jctx_member(c, ids->clients[declarer].username);
+			int rc = tf_jfail_at(c, "client_ids", "client id \"%s\" is the username of "
+				"another client", name);
+
+			tf_jctx_pop(c, mark);
+			return rc;
+		}
+	}
+	return TF_OK;
 }
 
 static int load_orgs(struct tf_jctx *c, struct tf_identities *ids, const cJSON *orgs)
@@ -137,6 +202,8 @@ static int load_client(struct tf_jctx *c, struct tf_identities *ids, const cJSON
 	rc = load_labels(c, ids, entry, "roles", &client->roles, &client->n_roles);
 	if (rc == TF_OK)
 		rc = load_labels(c, ids, entry, "purposes", &client->purposes, &client->n_purposes);
+	if (rc == TF_OK)
+		rc = load_client_ids(c, ids, entry, client);
 	if (rc != TF_OK)
 		return rc;
 	client->index = ids->n_clients;
@@ -211,7 +278,9 @@ int tf_identities_from_json(struct tf_jctx *c, const cJSON *root, struct tf_iden
 	ids->org_index = tf_strmap_new();
 	ids->client_index = tf_strmap_new();
 	ids->symbols = tf_strmap_new();
-	if (ids->org_index == NULL || ids->client_index == NULL || ids->symbols == NULL) {
+	ids->client_ids = tf_strmap_new();
+	if (ids->org_index == NULL || ids->client_index == NULL || ids->symbols == NULL
+			|| ids->client_ids == NULL) {
 		rc = nomem(c);
 		goto err;
 	}
@@ -222,6 +291,8 @@ int tf_identities_from_json(struct tf_jctx *c, const cJSON *root, struct tf_iden
 		goto err;
 	mark = tf_jctx_member(c, "clients");
 	rc = load_clients(c, ids, clients);
+	if (rc == TF_OK)
+		rc = check_client_ids(c, ids);
 	tf_jctx_pop(c, mark);
 	if (rc != TF_OK)
 		goto err;
@@ -266,6 +337,18 @@ uint32_t tf_identities_client_index(const struct tf_identities *ids, const char 
 	if (username == NULL || !tf_strmap_get(ids->client_index, username, strlen(username), &i))
 		return TF_NONE;
 	return i;
+}
+
+const struct tf_client *tf_identities_client_id_owner(const struct tf_identities *ids,
+		const char *client_id)
+{
+	uint32_t i;
+
+	if (client_id == NULL)
+		return NULL;
+	if (tf_strmap_get(ids->client_ids, client_id, strlen(client_id), &i))
+		return &ids->clients[i];
+	return tf_identities_client(ids, client_id);
 }
 
 uint32_t tf_identities_org(const struct tf_identities *ids, const char *org_id)
@@ -344,5 +427,6 @@ void tf_symbols_sort_unique(uint32_t *list, uint32_t *n)
 size_t tf_identities_bytes(const struct tf_identities *ids)
 {
 	return sizeof(*ids) + ids->arena.total + tf_strmap_bytes(ids->org_index)
-		+ tf_strmap_bytes(ids->client_index) + tf_strmap_bytes(ids->symbols);
+		+ tf_strmap_bytes(ids->client_index) + tf_strmap_bytes(ids->symbols)
+		+ tf_strmap_bytes(ids->client_ids);
 }

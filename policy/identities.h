@@ -18,7 +18,7 @@
 #define TF_IDENTITIES_MAX_BYTES   (256u * 1024 * 1024)
 #define TF_IDENTITIES_MAX_ORGS    1000000
 #define TF_IDENTITIES_MAX_CLIENTS 10000000
-#define TF_IDENTITIES_MAX_LABELS  64   /* roles, and purposes, per client */
+#define TF_IDENTITIES_MAX_LABELS  64   /* roles, purposes and client ids, per client */
 #define TF_ORG_NAME_MAX           256
 
 /* No such organization, client or symbol. */
@@ -32,6 +32,7 @@ struct tf_client {
 	uint32_t n_purposes;
 	const uint32_t *roles;     /* symbols, ascending */
 	const uint32_t *purposes;  /* symbols, ascending */
+	uint32_t n_client_ids;     /* declared client ids; 0: any not reserved */
 };
 
 struct tf_identities;
@@ -52,6 +53,13 @@ void tf_identities_free(struct tf_identities *ids);
  * until the identities are freed. */
 const struct tf_client *tf_identities_client(const struct tf_identities *ids,
 		const char *username);
+
+/* The client to which an MQTT client id is reserved: the one that
+ * declares it in its `client_ids`, else the one whose username it is;
+ * NULL when it is reserved to no one. Borrowed, valid until the
+ * identities are freed. */
+const struct tf_client *tf_identities_client_id_owner(const struct tf_identities *ids,
+		const char *client_id);
 
 /* Index of the organization with this id, or TF_NONE. */
 uint32_t tf_identities_org(const struct tf_identities *ids, const char *org_id);

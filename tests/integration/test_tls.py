@@ -13,6 +13,8 @@ import tempfile
 import harness
 
 import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 TOPIC = "city/water/d7/telemetry"
@@ -50,11 +52,12 @@ class TlsClient:
     """A paho client over TLS; connected is the CONNACK code, or None when
     the connection failed (the TLS handshake included)."""
 
-    def __init__(self, port, ca, cert=None, key=None):
+    def __init__(self, port, ca, cert=None, key=None, client_id=None, persistent=False):
         self.messages = queue.Queue()
         self.acks = queue.Queue()
         self.gone = queue.Queue()
-        self.mqtt = paho.Client(client_id=f"tls-{os.urandom(4).hex()}", protocol=paho.MQTTv5)
+        self.mqtt = paho.Client(client_id=client_id or f"tls-{os.urandom(4).hex()}",
+                                protocol=paho.MQTTv5)
         self.mqtt.tls_set(ca_certs=ca, certfile=cert, keyfile=key, cert_reqs=ssl.CERT_REQUIRED)
         connected = queue.Queue()
         self.mqtt.on_connect = lambda c, u, f, rc, p=None: connected.put(rc.value)
@@ -63,7 +66,13 @@ class TlsClient:
         self.mqtt.on_disconnect = lambda *a: self.gone.put(True)
         self.connected = None
         try:
-            self.mqtt.connect("127.0.0.1", port, keepalive=30)
+            if persistent:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = 300
+                self.mqtt.connect("127.0.0.1", port, keepalive=30, clean_start=False,
+                                  properties=props)
+            else:
+                self.mqtt.connect("127.0.0.1", port, keepalive=30)
             # Until the CONNACK, or until the connection fails: a refused
             # certificate shows as a TLS error or a closed connection.
             deadline = harness.time.monotonic() + 10
@@ -101,16 +110,18 @@ class MutualTlsTest(harness.BrokerTestCase):
                f"cafile {self.ca}\n"
                f"certfile {os.path.join(self.certs, 'broker.crt')}\n"
                f"keyfile {os.path.join(self.certs, 'broker.key')}\n"
-               "require_certificate true\nuse_identity_as_username true\n")
+               "require_certificate true\nuse_identity_as_username true\n"
+               "use_username_as_clientid true\n")
         self.broker = self.start_broker(identities=IDENTITIES, policies={"water.json": WATER},
+                                        passwords={u: "demo" for u in IDENTITIES["clients"]},
                                         plugin_options={"require_cert_org_match": "true"},
                                         extra_conf=tls)
         self.addCleanup(harness.shutil.rmtree, self.certs, True)
 
-    def client_of(self, username, cert_dir=None):
+    def client_of(self, username, cert_dir=None, **kwargs):
         cert_dir = cert_dir or os.path.join(self.certs, "clients")
         client = TlsClient(self.tls_port, self.ca, os.path.join(cert_dir, f"{username}.crt"),
-                           os.path.join(cert_dir, f"{username}.key"))
+                           os.path.join(cert_dir, f"{username}.key"), **kwargs)
         self.addCleanup(client.close)
         return client
 
@@ -128,6 +139,22 @@ class MutualTlsTest(harness.BrokerTestCase):
         self.assertLess(harness.publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 2}'),
                         0x80)
         self.assertEqual(maint.messages.get(timeout=10).payload, b'{"flow": 2}')
+
+    def test_a_certificate_cannot_take_over_another_clients_session(self):
+        # mosquitto hands a session to whoever connects with its client id,
+        # and certificate clients skip the plugin's check at CONNECT: the
+        # listener's use_username_as_clientid makes the CN the client id.
+        maint = self.client_of("maint-app", client_id="maint-app", persistent=True)
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        maint.close()
+        intruder = self.client_of("ww-sensor-01", client_id="maint-app", persistent=True)
+        self.assertEqual(intruder.connected, 0)
+        self.assertLess(harness.publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 3}'),
+                        0x80)
+        back = self.client_of("maint-app", client_id="maint-app", persistent=True)
+        self.assertEqual(back.connected, 0)
+        self.assertEqual(back.messages.get(timeout=10).payload, b'{"flow": 3}')
+        self.assertTrue(intruder.messages.empty())
 
     def test_a_certificate_naming_another_org_is_refused(self):
         wrong = os.path.join(self.certs, "wrong")

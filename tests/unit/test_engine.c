@@ -439,6 +439,46 @@ static void missing_key_without_autogen_fails(void **state)
 
 /* --- decisions ----------------------------------------------------------- */
 
+/* A client without a username is never counted, blocked or named as a
+ * user, whatever its client id: here one named like the sensor probes
+ * until the guard blocks it (with the default guard_denied_burst). */
+static void a_burst_without_username_does_not_block_the_user(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(tf_engine_may_subscribe(f->e, "ww-sensor-01", NULL, "city/#"),
+			TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "ww-sensor-01", NULL, "misc/x", "", 0),
+		TF_DENY);
+	assert_int_equal(tf_engine_may_publish(f->e, "test-client", "ww-sensor-01", f->topic, "", 0),
+		TF_ALLOW);
+}
+
+/* A client id is its identity's: reserved by the identities file to the
+ * user whose name it is; otherwise bound to whoever uses it first. */
+static void client_ids_belong_to_one_identity(void **state)
+{
+	struct fixture *f = *state;
+	int conn_a = 0, conn_b = 0;   /* only their addresses matter */
+
+	assert_int_equal(tf_engine_may_connect(f->e, &conn_a, "ww-sensor-01", NULL, false), TF_DENY);
+	assert_int_equal(tf_engine_may_connect(f->e, &conn_a, "ww-sensor-01", "maint-app", false),
+		TF_DENY);
+	assert_int_equal(tf_engine_may_connect(f->e, &conn_a, "ww-sensor-01", "ww-sensor-01", false),
+		TF_DEFER);
+	assert_int_equal(tf_engine_may_connect(f->e, &conn_a, "app-1", "maint-app", true), TF_DEFER);
+	assert_int_equal(tf_engine_may_connect(f->e, &conn_b, "app-1", "outsider", true), TF_DENY);
+	tf_engine_disconnected(f->e, &conn_a, "app-1");
+	assert_int_equal(tf_engine_may_connect(f->e, &conn_b, "app-1", NULL, true), TF_DENY);
+	/* A refused connection (its password, say) leaves nothing bound. */
+	assert_int_equal(tf_engine_may_connect(f->e, &conn_b, "app-2", "outsider", false), TF_DEFER);
+	tf_engine_disconnected(f->e, &conn_b, NULL);
+	assert_int_equal(tf_engine_may_connect(f->e, &conn_a, "app-2", "maint-app", false),
+		TF_DEFER);
+	assert_non_null(strstr(f->alerts[f->n_alerts - 1], "client-id-refused"));
+}
+
 static void publish_verdicts(void **state)
 {
 	struct fixture *f = *state;
@@ -1163,6 +1203,8 @@ int main(void)
 		T(publish_keys_publishes_the_signing_key),
 		T(missing_key_without_autogen_fails),
 		T(publish_verdicts),
+		T(a_burst_without_username_does_not_block_the_user),
+		T(client_ids_belong_to_one_identity),
 		T(subscribe_verdicts),
 		T(receive_verdicts),
 		T(governed_message_is_stamped),

@@ -469,6 +469,40 @@ static void invalid_role_or_purpose_names_its_index(void **state)
 		FILE_NAME ": $.clients.x.purposes[2]: not a valid id");
 }
 
+static void client_ids_are_reserved_to_their_declarer(void **state)
+{
+	struct tf_identities *ids;
+
+	(void)state;
+	ids = load_ok(ORGS "\"clients\": {\"a\": {\"org\": \"o\", \"client_ids\": [\"a-1\", \"a-2\"]}, "
+		"\"b\": {\"org\": \"o\"}}}");
+	assert_string_equal(tf_identities_client_id_owner(ids, "a-2")->username, "a");
+	assert_int_equal(tf_identities_client(ids, "a")->n_client_ids, 2);
+	assert_int_equal(tf_identities_client(ids, "b")->n_client_ids, 0);
+	/* A username is reserved to its client as a client id too. */
+	assert_string_equal(tf_identities_client_id_owner(ids, "b")->username, "b");
+	assert_null(tf_identities_client_id_owner(ids, "c"));
+	assert_null(tf_identities_client_id_owner(ids, NULL));
+	tf_identities_free(ids);
+}
+
+static void client_ids_are_checked(void **state)
+{
+	(void)state;
+	expect_invalid(ORGS "\"clients\": {\"a\": {\"org\": \"o\", \"client_ids\": [\"x\", \"x\"]}}}",
+		FILE_NAME ": $.clients.a.client_ids[1]: client id \"x\" is listed twice");
+	expect_invalid(ORGS "\"clients\": {\"a\": {\"org\": \"o\", \"client_ids\": [\"x\"]}, "
+		"\"b\": {\"org\": \"o\", \"client_ids\": [\"x\"]}}}",
+		FILE_NAME ": $.clients.b.client_ids[0]: client id \"x\" is declared by \"a\" already");
+	expect_invalid(ORGS "\"clients\": {\"a\": {\"org\": \"o\", \"client_ids\": [\"b\"]}, "
+		"\"b\": {\"org\": \"o\"}}}",
+		FILE_NAME ": $.clients.a.client_ids: client id \"b\" is the username of another client");
+	expect_invalid(ORGS "\"clients\": {\"a\": {\"org\": \"o\", \"client_ids\": []}}}",
+		FILE_NAME ": $.clients.a.client_ids: ...");
+	expect_invalid(ORGS "\"clients\": {\"a\": {\"org\": \"o\", \"client_ids\": [\"a b\"]}}}",
+		FILE_NAME ": $.clients.a.client_ids[0]: not a valid client id...");
+}
+
 static void roles_must_be_a_list(void **state)
 {
 	(void)state;
@@ -575,6 +609,8 @@ int main(void)
 		cmocka_unit_test(roles_must_be_a_list),
 		cmocka_unit_test(at_most_64_roles_and_purposes),
 		cmocka_unit_test(member_given_twice_is_refused),
+		cmocka_unit_test(client_ids_are_reserved_to_their_declarer),
+		cmocka_unit_test(client_ids_are_checked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
