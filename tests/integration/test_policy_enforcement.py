@@ -1,7 +1,8 @@
 """Policies enforced by a real broker on real clients: entitled consumers
 receive; everyone else, including a `#` subscriber, an unidentified client,
 a client whose rule has expired and a consumer of another org, receives
-nothing governed; denied publishes are refused with "not authorized";
+nothing governed; denied publishes (another organization's sensor on the
+owner's topics among them) are refused with "not authorized";
 views carry only the fields a rule allows; a broken reload changes nothing.
 """
 
@@ -31,6 +32,8 @@ IDENTITIES = {
         "old-app": {"org": "old-co", "purposes": ["maintenance"]},
         "lab-analyst": {"org": "research-lab"},
         "snoop": {"org": "other-co"},
+        # Has the role water's publishers name, but is not the owner's.
+        "foreign-sensor": {"org": "other-co", "roles": ["sensor"]},
     },
 }
 
@@ -158,6 +161,14 @@ class PolicyEnforcementTest(harness.BrokerTestCase):
         for username in ("snoop", "ww-operator", "maint-app"):
             with self.subTest(username=username):
                 self.assertEqual(self.publish(username=username), NOT_AUTHORIZED)
+
+    def test_another_orgs_sensor_cannot_publish_the_owners_data(self):
+        # water's publishers are {"roles": ["sensor"]}, with no orgs: the
+        # waterworks' sensors only.
+        operator = self.login("ww-operator")
+        self.assertEqual(operator.subscribe("city/water/+/telemetry"), 1)
+        self.assertEqual(self.publish(username="foreign-sensor"), NOT_AUTHORIZED)
+        self.assert_withheld(operator)
 
     def test_nobody_publishes_on_a_view_or_under_trustflow(self):
         self.assertEqual(self.publish("views/research-lab/" + TOPIC, '{"flow": 1}'),

@@ -47,6 +47,7 @@ static const char identities_text[] =
 	"  },\n"
 	"  \"clients\": {\n"
 	"    \"ww-sensor-01\":    { \"org\": \"city-waterworks\", \"roles\": [\"sensor\"] },\n"
+	"    \"other-sensor\":    { \"org\": \"other-co\", \"roles\": [\"sensor\"] },\n"
 	"    \"ww-viewer\":       { \"org\": \"city-waterworks\", \"roles\": [\"viewer\"] },\n"
 	"    \"ops-admin\":       { \"org\": \"city-waterworks\", \"roles\": [\"trustflow-admin\"] },\n"
 	"    \"ww-steward\":      { \"org\": \"city-waterworks\", \"roles\": [\"data-steward\"] },\n"
@@ -61,7 +62,7 @@ static const char identities_text[] =
 	"}\n";
 
 static const char *const all_clients[] = {
-	"ww-sensor-01", "ww-viewer", "ops-admin", "ww-steward", "other-steward", "maint-app",
+	"ww-sensor-01", "other-sensor", "ww-viewer", "ops-admin", "ww-steward", "other-steward", "maint-app",
 	"maint-nopurpose", "maint-billing", "lab-bot", "other-app", "vip",
 };
 #define N_CLIENTS (sizeof(all_clients) / sizeof(all_clients[0]))
@@ -328,11 +329,42 @@ static void publish_needs_a_publishers_match(void **state)
 	EXPECT(pub(set, "lab-bot", WATER_TOPIC), DENY, WATER, NONE);
 	tf_policy_set_free(set);
 
-	/* publishers {}: any identified client, of any org. */
+	/* publishers {}: any identified client of the owner org (no `orgs`). */
 	set = BUILD(false, open_pub);
-	EXPECT(pub(set, "other-app", "open/x"), ALLOW, "open-pub@1", PUBS);
 	EXPECT(pub(set, "ww-viewer", "open/x"), ALLOW, "open-pub@1", PUBS);
+	EXPECT(pub(set, "ops-admin", "open/x"), ALLOW, "open-pub@1", PUBS);
+	EXPECT(pub(set, "other-app", "open/x"), DENY, "open-pub@1", NONE);
 	EXPECT(pub(set, NULL, "open/x"), DENY, "open-pub@1", NONE);
+	tf_policy_set_free(set);
+}
+
+/* In publishers, a selector without `orgs` is about the owner org's
+ * clients only: another org's client with the role is no publisher. */
+static void publishers_of_another_org_need_orgs(void **state)
+{
+	static const char named[] =
+		"{\"trustflow_policy\": 1, \"id\": \"named\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"named/+\"],"
+		" \"publishers\": {\"orgs\": [\"city-waterworks\", \"other-co\"],"
+		" \"roles\": [\"sensor\"]}}";
+	static const char by_name[] =
+		"{\"trustflow_policy\": 1, \"id\": \"by-name\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"by-name/+\"],"
+		" \"publishers\": {\"clients\": [\"other-sensor\", \"ww-sensor-01\"]}}";
+	struct tf_policy_set *set = BUILD(false, water, named, by_name);
+
+	(void)state;
+	/* water: publishers {"roles": ["sensor"]}. */
+	EXPECT(pub(set, "ww-sensor-01", WATER_TOPIC), ALLOW, WATER, PUBS);
+	EXPECT(pub(set, "other-sensor", WATER_TOPIC), DENY, WATER, NONE);
+	/* Naming the other org in `orgs` lets its sensors in, and only them. */
+	EXPECT(pub(set, "other-sensor", "named/x"), ALLOW, "named@1", PUBS);
+	EXPECT(pub(set, "ww-sensor-01", "named/x"), ALLOW, "named@1", PUBS);
+	EXPECT(pub(set, "other-app", "named/x"), DENY, "named@1", NONE);
+	EXPECT(pub(set, "maint-app", "named/x"), DENY, "named@1", NONE);
+	/* Naming the client is not naming its org. */
+	EXPECT(pub(set, "ww-sensor-01", "by-name/x"), ALLOW, "by-name@1", PUBS);
+	EXPECT(pub(set, "other-sensor", "by-name/x"), DENY, "by-name@1", NONE);
 	tf_policy_set_free(set);
 }
 
@@ -1180,6 +1212,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(publish_needs_a_publishers_match),
+		cmocka_unit_test(publishers_of_another_org_need_orgs),
 		cmocka_unit_test(publish_without_publishers_is_for_the_owner_org),
 		cmocka_unit_test(publish_by_unidentified_is_denied),
 		cmocka_unit_test(publish_on_a_view_is_denied_to_everyone),
