@@ -3,7 +3,9 @@ receive; everyone else, including a `#` subscriber, an unidentified client,
 a client whose rule has expired and a consumer of another org, receives
 nothing governed; denied publishes (another organization's sensor on the
 owner's topics among them) are refused with "not authorized";
-views carry only the fields a rule allows; a broken reload changes nothing.
+views carry only the fields a rule allows; a broken reload, or one in
+which another owner captures a topic inside the waterworks' filter,
+changes nothing.
 """
 
 import time
@@ -222,6 +224,29 @@ class PolicyEnforcementTest(harness.BrokerTestCase):
         self.assertEqual(snoop.subscribe(TOPIC), 1)
         self.assertLess(self.publish(), 0x80)
         self.assertEqual(snoop.receive().payload.decode(), READING)
+
+
+    def test_reload_capturing_another_owners_topic_is_refused(self):
+        # other-co writes a more specific policy for one of the
+        # waterworks' topics, letting itself publish and read there.
+        capture = {
+            "trustflow_policy": 1, "id": "capture", "version": 1, "owner": "other-co",
+            "topics": [TOPIC], "publishers": {"orgs": ["other-co"]},
+        }
+        self.broker.write_policy("capture.json", capture)
+        self.broker.reload()
+        rejected = [line for line in self.broker.log().splitlines()
+                    if "policy reload rejected" in line]
+        self.assertEqual(len(rejected), 1)
+        self.assertIn("capture.json", rejected[0])
+        self.assertIn("water.json", rejected[0])
+        # The waterworks' rules stay in force on the topic.
+        snoop, maint = self.login("snoop"), self.login("maint-app")
+        self.assertEqual(snoop.subscribe(TOPIC), NOT_AUTHORIZED)
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        self.assertEqual(self.publish(username="snoop"), NOT_AUTHORIZED)
+        self.assertLess(self.publish(), 0x80)
+        self.assertEqual(maint.receive().payload.decode(), READING)
 
 
 class ExpiryTest(harness.BrokerTestCase):
