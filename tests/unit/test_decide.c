@@ -62,7 +62,8 @@ static const char identities_text[] =
 	"}\n";
 
 static const char *const all_clients[] = {
-	"ww-sensor-01", "other-sensor", "ww-viewer", "ops-admin", "ww-steward", "other-steward", "maint-app",
+	"ww-sensor-01", "other-sensor", "ww-viewer", "ops-admin", "ww-steward", "other-steward",
+	"maint-app",
 	"maint-nopurpose", "maint-billing", "lab-bot", "other-app", "vip",
 };
 #define N_CLIENTS (sizeof(all_clients) / sizeof(all_clients[0]))

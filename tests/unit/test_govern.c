@@ -421,9 +421,11 @@ static void overlap_other_agrees_with_pairwise_overlap(void **state)
 			bool any = false;
 
 			for (uint32_t j = 0; j < n; j++)
-				any |= owners[j] != owner && tf_filters_overlap(filters[i], filters[j]);
+				any |= owners[j] != owner
+					&& tf_filters_overlap(filters[i], filters[j]);
 			if (any != (e.kind != TF_GOVERN_NONE))
-				fail_msg("%s, owner %u: overlap_other says %d", filters[i], owner, !any);
+				fail_msg("%s, owner %u: overlap_other says %d", filters[i], owner,
+					!any);
 			if (any && (owners[e.policy] == owner
 					|| !tf_filters_overlap(filters[i], filters[e.policy])))
 				fail_msg("%s, owner %u: wrong entry %s", filters[i], owner,

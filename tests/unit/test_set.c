@@ -398,9 +398,10 @@ static void overlapping_filters_of_two_owners_are_refused(void **state)
 				continue;
 			}
 			snprintf(expected, sizeof(expected),
-				"%s/b.json: $.topics[0]: topic filter \"%s\" of owner maint-co overlaps"
-				" \"%s\" of owner city-waterworks in %s/a.json (policies of different"
-				" owners cannot govern the same topics)", t.dir, second, first, t.dir);
+				"%s/b.json: $.topics[0]: topic filter \"%s\" of owner maint-co"
+				" overlaps \"%s\" of owner city-waterworks in %s/a.json (policies"
+				" of different owners cannot govern the same topics)", t.dir, second,
+				first, t.dir);
 			load_fails(&t, TF_ERR_INVALID, expected);
 		}
 	}
