@@ -159,6 +159,14 @@ void tf_decide_publish(const struct tf_policy_set *set, const struct tf_client *
 		d->view = true;
 	} else if (who == NULL) {
 		set_decision(d, TF_DENY, p, TF_RULE_NONE, "unidentified client");
+	} else if (p->has_publishers && !p->publishers.orgs.present && who->org != p->owner) {
+		/* Publishers without `orgs` are the owner org's own clients:
+		 * otherwise {"roles": ["sensor"]} would let any organization's
+		 * sensor publish the owner's data, stamped under its policy.
+		 * Other orgs publish only where `orgs` names them (policy-v1). */
+		set_decision(d, TF_DENY, p, TF_RULE_NONE,
+			"not among the policy's publishers (they name no orgs: "
+			"the owner organization's clients only)");
 	} else if (p->has_publishers && tf_selector_matches(&p->publishers, who)) {
 		set_decision(d, TF_ALLOW, p, TF_RULE_PUBLISHERS, "matches the policy's publishers");
 	} else if (p->has_publishers) {

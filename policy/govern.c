@@ -8,6 +8,10 @@
 
 #define NO_NODE  UINT32_MAX
 #define NO_ENTRY UINT32_MAX
+/* Owners in a node's summary; no entry has either. NO_OWNER also stands
+ * for "any owner" in the overlap walks. */
+#define NO_OWNER     UINT32_MAX
+#define MIXED_OWNERS (UINT32_MAX - 1)
 
 struct node {
 	uint32_t plus;        /* child for a `+` level */
@@ -15,6 +19,10 @@ struct node {
 	uint32_t end_entry;   /* entry of the filter that ends here */
 	uint32_t first_child; /* literal children, for walks that need them all */
 	uint32_t next_sibling;
+	/* The owner of every entry at or below this node, NO_OWNER when there
+	 * is none, MIXED_OWNERS when they have several: the overlap walks
+	 * skip branches with nothing they look for. */
+	uint32_t owners;
 };
 
 struct tf_govern {
@@ -55,6 +63,7 @@ static void empty_node(struct node *n)
 	n->end_entry = NO_ENTRY;
 	n->first_child = NO_NODE;
 	n->next_sibling = NO_NODE;
+	n->owners = NO_OWNER;
 }
 
 struct tf_govern *tf_govern_new(void)
@@ -154,6 +163,28 @@ static uint32_t child_for(struct tf_govern *g, uint32_t parent, struct level l)
 	return child;
 }
 
+/* Notes owner in the summary of each node on filter's path (which exists:
+ * the filter was just added). */
+static void note_owner(struct tf_govern *g, const char *filter, uint32_t owner)
+{
+	const char *rest = filter;
+	uint32_t node = 0;
+
+	for (;;) {
+		uint32_t *owners = &g->nodes[node].owners;
+		struct level l;
+
+		*owners = *owners == NO_OWNER || *owners == owner ? owner : MIXED_OWNERS;
+		if (rest == NULL)
+			return;
+		l = level_at(rest);
+		if (is_level(l, '#'))
+			return;
+		node = is_level(l, '+') ? g->nodes[node].plus : literal_child(g, node, l);
+		rest = l.next;
+	}
+}
+
 int tf_govern_add(struct tf_govern *g, const char *filter, struct tf_governance entry,
 		struct tf_governance *existing)
 {
@@ -189,6 +220,7 @@ int tf_govern_add(struct tf_govern *g, const char *filter, struct tf_governance 
 	}
 	g->entries[g->n_entries] = entry;
 	*slot = (uint32_t)g->n_entries++;
+	note_owner(g, filter, entry.owner);
 	return 1;
 }
 
@@ -214,64 +246,92 @@ static uint32_t most_specific(const struct tf_govern *g, uint32_t node, const ch
 
 struct tf_governance tf_govern_lookup(const struct tf_govern *g, const char *topic)
 {
-	struct tf_governance none = { TF_GOVERN_NONE, 0, 0 };
+	struct tf_governance none = { TF_GOVERN_NONE, 0, 0, 0 };
 	uint32_t e = most_specific(g, 0, topic);
 
 	return e == NO_ENTRY ? none : g->entries[e];
 }
 
-/* Any entry at node or below it. */
-static uint32_t any_below(const struct tf_govern *g, uint32_t node)
+/* Whether entry e exists and is not owner's (NO_OWNER: any entry is). */
+static bool is_other(const struct tf_govern *g, uint32_t e, uint32_t owner)
+{
+	return e != NO_ENTRY && g->entries[e].owner != owner;
+}
+
+/* Whether the branch at n can hold an entry that is not owner's. */
+static bool may_hold_other(const struct node *n, uint32_t owner)
+{
+	return n->owners != NO_OWNER && n->owners != owner;
+}
+
+/* An entry at node or below it that is not owner's. A branch that
+ * may_hold_other has one, so the walk only descends where it finds it. */
+static uint32_t other_below(const struct tf_govern *g, uint32_t node, uint32_t owner)
 {
 	const struct node *n = &g->nodes[node];
 	uint32_t found;
 
-	if (n->end_entry != NO_ENTRY)
+	if (!may_hold_other(n, owner))
+		return NO_ENTRY;
+	if (is_other(g, n->end_entry, owner))
 		return n->end_entry;
-	if (n->hash_entry != NO_ENTRY)
+	if (is_other(g, n->hash_entry, owner))
 		return n->hash_entry;
-	if (n->plus != NO_NODE && (found = any_below(g, n->plus)) != NO_ENTRY)
+	if (n->plus != NO_NODE && (found = other_below(g, n->plus, owner)) != NO_ENTRY)
 		return found;
 	for (uint32_t c = n->first_child; c != NO_NODE; c = g->nodes[c].next_sibling)
-		if ((found = any_below(g, c)) != NO_ENTRY)
+		if ((found = other_below(g, c, owner)) != NO_ENTRY)
 			return found;
 	return NO_ENTRY;
 }
 
-/* An entry at or below node whose filter overlaps the rest of a filter. */
-static uint32_t overlap(const struct tf_govern *g, uint32_t node, const char *rest)
+/* An entry at or below node, not owner's, whose filter overlaps the rest
+ * of a filter. Topics that begin with `$` need no care here: no filter in
+ * the trie begins with `$`, so none matches such a topic and the levels
+ * alone decide. The recursion is bounded by the filter's depth. */
+static uint32_t overlap(const struct tf_govern *g, uint32_t node, const char *rest,
+		uint32_t owner)
 {
 	const struct node *n = &g->nodes[node];
 	struct level l;
 	uint32_t child, found;
 
+	if (!may_hold_other(n, owner))
+		return NO_ENTRY;
 	/* A filter that goes on with `#` here overlaps everything below. */
-	if (n->hash_entry != NO_ENTRY)
+	if (is_other(g, n->hash_entry, owner))
 		return n->hash_entry;
 	if (rest == NULL)
-		return n->end_entry;
+		return is_other(g, n->end_entry, owner) ? n->end_entry : NO_ENTRY;
 	l = level_at(rest);
+	/* `#` matches this level's topic too (`a/#` matches `a`). */
 	if (is_level(l, '#'))
-		return any_below(g, node);
+		return other_below(g, node, owner);
 	if (is_level(l, '+')) {
 		for (child = n->first_child; child != NO_NODE; child = g->nodes[child].next_sibling)
-			if ((found = overlap(g, child, l.next)) != NO_ENTRY)
+			if ((found = overlap(g, child, l.next, owner)) != NO_ENTRY)
 				return found;
 	} else if ((child = literal_child(g, node, l)) != NO_NODE
-			&& (found = overlap(g, child, l.next)) != NO_ENTRY) {
+			&& (found = overlap(g, child, l.next, owner)) != NO_ENTRY) {
 		return found;
 	}
 	if (n->plus != NO_NODE)
-		return overlap(g, n->plus, l.next);
+		return overlap(g, n->plus, l.next, owner);
 	return NO_ENTRY;
+}
+
+struct tf_governance tf_govern_overlap_other(const struct tf_govern *g, const char *filter,
+		uint32_t owner)
+{
+	struct tf_governance none = { TF_GOVERN_NONE, 0, 0, 0 };
+	uint32_t e = overlap(g, 0, filter, owner);
+
+	return e == NO_ENTRY ? none : g->entries[e];
 }
 
 struct tf_governance tf_govern_overlap_any(const struct tf_govern *g, const char *filter)
 {
-	struct tf_governance none = { TF_GOVERN_NONE, 0, 0 };
-	uint32_t e = overlap(g, 0, filter);
-
-	return e == NO_ENTRY ? none : g->entries[e];
+	return tf_govern_overlap_other(g, filter, NO_OWNER);
 }
 
 size_t tf_govern_bytes(const struct tf_govern *g)

@@ -54,7 +54,7 @@ struct tf_policy {
 	const char *const *topics;
 	uint32_t n_topics;
 	bool has_publishers;     /* false: any client of the owner org publishes */
-	struct tf_selector publishers;
+	struct tf_selector publishers;   /* without orgs: owner org clients only (decide.c) */
 	const struct tf_consumer_rule *consumers;
 	uint32_t n_consumers;
 	uint32_t n_views;        /* consumer rules with fields and a view */

@@ -2,7 +2,8 @@
  * rule) is about. A selector matches a client when every key present
  * matches: orgs holds its org, clients its username, roles and purposes
  * share an entry with its own. {} matches every identified client; an
- * unidentified client matches nothing. */
+ * unidentified client matches nothing. (A policy's publishers without orgs
+ * are further limited to the owner org's clients: policy/decide.c.) */
 #ifndef TF_POLICY_SELECTOR_H
 #define TF_POLICY_SELECTOR_H
 

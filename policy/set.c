@@ -79,25 +79,54 @@ static int index_ids(struct tf_policy_set *set, struct tf_err *err)
 	return TF_OK;
 }
 
+/* Adds filter t of policy i, owned by owner. Two owners' filters must
+ * not overlap: otherwise a second owner could write a more specific filter
+ * inside the first one's and take its topics over (policy-v1, "Which policy
+ * governs a topic"). The check sees the filters added before; the later
+ * of two overlapping ones reports the pair. */
+static int govern_topic(struct tf_policy_set *set, uint32_t i, uint32_t t, uint32_t owner,
+		struct tf_err *err)
+{
+	const struct tf_policy *p = &set->policies[i], *q;
+	struct tf_governance e = { TF_GOVERN_POLICY, i, t, owner }, other;
+	int added = tf_govern_add(set->govern, p->topics[t], e, &other);
+
+	if (added < 0)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing topics");
+	if (added == 0)
+		return tf_err_set(err, TF_ERR_INVALID,
+			"%s: $.topics[%u]: topic filter \"%s\" is also in %s "
+			"(two policies cannot govern the same filter)", p->file, t,
+			p->topics[t], set->policies[other.policy].file);
+	other = tf_govern_overlap_other(set->govern, p->topics[t], owner);
+	if (other.kind == TF_GOVERN_NONE)
+		return TF_OK;
+	q = &set->policies[other.policy];
+	return tf_err_set(err, TF_ERR_INVALID,
+		"%s: $.topics[%u]: topic filter \"%s\" of owner %s overlaps \"%s\" of owner %s "
+		"in %s (policies of different owners cannot govern the same topics)", p->file, t,
+		p->topics[t], p->owner_id, q->topics[other.rule], q->owner_id, q->file);
+}
+
 static int govern_topics(struct tf_policy_set *set, struct tf_err *err)
 {
-	for (uint32_t i = 0; i < set->n_policies; i++) {
+	/* Each owner's number is the index of its first policy. Owners are
+	 * told apart by id: a check without identities has no org indexes. */
+	struct tf_strmap *owners = tf_strmap_new();
+	int rc = owners != NULL ? TF_OK
+		: tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing topics");
+
+	for (uint32_t i = 0; i < set->n_policies && rc == TF_OK; i++) {
 		const struct tf_policy *p = &set->policies[i];
+		uint32_t owner = i;
 
-		for (uint32_t t = 0; t < p->n_topics; t++) {
-			struct tf_governance e = { TF_GOVERN_POLICY, i, 0 }, other;
-			int added = tf_govern_add(set->govern, p->topics[t], e, &other);
-
-			if (added < 0)
-				return tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing topics");
-			if (added == 0)
-				return tf_err_set(err, TF_ERR_INVALID,
-					"%s: $.topics[%u]: topic filter \"%s\" is also in %s "
-					"(two policies cannot govern the same filter)", p->file, t,
-					p->topics[t], set->policies[other.policy].file);
-		}
+		if (tf_strmap_put(owners, p->owner_id, strlen(p->owner_id), i, &owner) < 0)
+			rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing topics");
+		for (uint32_t t = 0; t < p->n_topics && rc == TF_OK; t++)
+			rc = govern_topic(set, i, t, owner, err);
 	}
-	return TF_OK;
+	tf_strmap_free(owners);
+	return rc;
 }
 
 /* Views go in after every policy's topics, so that the overlap check sees
@@ -109,7 +138,8 @@ static int govern_views(struct tf_policy_set *set, struct tf_err *err)
 
 		for (uint32_t r = 0; r < p->n_consumers; r++) {
 			const char *view = p->consumers[r].view;
-			struct tf_governance e = { TF_GOVERN_VIEW, i, r }, other;
+			/* A view overlaps nothing at all: its owner plays no part. */
+			struct tf_governance e = { TF_GOVERN_VIEW, i, r, 0 }, other;
 			char filter[TF_TOPIC_MAX_LEN + 3];
 
 			if (view == NULL)
@@ -250,8 +280,8 @@ static int index_receivers(struct tf_policy_set *set, struct tf_err *err)
 }
 
 /* Everything that needs the whole set: unique ids, no filter in two
- * policies, views that overlap nothing, and (with identities) the index of
- * who may receive what. */
+ * policies, no overlap between owners' filters, views that overlap
+ * nothing, and (with identities) the index of who may receive what. */
 static int assemble(struct tf_policy_set *set, struct tf_err *err)
 {
 	int rc = index_ids(set, err);

@@ -1,8 +1,11 @@
 """Policies enforced by a real broker on real clients: entitled consumers
 receive; everyone else, including a `#` subscriber, an unidentified client,
 a client whose rule has expired and a consumer of another org, receives
-nothing governed; denied publishes are refused with "not authorized";
-views carry only the fields a rule allows; a broken reload changes nothing.
+nothing governed; denied publishes (another organization's sensor on the
+owner's topics among them) are refused with "not authorized";
+views carry only the fields a rule allows; a broken reload, or one in
+which another owner captures a topic inside the waterworks' filter,
+changes nothing.
 """
 
 import time
@@ -31,6 +34,8 @@ IDENTITIES = {
         "old-app": {"org": "old-co", "purposes": ["maintenance"]},
         "lab-analyst": {"org": "research-lab"},
         "snoop": {"org": "other-co"},
+        # Has the role water's publishers name, but is not the owner's.
+        "foreign-sensor": {"org": "other-co", "roles": ["sensor"]},
     },
 }
 
@@ -159,6 +164,14 @@ class PolicyEnforcementTest(harness.BrokerTestCase):
             with self.subTest(username=username):
                 self.assertEqual(self.publish(username=username), NOT_AUTHORIZED)
 
+    def test_another_orgs_sensor_cannot_publish_the_owners_data(self):
+        # water's publishers are {"roles": ["sensor"]}, with no orgs: the
+        # waterworks' sensors only.
+        operator = self.login("ww-operator")
+        self.assertEqual(operator.subscribe("city/water/+/telemetry"), 1)
+        self.assertEqual(self.publish(username="foreign-sensor"), NOT_AUTHORIZED)
+        self.assert_withheld(operator)
+
     def test_nobody_publishes_on_a_view_or_under_trustflow(self):
         self.assertEqual(self.publish("views/research-lab/" + TOPIC, '{"flow": 1}'),
                          NOT_AUTHORIZED)
@@ -211,6 +224,29 @@ class PolicyEnforcementTest(harness.BrokerTestCase):
         self.assertEqual(snoop.subscribe(TOPIC), 1)
         self.assertLess(self.publish(), 0x80)
         self.assertEqual(snoop.receive().payload.decode(), READING)
+
+
+    def test_reload_capturing_another_owners_topic_is_refused(self):
+        # other-co writes a more specific policy for one of the
+        # waterworks' topics, letting itself publish and read there.
+        capture = {
+            "trustflow_policy": 1, "id": "capture", "version": 1, "owner": "other-co",
+            "topics": [TOPIC], "publishers": {"orgs": ["other-co"]},
+        }
+        self.broker.write_policy("capture.json", capture)
+        self.broker.reload()
+        rejected = [line for line in self.broker.log().splitlines()
+                    if "policy reload rejected" in line]
+        self.assertEqual(len(rejected), 1)
+        self.assertIn("capture.json", rejected[0])
+        self.assertIn("water.json", rejected[0])
+        # The waterworks' rules stay in force on the topic.
+        snoop, maint = self.login("snoop"), self.login("maint-app")
+        self.assertEqual(snoop.subscribe(TOPIC), NOT_AUTHORIZED)
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        self.assertEqual(self.publish(username="snoop"), NOT_AUTHORIZED)
+        self.assertLess(self.publish(), 0x80)
+        self.assertEqual(maint.receive().payload.decode(), READING)
 
 
 class ExpiryTest(harness.BrokerTestCase):

@@ -70,6 +70,28 @@ class PolicyCheckTest(unittest.TestCase):
             f"{b}: $.consumer: unknown member",
         ])
 
+    def test_overlap_between_owners_names_both_files(self):
+        # A policy of other-co inside the waterworks' city/water/+/telemetry.
+        capture = {"trustflow_policy": 1, "id": "capture", "version": 1, "owner": "other-co",
+                   "topics": [TOPIC]}
+        shutil.copy(WATER, os.path.join(self.dir, "water-telemetry.json"))
+        path = self.write("capture.json", capture)
+        water = os.path.join(self.dir, "water-telemetry.json")
+        for args in ([self.dir], ["--identities", DEMO_IDS, self.dir]):
+            with self.subTest(args=args):
+                out = self.check(*args)
+                self.assertEqual(out.returncode, 1)
+                self.assertEqual(out.stdout.splitlines(), [
+                    # The later file in name order reports the pair.
+                    f"{water}: $.topics[0]: topic filter \"city/water/+/telemetry\" of owner"
+                    f" city-waterworks overlaps \"{TOPIC}\" of owner other-co in {path}"
+                    " (policies of different owners cannot govern the same topics)"])
+        # The waterworks may nest its own.
+        capture["owner"] = "city-waterworks"
+        self.write("capture.json", capture)
+        out = self.check("--identities", DEMO_IDS, self.dir)
+        self.assertEqual((out.returncode, out.stdout), (0, ""))
+
     def test_unknown_org_is_an_error_only_with_identities(self):
         policy = load_water()
         policy["consumers"][0]["orgs"] = ["maint-corp"]

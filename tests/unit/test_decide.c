@@ -47,6 +47,7 @@ static const char identities_text[] =
 	"  },\n"
 	"  \"clients\": {\n"
 	"    \"ww-sensor-01\":    { \"org\": \"city-waterworks\", \"roles\": [\"sensor\"] },\n"
+	"    \"other-sensor\":    { \"org\": \"other-co\", \"roles\": [\"sensor\"] },\n"
 	"    \"ww-viewer\":       { \"org\": \"city-waterworks\", \"roles\": [\"viewer\"] },\n"
 	"    \"ops-admin\":       { \"org\": \"city-waterworks\", \"roles\": [\"trustflow-admin\"] },\n"
 	"    \"ww-steward\":      { \"org\": \"city-waterworks\", \"roles\": [\"data-steward\"] },\n"
@@ -61,7 +62,8 @@ static const char identities_text[] =
 	"}\n";
 
 static const char *const all_clients[] = {
-	"ww-sensor-01", "ww-viewer", "ops-admin", "ww-steward", "other-steward", "maint-app",
+	"ww-sensor-01", "other-sensor", "ww-viewer", "ops-admin", "ww-steward", "other-steward",
+	"maint-app",
 	"maint-nopurpose", "maint-billing", "lab-bot", "other-app", "vip",
 };
 #define N_CLIENTS (sizeof(all_clients) / sizeof(all_clients[0]))
@@ -95,17 +97,23 @@ static const char maint[] =
 	" \"topics\": [\"maint/#\"]}";
 #define MAINT "maint-data@1"
 
-/* Broader than water: governs the rest of city/. */
+/* Broader than water, of the same owner: governs the rest of city/. */
 static const char city_all[] =
-	"{\"trustflow_policy\": 1, \"id\": \"city-all\", \"version\": 2, \"owner\": \"other-co\","
-	" \"topics\": [\"city/#\"], \"consumers\": [{\"orgs\": [\"research-lab\"]}]}";
+	"{\"trustflow_policy\": 1, \"id\": \"city-all\", \"version\": 2,"
+	" \"owner\": \"city-waterworks\", \"topics\": [\"city/#\"],"
+	" \"consumers\": [{\"orgs\": [\"research-lab\"]}]}";
 #define CITY_ALL "city-all@2"
 
-/* More specific than water for one district. */
+/* More specific than water for one district, of the same owner. */
 static const char district9[] =
-	"{\"trustflow_policy\": 1, \"id\": \"d9\", \"version\": 1, \"owner\": \"maint-co\","
+	"{\"trustflow_policy\": 1, \"id\": \"d9\", \"version\": 1, \"owner\": \"city-waterworks\","
 	" \"topics\": [\"city/water/d9/telemetry\"], \"consumers\": [{\"orgs\": [\"other-co\"]}]}";
 #define D9 "d9@1"
+
+/* Another owner's data, beside the waterworks'. */
+static const char other_data[] =
+	"{\"trustflow_policy\": 1, \"id\": \"other-data\", \"version\": 1, \"owner\": \"other-co\","
+	" \"topics\": [\"other/#\"]}";
 
 static const char timed[] =
 	"{\"trustflow_policy\": 1, \"id\": \"timed\", \"version\": 1, \"owner\": \"city-waterworks\","
@@ -328,11 +336,42 @@ static void publish_needs_a_publishers_match(void **state)
 	EXPECT(pub(set, "lab-bot", WATER_TOPIC), DENY, WATER, NONE);
 	tf_policy_set_free(set);
 
-	/* publishers {}: any identified client, of any org. */
+	/* publishers {}: any identified client of the owner org (no `orgs`). */
 	set = BUILD(false, open_pub);
-	EXPECT(pub(set, "other-app", "open/x"), ALLOW, "open-pub@1", PUBS);
 	EXPECT(pub(set, "ww-viewer", "open/x"), ALLOW, "open-pub@1", PUBS);
+	EXPECT(pub(set, "ops-admin", "open/x"), ALLOW, "open-pub@1", PUBS);
+	EXPECT(pub(set, "other-app", "open/x"), DENY, "open-pub@1", NONE);
 	EXPECT(pub(set, NULL, "open/x"), DENY, "open-pub@1", NONE);
+	tf_policy_set_free(set);
+}
+
+/* In publishers, a selector without `orgs` is about the owner org's
+ * clients only: another org's client with the role is no publisher. */
+static void publishers_of_another_org_need_orgs(void **state)
+{
+	static const char named[] =
+		"{\"trustflow_policy\": 1, \"id\": \"named\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"named/+\"],"
+		" \"publishers\": {\"orgs\": [\"city-waterworks\", \"other-co\"],"
+		" \"roles\": [\"sensor\"]}}";
+	static const char by_name[] =
+		"{\"trustflow_policy\": 1, \"id\": \"by-name\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"by-name/+\"],"
+		" \"publishers\": {\"clients\": [\"other-sensor\", \"ww-sensor-01\"]}}";
+	struct tf_policy_set *set = BUILD(false, water, named, by_name);
+
+	(void)state;
+	/* water: publishers {"roles": ["sensor"]}. */
+	EXPECT(pub(set, "ww-sensor-01", WATER_TOPIC), ALLOW, WATER, PUBS);
+	EXPECT(pub(set, "other-sensor", WATER_TOPIC), DENY, WATER, NONE);
+	/* Naming the other org in `orgs` lets its sensors in, and only them. */
+	EXPECT(pub(set, "other-sensor", "named/x"), ALLOW, "named@1", PUBS);
+	EXPECT(pub(set, "ww-sensor-01", "named/x"), ALLOW, "named@1", PUBS);
+	EXPECT(pub(set, "other-app", "named/x"), DENY, "named@1", NONE);
+	EXPECT(pub(set, "maint-app", "named/x"), DENY, "named@1", NONE);
+	/* Naming the client is not naming its org. */
+	EXPECT(pub(set, "ww-sensor-01", "by-name/x"), ALLOW, "by-name@1", PUBS);
+	EXPECT(pub(set, "other-sensor", "by-name/x"), DENY, "by-name@1", NONE);
 	tf_policy_set_free(set);
 }
 
@@ -437,7 +476,7 @@ static void publish_on_the_control_topic_is_for_operators(void **state)
 
 static void publish_on_other_dollar_topics_is_deferred(void **state)
 {
-	struct tf_policy_set *set = BUILD(false, maint, everything);
+	struct tf_policy_set *set = BUILD(false, everything);
 
 	(void)state;
 	EXPECT(pub(set, "ops-admin", "$SYS/broker/uptime"), DEFER, NULL, NONE);
@@ -642,29 +681,33 @@ static void unidentified_clients_never_receive_governed_data(void **state)
 	tf_policy_set_free(set);
 }
 
+/* One owner may nest its policies; the most specific filter decides. */
 static void the_most_specific_policy_decides(void **state)
 {
 	struct tf_policy_set *set = BUILD(false, city_all, water, district9);
 
 	(void)state;
-	/* city/water/+/telemetry beats city/#: water's consumers, not
-	 * city-all's, decide; city-all's owner is a stranger here. */
+	/* city/water/+/telemetry beats city/#: water's rules, not
+	 * city-all's, decide. */
 	EXPECT(recv(set, "maint-app", WATER_TOPIC), ALLOW, WATER, 0);
 	EXPECT(recv(set, "ww-viewer", WATER_TOPIC), ALLOW, WATER, OWNER);
 	EXPECT(recv(set, "other-app", WATER_TOPIC), DENY, WATER, NONE);
 	EXPECT(recv(set, "lab-bot", WATER_TOPIC), DENY, WATER, NONE);
 	EXPECT(pub(set, "ww-sensor-01", WATER_TOPIC), ALLOW, WATER, PUBS);
+	EXPECT(pub(set, "ww-viewer", WATER_TOPIC), DENY, WATER, NONE);
 	/* The rest of city/ is city-all's. */
 	EXPECT(recv(set, "lab-bot", "city/parks/x"), ALLOW, CITY_ALL, 0);
-	EXPECT(recv(set, "other-app", "city/parks/x"), ALLOW, CITY_ALL, OWNER);
+	EXPECT(recv(set, "ww-viewer", "city/parks/x"), ALLOW, CITY_ALL, OWNER);
+	EXPECT(recv(set, "other-app", "city/parks/x"), DENY, CITY_ALL, NONE);
 	EXPECT(recv(set, "maint-app", "city/parks/x"), DENY, CITY_ALL, NONE);
-	EXPECT(recv(set, "ww-viewer", "city/water/d1/telemetry/raw"), DENY, CITY_ALL, NONE);
-	EXPECT(recv(set, "other-app", "city"), ALLOW, CITY_ALL, OWNER);
-	EXPECT(pub(set, "ww-sensor-01", "city/parks/x"), DENY, CITY_ALL, NONE);
+	EXPECT(recv(set, "maint-app", "city/water/d1/telemetry/raw"), DENY, CITY_ALL, NONE);
+	EXPECT(recv(set, "ww-viewer", "city"), ALLOW, CITY_ALL, OWNER);
+	EXPECT(pub(set, "ww-viewer", "city/parks/x"), ALLOW, CITY_ALL, OWNER);
+	EXPECT(pub(set, "maint-app", "city/parks/x"), DENY, CITY_ALL, NONE);
 	/* A literal level beats `+`: district 9 is d9's. */
 	EXPECT(recv(set, "other-app", "city/water/d9/telemetry"), ALLOW, D9, 0);
-	EXPECT(recv(set, "maint-app", "city/water/d9/telemetry"), ALLOW, D9, OWNER);
-	EXPECT(recv(set, "ww-viewer", "city/water/d9/telemetry"), DENY, D9, NONE);
+	EXPECT(recv(set, "ww-viewer", "city/water/d9/telemetry"), ALLOW, D9, OWNER);
+	EXPECT(recv(set, "maint-app", "city/water/d9/telemetry"), DENY, D9, NONE);
 	EXPECT(recv(set, "lab-bot", "city/water/d9/telemetry"), DENY, D9, NONE);
 
 	/* Subscribing to one topic is decided as receiving on it: city-all's
@@ -672,8 +715,8 @@ static void the_most_specific_policy_decides(void **state)
 	EXPECT(sub(set, "lab-bot", WATER_TOPIC), DENY, NULL, NONE);
 	EXPECT(sub(set, "other-app", WATER_TOPIC), DENY, NULL, NONE);
 	EXPECT(sub(set, "maint-app", WATER_TOPIC), ALLOW, WATER, 0);
-	EXPECT(sub(set, "ww-viewer", "city/water/d9/telemetry"), DENY, NULL, NONE);
-	EXPECT(sub(set, "maint-app", "city/water/d9/telemetry"), ALLOW, D9, OWNER);
+	EXPECT(sub(set, "maint-app", "city/water/d9/telemetry"), DENY, NULL, NONE);
+	EXPECT(sub(set, "ww-viewer", "city/water/d9/telemetry"), ALLOW, D9, OWNER);
 	EXPECT(sub(set, "other-app", "city/water/d9/telemetry"), ALLOW, D9, 0);
 	EXPECT(sub(set, "lab-bot", "city/parks/x"), ALLOW, CITY_ALL, 0);
 	EXPECT(sub(set, "maint-app", "city/parks/x"), DENY, NULL, NONE);
@@ -681,6 +724,7 @@ static void the_most_specific_policy_decides(void **state)
 	/* A wildcard filter that reaches topics of several policies. */
 	EXPECT(sub(set, "lab-bot", "city/#"), ALLOW, CITY_ALL, 0);
 	EXPECT(sub(set, "maint-app", "city/+/+/telemetry"), ALLOW, WATER, 0);
+	EXPECT(sub(set, "other-app", "city/+/+/telemetry"), ALLOW, D9, 0);
 	tf_policy_set_free(set);
 }
 
@@ -703,7 +747,7 @@ static void trustflow_public_topics_are_readable_by_everyone(void **state)
 
 static void alerts_are_for_admins_and_the_owners_stewards(void **state)
 {
-	struct tf_policy_set *set = BUILD(false, water, city_all);
+	struct tf_policy_set *set = BUILD(false, water, other_data);
 
 	(void)state;
 	/* water-telemetry is city-waterworks'. */
@@ -713,11 +757,11 @@ static void alerts_are_for_admins_and_the_owners_stewards(void **state)
 	EXPECT(recv(set, "ww-viewer", "$trustflow/alerts/water-telemetry"), DENY, NULL, NONE);
 	EXPECT(recv(set, "maint-app", "$trustflow/alerts/water-telemetry"), DENY, NULL, NONE);
 	EXPECT(recv(set, NULL, "$trustflow/alerts/water-telemetry"), DENY, NULL, NONE);
-	/* city-all is other-co's. */
-	EXPECT(recv(set, "other-steward", "$trustflow/alerts/city-all"), ALLOW, NULL, NONE);
-	EXPECT(recv(set, "ww-steward", "$trustflow/alerts/city-all"), DENY, NULL, NONE);
-	EXPECT(recv(set, "ops-admin", "$trustflow/alerts/city-all"), ALLOW, NULL, NONE);
-	EXPECT(recv(set, "other-app", "$trustflow/alerts/city-all"), DENY, NULL, NONE);
+	/* other-data is other-co's. */
+	EXPECT(recv(set, "other-steward", "$trustflow/alerts/other-data"), ALLOW, NULL, NONE);
+	EXPECT(recv(set, "ww-steward", "$trustflow/alerts/other-data"), DENY, NULL, NONE);
+	EXPECT(recv(set, "ops-admin", "$trustflow/alerts/other-data"), ALLOW, NULL, NONE);
+	EXPECT(recv(set, "other-app", "$trustflow/alerts/other-data"), DENY, NULL, NONE);
 	/* Alerts about no policy: administrators only. */
 	EXPECT(recv(set, "ops-admin", "$trustflow/alerts/-"), ALLOW, NULL, NONE);
 	EXPECT(recv(set, "ww-steward", "$trustflow/alerts/-"), DENY, NULL, NONE);
@@ -771,7 +815,7 @@ static void control_responses_are_for_operators(void **state)
 
 static void other_dollar_topics_are_deferred(void **state)
 {
-	struct tf_policy_set *set = BUILD(true, maint, everything);
+	struct tf_policy_set *set = BUILD(true, everything);
 
 	(void)state;
 	EXPECT(recv(set, "ops-admin", "$SYS/broker/uptime"), DEFER, NULL, NONE);
@@ -888,23 +932,25 @@ static void shadowed_policies_do_not_admit_a_subscription(void **state)
 {
 	static const char broad[] =
 		"{\"trustflow_policy\": 1, \"id\": \"broad\", \"version\": 1,"
-		" \"owner\": \"other-co\", \"topics\": [\"a/#\"]}";
+		" \"owner\": \"city-waterworks\", \"topics\": [\"a/#\"],"
+		" \"consumers\": [{\"orgs\": [\"other-co\"]}]}";
 	static const char narrow[] =
 		"{\"trustflow_policy\": 1, \"id\": \"narrow\", \"version\": 1,"
 		" \"owner\": \"city-waterworks\", \"topics\": [\"a/+\", \"a\"]}";
 	struct tf_policy_set *set = BUILD(false, broad, narrow);
 
 	(void)state;
-	/* Every topic of a/+ (and a itself) is the waterworks': */
+	/* Every topic of a/+ (and a itself) is narrow's, which other-co may
+	 * not read: */
 	EXPECT(sub(set, "vip", "a/+"), DENY, NULL, NONE);
 	EXPECT(sub(set, "vip", "a"), DENY, NULL, NONE);
 	EXPECT(sub(set, "ww-viewer", "a/+"), ALLOW, "narrow@1", OWNER);
-	/* ...but deeper topics are other-co's. */
-	EXPECT(sub(set, "vip", "a/+/+"), ALLOW, "broad@1", OWNER);
-	EXPECT(sub(set, "vip", "a/#"), ALLOW, "broad@1", OWNER);
-	EXPECT(sub(set, "vip", "+/x/#"), ALLOW, "broad@1", OWNER);
-	EXPECT(sub(set, "ww-viewer", "a/+/+"), DENY, NULL, NONE);
-	EXPECT(sub(set, "ww-viewer", "#"), ALLOW, "narrow@1", OWNER);
+	/* ...but deeper topics are broad's, which it may. */
+	EXPECT(sub(set, "vip", "a/+/+"), ALLOW, "broad@1", 0);
+	EXPECT(sub(set, "vip", "a/#"), ALLOW, "broad@1", 0);
+	EXPECT(sub(set, "vip", "+/x/#"), ALLOW, "broad@1", 0);
+	EXPECT(sub(set, "vip", "#"), ALLOW, "broad@1", 0);
+	EXPECT(sub(set, "maint-app", "a/+/+"), DENY, NULL, NONE);
 	tf_policy_set_free(set);
 }
 
@@ -1180,6 +1226,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(publish_needs_a_publishers_match),
+		cmocka_unit_test(publishers_of_another_org_need_orgs),
 		cmocka_unit_test(publish_without_publishers_is_for_the_owner_org),
 		cmocka_unit_test(publish_by_unidentified_is_denied),
 		cmocka_unit_test(publish_on_a_view_is_denied_to_everyone),

@@ -10,6 +10,7 @@
  * a lookup says which filter won. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,8 +42,8 @@ static int teardown(void **state)
 /* Adds a policy filter whose entry has the given policy index. */
 static void add(struct tf_govern *g, const char *filter, uint32_t policy)
 {
-	struct tf_governance e = { TF_GOVERN_POLICY, policy, 0 };
-	struct tf_governance existing = { TF_GOVERN_NONE, 0, 0 };
+	struct tf_governance e = { TF_GOVERN_POLICY, policy, 0, 0 };
+	struct tf_governance existing = { TF_GOVERN_NONE, 0, 0, 0 };
 	const char *why = NULL;
 
 	assert_true(tf_topic_filter_valid(filter, &why));
@@ -258,7 +259,7 @@ static void identical_filter_is_refused_with_the_first_entry(void **state)
 	for (uint32_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
 		add(g, filters[i], i);
 	for (uint32_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
-		struct tf_governance again = { TF_GOVERN_VIEW, 100 + i, 7 };
+		struct tf_governance again = { TF_GOVERN_VIEW, 100 + i, 7, 0 };
 
 		existing.kind = TF_GOVERN_NONE;
 		existing.policy = 999;
@@ -280,7 +281,7 @@ static void identical_filter_is_refused_with_the_first_entry(void **state)
 static void view_entries_keep_kind_and_rule(void **state)
 {
 	struct tf_govern *g = *state;
-	struct tf_governance view = { TF_GOVERN_VIEW, 4, 2 };
+	struct tf_governance view = { TF_GOVERN_VIEW, 4, 2, 0 };
 	struct tf_governance existing;
 	struct tf_governance e;
 
@@ -362,7 +363,7 @@ static void overlap_any_with_plus_in_the_query(void **state)
 static void overlap_any_against_view_entries(void **state)
 {
 	struct tf_govern *g = *state;
-	struct tf_governance view = { TF_GOVERN_VIEW, 3, 1 };
+	struct tf_governance view = { TF_GOVERN_VIEW, 3, 1, 0 };
 	struct tf_governance existing;
 	struct tf_governance e;
 
@@ -377,6 +378,60 @@ static void overlap_any_against_view_entries(void **state)
 	assert_int_equal(e.kind, TF_GOVERN_NONE);
 	e = tf_govern_overlap_any(g, "views/y/#");
 	assert_int_equal(e.kind, TF_GOVERN_NONE);
+}
+
+/* overlap_other against every pair, on random filters over a small
+ * alphabet: it finds an entry of another owner exactly when one overlaps
+ * (tf_filters_overlap decides), and only such an entry. */
+static void overlap_other_agrees_with_pairwise_overlap(void **state)
+{
+	static const char *const levels[] = { "a", "b", "+", "#" };
+	char filters[200][16];
+	uint32_t owners[200], n = 0;
+	uint64_t rnd = 0x9E3779B97F4A7C15ULL;
+	struct tf_govern *g = *state;
+
+	while (n < 200) {
+		struct tf_governance e = { TF_GOVERN_POLICY, n, 0, 0 }, existing;
+		size_t len = 0;
+		int depth;
+
+		rnd ^= rnd << 13;
+		rnd ^= rnd >> 7;
+		rnd ^= rnd << 17;
+		depth = 1 + (int)(rnd % 4);
+		for (int d = 0; d < depth; d++) {
+			const char *l = levels[(rnd >> (8 + 2 * d)) % 4];
+
+			if (l[0] == '#' && d != depth - 1)
+				l = "+";
+			len += (size_t)snprintf(filters[n] + len, sizeof(filters[n]) - len, "%s%s",
+				d ? "/" : "", l);
+		}
+		e.owner = owners[n] = (uint32_t)((rnd >> 40) % 3);
+		if (tf_govern_add(g, filters[n], e, &existing) == 1)
+			n++;
+		if (rnd % 1000 == 0)
+			break;
+	}
+	assert_true(n > 50);
+	for (uint32_t i = 0; i < n; i++) {
+		for (uint32_t owner = 0; owner < 4; owner++) {
+			struct tf_governance e = tf_govern_overlap_other(g, filters[i], owner);
+			bool any = false;
+
+			for (uint32_t j = 0; j < n; j++)
+				any |= owners[j] != owner
+					&& tf_filters_overlap(filters[i], filters[j]);
+			if (any != (e.kind != TF_GOVERN_NONE))
+				fail_msg("%s, owner %u: overlap_other says %d", filters[i], owner,
+					!any);
+			if (any && (owners[e.policy] == owner
+					|| !tf_filters_overlap(filters[i], filters[e.policy])))
+				fail_msg("%s, owner %u: wrong entry %s", filters[i], owner,
+					filters[e.policy]);
+		}
+	}
 }
 
 static void topics_beyond_filter_limits_still_resolve(void **state)
@@ -473,6 +528,7 @@ int main(void)
 		T(overlap_any_finds_policies_under_a_view),
 		T(overlap_any_with_plus_in_the_query),
 		T(overlap_any_against_view_entries),
+		T(overlap_other_agrees_with_pairwise_overlap),
 						T(topics_beyond_filter_limits_still_resolve),
 		T(many_filters),
 	};

@@ -5,7 +5,8 @@
  *
  * - `id` is unique across all loaded policies;
  * - two policies with an identical filter are a load error that names
- *   both files;
+ *   both files, and so are two policies of different owners whose filters
+ *   overlap; one owner may nest its own;
  * - a view overlaps no policy's topics and no other view;
  * - any invalid file fails the whole load, naming the file, the JSON path
  *   and the problem.
@@ -195,7 +196,7 @@ static void loads_policies_in_name_order_ignoring_other_files(void **state)
 	put(&t, "c.json", policy_text("pc", "research-lab", "[\"c/#\"]", ""));
 	put(&t, "a.json", policy_text("pa", "city-waterworks", "[\"a/+\"]", ""));
 	put(&t, "10.json", policy_text("p10", "maint-co", "[\"ten\"]", ""));
-	put(&t, "b.json", policy_text("pb", "maint-co", "[\"b\", \"a/x\"]", ""));
+	put(&t, "b.json", policy_text("pb", "city-waterworks", "[\"b\", \"a/x\"]", ""));
 	/* None of these is a policy file; each would fail the load if read. */
 	put(&t, "README.md", "not json");
 	put(&t, "b.json.bak", "not json");
@@ -223,7 +224,7 @@ static void loads_policies_in_name_order_ignoring_other_files(void **state)
 	assert_int_equal(set->policies[1].owner, tf_identities_org(set->ids, "city-waterworks"));
 
 	/* Every topic of every file is governed by its own policy; the most
-	 * specific filter wins across files. */
+	 * specific filter wins across files (of one owner: a.json and b.json). */
 	g = tf_govern_lookup(set->govern, "a/y");
 	assert_int_equal(g.kind, TF_GOVERN_POLICY);
 	assert_int_equal(g.policy, 1);
@@ -345,14 +346,103 @@ static void identical_topic_filter_names_both_files(void **state)
 	assert_int_equal(load(&t, false, &set, &err), TF_ERR_INVALID);
 	assert_non_null(strstr(err.msg, "two policies cannot govern the same filter"));
 
-	/* Overlapping but different filters are fine: the most specific one
-	 * governs. */
-	put(&t, "b.json", policy_text("pb", "maint-co", "[\"s/3\", \"s/2/+\"]", ""));
+	/* Overlapping but different filters of one owner are fine: the most
+	 * specific one governs. */
+	put(&t, "b.json", policy_text("pb", "city-waterworks", "[\"s/3\", \"s/2/+\"]", ""));
 	set = load_ok(&t, false);
 	assert_int_equal(tf_govern_lookup(set->govern, "s/2/x").policy, 1);
 	assert_int_equal(tf_govern_lookup(set->govern, "s/2/x/y").policy, 0);
 	assert_int_equal(tf_govern_lookup(set->govern, "s/2").policy, 0);
 	tf_policy_set_free(set);
+	remove_tree(&t);
+}
+
+/* Two policies of different owners whose filters overlap (some topic
+ * matches both) are refused, naming both files, whichever file comes
+ * first; filters no topic matches together load. */
+static void overlapping_filters_of_two_owners_are_refused(void **state)
+{
+	static const struct { const char *a, *b; bool overlap; } pairs[] = {
+		{ "a/+/c", "a/b/#", true },     /* a/b/c */
+		{ "a/#", "a", true },           /* `#` also matches the parent level */
+		{ "+/x", "y/+", true },         /* y/x */
+		{ "#", "q/r/s", true },
+		{ "#", "+", true },
+		{ "+/#", "a", true },
+		{ "+/+", "a/#", true },         /* a/b */
+		{ "a/b/c", "a/+/c/#", true },   /* a/b/c */
+		{ "a/b", "a/c", false },
+		{ "a/+", "a", false },
+		{ "a/+/#", "a", false },
+		{ "+", "a/b", false },
+		{ "a/+/c", "a/b/d/#", false },
+		{ "x/#", "y/#", false },
+	};
+	char expected[1024];
+	struct tree t;
+
+	(void)state;
+	make_tree(&t, identities_text);
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		for (int swap = 0; swap < 2; swap++) {
+			const char *first = swap ? pairs[i].b : pairs[i].a;
+			const char *second = swap ? pairs[i].a : pairs[i].b;
+			char topics[64];
+
+			snprintf(topics, sizeof(topics), "[\"%s\"]", first);
+			put(&t, "a.json", policy_text("pa", "city-waterworks", topics, ""));
+			snprintf(topics, sizeof(topics), "[\"%s\"]", second);
+			put(&t, "b.json", policy_text("pb", "maint-co", topics, ""));
+			if (!pairs[i].overlap) {
+				tf_policy_set_free(load_ok(&t, false));
+				continue;
+			}
+			snprintf(expected, sizeof(expected),
+				"%s/b.json: $.topics[0]: topic filter \"%s\" of owner maint-co"
+				" overlaps \"%s\" of owner city-waterworks in %s/a.json (policies"
+				" of different owners cannot govern the same topics)", t.dir, second,
+				first, t.dir);
+			load_fails(&t, TF_ERR_INVALID, expected);
+		}
+	}
+	remove_tree(&t);
+}
+
+/* One owner may nest its own policies, also beside another owner's. */
+static void one_owner_nests_its_own_policies(void **state)
+{
+	struct tf_policy_set *set;
+	char expected[512];
+	struct tree t;
+
+	(void)state;
+	make_tree(&t, identities_text);
+	put(&t, "a.json", policy_text("pa", "city-waterworks", "[\"city/water/#\"]", ""));
+	put(&t, "b.json", policy_text("pb", "city-waterworks", "[\"city/water/+/telemetry\"]", ""));
+	put(&t, "c.json", policy_text("pc", "city-waterworks", "[\"city/water/d9/telemetry\"]", ""));
+	put(&t, "d.json", policy_text("pd", "maint-co", "[\"maint/#\", \"+/maint\"]", ""));
+	put(&t, "e.json", policy_text("pe", "maint-co", "[\"maint/a\"]", ""));
+	set = load_ok(&t, false);
+	assert_int_equal(tf_govern_lookup(set->govern, "city/water").policy, 0);
+	assert_int_equal(tf_govern_lookup(set->govern, "city/water/d1/telemetry").policy, 1);
+	assert_int_equal(tf_govern_lookup(set->govern, "city/water/d9/telemetry").policy, 2);
+	assert_int_equal(tf_govern_lookup(set->govern, "city/maint").policy, 3);
+	assert_int_equal(tf_govern_lookup(set->govern, "maint/a").policy, 4);
+	tf_policy_set_free(set);
+
+	/* The waterworks may not take maint/a over... */
+	put(&t, "e.json", policy_text("pe", "city-waterworks", "[\"maint/a\"]", ""));
+	snprintf(expected, sizeof(expected), "%s/e.json: $.topics[0]: topic filter \"maint/a\" of"
+		" owner city-waterworks overlaps \"maint/#\" of owner maint-co in %s/d.json",
+		t.dir, t.dir);
+	load_fails(&t, TF_ERR_INVALID, expected);
+	/* ...nor widen its filter over maint-co's +/maint (city/maint). */
+	put(&t, "e.json", policy_text("pe", "maint-co", "[\"maint/a\"]", ""));
+	put(&t, "a.json", policy_text("pa", "city-waterworks", "[\"city/#\"]", ""));
+	snprintf(expected, sizeof(expected), "%s/d.json: $.topics[1]: topic filter \"+/maint\" of"
+		" owner maint-co overlaps \"city/#\" of owner city-waterworks in %s/a.json",
+		t.dir, t.dir);
+	load_fails(&t, TF_ERR_INVALID, expected);
 	remove_tree(&t);
 }
 
@@ -388,8 +478,9 @@ static void view_overlapping_another_policys_topics_is_refused(void **state)
 	put(&t, "b.json", policy_text("pb", "maint-co", "[\"shared/out\"]", ""));
 	load_fails(&t, TF_ERR_INVALID, expected);
 
-	/* A policy with `#` overlaps every view. */
-	put(&t, "b.json", policy_text("pb", "maint-co", "[\"#\"]", ""));
+	/* A policy with `#` overlaps every view (of the same owner: another
+	 * owner's `#` would overlap a.json's topics). */
+	put(&t, "b.json", policy_text("pb", "city-waterworks", "[\"#\"]", ""));
 	load_fails(&t, TF_ERR_INVALID, expected);
 
 	/* Nor may a view overlap its own policy's topics. */
@@ -633,6 +724,17 @@ static void assemble_without_identities_checks_across_files(void **state)
 	assert_string_equal(err.msg, "p/b.json: $.topics[1]: topic filter \"a/#\" is also in "
 		"p/a.json (two policies cannot govern the same filter)");
 
+	/* Owners are told apart by id, with no identities to resolve them. */
+	strcpy(b, policy_text("y", "other-org", "[\"b/#\", \"a/+\"]", schema));
+	assert_int_equal(assemble_texts(texts, files, 2, &set, &err), TF_ERR_INVALID);
+	assert_null(set);
+	assert_string_equal(err.msg, "p/b.json: $.topics[1]: topic filter \"a/+\" of owner "
+		"other-org overlaps \"a/#\" of owner unknown-org in p/a.json (policies of different "
+		"owners cannot govern the same topics)");
+	strcpy(b, policy_text("y", "unknown-org", "[\"b/#\", \"a/+\"]", schema));
+	assert_int_equal(assemble_texts(texts, files, 2, &set, &err), TF_OK);
+	tf_policy_set_free(set);
+
 	strcpy(b, view_policy("y", "other-org", "[\"b/#\"]", "a/view"));
 	assert_int_equal(assemble_texts(texts, files, 2, &set, &err), TF_ERR_INVALID);
 	assert_null(set);
@@ -706,6 +808,8 @@ int main(void)
 		cmocka_unit_test(empty_directory_loads_an_empty_set),
 		cmocka_unit_test(duplicate_policy_id_names_both_files),
 		cmocka_unit_test(identical_topic_filter_names_both_files),
+		cmocka_unit_test(overlapping_filters_of_two_owners_are_refused),
+		cmocka_unit_test(one_owner_nests_its_own_policies),
 		cmocka_unit_test(view_overlapping_another_policys_topics_is_refused),
 		cmocka_unit_test(view_overlapping_another_view_is_refused),
 		cmocka_unit_test(views_that_overlap_nothing_govern_their_prefix),
