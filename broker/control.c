@@ -12,7 +12,12 @@
 #include "broker/trace_store.h"
 #include "policy/decide.h"
 #include "policy/govern.h"
+#include "policy/jsonfile.h"
 #include "policy/set.h"
+
+/* The largest integer a JSON number holds exactly (2^53 - 1): the bound
+ * of a time or a cursor in a request. */
+#define JSON_INTEGER_MAX 9007199254740991LL
 
 /* Who is asking, and what that allows. */
 struct caller {
@@ -65,6 +70,16 @@ static const char *arg(const cJSON *cmd, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* An optional integer argument in [min, max] into *out, which keeps its
+ * default when the argument is absent. False when it is present and is
+ * not such an integer (1e30, -1, 1.5, "1"). */
+static bool int_arg(const cJSON *cmd, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cmd, name);
+
+	return v == NULL || tf_json_integer(v, min, max, out);
+}
+
 /* --- commands: each fills data, or returns an error text ---------------------- */
 
 struct alert_list {
@@ -89,15 +104,15 @@ static void add_alert(void *ctx, const struct tf_alert *alert)
 
 static const char *list_alerts(const struct caller *c, const cJSON *cmd, cJSON *data)
 {
-	const cJSON *since = cJSON_GetObjectItemCaseSensitive(cmd, "since");
-	struct alert_list l = { c, cJSON_AddArrayToObject(data, "alerts"), false };
+	struct alert_list l = { c, NULL, false };
+	int64_t since = 0;
 
-	if (since != NULL && !cJSON_IsNumber(since))
-		return "since: not a number (ms since the epoch)";
+	if (!int_arg(cmd, "since", 0, JSON_INTEGER_MAX, &since))
+		return "since: must be an integer from 0 to 2^53 - 1 (ms since the epoch)";
+	l.array = cJSON_AddArrayToObject(data, "alerts");
 	if (l.array == NULL)
 		return "out of memory";
-	tf_alerts_each(tf_engine_alerts(c->e), since ? (int64_t)since->valuedouble : 0, add_alert,
-		&l);
+	tf_alerts_each(tf_engine_alerts(c->e), since, add_alert, &l);
 	return l.failed ? "out of memory" : NULL;
 }
 
@@ -341,10 +356,15 @@ char *tf_control_handle(struct tf_engine *e, const char *username, const void *p
 	struct caller c = { e, username, NULL, NULL, false, false };
 	const cJSON *cmds, *cmd, *corr;
 	cJSON *request, *out, *list;
+	struct tf_err err = { "" };
 
 	if (len > TF_CONTROL_MAX_REQUEST)
 		return malformed("request too large");
-	request = cJSON_ParseWithLength(payload, len);
+	/* The policy loader's strict parser: besides JSON, it refuses a NUL
+	 * (cJSON would cut "explain\u0000x" to "explain"), text that is not
+	 * UTF-8 and a member given twice, in every string the commands read. */
+	if (tf_json_parse(len > 0 ? payload : "", len, "not a request", &request, &err) != TF_OK)
+		return malformed(err.msg);
 	cmds = cJSON_GetObjectItemCaseSensitive(request, "commands");
 	corr = cJSON_GetObjectItemCaseSensitive(request, "correlationData");
 	if (!cJSON_IsObject(request) || !cJSON_IsArray(cmds)

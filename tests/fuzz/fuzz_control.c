@@ -18,6 +18,7 @@
 
 #include "broker/control.h"
 #include "broker/options.h"
+#include "policy/jsonfile.h"
 
 const char tf_fuzz_target[] = "control";
 
@@ -82,6 +83,7 @@ static void check_answer(const char *username, const uint8_t *data, size_t size)
 {
 	char *text = tf_control_handle(engine(), username, data, size);
 	cJSON *answer, *request, *responses, *r;
+	struct tf_err err;
 	int expected = 1;
 
 	FUZZ_CHECK(text != NULL);
@@ -89,8 +91,11 @@ static void check_answer(const char *username, const uint8_t *data, size_t size)
 	FUZZ_CHECK(cJSON_IsObject(answer));
 	responses = cJSON_GetObjectItemCaseSensitive(answer, "responses");
 	FUZZ_CHECK(cJSON_IsArray(responses));
-	request = size <= TF_CONTROL_MAX_REQUEST ? cJSON_ParseWithLength((const char *)data, size)
-		: NULL;
+	/* The control API parses as strictly as the policy loader. */
+	if (size > TF_CONTROL_MAX_REQUEST
+			|| tf_json_parse(size > 0 ? (const char *)data : "", size, "fuzz", &request,
+				&err) != TF_OK)
+		request = NULL;
 	if (cJSON_IsObject(request)) {
 		const cJSON *cmds = cJSON_GetObjectItemCaseSensitive(request, "commands");
 		const cJSON *corr = cJSON_GetObjectItemCaseSensitive(request, "correlationData");

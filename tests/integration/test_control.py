@@ -158,6 +158,32 @@ class ControlTest(harness.BrokerTestCase):
         (r,) = self.ask(admin, {"command": "explain", "client": "x"})
         self.assertIn("required", r["error"])
 
+    def test_a_string_with_a_nul_is_refused(self):
+        # cJSON would read "explain\u0000x" as "explain": the whole
+        # request is refused, wherever the NUL is.
+        admin = self.operator("tf-admin")
+        for command in ({"command": "explain\u0000x", "client": "lab-analyst",
+                         "topic": WATER_TOPIC, "action": "receive"},
+                        {"command": "explain", "client": "lab-analyst",
+                         "topic": WATER_TOPIC + "\u0000x", "action": "receive"}):
+            (r,) = self.ask(admin, command)
+            self.assertEqual(r["command"], "")
+            self.assertIn("the escape \\u0000 (a NUL character) is not allowed", r["error"])
+
+    def test_numbers_out_of_range_are_an_error(self):
+        admin = self.operator("tf-admin")
+        self.violate("ww-sensor-01", WATER_TOPIC)
+        # 1e30 and -1e400 are no ms since the epoch; cast to an integer they
+        # were undefined behaviour that listed every alert.
+        for since in ("1e30", "-1e400", "-1", "1.5", '"0"'):
+            admin.publish(REQUEST, '{"commands": [{"command": "listAlerts", "since": %s}]}'
+                          % since)
+            (r,) = json.loads(admin.receive().payload)["responses"]
+            self.assertEqual(r["command"], "listAlerts")
+            self.assertIn("since: must be an integer from 0", r["error"])
+        (r,) = self.ask(admin, {"command": "listAlerts", "since": 0})
+        self.assertEqual(len(r["data"]["alerts"]), 1)
+
     def test_everyone_else_is_refused(self):
         analyst = self.login("lab-analyst")
         self.assertEqual(analyst.subscribe(RESPONSE), 0x87)
