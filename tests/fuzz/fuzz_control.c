@@ -5,7 +5,8 @@
  * checked: every request gets an answer that is a JSON object with a
  * "responses" array, one response per command of a well-formed request
  * (one for a malformed request), each with a string "command" and exactly
- * one of "data" and "error"; a steward is never answered with data for a
+ * one of "data" and "error"; an answer is never longer than
+ * TF_CONTROL_MAX_RESPONSE; a steward is never answered with data for a
  * command it may not use (reloadPolicies). */
 #include "tests/fuzz/fuzz.h"
 
@@ -87,6 +88,8 @@ static void check_answer(const char *username, const uint8_t *data, size_t size)
 	int expected = 1;
 
 	FUZZ_CHECK(text != NULL);
+	/* The answer is bounded whatever the request asks for. */
+	FUZZ_CHECK(strlen(text) <= TF_CONTROL_MAX_RESPONSE);
 	answer = cJSON_Parse(text);
 	FUZZ_CHECK(cJSON_IsObject(answer));
 	responses = cJSON_GetObjectItemCaseSensitive(answer, "responses");
