@@ -115,7 +115,8 @@ static const char *page_begin(const struct caller *c, const cJSON *cmd, cJSON *d
 	if (!int_arg(cmd, "limit", 1, TF_CONTROL_PAGE_MAX, &p->limit))
 		return "limit: must be an integer from 1 to " XSTR(TF_CONTROL_PAGE_MAX);
 	if (!int_arg(cmd, "cursor", 0, TF_CONTROL_INTEGER_MAX, &cursor))
-		return "cursor: must be an integer from 0 to 2^53 - 1 (the \"next\" of the last page)";
+		return "cursor: must be an integer from 0 to 2^53 - 1 "
+			"(the \"next\" of the last page)";
 	p->from = (uint64_t)cursor;
 	p->array = cJSON_AddArrayToObject(data, name);
 	return p->array == NULL ? "out of memory" : NULL;
@@ -583,7 +584,8 @@ char *tf_control_handle(struct tf_engine *e, const char *username, const void *p
 	 * answer, refused as a whole so that no command half runs. */
 	if (cJSON_GetArraySize(cmds) > TF_CONTROL_MAX_COMMANDS) {
 		cJSON_Delete(request);
-		return malformed("more than " XSTR(TF_CONTROL_MAX_COMMANDS) " commands in one request");
+		return malformed("more than " XSTR(TF_CONTROL_MAX_COMMANDS)
+			" commands in one request");
 	}
 	if (!answer_begin(&a, cmds, corr)) {
 		answer_free(&a);

@@ -161,7 +161,8 @@ int tfctl_quarantine(int argc, char **argv)
 				flow == NULL ? "listQuarantine" : strcmp(sub, "release") == 0
 				? "releaseFlow" : "discardFlow")
 				|| (flow != NULL && !cJSON_AddStringToObject(command, "flow", flow))
-				|| (policy != NULL && !cJSON_AddStringToObject(command, "policy", policy))
+				|| (policy != NULL
+					&& !cJSON_AddStringToObject(command, "policy", policy))
 				|| (cursor > 0 && !cJSON_AddNumberToObject(command, "cursor",
 					(double)cursor))) {
 			cJSON_Delete(command);
