@@ -11,6 +11,7 @@
 struct kept {
 	struct tf_alert alert;
 	char *text;
+	uint64_t position;
 };
 
 /* When a kind of alert about a flow was last raised, and how many were
@@ -23,6 +24,7 @@ struct fold {
 struct tf_alerts {
 	struct kept ring[TF_ALERTS_KEPT];
 	uint32_t next, count;
+	uint64_t n_kept;                /* ever: the position of the next one */
 	struct tf_strmap *fold_index;   /* kind NUL policy NUL client -> folds[] */
 	struct fold *folds;
 	uint32_t n_folds, cap_folds;
@@ -108,6 +110,7 @@ bool tf_alerts_keep(struct tf_alerts *a, const struct tf_alert *alert)
 	free(k->text);
 	k->text = text;
 	k->alert = *alert;
+	k->position = a->n_kept++;
 	slots[0] = &k->alert.policy;
 	slots[1] = &k->alert.org;
 	slots[2] = &k->alert.client;
@@ -146,15 +149,16 @@ cJSON *tf_alert_json(const struct tf_alert *al)
 	return o;
 }
 
-void tf_alerts_each(const struct tf_alerts *a, int64_t since_ms, tf_alert_visit visit, void *ctx)
+void tf_alerts_each(const struct tf_alerts *a, int64_t since_ms, uint64_t from,
+		tf_alert_visit visit, void *ctx)
 {
 	uint32_t first = (a->next + TF_ALERTS_KEPT - a->count) % TF_ALERTS_KEPT;
 
 	for (uint32_t i = 0; i < a->count; i++) {
 		const struct kept *k = &a->ring[(first + i) % TF_ALERTS_KEPT];
 
-		if (k->alert.ts_ms >= since_ms)
-			visit(ctx, &k->alert);
+		if (k->alert.ts_ms >= since_ms && k->position >= from)
+			visit(ctx, &k->alert, k->position);
 	}
 }
 

@@ -51,9 +51,14 @@ bool tf_alerts_keep(struct tf_alerts *a, const struct tf_alert *alert);
 /* The JSON object of an alert (caller owns), or NULL when out of memory. */
 cJSON *tf_alert_json(const struct tf_alert *alert);
 
-/* Visits the kept alerts raised at or after since_ms, oldest first. */
-typedef void (*tf_alert_visit)(void *ctx, const struct tf_alert *alert);
-void tf_alerts_each(const struct tf_alerts *a, int64_t since_ms, tf_alert_visit visit, void *ctx);
+/* Visits the kept alerts raised at or after since_ms and kept at position
+ * from or later, oldest first. An alert's position is the number of alerts
+ * kept before it: it does not change as older ones go, so a long list can
+ * be read in pages, each going on from a position (the control API's
+ * cursor). */
+typedef void (*tf_alert_visit)(void *ctx, const struct tf_alert *alert, uint64_t position);
+void tf_alerts_each(const struct tf_alerts *a, int64_t since_ms, uint64_t from,
+		tf_alert_visit visit, void *ctx);
 
 /* The topic an alert is published on: $trustflow/alerts/<policy id>, or
  * $trustflow/alerts/- when no policy is involved. */

@@ -12,7 +12,18 @@
 #include "broker/trace_store.h"
 #include "policy/decide.h"
 #include "policy/govern.h"
+#include "policy/jsonfile.h"
 #include "policy/set.h"
+
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+/* A command runs only with this much room left for its answer, so that
+ * one that changes something (releaseFlow) can always say what it did. */
+#define MIN_ROOM 128
+
+#define TOO_LARGE "response too large (over " XSTR(TF_CONTROL_MAX_RESPONSE_KIB) " KiB); " \
+	"send this command in a request of its own, or with a smaller limit"
 
 /* Who is asking, and what that allows. */
 struct caller {
@@ -21,6 +32,7 @@ struct caller {
 	const struct tf_policy_set *set;   /* in force: set anew before each command */
 	const struct tf_client *who;
 	bool admin, steward;
+	size_t room;   /* bytes a command's data may take: set before each command */
 };
 
 static bool has_role(const struct tf_client *who, uint32_t role)
@@ -65,40 +77,139 @@ static const char *arg(const cJSON *cmd, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* An optional integer argument in [min, max] into *out, which keeps its
+ * default when the argument is absent. False when it is present and is
+ * not such an integer (1e30, -1, 1.5, "1"). */
+static bool int_arg(const cJSON *cmd, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cmd, name);
+
+	return v == NULL || tf_json_integer(v, min, max, out);
+}
+
+/* --- pages of long lists ------------------------------------------------------------ */
+
+/* A page of listAlerts or listQuarantine. Items go in by position (an
+ * alert's, a flow's: broker/alerts.h, broker/quarantine.h) from the
+ * request's cursor on, while the page has fewer than limit and their JSON
+ * fits in the room left; the first that does not is the answer's "next",
+ * which the following request passes as its cursor. */
+struct page {
+	cJSON *array;     /* borrowed from data, valid until the response is freed */
+	uint64_t from;    /* the request's cursor */
+	int64_t limit;
+	size_t room;      /* bytes still allowed */
+	int64_t taken;
+	bool full, too_large, failed;
+	uint64_t next;    /* when full: the position of the first item left out */
+};
+
+/* Reads limit and cursor and adds the list, named name, to data. Returns
+ * an error text or NULL. */
+static const char *page_begin(const struct caller *c, const cJSON *cmd, cJSON *data,
+		const char *name, struct page *p)
+{
+	int64_t cursor = 0;
+
+	*p = (struct page){ .limit = TF_CONTROL_PAGE_DEFAULT, .room = c->room };
+	if (!int_arg(cmd, "limit", 1, TF_CONTROL_PAGE_MAX, &p->limit))
+		return "limit: must be an integer from 1 to " XSTR(TF_CONTROL_PAGE_MAX);
+	if (!int_arg(cmd, "cursor", 0, TF_CONTROL_INTEGER_MAX, &cursor))
+		return "cursor: must be an integer from 0 to 2^53 - 1 "
+			"(the \"next\" of the last page)";
+	p->from = (uint64_t)cursor;
+	p->array = cJSON_AddArrayToObject(data, name);
+	return p->array == NULL ? "out of memory" : NULL;
+}
+
+/* Whether an item at position may still go in; if the page is full, the
+ * item starts the next one. */
+static bool page_open(struct page *p, uint64_t position)
+{
+	if (p->full)
+		return false;
+	if (p->taken == p->limit) {
+		p->full = true;
+		p->next = position;
+		return false;
+	}
+	return true;
+}
+
+/* Adds item (ownership passes; NULL: out of memory) at position, or ends
+ * the page there when its JSON does not fit in the room left. */
+static void page_add(struct page *p, cJSON *item, uint64_t position)
+{
+	char *text = item != NULL ? cJSON_PrintUnformatted(item) : NULL;
+	size_t len;
+
+	if (text == NULL) {
+		cJSON_Delete(item);
+		p->failed = true;
+		return;
+	}
+	len = strlen(text) + 1;   /* and a comma */
+	free(text);
+	if (len > p->room) {
+		cJSON_Delete(item);
+		p->full = true;
+		p->next = position;
+		/* A page with no item would be answered again and again. */
+		p->too_large = p->taken == 0;
+		return;
+	}
+	if (!cJSON_AddItemToArray(p->array, item)) {
+		cJSON_Delete(item);
+		p->failed = true;
+		return;
+	}
+	p->room -= len;
+	p->taken++;
+}
+
+/* Adds "next" to data when the list goes on. Returns an error text or
+ * NULL. */
+static const char *page_end(const struct page *p, cJSON *data)
+{
+	if (p->failed)
+		return "out of memory";
+	if (p->too_large)
+		return TOO_LARGE;
+	if (p->full && !cJSON_AddNumberToObject(data, "next", (double)p->next))
+		return "out of memory";
+	return NULL;
+}
+
 /* --- commands: each fills data, or returns an error text ---------------------- */
 
 struct alert_list {
 	const struct caller *c;
-	cJSON *array;
-	bool failed;
+	struct page *page;
 };
 
-static void add_alert(void *ctx, const struct tf_alert *alert)
+static void add_alert(void *ctx, const struct tf_alert *alert, uint64_t position)
 {
 	struct alert_list *l = ctx;
-	cJSON *o;
 
-	if (!may_manage(l->c, alert->policy[0] ? policy_of_label(l->c->set, alert->policy) : NULL))
+	if (!may_manage(l->c, alert->policy[0] ? policy_of_label(l->c->set, alert->policy) : NULL)
+			|| !page_open(l->page, position))
 		return;
-	o = tf_alert_json(alert);
-	if (o == NULL || !cJSON_AddItemToArray(l->array, o)) {
-		cJSON_Delete(o);
-		l->failed = true;
-	}
+	page_add(l->page, tf_alert_json(alert), position);
 }
 
 static const char *list_alerts(const struct caller *c, const cJSON *cmd, cJSON *data)
 {
-	const cJSON *since = cJSON_GetObjectItemCaseSensitive(cmd, "since");
-	struct alert_list l = { c, cJSON_AddArrayToObject(data, "alerts"), false };
+	struct page page;
+	struct alert_list l = { c, &page };
+	int64_t since = 0;
+	const char *error;
 
-	if (since != NULL && !cJSON_IsNumber(since))
-		return "since: not a number (ms since the epoch)";
-	if (l.array == NULL)
-		return "out of memory";
-	tf_alerts_each(tf_engine_alerts(c->e), since ? (int64_t)since->valuedouble : 0, add_alert,
-		&l);
-	return l.failed ? "out of memory" : NULL;
+	if (!int_arg(cmd, "since", 0, TF_CONTROL_INTEGER_MAX, &since))
+		return "since: must be an integer from 0 to 2^53 - 1 (ms since the epoch)";
+	if ((error = page_begin(c, cmd, data, "alerts", &page)) != NULL)
+		return error;
+	tf_alerts_each(tf_engine_alerts(c->e), since, page.from, add_alert, &l);
+	return page_end(&page, data);
 }
 
 /* Moves the members of result into data and frees result: a query's
@@ -187,35 +298,42 @@ static const char *reload_policies(const struct caller *c, const cJSON *cmd, cJS
 	return NULL;
 }
 
+/* A quarantined flow's object, or NULL when out of memory. */
+static cJSON *flow_json(const struct tf_held_flow *f)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL || !cJSON_AddStringToObject(o, "flow", f->flow)
+			|| !cJSON_AddStringToObject(o, "policy", f->policy)
+			|| !cJSON_AddStringToObject(o, "client", f->client)
+			|| !cJSON_AddNumberToObject(o, "held", (double)f->held)
+			|| !cJSON_AddNumberToObject(o, "since", (double)f->since_ms)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
 static const char *list_quarantine(const struct caller *c, const cJSON *cmd, cJSON *data)
 {
 	const struct tf_quarantine *q = tf_engine_quarantine(c->e);
 	const char *only = arg(cmd, "policy");
-	cJSON *flows = cJSON_AddArrayToObject(data, "flows");
+	struct page page;
+	const char *error = page_begin(c, cmd, data, "flows", &page);
 
-	if (flows == NULL)
-		return "out of memory";
-	for (uint32_t i = 0; i < tf_quarantine_count(q); i++) {
+	for (uint32_t i = 0; error == NULL && i < tf_quarantine_count(q); i++) {
 		const struct tf_held_flow *f = tf_quarantine_at(q, i);
 		char id[TF_TRACE_KEY_TEXT_MAX + 1];
-		cJSON *o;
 
 		tf_trace_policy_id(f->policy, id, sizeof(id));
-		if ((only != NULL && strcmp(only, id) != 0)
+		if (f->position < page.from || (only != NULL && strcmp(only, id) != 0)
 				|| !may_manage(c, tf_policy_set_find(c->set, id)))
 			continue;
-		o = cJSON_CreateObject();
-		if (o == NULL || !cJSON_AddStringToObject(o, "flow", f->flow)
-				|| !cJSON_AddStringToObject(o, "policy", f->policy)
-				|| !cJSON_AddStringToObject(o, "client", f->client)
-				|| !cJSON_AddNumberToObject(o, "held", (double)f->held)
-				|| !cJSON_AddNumberToObject(o, "since", (double)f->since_ms)
-				|| !cJSON_AddItemToArray(flows, o)) {
-			cJSON_Delete(o);
-			return "out of memory";
-		}
+		if (!page_open(&page, f->position))
+			break;
+		page_add(&page, flow_json(f), f->position);
 	}
-	return NULL;
+	return error != NULL ? error : page_end(&page, data);
 }
 
 /* The error of the last failed release or discard, for its response. */
@@ -311,6 +429,29 @@ static cJSON *run_command(struct caller *c, const cJSON *cmd)
 	return response;
 }
 
+/* {"command": name, "error": why}, or NULL when out of memory. */
+static cJSON *error_response(const char *name, const char *why)
+{
+	cJSON *r = cJSON_CreateObject();
+
+	if (r == NULL || !cJSON_AddStringToObject(r, "command", name)
+			|| !cJSON_AddStringToObject(r, "error", why)) {
+		cJSON_Delete(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* The length of o's JSON and a comma, or 0 when out of memory. */
+static size_t json_size(const cJSON *o)
+{
+	char *text = cJSON_PrintUnformatted(o);
+	size_t n = text != NULL ? strlen(text) + 1 : 0;
+
+	free(text);
+	return n;
+}
+
 static char *print(cJSON *o)
 {
 	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
@@ -322,12 +463,10 @@ static char *print(cJSON *o)
 /* The answer to a request that is not one: a single error. */
 static char *malformed(const char *why)
 {
-	cJSON *o = cJSON_CreateObject(), *list, *r;
+	cJSON *o = cJSON_CreateObject(), *list, *r = error_response("", why);
 
 	list = o ? cJSON_AddArrayToObject(o, "responses") : NULL;
-	r = cJSON_CreateObject();
-	if (list == NULL || r == NULL || !cJSON_AddStringToObject(r, "command", "")
-			|| !cJSON_AddStringToObject(r, "error", why) || !cJSON_AddItemToArray(list, r)) {
+	if (list == NULL || r == NULL || !cJSON_AddItemToArray(list, r)) {
 		cJSON_Delete(r);
 		cJSON_Delete(o);
 		return NULL;
@@ -335,16 +474,105 @@ static char *malformed(const char *why)
 	return print(o);
 }
 
+/* An answer being built within TF_CONTROL_MAX_RESPONSE bytes: those it
+ * takes, and those kept back so that each command not yet run can at
+ * least answer TOO_LARGE (its fallback). */
+struct answer {
+	cJSON *out, *list;                               /* caller owns out */
+	cJSON *fallback[TF_CONTROL_MAX_COMMANDS];        /* owned until used */
+	size_t fallback_size[TF_CONTROL_MAX_COMMANDS];
+	size_t used, reserved;
+};
+
+static void answer_free(struct answer *a)
+{
+	for (size_t i = 0; i < TF_CONTROL_MAX_COMMANDS; i++)
+		cJSON_Delete(a->fallback[i]);
+	cJSON_Delete(a->out);
+}
+
+/* Starts the answer to cmds (at most TF_CONTROL_MAX_COMMANDS) with corr
+ * (NULL: none). False when out of memory (free a with answer_free). */
+static bool answer_begin(struct answer *a, const cJSON *cmds, const cJSON *corr)
+{
+	const cJSON *cmd;
+	size_t i = 0;
+
+	*a = (struct answer){ .out = cJSON_CreateObject() };
+	a->list = a->out ? cJSON_AddArrayToObject(a->out, "responses") : NULL;
+	if (a->list == NULL || (corr != NULL
+			&& !cJSON_AddStringToObject(a->out, "correlationData", corr->valuestring)))
+		return false;
+	a->used = json_size(a->out);
+	cJSON_ArrayForEach(cmd, cmds) {
+		const char *name = cJSON_IsObject(cmd) ? arg(cmd, "command") : NULL;
+
+		a->fallback[i] = error_response(name ? name : "", TOO_LARGE);
+		a->fallback_size[i] = json_size(a->fallback[i]);
+		if (a->fallback[i] == NULL || a->fallback_size[i] == 0)
+			return false;
+		a->reserved += a->fallback_size[i++];
+	}
+	return a->used > 0;
+}
+
+/* Runs command i, cmd, if its answer may still fit, and adds its response
+ * (or its fallback) to the answer. False when out of memory. */
+static bool answer_add(struct answer *a, struct caller *c, const cJSON *cmd, size_t i)
+{
+	size_t taken = a->used + a->reserved;
+	size_t room = taken < TF_CONTROL_MAX_RESPONSE ? TF_CONTROL_MAX_RESPONSE - taken : 0;
+	cJSON *r = NULL;
+	size_t size = 0;
+
+	if (!cJSON_IsObject(cmd)) {
+		/* Smaller than the fallback, so it always fits. */
+		if ((r = error_response("", "a command is an object")) == NULL)
+			return false;
+	} else if (room >= MIN_ROOM) {
+		/* A list fills room with items: what its response adds around
+		 * them ({"command", "data", "next"}) is less than the fallback
+		 * that is kept back for it. */
+		c->room = room;
+		if ((r = run_command(c, cmd)) == NULL)
+			return false;
+	}
+	if (r != NULL && (size = json_size(r)) == 0) {
+		cJSON_Delete(r);
+		return false;
+	}
+	if (r == NULL || size > room + a->fallback_size[i]) {
+		cJSON_Delete(r);
+		r = a->fallback[i];
+		size = a->fallback_size[i];
+		a->fallback[i] = NULL;
+	}
+	a->reserved -= a->fallback_size[i];
+	a->used += size;
+	if (!cJSON_AddItemToArray(a->list, r)) {
+		cJSON_Delete(r);
+		return false;
+	}
+	return true;
+}
+
 char *tf_control_handle(struct tf_engine *e, const char *username, const void *payload,
 		size_t len)
 {
-	struct caller c = { e, username, NULL, NULL, false, false };
+	struct caller c = { e, username, NULL, NULL, false, false, 0 };
 	const cJSON *cmds, *cmd, *corr;
-	cJSON *request, *out, *list;
+	struct answer a;
+	cJSON *request, *out;
+	struct tf_err err = { "" };
+	size_t i = 0;
 
 	if (len > TF_CONTROL_MAX_REQUEST)
 		return malformed("request too large");
-	request = cJSON_ParseWithLength(payload, len);
+	/* The policy loader's strict parser: besides JSON, it refuses a NUL
+	 * (cJSON would cut "explain\u0000x" to "explain"), text that is not
+	 * UTF-8 and a member given twice, in every string the commands read. */
+	if (tf_json_parse(len > 0 ? payload : "", len, "not a request", &request, &err) != TF_OK)
+		return malformed(err.msg);
 	cmds = cJSON_GetObjectItemCaseSensitive(request, "commands");
 	corr = cJSON_GetObjectItemCaseSensitive(request, "correlationData");
 	if (!cJSON_IsObject(request) || !cJSON_IsArray(cmds)
@@ -352,38 +580,28 @@ char *tf_control_handle(struct tf_engine *e, const char *username, const void *p
 		cJSON_Delete(request);
 		return malformed("not a request: {\"commands\": [...], \"correlationData\": \"...\"}");
 	}
-	if (cJSON_GetArraySize(cmds) > (int)TF_CONTROL_MAX_COMMANDS) {
+	/* Each command may answer up to a page: the first bound of the
+	 * answer, refused as a whole so that no command half runs. */
+	if (cJSON_GetArraySize(cmds) > TF_CONTROL_MAX_COMMANDS) {
 		cJSON_Delete(request);
-		return malformed("more than 100 commands");
+		return malformed("more than " XSTR(TF_CONTROL_MAX_COMMANDS)
+			" commands in one request");
 	}
-	out = cJSON_CreateObject();
-	list = out ? cJSON_AddArrayToObject(out, "responses") : NULL;
-	if (list == NULL || (corr != NULL
-			&& !cJSON_AddStringToObject(out, "correlationData", corr->valuestring))) {
+	if (!answer_begin(&a, cmds, corr)) {
+		answer_free(&a);
 		cJSON_Delete(request);
-		cJSON_Delete(out);
 		return NULL;
 	}
 	cJSON_ArrayForEach(cmd, cmds) {
-		cJSON *r = cJSON_IsObject(cmd) ? run_command(&c, cmd) : NULL;
-
-		if (r == NULL && cJSON_IsObject(cmd)) {
+		if (!answer_add(&a, &c, cmd, i++)) {
+			answer_free(&a);
 			cJSON_Delete(request);
-			cJSON_Delete(out);
 			return NULL;
 		}
-		if (r == NULL) {
-			r = cJSON_CreateObject();
-			if (r == NULL || !cJSON_AddStringToObject(r, "command", "")
-					|| !cJSON_AddStringToObject(r, "error", "a command is an object")) {
-				cJSON_Delete(r);
-				cJSON_Delete(request);
-				cJSON_Delete(out);
-				return NULL;
-			}
-		}
-		cJSON_AddItemToArray(list, r);
 	}
 	cJSON_Delete(request);
+	out = a.out;
+	a.out = NULL;
+	answer_free(&a);
 	return print(out);
 }

@@ -16,6 +16,7 @@ struct release {
 struct tf_quarantine {
 	struct tf_held_flow *flows;
 	uint32_t n, cap;
+	uint64_t n_added;       /* flows ever quarantined: the next position */
 	struct release released[TF_RELEASED_MAX];
 	uint32_t next_release, n_released;
 };
@@ -79,12 +80,13 @@ bool tf_quarantine_add(struct tf_quarantine *q, const char *flow, const char *po
 		}
 		f = &q->flows[q->n];
 		*f = (struct tf_held_flow){ strdup(flow), strdup(policy), strdup(client), 0,
-			received_ms };
+			received_ms, q->n_added };
 		if (f->flow == NULL || f->policy == NULL || f->client == NULL) {
 			flow_free(f);
 			return false;
 		}
 		q->n++;
+		q->n_added++;
 	}
 	f->held++;
 	return true;

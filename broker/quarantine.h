@@ -29,6 +29,8 @@ struct tf_held_flow {
 	char *client;
 	uint64_t held;
 	int64_t since_ms;    /* receive time of its first held message */
+	uint64_t position;   /* flows quarantined before it since start: stays as
+	                      * others end, so a list can go on from it */
 };
 
 /* NULL when out of memory. */
@@ -49,7 +51,8 @@ bool tf_quarantine_add(struct tf_quarantine *q, const char *flow, const char *po
 /* The flow is released or discarded: no longer quarantined. */
 void tf_quarantine_remove(struct tf_quarantine *q, const char *flow);
 
-/* The quarantined flows, in the order they were quarantined. */
+/* The quarantined flows, in the order they were quarantined (of
+ * increasing position). */
 uint32_t tf_quarantine_count(const struct tf_quarantine *q);
 const struct tf_held_flow *tf_quarantine_at(const struct tf_quarantine *q, uint32_t i);
 

@@ -15,6 +15,7 @@
 #include "broker/control.h"
 #include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
+#include "policy/jsonfile.h"
 #include "policy/rfc3339.h"
 
 static const char alerts_usage[] =
@@ -22,11 +23,11 @@ static const char alerts_usage[] =
 	"                    [--follow]\n"
 	"\n"
 	"Prints the broker's recent alerts (the last 1,000), one JSON object per line,\n"
-	"through the control API; with --follow, then each new alert as it is raised,\n"
-	"until interrupted. The user must have role trustflow-admin (every alert) or\n"
-	"data-steward (alerts of its own organization's policies). T is RFC 3339 or\n"
-	"ms since the epoch. Exit status 1 when the broker refuses, 2 on bad usage or\n"
-	"when the broker cannot be reached.\n";
+	"through the control API, every page of them; with --follow, then each new\n"
+	"alert as it is raised, until interrupted. The user must have role\n"
+	"trustflow-admin (every alert) or data-steward (alerts of its own\n"
+	"organization's policies). T is RFC 3339 or ms since the epoch. Exit status 1\n"
+	"when the broker refuses, 2 on bad usage or when the broker cannot be reached.\n";
 
 #define ALERTS_TOPIC "$trustflow/alerts/#"
 
@@ -35,9 +36,10 @@ struct alerts_state {
 	bool follow;
 	int n_topics;
 	char correlation[64];
-	bool answered;           /* the listAlerts answer has been printed */
+	bool answered;           /* every page of listAlerts has been printed */
 	bool refused;
-	/* Ids listed in the answer, and alerts streamed before it came. */
+	int64_t cursor;          /* where the next page starts (0: the first) */
+	/* Ids listed in the pages, and alerts streamed before the last came. */
 	char (*listed)[TF_MSGID_LEN + 1];
 	size_t n_listed;
 	char **early;
@@ -50,11 +52,22 @@ static int usage_error(const char *what)
 	return TFCTL_USAGE;
 }
 
+/* Asks for the page of recent alerts that starts at st->cursor. */
+static void ask_page(struct mosquitto *mosq, const struct alerts_state *st)
+{
+	char request[256];
+
+	snprintf(request, sizeof(request), "{\"commands\": [{\"command\": \"listAlerts\", "
+		"\"since\": %lld, \"cursor\": %lld}], \"correlationData\": \"%s\"}",
+		(long long)st->since_ms, (long long)st->cursor, st->correlation);
+	mosquitto_publish_v5(mosq, NULL, TF_CONTROL_TOPIC, (int)strlen(request), request, 1, false,
+		NULL);
+}
+
 /* Once the last subscription stands, asks for the recent alerts. */
 static void on_subscribed(struct mosquitto *mosq, void *ctx, int index, bool granted)
 {
 	struct alerts_state *st = ctx;
-	char request[256];
 
 	if (!granted) {
 		fputs("tfctl: the broker refused the subscription: this user may not read alerts\n",
@@ -65,11 +78,7 @@ static void on_subscribed(struct mosquitto *mosq, void *ctx, int index, bool gra
 	}
 	if (index + 1 < st->n_topics)
 		return;
-	snprintf(request, sizeof(request), "{\"commands\": [{\"command\": \"listAlerts\", "
-		"\"since\": %lld}], \"correlationData\": \"%s\"}", (long long)st->since_ms,
-		st->correlation);
-	mosquitto_publish_v5(mosq, NULL, TF_CONTROL_TOPIC, (int)strlen(request), request, 1, false,
-		NULL);
+	ask_page(mosq, st);
 }
 
 static bool was_listed(const struct alerts_state *st, const char *id)
@@ -80,23 +89,15 @@ static bool was_listed(const struct alerts_state *st, const char *id)
 	return false;
 }
 
-/* The answer to listAlerts: prints it, then what streamed in meanwhile. */
-static void print_answer(struct mosquitto *mosq, struct alerts_state *st, const cJSON *answer)
+/* Prints a page of alerts and notes their ids. */
+static void print_page(struct alerts_state *st, const cJSON *list)
 {
-	const cJSON *r = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(answer, "responses"), 0);
-	const cJSON *error = cJSON_GetObjectItemCaseSensitive(r, "error");
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(r, "data"), "alerts"), *alert;
+	const cJSON *alert;
+	char (*grown)[TF_MSGID_LEN + 1] = realloc(st->listed,
+		(st->n_listed + (size_t)cJSON_GetArraySize(list) + 1) * sizeof(*st->listed));
 
-	st->answered = true;
-	if (!cJSON_IsArray(list)) {
-		fprintf(stderr, "tfctl: the broker refused: %s\n",
-			cJSON_IsString(error) ? error->valuestring : "no answer");
-		st->refused = true;
-		mosquitto_disconnect(mosq);
-		return;
-	}
-	st->listed = calloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(*st->listed));
+	if (grown != NULL)
+		st->listed = grown;
 	cJSON_ArrayForEach(alert, list) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(alert, "id");
 		char *text = cJSON_PrintUnformatted(alert);
@@ -104,9 +105,42 @@ static void print_answer(struct mosquitto *mosq, struct alerts_state *st, const 
 		if (text != NULL)
 			printf("%s\n", text);
 		free(text);
-		if (st->listed != NULL && cJSON_IsString(id))
+		if (grown != NULL && cJSON_IsString(id))
 			snprintf(st->listed[st->n_listed++], TF_MSGID_LEN + 1, "%s", id->valuestring);
 	}
+}
+
+/* An answer to listAlerts: prints its page and asks for the next one;
+ * after the last, prints what streamed in meanwhile. */
+static void print_answer(struct mosquitto *mosq, struct alerts_state *st, const cJSON *answer)
+{
+	const cJSON *r = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(answer, "responses"), 0);
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(r, "error");
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(r, "data");
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(data, "alerts");
+	const cJSON *next = cJSON_GetObjectItemCaseSensitive(data, "next");
+
+	if (!cJSON_IsArray(list)) {
+		fprintf(stderr, "tfctl: the broker refused: %s\n",
+			cJSON_IsString(error) ? error->valuestring : "no answer");
+		st->answered = st->refused = true;
+		mosquitto_disconnect(mosq);
+		return;
+	}
+	print_page(st, list);
+	if (next != NULL) {
+		/* A cursor that does not go forward would ask for ever. */
+		if (!tf_json_integer(next, st->cursor + 1, TF_CONTROL_INTEGER_MAX, &st->cursor)) {
+			fputs("tfctl: the broker's answer has a bad \"next\"\n", stderr);
+			st->answered = st->refused = true;
+			mosquitto_disconnect(mosq);
+			return;
+		}
+		fflush(stdout);
+		ask_page(mosq, st);
+		return;
+	}
+	st->answered = true;
 	for (size_t i = 0; i < st->n_early; i++) {
 		cJSON *early = cJSON_Parse(st->early[i]);
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(early, "id");

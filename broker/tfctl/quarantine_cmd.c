@@ -14,6 +14,7 @@
 #include "broker/control.h"
 #include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
+#include "policy/jsonfile.h"
 
 static const char quarantine_usage[] =
 	"usage: tfctl quarantine list [--policy ID] CONNECTION\n"
@@ -22,7 +23,7 @@ static const char quarantine_usage[] =
 	"CONNECTION: --username U --password P [--host H] [--port P]\n"
 	"\n"
 	"list     one line per quarantined flow: {\"flow\", \"policy\", \"client\", \"held\",\n"
-	"         \"since\"}\n"
+	"         \"since\"}, every page of the list\n"
 	"release  delivers the flow's held messages, in the order received, and ends\n"
 	"         its quarantine; prints {\"released\": N}\n"
 	"discard  drops the flow's held messages and ends its quarantine; prints\n"
@@ -119,8 +120,9 @@ int tfctl_quarantine(int argc, char **argv)
 {
 	struct tfctl_session session = { .host = "127.0.0.1", .port = 1883 };
 	const char *policy = NULL, *sub, *flow = NULL;
-	const cJSON *response, *data, *error, *item;
+	const cJSON *response, *data, *error, *item, *next;
 	cJSON *command, *answer;
+	int64_t cursor = 0;
 	int first = 1;
 
 	if (argc < 1)
@@ -151,34 +153,49 @@ int tfctl_quarantine(int argc, char **argv)
 	if (session.username == NULL)
 		return usage_error("--username is required (a trustflow-admin or data-steward)");
 
-	command = cJSON_CreateObject();
-	if (command == NULL || !cJSON_AddStringToObject(command, "command",
-			flow == NULL ? "listQuarantine" : strcmp(sub, "release") == 0 ? "releaseFlow"
-			: "discardFlow")
-			|| (flow != NULL && !cJSON_AddStringToObject(command, "flow", flow))
-			|| (policy != NULL && !cJSON_AddStringToObject(command, "policy", policy))) {
-		cJSON_Delete(command);
-		return usage_error("out of memory");
-	}
-	response = ask(&session, command, &answer);
-	if (answer == NULL) {
-		cJSON_Delete(answer);
-		return TFCTL_USAGE;
-	}
-	data = cJSON_GetObjectItemCaseSensitive(response, "data");
-	error = cJSON_GetObjectItemCaseSensitive(response, "error");
-	if (data == NULL) {
-		fprintf(stderr, "tfctl: the broker refused: %s\n",
-			cJSON_IsString(error) ? error->valuestring : "no answer");
-		cJSON_Delete(answer);
-		return TFCTL_NO;
-	}
-	if (flow == NULL) {
+	/* A list comes in pages: each request goes on from the last one's
+	 * "next" (docs/control-api.md). */
+	for (;;) {
+		command = cJSON_CreateObject();
+		if (command == NULL || !cJSON_AddStringToObject(command, "command",
+				flow == NULL ? "listQuarantine" : strcmp(sub, "release") == 0
+				? "releaseFlow" : "discardFlow")
+				|| (flow != NULL && !cJSON_AddStringToObject(command, "flow", flow))
+				|| (policy != NULL
+					&& !cJSON_AddStringToObject(command, "policy", policy))
+				|| (cursor > 0 && !cJSON_AddNumberToObject(command, "cursor",
+					(double)cursor))) {
+			cJSON_Delete(command);
+			return usage_error("out of memory");
+		}
+		response = ask(&session, command, &answer);
+		if (answer == NULL)
+			return TFCTL_USAGE;
+		data = cJSON_GetObjectItemCaseSensitive(response, "data");
+		error = cJSON_GetObjectItemCaseSensitive(response, "error");
+		if (data == NULL) {
+			fprintf(stderr, "tfctl: the broker refused: %s\n",
+				cJSON_IsString(error) ? error->valuestring : "no answer");
+			cJSON_Delete(answer);
+			return TFCTL_NO;
+		}
+		if (flow != NULL) {
+			print(data);
+			cJSON_Delete(answer);
+			return TFCTL_OK;
+		}
 		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(data, "flows"))
 			print(item);
-	} else {
-		print(data);
+		next = cJSON_GetObjectItemCaseSensitive(data, "next");
+		/* A cursor that does not go forward would ask for ever. */
+		if (next != NULL && !tf_json_integer(next, cursor + 1, TF_CONTROL_INTEGER_MAX,
+				&cursor)) {
+			fputs("tfctl: the broker's answer has a bad \"next\"\n", stderr);
+			cJSON_Delete(answer);
+			return TFCTL_NO;
+		}
+		cJSON_Delete(answer);
+		if (next == NULL)
+			return TFCTL_OK;
 	}
-	cJSON_Delete(answer);
-	return TFCTL_OK;
 }

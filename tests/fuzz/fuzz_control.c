@@ -5,7 +5,8 @@
  * checked: every request gets an answer that is a JSON object with a
  * "responses" array, one response per command of a well-formed request
  * (one for a malformed request), each with a string "command" and exactly
- * one of "data" and "error"; a steward is never answered with data for a
+ * one of "data" and "error"; an answer is never longer than
+ * TF_CONTROL_MAX_RESPONSE; a steward is never answered with data for a
  * command it may not use (reloadPolicies). */
 #include "tests/fuzz/fuzz.h"
 
@@ -18,6 +19,7 @@
 
 #include "broker/control.h"
 #include "broker/options.h"
+#include "policy/jsonfile.h"
 
 const char tf_fuzz_target[] = "control";
 
@@ -82,15 +84,21 @@ static void check_answer(const char *username, const uint8_t *data, size_t size)
 {
 	char *text = tf_control_handle(engine(), username, data, size);
 	cJSON *answer, *request, *responses, *r;
+	struct tf_err err;
 	int expected = 1;
 
 	FUZZ_CHECK(text != NULL);
+	/* The answer is bounded whatever the request asks for. */
+	FUZZ_CHECK(strlen(text) <= TF_CONTROL_MAX_RESPONSE);
 	answer = cJSON_Parse(text);
 	FUZZ_CHECK(cJSON_IsObject(answer));
 	responses = cJSON_GetObjectItemCaseSensitive(answer, "responses");
 	FUZZ_CHECK(cJSON_IsArray(responses));
-	request = size <= TF_CONTROL_MAX_REQUEST ? cJSON_ParseWithLength((const char *)data, size)
-		: NULL;
+	/* The control API parses as strictly as the policy loader. */
+	if (size > TF_CONTROL_MAX_REQUEST
+			|| tf_json_parse(size > 0 ? (const char *)data : "", size, "fuzz", &request,
+				&err) != TF_OK)
+		request = NULL;
 	if (cJSON_IsObject(request)) {
 		const cJSON *cmds = cJSON_GetObjectItemCaseSensitive(request, "commands");
 		const cJSON *corr = cJSON_GetObjectItemCaseSensitive(request, "correlationData");

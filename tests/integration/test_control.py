@@ -158,6 +158,45 @@ class ControlTest(harness.BrokerTestCase):
         (r,) = self.ask(admin, {"command": "explain", "client": "x"})
         self.assertIn("required", r["error"])
 
+    def test_a_string_with_a_nul_is_refused(self):
+        # cJSON would read "explain\u0000x" as "explain": the whole
+        # request is refused, wherever the NUL is.
+        admin = self.operator("tf-admin")
+        for command in ({"command": "explain\u0000x", "client": "lab-analyst",
+                         "topic": WATER_TOPIC, "action": "receive"},
+                        {"command": "explain", "client": "lab-analyst",
+                         "topic": WATER_TOPIC + "\u0000x", "action": "receive"}):
+            (r,) = self.ask(admin, command)
+            self.assertEqual(r["command"], "")
+            self.assertIn("the escape \\u0000 (a NUL character) is not allowed", r["error"])
+
+    def test_numbers_out_of_range_are_an_error(self):
+        admin = self.operator("tf-admin")
+        self.violate("ww-sensor-01", WATER_TOPIC)
+        # 1e30 and -1e400 are no ms since the epoch; cast to an integer they
+        # were undefined behaviour that listed every alert.
+        for since in ("1e30", "-1e400", "-1", "1.5", '"0"'):
+            admin.publish(REQUEST, '{"commands": [{"command": "listAlerts", "since": %s}]}'
+                          % since)
+            (r,) = json.loads(admin.receive().payload)["responses"]
+            self.assertEqual(r["command"], "listAlerts")
+            self.assertIn("since: must be an integer from 0", r["error"])
+        (r,) = self.ask(admin, {"command": "listAlerts", "since": 0})
+        self.assertEqual(len(r["data"]["alerts"]), 1)
+        for command, member in (("listAlerts", "limit"), ("listQuarantine", "limit"),
+                                ("listAlerts", "cursor"), ("listQuarantine", "cursor")):
+            for value in (-1, 0.5, 1e30, "1") + ((0, 501) if member == "limit" else ()):
+                (r,) = self.ask(admin, {"command": command, member: value})
+                self.assertTrue(r["error"].startswith(member + ": must be an integer from"),
+                                r)
+
+    def test_many_commands_are_refused_as_a_whole(self):
+        admin = self.operator("tf-admin")
+        responses = self.ask(admin, *[{"command": "listAlerts"}] * 16)
+        self.assertEqual([r["command"] for r in responses], ["listAlerts"] * 16)
+        (r,) = self.ask(admin, *[{"command": "listAlerts"}] * 17)
+        self.assertEqual(r, {"command": "", "error": "more than 16 commands in one request"})
+
     def test_everyone_else_is_refused(self):
         analyst = self.login("lab-analyst")
         self.assertEqual(analyst.subscribe(RESPONSE), 0x87)
@@ -181,6 +220,114 @@ class ControlTest(harness.BrokerTestCase):
         self.assertEqual(got, {"admin": "water-telemetry@3", "ww": "water-telemetry@3",
                                "lab": "air-quality@1"})
         self.assertEqual(json.loads(admin.receive().payload)["policy"], "air-quality@1")
+
+
+SENSORS = [f"ww-sensor-{i:03}" for i in range(105)]
+MANY_IDENTITIES = {
+    "trustflow_identities": 1,
+    "organizations": {"city-waterworks": {}, "city-it": {}},
+    "clients": {**{name: {"org": "city-waterworks", "roles": ["sensor"]} for name in SENSORS},
+                "tf-admin": {"org": "city-it", "roles": ["trustflow-admin"]}},
+}
+QUARANTINED_WATER = {**WATER, "on_violation": {"action": "quarantine"}}
+
+
+def page_through(test, client, command, member):
+    """Every item of a long list, asked for in pages that go on from the
+    last one's "next"; checks that no page is larger than asked."""
+    items, cursor = [], None
+    while True:
+        ask = dict(command)
+        if cursor is not None:
+            ask["cursor"] = cursor
+        (r,) = test.ask(client, ask)
+        page = r["data"][member]
+        test.assertLessEqual(len(page), command.get("limit", 100))
+        items += page
+        if "next" not in r["data"]:
+            return items
+        cursor = r["data"]["next"]
+
+
+class PagingTest(harness.BrokerTestCase):
+    """Lists longer than a page: 105 publishers each break the schema once,
+    so there are 105 alerts and 105 quarantined flows."""
+
+    def setUp(self):
+        self.broker = self.start_broker(identities=MANY_IDENTITIES,
+                                        passwords={name: "demo" for name in
+                                                   MANY_IDENTITIES["clients"]},
+                                        policies={"water.json": QUARANTINED_WATER})
+        for name in SENSORS:
+            sensor = harness.Client(self.broker, f"c-{name}", username=name, password="demo")
+            sensor.publish(WATER_TOPIC, '{"flow": "high"}')
+            sensor.close()
+        self.admin = self.client(self.broker, "c-tf-admin", username="tf-admin",
+                                 password="demo")
+        self.assertEqual(self.admin.subscribe(RESPONSE), 1)
+
+    ask = ControlTest.ask
+
+    def test_long_lists_come_in_pages_that_hold_each_item_once(self):
+        alerts = page_through(self, self.admin, {"command": "listAlerts", "limit": 10}, "alerts")
+        self.assertEqual([a["client"] for a in alerts], SENSORS)
+        self.assertEqual(len({a["id"] for a in alerts}), len(SENSORS))
+        # Without a limit, a page has 100.
+        (r,) = self.ask(self.admin, {"command": "listAlerts"})
+        self.assertEqual(len(r["data"]["alerts"]), 100)
+        # A flow that ends between two pages moves no other flow to a
+        # page already read.
+        (r,) = self.ask(self.admin, {"command": "listQuarantine", "limit": 10})
+        first = [f["flow"] for f in r["data"]["flows"]]
+        (released,) = self.ask(self.admin, {"command": "releaseFlow", "flow": first[0]})
+        self.assertEqual(released["data"], {"released": 1})
+        rest = page_through(self, self.admin, {"command": "listQuarantine", "limit": 10,
+                                               "cursor": r["data"]["next"]}, "flows")
+        self.assertEqual(first + [f["flow"] for f in rest],
+                         [f"water-telemetry/{name}" for name in SENSORS])
+
+    def test_tfctl_lists_every_page(self):
+        connection = ["--port", str(self.broker.port), "--username", "tf-admin",
+                      "--password", "demo"]
+        out = run([TFCTL, "alerts"] + connection).stdout.splitlines()
+        self.assertEqual([json.loads(line)["client"] for line in out], SENSORS)
+        out = run([TFCTL, "quarantine", "list"] + connection).stdout.splitlines()
+        self.assertEqual([json.loads(line)["client"] for line in out], SENSORS)
+
+
+class AmplificationTest(harness.BrokerTestCase):
+    """A small request may not ask for a large answer: 130 alerts of 2 KB
+    each, asked for 16 times in one request, would be 4 MB."""
+
+    def test_the_answer_stays_under_the_cap(self):
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": WATER})
+        # Anonymous publishers are refused on a governed topic: an alert
+        # each, named by its (long) client id.
+        names = [f"{i:03}-" + "x" * 2000 for i in range(130)]
+        for name in names:
+            anonymous = harness.Client(broker, name)
+            anonymous.publish(WATER_TOPIC, '{"flow": 1}')
+            anonymous.close()
+        admin = self.client(broker, "c-tf-admin", username="tf-admin", password="demo")
+        self.assertEqual(admin.subscribe(RESPONSE), 1)
+        admin.publish(REQUEST, json.dumps({"commands": [{"command": "listAlerts",
+                                                         "limit": 500}] * 16}))
+        msg = admin.receive()
+        self.assertLessEqual(len(msg.payload), 256 * 1024)
+        responses = json.loads(msg.payload)["responses"]
+        self.assertEqual(len(responses), 16)
+        # The first page ends where the answer is full; the commands after
+        # it say so.
+        self.assertIn("next", responses[0]["data"])
+        self.assertLess(len(responses[0]["data"]["alerts"]), 130)
+        for r in responses[1:]:
+            self.assertTrue(r["error"].startswith("response too large"), r)
+        # Page by page, every alert comes, once.
+        alerts = page_through(self, admin, {"command": "listAlerts", "limit": 500}, "alerts")
+        self.assertEqual([a["client"] for a in alerts], names)
+
+    ask = ControlTest.ask
 
 
 class TfctlAlertsTest(harness.BrokerTestCase):

@@ -44,9 +44,12 @@ struct seen {
 	int64_t first, last;
 };
 
-static void count(void *ctx, const struct tf_alert *alert)
+static void count(void *ctx, const struct tf_alert *alert, uint64_t position)
 {
 	struct seen *s = ctx;
+
+	/* Alert i (from 1) was kept at position i - 1. */
+	assert_true(position == (uint64_t)alert->ts_ms - 1);
 
 	if (s->n++ == 0)
 		s->first = alert->ts_ms;
@@ -65,12 +68,20 @@ static void the_latest_alerts_are_kept_in_order(void **state)
 
 		assert_true(tf_alerts_keep(a, &al));
 	}
-	tf_alerts_each(a, 0, count, &s);
+	tf_alerts_each(a, 0, 0, count, &s);
 	assert_int_equal(s.n, TF_ALERTS_KEPT);
 	assert_true(s.first == 11 && s.last == TF_ALERTS_KEPT + 10);
 	s = (struct seen){ 0, 0, 0 };
-	tf_alerts_each(a, TF_ALERTS_KEPT + 6, count, &s);
+	tf_alerts_each(a, TF_ALERTS_KEPT + 6, 0, count, &s);
 	assert_int_equal(s.n, 5);
+	/* From a position: the ones kept there and after, and the position of
+	 * one gone (the first ten) starts at the oldest kept. */
+	s = (struct seen){ 0, 0, 0 };
+	tf_alerts_each(a, 0, TF_ALERTS_KEPT + 7, count, &s);
+	assert_true(s.n == 3 && s.first == TF_ALERTS_KEPT + 8);
+	s = (struct seen){ 0, 0, 0 };
+	tf_alerts_each(a, 0, 3, count, &s);
+	assert_true(s.n == TF_ALERTS_KEPT && s.first == 11);
 	tf_alerts_free(a);
 }
 
