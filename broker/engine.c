@@ -357,6 +357,20 @@ static void violation(struct tf_engine *e, const struct tf_policy *p, const stru
 		tf_violation_action_name(p->on_violation));
 }
 
+bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const cJSON *json,
+		char *why, size_t why_cap)
+{
+	if (p->schema == NULL)
+		return false;
+	if (payloadlen > TF_JSON_PAYLOAD_MAX)
+		snprintf(why, why_cap, "payload too large to check");
+	else if (json == NULL)
+		snprintf(why, why_cap, "payload is not valid JSON");
+	else if (tf_schema_validate(p->schema, json, why, why_cap))
+		return false;
+	return true;
+}
+
 /* The reduced copy of an object payload for one view rule: only the
  * rule's fields, in the payload's order. */
 static int make_view(const struct tf_consumer_rule *r, const struct tf_policy *p,
@@ -585,9 +599,9 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	char flow[512], why[200];
 	cJSON *json = NULL;
 
-	if (p->max_payload_bytes > 0 && m->payloadlen > p->max_payload_bytes) {
+	if (engine_too_large(p, m->payloadlen)) {
 		violated = "limit-exceeded";
-		violation(e, p, m, violated, "payload larger than max_payload_bytes");
+		violation(e, p, m, violated, ENGINE_TOO_LARGE);
 	} else if (p->max_messages_per_second > 0 && (m->username == NULL
 			|| !tf_ratelimit_take(e->rates, policy_index, m->username,
 				p->max_messages_per_second, now))) {
@@ -597,17 +611,9 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	if (violated == NULL && (p->schema != NULL || p->n_views > 0)
 			&& m->payloadlen <= TF_JSON_PAYLOAD_MAX)
 		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
-	if (violated == NULL && p->schema != NULL) {
-		if (m->payloadlen > TF_JSON_PAYLOAD_MAX)
-			snprintf(why, sizeof(why), "payload too large to check");
-		else if (json == NULL)
-			snprintf(why, sizeof(why), "payload is not valid JSON");
-		else if (tf_schema_validate(p->schema, json, why, sizeof(why)))
-			why[0] = '\0';
-		if (why[0] != '\0') {
-			violated = "schema-violation";
-			violation(e, p, m, violated, why);
-		}
+	if (violated == NULL && engine_breaks_schema(p, m->payloadlen, json, why, sizeof(why))) {
+		violated = "schema-violation";
+		violation(e, p, m, violated, why);
 	}
 	tf_quarantine_flow_name(p->label, engine_client_name(m->client_id, m->username), flow,
 		sizeof(flow));
