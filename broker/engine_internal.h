@@ -97,6 +97,12 @@ static inline bool engine_too_large(const struct tf_policy *p, uint32_t payloadl
 bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const cJSON *json,
 		char *why, size_t why_cap);
 
+/* A retained copy on topic (payloadlen 0: cleared) made under p (NULL:
+ * ungoverned) from a message received at received: removed when p's
+ * retention passes or p changes (broker/retained.h). */
+void engine_note_retained(struct tf_engine *e, const char *topic, uint32_t payloadlen,
+		const struct tf_policy *p, int64_t received);
+
 /* A numeric plugin option (checked against its range when read). */
 long engine_option_number(const char *text);
 

@@ -226,6 +226,12 @@ static int end_one(struct tf_engine *e, const char *flow, const char *by, uint64
 	tf_quarantine_note_release(e->quarantine, m->topic, m->payload, m->payloadlen, now,
 		held_received(m));
 	e->hooks.publish_held(e->hooks.ctx, m);
+	if (m->retain) {
+		struct tf_governance g = tf_govern_lookup(e->set->govern, m->topic);
+
+		engine_note_retained(e, m->topic, m->payloadlen, g.kind == TF_GOVERN_POLICY
+			? &e->set->policies[g.policy] : NULL, held_received(m));
+	}
 	return TF_OK;
 }
 
