@@ -339,31 +339,50 @@ static const char *list_quarantine(const struct caller *c, const cJSON *cmd, cJS
 /* The error of the last failed release or discard, for its response. */
 static char flow_error[sizeof(((struct tf_err *)0)->msg)];
 
-/* releaseFlow and discardFlow. */
+/* What a release did (broker/engine.h), as its response data. */
+static const char *release_counts(const struct tf_release_counts *n, cJSON *data)
+{
+	if (!cJSON_AddNumberToObject(data, "released", (double)n->released)
+			|| !cJSON_AddNumberToObject(data, "expired", (double)n->expired)
+			|| !cJSON_AddNumberToObject(data, "kept", (double)n->kept)
+			|| !cJSON_AddNumberToObject(data, "overridden", (double)n->overridden))
+		return "out of memory";
+	return NULL;
+}
+
+/* releaseFlow (with "override": true, what breaks the rules in force is
+ * released too) and discardFlow. */
 static const char *end_flow(const struct caller *c, const cJSON *cmd, cJSON *data, bool release)
 {
 	const char *flow = arg(cmd, "flow");
+	const cJSON *override = cJSON_GetObjectItemCaseSensitive(cmd, "override");
 	const struct tf_held_flow *f;
 	char id[TF_TRACE_KEY_TEXT_MAX + 1];
+	struct tf_release_counts counts;
 	struct tf_err err = { "" };
 	uint64_t n = 0;
 	int rc;
 
 	if (flow == NULL)
 		return "flow: <policy id>/<publisher> is required";
+	if (release && override != NULL && !cJSON_IsBool(override))
+		return "override: true or false";
 	f = tf_quarantine_find(tf_engine_quarantine(c->e), flow);
 	if (f == NULL)
 		return "no such quarantined flow";
 	tf_trace_policy_id(f->policy, id, sizeof(id));
 	if (!may_manage(c, tf_policy_set_find(c->set, id)))
 		return "not authorized";
-	rc = release ? tf_engine_release_flow(c->e, flow, c->username, &n, &err)
+	rc = release ? tf_engine_release_flow(c->e, flow, c->username, cJSON_IsTrue(override),
+			&counts, &err)
 		: tf_engine_discard_flow(c->e, flow, c->username, &n, &err);
 	if (rc != TF_OK) {
 		memcpy(flow_error, err.msg, sizeof(flow_error));
 		return flow_error;
 	}
-	if (!cJSON_AddNumberToObject(data, release ? "released" : "discarded", (double)n))
+	if (release)
+		return release_counts(&counts, data);
+	if (!cJSON_AddNumberToObject(data, "discarded", (double)n))
 		return "out of memory";
 	return NULL;
 }

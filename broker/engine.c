@@ -316,10 +316,41 @@ static void reconcile_client_ids(struct tf_engine *e)
 	free(c.ids);
 }
 
+/* Whether the retained copy on topic, made under label, is one the set in
+ * force would not make: its policy is gone or has another version, or
+ * another policy governs its topic now. */
+static bool retained_stale(void *ctx, const char *topic, const char *label)
+{
+	struct tf_engine *e = ctx;
+	char id[256];
+	size_t n = tf_policy_label_id_len(label);
+	const struct tf_policy *p;
+	struct tf_governance g;
+
+	if (n >= sizeof(id))
+		return true;
+	memcpy(id, label, n);
+	id[n] = '\0';
+	p = tf_policy_set_find(e->set, id);
+	if (p == NULL || strcmp(p->label, label) != 0)
+		return true;
+	/* A view's topic is governed by no policy; an original's by its own. */
+	g = tf_govern_lookup(e->set->govern, topic);
+	return g.kind == TF_GOVERN_POLICY && &e->set->policies[g.policy] != p;
+}
+
+static void clear_retained(void *ctx, const char *topic)
+{
+	struct tf_engine *e = ctx;
+
+	e->hooks.clear_retained(e->hooks.ctx, topic);
+}
+
 int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 {
 	struct tf_policy_set *fresh;
 	int rc = tf_policy_set_load(&e->load, &fresh, err);
+	uint32_t stale;
 
 	if (rc != TF_OK) {
 		char result[sizeof(err->msg) + 16];
@@ -336,6 +367,14 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 	reconcile_client_ids(e);
 	log_loaded(e);
 	engine_record_policy_set(e, "loaded");
+	/* Nothing made under a version no longer in force is handed out
+	 * again: a view that lists fewer fields now, an original its policy
+	 * no longer governs. The publisher's next retained message makes
+	 * them anew. */
+	stale = tf_retained_clear_stale(e->retained, retained_stale, clear_retained, e);
+	if (stale > 0)
+		engine_log(e, TF_LOG_NOTICE, "trustflow: %u retained copies made under policy "
+			"versions no longer in force removed", stale);
 	return TF_OK;
 }
 
@@ -508,6 +547,20 @@ static void violation(struct tf_engine *e, const struct tf_policy *p, const stru
 		tf_violation_action_name(p->on_violation));
 }
 
+bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const cJSON *json,
+		char *why, size_t why_cap)
+{
+	if (p->schema == NULL)
+		return false;
+	if (payloadlen > TF_JSON_PAYLOAD_MAX)
+		snprintf(why, why_cap, "payload too large to check");
+	else if (json == NULL)
+		snprintf(why, why_cap, "payload is not valid JSON");
+	else if (tf_schema_validate(p->schema, json, why, why_cap))
+		return false;
+	return true;
+}
+
 /* The reduced copy of an object payload for one view rule: only the
  * rule's fields, in the payload's order. */
 static int make_view(const struct tf_consumer_rule *r, const struct tf_policy *p,
@@ -603,24 +656,30 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 			res->n_copies--;
 			free(c->topic);
 			free(c->payload);
+		} else if (m->retain) {
+			engine_note_retained(e, c->topic, c->payloadlen, p, now);
 		}
 	}
 }
 
-/* A retained message replaces the topic's retained copy (an empty one
- * clears it): remember to remove it when its retention passes, or forget
- * the copy it replaced. */
+void engine_note_retained(struct tf_engine *e, const char *topic, uint32_t payloadlen,
+		const struct tf_policy *p, int64_t received)
+{
+	if (p == NULL || payloadlen == 0) {
+		tf_retained_forget(e->retained, topic);
+		return;
+	}
+	if (tf_retained_note(e->retained, topic, p->label, p->retention_ms > 0
+			? received + p->retention_ms : TF_RETAINED_KEEP) != 0)
+		engine_log(e, TF_LOG_ERR, "trustflow: retained table full or out of memory: the "
+			"retained copy on %s will not be removed when its retention passes or its "
+			"policy changes", topic);
+}
+
 static void note_retained(struct tf_engine *e, const struct tf_message *m,
 		const struct tf_policy *p, int64_t now)
 {
-	if (p == NULL || p->retention_ms == 0 || m->payloadlen == 0) {
-		tf_retained_forget(e->retained, m->topic);
-		return;
-	}
-	if (tf_retained_note(e->retained, m->topic, now + p->retention_ms) != 0)
-		engine_log(e, TF_LOG_ERR, "trustflow: out of memory: the retained copy on %s will not "
-			"be removed when its retention passes (it is withheld from subscribers)",
-			m->topic);
+	engine_note_retained(e, m->topic, m->payloadlen, p, now);
 }
 
 /* Keeps what later deliveries of a passed-on message need: its receive
@@ -743,9 +802,9 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	char flow[512], why[200];
 	cJSON *json = NULL;
 
-	if (p->max_payload_bytes > 0 && m->payloadlen > p->max_payload_bytes) {
+	if (engine_too_large(p, m->payloadlen)) {
 		violated = "limit-exceeded";
-		violation(e, p, m, violated, "payload larger than max_payload_bytes");
+		violation(e, p, m, violated, ENGINE_TOO_LARGE);
 	} else if (p->max_messages_per_second > 0 && (m->username == NULL
 			|| !tf_ratelimit_take(e->rates, policy_index, m->username,
 				p->max_messages_per_second, now))) {
@@ -755,17 +814,9 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	if (violated == NULL && (p->schema != NULL || p->n_views > 0)
 			&& m->payloadlen <= TF_JSON_PAYLOAD_MAX)
 		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
-	if (violated == NULL && p->schema != NULL) {
-		if (m->payloadlen > TF_JSON_PAYLOAD_MAX)
-			snprintf(why, sizeof(why), "payload too large to check");
-		else if (json == NULL)
-			snprintf(why, sizeof(why), "payload is not valid JSON");
-		else if (tf_schema_validate(p->schema, json, why, sizeof(why)))
-			why[0] = '\0';
-		if (why[0] != '\0') {
-			violated = "schema-violation";
-			violation(e, p, m, violated, why);
-		}
+	if (violated == NULL && engine_breaks_schema(p, m->payloadlen, json, why, sizeof(why))) {
+		violated = "schema-violation";
+		violation(e, p, m, violated, why);
 	}
 	tf_quarantine_flow_name(p->label, engine_client_name(m->client_id, m->username), flow,
 		sizeof(flow));

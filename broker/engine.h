@@ -73,16 +73,32 @@ struct tf_trace_store *tf_engine_trace_store(struct tf_engine *e);
 int64_t tf_engine_now(const struct tf_engine *e);
 
 /* Quarantine (broker/quarantine.h): the flows held, and ending a flow's
- * quarantine by releasing its messages (published in the order received,
- * with their stamps, each recorded as released) or discarding them (each
- * recorded as discarded). by: who did it, for the record. *count: how
- * many. Errors: TF_ERR_INVALID (no such flow, an unreadable record),
+ * quarantine by releasing or discarding its messages. by: who did it, for
+ * the record. Errors: TF_ERR_INVALID (no such flow, an unreadable record),
  * TF_ERR_FULL (the trace store cannot record; the flow stays held, less
- * what was done). */
+ * what was done).
+ *
+ * A release decides each held message again, in the order received,
+ * under the policy now governing its topic: past that policy's retention
+ * (counted from when the broker received it, its stamp's ts) it is
+ * discarded, recorded with the reason; breaking the rules a message
+ * itself can break (who may publish, max_payload_bytes, schema; no policy
+ * governing its topic any more) it stays held, unless override, when it
+ * is released and recorded as an override; any other is published with
+ * its stamp and recorded as released. The flow stays quarantined while
+ * messages are kept back. */
+struct tf_release_counts {
+	uint64_t released;     /* published, overridden ones included */
+	uint64_t expired;      /* past their retention: discarded */
+	uint64_t kept;         /* breaking the rules in force: still held */
+	uint64_t overridden;   /* breaking the rules in force: released by override */
+};
 struct tf_quarantine;
 const struct tf_quarantine *tf_engine_quarantine(const struct tf_engine *e);
 int tf_engine_release_flow(struct tf_engine *e, const char *flow, const char *by,
-		uint64_t *count, struct tf_err *err);
+		bool override, struct tf_release_counts *counts, struct tf_err *err);
+/* Discards every held message of flow, each recorded as discarded;
+ * *count: how many. */
 int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by,
 		uint64_t *count, struct tf_err *err);
 

@@ -96,6 +96,25 @@ static inline void engine_refuse(struct tf_message_result *res, const char *reas
 	res->reason = reason;
 }
 
+/* Whether a payload of payloadlen bytes breaks p's max_payload_bytes. */
+#define ENGINE_TOO_LARGE "payload larger than max_payload_bytes"
+static inline bool engine_too_large(const struct tf_policy *p, uint32_t payloadlen)
+{
+	return p->max_payload_bytes > 0 && payloadlen > p->max_payload_bytes;
+}
+
+/* Whether a payload of payloadlen bytes breaks p's schema, and why (into
+ * why). json: the payload parsed, NULL when it is not JSON or was too
+ * large to parse (TF_JSON_PAYLOAD_MAX), which a schema counts as broken. */
+bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const cJSON *json,
+		char *why, size_t why_cap);
+
+/* A retained copy on topic (payloadlen 0: cleared) made under p (NULL:
+ * ungoverned) from a message received at received: removed when p's
+ * retention passes or p changes (broker/retained.h). */
+void engine_note_retained(struct tf_engine *e, const char *topic, uint32_t payloadlen,
+		const struct tf_policy *p, int64_t received);
+
 /* A numeric plugin option (checked against its range when read). */
 long engine_option_number(const char *text);
 

@@ -12,6 +12,8 @@
 #include "broker/quarantine.h"
 #include "broker/trace_store.h"
 #include "broker/trace_writer.h"
+#include "policy/decide.h"
+#include "policy/govern.h"
 
 /* Scratch for decoding held records: their strings. */
 #define HELD_SCRATCH 8192
@@ -113,16 +115,136 @@ static void batch_free(struct held_batch *b)
 	b->n = 0;
 }
 
-/* Releases (publish) or discards every held message of flow, in the
- * order received, each recorded as such and removed from the store. */
-static int end_quarantine(struct tf_engine *e, const char *flow, const char *by, bool publish,
-		uint64_t *count, struct tf_err *err)
+/* What ending a flow's quarantine does with each held message. */
+struct ending {
+	bool publish;         /* release (else discard) */
+	bool override;        /* release what breaks the rules in force too */
+	struct tf_release_counts counts;
+	uint64_t discarded;
+	int64_t first_kept;   /* receive time of the first message kept back */
+};
+
+enum held_fate { HELD_RELEASE, HELD_EXPIRED, HELD_BREAKS };
+
+/* The receive time of a held message: its stamp's ts, which the broker
+ * wrote (TF_TIME_UNKNOWN when damaged). */
+static int64_t held_received(const struct tf_held *m)
+{
+	long ts;
+
+	return tf_parse_long(m->stamp.ts, 1, LONG_MAX, &ts) ? (int64_t)ts : TF_TIME_UNKNOWN;
+}
+
+/* Whether the payload of m breaks p's content rules, and why. */
+static bool held_breaks_content(const struct tf_policy *p, const struct tf_held *m, char *why,
+		size_t cap)
+{
+	cJSON *json = NULL;
+	char detail[200];
+	bool broken;
+
+	if (engine_too_large(p, m->payloadlen)) {
+		snprintf(why, cap, "limit-exceeded under %s: %s", p->label, ENGINE_TOO_LARGE);
+		return true;
+	}
+	if (p->schema != NULL && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
+		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
+	broken = engine_breaks_schema(p, m->payloadlen, json, detail, sizeof(detail));
+	cJSON_Delete(json);
+	if (broken)
+		snprintf(why, cap, "schema-violation under %s: %s", p->label, detail);
+	return broken;
+}
+
+/* Decides a held message again under the set in force (see
+ * tf_engine_release_flow); why says why it is not simply released. */
+static enum held_fate judge_held(struct tf_engine *e, const struct tf_held *m, int64_t now,
+		char *why, size_t cap)
+{
+	struct tf_governance g = tf_govern_lookup(e->set->govern, m->topic);
+	int64_t received = held_received(m);
+	const struct tf_policy *p;
+	struct tf_decision d;
+
+	if (g.kind != TF_GOVERN_POLICY) {
+		snprintf(why, cap, "no policy governs %s any more", m->topic);
+		return HELD_BREAKS;
+	}
+	p = &e->set->policies[g.policy];
+	/* A retention is the owner's limit on delivery: no override lifts it. */
+	if (p->retention_ms > 0 && (received == TF_TIME_UNKNOWN
+			|| now - received >= p->retention_ms)) {
+		snprintf(why, cap, "past its retention (%s: retention_seconds %lld)", p->label,
+			(long long)(p->retention_ms / 1000));
+		return HELD_EXPIRED;
+	}
+	tf_decide_publish(e->set, engine_identify(e, m->stamp.client), m->topic, &d);
+	if (d.verdict != TF_ALLOW) {
+		snprintf(why, cap, "denied-publish under %s: %s", p->label,
+			d.reason ? d.reason : "not allowed");
+		return HELD_BREAKS;
+	}
+	return held_breaks_content(p, m, why, cap) ? HELD_BREAKS : HELD_RELEASE;
+}
+
+/* Releases, discards or keeps back one held message (seq in the store),
+ * recording what was done. Returns TF_OK, or TF_ERR_FULL when the trace
+ * store cannot record it (then nothing was done). */
+static int end_one(struct tf_engine *e, const char *flow, const char *by, uint64_t seq,
+		const struct tf_held *m, struct ending *how)
+{
+	int64_t now = engine_now_ms(e);
+	enum held_fate fate = HELD_EXPIRED;
+	char why[300] = "", reason[320] = "";
+	struct tf_trace_input in = { .kind = TF_EVENT_DISCARD, .ts_ms = now,
+		.values = { m->stamp.id, flow, by, reason }, .unhold_flow = flow, .unhold_seq = seq };
+
+	if (how->publish) {
+		fate = judge_held(e, m, now, why, sizeof(why));
+		if (fate == HELD_BREAKS && !how->override) {
+			if (how->counts.kept++ == 0)
+				how->first_kept = held_received(m);
+			return TF_OK;
+		}
+		if (fate == HELD_EXPIRED)
+			snprintf(reason, sizeof(reason), "%s", why);
+		else
+			in.kind = TF_EVENT_RELEASE;
+		if (fate == HELD_BREAKS)
+			snprintf(reason, sizeof(reason), "override: %s", why);
+	}
+	if (tf_trace_writer_record(e->trace, &in) != TF_OK)
+		return TF_ERR_FULL;
+	if (in.kind == TF_EVENT_DISCARD) {
+		how->discarded++;
+		how->counts.expired += how->publish;
+		return TF_OK;
+	}
+	how->counts.released++;
+	how->counts.overridden += fate == HELD_BREAKS;
+	/* Its deliveries are decided as of when the broker received it. */
+	tf_quarantine_note_release(e->quarantine, m->topic, m->payload, m->payloadlen, now,
+		held_received(m));
+	e->hooks.publish_held(e->hooks.ctx, m);
+	if (m->retain) {
+		struct tf_governance g = tf_govern_lookup(e->set->govern, m->topic);
+
+		engine_note_retained(e, m->topic, m->payloadlen, g.kind == TF_GOVERN_POLICY
+			? &e->set->policies[g.policy] : NULL, held_received(m));
+	}
+	return TF_OK;
+}
+
+/* Ends a flow's quarantine as how says: every held message, in the order
+ * received, is released, discarded or kept back, and removed from the
+ * store unless kept. */
+static int end_quarantine(struct tf_engine *e, const char *flow, const char *by,
+		struct ending *how, struct tf_err *err)
 {
 	struct tf_trace_store *s;
 	struct held_batch b = { .after = 0 };
 	int rc = TF_OK;
 
-	*count = 0;
 	if (tf_quarantine_find(e->quarantine, flow) == NULL)
 		return tf_err_set(err, TF_ERR_INVALID, "no such quarantined flow: %s", flow);
 	s = tf_trace_writer_store(e->trace);
@@ -140,23 +262,11 @@ static int end_quarantine(struct tf_engine *e, const char *flow, const char *by,
 		if (b.n == 0)
 			break;
 		for (uint32_t i = 0; i < b.n && rc == TF_OK; i++) {
-			const struct tf_held *m = &b.items[i];
-			int64_t now = engine_now_ms(e);
-			struct tf_trace_input in = { .kind = publish ? TF_EVENT_RELEASE : TF_EVENT_DISCARD,
-				.ts_ms = now, .values = { m->stamp.id, flow, by },
-				.unhold_flow = flow, .unhold_seq = b.seqs[i] };
-
-			if (tf_trace_writer_record(e->trace, &in) != TF_OK) {
+			if (end_one(e, flow, by, b.seqs[i], &b.items[i], how) != TF_OK) {
 				rc = tf_err_set(err, TF_ERR_FULL, "the trace store cannot record it");
 				break;
 			}
-			if (publish) {
-				tf_quarantine_note_release(e->quarantine, m->topic, m->payload,
-					m->payloadlen, now);
-				e->hooks.publish_held(e->hooks.ctx, m);
-			}
 			b.after = b.seqs[i];
-			(*count)++;
 		}
 		batch_free(&b);
 		if (rc != TF_OK)
@@ -164,26 +274,47 @@ static int end_quarantine(struct tf_engine *e, const char *flow, const char *by,
 	}
 	if (rc == TF_OK && tf_trace_writer_flush(e->trace) != TF_OK)
 		rc = tf_err_set(err, TF_ERR_FULL, "the trace store cannot record it");
-	if (rc == TF_OK) {
+	if (rc != TF_OK)
+		return rc;
+	if (how->counts.kept > 0)
+		tf_quarantine_keep(e->quarantine, flow, how->counts.kept, how->first_kept);
+	else
 		tf_quarantine_remove(e->quarantine, flow);
-		engine_log(e, TF_LOG_NOTICE, "trustflow: flow %s %s by %s: %llu messages", flow,
-			publish ? "released" : "discarded", by, (unsigned long long)*count);
-	}
-	return rc;
+	if (how->publish)
+		engine_log(e, TF_LOG_NOTICE, "trustflow: flow %s released by %s%s: %llu released "
+			"(%llu overriding the rules), %llu discarded past their retention, %llu kept "
+			"held for breaking the rules", flow, by, how->override ? " with override" : "",
+			(unsigned long long)how->counts.released,
+			(unsigned long long)how->counts.overridden,
+			(unsigned long long)how->counts.expired, (unsigned long long)how->counts.kept);
+	else
+		engine_log(e, TF_LOG_NOTICE, "trustflow: flow %s discarded by %s: %llu messages", flow,
+			by, (unsigned long long)how->discarded);
+	return TF_OK;
 }
 
 int tf_engine_release_flow(struct tf_engine *e, const char *flow, const char *by,
-		uint64_t *count, struct tf_err *err)
+		bool override, struct tf_release_counts *counts, struct tf_err *err)
 {
+	struct ending how = { .publish = true, .override = override };
+	int rc;
+
+	memset(counts, 0, sizeof(*counts));
 	if (e->hooks.publish_held == NULL)
 		return tf_err_set(err, TF_ERR_INVALID, "this broker cannot publish held messages");
-	return end_quarantine(e, flow, by, true, count, err);
+	rc = end_quarantine(e, flow, by, &how, err);
+	*counts = how.counts;
+	return rc;
 }
 
 int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by,
 		uint64_t *count, struct tf_err *err)
 {
-	return end_quarantine(e, flow, by, false, count, err);
+	struct ending how = { .publish = false };
+	int rc = end_quarantine(e, flow, by, &how, err);
+
+	*count = how.discarded;
+	return rc;
 }
 
 const struct tf_quarantine *tf_engine_quarantine(const struct tf_engine *e)
@@ -249,7 +380,8 @@ void engine_reroute(struct tf_engine *e, const struct tf_message *m, const struc
 		return;
 	}
 	/* Its deliveries are decided as of now (broker/quarantine.h). */
-	tf_quarantine_note_release(e->quarantine, p->reroute_to, m->payload, m->payloadlen, now);
+	tf_quarantine_note_release(e->quarantine, p->reroute_to, m->payload, m->payloadlen, now,
+		now);
 	res->stamped = true;
 	res->redirect = p->reroute_to;
 }

@@ -9,7 +9,8 @@
 
 struct release {
 	uint64_t key;
-	int64_t at_ms;
+	int64_t at_ms;        /* when it went out: the entry is kept a while from then */
+	int64_t received_ms;  /* when the broker received it: its retention counts from then */
 };
 
 /* Few flows are quarantined at a time, so they are an array. */
@@ -92,6 +93,17 @@ bool tf_quarantine_add(struct tf_quarantine *q, const char *flow, const char *po
 	return true;
 }
 
+void tf_quarantine_keep(struct tf_quarantine *q, const char *flow, uint64_t held,
+		int64_t since_ms)
+{
+	struct tf_held_flow *f = find(q, flow);
+
+	if (f != NULL) {
+		f->held = held;
+		f->since_ms = since_ms;
+	}
+}
+
 void tf_quarantine_remove(struct tf_quarantine *q, const char *flow)
 {
 	for (uint32_t i = 0; i < q->n; i++) {
@@ -123,10 +135,10 @@ static uint64_t release_key(const char *topic, const void *payload, uint32_t len
 }
 
 void tf_quarantine_note_release(struct tf_quarantine *q, const char *topic, const void *payload,
-		uint32_t payloadlen, int64_t released_ms)
+		uint32_t payloadlen, int64_t released_ms, int64_t received_ms)
 {
 	q->released[q->next_release] = (struct release){
-		release_key(topic, payload, payloadlen), released_ms };
+		release_key(topic, payload, payloadlen), released_ms, received_ms };
 	q->next_release = (q->next_release + 1) % TF_RELEASED_MAX;
 	if (q->n_released < TF_RELEASED_MAX)
 		q->n_released++;
@@ -144,7 +156,7 @@ int64_t tf_quarantine_release_time(const struct tf_quarantine *q, const char *to
 		const struct release *r = &q->released[i];
 
 		if (r->key == key && now_ms - r->at_ms < TF_RELEASED_KEEP_MS)
-			return r->at_ms;
+			return r->received_ms;
 	}
 	return INT64_MIN;
 }

@@ -6,11 +6,13 @@
  * themselves are in the trace store (broker/held.h), on disk before the
  * publisher is acknowledged; this index is rebuilt from it at start.
  *
- * Released messages are published again by the broker, as if just
- * published: their deliveries are decided with the release time as their
- * receive time, which this module remembers for a while
- * (TF_RELEASED_KEEP_MS) by topic and payload, since mosquitto's stored
- * copy of a message the plugin publishes is not known to it. */
+ * Released messages are published again by the broker: their deliveries
+ * are decided with the time the broker first received them (their
+ * stamp's ts) as their receive time, so that a retention counts from
+ * then, not from the release. This module remembers that time for a
+ * while (TF_RELEASED_KEEP_MS after the release) by topic and payload,
+ * since mosquitto's stored copy of a message the plugin publishes is not
+ * known to it. */
 #ifndef TF_QUARANTINE_H
 #define TF_QUARANTINE_H
 
@@ -48,6 +50,11 @@ const struct tf_held_flow *tf_quarantine_find(const struct tf_quarantine *q, con
 bool tf_quarantine_add(struct tf_quarantine *q, const char *flow, const char *policy,
 		const char *client, int64_t received_ms);
 
+/* A release kept some of flow's messages back (broker/engine.h): the flow
+ * stays quarantined with held of them, the first received at since_ms. */
+void tf_quarantine_keep(struct tf_quarantine *q, const char *flow, uint64_t held,
+		int64_t since_ms);
+
 /* The flow is released or discarded: no longer quarantined. */
 void tf_quarantine_remove(struct tf_quarantine *q, const char *flow);
 
@@ -56,10 +63,11 @@ void tf_quarantine_remove(struct tf_quarantine *q, const char *flow);
 uint32_t tf_quarantine_count(const struct tf_quarantine *q);
 const struct tf_held_flow *tf_quarantine_at(const struct tf_quarantine *q, uint32_t i);
 
-/* Remembers that a released message (topic, payload) goes out at
- * released_ms, and looks that up again. */
+/* Remembers that a message the broker publishes itself (topic, payload:
+ * released or rerouted) goes out at released_ms and was received at
+ * received_ms; the lookup answers received_ms (INT64_MIN: not known). */
 void tf_quarantine_note_release(struct tf_quarantine *q, const char *topic, const void *payload,
-		uint32_t payloadlen, int64_t released_ms);
+		uint32_t payloadlen, int64_t released_ms, int64_t received_ms);
 int64_t tf_quarantine_release_time(const struct tf_quarantine *q, const char *topic,
 		const void *payload, uint32_t payloadlen, int64_t now_ms);
 

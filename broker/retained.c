@@ -10,7 +10,8 @@
 
 struct entry {
 	char *topic;          /* owned */
-	int64_t expires_ms;   /* NOT_DUE: forgotten */
+	char *label;          /* owned: the policy it was made under; NULL: forgotten */
+	int64_t expires_ms;   /* NOT_DUE: no removal due */
 };
 
 struct tf_retained {
@@ -37,8 +38,10 @@ void tf_retained_free(struct tf_retained *r)
 {
 	if (r == NULL)
 		return;
-	for (uint32_t i = 0; i < r->n; i++)
+	for (uint32_t i = 0; i < r->n; i++) {
 		free(r->entries[i].topic);
+		free(r->entries[i].label);
+	}
 	free(r->entries);
 	tf_strmap_free(r->index);
 	free(r);
@@ -57,7 +60,7 @@ static void compact(struct tf_retained *r)
 	for (uint32_t i = 0; i < r->n; i++) {
 		const struct entry *e = &r->entries[i];
 
-		if (e->expires_ms == NOT_DUE)
+		if (e->label == NULL)
 			continue;
 		if (tf_strmap_put(fresh, e->topic, strlen(e->topic), kept++, NULL) < 0) {
 			tf_strmap_free(fresh);
@@ -66,7 +69,7 @@ static void compact(struct tf_retained *r)
 	}
 	kept = 0;
 	for (uint32_t i = 0; i < r->n; i++) {
-		if (r->entries[i].expires_ms == NOT_DUE)
+		if (r->entries[i].label == NULL)
 			free(r->entries[i].topic);
 		else
 			r->entries[kept++] = r->entries[i];
@@ -76,48 +79,80 @@ static void compact(struct tf_retained *r)
 	r->n = kept;
 }
 
-int tf_retained_note(struct tf_retained *r, const char *topic, int64_t expires_ms)
+int tf_retained_note(struct tf_retained *r, const char *topic, const char *label,
+		int64_t expires_ms)
 {
+	char *made_under = strdup(label);
 	uint32_t i;
 
-	if (tf_strmap_get(r->index, topic, strlen(topic), &i)) {
-		if (r->entries[i].expires_ms == NOT_DUE)
-			r->live++;
-		r->entries[i].expires_ms = expires_ms;
-	} else {
+	if (made_under == NULL)
+		return -1;
+	if (!tf_strmap_get(r->index, topic, strlen(topic), &i)) {
 		if (r->n == r->cap) {
 			uint32_t cap = r->cap ? r->cap * 2 : 64;
-			struct entry *grown = realloc(r->entries, cap * sizeof(*grown));
+			struct entry *grown = r->n < TF_RETAINED_MAX
+				? realloc(r->entries, cap * sizeof(*grown)) : NULL;
 
 			if (grown == NULL)
-				return -1;
+				goto err;
 			r->entries = grown;
 			r->cap = cap;
 		}
-		r->entries[r->n].topic = strdup(topic);
-		if (r->entries[r->n].topic == NULL)
-			return -1;
-		if (tf_strmap_put(r->index, topic, strlen(topic), r->n, NULL) < 0) {
-			free(r->entries[r->n].topic);
-			return -1;
+		i = r->n;
+		r->entries[i] = (struct entry){ strdup(topic), NULL, NOT_DUE };
+		if (r->entries[i].topic == NULL
+				|| tf_strmap_put(r->index, topic, strlen(topic), i, NULL) < 0) {
+			free(r->entries[i].topic);
+			goto err;
 		}
-		r->entries[r->n++].expires_ms = expires_ms;
-		r->live++;
+		r->n++;
 	}
+	if (r->entries[i].label == NULL)
+		r->live++;
+	free(r->entries[i].label);
+	r->entries[i].label = made_under;
+	r->entries[i].expires_ms = expires_ms;
 	if (expires_ms < r->next_due)
 		r->next_due = expires_ms;
 	return 0;
+err:
+	free(made_under);
+	return -1;
+}
+
+/* Forgets entry e: its copy was removed or replaced. */
+static void forget(struct tf_retained *r, struct entry *e)
+{
+	free(e->label);
+	e->label = NULL;
+	e->expires_ms = NOT_DUE;
+	r->live--;
 }
 
 void tf_retained_forget(struct tf_retained *r, const char *topic)
 {
 	uint32_t i;
 
-	if (!tf_strmap_get(r->index, topic, strlen(topic), &i)
-			|| r->entries[i].expires_ms == NOT_DUE)
-		return;
-	r->entries[i].expires_ms = NOT_DUE;
-	r->live--;
+	if (tf_strmap_get(r->index, topic, strlen(topic), &i) && r->entries[i].label != NULL)
+		forget(r, &r->entries[i]);
+}
+
+uint32_t tf_retained_clear_stale(struct tf_retained *r,
+		bool (*stale)(void *ctx, const char *topic, const char *label),
+		void (*clear)(void *ctx, const char *topic), void *ctx)
+{
+	uint32_t cleared = 0;
+
+	for (uint32_t i = 0; i < r->n; i++) {
+		struct entry *e = &r->entries[i];
+
+		if (e->label != NULL && stale(ctx, e->topic, e->label)) {
+			clear(ctx, e->topic);
+			forget(r, e);
+			cleared++;
+		}
+	}
+	return cleared;
 }
 
 void tf_retained_expire(struct tf_retained *r, int64_t now_ms,
@@ -134,8 +169,7 @@ void tf_retained_expire(struct tf_retained *r, int64_t now_ms,
 			continue;
 		if (e->expires_ms <= now_ms) {
 			clear(ctx, e->topic);
-			e->expires_ms = NOT_DUE;
-			r->live--;
+			forget(r, e);
 		} else if (e->expires_ms < next) {
 			next = e->expires_ms;
 		}

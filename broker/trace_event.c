@@ -26,7 +26,10 @@ static const char *const message_fields[] = {
 static const char *const delivery_fields[] = {
 	"id", "policy", "client", "org", "outcome", "reason",
 };
-static const char *const held_fields[] = { "id", "flow", "by" };
+/* reason: why a held message was discarded (its retention passed), or
+ * that a release overrode the rules it breaks; empty for an ordinary
+ * one. Events recorded before the field existed end after "by". */
+static const char *const held_fields[] = { "id", "flow", "by", "reason" };
 static const char *const alert_fields[] = {
 	"alert", "alert_kind", "policy", "org", "client", "detail", "action",
 };
@@ -38,8 +41,8 @@ static const struct {
 } kind_fields[TF_EVENT_KINDS] = {
 	[TF_EVENT_MESSAGE] = { message_fields, 12 },
 	[TF_EVENT_DELIVERY] = { delivery_fields, 6 },
-	[TF_EVENT_RELEASE] = { held_fields, 3 },
-	[TF_EVENT_DISCARD] = { held_fields, 3 },
+	[TF_EVENT_RELEASE] = { held_fields, 4 },
+	[TF_EVENT_DISCARD] = { held_fields, 4 },
 	[TF_EVENT_ALERT] = { alert_fields, 7 },
 	[TF_EVENT_POLICY_SET] = { policy_set_fields, 3 },
 };
@@ -67,6 +70,9 @@ size_t tf_event_encode(const struct tf_event *ev, char *buf, size_t cap)
 	values[0] = kind_names[ev->kind];
 	values[1] = seq;
 	values[2] = ts;
+	/* An absent trailing field (NULL, see tf_event_decode) is not encoded. */
+	while (n > 0 && ev->values[n - 1] == NULL)
+		n--;
 	for (size_t i = 0; i < n; i++) {
 		names[3 + i] = kind_fields[ev->kind].names[i];
 		values[3 + i] = ev->values[i];
@@ -158,9 +164,15 @@ int tf_event_decode(const char *bytes, size_t len, struct tf_event *ev, char *sc
 	if (!decimal(ts, &n) || n > INT64_MAX)
 		return fail(&r, "ts is not a decimal number");
 	ev->ts_ms = (int64_t)n;
-	for (size_t i = 0; i < kind_fields[k].n; i++)
+	for (size_t i = 0; i < kind_fields[k].n; i++) {
+		/* A release or discard recorded before "reason" existed: the
+		 * value stays NULL (absent, not hashed). */
+		if (r.p == r.end && i == 3 && (ev->kind == TF_EVENT_RELEASE
+				|| ev->kind == TF_EVENT_DISCARD))
+			break;
 		if ((rc = read_field(&r, kind_fields[k].names[i], &ev->values[i])) != TF_OK)
 			return rc;
+	}
 	if (r.p != r.end)
 		return fail(&r, "bytes after the last field");
 	return TF_OK;

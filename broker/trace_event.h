@@ -37,7 +37,9 @@ struct tf_event {
 	enum tf_event_kind kind;
 	uint64_t seq;
 	int64_t ts_ms;
-	/* The kind's fields, in the order tf_event_fields() gives; borrowed. */
+	/* The kind's fields, in the order tf_event_fields() gives; borrowed.
+	 * A trailing field added to a kind later is NULL in events recorded
+	 * before it (release and discard: "reason"). */
 	const char *values[TF_EVENT_MAX_FIELDS];
 };
 

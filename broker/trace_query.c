@@ -89,6 +89,21 @@ static bool set_status(cJSON *o, const char *status)
 	return cJSON_ReplaceItemInObjectCaseSensitive(o, "status", cJSON_CreateString(status));
 }
 
+/* Who released or discarded a held message, and why when the rules
+ * decided it or were overridden: "by", and "reason" replacing the
+ * quarantine's. */
+static bool set_ended(cJSON *o, const struct tf_event *ev)
+{
+	const char *reason = ev->values[3];
+
+	if (!add_string(o, "by", ev->values[2]))
+		return false;
+	if (reason == NULL || reason[0] == '\0')
+		return true;
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "reason");
+	return add_string(o, "reason", reason);
+}
+
 /* Each event about one message, in order. */
 static int visit_message_event(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
 		size_t extra_len)
@@ -135,11 +150,12 @@ static int visit_message_event(void *ctx, int64_t ts, uint64_t seq, const unsign
 			cJSON_AddItemToArray(b->withheld, item);
 		}
 		return b->failed;
-	case TF_EVENT_RELEASE:
+	case TF_EVENT_RELEASE:   /* id flow by reason */
 	case TF_EVENT_DISCARD:
 		if (b->obj != NULL)
 			b->failed |= !set_status(b->obj,
-				ev->kind == TF_EVENT_RELEASE ? "released" : "discarded");
+				ev->kind == TF_EVENT_RELEASE ? "released" : "discarded")
+				|| !set_ended(b->obj, ev);
 		return b->failed;
 	default:
 		return 0;
@@ -586,7 +602,9 @@ static int visit_export_event(void *ctx, uint64_t seq, const unsigned char *hash
 		&& add_number(o, "ts", (double)x->d.ev.ts_ms)
 		&& add_string(o, "kind", tf_event_kind_name(x->d.ev.kind));
 	names = tf_event_fields(x->d.ev.kind, &n);
-	for (size_t i = 0; i < n && ok; i++)
+	/* A field the event was recorded without is left out, as it was
+	 * left out of the hashed bytes. */
+	for (size_t i = 0; i < n && ok && x->d.ev.values[i] != NULL; i++)
 		ok = add_string(o, names[i], x->d.ev.values[i]);
 	if (ok && seq == x->first) {
 		const unsigned char *prev_hash;

@@ -18,14 +18,18 @@
 
 static const char quarantine_usage[] =
 	"usage: tfctl quarantine list [--policy ID] CONNECTION\n"
-	"       tfctl quarantine release FLOW CONNECTION\n"
+	"       tfctl quarantine release FLOW [--override] CONNECTION\n"
 	"       tfctl quarantine discard FLOW CONNECTION\n"
 	"CONNECTION: --username U --password P [--host H] [--port P]\n"
 	"\n"
 	"list     one line per quarantined flow: {\"flow\", \"policy\", \"client\", \"held\",\n"
 	"         \"since\"}, every page of the list\n"
-	"release  delivers the flow's held messages, in the order received, and ends\n"
-	"         its quarantine; prints {\"released\": N}\n"
+	"release  decides the flow's held messages again under the policies in force,\n"
+	"         in the order received: delivers them, discards those past their\n"
+	"         retention, and keeps held those that break the rules (with\n"
+	"         --override: delivers those too, recorded as an override); prints\n"
+	"         {\"released\": N, \"expired\": N, \"kept\": N, \"overridden\": N}.\n"
+	"         The quarantine ends unless messages were kept.\n"
 	"discard  drops the flow's held messages and ends its quarantine; prints\n"
 	"         {\"discarded\": N}\n"
 	"\n"
@@ -120,6 +124,7 @@ int tfctl_quarantine(int argc, char **argv)
 {
 	struct tfctl_session session = { .host = "127.0.0.1", .port = 1883 };
 	const char *policy = NULL, *sub, *flow = NULL;
+	bool override = false;
 	const cJSON *response, *data, *error, *item, *next;
 	cJSON *command, *answer;
 	int64_t cursor = 0;
@@ -143,6 +148,12 @@ int tfctl_quarantine(int argc, char **argv)
 	for (int i = first; i < argc; i += 2) {
 		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 
+		/* The one option without a value. */
+		if (strcmp(opt, "--override") == 0 && strcmp(sub, "release") == 0) {
+			override = true;
+			i--;
+			continue;
+		}
 		if (val == NULL)
 			return usage_error("an option is missing its value");
 		if (strcmp(opt, "--policy") == 0 && flow == NULL)
@@ -163,6 +174,7 @@ int tfctl_quarantine(int argc, char **argv)
 				|| (flow != NULL && !cJSON_AddStringToObject(command, "flow", flow))
 				|| (policy != NULL
 					&& !cJSON_AddStringToObject(command, "policy", policy))
+				|| (override && !cJSON_AddTrueToObject(command, "override"))
 				|| (cursor > 0 && !cJSON_AddNumberToObject(command, "cursor",
 					(double)cursor))) {
 			cJSON_Delete(command);

@@ -188,6 +188,35 @@ class PolicyEnforcementTest(harness.BrokerTestCase):
         self.assertEqual(msg.topic, "views/research-lab/" + TOPIC)
         self.assertEqual(msg.payload.decode(), '{"flow":12.5}')
 
+    def test_a_reload_that_narrows_a_view_removes_the_retained_copies(self):
+        wide = dict(WATER, consumers=[
+            {"orgs": ["research-lab"], "fields": ["flow", "pressure"],
+             "view": "views/research-lab"}])
+        self.broker.write_policy("water.json", wide)
+        self.broker.reload()
+        self.assertLess(self.publish(retain=True), 0x80)
+        lab = self.login("lab-analyst")
+        self.assertEqual(lab.subscribe("views/research-lab/" + TOPIC), 1)
+        self.assertEqual(lab.receive().payload, b'{"flow":12.5,"pressure":3.1}')
+        lab.close()
+
+        narrow = dict(wide, version=4, consumers=[
+            {"orgs": ["research-lab"], "fields": ["flow"], "view": "views/research-lab"}])
+        self.broker.write_policy("water.json", narrow)
+        self.broker.reload()
+        self.assertIn("2 retained copies made under policy versions no longer in force "
+                      "removed", self.broker.log())
+        # A new subscriber gets neither the old view copy nor the original
+        # made under version 3: the first it gets is a copy made under 4.
+        lab, operator = self.login("lab-analyst"), self.login("ww-operator")
+        self.assertEqual(lab.subscribe("views/research-lab/#"), 1)
+        self.assertEqual(operator.subscribe("city/water/+/telemetry"), 1)
+        self.assertLess(self.publish(SENTINEL, READING), 0x80)
+        msg = lab.receive()
+        self.assertEqual((msg.topic, msg.payload),
+                         ("views/research-lab/" + SENTINEL, b'{"flow":12.5}'))
+        self.assertEqual(operator.receive().topic, SENTINEL)
+
     def test_schema_violation_is_dropped(self):
         operator = self.login("ww-operator")
         operator.subscribe("city/water/+/telemetry")

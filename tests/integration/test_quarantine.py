@@ -104,9 +104,11 @@ class QuarantineTest(harness.BrokerTestCase):
         operator = self.login("ww-operator")
         keys = self.keys(operator)
         operator.subscribe(WATER_TOPIC)
-        (released,) = self.ask("tf-admin", {"command": "releaseFlow",
+        # The first breaks the schema: only an override releases it.
+        (released,) = self.ask("tf-admin", {"command": "releaseFlow", "override": True,
                                             "flow": "water-telemetry/ww-sensor-01"})
-        self.assertEqual(released, {"command": "releaseFlow", "data": {"released": 3}})
+        self.assertEqual(released, {"command": "releaseFlow", "data": {
+            "released": 3, "expired": 0, "kept": 0, "overridden": 1}})
         # Once each, in order, with the stamp made when it was received.
         self.assertLess(self.publish("ww-sensor-02", '{"flow": 10}'), 0x80)
         msgs = operator.receive_until(WATER_TOPIC)
@@ -126,6 +128,74 @@ class QuarantineTest(harness.BrokerTestCase):
         self.assertEqual(operator.receive().payload, b'{"flow": 4}')
         (m,) = self.ask("tf-admin", {"command": "getMessage", "id": stamps[1]["tf-id"]})
         self.assertEqual(m["data"]["status"], "released")
+
+    def trace_events(self, kind):
+        out = harness.run([harness.TFCTL, "trace", "--db", self.broker.trace_dir, "export"])
+        return [e for e in map(json.loads, out.stdout.splitlines()) if e["kind"] == kind]
+
+    def test_a_plain_release_keeps_back_what_breaks_the_schema_and_override_releases_it(self):
+        operator = self.login("ww-operator")
+        operator.subscribe(WATER_TOPIC)
+        self.assertEqual(self.publish("ww-sensor-01", '{"flow": "high"}'), NO_SUBSCRIBERS)
+        self.assertEqual(self.publish("ww-sensor-01", '{"flow": 5}'), NO_SUBSCRIBERS)
+        (r,) = self.ask("tf-admin", {"command": "releaseFlow",
+                                     "flow": "water-telemetry/ww-sensor-01"})
+        self.assertEqual(r["data"], {"released": 1, "expired": 0, "kept": 1, "overridden": 0})
+        # The one that breaks the schema stays held, and so does the flow.
+        self.assertEqual(operator.receive().payload, b'{"flow": 5}')
+        (listed,) = self.ask("tf-admin", {"command": "listQuarantine"})
+        self.assertEqual([(f["flow"], f["held"]) for f in listed["data"]["flows"]],
+                         [("water-telemetry/ww-sensor-01", 1)])
+        self.assertEqual(self.publish("ww-sensor-01", '{"flow": 6}'), NO_SUBSCRIBERS)
+
+        conn = ["--port", str(self.broker.port), "--username", "tf-admin", "--password", "demo"]
+        out = harness.run([harness.TFCTL, "quarantine", "release", "water-telemetry/ww-sensor-01",
+                           "--override"] + conn)
+        self.assertEqual(json.loads(out.stdout),
+                         {"released": 2, "expired": 0, "kept": 0, "overridden": 1})
+        got = [operator.receive(), operator.receive()]
+        self.assertEqual([m.payload for m in got], [b'{"flow": "high"}', b'{"flow": 6}'])
+        # The trace says who overrode which rule.
+        stamp = verify.stamp_of(got[0])
+        (m,) = self.ask("tf-admin", {"command": "getMessage", "id": stamp["tf-id"]})
+        self.assertEqual((m["data"]["status"], m["data"]["by"]), ("released", "tf-admin"))
+        self.assertTrue(m["data"]["reason"].startswith(
+            "override: schema-violation under water-telemetry@3"), m["data"]["reason"])
+        releases = {e["id"]: e for e in self.trace_events("release")}
+        self.assertEqual(releases[stamp["tf-id"]]["by"], "tf-admin")
+        self.assertEqual(releases[verify.stamp_of(got[1])["tf-id"]]["reason"], "")
+        (listed,) = self.ask("tf-admin", {"command": "listQuarantine"})
+        self.assertEqual(listed["data"]["flows"], [])
+
+    def test_a_release_discards_what_is_past_its_retention(self):
+        self.broker.write_policy("water.json", dict(WATER, version=4, retention_seconds=2))
+        self.broker.reload()
+        operator = self.login("ww-operator")
+        operator.subscribe(WATER_TOPIC)
+        self.assertEqual(self.publish("ww-sensor-01", '{"flow": "high"}'), NO_SUBSCRIBERS)
+        self.assertEqual(self.publish("ww-sensor-01", '{"flow": 7}'), NO_SUBSCRIBERS)
+        # Retention counts from when the broker received them, not from
+        # the release.
+        harness.time.sleep(2.5)
+        self.assertEqual(self.publish("ww-sensor-01", '{"flow": 8}'), NO_SUBSCRIBERS)
+        (r,) = self.ask("tf-admin", {"command": "releaseFlow", "override": True,
+                                     "flow": "water-telemetry/ww-sensor-01"})
+        self.assertEqual(r["data"], {"released": 1, "expired": 2, "kept": 0, "overridden": 0})
+        self.assertEqual(self.publish("ww-sensor-02", '{"flow": 9}'), 0)
+        got = [m.payload for m in operator.receive_until(WATER_TOPIC)]
+        while got[-1] != b'{"flow": 9}':
+            got.append(operator.receive().payload)
+        self.assertEqual(got, [b'{"flow": 8}', b'{"flow": 9}'])
+        discards = self.trace_events("discard")
+        self.assertEqual(len(discards), 2)
+        for event in discards:
+            self.assertEqual((event["flow"], event["by"]),
+                             ("water-telemetry/ww-sensor-01", "tf-admin"))
+            self.assertEqual(event["reason"],
+                             "past its retention (water-telemetry@4: retention_seconds 2)")
+            (m,) = self.ask("tf-admin", {"command": "getMessage", "id": event["id"]})
+            self.assertEqual((m["data"]["status"], m["data"]["reason"]),
+                             ("discarded", event["reason"]))
 
     def test_a_discarded_flow_reaches_no_one(self):
         operator = self.login("ww-operator")

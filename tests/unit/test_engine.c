@@ -1065,12 +1065,14 @@ static void retained_copy_is_cleared_after_retention(void **state)
 	assert_int_equal(f->n_cleared, 0);
 	f->now = NOW + 10001;
 	tf_engine_tick(f->e);
-	assert_int_equal(f->n_cleared, 1);
-	assert_string_equal(f->cleared[0], f->topic);
+	/* The original and its retained view copy. */
+	assert_int_equal(f->n_cleared, 2);
+	assert_string_equal(f->cleared[1], f->topic);
+	assert_string_equal(f->cleared[0], "views/research-lab/city/water/d1/telemetry");
 	/* Once. */
 	f->now = NOW + 20000;
 	tf_engine_tick(f->e);
-	assert_int_equal(f->n_cleared, 1);
+	assert_int_equal(f->n_cleared, 2);
 }
 
 static void new_retained_message_moves_the_clearing(void **state)
@@ -1089,7 +1091,7 @@ static void new_retained_message_moves_the_clearing(void **state)
 	assert_int_equal(f->n_cleared, 0);
 	f->now = NOW + 16001;
 	tf_engine_tick(f->e);
-	assert_int_equal(f->n_cleared, 1);
+	assert_int_equal(f->n_cleared, 2);
 }
 
 static void plain_messages_are_never_cleared(void **state)
@@ -1192,6 +1194,36 @@ static void reload_resets_rate_limits(void **state)
 	tf_message_result_free(&res);
 }
 
+/* A reload that leaves a policy as it was keeps its retained copies; one
+ * that raises its version removes the original and its view copy, which
+ * the new version did not make. */
+static void reload_clears_retained_copies_of_a_changed_policy(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_message_result res;
+	struct tf_err err;
+	char *v4 = strdup(water_text);
+
+	assert_non_null(v4);
+	memcpy(strstr(v4, "\"version\": 3"), "\"version\": 4", 12);
+	sensor_publishes(f, good_payload, true, &res);
+	assert_true(res.deliver);
+	assert_int_equal(res.n_copies, 1);
+	tf_message_result_free(&res);
+	assert_int_equal(tf_engine_reload(f->e, &err), TF_OK);
+	assert_int_equal(f->n_cleared, 0);
+	assert_int_equal(write_file(f->policy_dir, "water.json", v4), 0);
+	free(v4);
+	assert_int_equal(tf_engine_reload(f->e, &err), TF_OK);
+	assert_int_equal(f->n_cleared, 2);
+	assert_string_equal(f->cleared[1], f->topic);
+	assert_string_equal(f->cleared[0], "views/research-lab/city/water/d1/telemetry");
+	/* Forgotten: the retention does not clear them again. */
+	f->now = NOW + 20000;
+	tf_engine_tick(f->e);
+	assert_int_equal(f->n_cleared, 2);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1232,6 +1264,7 @@ int main(void)
 		T(ticks_keep_decisions),
 		T(reload_with_broken_policy_keeps_the_old_set),
 		T(reload_resets_rate_limits),
+		T(reload_clears_retained_copies_of_a_changed_policy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -100,9 +100,9 @@ static void due_topics_are_cleared_once(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(tf_retained_note(f->r, "a/1", NOW + 1000), 0);
-	assert_int_equal(tf_retained_note(f->r, "a/2", NOW + 2000), 0);
-	assert_int_equal(tf_retained_note(f->r, "a/3", NOW + 3000), 0);
+	assert_int_equal(tf_retained_note(f->r, "a/1", "p@1", NOW + 1000), 0);
+	assert_int_equal(tf_retained_note(f->r, "a/2", "p@1", NOW + 2000), 0);
+	assert_int_equal(tf_retained_note(f->r, "a/3", "p@1", NOW + 3000), 0);
 	assert_int_equal(tf_retained_count(f->r), 3);
 	/* Due at exactly its time. */
 	expire(f, NOW + 2000);
@@ -125,8 +125,8 @@ static void expire_before_earliest_calls_nothing(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(tf_retained_note(f->r, "b", NOW + 5000), 0);
-	assert_int_equal(tf_retained_note(f->r, "a", NOW + 2000), 0);
+	assert_int_equal(tf_retained_note(f->r, "b", "p@1", NOW + 5000), 0);
+	assert_int_equal(tf_retained_note(f->r, "a", "p@1", NOW + 2000), 0);
 	expire(f, NOW);
 	expire(f, NOW + 1999);
 	assert_int_equal(f->c.n, 0);
@@ -145,9 +145,9 @@ static void later_note_moves_the_time(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(tf_retained_note(f->r, "t", NOW + 1000), 0);
+	assert_int_equal(tf_retained_note(f->r, "t", "p@1", NOW + 1000), 0);
 	/* A new retained message on the topic: its own retention counts. */
-	assert_int_equal(tf_retained_note(f->r, "t", NOW + 5000), 0);
+	assert_int_equal(tf_retained_note(f->r, "t", "p@1", NOW + 5000), 0);
 	assert_int_equal(tf_retained_count(f->r), 1);
 	expire(f, NOW + 1000);
 	expire(f, NOW + 4999);
@@ -161,12 +161,12 @@ static void later_note_can_move_the_time_earlier(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(tf_retained_note(f->r, "t", NOW + 5000), 0);
-	assert_int_equal(tf_retained_note(f->r, "u", NOW + 9000), 0);
+	assert_int_equal(tf_retained_note(f->r, "t", "p@1", NOW + 5000), 0);
+	assert_int_equal(tf_retained_note(f->r, "u", "p@1", NOW + 9000), 0);
 	/* After a scan that found nothing due. */
 	expire(f, NOW + 4000);
 	assert_int_equal(f->c.n, 0);
-	assert_int_equal(tf_retained_note(f->r, "u", NOW + 4500), 0);
+	assert_int_equal(tf_retained_note(f->r, "u", "p@1", NOW + 4500), 0);
 	expire(f, NOW + 4500);
 	assert_int_equal(f->c.n, 1);
 	assert_string_equal(f->c.topics[0], "u");
@@ -179,11 +179,11 @@ static void note_after_clear_starts_again(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(tf_retained_note(f->r, "t", NOW + 1000), 0);
+	assert_int_equal(tf_retained_note(f->r, "t", "p@1", NOW + 1000), 0);
 	expire(f, NOW + 1000);
 	assert_int_equal(f->c.n, 1);
 	assert_int_equal(tf_retained_count(f->r), 0);
-	assert_int_equal(tf_retained_note(f->r, "t", NOW + 3000), 0);
+	assert_int_equal(tf_retained_note(f->r, "t", "p@1", NOW + 3000), 0);
 	assert_int_equal(tf_retained_count(f->r), 1);
 	expire(f, NOW + 2999);
 	assert_int_equal(f->c.n, 1);
@@ -196,8 +196,8 @@ static void forget_cancels(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(tf_retained_note(f->r, "keep", NOW + 1000), 0);
-	assert_int_equal(tf_retained_note(f->r, "drop", NOW + 1000), 0);
+	assert_int_equal(tf_retained_note(f->r, "keep", "p@1", NOW + 1000), 0);
+	assert_int_equal(tf_retained_note(f->r, "drop", "p@1", NOW + 1000), 0);
 	tf_retained_forget(f->r, "drop");
 	assert_int_equal(tf_retained_count(f->r), 1);
 	/* Forgetting twice, or an unknown topic, changes nothing. */
@@ -215,10 +215,10 @@ static void note_after_forget_counts_again(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(tf_retained_note(f->r, "t", NOW + 1000), 0);
+	assert_int_equal(tf_retained_note(f->r, "t", "p@1", NOW + 1000), 0);
 	tf_retained_forget(f->r, "t");
 	assert_int_equal(tf_retained_count(f->r), 0);
-	assert_int_equal(tf_retained_note(f->r, "t", NOW + 2000), 0);
+	assert_int_equal(tf_retained_note(f->r, "t", "p@1", NOW + 2000), 0);
 	assert_int_equal(tf_retained_count(f->r), 1);
 	expire(f, NOW + 1000);
 	assert_int_equal(f->c.n, 0);
@@ -233,7 +233,7 @@ static void topics_are_copied(void **state)
 	char topic[32];
 
 	strcpy(topic, "city/water/d1/telemetry");
-	assert_int_equal(tf_retained_note(f->r, topic, NOW + 1000), 0);
+	assert_int_equal(tf_retained_note(f->r, topic, "p@1", NOW + 1000), 0);
 	memset(topic, 'z', sizeof(topic) - 1);
 	topic[sizeof(topic) - 1] = '\0';
 	expire(f, NOW + 1000);
@@ -258,7 +258,7 @@ static void many_topics_with_compaction(void **state)
 	for (uint32_t i = 0; i < MANY; i++) {
 		topic_name(topic, sizeof(topic), i);
 		/* Topic i is due at NOW + 1000 + i. */
-		assert_int_equal(tf_retained_note(f->r, topic, NOW + 1000 + i), 0);
+		assert_int_equal(tf_retained_note(f->r, topic, "p@1", NOW + 1000 + i), 0);
 	}
 	assert_int_equal(tf_retained_count(f->r), MANY);
 	/* Keep every tenth. */
@@ -286,9 +286,9 @@ static void many_topics_with_compaction(void **state)
 	topic_name(topic, sizeof(topic), 5000);
 	tf_retained_forget(f->r, topic);
 	topic_name(topic, sizeof(topic), 5010);
-	assert_int_equal(tf_retained_note(f->r, topic, NOW + 100000), 0);
+	assert_int_equal(tf_retained_note(f->r, topic, "p@1", NOW + 100000), 0);
 	topic_name(topic, sizeof(topic), 5001);
-	assert_int_equal(tf_retained_note(f->r, topic, NOW + 1000 + 5001), 0);
+	assert_int_equal(tf_retained_note(f->r, topic, "p@1", NOW + 1000 + 5001), 0);
 	assert_int_equal(tf_retained_count(f->r), 500);
 	forget_cleared(&f->c);
 	expire(f, NOW + 1000 + MANY);
@@ -318,14 +318,14 @@ static void many_topics_cleared_and_noted_again(void **state)
 
 	for (uint32_t i = 0; i < MANY; i++) {
 		topic_name(topic, sizeof(topic), i);
-		assert_int_equal(tf_retained_note(f->r, topic, NOW + (i < MANY - 100 ? 10 : 20)), 0);
+		assert_int_equal(tf_retained_note(f->r, topic, "p@1", NOW + (i < MANY - 100 ? 10 : 20)), 0);
 	}
 	expire(f, NOW + 10);
 	assert_int_equal(f->c.n, MANY - 100);
 	assert_int_equal(tf_retained_count(f->r), 100);
 	for (uint32_t i = 0; i < MANY; i += 2) {
 		topic_name(topic, sizeof(topic), i);
-		assert_int_equal(tf_retained_note(f->r, topic, NOW + 30), 0);
+		assert_int_equal(tf_retained_note(f->r, topic, "p@1", NOW + 30), 0);
 	}
 	/* The last 100 are all due at 20; even ones of them now at 30. */
 	assert_int_equal(tf_retained_count(f->r), MANY / 2 + 50);

@@ -132,6 +132,34 @@ static void malformed_events_are_refused_with_the_place(void **state)
 	decode_refuses(buf, "a field is missing");
 }
 
+/* A release recorded before "reason" existed still decodes (reason
+ * absent) and encodes back to the very bytes it was hashed as; one
+ * recorded now carries it. */
+static void a_release_without_a_reason_is_read_as_recorded(void **state)
+{
+	static const char old[] = "trustflow-event-1\nkind:7:release\nseq:1:9\nts:1:5\n"
+		"id:1:i\nflow:1:f\nby:1:b\n";
+	static const char now[] = "trustflow-event-1\nkind:7:discard\nseq:1:9\nts:1:5\n"
+		"id:1:i\nflow:1:f\nby:1:b\nreason:7:expired\n";
+	struct tf_event ev;
+	struct tf_err err;
+	char scratch[256], buf[256];
+
+	(void)state;
+	assert_int_equal(tf_event_decode(old, sizeof(old) - 1, &ev, scratch, sizeof(scratch), &err),
+		TF_OK);
+	assert_string_equal(ev.values[2], "b");
+	assert_null(ev.values[3]);
+	assert_int_equal(tf_event_encode(&ev, buf, sizeof(buf)), sizeof(old) - 1);
+	assert_memory_equal(buf, old, sizeof(old) - 1);
+	assert_int_equal(tf_event_decode(now, sizeof(now) - 1, &ev, scratch, sizeof(scratch), &err),
+		TF_OK);
+	assert_string_equal(ev.values[3], "expired");
+	/* Only a release or discard may end early. */
+	decode_refuses("trustflow-event-1\nkind:5:alert\nseq:1:1\nts:1:1\nalert:1:a\n"
+		"alert_kind:1:k\npolicy:1:p\n", "a field is missing");
+}
+
 static void a_value_with_a_nul_byte_is_refused(void **state)
 {
 	static const char text[] = "trustflow-event-1\nkind:7:release\nseq:1:1\nts:1:1\n"
@@ -154,6 +182,7 @@ int main(void)
 		cmocka_unit_test(every_kind_round_trips),
 		cmocka_unit_test(malformed_events_are_refused_with_the_place),
 		cmocka_unit_test(a_value_with_a_nul_byte_is_refused),
+		cmocka_unit_test(a_release_without_a_reason_is_read_as_recorded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
