@@ -694,7 +694,8 @@ static void track(struct tf_engine *e, const struct tf_message *m, const struct 
 	if (m->republished) {
 		/* Not keyed by mosquitto's stored topic: known by its content,
 		 * as a released message is. */
-		tf_quarantine_note_release(e->quarantine, m->topic, m->payload, m->payloadlen, now);
+		tf_quarantine_note_release(e->quarantine, m->topic, m->payload, m->payloadlen, now,
+			now);
 		return;
 	}
 
