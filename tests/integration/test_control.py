@@ -279,8 +279,8 @@ class PagingTest(harness.BrokerTestCase):
         # page already read.
         (r,) = self.ask(self.admin, {"command": "listQuarantine", "limit": 10})
         first = [f["flow"] for f in r["data"]["flows"]]
-        (released,) = self.ask(self.admin, {"command": "releaseFlow", "flow": first[0]})
-        self.assertEqual(released["data"], {"released": 1})
+        (ended,) = self.ask(self.admin, {"command": "discardFlow", "flow": first[0]})
+        self.assertEqual(ended["data"], {"discarded": 1})
         rest = page_through(self, self.admin, {"command": "listQuarantine", "limit": 10,
                                                "cursor": r["data"]["next"]}, "flows")
         self.assertEqual(first + [f["flow"] for f in rest],
