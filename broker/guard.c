@@ -12,6 +12,8 @@
 #define RATE_ALPHA 0.1
 #define SIZE_ALPHA 0.05
 #define MAX_BURST 64
+/* The longest silence that earns a flow catching up a backlog: a day. */
+#define MAX_AWAY_S 86400
 /* Slots of the private-data table (a power of two). */
 #define PRIVATE_SLOTS 65536u
 
@@ -19,6 +21,8 @@ struct flow_state {
 	int64_t second;           /* the current one; 0 before the first message */
 	uint32_t count;           /* messages in it */
 	bool anomalous;           /* it had a rate finding: it teaches nothing */
+	bool caught_up;           /* it drew on backlog: it teaches nothing */
+	double backlog;           /* messages over the threshold still allowed */
 	uint32_t seconds_seen;
 	double rate;              /* learned messages per second */
 	double size;              /* learned payload size */
@@ -112,21 +116,53 @@ static void *state_of(struct tf_strmap *index, void **array, uint32_t *n, uint32
 /* Moves the flow to the second of now_ms, teaching it the second gone.
  * Only seconds in which the flow sent count: its usual rate is its rate
  * when it sends, so a flow that pauses and picks up again at its pace is
- * not a flood. */
-static void roll(struct flow_state *f, int64_t now_ms)
+ * not a flood.
+ *
+ * A flow that comes back after away_s silent seconds may be catching up
+ * (a meter sending the readings it stored while offline): it is judged by
+ * its rate over the time it was away, so it may send up to factor x its
+ * rate x away_s messages over its usual threshold (its backlog) before
+ * the second's count is judged again. What is left of the backlog goes
+ * once a second passes without drawing on it: the catching up is over,
+ * and a later flood is judged as usual. Seconds that drew on it teach
+ * nothing (a backlog is not the flow's pace). */
+static void roll(struct flow_state *f, int64_t now_ms, uint32_t factor)
 {
 	int64_t second = now_ms / 1000 + 1;   /* + 1: never 0 */
+	int64_t away_s;
 
 	if (f->second == second)
 		return;
-	if (f->second != 0 && !f->anomalous) {
+	if (f->second != 0 && !f->anomalous && !f->caught_up) {
 		f->rate = f->seconds_seen == 0 ? f->count
 			: RATE_ALPHA * f->count + (1 - RATE_ALPHA) * f->rate;
 		f->seconds_seen++;
 	}
+	if (!f->caught_up)
+		f->backlog = 0;
+	away_s = f->second == 0 ? 0 : second - f->second - 1;
+	if (away_s > MAX_AWAY_S)
+		away_s = MAX_AWAY_S;
+	if (away_s > 0 && f->seconds_seen > 0)
+		f->backlog += (double)factor * f->rate * (double)away_s;
+	/* Silences in a row earn no more than one day's worth. */
+	if (f->backlog > (double)factor * f->rate * MAX_AWAY_S)
+		f->backlog = (double)factor * f->rate * MAX_AWAY_S;
 	f->second = second;
 	f->count = 0;
 	f->anomalous = false;
+	f->caught_up = false;
+}
+
+/* Whether a message over the flow's threshold is part of its backlog
+ * (roll): then it takes one from it. */
+static bool catching_up(struct flow_state *f)
+{
+	if (f->backlog < 1)
+		return false;
+	f->backlog -= 1;
+	f->caught_up = true;
+	return true;
 }
 
 uint64_t tf_guard_hash(const struct tf_guard *g, const void *payload, uint32_t len)
@@ -145,10 +181,11 @@ const char *tf_guard_message(struct tf_guard *g, const char *flow, uint32_t size
 
 	if (f == NULL)
 		return NULL;
-	roll(f, now_ms);
+	roll(f, now_ms, g->cfg.rate_factor);
 	f->count++;
 	if (g->cfg.rate_factor > 0 && f->seconds_seen >= g->cfg.rate_warmup_s
-			&& f->count >= g->cfg.rate_min && f->count > g->cfg.rate_factor * f->rate) {
+			&& f->count >= g->cfg.rate_min && f->count > g->cfg.rate_factor * f->rate
+			&& !catching_up(f)) {
 		f->anomalous = true;
 		snprintf(detail, cap, "%u messages in this second; usually %.1f a second",
 			f->count, f->rate);

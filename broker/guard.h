@@ -6,7 +6,9 @@
  * - rate anomaly: a flow (policy × publisher) sending in the current
  *   second more than rate_factor times its learned rate (an exponentially
  *   weighted moving average over the past seconds in which it sent), and
- *   at least rate_min messages, once it has rate_warmup_s such seconds;
+ *   at least rate_min messages, once it has rate_warmup_s such seconds; a
+ *   flow back after a silence is judged by its rate over the time it was
+ *   away while it catches up (its backlog, see roll() in guard.c);
  * - size anomaly: a payload more than size_factor times larger (or
  *   smaller) than the flow's moving average size, once the flow has sent
  *   TF_GUARD_SIZE_WARMUP messages;

@@ -117,6 +117,94 @@ static void a_pause_does_not_make_the_usual_pace_a_flood(void **state)
 	tf_guard_free(g);
 }
 
+/* Sends n messages of flow at at_ms; returns how many came through
+ * before the first finding (n when none). */
+static int burst(struct tf_guard *g, const char *flow, int64_t at_ms, int n, uint32_t *seq)
+{
+	unsigned char sha[32];
+	char detail[200];
+
+	for (int i = 0; i < n; i++) {
+		sha_of((*seq)++, sha);
+		if (tf_guard_message(g, flow, 100, key_of(sha), at_ms, detail, sizeof(detail)) != NULL) {
+			assert_non_null(strstr(detail, "in this second"));
+			return i;
+		}
+	}
+	return n;
+}
+
+/* A meter of one reading a second, away for 59 seconds, sends what it
+ * stored at once: judged by its rate over the time away (factor 10 x 1 a
+ * second x 59 s over its usual threshold), none of it is a flood, and
+ * one more is. */
+static void a_backlog_after_a_silence_is_not_a_flood(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "meter", T0, 40, 1, 100, &n), 0);
+	/* Last sent in second 39; back in second 99. The first 19 are below
+	 * rate_min; 590 more come from the backlog. */
+	assert_int_equal(burst(g, "meter", T0 + 99000, 609, &n), 609);
+	assert_int_equal(burst(g, "meter", T0 + 99000, 1, &n), 0);
+	tf_guard_free(g);
+}
+
+/* Without a silence there is no backlog: a second right after the last
+ * is judged as usual. */
+static void no_silence_no_backlog(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "meter", T0, 40, 1, 100, &n), 0);
+	assert_int_equal(burst(g, "meter", T0 + 40000, 40, &n), 19);
+	/* One silent second earns factor x rate x 1 = 10. */
+	assert_int_equal(steady(g, "other", T0, 40, 1, 100, &n), 0);
+	assert_int_equal(burst(g, "other", T0 + 41000, 40, &n), 29);
+	tf_guard_free(g);
+}
+
+/* The backlog lasts while the flow catches up: what is left goes once a
+ * second passes without drawing on it, and catching up teaches nothing,
+ * so a flood after it is found at the usual threshold. */
+static void the_backlog_ends_when_the_flow_has_caught_up(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "meter", T0, 40, 1, 100, &n), 0);
+	/* Catching up over two seconds keeps the backlog across them. */
+	assert_int_equal(burst(g, "meter", T0 + 99000, 300, &n), 300);
+	assert_int_equal(burst(g, "meter", T0 + 100000, 300, &n), 300);
+	/* Then its usual pace, and a flood. */
+	assert_int_equal(burst(g, "meter", T0 + 101000, 1, &n), 1);
+	assert_int_equal(burst(g, "meter", T0 + 102000, 40, &n), 19);
+	tf_guard_free(g);
+}
+
+/* However long the silence, the backlog is at most a day's worth. */
+static void the_backlog_is_at_most_a_day(void **state)
+{
+	struct tf_guard_config one = config;
+	struct tf_guard *g;
+	uint32_t n = 0;
+
+	(void)state;
+	one.rate_factor = 1;
+	one.rate_min = 1;
+	g = tf_guard_new(&one);
+	assert_int_equal(steady(g, "meter", T0, 40, 1, 100, &n), 0);
+	/* Three days away: 1 within the threshold, 86400 of backlog. */
+	assert_int_equal(burst(g, "meter", T0 + 39000 + 3 * 86400000LL, 86401, &n), 86401);
+	assert_int_equal(burst(g, "meter", T0 + 39000 + 3 * 86400000LL, 1, &n), 0);
+	tf_guard_free(g);
+}
+
 static void a_quiet_flow_needs_rate_min_and_warmup(void **state)
 {
 	struct tf_guard *g = tf_guard_new(&config);
@@ -285,6 +373,10 @@ int main(void)
 		cmocka_unit_test(a_rate_far_above_the_learned_one_is_found_at_the_threshold),
 		cmocka_unit_test(a_pause_does_not_make_the_usual_pace_a_flood),
 		cmocka_unit_test(a_quiet_flow_needs_rate_min_and_warmup),
+		cmocka_unit_test(a_backlog_after_a_silence_is_not_a_flood),
+		cmocka_unit_test(no_silence_no_backlog),
+		cmocka_unit_test(the_backlog_ends_when_the_flow_has_caught_up),
+		cmocka_unit_test(the_backlog_is_at_most_a_day),
 		cmocka_unit_test(a_payload_far_outside_the_usual_size),
 		cmocka_unit_test(the_same_payload_again_within_the_window_is_a_replay),
 		cmocka_unit_test(a_burst_of_refusals_blocks_the_client),
