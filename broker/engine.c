@@ -344,17 +344,19 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 
 /* --- messages ------------------------------------------------------------ */
 
-/* A violation of p by m: raises its alert (every violation does); what
- * happens to the message is the caller's, by p->on_violation. */
+/* A violation of p by m (a broken rule, act: p's on_violation) or an
+ * anomaly the guard found (act: p's on_anomaly): raises its alert (every
+ * one does, naming the action); what happens to the message is the
+ * caller's, by act. */
 static void violation(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
-		const char *kind, const char *detail)
+		const char *kind, const char *detail, const struct tf_action *act)
 {
 	char text[400];
 
 	snprintf(text, sizeof(text), "%s on %s", detail, m->topic);
 	engine_raise_alert(e, kind, p->label, engine_org_name(e, engine_identify(e, m->username)),
 		engine_client_name(m->client_id, m->username), text,
-		tf_violation_action_name(p->on_violation));
+		tf_violation_action_name(act->action));
 }
 
 /* The reduced copy of an object payload for one view rule: only the
@@ -581,18 +583,21 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		struct tf_message_result *res)
 {
 	const char *violated = NULL;
-	enum tf_violation_action action = TF_VIOLATION_ALERT;   /* deliver */
+	const struct tf_action *act = NULL;   /* NULL: deliver */
+	enum tf_violation_action action = TF_VIOLATION_ALERT;
 	char flow[512], why[200];
 	cJSON *json = NULL;
 
 	if (p->max_payload_bytes > 0 && m->payloadlen > p->max_payload_bytes) {
 		violated = "limit-exceeded";
-		violation(e, p, m, violated, "payload larger than max_payload_bytes");
+		act = &p->on_violation;
+		violation(e, p, m, violated, "payload larger than max_payload_bytes", act);
 	} else if (p->max_messages_per_second > 0 && (m->username == NULL
 			|| !tf_ratelimit_take(e->rates, policy_index, m->username,
 				p->max_messages_per_second, now))) {
 		violated = "limit-exceeded";
-		violation(e, p, m, violated, "more than max_messages_per_second");
+		act = &p->on_violation;
+		violation(e, p, m, violated, "more than max_messages_per_second", act);
 	}
 	if (violated == NULL && (p->schema != NULL || p->n_views > 0)
 			&& m->payloadlen <= TF_JSON_PAYLOAD_MAX)
@@ -606,7 +611,8 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 			why[0] = '\0';
 		if (why[0] != '\0') {
 			violated = "schema-violation";
-			violation(e, p, m, violated, why);
+			act = &p->on_violation;
+			violation(e, p, m, violated, why, act);
 		}
 	}
 	tf_quarantine_flow_name(p->label, engine_client_name(m->client_id, m->username), flow,
@@ -614,12 +620,15 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	if (violated == NULL) {
 		violated = tf_guard_message(e->guard, flow, m->payloadlen,
 			tf_guard_hash(e->guard, m->payload, m->payloadlen), now, why, sizeof(why));
-		if (violated != NULL)
-			violation(e, p, m, violated, why);
+		/* A suspicion, not a broken rule: its own action (policy-v1). */
+		if (violated != NULL) {
+			act = &p->on_anomaly;
+			violation(e, p, m, violated, why, act);
+		}
 	}
-	if (violated != NULL) {
-		action = p->on_violation;
-		res->disconnect = p->disconnect;
+	if (act != NULL) {
+		action = act->action;
+		res->disconnect = act->disconnect;
 	}
 	/* Once a flow is held, all of it is, violating or not. */
 	if (tf_quarantine_find(e->quarantine, flow) != NULL)
@@ -636,7 +645,7 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		engine_hold(e, m, p, flow, violated ? violated : "its flow is quarantined", now, res);
 		break;
 	case TF_VIOLATION_REROUTE:
-		engine_reroute(e, m, p, violated, now, res);
+		engine_reroute(e, m, p, act->reroute_to, violated, now, res);
 		break;
 	case TF_VIOLATION_ALERT:
 		deliver(e, m, p, json, canon, now, res);

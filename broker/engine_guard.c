@@ -168,13 +168,14 @@ bool engine_leaked(struct tf_engine *e, const struct tf_message *m, struct engin
 		return false;
 	tf_trace_policy_id(priv->policy, id, sizeof(id));
 	p = tf_policy_set_find(e->set, id);
-	action = p ? p->on_violation : TF_VIOLATION_DROP;
+	/* Forwarding is a rule the recipient broke: on_violation. */
+	action = p ? p->on_violation.action : TF_VIOLATION_DROP;
 	suspects(e, priv, publisher, who, sizeof(who));
 	snprintf(detail, sizeof(detail), "data of message %s, under forwarding deny, published "
 		"again on %s; suspects: %s", priv->id, m->topic, who);
 	engine_raise_alert(e, "leak", priv->policy, org, publisher, detail,
 		tf_violation_action_name(action));
-	if (p != NULL && p->disconnect)
+	if (p != NULL && p->on_violation.disconnect)
 		res->disconnect = true;
 	if (action == TF_VIOLATION_ALERT)
 		return false;

@@ -144,6 +144,6 @@ int engine_load_quarantine(struct tf_engine *e, struct tf_err *err);
 void engine_hold(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
 		const char *flow, const char *why, int64_t now, struct tf_message_result *res);
 void engine_reroute(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
-		const char *why, int64_t now, struct tf_message_result *res);
+		const char *to, const char *why, int64_t now, struct tf_message_result *res);
 
 #endif
