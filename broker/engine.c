@@ -333,12 +333,18 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 		d.verdict = TF_DENY;
 		d.reason = ENGINE_BLOCKED;
 	}
-	if (e->trace == NULL || topic[0] == '$' || d.verdict == TF_DEFER)
-		return d.verdict;
 	/* A governed delivery that cannot be recorded is not made. */
-	if (!engine_record_delivery(e, now, known ? &hit : NULL, client_id, username, who, topic, payload,
-			payloadlen, &d) && d.policy != NULL)
+	if (e->trace != NULL && topic[0] != '$' && d.verdict != TF_DEFER
+			&& !engine_record_delivery(e, now, known ? &hit : NULL, client_id, username,
+				who, topic, payload, payloadlen, &d) && d.policy != NULL)
 		return TF_DENY;
+	/* Private data reaching another org: its recipient is a suspect if it
+	 * publishes the data again. (A view copy is other data.) */
+	if (d.verdict == TF_ALLOW && d.policy != NULL && d.policy->forwarding_deny && !d.view
+			&& who != NULL && who->org != d.policy->owner
+			&& tf_guard_watching_leaks(e->guard))
+		engine_note_recipient(e, known ? &hit : NULL,
+			engine_client_name(client_id, username), payload, payloadlen, now);
 	return d.verdict;
 }
 
@@ -481,7 +487,10 @@ static void track(struct tf_engine *e, const struct tf_message *m, const struct 
 {
 	int64_t keep = p && p->retention_ms > 0 ? p->retention_ms : 0;
 	unsigned char id[16];
-	bool traced = e->trace != NULL && st != NULL && tf_trace_id_bytes(st->id, id);
+	/* The id also tells the leak detector which private data a delivery
+	 * carries, trace or not. */
+	bool traced = (e->trace != NULL || (p != NULL && p->forwarding_deny)) && st != NULL
+		&& tf_trace_id_bytes(st->id, id);
 
 	if (traced && keep < TRACE_ID_KEEP_MS)
 		keep = TRACE_ID_KEEP_MS;

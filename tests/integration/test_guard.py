@@ -14,11 +14,14 @@ TOPIC = "city/water/d7/telemetry"
 NOTES = "maint/notes"
 IDENTITIES = {
     "trustflow_identities": 1,
-    "organizations": {"city-waterworks": {}, "maint-co": {}, "city-it": {}},
+    "organizations": {"city-waterworks": {}, "maint-co": {}, "city-it": {}, "rival-co": {}},
     "clients": {
         "ww-sensor-01": {"org": "city-waterworks", "roles": ["sensor"]},
         "ww-operator": {"org": "city-waterworks"},
         "maint-app": {"org": "maint-co"},
+        "maint-viewer": {"org": "maint-co"},
+        "maint-bot": {"org": "maint-co"},
+        "rival-app": {"org": "rival-co"},
         "tf-admin": {"org": "city-it", "roles": ["trustflow-admin"]},
     },
 }
@@ -31,6 +34,10 @@ MAINT = {
     "trustflow_policy": 1, "id": "maint-notes", "version": 1, "owner": "maint-co",
     "topics": ["maint/#"],
 }
+RIVAL = {
+    "trustflow_policy": 1, "id": "rival-data", "version": 1, "owner": "rival-co",
+    "topics": ["rival/#"],
+}
 PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
 NOT_AUTHORIZED = 135
 
@@ -38,7 +45,8 @@ NOT_AUTHORIZED = 135
 class GuardTest(harness.BrokerTestCase):
     def start(self, water=WATER, **options):
         self.broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
-                                        policies={"water.json": water, "maint.json": MAINT},
+                                        policies={"water.json": water, "maint.json": MAINT,
+                                                  "rival.json": RIVAL},
                                         plugin_options=options)
         self.admin = self.client(self.broker, "c-admin", username="tf-admin", password="demo")
         self.assertEqual(self.admin.subscribe("$trustflow/alerts/#"), 1)
@@ -192,6 +200,64 @@ class GuardTest(harness.BrokerTestCase):
         self.assertIn("suspects: maint-app", alert["detail"])
         # Other data of its own is not a leak.
         self.assertLess(publish_v5(self.broker, "maint-app", NOTES, '{"pump": "ok"}'), 0x80)
+
+    def test_equal_data_of_someone_who_never_received_it_is_no_leak(self):
+        self.start()
+        maint = self.login("maint-app")
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        reading = {"flow": 12.5, "pressure": 3.1}
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, json.dumps(reading)),
+                        0x80)
+        self.assertEqual(json.loads(maint.receive().payload), reading)
+        # Neither another org nor another client of the recipient's org
+        # received it: equal data of their own is theirs to publish.
+        rival = self.login("rival-app")
+        self.assertEqual(rival.subscribe("rival/#"), 1)
+        self.assertLess(publish_v5(self.broker, "rival-app", "rival/readings",
+                                   json.dumps(reading)), 0x80)
+        self.assertEqual(json.loads(rival.receive().payload), reading)
+        self.assertLess(publish_v5(self.broker, "maint-bot", NOTES, json.dumps(reading)), 0x80)
+        self.assertEqual([a["kind"] for a in self.sentinel_alert()], [])
+
+    def test_a_recipient_publishing_it_again_is_a_leak_with_each_suspect_once(self):
+        # Forwarding is a rule: a leak follows on_violation, not on_anomaly.
+        self.start(dict(WATER, on_violation={"action": "drop"},
+                        on_anomaly={"action": "alert"}), trace_sync_ms="0")
+        maint = self.login("maint-app")         # two subscriptions: two deliveries
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        self.assertEqual(maint.subscribe("city/water/#"), 1)
+        viewer = self.login("maint-viewer")
+        self.assertEqual(viewer.subscribe(TOPIC), 1)
+        reading = {"flow": 7.25, "pressure": 2.9}
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, json.dumps(reading)),
+                        0x80)
+        for _ in range(2):
+            self.assertEqual(json.loads(maint.receive().payload), reading)
+        self.assertEqual(json.loads(viewer.receive().payload), reading)
+        # Another message, synced with every event before it (trace_sync_ms
+        # 0): the trace now holds the deliveries.
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 1}'), 0x80)
+        self.assertEqual(publish_v5(self.broker, "maint-viewer", NOTES, json.dumps(reading)),
+                         NOT_AUTHORIZED)
+        _topic, alert = self.alert("leak")
+        self.assertEqual((alert["client"], alert["org"], alert["action"]),
+                         ("maint-viewer", "maint-co", "drop"))
+        suspects = alert["detail"].split("suspects: ", 1)[1].split(", ")
+        self.assertEqual(suspects, ["maint-viewer", "maint-app"])
+
+    def test_the_owner_cannot_block_a_competitor_by_publishing_first(self):
+        self.start()
+        # The owner publishes what it expects maint-co to send; maint-co's
+        # client has not subscribed and receives nothing.
+        expected = {"pump": "p-17", "status": "serviced"}
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, json.dumps(expected)),
+                        0x80)
+        notes = self.login("maint-viewer")
+        self.assertEqual(notes.subscribe(NOTES), 1)
+        self.assertLess(publish_v5(self.broker, "maint-app", NOTES, json.dumps(expected)),
+                        0x80)
+        self.assertEqual(json.loads(notes.receive().payload), expected)
+        self.assertEqual([a["kind"] for a in self.sentinel_alert()], [])
 
 
 if __name__ == "__main__":

@@ -329,6 +329,86 @@ static void private_data_is_remembered_for_the_window(void **state)
 	tf_guard_free(g);
 }
 
+#define ID1 "019ac008e6005f1e2d3c4b5a69780123"
+#define ID2 "019ac008e6005f1e2d3c4b5a69780456"
+
+/* A leak is judged by the recipients: only a client the data was
+ * delivered to is a suspect, found by the message's id or its data. */
+static void only_recipients_of_private_data_are_suspects(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char canon[32];
+
+	(void)state;
+	sha_of(1, canon);
+	assert_false(tf_guard_note_recipient(g, ID1, "maint-app", T0));
+	tf_guard_note_private(g, canon, ID1, "water-telemetry@3", "city-waterworks",
+		"ww-sensor-01", T0);
+	assert_null(tf_guard_find_leak(g, canon, "maint-app", T0));
+	assert_true(tf_guard_note_recipient(g, ID1, "maint-app", T0 + 5));
+	assert_false(tf_guard_note_recipient(g, ID2, "lab-bot", T0 + 5));
+	assert_non_null(tf_guard_find_leak(g, canon, "maint-app", T0 + 10));
+	assert_string_equal(tf_guard_find_leak(g, canon, "maint-app", T0 + 10)->id, ID1);
+	assert_null(tf_guard_find_leak(g, canon, "lab-bot", T0 + 10));
+	assert_null(tf_guard_find_leak(g, canon, "maint-bot", T0 + 10));
+	/* A delivery known by its data only (a retained copy, say). */
+	tf_guard_note_recipient_of(g, canon, "lab-bot", T0 + 20);
+	assert_non_null(tf_guard_find_leak(g, canon, "lab-bot", T0 + 20));
+	/* Gone with the window. */
+	assert_null(tf_guard_find_leak(g, canon, "maint-app", T0 + 3600000));
+	tf_guard_free(g);
+}
+
+/* The same data published again keeps its recipients; other data that
+ * takes its slot starts without any, and the old ids no longer find it. */
+static void recipients_belong_to_their_data(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char canon[32], other[32];
+
+	(void)state;
+	sha_of(1, canon);
+	memcpy(other, canon, 32);
+	other[31] = 2;          /* the same slot, other data */
+	tf_guard_note_private(g, canon, ID1, "p@1", "city-waterworks", "ww-sensor-01", T0);
+	assert_true(tf_guard_note_recipient(g, ID1, "maint-app", T0));
+	tf_guard_note_private(g, canon, ID2, "p@1", "city-waterworks", "ww-sensor-01", T0 + 1);
+	assert_non_null(tf_guard_find_leak(g, canon, "maint-app", T0 + 2));
+	assert_true(tf_guard_note_recipient(g, ID1, "lab-bot", T0 + 2));
+	assert_non_null(tf_guard_find_leak(g, canon, "lab-bot", T0 + 2));
+	tf_guard_note_private(g, other, "019ac008e6005f1e2d3c4b5a69780789", "p@1",
+		"city-waterworks", "ww-sensor-01", T0 + 3);
+	assert_null(tf_guard_find_leak(g, other, "maint-app", T0 + 3));
+	assert_null(tf_guard_find_leak(g, canon, "maint-app", T0 + 3));
+	assert_false(tf_guard_note_recipient(g, ID1, "maint-app", T0 + 3));
+	assert_null(tf_guard_find_leak(g, other, "maint-app", T0 + 3));
+	tf_guard_free(g);
+}
+
+/* Recipients are bounded per piece of data; one more than can be kept
+ * makes every client a suspect of that data (fail closed), and a client
+ * counts once however often it receives. */
+static void recipients_are_bounded_and_fail_closed(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char canon[32];
+	char name[32];
+
+	(void)state;
+	sha_of(1, canon);
+	tf_guard_note_private(g, canon, ID1, "p@1", "city-waterworks", "ww-sensor-01", T0);
+	for (int i = 0; i < TF_GUARD_MAX_RECIPIENTS; i++) {
+		snprintf(name, sizeof(name), "client-%d", i);
+		assert_true(tf_guard_note_recipient(g, ID1, name, T0));
+		assert_true(tf_guard_note_recipient(g, ID1, name, T0));
+	}
+	assert_non_null(tf_guard_find_leak(g, canon, "client-0", T0));
+	assert_null(tf_guard_find_leak(g, canon, "stranger", T0));
+	assert_true(tf_guard_note_recipient(g, ID1, "one-too-many", T0));
+	assert_non_null(tf_guard_find_leak(g, canon, "stranger", T0));
+	tf_guard_free(g);
+}
+
 static void the_replay_hash_costs_nothing_when_off(void **state)
 {
 	struct tf_guard_config off = config;
@@ -382,6 +462,9 @@ int main(void)
 		cmocka_unit_test(a_burst_of_refusals_blocks_the_client),
 		cmocka_unit_test(canonical_json_hides_neither_whitespace_nor_key_order),
 		cmocka_unit_test(private_data_is_remembered_for_the_window),
+		cmocka_unit_test(only_recipients_of_private_data_are_suspects),
+		cmocka_unit_test(recipients_belong_to_their_data),
+		cmocka_unit_test(recipients_are_bounded_and_fail_closed),
 		cmocka_unit_test(the_replay_hash_costs_nothing_when_off),
 		cmocka_unit_test(detectors_switched_off_find_nothing),
 	};
