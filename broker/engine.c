@@ -523,28 +523,36 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 		d.verdict = TF_DENY;
 		d.reason = ENGINE_BLOCKED;
 	}
-	if (e->trace == NULL || topic[0] == '$' || d.verdict == TF_DEFER)
-		return d.verdict;
 	/* A governed delivery that cannot be recorded is not made. */
-	if (!engine_record_delivery(e, now, known ? &hit : NULL, client_id, username, who, topic, payload,
-			payloadlen, &d) && d.policy != NULL)
+	if (e->trace != NULL && topic[0] != '$' && d.verdict != TF_DEFER
+			&& !engine_record_delivery(e, now, known ? &hit : NULL, client_id, username,
+				who, topic, payload, payloadlen, &d) && d.policy != NULL)
 		return TF_DENY;
+	/* Private data reaching another org: its recipient is a suspect if it
+	 * publishes the data again. (A view copy is other data.) */
+	if (d.verdict == TF_ALLOW && d.policy != NULL && d.policy->forwarding_deny && !d.view
+			&& who != NULL && who->org != d.policy->owner
+			&& tf_guard_watching_leaks(e->guard))
+		engine_note_recipient(e, known ? &hit : NULL,
+			engine_client_name(client_id, username), payload, payloadlen, now);
 	return d.verdict;
 }
 
 /* --- messages ------------------------------------------------------------ */
 
-/* A violation of p by m: raises its alert (every violation does); what
- * happens to the message is the caller's, by p->on_violation. */
+/* A violation of p by m (a broken rule, act: p's on_violation) or an
+ * anomaly the guard found (act: p's on_anomaly): raises its alert (every
+ * one does, naming the action); what happens to the message is the
+ * caller's, by act. */
 static void violation(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
-		const char *kind, const char *detail)
+		const char *kind, const char *detail, const struct tf_action *act)
 {
 	char text[400];
 
 	snprintf(text, sizeof(text), "%s on %s", detail, m->topic);
 	engine_raise_alert(e, kind, p->label, engine_org_name(e, engine_identify(e, m->username)),
 		engine_client_name(m->client_id, m->username), text,
-		tf_violation_action_name(p->on_violation));
+		tf_violation_action_name(act->action));
 }
 
 bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const cJSON *json,
@@ -689,7 +697,10 @@ static void track(struct tf_engine *e, const struct tf_message *m, const struct 
 {
 	int64_t keep = p && p->retention_ms > 0 ? p->retention_ms : 0;
 	unsigned char id[16];
-	bool traced = e->trace != NULL && st != NULL && tf_trace_id_bytes(st->id, id);
+	/* The id also tells the leak detector which private data a delivery
+	 * carries, trace or not. */
+	bool traced = (e->trace != NULL || (p != NULL && p->forwarding_deny)) && st != NULL
+		&& tf_trace_id_bytes(st->id, id);
 
 	if (m->republished) {
 		/* Not keyed by mosquitto's stored topic: known by its content,
@@ -799,37 +810,44 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		struct tf_message_result *res)
 {
 	const char *violated = NULL;
-	enum tf_violation_action action = TF_VIOLATION_ALERT;   /* deliver */
+	const struct tf_action *act = NULL;   /* NULL: deliver */
+	enum tf_violation_action action = TF_VIOLATION_ALERT;
 	char flow[512], why[200];
 	cJSON *json = NULL;
 
 	if (engine_too_large(p, m->payloadlen)) {
 		violated = "limit-exceeded";
-		violation(e, p, m, violated, ENGINE_TOO_LARGE);
+		act = &p->on_violation;
+		violation(e, p, m, violated, ENGINE_TOO_LARGE, act);
 	} else if (p->max_messages_per_second > 0 && (m->username == NULL
 			|| !tf_ratelimit_take(e->rates, policy_index, m->username,
 				p->max_messages_per_second, now))) {
 		violated = "limit-exceeded";
-		violation(e, p, m, violated, "more than max_messages_per_second");
+		act = &p->on_violation;
+		violation(e, p, m, violated, "more than max_messages_per_second", act);
 	}
 	if (violated == NULL && (p->schema != NULL || p->n_views > 0)
 			&& m->payloadlen <= TF_JSON_PAYLOAD_MAX)
 		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
 	if (violated == NULL && engine_breaks_schema(p, m->payloadlen, json, why, sizeof(why))) {
 		violated = "schema-violation";
-		violation(e, p, m, violated, why);
+		act = &p->on_violation;
+		violation(e, p, m, violated, why, act);
 	}
 	tf_quarantine_flow_name(p->label, engine_client_name(m->client_id, m->username), flow,
 		sizeof(flow));
 	if (violated == NULL) {
 		violated = tf_guard_message(e->guard, flow, m->payloadlen,
 			tf_guard_hash(e->guard, m->payload, m->payloadlen), now, why, sizeof(why));
-		if (violated != NULL)
-			violation(e, p, m, violated, why);
+		/* A suspicion, not a broken rule: its own action (policy-v1). */
+		if (violated != NULL) {
+			act = &p->on_anomaly;
+			violation(e, p, m, violated, why, act);
+		}
 	}
-	if (violated != NULL) {
-		action = p->on_violation;
-		res->disconnect = p->disconnect;
+	if (act != NULL) {
+		action = act->action;
+		res->disconnect = act->disconnect;
 	}
 	/* Once a flow is held, all of it is, violating or not. */
 	if (tf_quarantine_find(e->quarantine, flow) != NULL)
@@ -846,7 +864,7 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		engine_hold(e, m, p, flow, violated ? violated : "its flow is quarantined", now, res);
 		break;
 	case TF_VIOLATION_REROUTE:
-		engine_reroute(e, m, p, violated, now, res);
+		engine_reroute(e, m, p, act->reroute_to, violated, now, res);
 		break;
 	case TF_VIOLATION_ALERT:
 		deliver(e, m, p, json, canon, now, res);

@@ -141,8 +141,50 @@ void engine_note_private(struct tf_engine *e, const struct tf_message *m,
 			tf_identities_org_id(e->set->ids, p->owner), st->client, now);
 }
 
-/* Who may have leaked private data: its recipients outside the owner
- * org, from the trace, after the publisher itself. */
+/* Data under `forwarding: deny` delivered to client outside its owner
+ * org: client becomes a suspect if it publishes the data again. The
+ * delivered message is found by its id (hit: the msgtrack entry, or NULL)
+ * without parsing anything; a message without one (a retained copy, an
+ * offline queue, one tracked no longer) by its canonical hash. */
+void engine_note_recipient(struct tf_engine *e, const struct tf_msgtrack_hit *hit,
+		const char *client, const void *payload, uint32_t payloadlen, int64_t now)
+{
+	struct tf_message m = { .payload = payload, .payloadlen = payloadlen };
+	struct engine_canon canon = { .made = false };
+	const unsigned char *sha;
+	char id[TF_MSGID_LEN + 1];
+
+	if (hit != NULL && hit->has_id) {
+		tf_hex(hit->id, 16, id);
+		if (tf_guard_note_recipient(e->guard, id, client, now))
+			return;
+	}
+	sha = canonical_sha(&m, NULL, &canon);
+	if (sha != NULL)
+		tf_guard_note_recipient_of(e->guard, sha, client, now);
+}
+
+/* Appends name to the suspects in out (len used of cap) unless listed. */
+static size_t add_suspect(char *out, size_t len, size_t cap, const char *name)
+{
+	const char *at = out;
+	size_t n = strlen(name);
+
+	/* Each suspect once: the trace lists a delivery per subscription and
+	 * per retained or queued copy. */
+	while ((at = strstr(at, name)) != NULL) {
+		if ((at == out || at[-1] == ' ') && (at[n] == ',' || at[n] == '\0'))
+			return len;
+		at += n;
+	}
+	if (len >= cap)
+		return len;
+	len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? ", " : "", name);
+	return len < cap ? len : cap;
+}
+
+/* Who may have leaked private data: the publisher (who received it), then
+ * its other recipients outside the owner org, from the trace, each once. */
 static void suspects(struct tf_engine *e, const struct tf_guard_private *priv,
 		const char *publisher, char *out, size_t cap)
 {
@@ -151,7 +193,8 @@ static void suspects(struct tf_engine *e, const struct tf_guard_private *priv,
 	size_t len;
 	cJSON *msg = NULL;
 
-	len = (size_t)snprintf(out, cap, "%s", publisher);
+	out[0] = '\0';
+	len = add_suspect(out, 0, cap, publisher);
 	if (s == NULL || tf_trace_read_begin(s, NULL) != TF_OK)
 		return;
 	msg = tf_query_message(s, priv->id, NULL);
@@ -161,16 +204,15 @@ static void suspects(struct tf_engine *e, const struct tf_guard_private *priv,
 		const cJSON *org = cJSON_GetObjectItemCaseSensitive(d, "org");
 
 		if (!cJSON_IsString(client) || !cJSON_IsString(org)
-				|| strcmp(org->valuestring, priv->owner) == 0
-				|| strcmp(client->valuestring, publisher) == 0 || len >= cap)
+				|| strcmp(org->valuestring, priv->owner) == 0)
 			continue;
-		len += (size_t)snprintf(out + len, cap - len, ", %s", client->valuestring);
+		len = add_suspect(out, len, cap, client->valuestring);
 	}
 	cJSON_Delete(msg);
 }
 
 /* A message whose payload is private data of another org's policy,
- * published by a client outside that org: a leak. Raises its alert and
+ * published by a client outside that org that received it: a leak. Raises its alert and
  * applies the data's policy's action (anything but "alert" refuses the
  * message). Returns true when the message is refused. */
 bool engine_leaked(struct tf_engine *e, const struct tf_message *m, struct engine_canon *canon,
@@ -184,18 +226,19 @@ bool engine_leaked(struct tf_engine *e, const struct tf_message *m, struct engin
 	char id[TF_TRACE_KEY_TEXT_MAX + 1], who[600], detail[900];
 	enum tf_violation_action action;
 
-	if (sha == NULL || (priv = tf_guard_find_private(e->guard, sha, now)) == NULL
+	if (sha == NULL || (priv = tf_guard_find_leak(e->guard, sha, publisher, now)) == NULL
 			|| strcmp(org, priv->owner) == 0 || strcmp(publisher, priv->publisher) == 0)
 		return false;
 	tf_trace_policy_id(priv->policy, id, sizeof(id));
 	p = tf_policy_set_find(e->set, id);
-	action = p ? p->on_violation : TF_VIOLATION_DROP;
+	/* Forwarding is a rule the recipient broke: on_violation. */
+	action = p ? p->on_violation.action : TF_VIOLATION_DROP;
 	suspects(e, priv, publisher, who, sizeof(who));
 	snprintf(detail, sizeof(detail), "data of message %s, under forwarding deny, published "
 		"again on %s; suspects: %s", priv->id, m->topic, who);
 	engine_raise_alert(e, "leak", priv->policy, org, publisher, detail,
 		tf_violation_action_name(action));
-	if (p != NULL && p->disconnect)
+	if (p != NULL && p->on_violation.disconnect)
 		res->disconnect = true;
 	if (action == TF_VIOLATION_ALERT)
 		return false;

@@ -166,6 +166,8 @@ struct engine_canon {
 void engine_note_private(struct tf_engine *e, const struct tf_message *m,
 		const struct tf_policy *p, const cJSON *json, struct engine_canon *canon,
 		const struct tf_stamp *st, int64_t now);
+void engine_note_recipient(struct tf_engine *e, const struct tf_msgtrack_hit *hit,
+		const char *client, const void *payload, uint32_t payloadlen, int64_t now);
 bool engine_leaked(struct tf_engine *e, const struct tf_message *m, struct engine_canon *canon,
 		int64_t now, struct tf_message_result *res);
 
@@ -175,6 +177,6 @@ int engine_load_quarantine(struct tf_engine *e, struct tf_err *err);
 void engine_hold(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
 		const char *flow, const char *why, int64_t now, struct tf_message_result *res);
 void engine_reroute(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
-		const char *why, int64_t now, struct tf_message_result *res);
+		const char *to, const char *why, int64_t now, struct tf_message_result *res);
 
 #endif

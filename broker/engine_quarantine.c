@@ -361,14 +361,15 @@ void engine_hold(struct tf_engine *e, const struct tf_message *m, const struct t
 	res->hold = true;
 }
 
-/* Delivers a violating message on the policy's reroute_to topic instead,
- * stamped for that topic. */
+/* Delivers a violating or anomalous message on to (its action's
+ * reroute_to, borrowed from the policy set) instead, stamped for that
+ * topic. */
 void engine_reroute(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
-		const char *why, int64_t now, struct tf_message_result *res)
+		const char *to, const char *why, int64_t now, struct tf_message_result *res)
 {
 	char reason[300];
 
-	if (!engine_stamp(e, m, p, p->reroute_to, m->payload, m->payloadlen, now, &res->stamp_buf,
+	if (!engine_stamp(e, m, p, to, m->payload, m->payloadlen, now, &res->stamp_buf,
 			&res->stamp)) {
 		engine_refuse(res, "cannot be stamped");
 		return;
@@ -380,8 +381,7 @@ void engine_reroute(struct tf_engine *e, const struct tf_message *m, const struc
 		return;
 	}
 	/* Its deliveries are decided as of now (broker/quarantine.h). */
-	tf_quarantine_note_release(e->quarantine, p->reroute_to, m->payload, m->payloadlen, now,
-		now);
+	tf_quarantine_note_release(e->quarantine, to, m->payload, m->payloadlen, now, now);
 	res->stamped = true;
-	res->redirect = p->reroute_to;
+	res->redirect = to;
 }

@@ -12,13 +12,22 @@
 #define RATE_ALPHA 0.1
 #define SIZE_ALPHA 0.05
 #define MAX_BURST 64
-/* Slots of the private-data table (a power of two). */
+/* The longest silence that earns a flow catching up a backlog: a day. */
+#define MAX_AWAY_S 86400
+/* Slots of the private-data table and of its index by message id (powers
+ * of two). */
 #define PRIVATE_SLOTS 65536u
+#define ID_SLOTS 65536u
+/* Bytes of a recipient's key: its name's SHA-256, cut (collisions need
+ * 2^64 work, and would only make a client suspect its own data). */
+#define RECIPIENT_KEY 16
 
 struct flow_state {
 	int64_t second;           /* the current one; 0 before the first message */
 	uint32_t count;           /* messages in it */
 	bool anomalous;           /* it had a rate finding: it teaches nothing */
+	bool caught_up;           /* it drew on backlog: it teaches nothing */
+	double backlog;           /* messages over the threshold still allowed */
 	uint32_t seconds_seen;
 	double rate;              /* learned messages per second */
 	double size;              /* learned payload size */
@@ -34,10 +43,24 @@ struct client_state {
 	uint32_t next, n;
 };
 
+/* One piece of private data, and the clients outside its owner org it was
+ * delivered to. */
 struct private_slot {
 	bool used;
+	bool overflow;            /* a recipient could not be kept: all are suspect */
 	unsigned char canon[32];
+	uint32_t gen;             /* bumped when the slot takes other data */
 	struct tf_guard_private data;
+	unsigned char (*recipients)[RECIPIENT_KEY];   /* owned; n of cap used */
+	uint32_t n_recipients, cap_recipients;
+};
+
+/* A message id of private data, to find its slot from a delivery (the
+ * delivery knows the message's id, not its canonical hash). */
+struct id_slot {
+	char id[TF_MSGID_LEN];
+	uint32_t slot, gen;       /* valid while the slot's gen is gen */
+	bool used;
 };
 
 struct tf_guard {
@@ -48,7 +71,9 @@ struct tf_guard {
 	struct client_state *clients;
 	uint32_t n_clients, cap_clients;
 	struct private_slot *private;   /* allocated with the first note */
+	struct id_slot *ids;            /* allocated with private */
 	uint32_t n_private;
+	uint32_t n_recipients;          /* over all slots */
 };
 
 struct tf_guard *tf_guard_new(const struct tf_guard_config *cfg)
@@ -77,7 +102,10 @@ void tf_guard_free(struct tf_guard *g)
 	tf_strmap_free(g->client_index);
 	free(g->flows);
 	free(g->clients);
+	for (uint32_t i = 0; g->private != NULL && i < PRIVATE_SLOTS; i++)
+		free(g->private[i].recipients);
 	free(g->private);
+	free(g->ids);
 	free(g);
 }
 
@@ -112,21 +140,53 @@ static void *state_of(struct tf_strmap *index, void **array, uint32_t *n, uint32
 /* Moves the flow to the second of now_ms, teaching it the second gone.
  * Only seconds in which the flow sent count: its usual rate is its rate
  * when it sends, so a flow that pauses and picks up again at its pace is
- * not a flood. */
-static void roll(struct flow_state *f, int64_t now_ms)
+ * not a flood.
+ *
+ * A flow that comes back after away_s silent seconds may be catching up
+ * (a meter sending the readings it stored while offline): it is judged by
+ * its rate over the time it was away, so it may send up to factor x its
+ * rate x away_s messages over its usual threshold (its backlog) before
+ * the second's count is judged again. What is left of the backlog goes
+ * once a second passes without drawing on it: the catching up is over,
+ * and a later flood is judged as usual. Seconds that drew on it teach
+ * nothing (a backlog is not the flow's pace). */
+static void roll(struct flow_state *f, int64_t now_ms, uint32_t factor)
 {
 	int64_t second = now_ms / 1000 + 1;   /* + 1: never 0 */
+	int64_t away_s;
 
 	if (f->second == second)
 		return;
-	if (f->second != 0 && !f->anomalous) {
+	if (f->second != 0 && !f->anomalous && !f->caught_up) {
 		f->rate = f->seconds_seen == 0 ? f->count
 			: RATE_ALPHA * f->count + (1 - RATE_ALPHA) * f->rate;
 		f->seconds_seen++;
 	}
+	if (!f->caught_up)
+		f->backlog = 0;
+	away_s = f->second == 0 ? 0 : second - f->second - 1;
+	if (away_s > MAX_AWAY_S)
+		away_s = MAX_AWAY_S;
+	if (away_s > 0 && f->seconds_seen > 0)
+		f->backlog += (double)factor * f->rate * (double)away_s;
+	/* Silences in a row earn no more than one day's worth. */
+	if (f->backlog > (double)factor * f->rate * MAX_AWAY_S)
+		f->backlog = (double)factor * f->rate * MAX_AWAY_S;
 	f->second = second;
 	f->count = 0;
 	f->anomalous = false;
+	f->caught_up = false;
+}
+
+/* Whether a message over the flow's threshold is part of its backlog
+ * (roll): then it takes one from it. */
+static bool catching_up(struct flow_state *f)
+{
+	if (f->backlog < 1)
+		return false;
+	f->backlog -= 1;
+	f->caught_up = true;
+	return true;
 }
 
 uint64_t tf_guard_hash(const struct tf_guard *g, const void *payload, uint32_t len)
@@ -145,10 +205,11 @@ const char *tf_guard_message(struct tf_guard *g, const char *flow, uint32_t size
 
 	if (f == NULL)
 		return NULL;
-	roll(f, now_ms);
+	roll(f, now_ms, g->cfg.rate_factor);
 	f->count++;
 	if (g->cfg.rate_factor > 0 && f->seconds_seen >= g->cfg.rate_warmup_s
-			&& f->count >= g->cfg.rate_min && f->count > g->cfg.rate_factor * f->rate) {
+			&& f->count >= g->cfg.rate_min && f->count > g->cfg.rate_factor * f->rate
+			&& !catching_up(f)) {
 		f->anomalous = true;
 		snprintf(detail, cap, "%u messages in this second; usually %.1f a second",
 			f->count, f->rate);
@@ -286,19 +347,49 @@ static uint32_t slot_of(const unsigned char canon[32])
 	return k & (PRIVATE_SLOTS - 1);
 }
 
+static uint32_t id_slot_of(const char *id)
+{
+	return (uint32_t)tf_fnv1a(TF_FNV_OFFSET, id, TF_MSGID_LEN) & (ID_SLOTS - 1);
+}
+
+/* Empties slot s for other data: its recipients go, and ids that named
+ * it no longer find it. */
+static void reuse_slot(struct tf_guard *g, struct private_slot *s)
+{
+	g->n_recipients -= s->n_recipients;
+	free(s->recipients);
+	s->recipients = NULL;
+	s->n_recipients = s->cap_recipients = 0;
+	s->overflow = false;
+	s->gen++;
+}
+
 void tf_guard_note_private(struct tf_guard *g, const unsigned char canon[32], const char *id,
 		const char *policy, const char *owner, const char *publisher, int64_t now_ms)
 {
 	struct private_slot *s;
+	struct id_slot *ix;
 
-	if (g->cfg.leak_window_ms == 0)
+	if (g->cfg.leak_window_ms == 0 || strlen(id) != TF_MSGID_LEN)
 		return;
-	if (g->private == NULL && (g->private = calloc(PRIVATE_SLOTS, sizeof(*g->private))) == NULL)
-		return;
-	/* One slot per hash: a newer message may push an older one out. */
+	if (g->private == NULL) {
+		g->private = calloc(PRIVATE_SLOTS, sizeof(*g->private));
+		g->ids = calloc(ID_SLOTS, sizeof(*g->ids));
+		if (g->private == NULL || g->ids == NULL) {
+			free(g->private);
+			free(g->ids);
+			g->private = NULL;
+			g->ids = NULL;
+			return;
+		}
+	}
+	/* One slot per hash: newer data may push older data out. The same data
+	 * again keeps its recipients (and is remembered from now on). */
 	s = &g->private[slot_of(canon)];
 	if (!s->used)
 		g->n_private++;
+	else if (memcmp(s->canon, canon, 32) != 0)
+		reuse_slot(g, s);
 	s->used = true;
 	memcpy(s->canon, canon, 32);
 	snprintf(s->data.id, sizeof(s->data.id), "%s", id);
@@ -306,12 +397,66 @@ void tf_guard_note_private(struct tf_guard *g, const unsigned char canon[32], co
 	snprintf(s->data.owner, sizeof(s->data.owner), "%s", owner);
 	snprintf(s->data.publisher, sizeof(s->data.publisher), "%s", publisher);
 	s->data.seen_ms = now_ms;
+	ix = &g->ids[id_slot_of(id)];
+	memcpy(ix->id, id, TF_MSGID_LEN);
+	ix->slot = (uint32_t)(s - g->private);
+	ix->gen = s->gen;
+	ix->used = true;
 }
 
-const struct tf_guard_private *tf_guard_find_private(const struct tf_guard *g,
-		const unsigned char canon[32], int64_t now_ms)
+static void recipient_key(const char *client, unsigned char key[RECIPIENT_KEY])
 {
-	const struct private_slot *s;
+	unsigned char sha[32];
+
+	tf_sha256(client, strlen(client), sha);
+	memcpy(key, sha, RECIPIENT_KEY);
+}
+
+static bool has_recipient(const struct private_slot *s, const unsigned char key[RECIPIENT_KEY])
+{
+	for (uint32_t i = 0; i < s->n_recipients; i++)
+		if (memcmp(s->recipients[i], key, RECIPIENT_KEY) == 0)
+			return true;
+	return false;
+}
+
+/* Adds client to s's recipients, once. One that cannot be kept (the
+ * bounds, memory) makes every client outside the owner org a suspect of
+ * this data: the detector fails closed. */
+static void add_recipient(struct tf_guard *g, struct private_slot *s, const char *client)
+{
+	unsigned char key[RECIPIENT_KEY];
+
+	if (s->overflow)
+		return;
+	recipient_key(client, key);
+	if (has_recipient(s, key))
+		return;
+	if (s->n_recipients == TF_GUARD_MAX_RECIPIENTS
+			|| g->n_recipients == TF_GUARD_MAX_ALL_RECIPIENTS) {
+		s->overflow = true;
+		return;
+	}
+	if (s->n_recipients == s->cap_recipients) {
+		uint32_t bigger = s->cap_recipients ? s->cap_recipients * 2 : 4;
+		void *grown = realloc(s->recipients, (size_t)bigger * RECIPIENT_KEY);
+
+		if (grown == NULL) {
+			s->overflow = true;
+			return;
+		}
+		s->recipients = grown;
+		s->cap_recipients = bigger;
+	}
+	memcpy(s->recipients[s->n_recipients++], key, RECIPIENT_KEY);
+	g->n_recipients++;
+}
+
+/* The slot of live private data with this canonical hash, or NULL. */
+static struct private_slot *live_slot(const struct tf_guard *g, const unsigned char canon[32],
+		int64_t now_ms)
+{
+	struct private_slot *s;
 
 	if (g->private == NULL)
 		return NULL;
@@ -319,7 +464,57 @@ const struct tf_guard_private *tf_guard_find_private(const struct tf_guard *g,
 	if (!s->used || memcmp(s->canon, canon, 32) != 0
 			|| now_ms - s->data.seen_ms >= (int64_t)g->cfg.leak_window_ms)
 		return NULL;
-	return &s->data;
+	return s;
+}
+
+bool tf_guard_note_recipient(struct tf_guard *g, const char *id, const char *client,
+		int64_t now_ms)
+{
+	const struct id_slot *ix;
+	struct private_slot *s;
+
+	if (g->ids == NULL || strlen(id) != TF_MSGID_LEN)
+		return false;
+	ix = &g->ids[id_slot_of(id)];
+	if (!ix->used || memcmp(ix->id, id, TF_MSGID_LEN) != 0)
+		return false;
+	s = &g->private[ix->slot];
+	if (s->gen != ix->gen || !s->used)
+		return false;
+	if (now_ms - s->data.seen_ms < (int64_t)g->cfg.leak_window_ms)
+		add_recipient(g, s, client);
+	return true;
+}
+
+void tf_guard_note_recipient_of(struct tf_guard *g, const unsigned char canon[32],
+		const char *client, int64_t now_ms)
+{
+	struct private_slot *s = live_slot(g, canon, now_ms);
+
+	if (s != NULL)
+		add_recipient(g, s, client);
+}
+
+const struct tf_guard_private *tf_guard_find_private(const struct tf_guard *g,
+		const unsigned char canon[32], int64_t now_ms)
+{
+	const struct private_slot *s = live_slot(g, canon, now_ms);
+
+	return s ? &s->data : NULL;
+}
+
+const struct tf_guard_private *tf_guard_find_leak(const struct tf_guard *g,
+		const unsigned char canon[32], const char *client, int64_t now_ms)
+{
+	const struct private_slot *s = live_slot(g, canon, now_ms);
+	unsigned char key[RECIPIENT_KEY];
+
+	if (s == NULL)
+		return NULL;
+	if (s->overflow)
+		return &s->data;
+	recipient_key(client, key);
+	return has_recipient(s, key) ? &s->data : NULL;
 }
 
 bool tf_guard_watching_leaks(const struct tf_guard *g)

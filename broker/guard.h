@@ -6,7 +6,9 @@
  * - rate anomaly: a flow (policy × publisher) sending in the current
  *   second more than rate_factor times its learned rate (an exponentially
  *   weighted moving average over the past seconds in which it sent), and
- *   at least rate_min messages, once it has rate_warmup_s such seconds;
+ *   at least rate_min messages, once it has rate_warmup_s such seconds; a
+ *   flow back after a silence is judged by its rate over the time it was
+ *   away while it catches up (its backlog, see roll() in guard.c);
  * - size anomaly: a payload more than size_factor times larger (or
  *   smaller) than the flow's moving average size, once the flow has sent
  *   TF_GUARD_SIZE_WARMUP messages;
@@ -14,11 +16,12 @@
  *   replay_window_ms (among its last TF_GUARD_REPLAY_KEPT messages);
  * - denied burst: a client refused denied_burst times within
  *   denied_window_ms is blocked for block_ms;
- * - leak: data delivered under `forwarding: deny` published again by a
- *   client outside the owner's org, recognised by the SHA-256 of its
- *   canonical form (JSON with sorted keys and no spaces, so that neither
- *   whitespace nor key order hides it; other payloads as they are),
- *   within leak_window_ms.
+ * - leak: data under `forwarding: deny` published again by a client it
+ *   was delivered to outside the owner's org (whoever merely publishes
+ *   equal data of its own is no suspect), recognised by the SHA-256 of
+ *   its canonical form (JSON with sorted keys and no spaces, so that
+ *   neither whitespace nor key order hides it; other payloads as they
+ *   are), within leak_window_ms.
  *
  * A finding does not teach the baseline: an attack does not become
  * normal by going on. */
@@ -38,6 +41,10 @@
 #define TF_GUARD_MAX_FLOWS 100000
 #define TF_GUARD_MAX_CLIENTS 100000
 #define TF_GUARD_MAX_PRIVATE 100000
+/* Recipients kept per piece of private data, and over all of it; beyond
+ * them every client outside the owner org is a suspect of that data. */
+#define TF_GUARD_MAX_RECIPIENTS 256
+#define TF_GUARD_MAX_ALL_RECIPIENTS (1024u * 1024)
 
 struct tf_guard_config {
 	uint32_t rate_factor;       /* 0: no rate detector */
@@ -101,6 +108,21 @@ void tf_guard_note_private(struct tf_guard *g, const unsigned char canon[32], co
  * or NULL. Cheap when nothing private was ever noted. */
 const struct tf_guard_private *tf_guard_find_private(const struct tf_guard *g,
 		const unsigned char canon[32], int64_t now_ms);
+
+/* A delivery of the private data of message id (noted with
+ * tf_guard_note_private) to client, outside the owner org. Returns false
+ * when the guard does not know that id (then the caller names the data by
+ * its canonical hash: tf_guard_note_recipient_of). */
+bool tf_guard_note_recipient(struct tf_guard *g, const char *id, const char *client,
+		int64_t now_ms);
+void tf_guard_note_recipient_of(struct tf_guard *g, const unsigned char canon[32],
+		const char *client, int64_t now_ms);
+
+/* The private data with this canonical hash seen within leak_window_ms
+ * that was delivered to client (or whose recipients outgrew the bounds),
+ * or NULL: client publishing it is a leak. */
+const struct tf_guard_private *tf_guard_find_leak(const struct tf_guard *g,
+		const unsigned char canon[32], const char *client, int64_t now_ms);
 
 /* Whether any private data is remembered (so that publishers' payloads
  * need hashing at all). */

@@ -9,7 +9,8 @@
 
 static const char *const policy_members[] = {
 	"trustflow_policy", "id", "version", "owner", "description", "topics", "publishers",
-	"consumers", "retention_seconds", "forwarding", "limits", "schema", "on_violation", NULL
+	"consumers", "retention_seconds", "forwarding", "limits", "schema", "on_violation",
+	"on_anomaly", NULL
 };
 static const char *const rule_members[] = {
 	"orgs", "clients", "roles", "purposes", "not_before", "not_after", "fields", "view", NULL
@@ -240,18 +241,22 @@ static int load_limits(struct tf_jctx *c, const cJSON *root, struct tf_policy *p
 	return rc;
 }
 
-static int load_violation(struct tf_jctx *c, const cJSON *root, struct tf_arena *arena,
-		struct tf_policy *p)
+/* An action member (on_violation, on_anomaly) into out; absent: the
+ * action fallback. */
+static int load_action(struct tf_jctx *c, const cJSON *root, const char *name,
+		enum tf_violation_action fallback, struct tf_arena *arena, struct tf_action *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "on_violation");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
 	const char *action, *reroute, *why;
 	size_t mark;
 	int rc;
 
-	p->on_violation = TF_VIOLATION_DROP;
+	out->action = fallback;
+	out->reroute_to = NULL;
+	out->disconnect = false;
 	if (v == NULL)
 		return TF_OK;
-	mark = tf_jctx_member(c, "on_violation");
+	mark = tf_jctx_member(c, name);
 	rc = tf_jcheck_object(c, v, violation_members);
 	if (rc == TF_OK)
 		rc = tf_jstring(c, v, "action", true, 32, &action);
@@ -263,19 +268,21 @@ static int load_violation(struct tf_jctx *c, const cJSON *root, struct tf_arena 
 				break;
 		if (i == sizeof(action_names) / sizeof(action_names[0]))
 			rc = tf_jfail_at(c, "action", "must be drop, quarantine, reroute or alert");
-		p->on_violation = (enum tf_violation_action)i;
+		else
+			out->action = (enum tf_violation_action)i;
 	}
 	if (rc == TF_OK)
 		rc = tf_jstring(c, v, "reroute_to", false, TF_TOPIC_MAX_LEN, &reroute);
 	if (rc == TF_OK)
-		rc = tf_jbool(c, v, "disconnect", false, &p->disconnect, NULL);
-	if (rc == TF_OK && p->on_violation == TF_VIOLATION_REROUTE && reroute == NULL)
+		rc = tf_jbool(c, v, "disconnect", false, &out->disconnect, NULL);
+	if (rc == TF_OK && out->action == TF_VIOLATION_REROUTE && reroute == NULL)
 		rc = tf_jfail(c, "\"reroute_to\" is required with action reroute");
-	else if (rc == TF_OK && p->on_violation != TF_VIOLATION_REROUTE && reroute != NULL)
+	else if (rc == TF_OK && out->action != TF_VIOLATION_REROUTE && reroute != NULL)
 		rc = tf_jfail_at(c, "reroute_to", "is only allowed with action reroute");
 	else if (rc == TF_OK && reroute != NULL && !tf_topic_name_valid(reroute, &why))
 		rc = tf_jfail_at(c, "reroute_to", "not a valid topic: %s", why);
-	if (rc == TF_OK && reroute != NULL && (p->reroute_to = tf_arena_strdup(arena, reroute)) == NULL)
+	if (rc == TF_OK && reroute != NULL
+			&& (out->reroute_to = tf_arena_strdup(arena, reroute)) == NULL)
 		rc = nomem(c);
 	tf_jctx_pop(c, mark);
 	return rc;
@@ -363,7 +370,11 @@ int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_id
 	if (rc == TF_OK)
 		rc = load_limits(c, root, out);
 	if (rc == TF_OK)
-		rc = load_violation(c, root, arena, out);
+		rc = load_action(c, root, "on_violation", TF_VIOLATION_DROP, arena, &out->on_violation);
+	/* An anomaly is a suspicion, not a broken rule: by default nothing is
+	 * lost (policy-v1). */
+	if (rc == TF_OK)
+		rc = load_action(c, root, "on_anomaly", TF_VIOLATION_ALERT, arena, &out->on_anomaly);
 	if (rc == TF_OK)
 		rc = load_schema(c, root, out);
 	if (rc != TF_OK) {

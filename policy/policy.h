@@ -34,6 +34,14 @@ enum tf_violation_action {
 	TF_VIOLATION_ALERT,
 };
 
+/* What happens to a message that breaks a rule (on_violation) or that the
+ * anomaly guard flags (on_anomaly). */
+struct tf_action {
+	enum tf_violation_action action;
+	const char *reroute_to;  /* with TF_VIOLATION_REROUTE, else NULL */
+	bool disconnect;         /* also disconnect the publisher */
+};
+
 struct tf_consumer_rule {
 	struct tf_selector who;
 	int64_t not_before;      /* ms since the epoch; INT64_MIN when absent */
@@ -63,9 +71,8 @@ struct tf_policy {
 	uint32_t max_messages_per_second; /* 0: no limit */
 	uint32_t max_payload_bytes;       /* 0: no limit */
 	struct tf_schema *schema;         /* NULL: none; owned, see tf_policy_release */
-	enum tf_violation_action on_violation;
-	const char *reroute_to;  /* with TF_VIOLATION_REROUTE */
-	bool disconnect;
+	struct tf_action on_violation;    /* limits, schema, forwarding; default drop */
+	struct tf_action on_anomaly;      /* the guard's findings; default alert */
 };
 
 /* Parses and validates one policy. c names the file; ids (may be NULL for

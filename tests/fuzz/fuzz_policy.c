@@ -173,6 +173,18 @@ static void check_rule(const struct tf_consumer_rule *r, const struct tf_identit
 }
 
 /* What an accepted policy promises. root is its tree, still alive. */
+/* An action (on_violation, on_anomaly) is whole: a known action, and a
+ * valid reroute_to exactly with reroute. */
+static void check_action(const struct tf_action *a)
+{
+	const char *why;
+
+	FUZZ_CHECK(a->action <= TF_VIOLATION_ALERT);
+	FUZZ_CHECK(tf_violation_action_name(a->action) != NULL);
+	FUZZ_CHECK((a->reroute_to != NULL) == (a->action == TF_VIOLATION_REROUTE));
+	FUZZ_CHECK(a->reroute_to == NULL || tf_topic_name_valid(a->reroute_to, &why));
+}
+
 static void check_policy(const struct tf_policy *p, const struct tf_identities *ids,
 		const cJSON *root)
 {
@@ -217,10 +229,8 @@ static void check_policy(const struct tf_policy *p, const struct tf_identities *
 	FUZZ_CHECK(p->retention_ms % 1000 == 0);
 	FUZZ_CHECK(p->max_messages_per_second <= TF_POLICY_MAX_RATE);
 	FUZZ_CHECK(p->max_payload_bytes <= TF_POLICY_MAX_PAYLOAD);
-	FUZZ_CHECK(p->on_violation <= TF_VIOLATION_ALERT);
-	FUZZ_CHECK(tf_violation_action_name(p->on_violation) != NULL);
-	FUZZ_CHECK((p->reroute_to != NULL) == (p->on_violation == TF_VIOLATION_REROUTE));
-	FUZZ_CHECK(p->reroute_to == NULL || tf_topic_name_valid(p->reroute_to, &why));
+	check_action(&p->on_violation);
+	check_action(&p->on_anomaly);
 
 	FUZZ_CHECK((p->schema != NULL) == (cJSON_GetObjectItemCaseSensitive(root, "schema") != NULL));
 	if (p->schema != NULL) {
@@ -283,7 +293,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(with_ids.n_topics == without_ids.n_topics);
 		FUZZ_CHECK(with_ids.n_consumers == without_ids.n_consumers);
 		FUZZ_CHECK(with_ids.retention_ms == without_ids.retention_ms);
-		FUZZ_CHECK(with_ids.on_violation == without_ids.on_violation);
+		FUZZ_CHECK(with_ids.on_violation.action == without_ids.on_violation.action);
+		FUZZ_CHECK(with_ids.on_anomaly.action == without_ids.on_anomaly.action);
 	}
 
 	tf_policy_release(&with_ids);

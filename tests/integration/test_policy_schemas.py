@@ -329,6 +329,7 @@ class GoodFilesTest(SchemaCase):
         doc["publishers"] = {}
         doc["on_violation"] = {"action": "reroute", "reroute_to": "quarantine/water",
                                "disconnect": True}
+        doc["on_anomaly"] = {"action": "quarantine", "disconnect": False}
         doc["schema"]["properties"]["tags"] = {
             "type": ["array", "null"],
             "items": {"type": "string", "enum": ["a", "b"], "minLength": 1, "maxLength": 8}}
@@ -476,6 +477,17 @@ class BadPoliciesTest(SchemaCase):
          ["on_violation", "reroute_to"]),
         ("disconnect as text", (["on_violation", "disconnect"], "yes"),
          ["on_violation", "disconnect"]),
+        ("unknown member in on_anomaly", (["on_anomaly"], {"action": "alert", "notify": 1}),
+         ["on_anomaly"]),
+        ("on_anomaly action missing", (["on_anomaly"], {"disconnect": True}), ["on_anomaly"]),
+        ("on_anomaly action ignore", (["on_anomaly"], {"action": "ignore"}),
+         ["on_anomaly", "action"]),
+        ("on_anomaly reroute without reroute_to", (["on_anomaly"], {"action": "reroute"}),
+         ["on_anomaly"]),
+        ("on_anomaly reroute_to with a wildcard",
+         (["on_anomaly"], {"action": "reroute", "reroute_to": "suspect/#"}),
+         ["on_anomaly", "reroute_to"]),
+        ("on_anomaly as text", (["on_anomaly"], "alert"), ["on_anomaly"]),
         ("schema keyword format", (["schema", "format"], "date-time"), ["schema"]),
         ("nested schema keyword multipleOf", (["schema", "properties", "flow", "multipleOf"], 2),
          ["schema", "properties", "flow"]),

@@ -92,6 +92,25 @@ class PolicyCheckTest(unittest.TestCase):
         out = self.check("--identities", DEMO_IDS, self.dir)
         self.assertEqual((out.returncode, out.stdout), (0, ""))
 
+    def test_on_anomaly_is_checked_like_on_violation(self):
+        good = load_water()
+        good["on_anomaly"] = {"action": "reroute", "reroute_to": "suspect/water"}
+        self.assertEqual(self.check("--identities", DEMO_IDS,
+                                    self.write("good.json", good)).returncode, 0)
+        typo = load_water()
+        typo["on_anomaly"] = {"action": "alert", "notify": True}
+        wild = load_water()
+        wild["on_anomaly"] = {"action": "reroute", "reroute_to": "suspect/#"}
+        a = self.write("a.json", typo)
+        b = self.write("b.json", wild)
+        out = self.check("--identities", DEMO_IDS, a, b)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stdout.splitlines(), [
+            f"{a}: $.on_anomaly.notify: unknown member",
+            f"{b}: $.on_anomaly.reroute_to: not a valid topic: must not contain the wildcards "
+            "+ or #",
+        ])
+
     def test_unknown_org_is_an_error_only_with_identities(self):
         policy = load_water()
         policy["consumers"][0]["orgs"] = ["maint-corp"]

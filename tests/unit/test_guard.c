@@ -117,6 +117,94 @@ static void a_pause_does_not_make_the_usual_pace_a_flood(void **state)
 	tf_guard_free(g);
 }
 
+/* Sends n messages of flow at at_ms; returns how many came through
+ * before the first finding (n when none). */
+static int burst(struct tf_guard *g, const char *flow, int64_t at_ms, int n, uint32_t *seq)
+{
+	unsigned char sha[32];
+	char detail[200];
+
+	for (int i = 0; i < n; i++) {
+		sha_of((*seq)++, sha);
+		if (tf_guard_message(g, flow, 100, key_of(sha), at_ms, detail, sizeof(detail)) != NULL) {
+			assert_non_null(strstr(detail, "in this second"));
+			return i;
+		}
+	}
+	return n;
+}
+
+/* A meter of one reading a second, away for 59 seconds, sends what it
+ * stored at once: judged by its rate over the time away (factor 10 x 1 a
+ * second x 59 s over its usual threshold), none of it is a flood, and
+ * one more is. */
+static void a_backlog_after_a_silence_is_not_a_flood(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "meter", T0, 40, 1, 100, &n), 0);
+	/* Last sent in second 39; back in second 99. The first 19 are below
+	 * rate_min; 590 more come from the backlog. */
+	assert_int_equal(burst(g, "meter", T0 + 99000, 609, &n), 609);
+	assert_int_equal(burst(g, "meter", T0 + 99000, 1, &n), 0);
+	tf_guard_free(g);
+}
+
+/* Without a silence there is no backlog: a second right after the last
+ * is judged as usual. */
+static void no_silence_no_backlog(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "meter", T0, 40, 1, 100, &n), 0);
+	assert_int_equal(burst(g, "meter", T0 + 40000, 40, &n), 19);
+	/* One silent second earns factor x rate x 1 = 10. */
+	assert_int_equal(steady(g, "other", T0, 40, 1, 100, &n), 0);
+	assert_int_equal(burst(g, "other", T0 + 41000, 40, &n), 29);
+	tf_guard_free(g);
+}
+
+/* The backlog lasts while the flow catches up: what is left goes once a
+ * second passes without drawing on it, and catching up teaches nothing,
+ * so a flood after it is found at the usual threshold. */
+static void the_backlog_ends_when_the_flow_has_caught_up(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "meter", T0, 40, 1, 100, &n), 0);
+	/* Catching up over two seconds keeps the backlog across them. */
+	assert_int_equal(burst(g, "meter", T0 + 99000, 300, &n), 300);
+	assert_int_equal(burst(g, "meter", T0 + 100000, 300, &n), 300);
+	/* Then its usual pace, and a flood. */
+	assert_int_equal(burst(g, "meter", T0 + 101000, 1, &n), 1);
+	assert_int_equal(burst(g, "meter", T0 + 102000, 40, &n), 19);
+	tf_guard_free(g);
+}
+
+/* However long the silence, the backlog is at most a day's worth. */
+static void the_backlog_is_at_most_a_day(void **state)
+{
+	struct tf_guard_config one = config;
+	struct tf_guard *g;
+	uint32_t n = 0;
+
+	(void)state;
+	one.rate_factor = 1;
+	one.rate_min = 1;
+	g = tf_guard_new(&one);
+	assert_int_equal(steady(g, "meter", T0, 40, 1, 100, &n), 0);
+	/* Three days away: 1 within the threshold, 86400 of backlog. */
+	assert_int_equal(burst(g, "meter", T0 + 39000 + 3 * 86400000LL, 86401, &n), 86401);
+	assert_int_equal(burst(g, "meter", T0 + 39000 + 3 * 86400000LL, 1, &n), 0);
+	tf_guard_free(g);
+}
+
 static void a_quiet_flow_needs_rate_min_and_warmup(void **state)
 {
 	struct tf_guard *g = tf_guard_new(&config);
@@ -241,6 +329,86 @@ static void private_data_is_remembered_for_the_window(void **state)
 	tf_guard_free(g);
 }
 
+#define ID1 "019ac008e6005f1e2d3c4b5a69780123"
+#define ID2 "019ac008e6005f1e2d3c4b5a69780456"
+
+/* A leak is judged by the recipients: only a client the data was
+ * delivered to is a suspect, found by the message's id or its data. */
+static void only_recipients_of_private_data_are_suspects(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char canon[32];
+
+	(void)state;
+	sha_of(1, canon);
+	assert_false(tf_guard_note_recipient(g, ID1, "maint-app", T0));
+	tf_guard_note_private(g, canon, ID1, "water-telemetry@3", "city-waterworks",
+		"ww-sensor-01", T0);
+	assert_null(tf_guard_find_leak(g, canon, "maint-app", T0));
+	assert_true(tf_guard_note_recipient(g, ID1, "maint-app", T0 + 5));
+	assert_false(tf_guard_note_recipient(g, ID2, "lab-bot", T0 + 5));
+	assert_non_null(tf_guard_find_leak(g, canon, "maint-app", T0 + 10));
+	assert_string_equal(tf_guard_find_leak(g, canon, "maint-app", T0 + 10)->id, ID1);
+	assert_null(tf_guard_find_leak(g, canon, "lab-bot", T0 + 10));
+	assert_null(tf_guard_find_leak(g, canon, "maint-bot", T0 + 10));
+	/* A delivery known by its data only (a retained copy, say). */
+	tf_guard_note_recipient_of(g, canon, "lab-bot", T0 + 20);
+	assert_non_null(tf_guard_find_leak(g, canon, "lab-bot", T0 + 20));
+	/* Gone with the window. */
+	assert_null(tf_guard_find_leak(g, canon, "maint-app", T0 + 3600000));
+	tf_guard_free(g);
+}
+
+/* The same data published again keeps its recipients; other data that
+ * takes its slot starts without any, and the old ids no longer find it. */
+static void recipients_belong_to_their_data(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char canon[32], other[32];
+
+	(void)state;
+	sha_of(1, canon);
+	memcpy(other, canon, 32);
+	other[31] = 2;          /* the same slot, other data */
+	tf_guard_note_private(g, canon, ID1, "p@1", "city-waterworks", "ww-sensor-01", T0);
+	assert_true(tf_guard_note_recipient(g, ID1, "maint-app", T0));
+	tf_guard_note_private(g, canon, ID2, "p@1", "city-waterworks", "ww-sensor-01", T0 + 1);
+	assert_non_null(tf_guard_find_leak(g, canon, "maint-app", T0 + 2));
+	assert_true(tf_guard_note_recipient(g, ID1, "lab-bot", T0 + 2));
+	assert_non_null(tf_guard_find_leak(g, canon, "lab-bot", T0 + 2));
+	tf_guard_note_private(g, other, "019ac008e6005f1e2d3c4b5a69780789", "p@1",
+		"city-waterworks", "ww-sensor-01", T0 + 3);
+	assert_null(tf_guard_find_leak(g, other, "maint-app", T0 + 3));
+	assert_null(tf_guard_find_leak(g, canon, "maint-app", T0 + 3));
+	assert_false(tf_guard_note_recipient(g, ID1, "maint-app", T0 + 3));
+	assert_null(tf_guard_find_leak(g, other, "maint-app", T0 + 3));
+	tf_guard_free(g);
+}
+
+/* Recipients are bounded per piece of data; one more than can be kept
+ * makes every client a suspect of that data (fail closed), and a client
+ * counts once however often it receives. */
+static void recipients_are_bounded_and_fail_closed(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	unsigned char canon[32];
+	char name[32];
+
+	(void)state;
+	sha_of(1, canon);
+	tf_guard_note_private(g, canon, ID1, "p@1", "city-waterworks", "ww-sensor-01", T0);
+	for (int i = 0; i < TF_GUARD_MAX_RECIPIENTS; i++) {
+		snprintf(name, sizeof(name), "client-%d", i);
+		assert_true(tf_guard_note_recipient(g, ID1, name, T0));
+		assert_true(tf_guard_note_recipient(g, ID1, name, T0));
+	}
+	assert_non_null(tf_guard_find_leak(g, canon, "client-0", T0));
+	assert_null(tf_guard_find_leak(g, canon, "stranger", T0));
+	assert_true(tf_guard_note_recipient(g, ID1, "one-too-many", T0));
+	assert_non_null(tf_guard_find_leak(g, canon, "stranger", T0));
+	tf_guard_free(g);
+}
+
 static void the_replay_hash_costs_nothing_when_off(void **state)
 {
 	struct tf_guard_config off = config;
@@ -285,11 +453,18 @@ int main(void)
 		cmocka_unit_test(a_rate_far_above_the_learned_one_is_found_at_the_threshold),
 		cmocka_unit_test(a_pause_does_not_make_the_usual_pace_a_flood),
 		cmocka_unit_test(a_quiet_flow_needs_rate_min_and_warmup),
+		cmocka_unit_test(a_backlog_after_a_silence_is_not_a_flood),
+		cmocka_unit_test(no_silence_no_backlog),
+		cmocka_unit_test(the_backlog_ends_when_the_flow_has_caught_up),
+		cmocka_unit_test(the_backlog_is_at_most_a_day),
 		cmocka_unit_test(a_payload_far_outside_the_usual_size),
 		cmocka_unit_test(the_same_payload_again_within_the_window_is_a_replay),
 		cmocka_unit_test(a_burst_of_refusals_blocks_the_client),
 		cmocka_unit_test(canonical_json_hides_neither_whitespace_nor_key_order),
 		cmocka_unit_test(private_data_is_remembered_for_the_window),
+		cmocka_unit_test(only_recipients_of_private_data_are_suspects),
+		cmocka_unit_test(recipients_belong_to_their_data),
+		cmocka_unit_test(recipients_are_bounded_and_fail_closed),
 		cmocka_unit_test(the_replay_hash_costs_nothing_when_off),
 		cmocka_unit_test(detectors_switched_off_find_nothing),
 	};

@@ -265,10 +265,14 @@ static void check_example(const struct tf_policy *p, const struct tf_identities 
 	assert_true(p->forwarding_deny);
 	assert_int_equal(p->max_messages_per_second, 50);
 	assert_int_equal(p->max_payload_bytes, 4096);
-	assert_int_equal(p->on_violation, TF_VIOLATION_QUARANTINE);
-	assert_string_equal(tf_violation_action_name(p->on_violation), "quarantine");
-	assert_null(p->reroute_to);
-	assert_false(p->disconnect);
+	assert_int_equal(p->on_violation.action, TF_VIOLATION_QUARANTINE);
+	assert_string_equal(tf_violation_action_name(p->on_violation.action), "quarantine");
+	assert_null(p->on_violation.reroute_to);
+	assert_false(p->on_violation.disconnect);
+	/* No on_anomaly: an anomaly is delivered and alerted. */
+	assert_int_equal(p->on_anomaly.action, TF_VIOLATION_ALERT);
+	assert_null(p->on_anomaly.reroute_to);
+	assert_false(p->on_anomaly.disconnect);
 
 	assert_non_null(p->schema);
 	payload = json("{\"flow\": 12.5, \"pressure\": 3}");
@@ -369,9 +373,12 @@ static void optional_members_have_defaults(void **state)
 	assert_int_equal(p.max_messages_per_second, 0);
 	assert_int_equal(p.max_payload_bytes, 0);
 	assert_null(p.schema);
-	assert_int_equal(p.on_violation, TF_VIOLATION_DROP);
-	assert_null(p.reroute_to);
-	assert_false(p.disconnect);
+	assert_int_equal(p.on_violation.action, TF_VIOLATION_DROP);
+	assert_null(p.on_violation.reroute_to);
+	assert_false(p.on_violation.disconnect);
+	assert_int_equal(p.on_anomaly.action, TF_VIOLATION_ALERT);
+	assert_null(p.on_anomaly.reroute_to);
+	assert_false(p.on_anomaly.disconnect);
 	tf_policy_release(&p);
 	tf_arena_free(&a);
 }
@@ -397,9 +404,10 @@ static void other_valid_values_load(void **state)
 	assert_int_equal(p.n_consumers, 0);
 	assert_int_equal(p.n_topics, 3);
 	assert_string_equal(p.topics[2], "x");
-	assert_int_equal(p.on_violation, TF_VIOLATION_REROUTE);
-	assert_string_equal(p.reroute_to, "quarantine/water");
-	assert_true(p.disconnect);
+	assert_int_equal(p.on_violation.action, TF_VIOLATION_REROUTE);
+	assert_string_equal(p.on_violation.reroute_to, "quarantine/water");
+	assert_true(p.on_violation.disconnect);
+	assert_int_equal(p.on_anomaly.action, TF_VIOLATION_ALERT);
 	assert_string_equal(p.label, "water-telemetry@2147483647");
 	tf_policy_release(&p);
 	tf_arena_free(&a);
@@ -410,7 +418,7 @@ static void other_valid_values_load(void **state)
 	if (load_tree(root, ids, &a, &p, &err) != TF_OK)
 		fail_msg("%s", err.msg);
 	cJSON_Delete(root);
-	assert_int_equal(p.on_violation, TF_VIOLATION_ALERT);
+	assert_int_equal(p.on_violation.action, TF_VIOLATION_ALERT);
 	assert_true(p.consumers[0].not_before == 1767222000000LL);
 	tf_policy_release(&p);
 	tf_arena_free(&a);
@@ -1001,6 +1009,79 @@ static void disconnect_must_be_boolean(void **state)
 	expect_error(root, FILE_NAME ": $.on_violation.disconnect: must be true or false");
 }
 
+/* on_anomaly has on_violation's form, and its own value. */
+static void on_anomaly_loads_apart_from_on_violation(void **state)
+{
+	const char *actions[] = { "drop", "quarantine", "alert" };
+	struct tf_arena a = { 0 };
+	struct tf_policy p;
+	struct tf_err err;
+	cJSON *root;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+		char text[100];
+
+		root = json(example);
+		snprintf(text, sizeof(text), "{\"action\": \"%s\"}", actions[i]);
+		set(root, "on_anomaly", text);
+		if (load_tree(root, ids, &a, &p, &err) != TF_OK)
+			fail_msg("%s", err.msg);
+		cJSON_Delete(root);
+		assert_string_equal(tf_violation_action_name(p.on_anomaly.action), actions[i]);
+		assert_int_equal(p.on_violation.action, TF_VIOLATION_QUARANTINE);
+		tf_policy_release(&p);
+		tf_arena_free(&a);
+	}
+	root = json(example);
+	set(root, "on_anomaly", "{\"action\": \"reroute\", \"reroute_to\": \"suspect/water\","
+		" \"disconnect\": true}");
+	if (load_tree(root, ids, &a, &p, &err) != TF_OK)
+		fail_msg("%s", err.msg);
+	cJSON_Delete(root);
+	assert_int_equal(p.on_anomaly.action, TF_VIOLATION_REROUTE);
+	assert_string_equal(p.on_anomaly.reroute_to, "suspect/water");
+	assert_true(p.on_anomaly.disconnect);
+	assert_null(p.on_violation.reroute_to);
+	assert_false(p.on_violation.disconnect);
+	tf_policy_release(&p);
+	tf_arena_free(&a);
+}
+
+static void on_anomaly_errors_name_its_path(void **state)
+{
+	cJSON *root = json(example);
+
+	(void)state;
+	set(root, "on_anomaly", "{\"action\": \"alert\", \"notify\": true}");
+	expect_error(root, FILE_NAME ": $.on_anomaly.notify: unknown member");
+	root = json(example);
+	set(root, "on_anomaly", "\"alert\"");
+	expect_error(root, FILE_NAME ": $.on_anomaly: must be an object");
+	root = json(example);
+	set(root, "on_anomaly", "{\"disconnect\": true}");
+	expect_error(root, FILE_NAME ": $.on_anomaly.action: is required");
+	root = json(example);
+	set(root, "on_anomaly", "{\"action\": \"ignore\"}");
+	expect_error(root, FILE_NAME ": $.on_anomaly.action: must be drop, quarantine, reroute or "
+		"alert");
+	root = json(example);
+	set(root, "on_anomaly", "{\"action\": \"reroute\"}");
+	expect_error(root, FILE_NAME ": $.on_anomaly: \"reroute_to\" is required with action "
+		"reroute");
+	root = json(example);
+	set(root, "on_anomaly", "{\"action\": \"alert\", \"reroute_to\": \"suspect/water\"}");
+	expect_error(root, FILE_NAME ": $.on_anomaly.reroute_to: is only allowed with action "
+		"reroute");
+	root = json(example);
+	set(root, "on_anomaly", "{\"action\": \"reroute\", \"reroute_to\": \"suspect/#\"}");
+	expect_error(root, FILE_NAME ": $.on_anomaly.reroute_to: not a valid topic: "
+		"must not contain the wildcards");
+	root = json(example);
+	set(root, "on_anomaly", "{\"action\": \"drop\", \"disconnect\": \"yes\"}");
+	expect_error(root, FILE_NAME ": $.on_anomaly.disconnect: must be true or false");
+}
+
 static void schema_keywords_outside_the_subset_are_refused(void **state)
 {
 	cJSON *root = json(example);
@@ -1149,6 +1230,8 @@ int main(void)
 		cmocka_unit_test(reroute_to_needs_reroute),
 		cmocka_unit_test(reroute_to_must_not_have_wildcards),
 		cmocka_unit_test(disconnect_must_be_boolean),
+		cmocka_unit_test(on_anomaly_loads_apart_from_on_violation),
+		cmocka_unit_test(on_anomaly_errors_name_its_path),
 		cmocka_unit_test(schema_keywords_outside_the_subset_are_refused),
 		cmocka_unit_test(file_over_1_mib_is_refused),
 		cmocka_unit_test(file_errors_name_the_file),
