@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -75,6 +76,12 @@ void tf_engine_free(struct tf_engine *e)
 {
 	if (e == NULL)
 		return;
+	if (e->reload.loading) {
+		pthread_join(e->reload.thread, NULL);
+		tf_policy_set_free(e->reload.fresh);
+		free(e->reload.digest);
+	}
+	pthread_mutex_destroy(&e->reload.lock);
 	tf_trace_writer_stop(e->trace);
 	tf_policy_set_free(e->set);
 	tf_msgtrack_free(e->track);
@@ -203,6 +210,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	if (e == NULL)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	e->hooks = *hooks;
+	pthread_mutex_init(&e->reload.lock, NULL);
 	if (e->hooks.log == NULL)
 		e->hooks.log = no_log;
 	if (e->hooks.now_ms == NULL)
@@ -245,7 +253,12 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		return rc;
 	}
 	log_loaded(e);
-	engine_record_policy_set(e, "loaded");
+	{
+		char *digest = engine_policy_files_digest(e->identities, e->policy_dir);
+
+		engine_record_policy_set(e, "loaded", digest);
+		free(digest);
+	}
 	*out = e;
 	return TF_OK;
 }
@@ -346,17 +359,20 @@ static void clear_retained(void *ctx, const char *topic)
 	e->hooks.clear_retained(e->hooks.ctx, topic);
 }
 
-int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
+/* Puts a freshly loaded set in force, or records why it was refused
+ * (rc, err): the previous set stays. */
+static int apply_reload(struct tf_engine *e, int rc, struct tf_policy_set *fresh,
+		const char *digest, struct tf_err *err)
 {
-	struct tf_policy_set *fresh;
-	int rc = tf_policy_set_load(&e->load, &fresh, err);
 	uint32_t stale;
 
 	if (rc != TF_OK) {
 		char result[sizeof(err->msg) + 16];
 
 		snprintf(result, sizeof(result), "refused: %s", err->msg);
-		engine_record_policy_set(e, result);
+		engine_log(e, TF_LOG_ERR, "trustflow: policy reload rejected: %s; the previous "
+			"policies stay in force", err->msg);
+		engine_record_policy_set(e, result, digest);
 		engine_raise_alert(e, "reload-failed", "", "", "", err->msg, "none");
 		return rc;
 	}
@@ -365,8 +381,6 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 	/* Buckets are keyed by policy index, which the new set renumbers. */
 	tf_ratelimit_clear(e->rates);
 	reconcile_client_ids(e);
-	log_loaded(e);
-	engine_record_policy_set(e, "loaded");
 	/* Nothing made under a version no longer in force is handed out
 	 * again: a view that lists fewer fields now, an original its policy
 	 * no longer governs. The publisher's next retained message makes
@@ -375,7 +389,90 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 	if (stale > 0)
 		engine_log(e, TF_LOG_NOTICE, "trustflow: %u retained copies made under policy "
 			"versions no longer in force removed", stale);
+	engine_record_policy_set(e, "loaded", digest);
+	log_loaded(e);
 	return TF_OK;
+}
+
+int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
+{
+	struct tf_policy_set *fresh = NULL;
+	int rc = tf_policy_set_load(&e->load, &fresh, err);
+	char *digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+
+	rc = apply_reload(e, rc, fresh, digest, err);
+	free(digest);
+	return rc;
+}
+
+/* --- reloading in the background ------------------------------------------- */
+
+/* The loader thread: reads the files named by e->load (which nothing
+ * changes while it runs) into a set of its own; touches nothing else. */
+static void *load_in_background(void *arg)
+{
+	struct tf_engine *e = arg;
+	struct tf_policy_set *fresh = NULL;
+	struct tf_err err = { "" };
+	int rc = tf_policy_set_load(&e->load, &fresh, &err);
+	char *digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+
+	pthread_mutex_lock(&e->reload.lock);
+	e->reload.rc = rc;
+	e->reload.fresh = fresh;
+	e->reload.digest = digest;
+	e->reload.err = err;
+	e->reload.done = true;
+	pthread_mutex_unlock(&e->reload.lock);
+	return NULL;
+}
+
+static int start_loader(struct tf_engine *e)
+{
+	e->reload.done = false;
+	e->reload.again = false;
+	if (pthread_create(&e->reload.thread, NULL, load_in_background, e) != 0)
+		return TF_ERR_NOMEM;
+	e->reload.loading = true;
+	return TF_OK;
+}
+
+void tf_engine_reload_in_background(struct tf_engine *e)
+{
+	struct tf_err err = { "" };
+
+	if (e->reload.loading) {
+		/* The files may have changed since that load began. */
+		e->reload.again = true;
+		return;
+	}
+	if (start_loader(e) != TF_OK) {
+		engine_log(e, TF_LOG_WARNING, "trustflow: no thread to reload the policies on; "
+			"reloading on the broker's thread");
+		tf_engine_reload(e, &err);
+	}
+}
+
+/* Puts a set the loader finished in force (from tf_engine_tick). */
+static void finish_background_reload(struct tf_engine *e)
+{
+	bool done;
+
+	if (!e->reload.loading)
+		return;
+	pthread_mutex_lock(&e->reload.lock);
+	done = e->reload.done;
+	pthread_mutex_unlock(&e->reload.lock);
+	if (!done)
+		return;
+	pthread_join(e->reload.thread, NULL);
+	e->reload.loading = false;
+	apply_reload(e, e->reload.rc, e->reload.fresh, e->reload.digest, &e->reload.err);
+	e->reload.fresh = NULL;
+	free(e->reload.digest);
+	e->reload.digest = NULL;
+	if (e->reload.again)
+		tf_engine_reload_in_background(e);
 }
 
 const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e)
@@ -499,15 +596,39 @@ static int64_t age_unknown(struct tf_engine *e, const char *topic, const void *p
 	if (g.kind != TF_GOVERN_POLICY || e->set->policies[g.policy].retention_ms == 0)
 		return received;
 	p = &e->set->policies[g.policy];
-	received = engine_trace_received_at(e, topic, payload, payloadlen);
+	received = engine_trace_received_at(e, topic, payload, payloadlen, NULL, 0);
 	if (received != TF_TIME_UNKNOWN)
 		tf_msgtrack_put(e->track, topic, payload, payloadlen, received,
 			received + p->retention_ms, NULL);
 	return received;
 }
 
+#define ENGINE_STALE_RETAINED "a retained copy made under a policy version no longer in force"
+
+/* Whether a retained message the engine keeps no record of was made
+ * under the policy version in force (p: its policy now). One made or let
+ * through since the broker started is in the retained table with its
+ * label (a reload clears the stale ones); an older one, which mosquitto's
+ * persistence brought back, is looked up in the trace: unknown there, or
+ * recorded under another version, it is not handed out. Without a trace
+ * store this cannot be told, and it is (docs/options.md). */
+static bool retained_in_force(struct tf_engine *e, const char *topic, const void *payload,
+		uint32_t payloadlen, const struct tf_policy *p)
+{
+	const char *label = tf_retained_label(e->retained, topic);
+	char recorded[300];
+
+	if (label != NULL)
+		return strcmp(label, p->label) == 0;
+	if (e->trace == NULL)
+		return true;
+	return engine_trace_received_at(e, topic, payload, payloadlen, recorded, sizeof(recorded))
+		!= TF_TIME_UNKNOWN && strcmp(recorded, p->label) == 0;
+}
+
 enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
-		const char *username, const char *topic, const void *payload, uint32_t payloadlen)
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen,
+		bool retain)
 {
 	const struct tf_client *who = engine_identify(e, username);
 	struct tf_msgtrack_hit hit;
@@ -522,6 +643,11 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 	if (d.verdict == TF_ALLOW && engine_is_blocked(e, client_id, username, now)) {
 		d.verdict = TF_DENY;
 		d.reason = ENGINE_BLOCKED;
+	}
+	if (d.verdict == TF_ALLOW && retain && !known && d.policy != NULL
+			&& !retained_in_force(e, topic, payload, payloadlen, d.policy)) {
+		d.verdict = TF_DENY;
+		d.reason = ENGINE_STALE_RETAINED;
 	}
 	/* A governed delivery that cannot be recorded is not made. */
 	if (e->trace != NULL && topic[0] != '$' && d.verdict != TF_DEFER
@@ -954,6 +1080,7 @@ void tf_engine_tick(struct tf_engine *e)
 {
 	int64_t now = engine_now_ms(e);
 
+	finish_background_reload(e);
 	tf_retained_expire(e->retained, now, e->hooks.clear_retained, e->hooks.ctx);
 	tf_msgtrack_sweep(e->track, now, SWEEP_BUDGET);
 	tf_qos2track_expire(e->qos2, now);

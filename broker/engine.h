@@ -57,6 +57,13 @@ void tf_engine_free(struct tf_engine *e);
  * the old set stays in force and err says why. */
 int tf_engine_reload(struct tf_engine *e, struct tf_err *err);
 
+/* Loads the policy set again on a thread of its own, so that a large set
+ * (a million clients take seconds) does not hold up the broker's traffic;
+ * tf_engine_tick puts it in force once loaded, or logs and alerts why it
+ * was refused (the old set stays). A reload asked for while one loads
+ * runs again after it. Without a thread it reloads here. */
+void tf_engine_reload_in_background(struct tf_engine *e);
+
 /* The set in force (borrowed, valid until the next reload). */
 const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e);
 
@@ -132,11 +139,14 @@ enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id
 enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_id,
 		const char *username, const char *filter);
 /* One delivery of a stored message: topic and payload are the stored
- * message's own pointers (they identify it for retention and the trace).
+ * message's own pointers (they identify it for retention and the trace);
+ * retain: its retain flag (a retained copy made under a policy version
+ * no longer in force is withheld).
  * The delivery, made or withheld, is recorded; a governed one that
  * cannot be recorded is not made. */
 enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
-		const char *username, const char *topic, const void *payload, uint32_t payloadlen);
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen,
+		bool retain);
 
 /* A copy the broker publishes itself: a view with selected fields. */
 struct tf_copy {

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
 
 #include <cjson/cJSON.h>
 
@@ -29,8 +30,22 @@
 /* Why a blocked client's delivery is withheld. */
 #define ENGINE_BLOCKED "blocked after a burst of refusals"
 
+/* A reload running on a thread of its own (tf_engine_reload_in_background). */
+struct engine_reload {
+	pthread_t thread;
+	pthread_mutex_t lock;     /* over done and the result */
+	bool loading;             /* a loader thread runs (or awaits its join) */
+	bool again;               /* another reload was asked for meanwhile */
+	bool done;
+	int rc;
+	struct tf_policy_set *fresh;
+	char *digest;             /* of the files it read */
+	struct tf_err err;
+};
+
 struct tf_engine {
 	struct tf_policy_set *set;
+	struct engine_reload reload;
 	struct tf_policy_set_options load;  /* what to load on reload */
 	char *identities, *policy_dir;      /* owned copies behind load */
 	struct tf_engine_hooks hooks;
@@ -140,12 +155,20 @@ bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
 		const char *client_id, const char *username, const struct tf_client *who,
 		const char *topic, const void *payload, uint32_t payloadlen,
 		const struct tf_decision *d);
-void engine_record_policy_set(struct tf_engine *e, const char *result);
+/* The hash of every file a policy set is read from, one per line as
+ * sha256sum prints them, so an auditor can match them; NULL when out of
+ * memory. Caller owns; free(). Touches nothing but the files: the reload
+ * thread makes it beside the set it loads. */
+char *engine_policy_files_digest(const char *identities, const char *policy_dir);
+/* The policy-set event of a load: result "loaded" or "refused: why";
+ * digest: engine_policy_files_digest() of the files read (NULL: none). */
+void engine_record_policy_set(struct tf_engine *e, const char *result, const char *digest);
 void engine_trace_tick(struct tf_engine *e);
 /* The receive time the trace holds for a stored message mosquitto kept
- * longer than the engine's memory (TF_TIME_UNKNOWN: none). */
+ * longer than the engine's memory (TF_TIME_UNKNOWN: none), and, when
+ * label is not NULL, the policy label it was recorded under (cap bytes). */
 int64_t engine_trace_received_at(struct tf_engine *e, const char *topic, const void *payload,
-		uint32_t payloadlen);
+		uint32_t payloadlen, char *label, size_t cap);
 
 /* --- engine_guard.c ------------------------------------------------------------ */
 

@@ -82,9 +82,7 @@ void engine_record_unstamped(struct tf_engine *e, int64_t now, const char *clien
 	record_message(e, now, &f);
 }
 
-/* The hash of every file the policy set was read from, one per line as
- * sha256sum prints them, so an auditor can match them. Caller owns. */
-static char *policy_files_digest(const struct tf_engine *e)
+char *engine_policy_files_digest(const char *identities, const char *policy_dir)
 {
 	char **names = NULL, *text = NULL;
 	uint32_t n = 0;
@@ -93,7 +91,7 @@ static char *policy_files_digest(const struct tf_engine *e)
 
 	if (out == NULL)
 		return NULL;
-	tf_dir_list(e->policy_dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, NULL);
+	tf_dir_list(policy_dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, NULL);
 	for (int64_t i = -1; i < (int64_t)n; i++) {
 		char path[4096], sha[TF_SHA256_HEX + 1] = "(unreadable)";
 		char *bytes = NULL;
@@ -101,9 +99,9 @@ static char *policy_files_digest(const struct tf_engine *e)
 		FILE *f;
 
 		if (i < 0)
-			snprintf(path, sizeof(path), "%s", e->identities);
+			snprintf(path, sizeof(path), "%s", identities);
 		else
-			snprintf(path, sizeof(path), "%s/%s", e->policy_dir, names[i]);
+			snprintf(path, sizeof(path), "%s/%s", policy_dir, names[i]);
 		f = fopen(path, "rb");
 		if (f != NULL) {
 			FILE *copy = open_memstream(&bytes, &size);
@@ -127,20 +125,16 @@ static char *policy_files_digest(const struct tf_engine *e)
 	return text;
 }
 
-/* The policy-set event of a load: result "loaded" or "refused: why". */
-void engine_record_policy_set(struct tf_engine *e, const char *result)
+void engine_record_policy_set(struct tf_engine *e, const char *result, const char *digest)
 {
-	char count[11], *files;
+	char count[11];
 	struct tf_trace_input in = { .kind = TF_EVENT_POLICY_SET, .ts_ms = engine_now_ms(e),
-		.values = { result, count, NULL } };
+		.values = { result, count, digest ? digest : "" } };
 
 	if (e->trace == NULL)
 		return;
 	count[tf_put_decimal(count, e->set->n_policies)] = '\0';
-	files = policy_files_digest(e);
-	in.values[2] = files ? files : "";
 	tf_trace_writer_record(e->trace, &in);
-	free(files);
 }
 
 int engine_start_trace(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err)
@@ -215,7 +209,7 @@ void engine_trace_tick(struct tf_engine *e)
 }
 
 int64_t engine_trace_received_at(struct tf_engine *e, const char *topic, const void *payload,
-		uint32_t payloadlen)
+		uint32_t payloadlen, char *label, size_t cap)
 {
 	struct tf_trace_store *s;
 	int64_t ts;
@@ -225,7 +219,7 @@ int64_t engine_trace_received_at(struct tf_engine *e, const char *topic, const v
 	s = tf_trace_writer_store(e->trace);
 	if (tf_trace_read_begin(s, NULL) != TF_OK)
 		return TF_TIME_UNKNOWN;
-	ts = tf_query_received_at(s, topic, payload, payloadlen);
+	ts = tf_query_received_at(s, topic, payload, payloadlen, label, cap);
 	tf_trace_read_end(s);
 	return ts == INT64_MIN ? TF_TIME_UNKNOWN : ts;
 }

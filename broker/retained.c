@@ -179,6 +179,15 @@ void tf_retained_expire(struct tf_retained *r, int64_t now_ms,
 		compact(r);
 }
 
+const char *tf_retained_label(const struct tf_retained *r, const char *topic)
+{
+	uint32_t i;
+
+	if (r->live == 0 || !tf_strmap_get(r->index, topic, strlen(topic), &i))
+		return NULL;
+	return r->entries[i].label;
+}
+
 uint32_t tf_retained_count(const struct tf_retained *r)
 {
 	return r->live;

@@ -47,6 +47,11 @@ uint32_t tf_retained_clear_stale(struct tf_retained *r,
 		bool (*stale)(void *ctx, const char *topic, const char *label),
 		void (*clear)(void *ctx, const char *topic), void *ctx);
 
+/* The policy label the topic's retained copy was made under, when the
+ * broker made or let it through since it started (borrowed until the
+ * next change of the table); NULL otherwise. */
+const char *tf_retained_label(const struct tf_retained *r, const char *topic);
+
 /* Copies remembered. */
 uint32_t tf_retained_count(const struct tf_retained *r);
 

@@ -832,6 +832,8 @@ struct received_find {
 	const char *topic;
 	struct decoded d;
 	int64_t ts;
+	char *label;
+	size_t cap;
 };
 
 static int visit_received(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
@@ -845,15 +847,18 @@ static int visit_received(void *ctx, int64_t ts, uint64_t seq, const unsigned ch
 	/* Oldest first: the last match is the latest message. */
 	if (decode_seq(f->s, seq, &f->d) && f->d.ev.kind == TF_EVENT_MESSAGE
 			&& strcmp(f->d.ev.values[1], f->topic) == 0
-			&& strcmp(f->d.ev.values[7], "delivered") == 0)
+			&& strcmp(f->d.ev.values[7], "delivered") == 0) {
 		f->ts = f->d.ev.ts_ms;
+		if (f->label != NULL)
+			snprintf(f->label, f->cap, "%s", f->d.ev.values[4]);
+	}
 	return 0;
 }
 
 int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const void *payload,
-		uint32_t payloadlen)
+		uint32_t payloadlen, char *label, size_t cap)
 {
-	struct received_find f = { s, topic, { .scratch = NULL }, INT64_MIN };
+	struct received_find f = { s, topic, { .scratch = NULL }, INT64_MIN, label, cap };
 	unsigned char sha[32];
 
 	tf_sha256(payload, payloadlen, sha);

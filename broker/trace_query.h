@@ -61,9 +61,10 @@ int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_
 /* When the broker received the latest message on topic with this payload
  * (its message event's time), or INT64_MIN when the store has none: how
  * a message that outlived the broker's memory (a retained copy after a
- * restart) gets its age back. */
+ * restart) gets its age back. label (NULL: not wanted) receives the
+ * policy label it was recorded under ("" when ungoverned; cut to cap). */
 int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const void *payload,
-		uint32_t payloadlen);
+		uint32_t payloadlen, char *label, size_t cap);
 
 /* The impact of an alert (tfctl report impact): the alert, and what its
  * flow (the policy and publisher it names; every policy when it names

@@ -84,7 +84,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		if (tf_wills_withhold(plugin->wills, ed->topic, ed->payload, ed->payloadlen))
 			return MOSQ_ERR_ACL_DENIED;
 		return verdict_rc(tf_engine_may_receive(plugin->engine, client_id, username,
-			ed->topic, ed->payload, ed->payloadlen));
+			ed->topic, ed->payload, ed->payloadlen, ed->retain));
 	case MOSQ_ACL_SUBSCRIBE:
 		return verdict_rc(tf_engine_may_subscribe(plugin->engine, client_id, username,
 			ed->topic));
@@ -253,13 +253,11 @@ static int on_control(int event, void *event_data, void *userdata)
 static int on_reload(int event, void *event_data, void *userdata)
 {
 	struct tf_plugin *plugin = userdata;
-	struct tf_err err = { "" };
 
 	(void)event;
 	(void)event_data;
-	if (tf_engine_reload(plugin->engine, &err) != TF_OK)
-		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: policy reload rejected: %s; "
-			"the previous policies stay in force", err.msg);
+	/* Put in force by a later tick; messages flow meanwhile. */
+	tf_engine_reload_in_background(plugin->engine);
 	/* mosquitto stops at the first reload callback that does not defer;
 	 * other plugins must reload too. */
 	return MOSQ_ERR_PLUGIN_DEFER;

@@ -126,7 +126,7 @@ int main(int argc, char **argv)
 		snprintf(topic, sizeof(topic), "p%" PRIu64 "/s%" PRIu64 "/data", p,
 			next_random(&rng) % 100);
 		start = now_ns();
-		allowed += tf_engine_may_receive(engine, user, user, topic, payload, sizeof(payload) - 1)
+		allowed += tf_engine_may_receive(engine, user, user, topic, payload, sizeof(payload) - 1, false)
 			== TF_ALLOW;
 		times[i] = now_ns() - start - timer_ns;
 	}

@@ -8,6 +8,7 @@ which another owner captures a topic inside the waterworks' filter,
 changes nothing.
 """
 
+import os
 import time
 
 import harness
@@ -405,6 +406,86 @@ class RetentionAcrossRestartTest(harness.BrokerTestCase):
         late.subscribe("city/water/+/telemetry")
         self.assertLess(publish_v5(broker, "ww-sensor-01", SENTINEL, '{"flow": 0}'), 0x80)
         self.assertEqual([m.topic for m in late.receive_until(SENTINEL)], [SENTINEL])
+
+
+class RetainedAcrossPolicyChangeTest(harness.BrokerTestCase):
+    """The owner narrows a view while the broker is down: the retained
+    copies mosquitto brings back from before are made under the old
+    version, so no one gets them; the next retained reading makes them
+    anew."""
+
+    def test_copies_from_an_older_version_are_withheld_after_a_restart(self):
+        store = harness.tempfile.mkdtemp(prefix="tf-store-")
+        self.addCleanup(harness.shutil.rmtree, store, True)
+        wide = dict(WATER, consumers=[
+            {"orgs": ["research-lab"], "fields": ["flow", "pressure"],
+             "view": "views/research-lab"}])
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": wide},
+                                   extra_conf=f"persistence true\npersistence_location {store}/\n")
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
+        broker.stop()
+        broker.write_policy("water.json", dict(wide, version=WATER["version"] + 1, consumers=[
+            {"orgs": ["research-lab"], "fields": ["flow"], "view": "views/research-lab"}]))
+        broker.start()
+        lab = self.client(broker, "lab", username="lab-analyst", password="demo")
+        operator = self.client(broker, "op", username="ww-operator", password="demo")
+        self.assertEqual(lab.subscribe("views/research-lab/#"), 1)
+        self.assertEqual(operator.subscribe("city/water/+/telemetry"), 1)
+        self.assertLess(publish_v5(broker, "ww-sensor-01", SENTINEL, READING), 0x80)
+        self.assertEqual([(m.topic, m.payload) for m in lab.receive_until(
+            "views/research-lab/" + SENTINEL)],
+            [("views/research-lab/" + SENTINEL, b'{"flow":12.5}')])
+        self.assertEqual([m.topic for m in operator.receive_until(SENTINEL)], [SENTINEL])
+        self.assertIn("no longer in force", harness.run(
+            [harness.TFCTL, "trace", "--db", broker.trace_dir, "export"]).stdout)
+        # The next retained reading is made under the version in force.
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
+        late = self.client(broker, "late", username="lab-analyst", password="demo")
+        self.assertEqual(late.subscribe("views/research-lab/" + TOPIC), 1)
+        self.assertEqual(late.receive().payload, b'{"flow":12.5}')
+
+
+class BackgroundReloadTest(harness.BrokerTestCase):
+    """A reload reads the files off the broker's thread: messages flow
+    while it loads. The identities file is made a FIFO, so that the load
+    waits, as on a very large file, until the test lets it go on."""
+
+    def test_messages_flow_while_the_policies_load(self):
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": WATER})
+        operator = self.client(broker, "op", username="ww-operator", password="demo")
+        operator.subscribe(TOPIC)
+        os.remove(broker.identities_path)
+        os.mkfifo(broker.identities_path)
+        self.addCleanup(self.let_go, broker.identities_path)
+        broker.proc.send_signal(harness.signal.SIGHUP)
+        deadline = time.monotonic() + harness.START_TIMEOUT_S
+        while "Reloading config." not in broker.log():
+            self.assertLess(time.monotonic(), deadline, broker.log())
+            time.sleep(0.05)
+        # The load waits on the FIFO; the broker does not.
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        self.assertEqual(operator.receive().payload.decode(), READING)
+        self.assertNotIn("policy reload rejected", broker.log())
+        # Let it go on: a FIFO is no identities file, and the set in force stays.
+        deadline = time.monotonic() + harness.START_TIMEOUT_S
+        while "policy reload rejected" not in broker.log():
+            self.assertLess(time.monotonic(), deadline, broker.log())
+            self.let_go(broker.identities_path)
+            time.sleep(0.05)
+        self.assertIn("not a regular file", broker.log())
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, '{"flow": 2}'), 0x80)
+        self.assertEqual(operator.receive().payload, b'{"flow": 2}')
+
+    @staticmethod
+    def let_go(fifo):
+        """Opens the FIFO for writing (which lets a reader waiting to open
+        it go on) and closes it; nothing when no one waits."""
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
 
 
 class RetainedRemovalTest(harness.BrokerTestCase):

@@ -522,14 +522,14 @@ static void receive_verdicts(void **state)
 	tf_message_result_free(&res);
 	f->now += 1000;
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "ww-sensor-01", f->topic, good_payload,
-		GOOD_LEN), TF_ALLOW);
+		GOOD_LEN, false), TF_ALLOW);
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
-		GOOD_LEN), TF_ALLOW);
+		GOOD_LEN, false), TF_ALLOW);
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "lab-bot", f->topic, good_payload,
-		GOOD_LEN), TF_DENY);
+		GOOD_LEN, false), TF_DENY);
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "outsider", f->topic, good_payload,
-		GOOD_LEN), TF_DENY);
-	assert_int_equal(tf_engine_may_receive(f->e, "test-client", NULL, f->topic, good_payload, GOOD_LEN),
+		GOOD_LEN, false), TF_DENY);
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", NULL, f->topic, good_payload, GOOD_LEN, false),
 		TF_DENY);
 }
 
@@ -630,7 +630,7 @@ static void qos2_resend_over_a_new_connection_keeps_its_stamp(void **state)
 	/* Once mosquitto delivers it, it is released: the same payload again
 	 * is a new message. */
 	assert_int_equal(tf_engine_may_receive(f->e, "c", "maint-app", f->topic, good_payload,
-		(uint32_t)strlen(good_payload)), TF_ALLOW);
+		(uint32_t)strlen(good_payload), false), TF_ALLOW);
 	tf_engine_on_message(f->e, &m, &res);
 	assert_string_not_equal(res.stamp.id, id);
 	assert_true(seq_of(&res.stamp) == first + 2);
@@ -1001,20 +1001,20 @@ static void retention_withholds_old_messages(void **state)
 	tf_message_result_free(&res);
 	f->now = NOW + 5000;
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
-		GOOD_LEN), TF_ALLOW);
+		GOOD_LEN, false), TF_ALLOW);
 	/* The payload is compared by content, not by address. */
 	memcpy(copy, good_payload, sizeof(copy));
-	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, copy, GOOD_LEN),
+	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, copy, GOOD_LEN, false),
 		TF_ALLOW);
 	f->now = NOW + 10000;
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
-		GOOD_LEN), TF_ALLOW);
+		GOOD_LEN, false), TF_ALLOW);
 	f->now = NOW + 11000;
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
-		GOOD_LEN), TF_DENY);
+		GOOD_LEN, false), TF_DENY);
 	/* Also for the owner org. */
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "ww-sensor-01", f->topic, good_payload,
-		GOOD_LEN), TF_DENY);
+		GOOD_LEN, false), TF_DENY);
 }
 
 static void unseen_message_is_withheld(void **state)
@@ -1026,16 +1026,16 @@ static void unseen_message_is_withheld(void **state)
 	/* A topic string at another address: another stored message. */
 	memcpy(other_topic, f->topic, sizeof(other_topic));
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", other_topic, good_payload,
-		GOOD_LEN), TF_DENY);
+		GOOD_LEN, false), TF_DENY);
 	sensor_publishes(f, good_payload, false, &res);
 	tf_message_result_free(&res);
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", other_topic, good_payload,
-		GOOD_LEN), TF_DENY);
+		GOOD_LEN, false), TF_DENY);
 	/* The same address with another payload: a new message stored there. */
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, "{\"flow\":99}",
-		11), TF_DENY);
+		11, false), TF_DENY);
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
-		GOOD_LEN), TF_ALLOW);
+		GOOD_LEN, false), TF_ALLOW);
 }
 
 static void refused_message_is_not_recorded(void **state)
@@ -1048,7 +1048,7 @@ static void refused_message_is_not_recorded(void **state)
 	assert_false(res.deliver);
 	tf_message_result_free(&res);
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, bad,
-		(uint32_t)strlen(bad)), TF_DENY);
+		(uint32_t)strlen(bad), false), TF_DENY);
 }
 
 static void retained_copy_is_cleared_after_retention(void **state)
@@ -1124,13 +1124,13 @@ static void ticks_keep_decisions(void **state)
 		tf_engine_tick(f->e);
 	}
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
-		GOOD_LEN), TF_ALLOW);
+		GOOD_LEN, false), TF_ALLOW);
 	for (int i = 0; i < 100; i++) {
 		f->now = NOW + 11000 + i * 100;
 		tf_engine_tick(f->e);
 	}
 	assert_int_equal(tf_engine_may_receive(f->e, "test-client", "maint-app", f->topic, good_payload,
-		GOOD_LEN), TF_DENY);
+		GOOD_LEN, false), TF_DENY);
 }
 
 /* --- reload -------------------------------------------------------------- */
