@@ -116,12 +116,17 @@ void tf_wills_note_write(struct tf_wills *wills, const struct mosquitto *client,
 	 * payload is needed at the next TICK, when mosquitto has freed it. */
 	if (retain && payloadlen > 0 && (w->payload = malloc(payloadlen)) != NULL)
 		memcpy(w->payload, payload, payloadlen);
-	if (w->topic == NULL || w->client_id == NULL || (retain && payloadlen > 0
-			&& w->payload == NULL)) {
-		/* Out of memory: remembered as well as it can be, it is withheld. */
+	if (w->topic == NULL || w->client_id == NULL) {
+		/* Out of memory: should this be a will, it could not be told
+		 * from other messages, so every delivery until the next tick is
+		 * withheld (tf_wills_withhold). */
+		will_clear(w);
+		wills->n_lost++;
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory noting a publish on %s",
 			topic);
 	}
+	/* A retained payload that could not be kept: the will is withheld
+	 * (tf_wills_tick says so). */
 }
 
 void tf_wills_message_seen(struct tf_wills *wills)
@@ -239,8 +244,9 @@ void tf_wills_tick(struct tf_plugin *plugin, struct tf_wills *wills)
 		will_clear(w);
 	}
 	if (wills->n_lost > 0)
-		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: %u wills in one pass beyond the %d the "
-			"plugin follows were withheld", wills->n_lost, WILLS_MAX);
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: %u wills in one pass were withheld "
+			"(more than the %d the plugin follows, or out of memory)", wills->n_lost,
+			WILLS_MAX);
 	wills->n_found = 0;
 	wills->n_lost = 0;
 }
