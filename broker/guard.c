@@ -28,6 +28,7 @@ struct flow_state {
 	bool anomalous;           /* it had a rate finding: it teaches nothing */
 	bool caught_up;           /* it drew on backlog: it teaches nothing */
 	double backlog;           /* messages over the threshold still allowed */
+	bool backlog_new;         /* earned as the current second began */
 	uint32_t seconds_seen;
 	double rate;              /* learned messages per second */
 	double size;              /* learned payload size */
@@ -148,7 +149,9 @@ static void *state_of(struct tf_strmap *index, void **array, uint32_t *n, uint32
  * rate x away_s messages over its usual threshold (its backlog) before
  * the second's count is judged again. What is left of the backlog goes
  * once a second passes without drawing on it: the catching up is over,
- * and a later flood is judged as usual. Seconds that drew on it teach
+ * and a later flood is judged as usual. (The second it came back in does
+ * not count: a backlog sent near its end spills into the next one before
+ * the count reaches the threshold.) Seconds that drew on it teach
  * nothing (a backlog is not the flow's pace). */
 static void roll(struct flow_state *f, int64_t now_ms, uint32_t factor)
 {
@@ -162,13 +165,16 @@ static void roll(struct flow_state *f, int64_t now_ms, uint32_t factor)
 			: RATE_ALPHA * f->count + (1 - RATE_ALPHA) * f->rate;
 		f->seconds_seen++;
 	}
-	if (!f->caught_up)
+	if (!f->caught_up && !f->backlog_new)
 		f->backlog = 0;
+	f->backlog_new = false;
 	away_s = f->second == 0 ? 0 : second - f->second - 1;
 	if (away_s > MAX_AWAY_S)
 		away_s = MAX_AWAY_S;
-	if (away_s > 0 && f->seconds_seen > 0)
+	if (away_s > 0 && f->seconds_seen > 0) {
 		f->backlog += (double)factor * f->rate * (double)away_s;
+		f->backlog_new = true;
+	}
 	/* Silences in a row earn no more than one day's worth. */
 	if (f->backlog > (double)factor * f->rate * MAX_AWAY_S)
 		f->backlog = (double)factor * f->rate * MAX_AWAY_S;

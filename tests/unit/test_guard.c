@@ -187,6 +187,24 @@ static void the_backlog_ends_when_the_flow_has_caught_up(void **state)
 	tf_guard_free(g);
 }
 
+/* A backlog sent near the end of the second the flow came back in spills
+ * into the next one before the count reached the threshold: it is still
+ * the backlog. */
+static void a_backlog_that_spills_into_the_next_second_is_still_a_backlog(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(steady(g, "meter", T0, 40, 1, 100, &n), 0);
+	assert_int_equal(burst(g, "meter", T0 + 99900, 5, &n), 5);
+	assert_int_equal(burst(g, "meter", T0 + 100000, 300, &n), 300);
+	/* A second without drawing on it ends it. */
+	assert_int_equal(burst(g, "meter", T0 + 101000, 1, &n), 1);
+	assert_int_equal(burst(g, "meter", T0 + 102000, 40, &n), 19);
+	tf_guard_free(g);
+}
+
 /* However long the silence, the backlog is at most a day's worth. */
 static void the_backlog_is_at_most_a_day(void **state)
 {
@@ -456,6 +474,7 @@ int main(void)
 		cmocka_unit_test(a_backlog_after_a_silence_is_not_a_flood),
 		cmocka_unit_test(no_silence_no_backlog),
 		cmocka_unit_test(the_backlog_ends_when_the_flow_has_caught_up),
+		cmocka_unit_test(a_backlog_that_spills_into_the_next_second_is_still_a_backlog),
 		cmocka_unit_test(the_backlog_is_at_most_a_day),
 		cmocka_unit_test(a_payload_far_outside_the_usual_size),
 		cmocka_unit_test(the_same_payload_again_within_the_window_is_a_replay),
