@@ -151,7 +151,7 @@ static void pages_hold_every_alert_once(void **state)
 		alerts = cJSON_GetObjectItem(data, "alerts");
 		assert_non_null(alerts);
 		cJSON_ArrayForEach(alert, alerts) {
-			char want[8];
+			char want[24];
 
 			/* In the order raised, none twice, none left out. */
 			snprintf(want, sizeof(want), "%04lld-", (long long)seen++);
