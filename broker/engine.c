@@ -335,17 +335,10 @@ static void reconcile_client_ids(struct tf_engine *e)
 static bool retained_stale(void *ctx, const char *topic, const char *label)
 {
 	struct tf_engine *e = ctx;
-	char id[256];
-	size_t n = tf_policy_label_id_len(label);
-	const struct tf_policy *p;
+	const struct tf_policy *p = tf_policy_set_find_label(e->set, label);
 	struct tf_governance g;
 
-	if (n >= sizeof(id))
-		return true;
-	memcpy(id, label, n);
-	id[n] = '\0';
-	p = tf_policy_set_find(e->set, id);
-	if (p == NULL || strcmp(p->label, label) != 0)
+	if (p == NULL)
 		return true;
 	/* A view's topic is governed by no policy; an original's by its own. */
 	g = tf_govern_lookup(e->set->govern, topic);
@@ -400,6 +393,10 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 	int rc = tf_policy_set_load(&e->load, &fresh, err);
 	char *digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
 
+	/* A background load that began before this one read older files: it
+	 * must not replace this set when it ends. */
+	if (e->reload.loading)
+		e->reload.overtaken = true;
 	rc = apply_reload(e, rc, fresh, digest, err);
 	free(digest);
 	return rc;
@@ -431,6 +428,7 @@ static int start_loader(struct tf_engine *e)
 {
 	e->reload.done = false;
 	e->reload.again = false;
+	e->reload.overtaken = false;
 	if (pthread_create(&e->reload.thread, NULL, load_in_background, e) != 0)
 		return TF_ERR_NOMEM;
 	e->reload.loading = true;
@@ -467,7 +465,10 @@ static void finish_background_reload(struct tf_engine *e)
 		return;
 	pthread_join(e->reload.thread, NULL);
 	e->reload.loading = false;
-	apply_reload(e, e->reload.rc, e->reload.fresh, e->reload.digest, &e->reload.err);
+	if (e->reload.overtaken)
+		tf_policy_set_free(e->reload.fresh);
+	else
+		apply_reload(e, e->reload.rc, e->reload.fresh, e->reload.digest, &e->reload.err);
 	e->reload.fresh = NULL;
 	free(e->reload.digest);
 	e->reload.digest = NULL;
@@ -606,24 +607,24 @@ static int64_t age_unknown(struct tf_engine *e, const char *topic, const void *p
 #define ENGINE_STALE_RETAINED "a retained copy made under a policy version no longer in force"
 
 /* Whether a retained message the engine keeps no record of was made
- * under the policy version in force (p: its policy now). One made or let
- * through since the broker started is in the retained table with its
- * label (a reload clears the stale ones); an older one, which mosquitto's
+ * under a policy version still in force. One made or let through since
+ * the broker started is in the retained table with the label it was made
+ * under (a reload clears the stale ones); an older one, which mosquitto's
  * persistence brought back, is looked up in the trace: unknown there, or
- * recorded under another version, it is not handed out. Without a trace
- * store this cannot be told, and it is (docs/options.md). */
+ * recorded under a version no longer in force, it is not handed out.
+ * Without a trace store this cannot be told, and it is (docs/options.md). */
 static bool retained_in_force(struct tf_engine *e, const char *topic, const void *payload,
-		uint32_t payloadlen, const struct tf_policy *p)
+		uint32_t payloadlen)
 {
 	const char *label = tf_retained_label(e->retained, topic);
 	char recorded[300];
 
 	if (label != NULL)
-		return strcmp(label, p->label) == 0;
+		return tf_policy_set_find_label(e->set, label) != NULL;
 	if (e->trace == NULL)
 		return true;
 	return engine_trace_received_at(e, topic, payload, payloadlen, recorded, sizeof(recorded))
-		!= TF_TIME_UNKNOWN && strcmp(recorded, p->label) == 0;
+		!= TF_TIME_UNKNOWN && tf_policy_set_find_label(e->set, recorded) != NULL;
 }
 
 enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
@@ -645,7 +646,7 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 		d.reason = ENGINE_BLOCKED;
 	}
 	if (d.verdict == TF_ALLOW && retain && !known && d.policy != NULL
-			&& !retained_in_force(e, topic, payload, payloadlen, d.policy)) {
+			&& !retained_in_force(e, topic, payload, payloadlen)) {
 		d.verdict = TF_DENY;
 		d.reason = ENGINE_STALE_RETAINED;
 	}

@@ -37,6 +37,7 @@ struct engine_reload {
 	bool loading;             /* a loader thread runs (or awaits its join) */
 	bool again;               /* another reload was asked for meanwhile */
 	bool done;
+	bool overtaken;           /* a reload in place came since it began */
 	int rc;
 	struct tf_policy_set *fresh;
 	char *digest;             /* of the files it read */

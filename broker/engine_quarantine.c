@@ -173,7 +173,7 @@ static enum held_fate judge_held(struct tf_engine *e, const struct tf_held *m, i
 	p = &e->set->policies[g.policy];
 	/* A retention is the owner's limit on delivery: no override lifts it. */
 	if (p->retention_ms > 0 && (received == TF_TIME_UNKNOWN
-			|| now - received >= p->retention_ms)) {
+			|| now - received > p->retention_ms)) {
 		snprintf(why, cap, "past its retention (%s: retention_seconds %lld)", p->label,
 			(long long)(p->retention_ms / 1000));
 		return HELD_EXPIRED;
@@ -382,6 +382,9 @@ void engine_reroute(struct tf_engine *e, const struct tf_message *m, const struc
 	}
 	/* Its deliveries are decided as of now (broker/quarantine.h). */
 	tf_quarantine_note_release(e->quarantine, to, m->payload, m->payloadlen, now, now);
+	/* Retained on its new topic, under the policy it was published under. */
+	if (m->retain)
+		engine_note_retained(e, to, m->payloadlen, p, now);
 	res->stamped = true;
 	res->redirect = to;
 }

@@ -86,6 +86,8 @@ struct tf_guard *tf_guard_new(const struct tf_guard_config *cfg)
 	g->cfg = *cfg;
 	if (g->cfg.denied_burst > MAX_BURST)
 		g->cfg.denied_burst = MAX_BURST;
+	if (g->cfg.recipients_max == 0 || g->cfg.recipients_max > TF_GUARD_MAX_ALL_RECIPIENTS)
+		g->cfg.recipients_max = TF_GUARD_MAX_ALL_RECIPIENTS;
 	g->flow_index = tf_strmap_new();
 	g->client_index = tf_strmap_new();
 	if (g->flow_index == NULL || g->client_index == NULL) {
@@ -160,7 +162,8 @@ static void roll(struct flow_state *f, int64_t now_ms, uint32_t factor)
 
 	if (f->second == second)
 		return;
-	if (f->second != 0 && !f->anomalous && !f->caught_up) {
+	/* The second it came back in is catching up too, however few it sent. */
+	if (f->second != 0 && !f->anomalous && !f->caught_up && !f->backlog_new) {
 		f->rate = f->seconds_seen == 0 ? f->count
 			: RATE_ALPHA * f->count + (1 - RATE_ALPHA) * f->rate;
 		f->seconds_seen++;
@@ -394,7 +397,8 @@ void tf_guard_note_private(struct tf_guard *g, const unsigned char canon[32], co
 	s = &g->private[slot_of(canon)];
 	if (!s->used)
 		g->n_private++;
-	else if (memcmp(s->canon, canon, 32) != 0)
+	else if (memcmp(s->canon, canon, 32) != 0
+			|| now_ms - s->data.seen_ms >= (int64_t)g->cfg.leak_window_ms)
 		reuse_slot(g, s);
 	s->used = true;
 	memcpy(s->canon, canon, 32);
@@ -426,10 +430,25 @@ static bool has_recipient(const struct private_slot *s, const unsigned char key[
 	return false;
 }
 
+/* Gives back the recipients of data past the leak window, so that the
+ * bound on all recipients counts data still watched. Visits every slot:
+ * it runs only when that bound is reached. */
+static void reclaim_expired(struct tf_guard *g, int64_t now_ms)
+{
+	for (uint32_t i = 0; i < PRIVATE_SLOTS; i++) {
+		struct private_slot *s = &g->private[i];
+
+		if (s->used && s->n_recipients > 0
+				&& now_ms - s->data.seen_ms >= (int64_t)g->cfg.leak_window_ms)
+			reuse_slot(g, s);
+	}
+}
+
 /* Adds client to s's recipients, once. One that cannot be kept (the
  * bounds, memory) makes every client outside the owner org a suspect of
  * this data: the detector fails closed. */
-static void add_recipient(struct tf_guard *g, struct private_slot *s, const char *client)
+static void add_recipient(struct tf_guard *g, struct private_slot *s, const char *client,
+		int64_t now_ms)
 {
 	unsigned char key[RECIPIENT_KEY];
 
@@ -438,8 +457,10 @@ static void add_recipient(struct tf_guard *g, struct private_slot *s, const char
 	recipient_key(client, key);
 	if (has_recipient(s, key))
 		return;
+	if (g->n_recipients >= g->cfg.recipients_max)
+		reclaim_expired(g, now_ms);
 	if (s->n_recipients == TF_GUARD_MAX_RECIPIENTS
-			|| g->n_recipients == TF_GUARD_MAX_ALL_RECIPIENTS) {
+			|| g->n_recipients >= g->cfg.recipients_max) {
 		s->overflow = true;
 		return;
 	}
@@ -488,7 +509,7 @@ bool tf_guard_note_recipient(struct tf_guard *g, const char *id, const char *cli
 	if (s->gen != ix->gen || !s->used)
 		return false;
 	if (now_ms - s->data.seen_ms < (int64_t)g->cfg.leak_window_ms)
-		add_recipient(g, s, client);
+		add_recipient(g, s, client, now_ms);
 	return true;
 }
 
@@ -498,7 +519,7 @@ void tf_guard_note_recipient_of(struct tf_guard *g, const unsigned char canon[32
 	struct private_slot *s = live_slot(g, canon, now_ms);
 
 	if (s != NULL)
-		add_recipient(g, s, client);
+		add_recipient(g, s, client, now_ms);
 }
 
 const struct tf_guard_private *tf_guard_find_private(const struct tf_guard *g,

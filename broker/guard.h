@@ -43,7 +43,7 @@
 #define TF_GUARD_MAX_PRIVATE 100000
 /* Recipients kept per piece of private data, and over all of it; beyond
  * them every client outside the owner org is a suspect of that data. */
-#define TF_GUARD_MAX_RECIPIENTS 256
+#define TF_GUARD_MAX_RECIPIENTS 1024
 #define TF_GUARD_MAX_ALL_RECIPIENTS (1024u * 1024)
 
 struct tf_guard_config {
@@ -56,6 +56,9 @@ struct tf_guard_config {
 	uint32_t denied_window_ms;
 	uint32_t block_ms;
 	uint32_t leak_window_ms;    /* 0: no leak detector */
+	/* Recipients kept over all watched data; 0: TF_GUARD_MAX_ALL_RECIPIENTS
+	 * (the tests set fewer). */
+	uint32_t recipients_max;
 };
 
 struct tf_guard;
@@ -78,8 +81,8 @@ uint64_t tf_guard_hash(const struct tf_guard *g, const void *payload, uint32_t l
  * the client is blocked from now on, for block_ms. */
 bool tf_guard_denied(struct tf_guard *g, const char *client, int64_t now_ms);
 
-/* Whether any client has been refused lately (only then can one be
- * blocked): lets the hot path skip making a key. */
+/* Whether any client has been refused since the guard began (only then
+ * can one be blocked): lets the hot path skip making a key. */
 bool tf_guard_counts_refusals(const struct tf_guard *g);
 
 /* Whether client is blocked at now_ms. */

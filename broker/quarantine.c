@@ -1,6 +1,7 @@
 #include "broker/quarantine.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,7 +101,9 @@ void tf_quarantine_keep(struct tf_quarantine *q, const char *flow, uint64_t held
 
 	if (f != NULL) {
 		f->held = held;
-		f->since_ms = since_ms;
+		/* An unknown time keeps the one known before. */
+		if (since_ms != INT64_MIN)
+			f->since_ms = since_ms;
 	}
 }
 

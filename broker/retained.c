@@ -88,6 +88,10 @@ int tf_retained_note(struct tf_retained *r, const char *topic, const char *label
 	if (made_under == NULL)
 		return -1;
 	if (!tf_strmap_get(r->index, topic, strlen(topic), &i)) {
+		/* Forgotten topics go before the table grows (expiry compacts
+		 * too, but only under policies with a retention). */
+		if (r->n == r->cap && r->n > 64 && r->live * 2 < r->n)
+			compact(r);
 		if (r->n == r->cap) {
 			uint32_t cap = r->cap ? r->cap * 2 : 64;
 			struct entry *grown = r->n < TF_RETAINED_MAX

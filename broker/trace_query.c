@@ -836,6 +836,14 @@ struct received_find {
 	size_t cap;
 };
 
+/* Whether a message of this status went, or may go (released), to
+ * subscribers under its own receive time. */
+static bool passed_on(const char *status)
+{
+	return strcmp(status, "delivered") == 0 || strcmp(status, "rerouted") == 0
+		|| strcmp(status, "quarantined") == 0;
+}
+
 static int visit_received(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
 		size_t len)
 {
@@ -847,7 +855,7 @@ static int visit_received(void *ctx, int64_t ts, uint64_t seq, const unsigned ch
 	/* Oldest first: the last match is the latest message. */
 	if (decode_seq(f->s, seq, &f->d) && f->d.ev.kind == TF_EVENT_MESSAGE
 			&& strcmp(f->d.ev.values[1], f->topic) == 0
-			&& strcmp(f->d.ev.values[7], "delivered") == 0) {
+			&& passed_on(f->d.ev.values[7])) {
 		f->ts = f->d.ev.ts_ms;
 		if (f->label != NULL)
 			snprintf(f->label, f->cap, "%s", f->d.ev.values[4]);

@@ -496,8 +496,9 @@ bool tf_json_integer(const cJSON *node, int64_t min, int64_t max, int64_t *out)
 	if (!cJSON_IsNumber(node))
 		return false;
 	v = node->valuedouble;
-	/* Doubles hold every integer up to 2^53 exactly; the bounds used here
-	 * are far inside that. */
+	/* Doubles hold every integer up to 2^53 exactly, and callers' bounds
+	 * stay within it (the control API's reach 2^53 - 1): the cast below
+	 * is exact. */
 	if (!isfinite(v) || v != floor(v) || v < (double)min || v > (double)max)
 		return false;
 	*out = (int64_t)v;

@@ -363,6 +363,19 @@ const struct tf_policy *tf_policy_set_find(const struct tf_policy_set *set, cons
 	return &set->policies[i];
 }
 
+const struct tf_policy *tf_policy_set_find_label(const struct tf_policy_set *set,
+		const char *label)
+{
+	size_t n = tf_policy_label_id_len(label);
+	const struct tf_policy *p;
+	uint32_t i;
+
+	if (!tf_strmap_get(set->by_id, label, n, &i))
+		return NULL;
+	p = &set->policies[i];
+	return strcmp(p->label, label) == 0 ? p : NULL;
+}
+
 size_t tf_policy_set_bytes(const struct tf_policy_set *set)
 {
 	if (set->ids == NULL)

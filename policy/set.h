@@ -71,6 +71,11 @@ int tf_policy_set_assemble(struct tf_identities *ids, struct tf_policy *policies
 /* The policy with this id, or NULL. Borrowed from the set. */
 const struct tf_policy *tf_policy_set_find(const struct tf_policy_set *set, const char *id);
 
+/* The policy in force whose label ("id@version") is label: NULL when its
+ * policy is gone or is at another version now. */
+const struct tf_policy *tf_policy_set_find_label(const struct tf_policy_set *set,
+		const char *label);
+
 /* Bytes held, for the benchmarks' memory accounting. */
 size_t tf_policy_set_bytes(const struct tf_policy_set *set);
 

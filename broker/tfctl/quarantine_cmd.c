@@ -124,7 +124,7 @@ int tfctl_quarantine(int argc, char **argv)
 {
 	struct tfctl_session session = { .host = "127.0.0.1", .port = 1883 };
 	const char *policy = NULL, *sub, *flow = NULL;
-	bool override = false;
+	bool override = false, more;
 	const cJSON *response, *data, *error, *item, *next;
 	cJSON *command, *answer;
 	int64_t cursor = 0;
@@ -206,8 +206,9 @@ int tfctl_quarantine(int argc, char **argv)
 			cJSON_Delete(answer);
 			return TFCTL_NO;
 		}
+		more = next != NULL;
 		cJSON_Delete(answer);
-		if (next == NULL)
+		if (!more)
 			return TFCTL_OK;
 	}
 }

@@ -240,6 +240,17 @@ class QuarantineTest(harness.BrokerTestCase):
         self.assertLess(self.publish("lab-sensor", '{"flow": 1}', AIR_TOPIC), 0x80)
         self.assertEqual(analyst.receive().payload, b'{"flow": 1}')
 
+    def test_a_retained_rerouted_message_reaches_its_new_topics_subscribers(self):
+        steward = self.login("lab-steward")
+        self.assertEqual(steward.subscribe("ops/rejected/#"), 1)
+        self.assertLess(publish_v5(self.broker, "lab-sensor", AIR_TOPIC, '{"flow": "y"}',
+                                   retain=True), 0x80)
+        self.assertEqual(steward.receive().payload, b'{"flow": "y"}')
+        late = self.login("lab-steward")
+        self.assertEqual(late.subscribe("ops/rejected/#"), 1)
+        msg = late.receive()
+        self.assertEqual((msg.topic, msg.payload, msg.retain), (REJECTED, b'{"flow": "y"}', True))
+
 
 class TfctlQuarantineTest(harness.BrokerTestCase):
     def test_list_and_discard_from_the_shell(self):
