@@ -196,7 +196,9 @@ int tf_json_parse(const char *text, size_t len, const char *display_name, cJSON 
 		}
 	}
 	if (root == NULL) {
-		const char *at = end != NULL ? end : cJSON_GetErrorPtr();
+		/* Only return_parse_end: cJSON's own error pointer is one global,
+		 * and the reload thread parses while the broker's thread does. */
+		const char *at = end;
 		size_t offset = (at != NULL && at >= text && at <= text + len) ? (size_t)(at - text) : 0;
 
 		line_col(text, offset, &line, &col);
