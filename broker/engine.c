@@ -15,6 +15,7 @@
 
 #include "broker/alerts.h"
 #include "broker/clientids.h"
+#include "broker/copytrack.h"
 #include "broker/dirlist.h"
 #include "broker/engine_internal.h"
 #include "broker/guard.h"
@@ -87,6 +88,7 @@ void tf_engine_free(struct tf_engine *e)
 	tf_msgtrack_free(e->track);
 	tf_qos2track_free(e->qos2);
 	tf_clientids_free(e->clientids);
+	tf_copytrack_free(e->copies);
 	tf_alerts_free(e->alerts);
 	tf_quarantine_free(e->quarantine);
 	tf_guard_free(e->guard);
@@ -220,6 +222,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->track = tf_msgtrack_new();
 	e->qos2 = tf_qos2track_new();
 	e->clientids = tf_clientids_new();
+	e->copies = tf_copytrack_new();
 	e->alerts = tf_alerts_new();
 	e->quarantine = tf_quarantine_new();
 	e->guard = engine_new_guard(opts);
@@ -229,7 +232,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
-			|| e->clientids == NULL || e->alerts == NULL || e->quarantine == NULL || e->guard == NULL || e->rates == NULL
+			|| e->clientids == NULL || e->copies == NULL || e->alerts == NULL || e->quarantine == NULL || e->guard == NULL || e->rates == NULL
 			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
@@ -627,6 +630,26 @@ static bool retained_in_force(struct tf_engine *e, const char *topic, const void
 		!= TF_TIME_UNKNOWN && tf_policy_set_find_label(e->set, recorded) != NULL;
 }
 
+#define ENGINE_STALE_COPY "a view copy made under a policy version no longer in force"
+
+/* Whether a view copy was made under the version of its policy p in force:
+ * known by its content when made lately, else from the trace (a copy that
+ * waited in an offline queue); unknown there, it is not handed out.
+ * Without a trace store an unknown copy cannot be told, and it is. */
+static bool view_copy_in_force(struct tf_engine *e, const char *topic, const void *payload,
+		uint32_t payloadlen, const struct tf_policy *p)
+{
+	char recorded[300];
+	bool same;
+
+	if (tf_copytrack_find(e->copies, topic, payload, payloadlen, p->label, &same))
+		return same;
+	if (e->trace == NULL)
+		return true;
+	return engine_trace_received_at(e, topic, payload, payloadlen, recorded, sizeof(recorded))
+		!= TF_TIME_UNKNOWN && strcmp(recorded, p->label) == 0;
+}
+
 enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen,
 		bool retain)
@@ -649,6 +672,12 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 			&& !retained_in_force(e, topic, payload, payloadlen)) {
 		d.verdict = TF_DENY;
 		d.reason = ENGINE_STALE_RETAINED;
+	}
+	/* Narrowed since it was made, a view copy would show removed fields. */
+	if (d.verdict == TF_ALLOW && d.view
+			&& !view_copy_in_force(e, topic, payload, payloadlen, d.policy)) {
+		d.verdict = TF_DENY;
+		d.reason = ENGINE_STALE_COPY;
 	}
 	/* A governed delivery that cannot be recorded is not made. */
 	if (e->trace != NULL && topic[0] != '$' && d.verdict != TF_DEFER
@@ -791,8 +820,10 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 			res->n_copies--;
 			free(c->topic);
 			free(c->payload);
-		} else if (m->retain) {
-			engine_note_retained(e, c->topic, c->payloadlen, p, now);
+		} else {
+			tf_copytrack_put(e->copies, c->topic, c->payload, c->payloadlen, p->label);
+			if (m->retain)
+				engine_note_retained(e, c->topic, c->payloadlen, p, now);
 		}
 	}
 }

@@ -53,6 +53,7 @@ struct tf_engine {
 	struct tf_msgtrack *track;
 	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
 	struct tf_clientids *clientids;     /* which identity holds each client id */
+	struct tf_copytrack *copies;        /* view copies made lately, and their version */
 	struct tf_alerts *alerts;           /* the recent ones, and folding */
 	struct tf_quarantine *quarantine;   /* the flows held */
 	struct tf_guard *guard;             /* anomaly detectors */

@@ -446,6 +446,32 @@ class RetainedAcrossPolicyChangeTest(harness.BrokerTestCase):
         self.assertEqual(late.receive().payload, b'{"flow":12.5}')
 
 
+class OfflineViewAcrossReloadTest(harness.BrokerTestCase):
+    """A view copy waiting in an offline session's queue while the owner
+    narrows the view is not handed out when the session comes back."""
+
+    def test_a_queued_copy_of_a_narrowed_view_is_withheld(self):
+        wide = dict(WATER, consumers=[
+            {"orgs": ["research-lab"], "fields": ["flow", "pressure"],
+             "view": "views/research-lab"}])
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": wide})
+        lab = self.client(broker, "lab-session", username="lab-analyst", password="demo",
+                          protocol=paho.MQTTv311, clean_session=False)
+        self.assertEqual(lab.subscribe("views/research-lab/#"), 1)
+        lab.close()
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        broker.write_policy("water.json", dict(wide, version=WATER["version"] + 1, consumers=[
+            {"orgs": ["research-lab"], "fields": ["flow"], "view": "views/research-lab"}]))
+        broker.reload()
+        back = self.client(broker, "lab-session", username="lab-analyst", password="demo",
+                           protocol=paho.MQTTv311, clean_session=False)
+        self.assertLess(publish_v5(broker, "ww-sensor-01", SENTINEL, READING), 0x80)
+        self.assertEqual([(m.topic, m.payload) for m in back.receive_until(
+            "views/research-lab/" + SENTINEL)],
+            [("views/research-lab/" + SENTINEL, b'{"flow":12.5}')])
+
+
 class BackgroundReloadTest(harness.BrokerTestCase):
     """A reload reads the files off the broker's thread: messages flow
     while it loads. The identities file is made a FIFO, so that the load
