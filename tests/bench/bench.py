@@ -54,7 +54,10 @@ BENCH_POLICY = {
     "consumers": [{"orgs": ["bench-consumer"], "purposes": ["monitoring"],
                    "not_after": "2099-01-01T00:00:00Z"}],
 }
-USERS = ["--pub-user", "bench-pub", "--sub-user", "bench-sub"]
+# Usernames are checked against a password file, as in production (a
+# username nothing checks is refused).
+PASSWORDS = {name: "bench" for name in BENCH_IDENTITIES["clients"]}
+USERS = ["--pub-user", "bench-pub", "--sub-user", "bench-sub", "--password", "bench"]
 
 # name, loadgen arguments
 SCENARIOS = [
@@ -116,9 +119,10 @@ def main():
     quiet = ("error", "warning", "notice")
     governed = {"identities": BENCH_IDENTITIES, "policies": {"bench.json": BENCH_POLICY}}
     brokers = {
-        "mosquitto": harness.Broker(with_plugin=False, log_types=quiet),
-        "trustflow": harness.Broker(with_plugin=True, log_types=quiet, **governed),
-        "no trace": harness.Broker(with_plugin=True, log_types=quiet,
+        "mosquitto": harness.Broker(with_plugin=False, log_types=quiet, passwords=PASSWORDS),
+        "trustflow": harness.Broker(with_plugin=True, log_types=quiet, passwords=PASSWORDS,
+                                    **governed),
+        "no trace": harness.Broker(with_plugin=True, log_types=quiet, passwords=PASSWORDS,
                                    plugin_options={"trace_db": None}, **governed),
     }
     results = []
@@ -186,13 +190,14 @@ def guard_latency(rounds):
     size_ms, rate_ms = [], []
     for _ in range(rounds):
         broker = harness.Broker(with_plugin=True, log_types=("error", "warning"),
-                                identities=BENCH_IDENTITIES,
+                                identities=BENCH_IDENTITIES, passwords=PASSWORDS,
                                 policies={"bench.json": BENCH_POLICY}, plugin_options=quick)
         try:
             broker.start()
-            admin = harness.Client(broker, "bench-admin", username="bench-admin")
+            admin = harness.Client(broker, "bench-admin", username="bench-admin",
+                                   password="bench")
             admin.subscribe("$trustflow/alerts/#")
-            pub = harness.Client(broker, "bench-pub", username="bench-pub")
+            pub = harness.Client(broker, "bench-pub", username="bench-pub", password="bench")
             for i in range(60):                         # the flow's usual size
                 pub.publish("bench/x", json.dumps({"n": i}), qos=1)
             start = time.monotonic()
@@ -201,7 +206,8 @@ def guard_latency(rounds):
             size_ms.append((time.monotonic() - start) * 1000)
             assert alert["kind"] == "size-anomaly", alert
             # Another flow: one a second, then a flood.
-            pub2 = harness.Client(broker, "bench-pub-2", username="bench-pub-2")
+            pub2 = harness.Client(broker, "bench-pub-2", username="bench-pub-2",
+                                  password="bench")
             for i in range(3):
                 pub2.publish("bench/x", json.dumps({"n": i}), qos=1)
                 time.sleep(1)

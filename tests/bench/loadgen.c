@@ -37,6 +37,7 @@ struct settings {
 	const char *topic;
 	const char *pub_user;      /* NULL: connect without a username */
 	const char *sub_user;
+	const char *password;      /* of both; NULL: none */
 };
 
 /* Shared between the publisher (main thread) and the clients' network
@@ -150,7 +151,7 @@ static struct mosquitto *client_start(const struct settings *s, struct run_state
 		return NULL;
 	mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
 	if ((subscriber ? s->sub_user : s->pub_user) != NULL)
-		mosquitto_username_pw_set(mosq, subscriber ? s->sub_user : s->pub_user, NULL);
+		mosquitto_username_pw_set(mosq, subscriber ? s->sub_user : s->pub_user, s->password);
 	/* The window, not the client's in-flight limit, paces the publisher. */
 	mosquitto_max_inflight_messages_set(mosq, 0);
 	if (subscriber) {
@@ -217,7 +218,7 @@ static void usage(void)
 {
 	fputs("usage: loadgen --port P [--host H] [--qos 0|1|2] [--messages N] [--size BYTES]\n"
 	      "               [--subscribers K] [--window N] [--drain-timeout S] [--topic T]\n"
-	      "               [--pub-user NAME] [--sub-user NAME]\n",
+	      "               [--pub-user NAME] [--sub-user NAME] [--password P]\n",
 	      stderr);
 }
 
@@ -243,6 +244,8 @@ static bool parse_args(int argc, char **argv, struct settings *s)
 			s->pub_user = val;
 		else if (strcmp(opt, "--sub-user") == 0)
 			s->sub_user = val;
+		else if (strcmp(opt, "--password") == 0)
+			s->password = val;
 		else if (strcmp(opt, "--port") == 0 && (ok = tf_parse_long(val, 1, 65535, &v)))
 			s->port = (int)v;
 		else if (strcmp(opt, "--qos") == 0 && (ok = tf_parse_long(val, 0, 2, &v)))
