@@ -203,6 +203,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		struct tf_engine **out, struct tf_err *err)
 {
 	struct tf_engine *e;
+	char *digest;
 	int rc;
 
 	*out = NULL;
@@ -232,7 +233,8 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
-			|| e->clientids == NULL || e->copies == NULL || e->alerts == NULL || e->quarantine == NULL || e->guard == NULL || e->rates == NULL
+			|| e->clientids == NULL || e->copies == NULL || e->alerts == NULL
+			|| e->quarantine == NULL || e->guard == NULL || e->rates == NULL
 			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
@@ -256,12 +258,9 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		return rc;
 	}
 	log_loaded(e);
-	{
-		char *digest = engine_policy_files_digest(e->identities, e->policy_dir);
-
-		engine_record_policy_set(e, "loaded", digest);
-		free(digest);
-	}
+	digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+	engine_record_policy_set(e, "loaded", digest);
+	free(digest);
 	*out = e;
 	return TF_OK;
 }
