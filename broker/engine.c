@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "broker/accepted.h"
 #include "broker/alerts.h"
 #include "broker/clientids.h"
 #include "broker/copytrack.h"
@@ -99,6 +100,7 @@ void tf_engine_free(struct tf_engine *e)
 	free(e->broker_id);
 	free(e->identities);
 	free(e->policy_dir);
+	free(e->trace_dir);
 	free(e);
 }
 
@@ -199,11 +201,64 @@ static int load_client_ids(struct tf_engine *e, struct tf_err *err)
 	return TF_OK;
 }
 
+/* Keeps a copy of the set just put in force (broker/accepted.h), for a
+ * start whose files are refused. Needs the trace store's directory. */
+static void keep_accepted(struct tf_engine *e)
+{
+	struct tf_err err = { "" };
+
+	if (e->trace_dir != NULL
+			&& tf_accepted_keep(e->trace_dir, e->identities, e->policy_dir, &err) != TF_OK)
+		engine_log(e, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
+			"for a later start (%s)", err.msg);
+}
+
+/* The policy set at start: the files the options name, or, when they are
+ * refused and a copy of the last accepted set is kept in the trace
+ * store's directory, that copy (refused then holds why the files were
+ * refused; the caller says so loudly). With neither, the start is
+ * refused. */
+static int load_at_start(struct tf_engine *e, const struct tf_options *opts, char *refused,
+		size_t cap, struct tf_err *err)
+{
+	char identities[4096], policy_dir[4096];
+	struct tf_policy_set_options kept = e->load;
+	struct tf_err kept_err = { "" };
+	int rc = tf_policy_set_load(&e->load, &e->set, err);
+
+	if (rc == TF_OK || rc == TF_ERR_NOMEM || opts->trace_db[0] == '\0'
+			|| !tf_accepted_find(opts->trace_db, identities, policy_dir, sizeof(identities)))
+		return rc;
+	kept.identities = identities;
+	kept.policy_dir = policy_dir;
+	if (tf_policy_set_load(&kept, &e->set, &kept_err) != TF_OK)
+		return rc;   /* the files' error, which the operator can mend */
+	snprintf(refused, cap, "%s", err->msg);
+	return TF_OK;
+}
+
+/* Says, in the log, the trace and an alert, that the broker started on
+ * the last accepted set because the files were refused. */
+static void report_start_on_accepted(struct tf_engine *e, const char *store_dir,
+		const char *refused)
+{
+	char text[sizeof(((struct tf_err *)0)->msg) + 200];
+
+	engine_log(e, TF_LOG_ERR, "trustflow: the policy files are refused (%s); started on the "
+		"last accepted set, kept in %s/accepted: mend the files and reload", refused,
+		store_dir);
+	snprintf(text, sizeof(text), "refused: %s", refused);
+	engine_record_policy_set(e, text, NULL);
+	engine_record_policy_set(e, "loaded: the last accepted set", NULL);
+	snprintf(text, sizeof(text), "at start: %s; started on the last accepted set", refused);
+	engine_raise_alert(e, "reload-failed", "", "", "", text, "last accepted set");
+}
+
 int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
 		struct tf_engine **out, struct tf_err *err)
 {
 	struct tf_engine *e;
-	char *digest;
+	char *digest, refused[sizeof(err->msg)] = "";
 	int rc;
 
 	*out = NULL;
@@ -219,6 +274,10 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	if (e->hooks.now_ms == NULL)
 		e->hooks.now_ms = real_now_ms;
 	e->identities = strdup(opts->identities);
+	if (opts->trace_db[0] != '\0' && (e->trace_dir = strdup(opts->trace_db)) == NULL) {
+		tf_engine_free(e);
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	}
 	e->policy_dir = strdup(opts->policy_dir);
 	e->track = tf_msgtrack_new();
 	e->qos2 = tf_qos2track_new();
@@ -246,7 +305,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	if (rc == TF_OK)
 		rc = load_earlier_keys(e, opts->key_dir, err);
 	if (rc == TF_OK)
-		rc = tf_policy_set_load(&e->load, &e->set, err);
+		rc = load_at_start(e, opts, refused, sizeof(refused), err);
 	if (rc == TF_OK)
 		rc = engine_start_trace(e, opts, err);
 	if (rc == TF_OK)
@@ -257,10 +316,15 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		tf_engine_free(e);
 		return rc;
 	}
+	if (refused[0] != '\0') {
+		report_start_on_accepted(e, opts->trace_db, refused);
+	} else {
+		digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+		engine_record_policy_set(e, "loaded", digest);
+		free(digest);
+		keep_accepted(e);
+	}
 	log_loaded(e);
-	digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
-	engine_record_policy_set(e, "loaded", digest);
-	free(digest);
 	*out = e;
 	return TF_OK;
 }
@@ -401,6 +465,8 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 		e->reload.overtaken = true;
 	rc = apply_reload(e, rc, fresh, digest, err);
 	free(digest);
+	if (rc == TF_OK)
+		keep_accepted(e);
 	return rc;
 }
 
@@ -412,14 +478,18 @@ static void *load_in_background(void *arg)
 {
 	struct tf_engine *e = arg;
 	struct tf_policy_set *fresh = NULL;
-	struct tf_err err = { "" };
+	struct tf_err err = { "" }, keep_err = { "" };
 	int rc = tf_policy_set_load(&e->load, &fresh, &err);
 	char *digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
 
+	/* Copying the files is slow work too: here, not on the broker's thread. */
+	if (rc == TF_OK && e->trace_dir != NULL)
+		tf_accepted_keep(e->trace_dir, e->identities, e->policy_dir, &keep_err);
 	pthread_mutex_lock(&e->reload.lock);
 	e->reload.rc = rc;
 	e->reload.fresh = fresh;
 	e->reload.digest = digest;
+	e->reload.keep_err = keep_err;
 	e->reload.err = err;
 	e->reload.done = true;
 	pthread_mutex_unlock(&e->reload.lock);
@@ -471,6 +541,9 @@ static void finish_background_reload(struct tf_engine *e)
 		tf_policy_set_free(e->reload.fresh);
 	else
 		apply_reload(e, e->reload.rc, e->reload.fresh, e->reload.digest, &e->reload.err);
+	if (e->reload.keep_err.msg[0] != '\0')
+		engine_log(e, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
+			"for a later start (%s)", e->reload.keep_err.msg);
 	e->reload.fresh = NULL;
 	free(e->reload.digest);
 	e->reload.digest = NULL;

@@ -42,6 +42,7 @@ struct engine_reload {
 	struct tf_policy_set *fresh;
 	char *digest;             /* of the files it read */
 	struct tf_err err;
+	struct tf_err keep_err;   /* why the set could not be kept ("": kept) */
 };
 
 struct tf_engine {
@@ -49,6 +50,7 @@ struct tf_engine {
 	struct engine_reload reload;
 	struct tf_policy_set_options load;  /* what to load on reload */
 	char *identities, *policy_dir;      /* owned copies behind load */
+	char *trace_dir;                    /* the trace store's; NULL: none */
 	struct tf_engine_hooks hooks;
 	struct tf_msgtrack *track;
 	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */

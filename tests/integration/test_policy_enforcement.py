@@ -472,6 +472,41 @@ class OfflineViewAcrossReloadTest(harness.BrokerTestCase):
             [("views/research-lab/" + SENTINEL, b'{"flow":12.5}')])
 
 
+class StartOnLastAcceptedTest(harness.BrokerTestCase):
+    """A refused reload leaves its bad file in the policy directory; after a
+    crash the broker starts on the last set it accepted, and says so. With
+    no accepted set at all, it refuses to start."""
+
+    def test_a_crash_after_a_refused_reload_starts_on_the_last_accepted_set(self):
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": WATER})
+        broker.write_policy("broken.json", '{"trustflow_policy": 1, "id": ')
+        broker.reload()
+        self.assertIn("policy reload rejected", broker.log())
+        broker.proc.kill()                     # a crash: no clean stop
+        broker.proc.wait()
+        broker.start()
+        log = broker.log()
+        self.assertIn("started on the last accepted set", log)
+        self.assertIn("broken.json", log.split("started on the last accepted set")[0][-600:])
+        self.assertIn("alert reload-failed", log)
+        operator = self.client(broker, "op", username="ww-operator", password="demo")
+        operator.subscribe(TOPIC)
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        self.assertEqual(operator.receive().payload.decode(), READING)
+        # Mended, the files are in force again.
+        os.remove(os.path.join(broker.policy_dir, "broken.json"))
+        broker.reload()
+        self.assertEqual(broker.log().count("policy reload rejected"), 1)
+
+    def test_without_an_accepted_set_a_refused_set_stops_the_start(self):
+        broker = self.broker_expecting_failure(identities=IDENTITIES, passwords=PASSWORDS,
+                                               policies={"water.json": WATER,
+                                                         "broken.json": "{"})
+        self.assertNotEqual(broker.start_expecting_failure(), 0)
+        self.assertIn("refusing to start", broker.log())
+
+
 class BackgroundReloadTest(harness.BrokerTestCase):
     """A reload reads the files off the broker's thread: messages flow
     while it loads. The identities file is made a FIFO, so that the load
