@@ -480,9 +480,11 @@ static void *writer_main(void *arg)
 			pthread_mutex_lock(&w->lock);
 			queued = w->front.count > 0;
 			pthread_mutex_unlock(&w->lock);
-			/* A store that cannot take the last batch loses it: the
-			 * broker is going down and can refuse nothing any more. */
-			if (!queued && (w->back.count == 0 || failed))
+			/* A store that cannot take the last batch loses it, and
+			 * what is queued behind it (which it could not take
+			 * either: trying for ever would hang the stop): the broker
+			 * is going down and can refuse nothing any more. */
+			if (failed || (!queued && w->back.count == 0))
 				break;
 		}
 	}
