@@ -610,10 +610,13 @@ enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
 
 void tf_engine_disconnected(struct tf_engine *e, const void *conn, const char *client_id)
 {
-	if (client_id == NULL)
+	if (client_id == NULL) {
 		tf_clientids_undo(e->clientids, conn);
-	else
-		tf_clientids_disconnected(e->clientids, client_id, conn);
+		return;
+	}
+	tf_clientids_disconnected(e->clientids, client_id, conn);
+	if (tf_qos2track_count(e->qos2) > 0)
+		tf_qos2track_disconnected(e->qos2, conn, engine_now_ms(e));
 }
 
 #define ENGINE_BLOCKED "blocked after a burst of refusals"
@@ -974,8 +977,8 @@ static bool resend_of(struct tf_engine *e, const struct tf_message *m, uint64_t 
 static void pend_qos2(struct tf_engine *e, const struct tf_message *m, uint64_t key,
 		const struct tf_message_result *res, int64_t now)
 {
-	if (!tf_qos2track_put(e->qos2, key, m->connection, m->topic, &res->stamp, res->hold,
-			res->redirect, now))
+	if (!tf_qos2track_put(e->qos2, key, tf_qos2_client_key(m->client_id ? m->client_id : ""),
+			m->connection, m->topic, &res->stamp, res->hold, res->redirect, now))
 		engine_log(e, TF_LOG_WARNING, "trustflow: too many QoS 2 messages in flight; if %s is "
 			"sent again it gets a stamp of its own", m->topic);
 }
@@ -1133,6 +1136,11 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		if (resend_of(e, m, qos2_key, res))
 			return;
 	}
+	/* Not a retransmission: its client sends new messages now, so what it
+	 * sent over earlier connections will not come again. */
+	if (tf_qos2track_count(e->qos2) > 0)
+		tf_qos2track_moved_on(e->qos2, tf_qos2_client_key(m->client_id ? m->client_id : ""),
+			m->connection);
 	if (tf_guard_watching_leaks(e->guard) && engine_leaked(e, m, &canon, now, res))
 		return;
 	g = tf_govern_lookup(e->set->govern, m->topic);

@@ -126,7 +126,8 @@ enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
 		const char *client_id, const char *username, bool durable);
 
 /* The connection conn has gone. client_id NULL: mosquitto refused it (its
- * binding, made by tf_engine_may_connect, is undone). */
+ * binding, made by tf_engine_may_connect, is undone). Its QoS 2 messages
+ * of long enough ago are no longer awaited again (broker/qos2track.h). */
 void tf_engine_disconnected(struct tf_engine *e, const void *conn, const char *client_id);
 
 /* ACL decisions. username NULL: the client has none (unidentified); the

@@ -8,6 +8,7 @@
 
 struct pending {
 	uint64_t key;
+	uint64_t client_key;
 	const void *connection;
 	const void *stored;
 	int64_t received_ms;
@@ -44,6 +45,11 @@ uint64_t tf_qos2_key(const char *client_id, const char *topic, const void *paylo
 	h = tf_fnv1a_separator(tf_fnv1a(h, client_id, strlen(client_id)));
 	h = tf_fnv1a_separator(tf_fnv1a(h, topic, strlen(topic)));
 	return tf_fnv1a_separator(tf_fnv1a(h, payload, payloadlen));
+}
+
+uint64_t tf_qos2_client_key(const char *client_id)
+{
+	return tf_fnv1a_separator(tf_fnv1a(TF_FNV_OFFSET, client_id, strlen(client_id)));
 }
 
 const struct tf_qos2_pending *tf_qos2track_retransmitted(const struct tf_qos2track *t,
@@ -93,9 +99,9 @@ static bool copy_first(struct pending *p, const struct tf_stamp *st, const char 
 	return true;
 }
 
-bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, const void *connection,
-		const void *stored, const struct tf_stamp *stamp, bool hold, const char *redirect,
-		int64_t now_ms)
+bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, uint64_t client_key,
+		const void *connection, const void *stored, const struct tf_stamp *stamp, bool hold,
+		const char *redirect, int64_t now_ms)
 {
 	struct pending *p;
 
@@ -103,6 +109,7 @@ bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, const void *connecti
 		return false;
 	p = &t->items[t->n];
 	p->key = key;
+	p->client_key = client_key;
 	p->connection = connection;
 	p->stored = stored;
 	p->received_ms = now_ms;
@@ -136,6 +143,27 @@ void tf_qos2track_release(struct tf_qos2track *t, const void *stored)
 			remove_at(t, i);
 			return;
 		}
+	}
+}
+
+void tf_qos2track_moved_on(struct tf_qos2track *t, uint64_t client_key, const void *connection)
+{
+	for (uint32_t i = 0; i < t->n;) {
+		if (t->items[i].client_key == client_key && t->items[i].connection != connection)
+			remove_at(t, i);
+		else
+			i++;
+	}
+}
+
+void tf_qos2track_disconnected(struct tf_qos2track *t, const void *connection, int64_t now_ms)
+{
+	for (uint32_t i = 0; i < t->n;) {
+		if (t->items[i].connection == connection
+				&& now_ms - t->items[i].received_ms >= TF_QOS2_SETTLED_MS)
+			remove_at(t, i);
+		else
+			i++;
 	}
 }
 

@@ -9,7 +9,15 @@
  * topic and payload, over another connection than the first, while the
  * first is not yet released, is taken for a retransmission. The first is
  * released when mosquitto decides its first delivery (ACL READ at PUBREL);
- * one without any subscriber is forgotten after TF_QOS2_KEEP_MS.
+ * one without any subscriber, or held, is never delivered, so two more
+ * rules keep a reading that merely repeats from passing for a resend:
+ * - a client sends its retransmissions first after it reconnects (MQTT 5
+ *   4.4, in their first order), so once it sends anything that is not
+ *   one, its earlier connections' messages are forgotten (moved_on);
+ * - a client whose connection lived TF_QOS2_SETTLED_MS past a message had
+ *   its PUBREC, and sends PUBREL, not the PUBLISH, again: when the
+ *   connection goes, such messages are forgotten (disconnected).
+ * What is left is forgotten after TF_QOS2_KEEP_MS.
  *
  * The table is small (a client has few QoS 2 messages in flight, each for
  * one round trip), so it is a plain array searched from end to end. */
@@ -22,6 +30,7 @@
 #include "broker/provenance.h"
 
 #define TF_QOS2_KEEP_MS (10 * 60 * 1000)
+#define TF_QOS2_SETTLED_MS 5000
 #define TF_QOS2_MAX_PENDING 1024
 
 struct tf_qos2track;
@@ -33,6 +42,9 @@ void tf_qos2track_free(struct tf_qos2track *t);
 /* The key of a message: its client id, topic and payload, hashed. */
 uint64_t tf_qos2_key(const char *client_id, const char *topic, const void *payload,
 		uint32_t payloadlen);
+
+/* The key of a client: its client id, hashed. */
+uint64_t tf_qos2_client_key(const char *client_id);
 
 /* What became of the first transmission: its stamp, and whether it was
  * held in quarantine or rerouted (redirect: the topic, else NULL). */
@@ -53,9 +65,18 @@ const struct tf_qos2_pending *tf_qos2track_retransmitted(const struct tf_qos2tra
  * The stamp and redirect are copied. Returns false when the table is
  * full or memory is short (the message then simply is not recognised
  * when sent again). */
-bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, const void *connection,
-		const void *stored, const struct tf_stamp *stamp, bool hold, const char *redirect,
-		int64_t now_ms);
+bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, uint64_t client_key,
+		const void *connection, const void *stored, const struct tf_stamp *stamp, bool hold,
+		const char *redirect, int64_t now_ms);
+
+/* The client (client_key) sent, over connection, a message that is no
+ * retransmission: what it sent over earlier connections will not come
+ * again. */
+void tf_qos2track_moved_on(struct tf_qos2track *t, uint64_t client_key, const void *connection);
+
+/* The connection has gone: what it sent TF_QOS2_SETTLED_MS or more before
+ * now_ms will not come again. */
+void tf_qos2track_disconnected(struct tf_qos2track *t, const void *connection, int64_t now_ms);
 
 /* The message whose topic pointer is stored is being delivered: it is
  * released, and no later message is its retransmission. */

@@ -254,6 +254,38 @@ class Qos2ResendTest(harness.BrokerTestCase):
         self.assertEqual(ids, [reading["tf-id"], sentinel["tf-id"]])
 
 
+class Qos2RepeatTest(harness.BrokerTestCase):
+    def test_a_reading_that_repeats_is_not_a_resend(self):
+        # The first reading reaches no one (no subscriber yet), so mosquitto
+        # never delivers it; after a reconnect the meter sends something
+        # new, then the same reading again: a new message of its own.
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": WATER})
+        first = RawSession(broker.port, "raw-meter", "ww-sensor-01")
+        first.publish_qos2(TOPIC, READING, pid=1)
+        first.release(1)
+        first.drop()
+        operator = self.client(broker, "c-op", username="ww-operator", password="demo")
+        operator.subscribe(TOPIC, qos=2)
+        again = RawSession(broker.port, "raw-meter", "ww-sensor-01")
+        again.publish_qos2(TOPIC, '{"flow": 2.0}', pid=2)
+        again.release(2)
+        again.publish_qos2(TOPIC, READING, pid=3)
+        again.release(3)
+        again.drop()
+        got = [operator.receive(), operator.receive()]
+        self.assertEqual(sorted(m.payload.decode() for m in got),
+                         sorted(['{"flow": 2.0}', READING]))
+        repeat = [verify.stamp_of(m) for m in got if m.payload.decode() == READING][0]
+        out = harness.run([harness.TFCTL, "trace", "--db", broker.trace_dir, "find", "--topic",
+                           TOPIC])
+        found = [json.loads(line) for line in out.stdout.splitlines()]
+        # Three messages recorded, the repeat with the stamp it was delivered with.
+        self.assertEqual(len(found), 3)
+        self.assertEqual(found[-1]["id"], repeat["tf-id"])
+        self.assertNotEqual(found[0]["id"], repeat["tf-id"])
+
+
 class StampAllTest(harness.BrokerTestCase):
     def test_ungoverned_messages_are_stamped_unless_stamp_all_is_false(self):
         for stamp_all, stamped in (("true", True), ("false", False)):

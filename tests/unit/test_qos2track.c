@@ -12,6 +12,9 @@
 
 static int conn_a, conn_b, stored_1, stored_2;
 
+#define CLIENT_A 11
+#define CLIENT_B 22
+
 static struct tf_stamp stamp(const char *id, const char *seq)
 {
 	struct tf_stamp st = { "1", id, "broker-1", "21fe31dfa154a261", "1764158400000",
@@ -43,7 +46,8 @@ static void a_resend_over_another_connection_gets_the_first_stamp(void **state)
 	const struct tf_qos2_pending *again;
 
 	(void)state;
-	assert_true(tf_qos2track_put(t, k, &conn_a, &stored_1, &first, false, NULL, 1000));
+	assert_true(tf_qos2track_put(t, k, CLIENT_A, &conn_a, &stored_1, &first, false, NULL,
+		1000));
 	/* Over the same connection: a message of its own. */
 	assert_null(tf_qos2track_retransmitted(t, k, &conn_a));
 	/* Another key: no. */
@@ -70,8 +74,9 @@ static void a_released_message_is_not_resent(void **state)
 	const struct tf_qos2_pending *again;
 
 	(void)state;
-	assert_true(tf_qos2track_put(t, k1, &conn_a, &stored_1, &one, false, NULL, 1000));
-	assert_true(tf_qos2track_put(t, k2, &conn_a, &stored_2, &two, true, "x/held", 1000));
+	assert_true(tf_qos2track_put(t, k1, CLIENT_A, &conn_a, &stored_1, &one, false, NULL, 1000));
+	assert_true(tf_qos2track_put(t, k2, CLIENT_A, &conn_a, &stored_2, &two, true, "x/held",
+		1000));
 	tf_qos2track_release(t, &stored_1);
 	assert_int_equal(tf_qos2track_count(t), 1);
 	assert_null(tf_qos2track_retransmitted(t, k1, &conn_b));
@@ -92,7 +97,7 @@ static void pending_messages_are_forgotten_after_a_while(void **state)
 	uint64_t k = tf_qos2_key("c1", "a/b", "1", 1);
 
 	(void)state;
-	assert_true(tf_qos2track_put(t, k, &conn_a, &stored_1, &one, false, NULL, 1000));
+	assert_true(tf_qos2track_put(t, k, CLIENT_A, &conn_a, &stored_1, &one, false, NULL, 1000));
 	tf_qos2track_expire(t, 1000 + TF_QOS2_KEEP_MS - 1);
 	assert_int_equal(tf_qos2track_count(t), 1);
 	tf_qos2track_expire(t, 1000 + TF_QOS2_KEEP_MS);
@@ -108,9 +113,51 @@ static void a_full_table_refuses(void **state)
 
 	(void)state;
 	for (uint64_t i = 0; i < TF_QOS2_MAX_PENDING; i++)
-		assert_true(tf_qos2track_put(t, i, &conn_a, &stored_1, &one, false, NULL, 1000));
-	assert_false(tf_qos2track_put(t, 99999, &conn_a, &stored_1, &one, false, NULL, 1000));
+		assert_true(tf_qos2track_put(t, i, CLIENT_A, &conn_a, &stored_1, &one, false, NULL,
+			1000));
+	assert_false(tf_qos2track_put(t, 99999, CLIENT_A, &conn_a, &stored_1, &one, false, NULL,
+		1000));
 	assert_int_equal(tf_qos2track_count(t), TF_QOS2_MAX_PENDING);
+	tf_qos2track_free(t);
+}
+
+/* A client that sends something new has no retransmissions left to
+ * send: what its earlier connections sent is forgotten (its own
+ * connection's, and other clients', are not). */
+static void a_client_that_moved_on_resends_nothing_older(void **state)
+{
+	struct tf_qos2track *t = tf_qos2track_new();
+	struct tf_stamp one = stamp("019ac008e6005f1e2d3c4b5a69780001", "1");
+	uint64_t k = tf_qos2_key("c1", "a/b", "x", 1);
+
+	(void)state;
+	assert_true(tf_qos2track_put(t, k, CLIENT_A, &conn_a, &stored_1, &one, false, NULL, 1000));
+	assert_true(tf_qos2track_put(t, 7, CLIENT_B, &conn_a, &stored_2, &one, false, NULL, 1000));
+	tf_qos2track_moved_on(t, CLIENT_A, &conn_a);
+	assert_int_equal(tf_qos2track_count(t), 2);
+	tf_qos2track_moved_on(t, CLIENT_A, &conn_b);
+	assert_null(tf_qos2track_retransmitted(t, k, &conn_b));
+	assert_int_equal(tf_qos2track_count(t), 1);
+	tf_qos2track_free(t);
+}
+
+/* A connection that lived on past a message had its PUBREC: when it
+ * goes, only its latest messages may still come again. */
+static void a_settled_message_is_forgotten_when_its_connection_goes(void **state)
+{
+	struct tf_qos2track *t = tf_qos2track_new();
+	struct tf_stamp one = stamp("019ac008e6005f1e2d3c4b5a69780001", "1");
+	uint64_t old = tf_qos2_key("c1", "a/b", "old", 3), late = tf_qos2_key("c1", "a/b", "new", 3);
+
+	(void)state;
+	assert_true(tf_qos2track_put(t, old, CLIENT_A, &conn_a, &stored_1, &one, false, NULL, 1000));
+	assert_true(tf_qos2track_put(t, late, CLIENT_A, &conn_a, &stored_2, &one, false, NULL,
+		1000 + TF_QOS2_SETTLED_MS));
+	tf_qos2track_disconnected(t, &conn_b, 1000 + TF_QOS2_SETTLED_MS + 1);
+	assert_int_equal(tf_qos2track_count(t), 2);
+	tf_qos2track_disconnected(t, &conn_a, 1000 + TF_QOS2_SETTLED_MS + 1);
+	assert_null(tf_qos2track_retransmitted(t, old, &conn_b));
+	assert_non_null(tf_qos2track_retransmitted(t, late, &conn_b));
 	tf_qos2track_free(t);
 }
 
@@ -122,6 +169,8 @@ int main(void)
 		cmocka_unit_test(a_released_message_is_not_resent),
 		cmocka_unit_test(pending_messages_are_forgotten_after_a_while),
 		cmocka_unit_test(a_full_table_refuses),
+		cmocka_unit_test(a_client_that_moved_on_resends_nothing_older),
+		cmocka_unit_test(a_settled_message_is_forgotten_when_its_connection_goes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
