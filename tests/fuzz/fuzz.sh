@@ -104,8 +104,13 @@ dict_for() {
 	esac
 }
 
+# Counts the regular files in $1, or only those newer than the file $2.
 count_files() {
-	find "$1" -maxdepth 1 -type f ! -name '.*' | wc -l | tr -d ' '
+	if [ $# -gt 1 ]; then
+		find "$1" -maxdepth 1 -type f ! -name '.*' -newer "$2" | wc -l | tr -d ' '
+	else
+		find "$1" -maxdepth 1 -type f ! -name '.*' | wc -l | tr -d ' '
+	fi
 }
 
 # Fuzzes one target from the tree's corpus into a fresh scratch corpus, then
@@ -122,6 +127,9 @@ fuzz_target() {
 	rm -rf "$work"
 	mkdir -p "$work" "$findings" "$seeds"
 	before=$(count_files "$seeds")
+	# Findings of earlier runs stay until someone looks at them; this run's
+	# are the ones newer than this mark.
+	touch "$out/work/$t.start"
 	echo "make fuzz: fuzzing $t for $FUZZ_SECONDS s (log: $log)"
 	rc=0
 	"$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1 \
@@ -134,7 +142,7 @@ fuzz_target() {
 			die "merging $t's new inputs failed (see $log)"
 	fi
 	added=$(($(count_files "$seeds") - before))
-	found=$(count_files "$findings")
+	found=$(count_files "$findings" "$out/work/$t.start")
 	line="$t: $(date -u +%Y-%m-%d), ${secs:-?} s, ${execs:-?} executions, $added inputs"
 	line="$line added to tests/fuzz/corpus/$t, findings: $found"
 	[ "$rc" -eq 0 ] || line="$line (exit $rc; see $log and $findings/)"
