@@ -58,7 +58,8 @@ check_libfuzzer() {
 		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);' \
 		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)' \
 		'{ (void)d; (void)n; return 0; }' >"$out/probe.c"
-	"$FUZZ_CC" -fsanitize=fuzzer,address "$out/probe.c" -o "$out/probe" >"$out/probe.log" 2>&1 ||
+	"$FUZZ_CC" -fsanitize=fuzzer,address "$out/probe.c" -o "$out/probe" \
+		>"$out/probe.log" 2>&1 ||
 		no_clang "'$FUZZ_CC' cannot link with -fsanitize=fuzzer (see $out/probe.log)"
 }
 
@@ -89,8 +90,8 @@ build_core() {
 build_target() {
 	bin="$out/fuzz_$1"
 	src="$srcdir/tests/fuzz/fuzz_$1.c"
-	if [ -f "$bin" ] && [ ! "$src" -nt "$bin" ] && [ ! "$srcdir/tests/fuzz/fuzz.h" -nt "$bin" ] &&
-		[ ! "$lib" -nt "$bin" ]; then
+	if [ -f "$bin" ] && [ ! "$src" -nt "$bin" ] &&
+		[ ! "$srcdir/tests/fuzz/fuzz.h" -nt "$bin" ] && [ ! "$lib" -nt "$bin" ]; then
 		return 0
 	fi
 	"$FUZZ_CC" $cflags -fsanitize=fuzzer "$src" "$lib" $FUZZ_LIBS -o "$bin" ||
