@@ -268,6 +268,7 @@ enum tf_clientid_answer tf_clientids_bind(struct tf_clientids *t, const char *cl
 	struct binding **p = slot_of(t, client_id), *b = *p;
 	struct identity *who;
 	size_t len = strlen(client_id);
+	bool was_durable, changed;
 
 	last_clear(t);
 	if (b != NULL && !same_identity(b->who, username) && !reserved)
@@ -299,19 +300,17 @@ enum tf_clientid_answer tf_clientids_bind(struct tf_clientids *t, const char *cl
 		else
 			t->last.prev_who = NULL;
 	}
-	{
-		bool was_durable = !t->last.created && b->durable;
-		bool changed = t->last.created || b->who != who;
-
-		b->who = who;
-		b->conn = conn;
-		b->connected = true;
-		b->durable = durable;
-		if (durable && (changed || !was_durable))
-			tell(t, b, true);
-		else if (!durable && was_durable)
-			tell(t, b, false);
-	}
+	was_durable = !t->last.created && b->durable;
+	changed = t->last.created || b->who != who;
+	b->who = who;
+	b->conn = conn;
+	b->connected = true;
+	b->durable = durable;
+	/* The store holds durable bindings only. */
+	if (durable && (changed || !was_durable))
+		tell(t, b, true);
+	else if (!durable && was_durable)
+		tell(t, b, false);
 	grow_bindings(t);
 	grow_identities(t);
 	return TF_CLIENTID_OK;

@@ -619,8 +619,6 @@ void tf_engine_disconnected(struct tf_engine *e, const void *conn, const char *c
 		tf_qos2track_disconnected(e->qos2, conn, engine_now_ms(e));
 }
 
-#define ENGINE_BLOCKED "blocked after a burst of refusals"
-
 enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id,
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen)
 {
