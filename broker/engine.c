@@ -1,5 +1,6 @@
 #include "broker/engine.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -291,6 +292,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->earlier_keys = tf_keyring_new();
 	e->broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
+	e->max_inflight = (uint32_t)engine_option_number(opts->max_inflight_messages);
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
 			|| e->clientids == NULL || e->copies == NULL || e->alerts == NULL
 			|| e->quarantine == NULL || e->guard == NULL || e->rates == NULL
@@ -971,14 +973,61 @@ static bool resend_of(struct tf_engine *e, const struct tf_message *m, uint64_t 
 	return true;
 }
 
+/* At most one line a minute about QoS 2 messages forgotten early: a
+ * client with many in flight would otherwise write one per message. */
+static void tell_qos2_forgotten(struct tf_engine *e, int64_t now)
+{
+	uint64_t forgotten = tf_qos2track_forgotten(e->qos2);
+
+	if (forgotten == e->qos2_forgotten_told || (e->qos2_told_ms != 0
+			&& now - e->qos2_told_ms < TF_QOS2_TELL_MS))
+		return;
+	engine_log(e, TF_LOG_WARNING, "trustflow: %" PRIu64 " QoS 2 messages forgotten before "
+		"their release to make room (at most %d a connection, %d in all); those sent again "
+		"get a stamp of their own", forgotten - e->qos2_forgotten_told,
+		TF_QOS2_PER_CONNECTION, TF_QOS2_MAX_PENDING);
+	e->qos2_forgotten_told = forgotten;
+	e->qos2_told_ms = now;
+}
+
+/* mosquitto 2.0.11 refuses (PUBREC 0x97, or nothing a 3.1.1 client can
+ * see) a QoS 2 message that comes while max_inflight_messages of its
+ * client's wait for their PUBREL, after MESSAGE recorded it, and tells
+ * plugins nothing. What the engine can see is a connection with more
+ * unreleased QoS 2 messages within a second than mosquitto takes: then
+ * the trace gets an alert saying that messages recorded now may not have
+ * been taken. A message nobody receives is never released either, so a
+ * client sending more than that many a second to nobody raises it too. */
+static void check_qos2_overrun(struct tf_engine *e, const struct tf_message *m,
+		const struct tf_policy *p, int64_t now)
+{
+	char detail[300];
+	uint32_t unreleased;
+
+	if (e->max_inflight == 0)
+		return;
+	unreleased = tf_qos2track_unreleased_since(e->qos2, m->connection, now - 1000);
+	if (unreleased <= e->max_inflight)
+		return;
+	snprintf(detail, sizeof(detail), "%u QoS 2 messages unanswered within a second, more than "
+		"the %u mosquitto takes in flight: QoS 2 messages recorded from this client now may "
+		"have been refused by mosquitto after they were recorded", unreleased,
+		e->max_inflight);
+	engine_raise_alert(e, "qos2-overrun", p ? p->label : "",
+		engine_org_name(e, engine_identify(e, m->username)),
+		engine_client_name(m->client_id, m->username), detail, "none");
+}
+
 /* Remembers a stamped QoS 2 message until mosquitto releases it. */
-static void pend_qos2(struct tf_engine *e, const struct tf_message *m, uint64_t key,
-		const struct tf_message_result *res, int64_t now)
+static void pend_qos2(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		uint64_t key, const struct tf_message_result *res, int64_t now)
 {
 	if (!tf_qos2track_put(e->qos2, key, tf_qos2_client_key(m->client_id ? m->client_id : ""),
 			m->connection, m->topic, &res->stamp, res->hold, res->redirect, now))
-		engine_log(e, TF_LOG_WARNING, "trustflow: too many QoS 2 messages in flight; if %s is "
-			"sent again it gets a stamp of its own", m->topic);
+		engine_log(e, TF_LOG_WARNING, "trustflow: out of memory keeping a QoS 2 message; if "
+			"%s is sent again it gets a stamp of its own", m->topic);
+	tell_qos2_forgotten(e, now);
+	check_qos2_overrun(e, m, p, now);
 }
 
 /* A message on a topic no policy governs: stamped with stamp_all,
@@ -1102,7 +1151,7 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		break;
 	}
 	if (m->qos == 2 && res->deliver && (res->stamped || res->hold))
-		pend_qos2(e, m, qos2_key, res, now);
+		pend_qos2(e, m, p, qos2_key, res, now);
 	cJSON_Delete(json);
 	if (!res->deliver)
 		tf_message_result_free(res);
@@ -1145,7 +1194,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	if (g.kind != TF_GOVERN_POLICY) {
 		on_ungoverned(e, m, now, res);
 		if (m->qos == 2 && res->stamped)
-			pend_qos2(e, m, qos2_key, res, now);
+			pend_qos2(e, m, NULL, qos2_key, res, now);
 		if (e->trace_each)
 			tf_trace_writer_flush(e->trace);
 		return;

@@ -54,6 +54,9 @@ struct tf_engine {
 	struct tf_engine_hooks hooks;
 	struct tf_msgtrack *track;
 	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
+	uint32_t max_inflight;              /* mosquitto's max_inflight_messages; 0: unlimited */
+	uint64_t qos2_forgotten_told;       /* tf_qos2track_forgotten when last logged */
+	int64_t qos2_told_ms;               /* when that was */
 	struct tf_clientids *clientids;     /* which identity holds each client id */
 	struct tf_copytrack *copies;        /* view copies made lately, and their version */
 	struct tf_alerts *alerts;           /* the recent ones, and folding */

@@ -75,6 +75,10 @@ static const struct option_def option_table[] = {
 	  "how long a client stays blocked after a burst of refusals, in s", 1, 86400 },
 	{ "guard_leak_window_s", OPT_NUMBER, SLOT(guard_leak_window_s), "86400", NULL,
 	  "how long data under forwarding deny is watched for leaks, in s; 0: off", 0, 31536000 },
+	{ "max_inflight_messages", OPT_NUMBER, SLOT(max_inflight_messages), "20", NULL,
+	  "mosquitto's max_inflight_messages (give both the same value): a connection with more "
+	  "QoS 2 messages than this unanswered within a second raises a qos2-overrun alert; "
+	  "0: never", 0, 65535 },
 };
 
 #define OPTION_COUNT ((int)(sizeof(option_table) / sizeof(option_table[0])))

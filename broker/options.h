@@ -31,6 +31,7 @@ struct tf_options {
 	char *guard_denied_window_s;
 	char *guard_block_s;
 	char *guard_leak_window_s;
+	char *max_inflight_messages; /* mosquitto's, for the qos2-overrun alert */
 
 	unsigned seen;      /* bit i set once table option i was given */
 };

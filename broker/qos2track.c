@@ -20,6 +20,7 @@ struct pending {
 struct tf_qos2track {
 	struct pending items[TF_QOS2_MAX_PENDING];
 	uint32_t n;
+	uint64_t forgotten;
 };
 
 struct tf_qos2track *tf_qos2track_new(void)
@@ -99,27 +100,6 @@ static bool copy_first(struct pending *p, const struct tf_stamp *st, const char 
 	return true;
 }
 
-bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, uint64_t client_key,
-		const void *connection, const void *stored, const struct tf_stamp *stamp, bool hold,
-		const char *redirect, int64_t now_ms)
-{
-	struct pending *p;
-
-	if (t->n == TF_QOS2_MAX_PENDING)
-		return false;
-	p = &t->items[t->n];
-	p->key = key;
-	p->client_key = client_key;
-	p->connection = connection;
-	p->stored = stored;
-	p->received_ms = now_ms;
-	p->first.hold = hold;
-	if (!copy_first(p, stamp, redirect))
-		return false;
-	t->n++;
-	return true;
-}
-
 static void remove_at(struct tf_qos2track *t, uint32_t i)
 {
 	free(t->items[i].text);
@@ -134,6 +114,55 @@ static void remove_at(struct tf_qos2track *t, uint32_t i)
 	t->items[i].first.stamp.sha256 = t->items[i].buf.sha256;
 	t->items[i].first.stamp.seq = t->items[i].buf.seq;
 	t->items[i].first.stamp.sig = t->items[i].buf.sig;
+}
+
+/* The index of the oldest message: of connection when it has
+ * TF_QOS2_PER_CONNECTION, else of the table when it is full; or -1 when
+ * there is room. */
+static int64_t room_to_make(const struct tf_qos2track *t, const void *connection)
+{
+	int64_t oldest = -1, oldest_of_connection = -1;
+	uint32_t of_connection = 0;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct pending *p = &t->items[i];
+
+		if (oldest < 0 || p->received_ms < t->items[oldest].received_ms)
+			oldest = i;
+		if (p->connection != connection)
+			continue;
+		of_connection++;
+		if (oldest_of_connection < 0
+				|| p->received_ms < t->items[oldest_of_connection].received_ms)
+			oldest_of_connection = i;
+	}
+	if (of_connection >= TF_QOS2_PER_CONNECTION)
+		return oldest_of_connection;
+	return t->n == TF_QOS2_MAX_PENDING ? oldest : -1;
+}
+
+bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, uint64_t client_key,
+		const void *connection, const void *stored, const struct tf_stamp *stamp, bool hold,
+		const char *redirect, int64_t now_ms)
+{
+	int64_t forget = room_to_make(t, connection);
+	struct pending *p;
+
+	if (forget >= 0) {
+		remove_at(t, (uint32_t)forget);
+		t->forgotten++;
+	}
+	p = &t->items[t->n];
+	p->key = key;
+	p->client_key = client_key;
+	p->connection = connection;
+	p->stored = stored;
+	p->received_ms = now_ms;
+	p->first.hold = hold;
+	if (!copy_first(p, stamp, redirect))
+		return false;
+	t->n++;
+	return true;
 }
 
 void tf_qos2track_release(struct tf_qos2track *t, const void *stored)
@@ -180,4 +209,20 @@ void tf_qos2track_expire(struct tf_qos2track *t, int64_t now_ms)
 uint32_t tf_qos2track_count(const struct tf_qos2track *t)
 {
 	return t->n;
+}
+
+uint64_t tf_qos2track_forgotten(const struct tf_qos2track *t)
+{
+	return t->forgotten;
+}
+
+uint32_t tf_qos2track_unreleased_since(const struct tf_qos2track *t, const void *connection,
+		int64_t since_ms)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < t->n; i++)
+		if (t->items[i].connection == connection && t->items[i].received_ms >= since_ms)
+			n++;
+	return n;
 }

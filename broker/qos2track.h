@@ -19,8 +19,16 @@
  *   connection goes, such messages are forgotten (disconnected).
  * What is left is forgotten after TF_QOS2_KEEP_MS.
  *
- * The table is small (a client has few QoS 2 messages in flight, each for
- * one round trip), so it is a plain array searched from end to end. */
+ * Messages that nobody receives (no subscriber, or held) are never
+ * released, so a connection that sends many of them would fill the table
+ * for TF_QOS2_KEEP_MS. Only a connection's newest messages can still be
+ * awaiting their PUBREC (mosquitto answers at once those it takes in
+ * flight, 20 by default), so a connection keeps its newest
+ * TF_QOS2_PER_CONNECTION, and a full table forgets its oldest message.
+ * A message forgotten early that does come again is stamped anew, which
+ * is counted (tf_qos2track_forgotten) for the engine to warn about.
+ *
+ * The table is small, so it is a plain array searched from end to end. */
 #ifndef TF_QOS2TRACK_H
 #define TF_QOS2TRACK_H
 
@@ -32,6 +40,9 @@
 #define TF_QOS2_KEEP_MS (10 * 60 * 1000)
 #define TF_QOS2_SETTLED_MS 5000
 #define TF_QOS2_MAX_PENDING 1024
+#define TF_QOS2_PER_CONNECTION 64
+/* The engine says at most this often that messages were forgotten early. */
+#define TF_QOS2_TELL_MS 60000
 
 struct tf_qos2track;
 
@@ -62,9 +73,10 @@ const struct tf_qos2_pending *tf_qos2track_retransmitted(const struct tf_qos2tra
 
 /* Remembers a stamped (or held) QoS 2 message until it is released:
  * stored is the stored message's topic pointer, as ACL READ will show it.
- * The stamp and redirect are copied. Returns false when the table is
- * full or memory is short (the message then simply is not recognised
- * when sent again). */
+ * The stamp and redirect are copied. To make room it forgets the
+ * connection's oldest message (beyond TF_QOS2_PER_CONNECTION) or the
+ * table's oldest (beyond TF_QOS2_MAX_PENDING). Returns false when memory
+ * is short (the message then simply is not recognised when sent again). */
 bool tf_qos2track_put(struct tf_qos2track *t, uint64_t key, uint64_t client_key,
 		const void *connection, const void *stored, const struct tf_stamp *stamp, bool hold,
 		const char *redirect, int64_t now_ms);
@@ -86,5 +98,13 @@ void tf_qos2track_release(struct tf_qos2track *t, const void *stored);
 void tf_qos2track_expire(struct tf_qos2track *t, int64_t now_ms);
 
 uint32_t tf_qos2track_count(const struct tf_qos2track *t);
+
+/* How many messages were forgotten to make room, since the table was made. */
+uint64_t tf_qos2track_forgotten(const struct tf_qos2track *t);
+
+/* How many messages received over connection at or after since_ms are
+ * not yet released: a connection's QoS 2 messages unanswered at once. */
+uint32_t tf_qos2track_unreleased_since(const struct tf_qos2track *t, const void *connection,
+		int64_t since_ms);
 
 #endif

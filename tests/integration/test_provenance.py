@@ -202,6 +202,19 @@ class RawSession:
         kind, body = self.read()
         assert kind == 0x50 and body[:2] == struct.pack(">H", pid), f"PUBREC {body!r}"
 
+    def publish_qos2_unanswered(self, topic, payload, pids):
+        """Sends QoS 2 PUBLISHes without waiting, and never their PUBREL;
+        returns the reason code of each PUBREC."""
+        for pid in pids:
+            self.send(0x34, utf8(topic.encode()) + struct.pack(">H", pid) + b"\x00"
+                      + payload.encode())
+        codes = []
+        for _ in pids:
+            kind, body = self.read()
+            assert kind == 0x50, f"PUBREC {body!r}"
+            codes.append(body[2] if len(body) > 2 else 0)
+        return codes
+
     def release(self, pid):
         self.send(0x62, struct.pack(">H", pid))
         kind, _body = self.read()
@@ -284,6 +297,41 @@ class Qos2RepeatTest(harness.BrokerTestCase):
         self.assertEqual(len(found), 3)
         self.assertEqual(found[-1]["id"], repeat["tf-id"])
         self.assertNotEqual(found[0]["id"], repeat["tf-id"])
+
+
+class Qos2OverrunTest(harness.BrokerTestCase):
+    def test_a_client_overrunning_its_qos2_window_is_recorded_without_flooding_the_log(self):
+        # mosquitto takes 20 QoS 2 messages of a client in flight; beyond
+        # them it refuses some (PUBREC 0x97) after the plugin recorded
+        # them. The plugin cannot see which: the trace says when it may
+        # have happened, and the log says so in a few lines, not one a
+        # message, however many are sent.
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": WATER})
+        flood = RawSession(broker.port, "raw-flood", "ww-sensor-01")
+        codes = flood.publish_qos2_unanswered(TOPIC, READING, range(1, 1201))
+        refused = codes.count(0x97)
+        self.assertGreater(refused, 0)
+        # The newest are still known: sent again after a reconnect, the
+        # last one is a resend, not a message of its own.
+        flood.drop()
+        again = RawSession(broker.port, "raw-flood", "ww-sensor-01")
+        again.publish_qos2(TOPIC, READING, pid=1200, dup=True)
+        again.release(1200)
+        again.drop()
+        events = [json.loads(line) for line in harness.run(
+            [harness.TFCTL, "trace", "--db", broker.trace_dir, "export"]).stdout.splitlines()]
+        overruns = [e for e in events
+                    if e["kind"] == "alert" and e["alert_kind"] == "qos2-overrun"]
+        self.assertTrue(overruns)
+        self.assertEqual({(e["client"], e["policy"]) for e in overruns},
+                         {("ww-sensor-01", "water-telemetry@3")})
+        # Each message sent was recorded once: the resend took no record.
+        self.assertEqual(sum(1 for e in events if e["kind"] == "message" and e["topic"] == TOPIC),
+                         1200)
+        log_lines = [line for line in broker.log().splitlines()
+                     if "trustflow:" in line and "QoS 2" in line]
+        self.assertLessEqual(len(log_lines), 4, "\n".join(log_lines[:10]))
 
 
 class StampAllTest(harness.BrokerTestCase):

@@ -106,18 +106,72 @@ static void pending_messages_are_forgotten_after_a_while(void **state)
 	tf_qos2track_free(t);
 }
 
-static void a_full_table_refuses(void **state)
+/* A connection keeps its newest TF_QOS2_PER_CONNECTION messages: its
+ * oldest goes first, and other connections' stay. */
+static void a_connection_keeps_its_newest_messages(void **state)
+{
+	static int conns[TF_QOS2_PER_CONNECTION];
+	struct tf_qos2track *t = tf_qos2track_new();
+	struct tf_stamp one = stamp("019ac008e6005f1e2d3c4b5a69780001", "1");
+
+	(void)state;
+	assert_true(tf_qos2track_put(t, 5000, CLIENT_B, &conn_b, &stored_2, &one, false, NULL, 0));
+	for (uint64_t i = 0; i < TF_QOS2_PER_CONNECTION + 10; i++)
+		assert_true(tf_qos2track_put(t, i, CLIENT_A, &conn_a, &stored_1, &one, false, NULL,
+			1000 + (int64_t)i));
+	assert_int_equal(tf_qos2track_count(t), TF_QOS2_PER_CONNECTION + 1);
+	assert_int_equal(tf_qos2track_forgotten(t), 10);
+	for (uint64_t i = 0; i < 10; i++)
+		assert_null(tf_qos2track_retransmitted(t, i, &conns[0]));
+	for (uint64_t i = 10; i < TF_QOS2_PER_CONNECTION + 10; i++)
+		assert_non_null(tf_qos2track_retransmitted(t, i, &conns[0]));
+	assert_non_null(tf_qos2track_retransmitted(t, 5000, &conns[0]));
+	tf_qos2track_free(t);
+}
+
+/* A full table forgets its oldest message, whichever connection sent it. */
+static void a_full_table_forgets_its_oldest(void **state)
+{
+	static int conns[TF_QOS2_MAX_PENDING / TF_QOS2_PER_CONNECTION + 1];
+	struct tf_qos2track *t = tf_qos2track_new();
+	struct tf_stamp one = stamp("019ac008e6005f1e2d3c4b5a69780001", "1");
+	uint64_t next = 0;
+
+	(void)state;
+	/* Newest first, so the oldest is not simply the first put. */
+	for (int c = 0; c < TF_QOS2_MAX_PENDING / TF_QOS2_PER_CONNECTION; c++)
+		for (int i = 0; i < TF_QOS2_PER_CONNECTION; i++, next++)
+			assert_true(tf_qos2track_put(t, next, CLIENT_A, &conns[c], &stored_1, &one,
+				false, NULL, 100000 - (int64_t)next));
+	assert_int_equal(tf_qos2track_count(t), TF_QOS2_MAX_PENDING);
+	assert_true(tf_qos2track_put(t, next, CLIENT_B, &conn_b, &stored_2, &one, false, NULL,
+		200000));
+	assert_int_equal(tf_qos2track_count(t), TF_QOS2_MAX_PENDING);
+	assert_int_equal(tf_qos2track_forgotten(t), 1);
+	assert_null(tf_qos2track_retransmitted(t, next - 1, &conn_a));   /* the oldest */
+	assert_non_null(tf_qos2track_retransmitted(t, 0, &conn_a));
+	assert_non_null(tf_qos2track_retransmitted(t, next, &conn_a));
+	tf_qos2track_free(t);
+}
+
+/* What a connection has unreleased within a time: what it sent then,
+ * less what was released. */
+static void unreleased_messages_are_counted_by_connection_and_time(void **state)
 {
 	struct tf_qos2track *t = tf_qos2track_new();
 	struct tf_stamp one = stamp("019ac008e6005f1e2d3c4b5a69780001", "1");
 
 	(void)state;
-	for (uint64_t i = 0; i < TF_QOS2_MAX_PENDING; i++)
-		assert_true(tf_qos2track_put(t, i, CLIENT_A, &conn_a, &stored_1, &one, false, NULL,
-			1000));
-	assert_false(tf_qos2track_put(t, 99999, CLIENT_A, &conn_a, &stored_1, &one, false, NULL,
-		1000));
-	assert_int_equal(tf_qos2track_count(t), TF_QOS2_MAX_PENDING);
+	assert_true(tf_qos2track_put(t, 1, CLIENT_A, &conn_a, &stored_1, &one, false, NULL, 1000));
+	assert_true(tf_qos2track_put(t, 2, CLIENT_A, &conn_a, &stored_2, &one, false, NULL, 2000));
+	assert_true(tf_qos2track_put(t, 3, CLIENT_A, &conn_a, &conn_b, &one, false, NULL, 2500));
+	assert_true(tf_qos2track_put(t, 4, CLIENT_B, &conn_b, &stored_1, &one, false, NULL, 2500));
+	assert_int_equal(tf_qos2track_unreleased_since(t, &conn_a, 0), 3);
+	assert_int_equal(tf_qos2track_unreleased_since(t, &conn_a, 2000), 2);
+	assert_int_equal(tf_qos2track_unreleased_since(t, &conn_b, 0), 1);
+	tf_qos2track_release(t, &stored_2);
+	assert_int_equal(tf_qos2track_unreleased_since(t, &conn_a, 2000), 1);
+	assert_int_equal(tf_qos2track_forgotten(t), 0);
 	tf_qos2track_free(t);
 }
 
@@ -168,7 +222,9 @@ int main(void)
 		cmocka_unit_test(a_resend_over_another_connection_gets_the_first_stamp),
 		cmocka_unit_test(a_released_message_is_not_resent),
 		cmocka_unit_test(pending_messages_are_forgotten_after_a_while),
-		cmocka_unit_test(a_full_table_refuses),
+		cmocka_unit_test(a_connection_keeps_its_newest_messages),
+		cmocka_unit_test(a_full_table_forgets_its_oldest),
+		cmocka_unit_test(unreleased_messages_are_counted_by_connection_and_time),
 		cmocka_unit_test(a_client_that_moved_on_resends_nothing_older),
 		cmocka_unit_test(a_settled_message_is_forgotten_when_its_connection_goes),
 	};
