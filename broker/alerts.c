@@ -15,11 +15,20 @@ struct kept {
 };
 
 /* When a kind of alert about a flow was last raised, and how many were
- * folded into it since. */
+ * folded into it since; key is its fold_index key (owned), kept for
+ * rebuilding the index. */
 struct fold {
 	int64_t last_ms;
 	uint32_t folded;
+	uint32_t len;
+	char *key;
 };
+
+/* Alerts come from outside input (an anonymous client can raise
+ * denied-publish alerts under any number of client ids), so the folds
+ * are bounded: once this many are kept, the index is rebuilt without
+ * the ones idle for TF_ALERT_FOLD_MS, which fold nothing any more. */
+#define FOLDS_REBUILD_AT 65536
 
 struct tf_alerts {
 	struct kept ring[TF_ALERTS_KEPT];
@@ -28,6 +37,7 @@ struct tf_alerts {
 	struct tf_strmap *fold_index;   /* kind NUL policy NUL client -> folds[] */
 	struct fold *folds;
 	uint32_t n_folds, cap_folds;
+	uint32_t rebuild_at;
 };
 
 struct tf_alerts *tf_alerts_new(void)
@@ -41,6 +51,7 @@ struct tf_alerts *tf_alerts_new(void)
 		free(a);
 		return NULL;
 	}
+	a->rebuild_at = FOLDS_REBUILD_AT;
 	return a;
 }
 
@@ -51,8 +62,49 @@ void tf_alerts_free(struct tf_alerts *a)
 	for (uint32_t i = 0; i < TF_ALERTS_KEPT; i++)
 		free(a->ring[i].text);
 	tf_strmap_free(a->fold_index);
+	for (uint32_t i = 0; i < a->n_folds; i++)
+		free(a->folds[i].key);
 	free(a->folds);
 	free(a);
+}
+
+/* Rebuilds the fold index without the folds idle for TF_ALERT_FOLD_MS:
+ * their next alert is raised anyway. What they had folded is then not
+ * mentioned by it (the trace has every message). */
+static void drop_idle_folds(struct tf_alerts *a, int64_t now_ms)
+{
+	struct tf_strmap *fresh = tf_strmap_new();
+	uint32_t kept = 0;
+
+	if (fresh == NULL)
+		return;
+	/* The new index first: out of memory leaves everything as it was. */
+	for (uint32_t i = 0; i < a->n_folds; i++) {
+		const struct fold *f = &a->folds[i];
+
+		if (now_ms - f->last_ms < TF_ALERT_FOLD_MS
+				&& tf_strmap_put(fresh, f->key, f->len, kept++, NULL) < 0) {
+			tf_strmap_free(fresh);
+			return;
+		}
+	}
+	kept = 0;
+	for (uint32_t i = 0; i < a->n_folds; i++) {
+		if (now_ms - a->folds[i].last_ms < TF_ALERT_FOLD_MS)
+			a->folds[kept++] = a->folds[i];
+		else
+			free(a->folds[i].key);
+	}
+	tf_strmap_free(a->fold_index);
+	a->fold_index = fresh;
+	a->n_folds = kept;
+	/* Mostly busy flows: let the table grow before trying again. */
+	a->rebuild_at = kept * 2 > FOLDS_REBUILD_AT ? kept * 2 : FOLDS_REBUILD_AT;
+}
+
+uint32_t tf_alerts_folds(const struct tf_alerts *a)
+{
+	return a->n_folds;
 }
 
 bool tf_alerts_admit(struct tf_alerts *a, const char *kind, const char *policy,
@@ -67,6 +119,10 @@ bool tf_alerts_admit(struct tf_alerts *a, const char *kind, const char *policy,
 	if (len < 0 || (size_t)len >= sizeof(key))
 		return true;   /* too long to fold: raised every time */
 	if (!tf_strmap_get(a->fold_index, key, (size_t)len, &at)) {
+		char *copy;
+
+		if (a->n_folds >= a->rebuild_at)
+			drop_idle_folds(a, now_ms);
 		if (a->n_folds == a->cap_folds) {
 			uint32_t cap = a->cap_folds ? a->cap_folds * 2 : 64;
 			struct fold *grown = realloc(a->folds, cap * sizeof(*grown));
@@ -77,9 +133,15 @@ bool tf_alerts_admit(struct tf_alerts *a, const char *kind, const char *policy,
 			a->cap_folds = cap;
 		}
 		at = a->n_folds;
-		if (tf_strmap_put(a->fold_index, key, (size_t)len, at, NULL) != 1)
+		copy = malloc((size_t)len);
+		if (copy == NULL)
 			return true;
-		a->folds[a->n_folds++] = (struct fold){ now_ms, 0 };
+		memcpy(copy, key, (size_t)len);
+		if (tf_strmap_put(a->fold_index, key, (size_t)len, at, NULL) != 1) {
+			free(copy);
+			return true;
+		}
+		a->folds[a->n_folds++] = (struct fold){ now_ms, 0, (uint32_t)len, copy };
 		return true;
 	}
 	f = &a->folds[at];

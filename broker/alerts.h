@@ -44,6 +44,10 @@ void tf_alerts_free(struct tf_alerts *a);
 bool tf_alerts_admit(struct tf_alerts *a, const char *kind, const char *policy,
 		const char *client, int64_t now_ms, uint32_t *folded);
 
+/* How many flows' folds are kept (bounded: idle ones go when there are
+ * many). */
+uint32_t tf_alerts_folds(const struct tf_alerts *a);
+
 /* Keeps a copy of a raised alert; the oldest goes beyond TF_ALERTS_KEPT.
  * Returns false when out of memory (the alert is then not listed). */
 bool tf_alerts_keep(struct tf_alerts *a, const struct tf_alert *alert);

@@ -14,6 +14,8 @@ struct slot {
 	bool has_id;
 };
 
+#define MIN_MASK 1023u   /* the table's smallest size, less one */
+
 struct tf_msgtrack {
 	struct slot *slots;
 	uint32_t mask;
@@ -56,7 +58,7 @@ struct tf_msgtrack *tf_msgtrack_new(void)
 
 	if (t == NULL)
 		return NULL;
-	t->mask = 1023;
+	t->mask = MIN_MASK;
 	t->slots = calloc((size_t)t->mask + 1, sizeof(*t->slots));
 	if (t->slots == NULL) {
 		free(t);
@@ -82,23 +84,38 @@ static struct slot *probe(const struct tf_msgtrack *t, const void *key)
 	return &t->slots[i];
 }
 
-static bool grow(struct tf_msgtrack *t)
+/* Rehashes into 2^k slots (mask = 2^k - 1). */
+static bool resize(struct tf_msgtrack *t, uint32_t mask)
 {
-	struct tf_msgtrack bigger = { NULL, t->mask * 2 + 1, 0, 0 };
+	struct tf_msgtrack resized = { NULL, mask, 0, 0 };
 
-	if ((size_t)bigger.mask + 1 > TF_MSGTRACK_MAX_ENTRIES * 2u)
-		return false;
-	bigger.slots = calloc((size_t)bigger.mask + 1, sizeof(*bigger.slots));
-	if (bigger.slots == NULL)
+	resized.slots = calloc((size_t)mask + 1, sizeof(*resized.slots));
+	if (resized.slots == NULL)
 		return false;
 	for (uint32_t i = 0; i <= t->mask; i++)
 		if (t->slots[i].key != NULL)
-			*probe(&bigger, t->slots[i].key) = t->slots[i];
+			*probe(&resized, t->slots[i].key) = t->slots[i];
 	free(t->slots);
-	t->slots = bigger.slots;
-	t->mask = bigger.mask;
+	t->slots = resized.slots;
+	t->mask = mask;
 	t->sweep_at = 0;
 	return true;
+}
+
+static bool grow(struct tf_msgtrack *t)
+{
+	if ((size_t)t->mask + 1 >= TF_MSGTRACK_MAX_ENTRIES * 2u)
+		return false;
+	return resize(t, t->mask * 2 + 1);
+}
+
+/* After a burst the table would keep its largest size: once a sweep has
+ * gone round and it is less than an eighth full, it halves (still at most
+ * a quarter full after). Out of memory keeps it as it is. */
+static void shrink_if_sparse(struct tf_msgtrack *t)
+{
+	if (t->mask > MIN_MASK && (size_t)t->count * 8 < (size_t)t->mask + 1)
+		(void)resize(t, t->mask / 2);
 }
 
 int tf_msgtrack_put(struct tf_msgtrack *t, const void *key, const void *payload,
@@ -168,6 +185,8 @@ static void remove_at(struct tf_msgtrack *t, uint32_t i)
 
 void tf_msgtrack_sweep(struct tf_msgtrack *t, int64_t now_ms, uint32_t budget)
 {
+	bool went_round = false;
+
 	for (uint32_t n = 0; n < budget && n <= t->mask; n++) {
 		uint32_t i = t->sweep_at;
 
@@ -178,10 +197,19 @@ void tf_msgtrack_sweep(struct tf_msgtrack *t, int64_t now_ms, uint32_t budget)
 			continue;
 		}
 		t->sweep_at = (i + 1) & t->mask;
+		went_round |= t->sweep_at == 0;
 	}
+	/* What a sweep that went round left decides the size. */
+	if (went_round)
+		shrink_if_sparse(t);
 }
 
 uint32_t tf_msgtrack_count(const struct tf_msgtrack *t)
 {
 	return t->count;
+}
+
+size_t tf_msgtrack_bytes(const struct tf_msgtrack *t)
+{
+	return sizeof(*t) + ((size_t)t->mask + 1) * sizeof(*t->slots);
 }

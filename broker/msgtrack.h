@@ -15,6 +15,7 @@
 #define TF_MSGTRACK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define TF_MSGTRACK_MAX_ENTRIES (4u * 1024 * 1024)
@@ -50,5 +51,10 @@ bool tf_msgtrack_find(const struct tf_msgtrack *t, const void *key, const void *
 void tf_msgtrack_sweep(struct tf_msgtrack *t, int64_t now_ms, uint32_t budget);
 
 uint32_t tf_msgtrack_count(const struct tf_msgtrack *t);
+
+/* The memory the table holds. It grows as entries come (to twice
+ * TF_MSGTRACK_MAX_ENTRIES slots of 56 bytes at most) and halves, once a
+ * sweep has gone round, while it is less than an eighth full. */
+size_t tf_msgtrack_bytes(const struct tf_msgtrack *t);
 
 #endif

@@ -39,6 +39,28 @@ static void repeats_are_folded_for_a_second(void **state)
 	tf_alerts_free(a);
 }
 
+/* Anonymous clients under ever new client ids raise alerts of ever new
+ * flows: the folds kept stay bounded, and a busy flow keeps folding. */
+static void folds_of_idle_flows_go(void **state)
+{
+	struct tf_alerts *a = tf_alerts_new();
+	uint32_t folded;
+	char client[32];
+
+	(void)state;
+	assert_true(tf_alerts_admit(a, "denied-publish", "", "busy", 0, &folded));
+	for (int64_t i = 0; i < 500000; i++) {
+		snprintf(client, sizeof(client), "anon-%lld", (long long)i);
+		assert_true(tf_alerts_admit(a, "denied-publish", "", client, i, &folded));
+		if (i % 500 == 0)
+			(void)tf_alerts_admit(a, "denied-publish", "", "busy", i, &folded);
+		assert_true(tf_alerts_folds(a) <= 2 * 65536);
+	}
+	/* The busy flow was never idle for a second: still folding. */
+	assert_false(tf_alerts_admit(a, "denied-publish", "", "busy", 499999, &folded));
+	tf_alerts_free(a);
+}
+
 struct seen {
 	int n;
 	int64_t first, last;
@@ -112,6 +134,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(repeats_are_folded_for_a_second),
+		cmocka_unit_test(folds_of_idle_flows_go),
 		cmocka_unit_test(the_latest_alerts_are_kept_in_order),
 		cmocka_unit_test(json_and_topic),
 	};

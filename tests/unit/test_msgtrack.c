@@ -221,6 +221,24 @@ static void grows_to_many_entries(void **state)
 		assert_true(get(t, &pool[i]) == (i < MANY / 2 ? INT64_MIN : (int64_t)i * 7));
 }
 
+/* After a burst, the table comes back to its small size once the entries
+ * are forgotten, and keeps what is still due. */
+static void a_table_emptied_by_sweeps_shrinks(void **state)
+{
+	struct tf_msgtrack *t = *state;
+	size_t small = tf_msgtrack_bytes(t);
+
+	for (uint32_t i = 0; i < MANY; i++)
+		assert_int_equal(put(t, &pool[i], 5, i < 10 ? 900000 : 100), 0);
+	assert_true(tf_msgtrack_bytes(t) >= 2 * MANY * 56);
+	for (int round = 0; round < 40; round++)
+		sweep_all(t, 1000);
+	assert_int_equal(tf_msgtrack_count(t), 10);
+	assert_int_equal(tf_msgtrack_bytes(t), small);
+	for (uint32_t i = 0; i < MANY; i++)
+		assert_true(get(t, &pool[i]) == (i < 10 ? 5 : INT64_MIN));
+}
+
 static void sweep_forgets_due_entries_only(void **state)
 {
 	struct tf_msgtrack *t = *state;
@@ -459,6 +477,7 @@ int main(void)
 		T(unknown_keys_are_unknown),
 		T(put_again_replaces),
 		T(grows_to_many_entries),
+		T(a_table_emptied_by_sweeps_shrinks),
 		T(sweep_forgets_due_entries_only),
 		T(sweep_keeps_moved_entries_findable),
 		T(sweep_moves_entries_back_across_the_end),
