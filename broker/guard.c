@@ -42,6 +42,7 @@ struct client_state {
 	int64_t blocked_until;
 	int64_t times[MAX_BURST]; /* of the latest refusals, a ring */
 	uint32_t next, n;
+	char *name;               /* owned: its client_index key, for rebuilding */
 };
 
 /* One piece of private data, and the clients outside its owner org it was
@@ -71,6 +72,7 @@ struct tf_guard {
 	uint32_t n_flows, cap_flows;
 	struct client_state *clients;
 	uint32_t n_clients, cap_clients;
+	int64_t clients_rebuilt_ms;     /* when idle clients last went */
 	struct private_slot *private;   /* allocated with the first note */
 	struct id_slot *ids;            /* allocated with private */
 	uint32_t n_private;
@@ -88,6 +90,7 @@ struct tf_guard *tf_guard_new(const struct tf_guard_config *cfg)
 		g->cfg.denied_burst = MAX_BURST;
 	if (g->cfg.recipients_max == 0 || g->cfg.recipients_max > TF_GUARD_MAX_ALL_RECIPIENTS)
 		g->cfg.recipients_max = TF_GUARD_MAX_ALL_RECIPIENTS;
+	g->clients_rebuilt_ms = INT64_MIN / 2;
 	g->flow_index = tf_strmap_new();
 	g->client_index = tf_strmap_new();
 	if (g->flow_index == NULL || g->client_index == NULL) {
@@ -104,6 +107,8 @@ void tf_guard_free(struct tf_guard *g)
 	tf_strmap_free(g->flow_index);
 	tf_strmap_free(g->client_index);
 	free(g->flows);
+	for (uint32_t i = 0; i < g->n_clients; i++)
+		free(g->clients[i].name);
 	free(g->clients);
 	for (uint32_t i = 0; g->private != NULL && i < PRIVATE_SLOTS; i++)
 		free(g->private[i].recipients);
@@ -253,16 +258,69 @@ const char *tf_guard_message(struct tf_guard *g, const char *flow, uint32_t size
 
 /* --- refusals ----------------------------------------------------------------- */
 
+/* Whether a client's refusals still matter at now_ms: it is blocked, or
+ * its latest refusal is within the window. */
+static bool client_active(const struct tf_guard *g, const struct client_state *c,
+		int64_t now_ms)
+{
+	uint32_t burst = g->cfg.denied_burst;
+	int64_t latest = c->times[(c->next + burst - 1) % burst];
+
+	if (c->name == NULL)      /* never counted: its name could not be kept */
+		return false;
+	return c->blocked_until > now_ms || now_ms - latest <= (int64_t)g->cfg.denied_window_ms;
+}
+
+/* Clients refused under ever new client ids would fill the table, and
+ * then no new one would be watched: when it is full, the clients whose
+ * refusals no longer matter go (at most once a second, so that a table
+ * full of active ones does not cost a rebuild per refusal). Out of memory
+ * leaves it as it is. */
+static void drop_idle_clients(struct tf_guard *g, int64_t now_ms)
+{
+	struct tf_strmap *fresh;
+	uint32_t kept = 0;
+
+	if (now_ms - g->clients_rebuilt_ms < 1000 || (fresh = tf_strmap_new()) == NULL)
+		return;
+	g->clients_rebuilt_ms = now_ms;
+	for (uint32_t i = 0; i < g->n_clients; i++) {
+		const struct client_state *c = &g->clients[i];
+
+		if (client_active(g, c, now_ms)
+				&& tf_strmap_put(fresh, c->name, strlen(c->name), kept++, NULL) < 0) {
+			tf_strmap_free(fresh);
+			return;
+		}
+	}
+	kept = 0;
+	for (uint32_t i = 0; i < g->n_clients; i++) {
+		if (client_active(g, &g->clients[i], now_ms))
+			g->clients[kept++] = g->clients[i];
+		else
+			free(g->clients[i].name);
+	}
+	tf_strmap_free(g->client_index);
+	g->client_index = fresh;
+	g->n_clients = kept;
+}
+
 bool tf_guard_denied(struct tf_guard *g, const char *client, int64_t now_ms)
 {
 	uint32_t burst = g->cfg.denied_burst;
 	struct client_state *c;
+	uint32_t at;
 
 	if (burst == 0)
 		return false;
+	if (g->n_clients == TF_GUARD_MAX_CLIENTS
+			&& !tf_strmap_get(g->client_index, client, strlen(client), &at))
+		drop_idle_clients(g, now_ms);
 	c = state_of(g->client_index, (void **)&g->clients, &g->n_clients, &g->cap_clients,
 		TF_GUARD_MAX_CLIENTS, sizeof(*c), client);
 	if (c == NULL)
+		return false;
+	if (c->name == NULL && (c->name = strdup(client)) == NULL)
 		return false;
 	c->times[c->next] = now_ms;
 	c->next = (c->next + 1) % burst;

@@ -302,6 +302,32 @@ static void a_burst_of_refusals_blocks_the_client(void **state)
 	tf_guard_free(g);
 }
 
+/* Anonymous clients refused under ever new client ids fill the table of
+ * clients; those whose refusals no longer matter make room, so a client
+ * that comes after them is still blocked after its burst, and a blocked
+ * one stays blocked. */
+static void refused_clients_of_long_ago_make_room(void **state)
+{
+	struct tf_guard *g = tf_guard_new(&config);
+	char name[32];
+
+	(void)state;
+	for (int i = 1; i <= 20; i++)
+		(void)tf_guard_denied(g, "blocked", T0 + i);
+	assert_true(tf_guard_blocked(g, "blocked", T0 + 21));
+	for (int i = 0; i < TF_GUARD_MAX_CLIENTS; i++) {
+		snprintf(name, sizeof(name), "c:anon-%d", i);
+		assert_false(tf_guard_denied(g, name, T0 + 100));
+	}
+	/* Twenty seconds on: the table is full, the anonymous ones are idle. */
+	for (int i = 1; i < 20; i++)
+		assert_false(tf_guard_denied(g, "late", T0 + 20000 + i));
+	assert_true(tf_guard_denied(g, "late", T0 + 20020));
+	assert_true(tf_guard_blocked(g, "late", T0 + 20020));
+	assert_true(tf_guard_blocked(g, "blocked", T0 + 20020));
+	tf_guard_free(g);
+}
+
 static void canonical_json_hides_neither_whitespace_nor_key_order(void **state)
 {
 	const char *a = "{\"flow\": 12.5, \"meta\": {\"b\": 1, \"a\": [1, 2]}, \"p\": 3.1}";
@@ -511,6 +537,7 @@ int main(void)
 		cmocka_unit_test(a_payload_far_outside_the_usual_size),
 		cmocka_unit_test(the_same_payload_again_within_the_window_is_a_replay),
 		cmocka_unit_test(a_burst_of_refusals_blocks_the_client),
+		cmocka_unit_test(refused_clients_of_long_ago_make_room),
 		cmocka_unit_test(canonical_json_hides_neither_whitespace_nor_key_order),
 		cmocka_unit_test(private_data_is_remembered_for_the_window),
 		cmocka_unit_test(only_recipients_of_private_data_are_suspects),
