@@ -7,7 +7,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
-#include "broker/control.h"
+#include "broker/control/control.h"
 #include "plugins/compat.h"
 #include "plugins/shim.h"
 
@@ -224,7 +224,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	return deliver ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
 
-/* A control API request (broker/control.h): answered to its sender
+/* A control API request (broker/control/control.h): answered to its sender
  * alone. mosquitto hands $CONTROL/ topics to the plugin that registered
  * them instead of publishing them. */
 static int on_control(int event, void *event_data, void *userdata)

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/version.h"
+#include "broker/util/version.h"
 #include "plugins/shim.h"
 
 void tf_shim_log(void *ctx, enum tf_log_level level, const char *text)

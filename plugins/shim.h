@@ -8,8 +8,8 @@
 #include <mqtt_protocol.h>
 #include <stdbool.h>
 
-#include "broker/engine.h"
-#include "broker/options.h"
+#include "broker/engine/engine.h"
+#include "broker/engine/options.h"
 
 /* Clients to disconnect at the next TICK: not while mosquitto is still
  * handling their PUBLISH. */

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/fnv.h"
+#include "broker/util/fnv.h"
 #include "plugins/shim.h"
 
 /* Wills in one loop pass, at most; more are withheld, and logged. */

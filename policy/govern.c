@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/strmap.h"
+#include "broker/util/strmap.h"
 #include "policy/topic.h"
 
 #define NO_NODE  UINT32_MAX

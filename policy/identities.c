@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/arena.h"
-#include "broker/strmap.h"
+#include "broker/util/arena.h"
+#include "broker/util/strmap.h"
 #include "policy/id.h"
 
 struct tf_identities {

@@ -12,7 +12,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "broker/error.h"
+#include "broker/util/error.h"
 #include "policy/jsonfile.h"
 
 #define TF_IDENTITIES_MAX_BYTES   (256u * 1024 * 1024)

@@ -15,7 +15,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "broker/error.h"
+#include "broker/util/error.h"
 
 /* Reads and parses path. On success *out is the tree (caller owns; free
  * with cJSON_Delete). Errors: TF_ERR_IO (unreadable), TF_ERR_INVALID

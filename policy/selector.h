@@ -12,7 +12,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "broker/arena.h"
+#include "broker/util/arena.h"
 #include "policy/identities.h"
 #include "policy/jsonfile.h"
 

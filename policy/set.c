@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "broker/dirlist.h"
-#include "broker/strmap.h"
+#include "broker/util/dirlist.h"
+#include "broker/util/strmap.h"
 #include "policy/topic.h"
 
 void tf_policy_set_free(struct tf_policy_set *set)

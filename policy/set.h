@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker/arena.h"
-#include "broker/error.h"
+#include "broker/util/arena.h"
+#include "broker/util/error.h"
 #include "policy/govern.h"
 #include "policy/identities.h"
 #include "policy/policy.h"

@@ -12,7 +12,7 @@
 #include <cjson/cJSON.h>
 #include <mosquitto.h>
 
-#include "broker/control.h"
+#include "broker/control/control.h"
 #include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
 #include "policy/jsonfile.h"

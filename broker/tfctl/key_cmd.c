@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/provenance.h"
+#include "broker/stamp/provenance.h"
 #include "broker/tfctl/tfctl.h"
 
 static const char key_usage[] =

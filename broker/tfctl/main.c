@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/options.h"
+#include "broker/engine/options.h"
 #include "broker/tfctl/tfctl.h"
-#include "broker/version.h"
+#include "broker/util/version.h"
 
 static void print_usage(FILE *out)
 {

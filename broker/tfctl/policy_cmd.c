@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "broker/dirlist.h"
+#include "broker/util/dirlist.h"
 #include "broker/tfctl/tfctl.h"
 #include "policy/decide.h"
 #include "policy/rfc3339.h"

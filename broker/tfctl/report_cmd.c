@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/number.h"
+#include "broker/util/number.h"
 #include "broker/tfctl/tfctl.h"
-#include "broker/trace_query.h"
+#include "broker/trace/trace_query.h"
 
 static const char report_usage[] =
 	"usage: tfctl report impact ALERT-ID --db DIR [--window S] [--html FILE]\n"

@@ -8,7 +8,7 @@
 
 #include <mqtt_protocol.h>
 
-#include "broker/number.h"
+#include "broker/util/number.h"
 #include "broker/tfctl/tfctl.h"
 
 struct running {

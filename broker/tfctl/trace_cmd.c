@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/trace_query.h"
+#include "broker/trace/trace_query.h"
 #include "broker/tfctl/tfctl.h"
 #include "policy/rfc3339.h"
 

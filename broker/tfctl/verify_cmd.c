@@ -9,8 +9,8 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
-#include "broker/number.h"
-#include "broker/provenance.h"
+#include "broker/util/number.h"
+#include "broker/stamp/provenance.h"
 #include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
 

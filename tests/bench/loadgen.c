@@ -23,7 +23,7 @@
 
 #include <mosquitto.h>
 
-#include "broker/number.h"
+#include "broker/util/number.h"
 
 struct settings {
 	const char *host;

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "broker/engine.h"
-#include "broker/options.h"
+#include "broker/engine/engine.h"
+#include "broker/engine/options.h"
 #include "policy/set.h"
 
 static int64_t now_ns(void)

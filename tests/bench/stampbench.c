@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "broker/provenance.h"
+#include "broker/stamp/provenance.h"
 
 static double now_s(void)
 {

@@ -17,9 +17,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "broker/provenance.h"
-#include "broker/trace_query.h"
-#include "broker/trace_writer.h"
+#include "broker/stamp/provenance.h"
+#include "broker/trace/trace_query.h"
+#include "broker/trace/trace_writer.h"
 
 #define DAY_MS 86400000LL
 #define T0 1764115200000LL     /* 2025-11-26T00:00:00Z */

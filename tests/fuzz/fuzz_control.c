@@ -17,8 +17,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "broker/control.h"
-#include "broker/options.h"
+#include "broker/control/control.h"
+#include "broker/engine/options.h"
 #include "policy/jsonfile.h"
 
 const char tf_fuzz_target[] = "control";

@@ -1,4 +1,4 @@
-/* Fuzz target: the trace event decoder (broker/trace_event.c), which reads
+/* Fuzz target: the trace event decoder (broker/trace/trace_event.c), which reads
  * the store back for tfctl trace. Promise checked: whatever it accepts
  * encodes back to exactly the same bytes, so one event has one encoding
  * and its chain hash cannot be argued about. */
@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "broker/trace_event.h"
+#include "broker/trace/trace_event.h"
 
 const char tf_fuzz_target[] = "event";
 

@@ -11,7 +11,7 @@
  * refused with them only for an unknown organization. */
 #include <string.h>
 
-#include "broker/arena.h"
+#include "broker/util/arena.h"
 #include "fuzz.h"
 #include "policy/id.h"
 #include "policy/identities.h"

@@ -5,7 +5,7 @@
  * Input: <schema JSON> NUL <payload bytes>. The schema part goes through
  * tf_json_parse() like a policy file (which refuses NUL bytes, so the
  * first NUL always ends it); the payload part, which may hold anything
- * (NULs too), is parsed as broker/engine.c parses payloads. Without a NUL
+ * (NULs too), is parsed as broker/engine/engine.c parses payloads. Without a NUL
  * the whole input is the schema and the payload is absent, which the
  * validator must refuse ("not JSON").
  *
@@ -22,7 +22,7 @@
 #include "policy/schema.h"
 
 #define FILE_NAME "fuzz"
-#define PAYLOAD_MAX (1024u * 1024)  /* as TF_JSON_PAYLOAD_MAX in broker/engine.c */
+#define PAYLOAD_MAX (1024u * 1024)  /* as TF_JSON_PAYLOAD_MAX in broker/engine/engine.c */
 
 const char tf_fuzz_target[] = "schema";
 

@@ -13,7 +13,7 @@
 
 #include <string.h>
 
-#include "broker/provenance.h"
+#include "broker/stamp/provenance.h"
 
 const char tf_fuzz_target[] = "stamp";
 

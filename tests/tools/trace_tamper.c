@@ -12,7 +12,7 @@
 
 #include <lmdb.h>
 
-#include "broker/trace_store.h"
+#include "broker/trace/trace_store.h"
 
 int main(int argc, char **argv)
 {

@@ -1,4 +1,4 @@
-/* Unit tests for broker/accepted.c: the last accepted policy set, kept
+/* Unit tests for broker/engine/accepted.c: the last accepted policy set, kept
  * as copies of its files, replaced whole, found again, also after a crash
  * between its two renames. */
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "broker/accepted.h"
+#include "broker/engine/accepted.h"
 
 struct fixture {
 	char root[64], store[128], ids[128], policies[128];

@@ -1,4 +1,4 @@
-/* Unit tests for broker/alerts.c: folding repeats, keeping the recent
+/* Unit tests for broker/guard/alerts.c: folding repeats, keeping the recent
  * alerts, their JSON and their topic. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "broker/alerts.h"
+#include "broker/guard/alerts.h"
 
 static struct tf_alert alert_at(int64_t ts, const char *policy)
 {

@@ -1,4 +1,4 @@
-/* Unit tests for broker/clientids.c: which identity holds a client id,
+/* Unit tests for broker/tracking/clientids.c: which identity holds a client id,
  * when a binding goes, undoing a refused connection's binding, the bound
  * per identity, and the notes for the durable store. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "broker/clientids.h"
+#include "broker/tracking/clientids.h"
 
 static int conn_a, conn_b, conn_c;
 

@@ -1,4 +1,4 @@
-/* Unit tests for broker/control.c on a real engine: the answer is bounded
+/* Unit tests for broker/control/control.c on a real engine: the answer is bounded
  * whatever the request asks for, the long lists come in pages that hold
  * every item once, and requests are parsed strictly. */
 #include <setjmp.h>
@@ -15,10 +15,10 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "broker/alerts.h"
-#include "broker/control.h"
-#include "broker/engine.h"
-#include "broker/options.h"
+#include "broker/guard/alerts.h"
+#include "broker/control/control.h"
+#include "broker/engine/engine.h"
+#include "broker/engine/options.h"
 
 #define TOPIC "city/water/d7/telemetry"
 

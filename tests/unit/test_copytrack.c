@@ -1,4 +1,4 @@
-/* Unit tests for broker/copytrack.c: view copies known by their content,
+/* Unit tests for broker/tracking/copytrack.c: view copies known by their content,
  * with the policy version each was made under. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "broker/copytrack.h"
+#include "broker/tracking/copytrack.h"
 
 #define VIEW "views/lab/city/water/d7/telemetry"
 

@@ -19,8 +19,8 @@
 
 #include <cmocka.h>
 
-#include "broker/arena.h"
-#include "broker/error.h"
+#include "broker/util/arena.h"
+#include "broker/util/error.h"
 #include "policy/decide.h"
 #include "policy/identities.h"
 #include "policy/jsonfile.h"

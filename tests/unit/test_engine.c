@@ -1,4 +1,4 @@
-/* Unit tests for broker/engine.c: the broker side of trustflow without
+/* Unit tests for broker/engine/engine.c: the broker side of trustflow without
  * mosquitto. Each test runs an engine over a temporary directory (an
  * identities file, a policy directory and a signing key the engine
  * creates), with hooks that record what the engine asks of the broker and
@@ -17,10 +17,10 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "broker/engine.h"
-#include "broker/error.h"
-#include "broker/options.h"
-#include "broker/provenance.h"
+#include "broker/engine/engine.h"
+#include "broker/util/error.h"
+#include "broker/engine/options.h"
+#include "broker/stamp/provenance.h"
 #include "policy/decide.h"
 #include "policy/set.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for broker/guard.c: each detector on synthetic traffic, at
+/* Unit tests for broker/guard/guard.c: each detector on synthetic traffic, at
  * the edges of its thresholds, and no false alarm on steady traffic. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "broker/guard.h"
+#include "broker/guard/guard.h"
 
 #define T0 1764158400000LL
 

@@ -1,4 +1,4 @@
-/* Unit tests for broker/msgtrack.c: the receive times of stored messages,
+/* Unit tests for broker/tracking/msgtrack.c: the receive times of stored messages,
  * keyed by the stored topic's address, for policies with a retention. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "broker/msgtrack.h"
+#include "broker/tracking/msgtrack.h"
 
 /* Keys are addresses inside this pool; the tracker never reads them. */
 static char pool[1u << 20];

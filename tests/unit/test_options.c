@@ -1,4 +1,4 @@
-/* Unit tests for broker/options.c: the plugin's plugin_opt_* handling. */
+/* Unit tests for broker/engine/options.c: the plugin's plugin_opt_* handling. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "broker/options.h"
+#include "broker/engine/options.h"
 
 struct fixture {
 	struct tf_options opts;

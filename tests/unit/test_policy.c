@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "broker/arena.h"
+#include "broker/util/arena.h"
 #include "policy/identities.h"
 #include "policy/jsonfile.h"
 #include "policy/policy.h"

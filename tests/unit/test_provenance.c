@@ -1,4 +1,4 @@
-/* Unit tests for broker/provenance.c: the test vector of provenance-v1,
+/* Unit tests for broker/stamp/provenance.c: the test vector of provenance-v1,
  * byte for byte, and the rejection of every kind of tampering. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "broker/provenance.h"
+#include "broker/stamp/provenance.h"
 
 /* The spec's test vector. */
 static const char vector_key[] =

@@ -1,4 +1,4 @@
-/* Unit tests for broker/qos2track.c: which QoS 2 message counts as sent
+/* Unit tests for broker/tracking/qos2track.c: which QoS 2 message counts as sent
  * again, and when it stops counting. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "broker/qos2track.h"
+#include "broker/tracking/qos2track.h"
 
 static int conn_a, conn_b, stored_1, stored_2;
 

@@ -1,4 +1,4 @@
-/* Unit tests for broker/ratelimit.c: the token bucket per (policy, client)
+/* Unit tests for broker/guard/ratelimit.c: the token bucket per (policy, client)
  * behind limits.max_messages_per_second. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "broker/ratelimit.h"
+#include "broker/guard/ratelimit.h"
 
 /* 2026-06-01T00:00:00Z: the time of every call unless said. */
 #define NOW 1780272000000LL

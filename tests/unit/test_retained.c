@@ -1,4 +1,4 @@
-/* Unit tests for broker/retained.c: which topics hold a retained copy under
+/* Unit tests for broker/tracking/retained.c: which topics hold a retained copy under
  * a retention, and clearing them once it has passed. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "broker/retained.h"
+#include "broker/tracking/retained.h"
 
 /* 2026-06-01T00:00:00Z */
 #define NOW 1780272000000LL

@@ -27,9 +27,9 @@
 
 #include <cmocka.h>
 
-#include "broker/arena.h"
-#include "broker/dirlist.h"
-#include "broker/error.h"
+#include "broker/util/arena.h"
+#include "broker/util/dirlist.h"
+#include "broker/util/error.h"
 #include "policy/govern.h"
 #include "policy/identities.h"
 #include "policy/jsonfile.h"

@@ -1,5 +1,5 @@
-/* Unit tests for broker/strmap.c (the string -> index hash map) and
- * broker/arena.c (the bump allocator behind it). */
+/* Unit tests for broker/util/strmap.c (the string -> index hash map) and
+ * broker/util/arena.c (the bump allocator behind it). */
 #include <setjmp.h>
 #include <stdalign.h>
 #include <stdarg.h>
@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "broker/arena.h"
-#include "broker/strmap.h"
+#include "broker/util/arena.h"
+#include "broker/util/strmap.h"
 
 static int setup(void **state)
 {

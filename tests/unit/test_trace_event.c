@@ -1,4 +1,4 @@
-/* Unit tests for broker/trace_event.c: the bytes a trace event is hashed
+/* Unit tests for broker/trace/trace_event.c: the bytes a trace event is hashed
  * as, decoding them back, and the hash chain. The expected bytes and
  * hashes are written out by hand (the hashes computed with Python's
  * hashlib), not produced by the code under test. */
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "broker/trace_event.h"
+#include "broker/trace/trace_event.h"
 
 static const char message_bytes[] =
 	"trustflow-event-1\nkind:7:message\nseq:2:42\nts:13:1764158400000\n"

@@ -1,4 +1,4 @@
-/* Unit tests for broker/trace_store.c and broker/trace_query.c: a real
+/* Unit tests for broker/trace/trace_store.c and broker/trace/trace_query.c: a real
  * LMDB store in a temporary directory, filled with events, asked every
  * question tfctl trace asks, tampered with, pruned and filled up. */
 #include <setjmp.h>
@@ -14,10 +14,10 @@
 #include <cjson/cJSON.h>
 #include <lmdb.h>
 
-#include "broker/checkpoint.h"
-#include "broker/provenance.h"
-#include "broker/trace_query.h"
-#include "broker/trace_store.h"
+#include "broker/trace/checkpoint.h"
+#include "broker/stamp/provenance.h"
+#include "broker/trace/trace_query.h"
+#include "broker/trace/trace_store.h"
 
 #define ID1 "019ac008e6005f1e2d3c4b5a69780123"
 #define ID2 "019ac008e6015f1e2d3c4b5a69780456"

@@ -1,4 +1,4 @@
-/* Unit tests for broker/trace_writer.c: the thread that records events
+/* Unit tests for broker/trace/trace_writer.c: the thread that records events
  * off the broker's thread, with a real LMDB store and a real key. The
  * store is read after the writer stops (one process may not open an LMDB
  * environment twice). */
@@ -14,10 +14,10 @@
 
 #include <cmocka.h>
 
-#include "broker/checkpoint.h"
-#include "broker/provenance.h"
-#include "broker/trace_query.h"
-#include "broker/trace_writer.h"
+#include "broker/trace/checkpoint.h"
+#include "broker/stamp/provenance.h"
+#include "broker/trace/trace_query.h"
+#include "broker/trace/trace_writer.h"
 
 #define TOPIC "city/water/d7/telemetry"
 #define SHA "fa9a08d761793b6ff6fe10b881cc97ad17d51c2e6c77adb8e841d854491cccf6"

@@ -1,0 +1,1247 @@
+#include "broker/engine/engine.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "broker/engine/accepted.h"
+#include "broker/guard/alerts.h"
+#include "broker/tracking/clientids.h"
+#include "broker/tracking/copytrack.h"
+#include "broker/util/dirlist.h"
+#include "broker/engine/engine_internal.h"
+#include "broker/guard/guard.h"
+#include "broker/tracking/msgtrack.h"
+#include "broker/util/number.h"
+#include "broker/tracking/qos2track.h"
+#include "broker/guard/quarantine.h"
+#include "broker/guard/ratelimit.h"
+#include "broker/tracking/retained.h"
+#include "broker/trace/trace_writer.h"
+#include "policy/schema.h"
+#include "policy/set.h"
+
+/* Retention entries visited per tick. */
+#define SWEEP_BUDGET 256
+/* How long a message's id is kept for tracing its deliveries. mosquitto
+ * delivers most messages at once; the rare later delivery (an offline
+ * queue, a retained copy) is traced by the message's topic and payload
+ * hash instead. */
+#define TRACE_ID_KEEP_MS 60000
+
+static int64_t real_now_ms(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void no_log(void *ctx, enum tf_log_level level, const char *text)
+{
+	(void)ctx;
+	(void)level;
+	(void)text;
+}
+
+void engine_log(struct tf_engine *e, enum tf_log_level level, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	e->hooks.log(e->hooks.ctx, level, line);
+}
+
+long engine_option_number(const char *text)
+{
+	long n = 0;
+
+	/* Checked against its range when the options were read. */
+	tf_parse_long(text, 0, LONG_MAX, &n);
+	return n;
+}
+
+void tf_engine_free(struct tf_engine *e)
+{
+	if (e == NULL)
+		return;
+	if (e->reload.loading) {
+		pthread_join(e->reload.thread, NULL);
+		tf_policy_set_free(e->reload.fresh);
+		free(e->reload.digest);
+	}
+	pthread_mutex_destroy(&e->reload.lock);
+	tf_trace_writer_stop(e->trace);
+	tf_policy_set_free(e->set);
+	tf_msgtrack_free(e->track);
+	tf_qos2track_free(e->qos2);
+	tf_clientids_free(e->clientids);
+	tf_copytrack_free(e->copies);
+	tf_alerts_free(e->alerts);
+	tf_quarantine_free(e->quarantine);
+	tf_guard_free(e->guard);
+	tf_ratelimit_free(e->rates);
+	tf_retained_free(e->retained);
+	tf_signer_free(e->signer);
+	tf_keyring_free(e->earlier_keys);
+	free(e->broker_id);
+	free(e->identities);
+	free(e->policy_dir);
+	free(e->trace_dir);
+	free(e);
+}
+
+static void log_loaded(struct tf_engine *e)
+{
+	engine_log(e, TF_LOG_NOTICE, "trustflow: %u policies, %u organizations, %u clients loaded "
+		"(default_access %s)", e->set->n_policies, tf_identities_org_count(e->set->ids),
+		tf_identities_client_count(e->set->ids), e->load.default_allow ? "allow" : "deny");
+}
+
+/* Loads the signing key, or creates it when it does not exist and
+ * dev_key_autogen allows. */
+static int load_signer(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err)
+{
+	int rc;
+
+	if (access(opts->signing_key, F_OK) != 0 && errno == ENOENT
+			&& strcmp(opts->dev_key_autogen, "true") == 0) {
+		rc = tf_signer_generate(opts->signing_key, &e->signer, err);
+		if (rc == TF_OK)
+			engine_log(e, TF_LOG_WARNING, "trustflow: created the development signing key %s "
+				"(kid %s); use a key of your own in production",
+				opts->signing_key, tf_signer_kid(e->signer));
+		return rc;
+	}
+	rc = tf_signer_load(opts->signing_key, &e->signer, err);
+	if (rc == TF_ERR_IO) {
+		char why[sizeof(err->msg)];
+
+		memcpy(why, err->msg, sizeof(why));
+		return tf_err_set(err, rc, "%s (create one with `tfctl key generate --out %s`, "
+			"or set plugin_opt_dev_key_autogen true for a demo)", why, opts->signing_key);
+	}
+	return rc;
+}
+
+/* The public keys of earlier signing keys (*.pem in key_dir), published so
+ * that stamps they made still verify. */
+static int load_earlier_keys(struct tf_engine *e, const char *dir, struct tf_err *err)
+{
+	char **names;
+	uint32_t n;
+	int rc;
+
+	if (dir[0] == '\0')
+		return TF_OK;
+	rc = tf_dir_list(dir, ".pem", 1000, &names, &n, err);
+	if (rc != TF_OK)
+		return rc;
+	for (uint32_t i = 0; rc == TF_OK && i < n; i++) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		rc = tf_keyring_add_file(e->earlier_keys, path, NULL, err);
+	}
+	tf_dir_list_free(names, n);
+	return rc;
+}
+
+/* Keeps a durable client id binding in the trace store, so that it
+ * holds across a restart as mosquitto's persistent sessions do. */
+static void store_client_id(void *ctx, const char *client_id, const char *username, bool bound)
+{
+	struct tf_engine *e = ctx;
+	struct tf_err err = { "" };
+
+	if (tf_trace_put_client_id(tf_trace_writer_store(e->trace), client_id, bound, username,
+			&err) != TF_OK)
+		engine_log(e, TF_LOG_WARNING, "trustflow: the binding of client id %.200s is kept in "
+			"memory only (%s): after a restart its session is bound to whoever connects "
+			"with it first", client_id, err.msg);
+}
+
+static void restore_client_id(void *ctx, const char *client_id, const char *username)
+{
+	struct tf_clientids *ids = ctx;
+
+	/* Bound as a disconnected client's durable binding. */
+	if (tf_clientids_bind(ids, client_id, username, NULL, true, true) == TF_CLIENTID_OK)
+		tf_clientids_disconnected(ids, client_id, NULL);
+}
+
+/* The client id bindings of persistent sessions, from the trace store;
+ * from now on kept there. Without a store they live in memory only. */
+static int load_client_ids(struct tf_engine *e, struct tf_err *err)
+{
+	struct tf_trace_store *s;
+	int rc;
+
+	if (e->trace == NULL)
+		return TF_OK;
+	s = tf_trace_writer_store(e->trace);
+	if ((rc = tf_trace_read_begin(s, err)) != TF_OK)
+		return rc;
+	tf_trace_scan_client_ids(s, restore_client_id, e->clientids);
+	tf_trace_read_end(s);
+	tf_clientids_set_notify(e->clientids, store_client_id, e);
+	return TF_OK;
+}
+
+/* Keeps a copy of the set just put in force (broker/engine/accepted.h), for a
+ * start whose files are refused. Needs the trace store's directory. */
+static void keep_accepted(struct tf_engine *e)
+{
+	struct tf_err err = { "" };
+
+	if (e->trace_dir != NULL
+			&& tf_accepted_keep(e->trace_dir, e->identities, e->policy_dir, &err) != TF_OK)
+		engine_log(e, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
+			"for a later start (%s)", err.msg);
+}
+
+/* The policy set at start: the files the options name, or, when they are
+ * refused and a copy of the last accepted set is kept in the trace
+ * store's directory, that copy (refused then holds why the files were
+ * refused; the caller says so loudly). With neither, the start is
+ * refused. */
+static int load_at_start(struct tf_engine *e, const struct tf_options *opts, char *refused,
+		size_t cap, struct tf_err *err)
+{
+	char identities[4096], policy_dir[4096];
+	struct tf_policy_set_options kept = e->load;
+	struct tf_err kept_err = { "" };
+	int rc = tf_policy_set_load(&e->load, &e->set, err);
+
+	if (rc == TF_OK || rc == TF_ERR_NOMEM || opts->trace_db[0] == '\0'
+			|| !tf_accepted_find(opts->trace_db, identities, policy_dir, sizeof(identities)))
+		return rc;
+	kept.identities = identities;
+	kept.policy_dir = policy_dir;
+	if (tf_policy_set_load(&kept, &e->set, &kept_err) != TF_OK)
+		return rc;   /* the files' error, which the operator can mend */
+	snprintf(refused, cap, "%s", err->msg);
+	return TF_OK;
+}
+
+/* Says, in the log, the trace and an alert, that the broker started on
+ * the last accepted set because the files were refused. */
+static void report_start_on_accepted(struct tf_engine *e, const char *store_dir,
+		const char *refused)
+{
+	char text[sizeof(((struct tf_err *)0)->msg) + 200];
+
+	engine_log(e, TF_LOG_ERR, "trustflow: the policy files are refused (%s); started on the "
+		"last accepted set, kept in %s/accepted: mend the files and reload", refused,
+		store_dir);
+	snprintf(text, sizeof(text), "refused: %s", refused);
+	engine_record_policy_set(e, text, NULL);
+	engine_record_policy_set(e, "loaded: the last accepted set", NULL);
+	snprintf(text, sizeof(text), "at start: %s; started on the last accepted set", refused);
+	engine_raise_alert(e, "reload-failed", "", "", "", text, "last accepted set");
+}
+
+int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
+		struct tf_engine **out, struct tf_err *err)
+{
+	struct tf_engine *e;
+	char *digest, refused[sizeof(err->msg)] = "";
+	int rc;
+
+	*out = NULL;
+	if (hooks->clear_retained == NULL)
+		return tf_err_set(err, TF_ERR_INVALID, "the engine needs a clear_retained hook");
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	e->hooks = *hooks;
+	pthread_mutex_init(&e->reload.lock, NULL);
+	if (e->hooks.log == NULL)
+		e->hooks.log = no_log;
+	if (e->hooks.now_ms == NULL)
+		e->hooks.now_ms = real_now_ms;
+	e->identities = strdup(opts->identities);
+	if (opts->trace_db[0] != '\0' && (e->trace_dir = strdup(opts->trace_db)) == NULL) {
+		tf_engine_free(e);
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	}
+	e->policy_dir = strdup(opts->policy_dir);
+	e->track = tf_msgtrack_new();
+	e->qos2 = tf_qos2track_new();
+	e->clientids = tf_clientids_new();
+	e->copies = tf_copytrack_new();
+	e->alerts = tf_alerts_new();
+	e->quarantine = tf_quarantine_new();
+	e->guard = engine_new_guard(opts);
+	e->rates = tf_ratelimit_new();
+	e->retained = tf_retained_new();
+	e->earlier_keys = tf_keyring_new();
+	e->broker_id = strdup(opts->broker_id);
+	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
+	e->max_inflight = (uint32_t)engine_option_number(opts->max_inflight_messages);
+	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
+			|| e->clientids == NULL || e->copies == NULL || e->alerts == NULL
+			|| e->quarantine == NULL || e->guard == NULL || e->rates == NULL
+			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
+		tf_engine_free(e);
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	}
+	e->load.identities = e->identities;
+	e->load.policy_dir = e->policy_dir;
+	e->load.default_allow = strcmp(opts->default_access, "allow") == 0;
+	rc = load_signer(e, opts, err);
+	if (rc == TF_OK)
+		rc = load_earlier_keys(e, opts->key_dir, err);
+	if (rc == TF_OK)
+		rc = load_at_start(e, opts, refused, sizeof(refused), err);
+	if (rc == TF_OK)
+		rc = engine_start_trace(e, opts, err);
+	if (rc == TF_OK)
+		rc = engine_load_quarantine(e, err);
+	if (rc == TF_OK)
+		rc = load_client_ids(e, err);
+	if (rc != TF_OK) {
+		tf_engine_free(e);
+		return rc;
+	}
+	if (refused[0] != '\0') {
+		report_start_on_accepted(e, opts->trace_db, refused);
+	} else {
+		digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+		engine_record_policy_set(e, "loaded", digest);
+		free(digest);
+		keep_accepted(e);
+	}
+	log_loaded(e);
+	*out = e;
+	return TF_OK;
+}
+
+/* Why identity username (NULL: none) may not use client_id under the
+ * identities in force; NULL when it may. */
+static const char *client_id_refusal(const struct tf_engine *e, const char *client_id,
+		const char *username)
+{
+	const struct tf_client *owner = tf_identities_client_id_owner(e->set->ids, client_id);
+	const struct tf_client *who = engine_identify(e, username);
+
+	if (owner != NULL && owner != who)
+		return "reserved to another client by the identities file";
+	if (who != NULL && who->n_client_ids > 0 && owner != who)
+		return "not among the client ids its user may use";
+	return NULL;
+}
+
+struct client_id_conflicts {
+	struct tf_engine *e;
+	char **ids;
+	uint32_t n, cap;
+};
+
+static void find_conflict(void *ctx, const char *client_id, const char *username,
+		bool connected, bool durable)
+{
+	struct client_id_conflicts *c = ctx;
+
+	(void)connected;
+	(void)durable;
+	if (client_id_refusal(c->e, client_id, username) == NULL)
+		return;
+	if (c->n == c->cap) {
+		uint32_t cap = c->cap ? c->cap * 2 : 16;
+		char **grown = realloc(c->ids, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return;
+		c->ids = grown;
+		c->cap = cap;
+	}
+	if ((c->ids[c->n] = strdup(client_id)) != NULL)
+		c->n++;
+}
+
+/* After a reload, a client id that the new identities reserve to another
+ * client (or no longer allow its user) is taken from whoever holds it:
+ * connected, the client is disconnected. */
+static void reconcile_client_ids(struct tf_engine *e)
+{
+	struct client_id_conflicts c = { e, NULL, 0, 0 };
+
+	tf_clientids_each(e->clientids, find_conflict, &c);
+	for (uint32_t i = 0; i < c.n; i++) {
+		bool connected = false;
+		const char *holder;
+
+		if (tf_clientids_find(e->clientids, c.ids[i], &holder, &connected) && connected
+				&& e->hooks.disconnect != NULL)
+			e->hooks.disconnect(e->hooks.ctx, c.ids[i]);
+		engine_log(e, TF_LOG_NOTICE, "trustflow: client id %s is now reserved to another "
+			"client%s", c.ids[i], connected ? "; its client is disconnected" : "");
+		tf_clientids_forget(e->clientids, c.ids[i]);
+		free(c.ids[i]);
+	}
+	free(c.ids);
+}
+
+/* Whether the retained copy on topic, made under label, is one the set in
+ * force would not make: its policy is gone or has another version, or
+ * another policy governs its topic now. */
+static bool retained_stale(void *ctx, const char *topic, const char *label)
+{
+	struct tf_engine *e = ctx;
+	const struct tf_policy *p = tf_policy_set_find_label(e->set, label);
+	struct tf_governance g;
+
+	if (p == NULL)
+		return true;
+	/* A view's topic is governed by no policy; an original's by its own. */
+	g = tf_govern_lookup(e->set->govern, topic);
+	return g.kind == TF_GOVERN_POLICY && &e->set->policies[g.policy] != p;
+}
+
+static void clear_retained(void *ctx, const char *topic)
+{
+	struct tf_engine *e = ctx;
+
+	e->hooks.clear_retained(e->hooks.ctx, topic);
+}
+
+/* Puts a freshly loaded set in force, or records why it was refused
+ * (rc, err): the previous set stays. */
+static int apply_reload(struct tf_engine *e, int rc, struct tf_policy_set *fresh,
+		const char *digest, struct tf_err *err)
+{
+	uint32_t stale;
+
+	if (rc != TF_OK) {
+		char result[sizeof(err->msg) + 16];
+
+		snprintf(result, sizeof(result), "refused: %s", err->msg);
+		engine_log(e, TF_LOG_ERR, "trustflow: policy reload rejected: %s; the previous "
+			"policies stay in force", err->msg);
+		engine_record_policy_set(e, result, digest);
+		engine_raise_alert(e, "reload-failed", "", "", "", err->msg, "none");
+		return rc;
+	}
+	tf_policy_set_free(e->set);
+	e->set = fresh;
+	/* Buckets are keyed by policy index, which the new set renumbers. */
+	tf_ratelimit_clear(e->rates);
+	reconcile_client_ids(e);
+	/* Nothing made under a version no longer in force is handed out
+	 * again: a view that lists fewer fields now, an original its policy
+	 * no longer governs. The publisher's next retained message makes
+	 * them anew. */
+	stale = tf_retained_clear_stale(e->retained, retained_stale, clear_retained, e);
+	if (stale > 0)
+		engine_log(e, TF_LOG_NOTICE, "trustflow: %u retained copies made under policy "
+			"versions no longer in force removed", stale);
+	engine_record_policy_set(e, "loaded", digest);
+	log_loaded(e);
+	return TF_OK;
+}
+
+int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
+{
+	struct tf_policy_set *fresh = NULL;
+	int rc = tf_policy_set_load(&e->load, &fresh, err);
+	char *digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+
+	/* A background load that began before this one read older files: it
+	 * must not replace this set when it ends. */
+	if (e->reload.loading)
+		e->reload.overtaken = true;
+	rc = apply_reload(e, rc, fresh, digest, err);
+	free(digest);
+	if (rc == TF_OK)
+		keep_accepted(e);
+	return rc;
+}
+
+/* --- reloading in the background ------------------------------------------- */
+
+/* The loader thread: reads the files named by e->load (which nothing
+ * changes while it runs) into a set of its own; touches nothing else. */
+static void *load_in_background(void *arg)
+{
+	struct tf_engine *e = arg;
+	struct tf_policy_set *fresh = NULL;
+	struct tf_err err = { "" }, keep_err = { "" };
+	int rc = tf_policy_set_load(&e->load, &fresh, &err);
+	char *digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+
+	/* Copying the files is slow work too: here, not on the broker's thread. */
+	if (rc == TF_OK && e->trace_dir != NULL)
+		tf_accepted_keep(e->trace_dir, e->identities, e->policy_dir, &keep_err);
+	pthread_mutex_lock(&e->reload.lock);
+	e->reload.rc = rc;
+	e->reload.fresh = fresh;
+	e->reload.digest = digest;
+	e->reload.keep_err = keep_err;
+	e->reload.err = err;
+	e->reload.done = true;
+	pthread_mutex_unlock(&e->reload.lock);
+	return NULL;
+}
+
+static int start_loader(struct tf_engine *e)
+{
+	e->reload.done = false;
+	e->reload.again = false;
+	e->reload.overtaken = false;
+	if (pthread_create(&e->reload.thread, NULL, load_in_background, e) != 0)
+		return TF_ERR_NOMEM;
+	e->reload.loading = true;
+	return TF_OK;
+}
+
+void tf_engine_reload_in_background(struct tf_engine *e)
+{
+	struct tf_err err = { "" };
+
+	if (e->reload.loading) {
+		/* The files may have changed since that load began. */
+		e->reload.again = true;
+		return;
+	}
+	if (start_loader(e) != TF_OK) {
+		engine_log(e, TF_LOG_WARNING, "trustflow: no thread to reload the policies on; "
+			"reloading on the broker's thread");
+		tf_engine_reload(e, &err);
+	}
+}
+
+/* Puts a set the loader finished in force (from tf_engine_tick). */
+static void finish_background_reload(struct tf_engine *e)
+{
+	bool done;
+
+	if (!e->reload.loading)
+		return;
+	pthread_mutex_lock(&e->reload.lock);
+	done = e->reload.done;
+	pthread_mutex_unlock(&e->reload.lock);
+	if (!done)
+		return;
+	pthread_join(e->reload.thread, NULL);
+	e->reload.loading = false;
+	if (e->reload.overtaken)
+		tf_policy_set_free(e->reload.fresh);
+	else
+		apply_reload(e, e->reload.rc, e->reload.fresh, e->reload.digest, &e->reload.err);
+	if (e->reload.keep_err.msg[0] != '\0')
+		engine_log(e, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
+			"for a later start (%s)", e->reload.keep_err.msg);
+	e->reload.fresh = NULL;
+	free(e->reload.digest);
+	e->reload.digest = NULL;
+	if (e->reload.again)
+		tf_engine_reload_in_background(e);
+}
+
+const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e)
+{
+	return e->set;
+}
+
+const struct tf_alerts *tf_engine_alerts(const struct tf_engine *e)
+{
+	return e->alerts;
+}
+
+struct tf_trace_store *tf_engine_trace_store(struct tf_engine *e)
+{
+	return e->trace ? tf_trace_writer_store(e->trace) : NULL;
+}
+
+int64_t tf_engine_now(const struct tf_engine *e)
+{
+	return engine_now_ms(e);
+}
+
+bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, const char *org_id)
+{
+	const struct tf_client *who = engine_identify(e, username);
+
+	return who != NULL && org_id != NULL && strcmp(engine_org_name(e, who), org_id) == 0;
+}
+
+enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
+		const char *client_id, const char *username, bool durable)
+{
+	const char *why = client_id_refusal(e, client_id, username);
+	const char *holder = NULL;
+	char detail[400];
+
+	if (why == NULL) {
+		bool reserved = tf_identities_client_id_owner(e->set->ids, client_id) != NULL;
+
+		switch (tf_clientids_bind(e->clientids, client_id, username, conn, durable, reserved)) {
+		case TF_CLIENTID_OK:
+			return TF_DEFER;
+		case TF_CLIENTID_TAKEN:
+			tf_clientids_find(e->clientids, client_id, &holder, NULL);
+			why = holder ? "in use by another user, or holding its session"
+				: "in use by a client without a username, or holding its session";
+			break;
+		case TF_CLIENTID_FULL:
+			why = "too many client ids are bound (or out of memory)";
+			break;
+		}
+	}
+	snprintf(detail, sizeof(detail), "connection refused: client id %.200s is %s", client_id,
+		why);
+	engine_raise_alert(e, "client-id-refused", "", engine_org_name(e, engine_identify(e,
+		username)), username ? username : "", detail, "refuse");
+	return TF_DENY;
+}
+
+void tf_engine_disconnected(struct tf_engine *e, const void *conn, const char *client_id)
+{
+	if (client_id == NULL) {
+		tf_clientids_undo(e->clientids, conn);
+		return;
+	}
+	tf_clientids_disconnected(e->clientids, client_id, conn);
+	if (tf_qos2track_count(e->qos2) > 0)
+		tf_qos2track_disconnected(e->qos2, conn, engine_now_ms(e));
+}
+
+enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id,
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen)
+{
+	struct tf_decision d;
+	int64_t now = engine_now_ms(e);
+
+	if (engine_is_blocked(e, client_id, username, now))
+		return TF_DENY;
+	tf_decide_publish(e->set, engine_identify(e, username), topic, &d);
+	if (d.verdict != TF_DENY)
+		return d.verdict;
+	if (e->trace != NULL)
+		engine_record_unstamped(e, now, client_id, username, topic, d.policy, payload, payloadlen,
+			"denied", d.reason);
+	/* A refusal on a governed topic is the owner's business. */
+	if (d.policy != NULL)
+		engine_raise_alert(e, "denied-publish", d.policy->label, engine_org_name(e, engine_identify(e, username)),
+			engine_client_name(client_id, username), d.reason, "drop");
+	engine_count_refusal(e, client_id, username, now);
+	return d.verdict;
+}
+
+enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_id,
+		const char *username, const char *filter)
+{
+	struct tf_decision d;
+	int64_t now = engine_now_ms(e);
+
+	if (engine_is_blocked(e, client_id, username, now))
+		return TF_DENY;
+	tf_decide_subscribe(e->set, engine_identify(e, username), filter, now, &d);
+	if (d.verdict == TF_DENY)
+		engine_count_refusal(e, client_id, username, now);
+	return d.verdict;
+}
+
+/* The receive time of a stored message the engine has no record of: one
+ * it released or rerouted itself, or, under a policy with a retention,
+ * one mosquitto kept from before a restart, whose time the trace holds
+ * (then remembered for its later deliveries). */
+static int64_t age_unknown(struct tf_engine *e, const char *topic, const void *payload,
+		uint32_t payloadlen, int64_t now)
+{
+	int64_t received = tf_quarantine_release_time(e->quarantine, topic, payload, payloadlen,
+		now);
+	struct tf_governance g;
+	const struct tf_policy *p;
+
+	if (received != TF_TIME_UNKNOWN || e->trace == NULL || topic[0] == '$')
+		return received;
+	g = tf_govern_lookup(e->set->govern, topic);
+	if (g.kind != TF_GOVERN_POLICY || e->set->policies[g.policy].retention_ms == 0)
+		return received;
+	p = &e->set->policies[g.policy];
+	received = engine_trace_received_at(e, topic, payload, payloadlen, NULL, 0);
+	if (received != TF_TIME_UNKNOWN)
+		tf_msgtrack_put(e->track, topic, payload, payloadlen, received,
+			received + p->retention_ms, NULL);
+	return received;
+}
+
+#define ENGINE_STALE_RETAINED "a retained copy made under a policy version no longer in force"
+
+/* Whether a retained message the engine keeps no record of was made
+ * under a policy version still in force. One made or let through since
+ * the broker started is in the retained table with the label it was made
+ * under (a reload clears the stale ones); an older one, which mosquitto's
+ * persistence brought back, is looked up in the trace: unknown there, or
+ * recorded under a version no longer in force, it is not handed out.
+ * Without a trace store this cannot be told, and it is (docs/options.md). */
+static bool retained_in_force(struct tf_engine *e, const char *topic, const void *payload,
+		uint32_t payloadlen)
+{
+	const char *label = tf_retained_label(e->retained, topic);
+	char recorded[300];
+
+	if (label != NULL)
+		return tf_policy_set_find_label(e->set, label) != NULL;
+	if (e->trace == NULL)
+		return true;
+	return engine_trace_received_at(e, topic, payload, payloadlen, recorded, sizeof(recorded))
+		!= TF_TIME_UNKNOWN && tf_policy_set_find_label(e->set, recorded) != NULL;
+}
+
+#define ENGINE_STALE_COPY "a view copy made under a policy version no longer in force"
+
+/* Whether a view copy was made under the version of its policy p in force:
+ * known by its content when made lately, else from the trace (a copy that
+ * waited in an offline queue); unknown there, it is not handed out.
+ * Without a trace store an unknown copy cannot be told, and it is. */
+static bool view_copy_in_force(struct tf_engine *e, const char *topic, const void *payload,
+		uint32_t payloadlen, const struct tf_policy *p)
+{
+	char recorded[300];
+	bool same;
+
+	if (tf_copytrack_find(e->copies, topic, payload, payloadlen, p->label, &same))
+		return same;
+	if (e->trace == NULL)
+		return true;
+	return engine_trace_received_at(e, topic, payload, payloadlen, recorded, sizeof(recorded))
+		!= TF_TIME_UNKNOWN && strcmp(recorded, p->label) == 0;
+}
+
+enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen,
+		bool retain)
+{
+	const struct tf_client *who = engine_identify(e, username);
+	struct tf_msgtrack_hit hit;
+	struct tf_decision d;
+	bool known = tf_msgtrack_find(e->track, topic, payload, payloadlen, &hit);
+	int64_t now = engine_now_ms(e);
+
+	if (tf_qos2track_count(e->qos2) > 0)
+		tf_qos2track_release(e->qos2, topic);
+	tf_decide_receive(e->set, who, topic, now, known ? hit.received_ms
+		: age_unknown(e, topic, payload, payloadlen, now), &d);
+	if (d.verdict == TF_ALLOW && engine_is_blocked(e, client_id, username, now)) {
+		d.verdict = TF_DENY;
+		d.reason = ENGINE_BLOCKED;
+	}
+	if (d.verdict == TF_ALLOW && retain && !known && d.policy != NULL
+			&& !retained_in_force(e, topic, payload, payloadlen)) {
+		d.verdict = TF_DENY;
+		d.reason = ENGINE_STALE_RETAINED;
+	}
+	/* Narrowed since it was made, a view copy would show removed fields. */
+	if (d.verdict == TF_ALLOW && d.view
+			&& !view_copy_in_force(e, topic, payload, payloadlen, d.policy)) {
+		d.verdict = TF_DENY;
+		d.reason = ENGINE_STALE_COPY;
+	}
+	/* A governed delivery that cannot be recorded is not made. */
+	if (e->trace != NULL && topic[0] != '$' && d.verdict != TF_DEFER
+			&& !engine_record_delivery(e, now, known ? &hit : NULL, client_id, username,
+				who, topic, payload, payloadlen, &d) && d.policy != NULL)
+		return TF_DENY;
+	/* Private data reaching another org: its recipient is a suspect if it
+	 * publishes the data again. (A view copy is other data.) */
+	if (d.verdict == TF_ALLOW && d.policy != NULL && d.policy->forwarding_deny && !d.view
+			&& who != NULL && who->org != d.policy->owner
+			&& tf_guard_watching_leaks(e->guard))
+		engine_note_recipient(e, known ? &hit : NULL,
+			engine_client_name(client_id, username), payload, payloadlen, now);
+	return d.verdict;
+}
+
+/* --- messages ------------------------------------------------------------ */
+
+/* A violation of p by m (a broken rule, act: p's on_violation) or an
+ * anomaly the guard found (act: p's on_anomaly): raises its alert (every
+ * one does, naming the action); what happens to the message is the
+ * caller's, by act. */
+static void violation(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
+		const char *kind, const char *detail, const struct tf_action *act)
+{
+	char text[400];
+
+	snprintf(text, sizeof(text), "%s on %s", detail, m->topic);
+	engine_raise_alert(e, kind, p->label, engine_org_name(e, engine_identify(e, m->username)),
+		engine_client_name(m->client_id, m->username), text,
+		tf_violation_action_name(act->action));
+}
+
+bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const cJSON *json,
+		char *why, size_t why_cap)
+{
+	if (p->schema == NULL)
+		return false;
+	if (payloadlen > TF_JSON_PAYLOAD_MAX)
+		snprintf(why, why_cap, "payload too large to check");
+	else if (json == NULL)
+		snprintf(why, why_cap, "payload is not valid JSON");
+	else if (tf_schema_validate(p->schema, json, why, why_cap))
+		return false;
+	return true;
+}
+
+/* The reduced copy of an object payload for one view rule: only the
+ * rule's fields, in the payload's order. */
+static int make_view(const struct tf_consumer_rule *r, const struct tf_policy *p,
+		const char *topic, const cJSON *payload, struct tf_copy *copy)
+{
+	cJSON *reduced = cJSON_CreateObject();
+	const cJSON *member;
+	size_t len;
+
+	if (reduced == NULL)
+		return -1;
+	cJSON_ArrayForEach(member, payload) {
+		bool wanted = false;
+
+		for (uint32_t f = 0; f < r->n_fields && !wanted; f++)
+			wanted = strcmp(r->fields[f], member->string) == 0;
+		if (wanted && !cJSON_AddItemToObject(reduced, member->string,
+				cJSON_Duplicate(member, true))) {
+			cJSON_Delete(reduced);
+			return -1;
+		}
+	}
+	copy->payload = cJSON_PrintUnformatted(reduced);
+	cJSON_Delete(reduced);
+	len = strlen(r->view) + 1 + strlen(topic) + 1;
+	copy->topic = malloc(len);
+	if (copy->payload == NULL || copy->topic == NULL) {
+		free(copy->payload);
+		free(copy->topic);
+		return -1;
+	}
+	snprintf(copy->topic, len, "%s/%s", r->view, topic);
+	copy->payloadlen = (uint32_t)strlen(copy->payload);
+	copy->expiry_s = (uint32_t)(p->retention_ms / 1000);
+	return 0;
+}
+
+/* The signed stamp of a message (or of a view copy) published by m's
+ * client under policy p (NULL: ungoverned). Returns false when it cannot
+ * be made (logged). */
+bool engine_stamp(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const char *topic, const void *payload, size_t payloadlen, int64_t now,
+		struct tf_stamp_buf *buf, struct tf_stamp *out)
+{
+	const struct tf_client *who = engine_identify(e, m->username);
+	struct tf_stamp_request req = {
+		.broker = e->broker_id,
+		.org = who ? tf_identities_org_id(e->set->ids, who->org) : "",
+		.client = m->username ? m->username : m->client_id,
+		.policy = p ? p->label : "",
+		.topic = topic,
+		.payload = payload,
+		.payloadlen = payloadlen,
+		.ts_ms = now,
+		.seq = e->seq + 1,
+	};
+	struct tf_err err = { "" };
+
+	if (tf_signer_stamp(e->signer, &req, buf, out, &err) != TF_OK) {
+		engine_log(e, TF_LOG_ERR, "trustflow: %s cannot be stamped (%s); not delivered", topic,
+			err.msg);
+		return false;
+	}
+	e->seq++;
+	return true;
+}
+
+static void make_views(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
+		const cJSON *json, int64_t now, struct tf_message_result *res)
+{
+	if (!cJSON_IsObject(json) || p->n_views == 0)
+		return;
+	res->copies = calloc(p->n_views, sizeof(*res->copies));
+	if (res->copies == NULL) {
+		engine_log(e, TF_LOG_ERR, "trustflow: out of memory making the views of %s", m->topic);
+		return;
+	}
+	for (uint32_t i = 0; i < p->n_consumers; i++) {
+		const struct tf_consumer_rule *r = &p->consumers[i];
+		struct tf_copy *c = &res->copies[res->n_copies];
+
+		if (r->fields == NULL)
+			continue;
+		if (make_view(r, p, m->topic, json, c) != 0) {
+			engine_log(e, TF_LOG_ERR, "trustflow: out of memory making the view %s of %s",
+				r->view, m->topic);
+			continue;
+		}
+		res->n_copies++;
+		if (!engine_stamp(e, m, p, c->topic, c->payload, c->payloadlen, now, &c->stamp_buf,
+				&c->stamp) || (e->trace != NULL
+				&& engine_record_stamped(e, now, &c->stamp, c->payloadlen) != TF_OK)) {
+			res->n_copies--;
+			free(c->topic);
+			free(c->payload);
+		} else {
+			tf_copytrack_put(e->copies, c->topic, c->payload, c->payloadlen, p->label);
+			if (m->retain)
+				engine_note_retained(e, c->topic, c->payloadlen, p, now);
+		}
+	}
+}
+
+void engine_note_retained(struct tf_engine *e, const char *topic, uint32_t payloadlen,
+		const struct tf_policy *p, int64_t received)
+{
+	if (p == NULL || payloadlen == 0) {
+		tf_retained_forget(e->retained, topic);
+		return;
+	}
+	if (tf_retained_note(e->retained, topic, p->label, p->retention_ms > 0
+			? received + p->retention_ms : TF_RETAINED_KEEP) != 0)
+		engine_log(e, TF_LOG_ERR, "trustflow: retained table full or out of memory: the "
+			"retained copy on %s will not be removed when its retention passes or its "
+			"policy changes", topic);
+}
+
+static void note_retained(struct tf_engine *e, const struct tf_message *m,
+		const struct tf_policy *p, int64_t now)
+{
+	engine_note_retained(e, m->topic, m->payloadlen, p, now);
+}
+
+/* Keeps what later deliveries of a passed-on message need: its receive
+ * time under a retention, its id for the trace. */
+static void track(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const struct tf_stamp *st, int64_t now)
+{
+	int64_t keep = p && p->retention_ms > 0 ? p->retention_ms : 0;
+	unsigned char id[16];
+	/* The id also tells the leak detector which private data a delivery
+	 * carries, trace or not. */
+	bool traced = (e->trace != NULL || (p != NULL && p->forwarding_deny)) && st != NULL
+		&& tf_trace_id_bytes(st->id, id);
+
+	if (m->republished) {
+		/* Not keyed by mosquitto's stored topic: known by its content,
+		 * as a released message is. */
+		tf_quarantine_note_release(e->quarantine, m->topic, m->payload, m->payloadlen, now,
+			now);
+		return;
+	}
+
+	if (traced && keep < TRACE_ID_KEEP_MS)
+		keep = TRACE_ID_KEEP_MS;
+	if (keep == 0)
+		return;
+	if (tf_msgtrack_put(e->track, m->topic, m->payload, m->payloadlen, now, now + keep,
+			traced ? id : NULL) != 0 && p && p->retention_ms > 0)
+		engine_log(e, TF_LOG_WARNING, "trustflow: retention table full; %s will be "
+			"withheld as of unknown age", m->topic);
+}
+
+/* A QoS 2 message sent again over a new connection before the first was
+ * released: it carries the first one's stamp, and was recorded and its
+ * views published with the first. Returns whether m is such a resend. */
+static bool resend_of(struct tf_engine *e, const struct tf_message *m, uint64_t key,
+		struct tf_message_result *res)
+{
+	const struct tf_qos2_pending *first = tf_qos2track_retransmitted(e->qos2, key,
+		m->connection);
+
+	if (first == NULL)
+		return false;
+	/* It goes where the first went: mosquitto then sees the same message
+	 * and drops it. */
+	res->stamp = first->stamp;
+	res->stamped = !first->hold;
+	res->hold = first->hold;
+	res->redirect = first->redirect;
+	return true;
+}
+
+/* At most one line a minute about QoS 2 messages forgotten early: a
+ * client with many in flight would otherwise write one per message. */
+static void tell_qos2_forgotten(struct tf_engine *e, int64_t now)
+{
+	uint64_t forgotten = tf_qos2track_forgotten(e->qos2);
+
+	if (forgotten == e->qos2_forgotten_told || (e->qos2_told_ms != 0
+			&& now - e->qos2_told_ms < TF_QOS2_TELL_MS))
+		return;
+	engine_log(e, TF_LOG_WARNING, "trustflow: %" PRIu64 " QoS 2 messages forgotten before "
+		"their release to make room (at most %d a connection, %d in all); those sent again "
+		"get a stamp of their own", forgotten - e->qos2_forgotten_told,
+		TF_QOS2_PER_CONNECTION, TF_QOS2_MAX_PENDING);
+	e->qos2_forgotten_told = forgotten;
+	e->qos2_told_ms = now;
+}
+
+/* mosquitto 2.0.11 refuses (PUBREC 0x97, or nothing a 3.1.1 client can
+ * see) a QoS 2 message that comes while max_inflight_messages of its
+ * client's wait for their PUBREL, after MESSAGE recorded it, and tells
+ * plugins nothing. What the engine can see is a connection with more
+ * unreleased QoS 2 messages within a second than mosquitto takes: then
+ * the trace gets an alert saying that messages recorded now may not have
+ * been taken. A message nobody receives is never released either, so a
+ * client sending more than that many a second to nobody raises it too. */
+static void check_qos2_overrun(struct tf_engine *e, const struct tf_message *m,
+		const struct tf_policy *p, int64_t now)
+{
+	char detail[300];
+	uint32_t unreleased;
+
+	if (e->max_inflight == 0)
+		return;
+	unreleased = tf_qos2track_unreleased_since(e->qos2, m->connection, now - 1000);
+	if (unreleased <= e->max_inflight)
+		return;
+	snprintf(detail, sizeof(detail), "%u QoS 2 messages unanswered within a second, more than "
+		"the %u mosquitto takes in flight: QoS 2 messages recorded from this client now may "
+		"have been refused by mosquitto after they were recorded", unreleased,
+		e->max_inflight);
+	engine_raise_alert(e, "qos2-overrun", p ? p->label : "",
+		engine_org_name(e, engine_identify(e, m->username)),
+		engine_client_name(m->client_id, m->username), detail, "none");
+}
+
+/* Remembers a stamped QoS 2 message until mosquitto releases it. */
+static void pend_qos2(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		uint64_t key, const struct tf_message_result *res, int64_t now)
+{
+	if (!tf_qos2track_put(e->qos2, key, tf_qos2_client_key(m->client_id ? m->client_id : ""),
+			m->connection, m->topic, &res->stamp, res->hold, res->redirect, now))
+		engine_log(e, TF_LOG_WARNING, "trustflow: out of memory keeping a QoS 2 message; if "
+			"%s is sent again it gets a stamp of its own", m->topic);
+	tell_qos2_forgotten(e, now);
+	check_qos2_overrun(e, m, p, now);
+}
+
+/* A message on a topic no policy governs: stamped with stamp_all,
+ * recorded when there is a trace, passed on either way. */
+static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64_t now,
+		struct tf_message_result *res)
+{
+	if (e->stamp_all) {
+		if (!engine_stamp(e, m, NULL, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
+				&res->stamp)) {
+			engine_refuse(res, "cannot be stamped");
+			return;
+		}
+		res->stamped = true;
+	}
+	if (e->trace != NULL) {
+		if (res->stamped)
+			engine_record_stamped(e, now, &res->stamp, m->payloadlen);
+		else
+			engine_record_unstamped(e, now, m->client_id, m->username, m->topic, NULL, m->payload,
+				m->payloadlen, "delivered", NULL);
+	}
+	track(e, m, NULL, res->stamped ? &res->stamp : NULL, now);
+	if (m->retain)
+		note_retained(e, m, NULL, now);
+}
+
+/* A message passed on as published: stamped, recorded, tracked for its
+ * deliveries, its views made. */
+static void deliver(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		const cJSON *json, struct engine_canon *canon, int64_t now,
+		struct tf_message_result *res)
+{
+	if (!engine_stamp(e, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
+			&res->stamp)) {
+		engine_refuse(res, "cannot be stamped");
+		return;
+	}
+	res->stamped = true;
+	/* What cannot be recorded is not passed on. */
+	if (e->trace != NULL && engine_record_stamped(e, now, &res->stamp, m->payloadlen) != TF_OK) {
+		engine_refuse(res, "the trace store cannot record it");
+		return;
+	}
+	track(e, m, p, &res->stamp, now);
+	make_views(e, p, m, json, now, res);
+	if (m->retain)
+		note_retained(e, m, p, now);
+	if (p->forwarding_deny)
+		engine_note_private(e, m, p, json, canon, &res->stamp, now);
+	if (e->trace_each && tf_trace_writer_flush(e->trace) != TF_OK)
+		engine_refuse(res, "the trace store cannot record it");
+}
+
+/* A message on a topic policy p governs: limits and schema, then what
+ * the violation (if any) or the flow's quarantine says, else delivery
+ * with stamp, record, views and retention. */
+static void on_governed(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+		uint32_t policy_index, uint64_t qos2_key, struct engine_canon *canon, int64_t now,
+		struct tf_message_result *res)
+{
+	const char *violated = NULL;
+	const struct tf_action *act = NULL;   /* NULL: deliver */
+	enum tf_violation_action action = TF_VIOLATION_ALERT;
+	char flow[512], why[200];
+	cJSON *json = NULL;
+
+	if (engine_too_large(p, m->payloadlen)) {
+		violated = "limit-exceeded";
+		act = &p->on_violation;
+		violation(e, p, m, violated, ENGINE_TOO_LARGE, act);
+	} else if (p->max_messages_per_second > 0 && (m->username == NULL
+			|| !tf_ratelimit_take(e->rates, policy_index, m->username,
+				p->max_messages_per_second, now))) {
+		violated = "limit-exceeded";
+		act = &p->on_violation;
+		violation(e, p, m, violated, "more than max_messages_per_second", act);
+	}
+	if (violated == NULL && (p->schema != NULL || p->n_views > 0)
+			&& m->payloadlen <= TF_JSON_PAYLOAD_MAX)
+		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
+	if (violated == NULL && engine_breaks_schema(p, m->payloadlen, json, why, sizeof(why))) {
+		violated = "schema-violation";
+		act = &p->on_violation;
+		violation(e, p, m, violated, why, act);
+	}
+	tf_quarantine_flow_name(p->label, engine_client_name(m->client_id, m->username), flow,
+		sizeof(flow));
+	if (violated == NULL) {
+		violated = tf_guard_message(e->guard, flow, m->payloadlen,
+			tf_guard_hash(e->guard, m->payload, m->payloadlen), now, why, sizeof(why));
+		/* A suspicion, not a broken rule: its own action (policy-v1). */
+		if (violated != NULL) {
+			act = &p->on_anomaly;
+			violation(e, p, m, violated, why, act);
+		}
+	}
+	if (act != NULL) {
+		action = act->action;
+		res->disconnect = act->disconnect;
+	}
+	/* Once a flow is held, all of it is, violating or not. */
+	if (tf_quarantine_find(e->quarantine, flow) != NULL)
+		action = TF_VIOLATION_QUARANTINE;
+
+	switch (action) {
+	case TF_VIOLATION_DROP:
+		engine_refuse(res, violated);
+		if (e->trace != NULL)
+			engine_record_unstamped(e, now, m->client_id, m->username, m->topic, p, m->payload,
+				m->payloadlen, "dropped", violated);
+		break;
+	case TF_VIOLATION_QUARANTINE:
+		engine_hold(e, m, p, flow, violated ? violated : "its flow is quarantined", now, res);
+		break;
+	case TF_VIOLATION_REROUTE:
+		engine_reroute(e, m, p, act->reroute_to, violated, now, res);
+		break;
+	case TF_VIOLATION_ALERT:
+		deliver(e, m, p, json, canon, now, res);
+		break;
+	}
+	if (m->qos == 2 && res->deliver && (res->stamped || res->hold))
+		pend_qos2(e, m, p, qos2_key, res, now);
+	cJSON_Delete(json);
+	if (!res->deliver)
+		tf_message_result_free(res);
+}
+
+void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
+		struct tf_message_result *res)
+{
+	struct tf_governance g;
+	const struct tf_policy *p;
+	int64_t now = engine_now_ms(e);
+	uint64_t qos2_key = 0;
+	struct engine_canon canon = { .made = false };
+
+	/* Not memset: the stamp buffers are large and this runs per message. */
+	res->deliver = true;
+	res->reason = NULL;
+	res->stamped = false;
+	res->hold = false;
+	res->redirect = NULL;
+	res->disconnect = false;
+	res->n_copies = 0;
+	res->copies = NULL;
+	if (m->topic[0] == '$')
+		return;
+	if (m->qos == 2) {
+		qos2_key = tf_qos2_key(m->client_id ? m->client_id : "", m->topic, m->payload,
+			m->payloadlen);
+		if (resend_of(e, m, qos2_key, res))
+			return;
+	}
+	/* Not a retransmission: its client sends new messages now, so what it
+	 * sent over earlier connections will not come again. */
+	if (tf_qos2track_count(e->qos2) > 0)
+		tf_qos2track_moved_on(e->qos2, tf_qos2_client_key(m->client_id ? m->client_id : ""),
+			m->connection);
+	if (tf_guard_watching_leaks(e->guard) && engine_leaked(e, m, &canon, now, res))
+		return;
+	g = tf_govern_lookup(e->set->govern, m->topic);
+	if (g.kind != TF_GOVERN_POLICY) {
+		on_ungoverned(e, m, now, res);
+		if (m->qos == 2 && res->stamped)
+			pend_qos2(e, m, NULL, qos2_key, res, now);
+		if (e->trace_each)
+			tf_trace_writer_flush(e->trace);
+		return;
+	}
+	p = &e->set->policies[g.policy];
+	on_governed(e, m, p, g.policy, qos2_key, &canon, now, res);
+}
+
+void tf_message_result_free(struct tf_message_result *res)
+{
+	for (uint32_t i = 0; i < res->n_copies; i++) {
+		free(res->copies[i].topic);
+		free(res->copies[i].payload);
+	}
+	free(res->copies);
+	res->copies = NULL;
+	res->n_copies = 0;
+}
+
+void tf_engine_publish_keys(struct tf_engine *e)
+{
+	if (e->hooks.publish_key == NULL)
+		return;
+	e->hooks.publish_key(e->hooks.ctx, tf_signer_kid(e->signer), tf_signer_public_pem(e->signer));
+	for (int i = 0; i < tf_keyring_count(e->earlier_keys); i++) {
+		const char *kid = tf_keyring_kid(e->earlier_keys, i);
+		char *pem;
+
+		if (strcmp(kid, tf_signer_kid(e->signer)) == 0)
+			continue;
+		pem = tf_keyring_public_pem(e->earlier_keys, kid);
+		if (pem == NULL) {
+			engine_log(e, TF_LOG_ERR, "trustflow: out of memory publishing key %s", kid);
+			continue;
+		}
+		e->hooks.publish_key(e->hooks.ctx, kid, pem);
+		free(pem);
+	}
+}
+
+void tf_engine_tick(struct tf_engine *e)
+{
+	int64_t now = engine_now_ms(e);
+
+	finish_background_reload(e);
+	tf_retained_expire(e->retained, now, e->hooks.clear_retained, e->hooks.ctx);
+	tf_msgtrack_sweep(e->track, now, SWEEP_BUDGET);
+	tf_qos2track_expire(e->qos2, now);
+	engine_trace_tick(e);
+}

@@ -1,0 +1,215 @@
+/* The broker side of trustflow without mosquitto: the policy set in force
+ * and what the broker's events mean under it. The plugin shim turns each
+ * mosquitto event into one call here and the answer into a MOSQ_ERR_*.
+ *
+ * Everything runs on the broker's thread. Every error denies. */
+#ifndef TF_ENGINE_H
+#define TF_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/util/error.h"
+#include "broker/guard/held.h"
+#include "broker/engine/options.h"
+#include "broker/stamp/provenance.h"
+#include "policy/decide.h"
+
+/* Log levels of messages for the operator. */
+enum tf_log_level { TF_LOG_INFO, TF_LOG_NOTICE, TF_LOG_WARNING, TF_LOG_ERR };
+
+struct tf_engine_hooks {
+	/* Writes a line to the broker's log. Not called per delivery. */
+	void (*log)(void *ctx, enum tf_log_level level, const char *text);
+	/* The wall clock, ms since the epoch; NULL for the real one (tests
+	 * give their own). */
+	int64_t (*now_ms)(void *ctx);
+	/* Removes the retained message of topic (whose retention has passed). */
+	void (*clear_retained)(void *ctx, const char *topic);
+	/* Publishes, retained, a public key of the broker (current or
+	 * earlier) on $trustflow/keys/<kid>. */
+	void (*publish_key)(void *ctx, const char *kid, const char *pem);
+	/* Publishes, retained, a trace checkpoint (JSON) on
+	 * $trustflow/checkpoints. NULL: none are published. */
+	void (*publish_checkpoint)(void *ctx, const char *json);
+	/* Publishes an alert (JSON, not retained) on topic. NULL: alerts are
+	 * only kept and recorded. */
+	void (*publish_alert)(void *ctx, const char *topic, const char *json);
+	/* Publishes a released message with its stamp (as user properties),
+	 * as if just published. NULL: releasing is not possible. */
+	void (*publish_held)(void *ctx, const struct tf_held *m);
+	/* Disconnects the client with this client id (soon, not from within
+	 * this call). NULL: none can be. */
+	void (*disconnect)(void *ctx, const char *client_id);
+	void *ctx;
+};
+
+struct tf_engine;
+
+/* Loads the policy set the options name. Returns TF_OK and *out (caller
+ * owns; free with tf_engine_free), or the load's error in err. opts and
+ * hooks are copied. */
+int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
+		struct tf_engine **out, struct tf_err *err);
+void tf_engine_free(struct tf_engine *e);
+
+/* Loads the policy set again. On success it replaces the old one; on error
+ * the old set stays in force and err says why. */
+int tf_engine_reload(struct tf_engine *e, struct tf_err *err);
+
+/* Loads the policy set again on a thread of its own, so that a large set
+ * (a million clients take seconds) does not hold up the broker's traffic;
+ * tf_engine_tick puts it in force once loaded, or logs and alerts why it
+ * was refused (the old set stays). A reload asked for while one loads
+ * runs again after it. Without a thread it reloads here. */
+void tf_engine_reload_in_background(struct tf_engine *e);
+
+/* The set in force (borrowed, valid until the next reload). */
+const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e);
+
+/* The recent alerts (borrowed). */
+struct tf_alerts;
+const struct tf_alerts *tf_engine_alerts(const struct tf_engine *e);
+
+/* The trace store, for reading on the broker's thread; NULL when there is
+ * none (borrowed). */
+struct tf_trace_store;
+struct tf_trace_store *tf_engine_trace_store(struct tf_engine *e);
+
+/* The engine's clock, ms since the epoch. */
+int64_t tf_engine_now(const struct tf_engine *e);
+
+/* Quarantine (broker/guard/quarantine.h): the flows held, and ending a flow's
+ * quarantine by releasing or discarding its messages. by: who did it, for
+ * the record. Errors: TF_ERR_INVALID (no such flow, an unreadable record),
+ * TF_ERR_FULL (the trace store cannot record; the flow stays held, less
+ * what was done).
+ *
+ * A release decides each held message again, in the order received,
+ * under the policy now governing its topic: past that policy's retention
+ * (counted from when the broker received it, its stamp's ts) it is
+ * discarded, recorded with the reason; breaking the rules a message
+ * itself can break (who may publish, max_payload_bytes, schema; no policy
+ * governing its topic any more) it stays held, unless override, when it
+ * is released and recorded as an override; any other is published with
+ * its stamp and recorded as released. The flow stays quarantined while
+ * messages are kept back. */
+struct tf_release_counts {
+	uint64_t released;     /* published, overridden ones included */
+	uint64_t expired;      /* past their retention: discarded */
+	uint64_t kept;         /* breaking the rules in force: still held */
+	uint64_t overridden;   /* breaking the rules in force: released by override */
+};
+struct tf_quarantine;
+const struct tf_quarantine *tf_engine_quarantine(const struct tf_engine *e);
+int tf_engine_release_flow(struct tf_engine *e, const char *flow, const char *by,
+		bool override, struct tf_release_counts *counts, struct tf_err *err);
+/* Discards every held message of flow, each recorded as discarded;
+ * *count: how many. */
+int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by,
+		uint64_t *count, struct tf_err *err);
+
+/* Whether the client with username belongs to the organization org_id
+ * (for require_cert_org_match: the O of its TLS certificate). An unknown
+ * client belongs to none. */
+bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, const char *org_id);
+
+/* A client connecting with client_id as username (NULL: none), before
+ * mosquitto checks its password. conn identifies its connection (never
+ * followed). durable: its session may outlive the connection. TF_DENY
+ * refuses the connection (logged, alerted): its client id is reserved to
+ * another client by the identities file, or bound to another identity
+ * (connected, or holding a session), or not among the client ids its
+ * user declared. Otherwise the client id is bound to its identity and
+ * TF_DEFER leaves the password to mosquitto's other checks. */
+enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
+		const char *client_id, const char *username, bool durable);
+
+/* The connection conn has gone. client_id NULL: mosquitto refused it (its
+ * binding, made by tf_engine_may_connect, is undone). Its QoS 2 messages
+ * of long enough ago are no longer awaited again (broker/tracking/qos2track.h). */
+void tf_engine_disconnected(struct tf_engine *e, const void *conn, const char *client_id);
+
+/* ACL decisions. username NULL: the client has none (unidentified); the
+ * trace then names it by client_id. A refused publish is recorded with
+ * its payload's hash. Refused publishes and subscriptions count towards a
+ * burst that blocks the client for a while (broker/guard/guard.h): then it may
+ * neither publish, subscribe nor receive. */
+enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id,
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen);
+enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_id,
+		const char *username, const char *filter);
+/* One delivery of a stored message: topic and payload are the stored
+ * message's own pointers (they identify it for retention and the trace);
+ * retain: its retain flag (a retained copy made under a policy version
+ * no longer in force is withheld).
+ * The delivery, made or withheld, is recorded; a governed one that
+ * cannot be recorded is not made. */
+enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
+		const char *username, const char *topic, const void *payload, uint32_t payloadlen,
+		bool retain);
+
+/* A copy the broker publishes itself: a view with selected fields. */
+struct tf_copy {
+	char *topic;            /* owned by the result */
+	char *payload;          /* owned by the result */
+	uint32_t payloadlen;
+	uint32_t expiry_s;      /* message expiry to set; 0: none */
+	struct tf_stamp stamp;  /* its own stamp, for its own topic */
+	struct tf_stamp_buf stamp_buf;
+};
+
+struct tf_message {
+	const char *client_id;
+	const char *username;   /* NULL: none */
+	const void *connection; /* the client's connection (mosquitto's struct) */
+	const char *topic;      /* the stored message's topic (its identity) */
+	const void *payload;
+	uint32_t payloadlen;
+	int qos;
+	bool retain;
+	/* Published by the plugin itself, not as the stored message mosquitto
+	 * got (a will): topic and payload are the plugin's copies, and its
+	 * deliveries are known by topic and payload. */
+	bool republished;
+};
+
+struct tf_message_result {
+	bool deliver;           /* false: refuse the message */
+	const char *reason;     /* why not delivered (static) */
+	bool hold;              /* quarantined: pass it to no one (the broker keeps it) */
+	const char *redirect;   /* rerouted: deliver on this topic (borrowed until the
+	                         * next reload); NULL: on its own */
+	bool disconnect;        /* disconnect the publisher (on_violation.disconnect) */
+	bool stamped;           /* stamp holds the message's stamp */
+	struct tf_stamp stamp;  /* points into stamp_buf, the set in force and the message */
+	struct tf_stamp_buf stamp_buf;
+	uint32_t n_copies;
+	struct tf_copy *copies; /* owned by the result; NULL when none */
+};
+
+/* A message a client published, after its publish was allowed: checks
+ * limits and schema, records what retention needs, stamps it, records it
+ * in the trace, and makes the view copies (stamped and recorded too). A
+ * QoS 2 message that its client sends again after reconnecting, before
+ * the first was released, gets the first one's stamp and nothing else
+ * (broker/tracking/qos2track.h): mosquitto drops it as a duplicate. The
+ * caller attaches the stamp, publishes the copies and frees the result
+ * with tf_message_result_free(), delivered or not. A governed message
+ * that cannot be stamped or recorded is not delivered: the broker fails
+ * closed. With trace_sync_ms 0 its events are on disk before this
+ * returns. */
+void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
+		struct tf_message_result *res);
+void tf_message_result_free(struct tf_message_result *res);
+
+/* Publishes every public key the broker knows through hooks.publish_key. */
+void tf_engine_publish_keys(struct tf_engine *e);
+
+/* Periodic work: removes retained copies whose retention has passed
+ * (through hooks.clear_retained), forgets old receive times, publishes
+ * the trace's new checkpoint and logs changes of its health. Call
+ * often. */
+void tf_engine_tick(struct tf_engine *e);
+
+#endif

@@ -1,0 +1,225 @@
+/* The trace events the engine records (operations-v1), and the trace
+ * writer's start and reports (broker/engine/engine_internal.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/util/dirlist.h"
+#include "broker/engine/engine_internal.h"
+#include "broker/stamp/fields.h"
+#include "broker/trace/trace_query.h"
+#include "broker/trace/trace_writer.h"
+
+/* The longest time between two trace checkpoints (operations-v1), and
+ * how often events past trace_retention_days are pruned. */
+#define CHECKPOINT_MS 10000
+#define PRUNE_MS 60000
+
+/* What a message event says (operations-v1). */
+struct message_facts {
+	const char *id, *topic, *org, *client, *policy, *sha256, *status, *reason;
+	uint32_t size;
+	const struct tf_stamp *stamp;   /* NULL: not stamped */
+};
+
+static int record_message(struct tf_engine *e, int64_t now, const struct message_facts *f)
+{
+	char size[11];
+	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
+		.values = {
+		f->id, f->topic, f->org, f->client, f->policy, f->sha256, size, f->status,
+		f->reason ? f->reason : "", f->stamp ? f->stamp->seq : "",
+		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "" } };
+
+	size[tf_put_decimal(size, f->size)] = '\0';
+	return tf_trace_writer_record(e->trace, &in);
+}
+
+/* The message event of a stamped message or view copy. */
+int engine_record_stamped(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+		uint32_t size)
+{
+	struct message_facts f = { st->id, st->topic, st->org, st->client, st->policy, st->sha256,
+		"delivered", NULL, size, st };
+
+	return record_message(e, now, &f);
+}
+
+/* The message event of a stamped message that went elsewhere: held in
+ * quarantine (with its record, under its flow) or rerouted. */
+int engine_record_diverted(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+		uint32_t size, const char *status, const char *reason, const char *hold_flow,
+		const void *hold, uint32_t hold_len)
+{
+	char sz[11];
+	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
+		.values = { st->id, st->topic, st->org, st->client, st->policy, st->sha256, sz,
+			status, reason, st->seq, st->kid, st->sig },
+		.hold_flow = hold_flow, .hold = hold, .hold_len = hold_len };
+
+	sz[tf_put_decimal(sz, size)] = '\0';
+	return tf_trace_writer_record(e->trace, &in);
+}
+
+/* The message event of a message without a stamp: refused at publish,
+ * dropped before it was stamped, or passed on unstamped (stamp_all
+ * false). */
+void engine_record_unstamped(struct tf_engine *e, int64_t now, const char *client_id,
+		const char *username, const char *topic, const struct tf_policy *p,
+		const void *payload, uint32_t payloadlen, const char *status, const char *reason)
+{
+	char id[TF_MSGID_LEN + 1], sha[TF_SHA256_HEX + 1];
+	struct message_facts f = { id, topic, engine_org_name(e, engine_identify(e, username)),
+		engine_client_name(client_id, username), p ? p->label : "", sha, status, reason,
+		payloadlen, NULL };
+
+	if (tf_signer_make_id(e->signer, now, id, NULL) != TF_OK)
+		return;
+	tf_sha256_hex(payload, payloadlen, sha);
+	/* A refused or dropped message goes nowhere, and an ungoverned one is
+	 * not held back by the trace: a failure here is the writer's to
+	 * report. */
+	record_message(e, now, &f);
+}
+
+char *engine_policy_files_digest(const char *identities, const char *policy_dir)
+{
+	char **names = NULL, *text = NULL;
+	uint32_t n = 0;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	if (out == NULL)
+		return NULL;
+	tf_dir_list(policy_dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, NULL);
+	for (int64_t i = -1; i < (int64_t)n; i++) {
+		char path[4096], sha[TF_SHA256_HEX + 1] = "(unreadable)";
+		char *bytes = NULL;
+		size_t size = 0;
+		FILE *f;
+
+		if (i < 0)
+			snprintf(path, sizeof(path), "%s", identities);
+		else
+			snprintf(path, sizeof(path), "%s/%s", policy_dir, names[i]);
+		f = fopen(path, "rb");
+		if (f != NULL) {
+			FILE *copy = open_memstream(&bytes, &size);
+			char chunk[8192];
+			size_t got;
+
+			while (copy != NULL && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+				fwrite(chunk, 1, got, copy);
+			if (copy != NULL && fclose(copy) == 0 && !ferror(f))
+				tf_sha256_hex(bytes, size, sha);
+			free(bytes);
+			fclose(f);
+		}
+		fprintf(out, "%s  %s\n", sha, path);
+	}
+	tf_dir_list_free(names, n);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+void engine_record_policy_set(struct tf_engine *e, const char *result, const char *digest)
+{
+	char count[11];
+	struct tf_trace_input in = { .kind = TF_EVENT_POLICY_SET, .ts_ms = engine_now_ms(e),
+		.values = { result, count, digest ? digest : "" } };
+
+	if (e->trace == NULL)
+		return;
+	count[tf_put_decimal(count, e->set->n_policies)] = '\0';
+	tf_trace_writer_record(e->trace, &in);
+}
+
+int engine_start_trace(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err)
+{
+	struct tf_trace_writer_config cfg = {
+		.dir = opts->trace_db,
+		.broker_id = opts->broker_id,
+		.signing_key = opts->signing_key,
+		.sync_ms = (uint32_t)engine_option_number(opts->trace_sync_ms),
+		.retention_days = (uint32_t)engine_option_number(opts->trace_retention_days),
+		.max_bytes = (uint64_t)engine_option_number(opts->trace_max_mb) * 1024 * 1024,
+		.checkpoint_ms = CHECKPOINT_MS,
+		.prune_ms = PRUNE_MS,
+	};
+	int rc;
+
+	if (opts->trace_db[0] == '\0') {
+		engine_log(e, TF_LOG_WARNING, "trustflow: no trace_db: deliveries are not recorded");
+		return TF_OK;
+	}
+	rc = tf_trace_writer_start(&cfg, &e->trace, err);
+	if (rc != TF_OK)
+		return rc;
+	e->trace_each = cfg.sync_ms == 0;
+	/* Stamps go on numbering where the last run stopped. */
+	e->seq = tf_trace_writer_stamp_seq(e->trace);
+	engine_log(e, TF_LOG_NOTICE, "trustflow: recording to %s (sync every %u ms, stamps from seq %llu)",
+		opts->trace_db, cfg.sync_ms, (unsigned long long)e->seq + 1);
+	return TF_OK;
+}
+
+/* The delivery event of one decision. Returns false when it cannot be
+ * recorded. */
+bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_msgtrack_hit *hit,
+		const char *client_id, const char *username, const struct tf_client *who,
+		const char *topic, const void *payload, uint32_t payloadlen,
+		const struct tf_decision *d)
+{
+	char id[TF_MSGID_LEN + 1] = "", sha[TF_SHA256_HEX + 1];
+	bool made = d->verdict == TF_ALLOW;
+	struct tf_trace_input in = { .kind = TF_EVENT_DELIVERY, .ts_ms = now,
+		.values = {
+		id, d->policy ? d->policy->label : "", engine_client_name(client_id, username),
+		engine_org_name(e, who), made ? "delivered" : "withheld", made ? "" : d->reason } };
+
+	if (hit != NULL && hit->has_id) {
+		tf_hex(hit->id, 16, id);
+	} else {
+		/* Not one the broker just received: the store finds its id. */
+		tf_sha256_hex(payload, payloadlen, sha);
+		in.find_topic = topic;
+		in.find_sha256 = sha;
+	}
+	return tf_trace_writer_record(e->trace, &in) == TF_OK;
+}
+
+/* What the trace writer left for the broker's thread: a checkpoint to
+ * publish, a change of its health to log. */
+void engine_trace_tick(struct tf_engine *e)
+{
+	char *checkpoint, text[1024];
+	bool failed;
+
+	if (e->trace == NULL)
+		return;
+	checkpoint = tf_trace_writer_take_checkpoint(e->trace);
+	if (checkpoint != NULL && e->hooks.publish_checkpoint != NULL)
+		e->hooks.publish_checkpoint(e->hooks.ctx, checkpoint);
+	free(checkpoint);
+	if (tf_trace_writer_take_report(e->trace, text, sizeof(text), &failed))
+		e->hooks.log(e->hooks.ctx, failed ? TF_LOG_ERR : TF_LOG_NOTICE, text);
+}
+
+int64_t engine_trace_received_at(struct tf_engine *e, const char *topic, const void *payload,
+		uint32_t payloadlen, char *label, size_t cap)
+{
+	struct tf_trace_store *s;
+	int64_t ts;
+
+	if (e->trace == NULL)
+		return TF_TIME_UNKNOWN;
+	s = tf_trace_writer_store(e->trace);
+	if (tf_trace_read_begin(s, NULL) != TF_OK)
+		return TF_TIME_UNKNOWN;
+	ts = tf_query_received_at(s, topic, payload, payloadlen, label, cap);
+	tf_trace_read_end(s);
+	return ts == INT64_MIN ? TF_TIME_UNKNOWN : ts;
+}

@@ -1,0 +1,71 @@
+/* Alerts (operations-v1): what the broker tells operators and data owners
+ * when something goes wrong in a flow. The engine raises them; this
+ * module keeps the recent ones (for the control API's listAlerts), folds
+ * repeats together, and writes their JSON.
+ *
+ * Every violation raises an alert (policy-v1), but a publisher that
+ * breaks a limit ten thousand times a second must not bury everything
+ * else: alerts of one kind about one flow (policy and publisher) are
+ * raised at most once per TF_ALERT_FOLD_MS; the next one says how many
+ * were folded into it. The trace still records every message. */
+#ifndef TF_ALERTS_H
+#define TF_ALERTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "broker/stamp/provenance.h"
+
+#define TF_ALERT_FOLD_MS 1000
+#define TF_ALERTS_KEPT 1000
+
+struct tf_alert {
+	char id[TF_MSGID_LEN + 1];
+	int64_t ts_ms;
+	const char *kind;     /* "schema-violation", ... (static) */
+	const char *policy;   /* "id@version", or "" when no policy is involved */
+	const char *org;
+	const char *client;
+	const char *detail;
+	const char *action;   /* "drop", "quarantine", "reroute", "alert", "none" */
+};
+
+struct tf_alerts;
+
+/* NULL when out of memory. */
+struct tf_alerts *tf_alerts_new(void);
+void tf_alerts_free(struct tf_alerts *a);
+
+/* Whether an alert of kind about policy and client should be raised at
+ * now_ms; false when it is folded into the last one. *folded: how many
+ * were folded since that one (to mention in the detail). */
+bool tf_alerts_admit(struct tf_alerts *a, const char *kind, const char *policy,
+		const char *client, int64_t now_ms, uint32_t *folded);
+
+/* How many flows' folds are kept (bounded: idle ones go when there are
+ * many). */
+uint32_t tf_alerts_folds(const struct tf_alerts *a);
+
+/* Keeps a copy of a raised alert; the oldest goes beyond TF_ALERTS_KEPT.
+ * Returns false when out of memory (the alert is then not listed). */
+bool tf_alerts_keep(struct tf_alerts *a, const struct tf_alert *alert);
+
+/* The JSON object of an alert (caller owns), or NULL when out of memory. */
+cJSON *tf_alert_json(const struct tf_alert *alert);
+
+/* Visits the kept alerts raised at or after since_ms and kept at position
+ * from or later, oldest first. An alert's position is the number of alerts
+ * kept before it: it does not change as older ones go, so a long list can
+ * be read in pages, each going on from a position (the control API's
+ * cursor). */
+typedef void (*tf_alert_visit)(void *ctx, const struct tf_alert *alert, uint64_t position);
+void tf_alerts_each(const struct tf_alerts *a, int64_t since_ms, uint64_t from,
+		tf_alert_visit visit, void *ctx);
+
+/* The topic an alert is published on: $trustflow/alerts/<policy id>, or
+ * $trustflow/alerts/- when no policy is involved. */
+void tf_alert_topic(const struct tf_alert *alert, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,167 @@
+/* The provenance stamp of provenance-v1: the tf-* properties that say where
+ * a message came from, under which policy, and that its payload is
+ * unchanged, signed with the broker's Ed25519 key.
+ *
+ * Signing runs on the broker's thread for every stamped message, so a
+ * signer keeps its key loaded and its buffers allocated: making a stamp
+ * allocates nothing of its own (OpenSSL's one-shot Ed25519 context aside)
+ * and formats no strings beyond the fields themselves. */
+#ifndef TF_PROVENANCE_H
+#define TF_PROVENANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/util/error.h"
+
+#define TF_KID_LEN      16  /* hex digits of a key id */
+#define TF_MSGID_LEN    32  /* hex digits of a message id */
+#define TF_SHA256_HEX   64
+#define TF_SIG_B64_LEN  88  /* a 64-byte signature in base64 with padding */
+
+/* The eleven fields of a stamp, in signing order, as the strings that
+ * travel as tf-* user properties (`topic` travels as the message's own
+ * topic). A stamp made here points into a struct tf_stamp_buf and into
+ * the caller's strings. */
+struct tf_stamp {
+	const char *v, *id, *broker, *kid, *ts, *org, *client, *policy, *topic, *sha256, *seq;
+	const char *sig;
+};
+
+/* Storage for the fields a signer writes. */
+struct tf_stamp_buf {
+	char id[TF_MSGID_LEN + 1];
+	char kid[TF_KID_LEN + 1];
+	char ts[21];
+	char sha256[TF_SHA256_HEX + 1];
+	char seq[21];
+	char sig[TF_SIG_B64_LEN + 1];
+};
+
+/* The user property names, in signing order, without `topic`. */
+extern const char *const tf_stamp_names[11];
+
+/* --- signing -------------------------------------------------------------- */
+
+struct tf_signer;
+
+/* Loads a PKCS#8 PEM Ed25519 private key. The file must not be readable
+ * or writable by group or others. On success *out is the signer (caller
+ * owns; free with tf_signer_free). Errors: TF_ERR_IO (unreadable),
+ * TF_ERR_INVALID (loose permissions, not an Ed25519 private key),
+ * TF_ERR_NOMEM. */
+int tf_signer_load(const char *path, struct tf_signer **out, struct tf_err *err);
+
+/* Creates a new key in path (which must not exist), mode 0600, and loads
+ * it. Errors as tf_signer_load. */
+int tf_signer_generate(const char *path, struct tf_signer **out, struct tf_err *err);
+
+void tf_signer_free(struct tf_signer *s);
+
+/* The key id (borrowed, valid while the signer lives). */
+const char *tf_signer_kid(const struct tf_signer *s);
+
+/* The public key as a SubjectPublicKeyInfo PEM (borrowed, as above). */
+const char *tf_signer_public_pem(const struct tf_signer *s);
+
+/* What a stamp says about one message. */
+struct tf_stamp_request {
+	const char *broker;
+	const char *org;         /* "" when unidentified */
+	const char *client;
+	const char *policy;      /* "id@version", or "" when ungoverned */
+	const char *topic;       /* as delivered */
+	const void *payload;
+	size_t payloadlen;
+	int64_t ts_ms;           /* receive time */
+	uint64_t seq;
+	const char *id;          /* NULL: make one from ts_ms and random bytes */
+};
+
+/* Makes and signs a stamp; its fields point into buf and into req's
+ * strings (both must outlive the stamp). Errors: TF_ERR_NOMEM, or
+ * TF_ERR_INVALID when OpenSSL refuses (err says why). */
+int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
+		struct tf_stamp_buf *buf, struct tf_stamp *out, struct tf_err *err);
+
+/* Signs data with the signer's key: the 64-byte Ed25519 signature in
+ * standard base64 with padding. Errors: TF_ERR_INVALID (OpenSSL refused). */
+int tf_signer_sign(struct tf_signer *s, const void *data, size_t len,
+		char sig_b64[TF_SIG_B64_LEN + 1], struct tf_err *err);
+
+/* A new message id (the format of tf-id) for time ts_ms. Errors:
+ * TF_ERR_INVALID (no random bytes). */
+int tf_signer_make_id(struct tf_signer *s, int64_t ts_ms, char out[TF_MSGID_LEN + 1],
+		struct tf_err *err);
+
+/* --- checking ------------------------------------------------------------- */
+
+/* Public keys by key id, for checking stamps made before and after a
+ * rotation. */
+struct tf_keyring;
+
+struct tf_keyring *tf_keyring_new(void);
+void tf_keyring_free(struct tf_keyring *r);
+
+/* Adds a SubjectPublicKeyInfo (or private PKCS#8: its public half) PEM
+ * from memory or a file. Returns TF_OK, TF_ERR_INVALID (not an Ed25519
+ * key), TF_ERR_IO, TF_ERR_NOMEM. kid_out (TF_KID_LEN + 1 bytes) may be
+ * NULL. */
+int tf_keyring_add_pem(struct tf_keyring *r, const char *pem, size_t len, char *kid_out,
+		struct tf_err *err);
+int tf_keyring_add_file(struct tf_keyring *r, const char *path, char *kid_out,
+		struct tf_err *err);
+
+/* The number of keys, and the i-th key id (borrowed, valid while the
+ * ring lives). */
+int tf_keyring_count(const struct tf_keyring *r);
+const char *tf_keyring_kid(const struct tf_keyring *r, int i);
+
+/* The public key with kid as a SubjectPublicKeyInfo PEM (caller owns;
+ * free()), or NULL when the ring has no such key or memory is short. */
+char *tf_keyring_public_pem(const struct tf_keyring *r, const char *kid);
+
+enum tf_stamp_check {
+	TF_STAMP_VALID = 0,
+	TF_STAMP_MISSING,        /* a field is absent */
+	TF_STAMP_MALFORMED,      /* a field breaks its format */
+	TF_STAMP_UNKNOWN_KEY,    /* no public key for tf-kid */
+	TF_STAMP_HASH_MISMATCH,  /* the payload is not the one stamped */
+	TF_STAMP_BAD_SIGNATURE,  /* the fields or topic are not the ones signed */
+};
+
+/* Checks a received stamp (fields from the tf-* properties, NULL where a
+ * property was absent; topic the one it arrived on) against the payload.
+ * Never allocates more than the signing input. */
+enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_stamp *stamp,
+		const void *payload, size_t payloadlen);
+
+/* Checks a signature (base64, as tf_signer_sign makes it) over data made
+ * with the key kid: VALID, UNKNOWN_KEY, MALFORMED or BAD_SIGNATURE. */
+enum tf_stamp_check tf_keyring_verify(const struct tf_keyring *r, const char *kid,
+		const void *data, size_t len, const char *sig_b64);
+
+/* "missing stamp", "unknown key", ... for tfctl verify's FAIL lines. */
+const char *tf_stamp_check_reason(enum tf_stamp_check c);
+
+/* --- pieces, for tests and tools ------------------------------------------ */
+
+/* The signing input of a stamp (whose sig is ignored) into buf of cap
+ * bytes; returns the length it needs, which is more than cap when it did
+ * not fit. */
+size_t tf_stamp_signing_input(const struct tf_stamp *stamp, char *buf, size_t cap);
+
+/* The n bytes of in as 2n lowercase hex digits and a NUL, into out. */
+void tf_hex(const unsigned char *in, size_t n, char *out);
+
+/* SHA-256 of data, as 32 raw bytes. */
+void tf_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/* SHA-256 of data as 64 lowercase hex digits and a NUL. */
+void tf_sha256_hex(const void *data, size_t len, char out[TF_SHA256_HEX + 1]);
+
+/* The key id of a raw 32-byte Ed25519 public key. */
+void tf_kid_of(const unsigned char raw[32], char out[TF_KID_LEN + 1]);
+
+#endif

@@ -1,0 +1,876 @@
+#include "broker/trace/trace_query.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/util/strmap.h"
+
+/* A stored event, decoded into its own scratch. */
+struct decoded {
+	struct tf_event ev;
+	char *scratch;
+	size_t cap;
+};
+
+/* Decodes an event's bytes into d, growing its scratch as needed. */
+static bool decode_bytes(const char *bytes, size_t len, struct decoded *d)
+{
+	if (len > d->cap) {
+		char *grown = realloc(d->scratch, len);
+
+		if (grown == NULL)
+			return false;
+		d->scratch = grown;
+		d->cap = len;
+	}
+	return tf_event_decode(bytes, len, &d->ev, d->scratch, d->cap, NULL) == TF_OK;
+}
+
+static bool decode_seq(struct tf_trace_store *s, uint64_t seq, struct decoded *d)
+{
+	const unsigned char *hash;
+	const char *bytes;
+	size_t len;
+
+	return tf_trace_get_event(s, seq, &hash, &bytes, &len) == TF_OK
+		&& decode_bytes(bytes, len, d);
+}
+
+/* --- message objects -------------------------------------------------------- */
+
+struct message_build {
+	struct tf_trace_store *s;
+	struct decoded d;
+	cJSON *obj, *deliveries, *withheld;
+	bool with_deliveries;
+	bool failed;
+};
+
+static bool add_number(cJSON *o, const char *name, double v)
+{
+	return cJSON_AddNumberToObject(o, name, v) != NULL;
+}
+
+static bool add_string(cJSON *o, const char *name, const char *v)
+{
+	return cJSON_AddStringToObject(o, name, v) != NULL;
+}
+
+/* The top of a message object from its message event:
+ * id topic org client policy sha256 size status reason stamp_seq kid sig. */
+static bool fill_message(cJSON *o, const struct tf_event *ev, const char *broker)
+{
+	const char *const *f = ev->values;
+	bool ok = add_string(o, "id", f[0]);
+
+	if (f[9][0] != '\0')
+		ok = ok && add_number(o, "seq", strtod(f[9], NULL));
+	else
+		ok = ok && cJSON_AddNullToObject(o, "seq") != NULL;
+	ok = ok && add_number(o, "ts", (double)ev->ts_ms) && add_string(o, "topic", f[1])
+		&& add_string(o, "org", f[2]) && add_string(o, "client", f[3]);
+	if (f[4][0] != '\0')
+		ok = ok && add_string(o, "policy", f[4]);
+	else
+		ok = ok && cJSON_AddNullToObject(o, "policy") != NULL;
+	ok = ok && add_string(o, "sha256", f[5]) && add_number(o, "size", strtod(f[6], NULL))
+		&& add_string(o, "status", f[7]);
+	if (f[8][0] != '\0')
+		ok = ok && add_string(o, "reason", f[8]);
+	/* What a subscriber without MQTT v5 needs to check the stamp. */
+	if (f[10][0] != '\0')
+		ok = ok && add_string(o, "broker", broker) && add_string(o, "kid", f[10])
+			&& add_string(o, "sig", f[11]);
+	return ok;
+}
+
+static bool set_status(cJSON *o, const char *status)
+{
+	return cJSON_ReplaceItemInObjectCaseSensitive(o, "status", cJSON_CreateString(status));
+}
+
+/* Who released or discarded a held message, and why when the rules
+ * decided it or were overridden: "by", and "reason" replacing the
+ * quarantine's. */
+static bool set_ended(cJSON *o, const struct tf_event *ev)
+{
+	const char *reason = ev->values[3];
+
+	if (!add_string(o, "by", ev->values[2]))
+		return false;
+	if (reason == NULL || reason[0] == '\0')
+		return true;
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "reason");
+	return add_string(o, "reason", reason);
+}
+
+/* Each event about one message, in order. */
+static int visit_message_event(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t extra_len)
+{
+	struct message_build *b = ctx;
+	const struct tf_event *ev = &b->d.ev;
+	cJSON *item;
+	char broker[TF_BROKER_ID_MAX + 1] = "";
+
+	(void)ts;
+	(void)extra;
+	(void)extra_len;
+	if (!decode_seq(b->s, seq, &b->d))
+		return 0;
+	switch (ev->kind) {
+	case TF_EVENT_MESSAGE:
+		if (b->obj != NULL)
+			return 0;
+		b->obj = cJSON_CreateObject();
+		tf_trace_meta(b->s, "broker", broker, sizeof(broker));
+		if (b->obj == NULL || !fill_message(b->obj, ev, broker))
+			b->failed = true;
+		if (b->with_deliveries) {
+			b->deliveries = cJSON_AddArrayToObject(b->obj, "deliveries");
+			b->withheld = cJSON_AddArrayToObject(b->obj, "withheld");
+			b->failed |= b->deliveries == NULL || b->withheld == NULL;
+		}
+		return b->failed;
+	case TF_EVENT_DELIVERY:   /* id policy client org outcome reason */
+		if (b->obj == NULL || !b->with_deliveries)
+			return 0;
+		item = cJSON_CreateObject();
+		if (item == NULL || !add_string(item, "client", ev->values[2])
+				|| !add_string(item, "org", ev->values[3])
+				|| !add_number(item, "ts", (double)ev->ts_ms)) {
+			cJSON_Delete(item);
+			b->failed = true;
+			return 1;
+		}
+		if (strcmp(ev->values[4], "delivered") == 0) {
+			cJSON_AddItemToArray(b->deliveries, item);
+		} else {
+			b->failed |= !add_string(item, "reason", ev->values[5]);
+			cJSON_AddItemToArray(b->withheld, item);
+		}
+		return b->failed;
+	case TF_EVENT_RELEASE:   /* id flow by reason */
+	case TF_EVENT_DISCARD:
+		if (b->obj != NULL)
+			b->failed |= !set_status(b->obj,
+				ev->kind == TF_EVENT_RELEASE ? "released" : "discarded")
+				|| !set_ended(b->obj, ev);
+		return b->failed;
+	default:
+		return 0;
+	}
+}
+
+static cJSON *build_message(struct tf_trace_store *s, const unsigned char id[16],
+		bool with_deliveries, struct tf_err *err)
+{
+	struct message_build b = { s, { .scratch = NULL }, NULL, NULL, NULL, with_deliveries,
+		false };
+
+	tf_trace_scan_index(s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, visit_message_event, &b);
+	free(b.d.scratch);
+	if (b.failed) {
+		cJSON_Delete(b.obj);
+		tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	if (b.obj == NULL)
+		tf_err_set(err, TF_ERR_INVALID, "no such message");
+	return b.obj;
+}
+
+cJSON *tf_query_message(struct tf_trace_store *s, const char *id, struct tf_err *err)
+{
+	unsigned char raw[16];
+
+	if (!tf_trace_id_bytes(id, raw)) {
+		tf_err_set(err, TF_ERR_INVALID, "\"%s\" is not a message id (32 hex digits)", id);
+		return NULL;
+	}
+	return build_message(s, raw, true, err);
+}
+
+static int print_line(cJSON *o, FILE *out, struct tf_err *err)
+{
+	char *text = cJSON_PrintUnformatted(o);
+
+	if (text == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	fprintf(out, "%s\n", text);
+	free(text);
+	return TF_OK;
+}
+
+/* --- recipients -------------------------------------------------------------- */
+
+struct recipient {
+	char *client, *org;
+	uint64_t messages;
+	int64_t first_ts, last_ts;
+};
+
+struct recipients_build {
+	struct tf_trace_store *s;
+	struct tf_strmap *index;   /* client -> position in list */
+	struct recipient *list;
+	size_t n, cap;
+	struct decoded d;
+	bool failed;
+};
+
+/* A recipient's entry, made the first time it appears. */
+static struct recipient *recipient(struct recipients_build *b, const char *client, size_t clen,
+		const char *org, size_t olen, int64_t ts)
+{
+	uint32_t at;
+
+	if (tf_strmap_get(b->index, client, clen, &at))
+		return &b->list[at];
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct recipient *grown = realloc(b->list, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return NULL;
+		b->list = grown;
+		b->cap = cap;
+	}
+	at = (uint32_t)b->n;
+	b->list[at] = (struct recipient){ strndup(client, clen), strndup(org, olen), 0, ts, ts };
+	if (b->list[at].client == NULL || b->list[at].org == NULL
+			|| tf_strmap_put(b->index, client, clen, at, NULL) != 1) {
+		free(b->list[at].client);
+		free(b->list[at].org);
+		return NULL;
+	}
+	b->n++;
+	return &b->list[at];
+}
+
+static int visit_policy_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct recipients_build *b = ctx;
+	const char *client, *org;
+	size_t clen, olen;
+	struct recipient *r;
+
+	/* Deliveries that were made carry "d" client NUL org; "D" when the
+	 * names were too long for the index: the event has them whole. */
+	if (len >= 2 && extra[0] == 'D') {
+		if (!decode_seq(b->s, seq, &b->d))
+			return 0;
+		client = b->d.ev.values[2];
+		org = b->d.ev.values[3];
+		clen = strlen(client);
+		olen = strlen(org);
+	} else if (len >= 2 && extra[0] == 'd') {
+		client = (const char *)extra + 1;
+		clen = strnlen(client, len - 1);
+		if (clen + 1 >= len)
+			return 0;
+		org = client + clen + 1;
+		olen = len - 2 - clen;
+	} else {
+		return 0;
+	}
+	r = recipient(b, client, clen, org, olen, ts);
+	if (r == NULL)
+		return b->failed = true;
+	r->messages++;
+	r->last_ts = ts;
+	return 0;
+}
+
+static int by_client(const void *a, const void *b)
+{
+	return strcmp(((const struct recipient *)a)->client, ((const struct recipient *)b)->client);
+}
+
+int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t since_ms,
+		int64_t until_ms, FILE *out, size_t *count, struct tf_err *err)
+{
+	struct recipients_build b = { s, tf_strmap_new(), NULL, 0, 0, { .scratch = NULL }, false };
+	int rc = TF_OK;
+
+	*count = 0;
+	if (b.index == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	tf_trace_scan_index(s, TF_INDEX_BY_POLICY, policy, strlen(policy), since_ms, until_ms,
+		visit_policy_entry, &b);
+	free(b.d.scratch);
+	if (b.failed)
+		rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	if (b.n > 0)
+		qsort(b.list, b.n, sizeof(*b.list), by_client);
+	for (size_t i = 0; i < b.n && rc == TF_OK; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		if (o == NULL || !add_string(o, "org", b.list[i].org)
+				|| !add_string(o, "client", b.list[i].client)
+				|| !add_number(o, "messages", (double)b.list[i].messages)
+				|| !add_number(o, "first_ts", (double)b.list[i].first_ts)
+				|| !add_number(o, "last_ts", (double)b.list[i].last_ts))
+			rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+		else
+			rc = print_line(o, out, err);
+		cJSON_Delete(o);
+	}
+	*count = rc == TF_OK ? b.n : 0;
+	for (size_t i = 0; i < b.n; i++) {
+		free(b.list[i].client);
+		free(b.list[i].org);
+	}
+	free(b.list);
+	tf_strmap_free(b.index);
+	return rc;
+}
+
+/* --- find ---------------------------------------------------------------------- */
+
+struct find_build {
+	struct tf_trace_store *s;
+	const char *topic;
+	int64_t since_ms;
+	FILE *out;
+	size_t count;
+	struct decoded d;
+	int rc;
+	struct tf_err *err;
+};
+
+/* One message event, from by_topic or by_sha: printed when it matches. */
+static int find_one(struct find_build *b, uint64_t seq)
+{
+	unsigned char id[16];
+	cJSON *o;
+
+	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE
+			|| b->d.ev.ts_ms < b->since_ms || strcmp(b->d.ev.values[1], b->topic) != 0
+			|| !tf_trace_id_bytes(b->d.ev.values[0], id))
+		return 0;
+	o = build_message(b->s, id, false, b->err);
+	if (o == NULL) {
+		b->rc = TF_ERR_NOMEM;
+		return 1;
+	}
+	b->rc = print_line(o, b->out, b->err);
+	cJSON_Delete(o);
+	b->count++;
+	return b->rc != TF_OK;
+}
+
+static int visit_topic_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	(void)ts;
+	(void)extra;
+	if (len != 32)
+		return 0;
+	return find_one(ctx, seq);
+}
+
+static int visit_sha_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	(void)ts;
+	(void)extra;
+	(void)len;
+	return find_one(ctx, seq);
+}
+
+int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
+		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err)
+{
+	struct find_build b = { s, topic, since_ms, out, 0, { .scratch = NULL }, TF_OK, err };
+	unsigned char sha[32];
+
+	*count = 0;
+	if (sha256 != NULL) {
+		if (!tf_trace_sha_bytes(sha256, sha))
+			return tf_err_set(err, TF_ERR_INVALID, "--sha256: not 64 lowercase hex digits");
+		/* Few messages share a payload: the hash narrows best. find_one
+		 * checks the topic. */
+		tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, since_ms, INT64_MAX,
+			visit_sha_entry, &b);
+	} else {
+		tf_trace_scan_index(s, TF_INDEX_BY_TOPIC, topic, strlen(topic), since_ms, INT64_MAX,
+			visit_topic_entry, &b);
+	}
+	free(b.d.scratch);
+	*count = b.count;
+	return b.rc;
+}
+
+/* --- verify --------------------------------------------------------------------- */
+
+struct checkpoint_list {
+	struct tf_checkpoint *items;
+	size_t n, cap;
+};
+
+static int collect_checkpoint(void *ctx, const struct tf_checkpoint *cp)
+{
+	struct checkpoint_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct tf_checkpoint *grown = realloc(l->items, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return TF_ERR_NOMEM;
+		l->items = grown;
+		l->cap = cap;
+	}
+	l->items[l->n++] = *cp;
+	return 0;
+}
+
+static void add_key(void *ctx, const char *kid, const char *pem, size_t len)
+{
+	(void)kid;
+	tf_keyring_add_pem(ctx, pem, len, NULL, NULL);
+}
+
+struct verify_walk {
+	struct tf_verify_result *r;
+	struct tf_chain *chain;
+	struct checkpoint_list *cps;
+	size_t next_cp;            /* the next checkpoint to meet */
+	uint64_t expect;           /* the next seq */
+	unsigned char prev[32];
+	struct decoded d;
+};
+
+static int bad(struct tf_verify_result *r, uint64_t seq, const char *why)
+{
+	r->ok = false;
+	r->first_bad_seq = seq;
+	snprintf(r->reason, sizeof(r->reason), "%s", why);
+	return 1;
+}
+
+static int visit_verify_event(void *ctx, uint64_t seq, const unsigned char *hash,
+		const char *bytes, size_t len)
+{
+	struct verify_walk *v = ctx;
+	unsigned char computed[32];
+	char hex[65];
+
+	if (seq != v->expect)
+		return bad(v->r, v->expect, seq > v->expect ? "event missing" : "events out of order");
+	if (hash == NULL)
+		return bad(v->r, seq, "event record too short");
+	if (!decode_bytes(bytes, len, &v->d))
+		return bad(v->r, seq, "event bytes malformed");
+	if (v->d.ev.seq != seq)
+		return bad(v->r, seq, "event holds another sequence number");
+	tf_event_chain(v->chain, v->prev, bytes, len, computed);
+	if (memcmp(computed, hash, 32) != 0)
+		return bad(v->r, seq, "chain hash mismatch");
+	memcpy(v->prev, computed, 32);
+	v->r->events++;
+	while (v->next_cp < v->cps->n && v->cps->items[v->next_cp].seq <= seq) {
+		const struct tf_checkpoint *cp = &v->cps->items[v->next_cp++];
+
+		if (cp->seq < seq)
+			continue;   /* between two kept events: cannot be */
+		tf_hex(computed, 32, hex);
+		if (strcmp(hex, cp->hash) != 0)
+			return bad(v->r, seq, "checkpoint hash mismatch");
+	}
+	v->expect = seq + 1;
+	return 0;
+}
+
+int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
+		struct tf_verify_result *r, struct tf_err *err)
+{
+	struct checkpoint_list cps = { NULL, 0, 0 };
+	struct tf_keyring *own = NULL;
+	struct verify_walk v = { r, NULL, &cps, 0, 0, { 0 }, { .scratch = NULL } };
+	uint64_t anchor, unsigned_seq = 0;
+	const char *unsigned_why = NULL;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->ok = true;
+	rc = tf_trace_scan_checkpoints(s, collect_checkpoint, &cps, err);
+	if (rc == TF_ERR_INVALID) {
+		free(cps.items);
+		bad(r, 0, "a checkpoint is malformed");
+		return TF_OK;
+	}
+	if (rc != TF_OK) {
+		free(cps.items);
+		return rc;
+	}
+	if (ring == NULL) {
+		own = tf_keyring_new();
+		if (own == NULL) {
+			free(cps.items);
+			return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+		}
+		tf_trace_scan_keys(s, add_key, own);
+		ring = own;
+	}
+	/* Without it each event is hashed with a context of its own. */
+	v.chain = tf_chain_new();
+	tf_trace_anchor(s, &anchor, v.prev);
+	v.expect = anchor + 1;
+	/* A checkpoint with a bad signature proves nothing: it counts as bad
+	 * at the seq it claims to cover. */
+	for (size_t i = 0; i < cps.n; i++) {
+		enum tf_stamp_check c = tf_checkpoint_check(&cps.items[i], ring);
+
+		if (c == TF_STAMP_VALID) {
+			r->checkpoints++;
+		} else if (unsigned_seq == 0) {
+			unsigned_seq = cps.items[i].seq;
+			unsigned_why = c == TF_STAMP_UNKNOWN_KEY ? "checkpoint signed with an unknown key"
+				: "checkpoint signature invalid";
+		}
+	}
+	/* Checkpoints up to the anchor cover pruned events; one at the anchor
+	 * must name the anchor's hash. */
+	for (; v.next_cp < cps.n && cps.items[v.next_cp].seq <= anchor; v.next_cp++) {
+		char hex[65];
+
+		tf_hex(v.prev, 32, hex);
+		if (cps.items[v.next_cp].seq == anchor && strcmp(hex, cps.items[v.next_cp].hash) != 0)
+			bad(r, anchor + 1, "the anchor does not match its checkpoint");
+	}
+	if (r->ok)
+		tf_trace_scan_events(s, anchor + 1, visit_verify_event, &v);
+	/* A checkpoint beyond the last event: events were removed from the
+	 * end. */
+	if (r->ok && v.next_cp < cps.n)
+		bad(r, v.expect, "event missing");
+	/* The first bad seq, of events and checkpoints. */
+	if (unsigned_seq != 0 && (r->ok || unsigned_seq < r->first_bad_seq))
+		bad(r, unsigned_seq, unsigned_why);
+	free(v.d.scratch);
+	free(cps.items);
+	tf_keyring_free(own);
+	tf_chain_free(v.chain);
+	return TF_OK;
+}
+
+void tf_query_print_verify(const struct tf_verify_result *r, FILE *out)
+{
+	fprintf(out, "{\"events\":%llu,\"checkpoints\":%llu,\"ok\":%s",
+		(unsigned long long)r->events, (unsigned long long)r->checkpoints,
+		r->ok ? "true" : "false");
+	if (!r->ok)
+		fprintf(out, ",\"first_bad_seq\":%llu,\"reason\":\"%s\"",
+			(unsigned long long)r->first_bad_seq, r->reason);
+	fputs("}\n", out);
+}
+
+/* --- export ----------------------------------------------------------------------- */
+
+struct export_walk {
+	FILE *out;
+	size_t count;
+	struct decoded d;
+	struct tf_trace_store *s;
+	uint64_t first;
+	int rc;
+	struct tf_err *err;
+};
+
+static int visit_export_event(void *ctx, uint64_t seq, const unsigned char *hash,
+		const char *bytes, size_t len)
+{
+	struct export_walk *x = ctx;
+	const char *const *names;
+	char hex[65];
+	size_t n;
+	cJSON *o;
+	bool ok;
+
+	if (hash == NULL || !decode_seq(x->s, seq, &x->d)) {
+		x->rc = tf_err_set(x->err, TF_ERR_INVALID, "event %llu is unreadable; run "
+			"tfctl trace verify", (unsigned long long)seq);
+		return 1;
+	}
+	(void)bytes;
+	(void)len;
+	o = cJSON_CreateObject();
+	ok = o != NULL && add_number(o, "seq", (double)seq)
+		&& add_number(o, "ts", (double)x->d.ev.ts_ms)
+		&& add_string(o, "kind", tf_event_kind_name(x->d.ev.kind));
+	names = tf_event_fields(x->d.ev.kind, &n);
+	/* A field the event was recorded without is left out, as it was
+	 * left out of the hashed bytes. */
+	for (size_t i = 0; i < n && ok && x->d.ev.values[i] != NULL; i++)
+		ok = add_string(o, names[i], x->d.ev.values[i]);
+	if (ok && seq == x->first) {
+		const unsigned char *prev_hash;
+		const char *prev_bytes;
+		size_t prev_len;
+		unsigned char anchor_hash[32];
+		uint64_t anchor;
+
+		if (tf_trace_get_event(x->s, seq - 1, &prev_hash, &prev_bytes, &prev_len) != TF_OK) {
+			tf_trace_anchor(x->s, &anchor, anchor_hash);
+			prev_hash = anchor_hash;
+		}
+		tf_hex(prev_hash, 32, hex);
+		ok = add_string(o, "prev", hex);
+	}
+	tf_hex(hash, 32, hex);
+	ok = ok && add_string(o, "hash", hex);
+	x->rc = ok ? print_line(o, x->out, x->err) : tf_err_set(x->err, TF_ERR_NOMEM,
+		"out of memory");
+	cJSON_Delete(o);
+	x->count++;
+	return x->rc != TF_OK;
+}
+
+int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_t *count,
+		struct tf_err *err)
+{
+	struct export_walk x = { out, 0, { .scratch = NULL }, s, 0, TF_OK, err };
+
+	x.first = tf_trace_seq_at(s, since_ms);
+	tf_trace_scan_events(s, x.first, visit_export_event, &x);
+	free(x.d.scratch);
+	*count = x.count;
+	return x.rc;
+}
+
+/* --- impact --------------------------------------------------------------------------- */
+
+struct impact_build {
+	struct tf_trace_store *s;
+	struct decoded d;
+	char policy_id[TF_TRACE_KEY_TEXT_MAX + 1];   /* "" : any */
+	struct recipients_build recipients;
+	cJSON *topics;
+	uint64_t messages, held;
+	bool failed;
+	/* the alert */
+	bool found;
+	int64_t ts;
+	cJSON *alert;
+};
+
+static int find_alert(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct impact_build *b = ctx;
+	const char *const *f = b->d.ev.values;
+	static const char *const names[] = { "id", "kind", "policy", "org", "client", "detail",
+		"action" };
+
+	(void)ts;
+	(void)extra;
+	(void)len;
+	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_ALERT)
+		return 0;
+	b->alert = cJSON_CreateObject();
+	for (int i = 0; i < 7 && b->alert != NULL; i++) {
+		if (!add_string(b->alert, names[i], f[i])) {
+			cJSON_Delete(b->alert);
+			b->alert = NULL;
+		}
+		if (i == 0 && b->alert && !add_number(b->alert, "ts", (double)b->d.ev.ts_ms)) {
+			cJSON_Delete(b->alert);
+			b->alert = NULL;
+		}
+	}
+	b->failed = b->alert == NULL;
+	b->found = true;
+	b->ts = b->d.ev.ts_ms;
+	tf_trace_policy_id(f[2], b->policy_id, sizeof(b->policy_id));
+	return 1;
+}
+
+/* Each delivery of one message of the flow. */
+static int impact_delivery(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct impact_build *b = ctx;
+	const struct tf_event *ev = &b->d.ev;
+	struct recipient *r;
+
+	(void)extra;
+	(void)len;
+	if (!decode_seq(b->s, seq, &b->d) || ev->kind != TF_EVENT_DELIVERY
+			|| strcmp(ev->values[4], "delivered") != 0)
+		return 0;
+	r = recipient(&b->recipients, ev->values[2], strlen(ev->values[2]), ev->values[3],
+		strlen(ev->values[3]), ts);
+	if (r == NULL)
+		return b->failed = true;
+	r->messages++;
+	r->last_ts = ts;
+	return 0;
+}
+
+static bool has_topic(const cJSON *topics, const char *topic)
+{
+	const cJSON *t;
+
+	cJSON_ArrayForEach(t, topics)
+		if (strcmp(t->valuestring, topic) == 0)
+			return true;
+	return false;
+}
+
+/* Each message the flow's publisher sent in the window. */
+static int impact_message(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct impact_build *b = ctx;
+	char policy[TF_TRACE_KEY_TEXT_MAX + 1], topic[TF_TRACE_KEY_TEXT_MAX + 1];
+	unsigned char id[16];
+
+	(void)ts;
+	(void)extra;
+	(void)len;
+	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE)
+		return 0;
+	tf_trace_policy_id(b->d.ev.values[4], policy, sizeof(policy));
+	if (b->policy_id[0] != '\0' && strcmp(policy, b->policy_id) != 0)
+		return 0;
+	b->messages++;
+	b->held += strcmp(b->d.ev.values[7], "quarantined") == 0;
+	snprintf(topic, sizeof(topic), "%s", b->d.ev.values[1]);
+	if (!has_topic(b->topics, topic) && cJSON_GetArraySize(b->topics) < 100
+			&& !cJSON_AddItemToArray(b->topics, cJSON_CreateString(topic)))
+		return b->failed = true;
+	if (!tf_trace_id_bytes(b->d.ev.values[0], id))
+		return 0;
+	tf_trace_scan_index(b->s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, impact_delivery, b);
+	return b->failed;
+}
+
+cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t window_ms,
+		struct tf_err *err)
+{
+	struct impact_build b = { .s = s };
+	const char *client;
+	unsigned char id[16];
+	cJSON *out = NULL, *list;
+	char flow[600];
+
+	if (!tf_trace_id_bytes(alert_id, id)) {
+		tf_err_set(err, TF_ERR_INVALID, "\"%s\" is not an alert id (32 hex digits)", alert_id);
+		return NULL;
+	}
+	tf_trace_scan_index(s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, find_alert, &b);
+	if (!b.found || b.failed) {
+		free(b.d.scratch);
+		cJSON_Delete(b.alert);
+		tf_err_set(err, b.failed ? TF_ERR_NOMEM : TF_ERR_INVALID,
+			b.failed ? "out of memory" : "no such alert");
+		return NULL;
+	}
+	client = cJSON_GetObjectItemCaseSensitive(b.alert, "client")->valuestring;
+	b.recipients.index = tf_strmap_new();
+	b.topics = cJSON_CreateArray();
+	if (b.recipients.index != NULL && b.topics != NULL)
+		tf_trace_scan_index(s, TF_INDEX_BY_PUBLISHER, client, strlen(client),
+			b.ts - window_ms, b.ts, impact_message, &b);
+	snprintf(flow, sizeof(flow), "%s/%s", b.policy_id[0] ? b.policy_id : "*", client);
+	out = cJSON_CreateObject();
+	if (out != NULL && !b.failed && b.recipients.index != NULL && b.topics != NULL
+			&& cJSON_AddItemToObject(out, "alert", b.alert)) {
+		b.alert = NULL;
+		if (b.recipients.n > 0)
+			qsort(b.recipients.list, b.recipients.n, sizeof(*b.recipients.list), by_client);
+		list = cJSON_CreateArray();
+		for (size_t i = 0; list != NULL && i < b.recipients.n; i++) {
+			cJSON *o = cJSON_CreateObject();
+			const struct recipient *r = &b.recipients.list[i];
+
+			if (o == NULL || !add_string(o, "org", r->org) || !add_string(o, "client", r->client)
+					|| !add_number(o, "messages", (double)r->messages)
+					|| !add_number(o, "first_ts", (double)r->first_ts)
+					|| !add_number(o, "last_ts", (double)r->last_ts)
+					|| !cJSON_AddItemToArray(list, o)) {
+				cJSON_Delete(o);
+				cJSON_Delete(list);
+				list = NULL;
+			}
+		}
+		if (list == NULL || !add_string(out, "flow", flow)
+				|| !add_number(out, "from", (double)(b.ts - window_ms))
+				|| !add_number(out, "until", (double)b.ts)
+				|| !add_number(out, "messages", (double)b.messages)
+				|| !add_number(out, "held", (double)b.held)
+				|| !cJSON_AddItemToObject(out, "topics", b.topics)
+				|| (b.topics = NULL, !cJSON_AddItemToObject(out, "recipients", list))) {
+			cJSON_Delete(out);
+			out = NULL;
+		}
+	} else {
+		cJSON_Delete(out);
+		out = NULL;
+	}
+	if (out == NULL)
+		tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	cJSON_Delete(b.alert);
+	cJSON_Delete(b.topics);
+	for (size_t i = 0; i < b.recipients.n; i++) {
+		free(b.recipients.list[i].client);
+		free(b.recipients.list[i].org);
+	}
+	free(b.recipients.list);
+	tf_strmap_free(b.recipients.index);
+	free(b.d.scratch);
+	return out;
+}
+
+/* --- receive times ---------------------------------------------------------------------- */
+
+struct received_find {
+	struct tf_trace_store *s;
+	const char *topic;
+	struct decoded d;
+	int64_t ts;
+	char *label;
+	size_t cap;
+};
+
+/* Whether a message of this status went, or may go (released), to
+ * subscribers under its own receive time. */
+static bool passed_on(const char *status)
+{
+	return strcmp(status, "delivered") == 0 || strcmp(status, "rerouted") == 0
+		|| strcmp(status, "quarantined") == 0;
+}
+
+static int visit_received(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
+		size_t len)
+{
+	struct received_find *f = ctx;
+
+	(void)ts;
+	(void)extra;
+	(void)len;
+	/* Oldest first: the last match is the latest message. */
+	if (decode_seq(f->s, seq, &f->d) && f->d.ev.kind == TF_EVENT_MESSAGE
+			&& strcmp(f->d.ev.values[1], f->topic) == 0
+			&& passed_on(f->d.ev.values[7])) {
+		f->ts = f->d.ev.ts_ms;
+		if (f->label != NULL)
+			snprintf(f->label, f->cap, "%s", f->d.ev.values[4]);
+	}
+	return 0;
+}
+
+int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const void *payload,
+		uint32_t payloadlen, char *label, size_t cap)
+{
+	struct received_find f = { s, topic, { .scratch = NULL }, INT64_MIN, label, cap };
+	unsigned char sha[32];
+
+	tf_sha256(payload, payloadlen, sha);
+	tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, 0, INT64_MAX, visit_received, &f);
+	free(f.d.scratch);
+	return f.ts;
+}

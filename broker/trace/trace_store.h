@@ -1,0 +1,226 @@
+/* The trace store (operations-v1): trace events in an LMDB environment,
+ * chained, indexed and checkpointed.
+ *
+ * One writer (the broker's trace writer thread) appends events in
+ * batches; any number of readers, in this or other processes (tfctl),
+ * query it meanwhile. The layout, all integers big-endian so that they
+ * sort by number:
+ *
+ *   events        seq(8)        -> chain hash(32) || event bytes
+ *   by_id         message id(16)   => ts(8) seq(8)
+ *   by_policy     policy id        => ts(8) seq(8) kind(1) [client 0x00 org]
+ *   by_publisher  client           => ts(8) seq(8)
+ *   by_recipient  client           => ts(8) seq(8)
+ *   by_topic      topic            => ts(8) seq(8) payload sha256(32)
+ *   by_sha        sha256(32)       => ts(8) seq(8)
+ *   held          flow 0x00 seq(8) -> a quarantined message (broker/guard/held.h)
+ *   checkpoints   seq(8)        -> checkpoint JSON
+ *   meta          name          -> value; also "clientid:<client id>" -> the
+ *                 identity that holds it ("u:<username>", or "c:" for a
+ *                 client without one: broker/tracking/clientids.h)
+ *
+ * (=> : sorted duplicates, one per event, in time order.) by_id holds
+ * every event about a message (the message, its deliveries, its release
+ * or discard) and alerts by their id; by_policy the messages, deliveries
+ * and alerts under a policy (the entry of a delivery that was made names
+ * the recipient); by_publisher, by_topic and by_sha the message events;
+ * by_recipient the deliveries. Text keys are cut at
+ * TF_TRACE_KEY_TEXT_MAX bytes, so a query on longer text compares the
+ * event's own field as well.
+ *
+ * Event times never decrease along the sequence (the store records the
+ * later of an event's time and its predecessor's), so the events in a
+ * time range are a range of sequence numbers. */
+#ifndef TF_TRACE_STORE_H
+#define TF_TRACE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/trace/checkpoint.h"
+#include "broker/util/error.h"
+#include "broker/trace/trace_event.h"
+
+#define TF_TRACE_KEY_TEXT_MAX 400
+
+enum tf_trace_index {
+	TF_INDEX_BY_ID,
+	TF_INDEX_BY_POLICY,
+	TF_INDEX_BY_PUBLISHER,
+	TF_INDEX_BY_RECIPIENT,
+	TF_INDEX_BY_TOPIC,
+	TF_INDEX_BY_SHA,
+};
+
+struct tf_trace_store;
+
+/* Opens (creating when writable) the store in directory dir. writable:
+ * the one writer; otherwise a reader, which needs the directory to exist.
+ * max_bytes: how far the writer may grow the map (0: no limit but the
+ * disk's). Errors: TF_ERR_IO (err names dir and what LMDB said),
+ * TF_ERR_INVALID (not a trustflow trace store, or another format),
+ * TF_ERR_NOMEM. */
+int tf_trace_open(const char *dir, bool writable, uint64_t max_bytes,
+		struct tf_trace_store **out, struct tf_err *err);
+void tf_trace_close(struct tf_trace_store *s);
+
+/* --- writing (the writer's thread only) ----------------------------------- */
+
+/* One event to append: the store gives it its sequence number and chain
+ * hash. A delivery whose message id is unknown (values[0] "") names the
+ * message's topic and payload sha256 instead; the store takes the id of
+ * the latest such message, or leaves it empty. */
+struct tf_trace_input {
+	enum tf_event_kind kind;
+	int64_t ts_ms;
+	const char *values[TF_EVENT_MAX_FIELDS];
+	const char *find_topic, *find_sha256;   /* NULL unless resolving */
+	/* A message event that quarantines its message also keeps the
+	 * message (hold_len bytes; broker/guard/held.h) under its flow, in the same
+	 * transaction. NULL: nothing held. */
+	const char *hold_flow;
+	const void *hold;
+	uint32_t hold_len;
+	/* A release or discard event removes the held message: its flow and
+	 * the seq of its message event. NULL: nothing removed. */
+	const char *unhold_flow;
+	uint64_t unhold_seq;
+};
+
+/* Appends n events in one transaction: all or nothing. They are visible
+ * to readers at once and on disk after the next tf_trace_sync (a crash of
+ * the process loses nothing appended; one of the machine, what was not
+ * synced). Grows the map when full. Errors: TF_ERR_FULL (the map is at
+ * max_bytes or the disk is full; nothing was written), TF_ERR_IO,
+ * TF_ERR_NOMEM. */
+int tf_trace_append(struct tf_trace_store *s, const struct tf_trace_input *in, size_t n,
+		struct tf_err *err);
+
+/* Stores a checkpoint made over the state after the last append. Errors
+ * as tf_trace_append. */
+int tf_trace_put_checkpoint(struct tf_trace_store *s, const struct tf_checkpoint *cp,
+		struct tf_err *err);
+
+/* Forces what was appended to disk. Errors: TF_ERR_IO. */
+int tf_trace_sync(struct tf_trace_store *s, struct tf_err *err);
+
+/* Removes the oldest events whose time is before before_ms, but none
+ * after the newest checkpoint, at most max_events of them per call (so
+ * the writer is not held up for long), with their index entries and the
+ * checkpoints before the last removed event. The last removed event's
+ * seq and chain hash become the anchor from which the chain is verified;
+ * the next checkpoint proves it. *removed says how many went. Errors as
+ * tf_trace_append. */
+int tf_trace_prune(struct tf_trace_store *s, int64_t before_ms, size_t max_events,
+		size_t *removed, struct tf_err *err);
+
+/* The writer's state: last sequence number, its chain hash (32 zero
+ * bytes when the store is empty) and the highest stamp sequence number
+ * recorded. */
+uint64_t tf_trace_last_seq(const struct tf_trace_store *s);
+const unsigned char *tf_trace_last_hash(const struct tf_trace_store *s);
+uint64_t tf_trace_last_stamp_seq(const struct tf_trace_store *s);
+
+/* Sets a meta value. The writer records "broker" (its id) and
+ * "key:<kid>" (its public key PEM, so that verify can check checkpoints
+ * without being handed the key). */
+int tf_trace_put_meta(struct tf_trace_store *s, const char *name, const char *value,
+		struct tf_err *err);
+
+/* Stores (username non-NULL, or anonymous true) or removes the durable
+ * binding of a client id to an identity (broker/tracking/clientids.h). Unlike
+ * everything else in this section it runs on the broker's thread, while
+ * the writer runs: LMDB takes the two writers in turn, and a map that is
+ * full is not grown here (TF_ERR_FULL). On disk with the writer's next
+ * sync. Client ids longer than TF_TRACE_CLIENT_ID_MAX bytes are not
+ * stored (TF_ERR_INVALID). */
+#define TF_TRACE_CLIENT_ID_MAX 400
+int tf_trace_put_client_id(struct tf_trace_store *s, const char *client_id, bool bound,
+		const char *username, struct tf_err *err);
+
+/* --- reading --------------------------------------------------------------- */
+
+/* A read snapshot. Everything a reader returns is borrowed from it and
+ * valid until tf_trace_read_end. One at a time per store, on one thread;
+ * in the writer's process a snapshot holds off the map's growth, so keep
+ * it short. */
+int tf_trace_read_begin(struct tf_trace_store *s, struct tf_err *err);
+void tf_trace_read_end(struct tf_trace_store *s);
+
+/* The stored event seq: its chain hash and bytes. Returns TF_OK, or
+ * TF_ERR_INVALID when there is no such event. */
+int tf_trace_get_event(struct tf_trace_store *s, uint64_t seq, const unsigned char **hash,
+		const char **bytes, size_t *len);
+
+/* Visits each stored event from seq `from` on, in order, until visit
+ * returns non-zero (which is then returned). */
+typedef int (*tf_trace_event_visit)(void *ctx, uint64_t seq, const unsigned char *hash,
+		const char *bytes, size_t len);
+int tf_trace_scan_events(struct tf_trace_store *s, uint64_t from, tf_trace_event_visit visit,
+		void *ctx);
+
+/* The first and last stored sequence numbers (0, 0 when empty). */
+void tf_trace_bounds(struct tf_trace_store *s, uint64_t *first, uint64_t *last);
+
+/* The first seq whose event time is at or after ts_ms (last + 1 when
+ * none). */
+uint64_t tf_trace_seq_at(struct tf_trace_store *s, int64_t ts_ms);
+
+/* Visits, in time order, the entries of an index under key whose time
+ * lies in [from_ms, to_ms], until visit returns non-zero (which is then
+ * returned; -1 when the index cannot be read). extra: what the index
+ * keeps beyond time and seq (see the layout above). */
+typedef int (*tf_trace_index_visit)(void *ctx, int64_t ts_ms, uint64_t seq,
+		const unsigned char *extra, size_t extra_len);
+int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
+		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_index_visit visit, void *ctx);
+
+/* Visits the stored checkpoints in order. */
+typedef int (*tf_trace_checkpoint_visit)(void *ctx, const struct tf_checkpoint *cp);
+int tf_trace_scan_checkpoints(struct tf_trace_store *s, tf_trace_checkpoint_visit visit,
+		void *ctx, struct tf_err *err);
+
+/* Visits the held messages of flow (NULL: of every flow), in the order
+ * they were received, until visit returns non-zero. seq is the seq of the
+ * message's event. */
+typedef int (*tf_trace_held_visit)(void *ctx, const char *flow, uint64_t seq,
+		const void *record, size_t len);
+int tf_trace_scan_held(struct tf_trace_store *s, const char *flow, tf_trace_held_visit visit,
+		void *ctx);
+
+/* The anchor after pruning: the seq and chain hash of the last removed
+ * event. Without pruning it is seq 0 and 32 zero bytes. */
+void tf_trace_anchor(struct tf_trace_store *s, uint64_t *seq, unsigned char hash[32]);
+
+/* A meta value (NUL-terminated copy into buf of cap bytes); false when
+ * absent or too long. */
+bool tf_trace_meta(struct tf_trace_store *s, const char *name, char *buf, size_t cap);
+
+/* Visits the public keys recorded as "key:<kid>". */
+typedef void (*tf_trace_key_visit)(void *ctx, const char *kid, const char *pem, size_t len);
+void tf_trace_scan_keys(struct tf_trace_store *s, tf_trace_key_visit visit, void *ctx);
+
+/* Visits the stored client id bindings: username NULL for a client
+ * without one. */
+typedef void (*tf_trace_client_id_visit)(void *ctx, const char *client_id,
+		const char *username);
+void tf_trace_scan_client_ids(struct tf_trace_store *s, tf_trace_client_id_visit visit,
+		void *ctx);
+
+/* --- keys, for queries ----------------------------------------------------- */
+
+void tf_trace_put_u64(unsigned char out[8], uint64_t v);
+uint64_t tf_trace_get_u64(const unsigned char in[8]);
+
+/* A message id (32 hex digits) as its 16 bytes; false when malformed. */
+bool tf_trace_id_bytes(const char *hex, unsigned char out[16]);
+
+/* 64 hex digits as 32 bytes; false when malformed. */
+bool tf_trace_sha_bytes(const char *hex, unsigned char out[32]);
+
+/* The policy id of a label "id@version" into out (cap bytes): the text
+ * before the last '@', or the whole label. */
+void tf_trace_policy_id(const char *label, char *out, size_t cap);
+
+#endif

@@ -1,8 +1,0 @@
-#include "config.h"
-
-#include "broker/version.h"
-
-const char *tf_version(void)
-{
-	return PACKAGE_VERSION;
-}
