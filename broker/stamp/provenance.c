@@ -82,7 +82,8 @@ void tf_sha256_hex(const void *data, size_t len, char out[TF_SHA256_HEX + 1])
 	tf_hex(md, sizeof(md), out);
 }
 
-void tf_kid_of(const unsigned char raw[32], char out[TF_KID_LEN + 1])
+/* The key id of a raw 32-byte Ed25519 public key. */
+static void kid_of(const unsigned char raw[32], char out[TF_KID_LEN + 1])
 {
 	char full[TF_SHA256_HEX + 1];
 
@@ -99,7 +100,7 @@ static bool kid_of_key(EVP_PKEY *key, char out[TF_KID_LEN + 1])
 	if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519
 			|| EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 || len != 32)
 		return false;
-	tf_kid_of(raw, out);
+	kid_of(raw, out);
 	return true;
 }
 

@@ -161,7 +161,4 @@ void tf_sha256(const void *data, size_t len, unsigned char out[32]);
 /* SHA-256 of data as 64 lowercase hex digits and a NUL. */
 void tf_sha256_hex(const void *data, size_t len, char out[TF_SHA256_HEX + 1]);
 
-/* The key id of a raw 32-byte Ed25519 public key. */
-void tf_kid_of(const unsigned char raw[32], char out[TF_KID_LEN + 1]);
-
 #endif

@@ -18,9 +18,6 @@ struct tf_err {
 	char msg[512];
 };
 
-/* A short, static name for a status ("invalid input"). Never NULL. */
-const char *tf_strerror(int status);
-
 /* Formats the message into err (truncating if it must) and returns status,
  * so that error paths read `return tf_err_set(err, TF_ERR_INVALID, ...)`.
  * err may be NULL when the caller does not want the text. */
