@@ -1,15 +1,21 @@
 /* Inside the engine: its state and the helpers its parts share. The
- * engine is one object in four files, each with one job:
+ * engine is one object in five files, in layers; each file calls only
+ * the files below it, never one above (tests/tools/engine_layers.py
+ * checks this in `make check`):
  *
- *   engine.c             the policy set in force, decisions, the path of a
- *                        message (stamp, views, retention), ticks
- *   engine_trace.c       the trace events the engine records, and the
- *                        trace writer's start and reports
+ *   engine.c             the top: the policy set in force, decisions, the
+ *                        path of a message (stamp, views, retention),
+ *                        reloads, ticks; calls every part
  *   engine_guard.c       alerts, and the anomaly guard's part in decisions
  *                        (refusal bursts, leaks)
  *   engine_quarantine.c  holding, rerouting, releasing and discarding
+ *                        (guard and quarantine never call each other)
+ *   engine_trace.c       the trace events the engine records, and the
+ *                        trace writer's start and reports
+ *   engine_context.c     the base: the log, option numbers, content rules,
+ *                        stamps, retained copies; calls no engine file
  *
- * Nothing here is for use outside broker/engine*.c. */
+ * Nothing here is for use outside broker/engine/engine*.c. */
 #ifndef TF_ENGINE_INTERNAL_H
 #define TF_ENGINE_INTERNAL_H
 
@@ -73,7 +79,7 @@ struct tf_engine {
 	bool trace_each;                    /* trace_sync_ms 0: sync every message */
 };
 
-/* --- small helpers ---------------------------------------------------------- */
+/* --- engine_context.c (and inline): the base --------------------------------- */
 
 void engine_log(struct tf_engine *e, enum tf_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -98,14 +104,6 @@ static inline const char *engine_client_name(const char *client_id, const char *
 {
 	return username ? username : client_id ? client_id : "";
 }
-
-/* The key the guard counts and blocks a client under: usernames and
- * client ids in namespaces of their own ("u:", "c:"), so that a client
- * without a username can never be counted or blocked as a user. Written
- * into buf (cap >= 64); a name too long for it is keyed by its hash. */
-const char *engine_client_key(const char *client_id, const char *username, char *buf,
-		size_t cap);
-#define ENGINE_CLIENT_KEY_MAX 300
 
 static inline const char *engine_org_name(const struct tf_engine *e, const struct tf_client *who)
 {
@@ -180,6 +178,13 @@ int64_t engine_trace_received_at(struct tf_engine *e, const char *topic, const v
 /* --- engine_guard.c ------------------------------------------------------------ */
 
 struct tf_guard *engine_new_guard(const struct tf_options *opts);
+/* The key the guard counts and blocks a client under: usernames and
+ * client ids in namespaces of their own ("u:", "c:"), so that a client
+ * without a username can never be counted or blocked as a user. Written
+ * into buf (cap >= 64); a name too long for it is keyed by its hash. */
+const char *engine_client_key(const char *client_id, const char *username, char *buf,
+		size_t cap);
+#define ENGINE_CLIENT_KEY_MAX 300
 void engine_raise_alert(struct tf_engine *e, const char *kind, const char *policy,
 		const char *org, const char *client, const char *detail, const char *action);
 void engine_count_refusal(struct tf_engine *e, const char *client_id, const char *username,
