@@ -11,7 +11,7 @@
 #include "broker/util/number.h"
 #include "policy/schema.h"
 
-void engine_log(struct tf_engine *e, enum tf_log_level level, const char *fmt, ...)
+void engine_log(struct engine_ctx *c, enum tf_log_level level, const char *fmt, ...)
 {
 	char line[600];
 	va_list ap;
@@ -19,7 +19,7 @@ void engine_log(struct tf_engine *e, enum tf_log_level level, const char *fmt, .
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	e->hooks.log(e->hooks.ctx, level, line);
+	c->hooks.log(c->hooks.ctx, level, line);
 }
 
 long engine_option_number(const char *text)
@@ -48,43 +48,43 @@ bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const 
 /* The signed stamp of a message (or of a view copy) published by m's
  * client under policy p (NULL: ungoverned). Returns false when it cannot
  * be made (logged). */
-bool engine_stamp(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+bool engine_stamp(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *topic, const void *payload, size_t payloadlen, int64_t now,
 		struct tf_stamp_buf *buf, struct tf_stamp *out)
 {
-	const struct tf_client *who = engine_identify(e, m->username);
+	const struct tf_client *who = engine_identify(c, m->username);
 	struct tf_stamp_request req = {
-		.broker = e->broker_id,
-		.org = who ? tf_identities_org_id(e->set->ids, who->org) : "",
+		.broker = c->broker_id,
+		.org = who ? tf_identities_org_id(c->set->ids, who->org) : "",
 		.client = m->username ? m->username : m->client_id,
 		.policy = p ? p->label : "",
 		.topic = topic,
 		.payload = payload,
 		.payloadlen = payloadlen,
 		.ts_ms = now,
-		.seq = e->seq + 1,
+		.seq = c->seq + 1,
 	};
 	struct tf_err err = { "" };
 
-	if (tf_signer_stamp(e->signer, &req, buf, out, &err) != TF_OK) {
-		engine_log(e, TF_LOG_ERR, "trustflow: %s cannot be stamped (%s); not delivered", topic,
+	if (tf_signer_stamp(c->signer, &req, buf, out, &err) != TF_OK) {
+		engine_log(c, TF_LOG_ERR, "trustflow: %s cannot be stamped (%s); not delivered", topic,
 			err.msg);
 		return false;
 	}
-	e->seq++;
+	c->seq++;
 	return true;
 }
 
-void engine_note_retained(struct tf_engine *e, const char *topic, uint32_t payloadlen,
+void engine_note_retained(struct engine_ctx *c, const char *topic, uint32_t payloadlen,
 		const struct tf_policy *p, int64_t received)
 {
 	if (p == NULL || payloadlen == 0) {
-		tf_retained_forget(e->retained, topic);
+		tf_retained_forget(c->retained, topic);
 		return;
 	}
-	if (tf_retained_note(e->retained, topic, p->label, p->retention_ms > 0
+	if (tf_retained_note(c->retained, topic, p->label, p->retention_ms > 0
 			? received + p->retention_ms : TF_RETAINED_KEEP) != 0)
-		engine_log(e, TF_LOG_ERR, "trustflow: retained table full or out of memory: the "
+		engine_log(c, TF_LOG_ERR, "trustflow: retained table full or out of memory: the "
 			"retained copy on %s will not be removed when its retention passes or its "
 			"policy changes", topic);
 }
