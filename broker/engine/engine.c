@@ -1052,7 +1052,7 @@ static void deliver(struct tf_engine *e, const struct tf_message *m, const struc
 	if (m->retain)
 		note_retained(e, m, p, now);
 	if (p->forwarding_deny)
-		engine_note_private(&e->ctx, m, p, json, canon, &res->stamp, now);
+		engine_note_private(&e->ctx, m, p, canon, &res->stamp, now);
 	if (e->ctx.trace_each && tf_trace_writer_flush(e->ctx.trace) != TF_OK)
 		engine_refuse(res, "the trace store cannot record it");
 }
@@ -1068,7 +1068,7 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	const struct tf_action *act = NULL;   /* NULL: deliver */
 	enum tf_violation_action action = TF_VIOLATION_ALERT;
 	char flow[512], why[200];
-	cJSON *json = NULL;
+	const cJSON *json = NULL;   /* for the schema and the views */
 
 	if (engine_too_large(p, m->payloadlen)) {
 		violated = "limit-exceeded";
@@ -1081,9 +1081,8 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		act = &p->on_violation;
 		violation(e, p, m, violated, "more than max_messages_per_second", act);
 	}
-	if (violated == NULL && (p->schema != NULL || p->n_views > 0)
-			&& m->payloadlen <= TF_JSON_PAYLOAD_MAX)
-		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
+	if (violated == NULL && (p->schema != NULL || p->n_views > 0))
+		json = engine_canon_json(canon, m->payload, m->payloadlen);
 	if (violated == NULL && engine_breaks_schema(p, m->payloadlen, json, why, sizeof(why))) {
 		violated = "schema-violation";
 		act = &p->on_violation;
@@ -1127,7 +1126,6 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	}
 	if (m->qos == 2 && res->deliver && (res->stamped || res->hold))
 		pend_qos2(e, m, p, qos2_key, res, now);
-	cJSON_Delete(json);
 	if (!res->deliver)
 		tf_message_result_free(res);
 }
@@ -1163,8 +1161,9 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	if (tf_qos2track_count(e->qos2) > 0)
 		tf_qos2track_moved_on(e->qos2, tf_qos2_client_key(m->client_id ? m->client_id : ""),
 			m->connection);
+	/* The leak check and the policy's checks share one parse (canon). */
 	if (tf_guard_watching_leaks(e->ctx.guard) && engine_leaked(&e->ctx, m, &canon, now, res))
-		return;
+		goto out;
 	g = tf_govern_lookup(e->ctx.set->govern, m->topic);
 	if (g.kind != TF_GOVERN_POLICY) {
 		on_ungoverned(e, m, now, res);
@@ -1172,10 +1171,12 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 			pend_qos2(e, m, NULL, qos2_key, res, now);
 		if (e->ctx.trace_each)
 			tf_trace_writer_flush(e->ctx.trace);
-		return;
+		goto out;
 	}
 	p = &e->ctx.set->policies[g.policy];
 	on_governed(e, m, p, g.policy, qos2_key, &canon, now, res);
+out:
+	engine_canon_free(&canon);
 }
 
 void tf_message_result_free(struct tf_message_result *res)

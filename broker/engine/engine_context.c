@@ -22,6 +22,21 @@ void engine_log(struct engine_ctx *c, enum tf_log_level level, const char *fmt, 
 	c->hooks.log(c->hooks.ctx, level, line);
 }
 
+const cJSON *engine_canon_json(struct engine_canon *canon, const void *payload,
+		uint32_t payloadlen)
+{
+	if (!canon->parsed && payloadlen <= TF_JSON_PAYLOAD_MAX)
+		canon->json = cJSON_ParseWithLengthOpts(payload, payloadlen, NULL, false);
+	canon->parsed = true;
+	return canon->json;
+}
+
+void engine_canon_free(struct engine_canon *canon)
+{
+	cJSON_Delete(canon->json);
+	canon->json = NULL;
+}
+
 long engine_option_number(const char *text)
 {
 	long n = 0;

@@ -111,30 +111,25 @@ bool engine_is_blocked(const struct engine_ctx *c, const char *client_id, const 
 		now);
 }
 
-/* The canonical hash of m's payload, made on first use; json: the payload
- * parsed already, or NULL to parse it here. NULL when it cannot be made. */
-static const unsigned char *canonical_sha(const struct tf_message *m, const cJSON *json,
+/* The canonical hash of m's payload, made on first use from the payload
+ * parsed once (engine_canon_json). NULL when it cannot be made. */
+static const unsigned char *canonical_sha(const struct tf_message *m,
 		struct engine_canon *canon)
 {
-	cJSON *parsed = NULL;
-
 	if (!canon->made) {
-		if (json == NULL && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
-			json = parsed = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL,
-				false);
-		canon->ok = tf_guard_canonical_sha(json, m->payload, m->payloadlen, canon->sha);
+		canon->ok = tf_guard_canonical_sha(engine_canon_json(canon, m->payload, m->payloadlen),
+			m->payload, m->payloadlen, canon->sha);
 		canon->made = true;
-		cJSON_Delete(parsed);
 	}
 	return canon->ok ? canon->sha : NULL;
 }
 
 /* Data under `forwarding: deny` is watched for being published again. */
 void engine_note_private(struct engine_ctx *c, const struct tf_message *m,
-		const struct tf_policy *p, const cJSON *json, struct engine_canon *canon,
-		const struct tf_stamp *st, int64_t now)
+		const struct tf_policy *p, struct engine_canon *canon, const struct tf_stamp *st,
+		int64_t now)
 {
-	const unsigned char *sha = canonical_sha(m, json, canon);
+	const unsigned char *sha = canonical_sha(m, canon);
 
 	if (sha != NULL)
 		tf_guard_note_private(c->guard, sha, st->id, p->label,
@@ -159,9 +154,10 @@ void engine_note_recipient(struct engine_ctx *c, const struct tf_msgtrack_hit *h
 		if (tf_guard_note_recipient(c->guard, id, client, now))
 			return;
 	}
-	sha = canonical_sha(&m, NULL, &canon);
+	sha = canonical_sha(&m, &canon);
 	if (sha != NULL)
 		tf_guard_note_recipient_of(c->guard, sha, client, now);
+	engine_canon_free(&canon);
 }
 
 /* Appends name to the suspects in out (len used of cap) unless listed. */
@@ -222,7 +218,7 @@ bool engine_leaked(struct engine_ctx *c, const struct tf_message *m, struct engi
 	const char *org = engine_org_name(c, engine_identify(c, m->username));
 	const struct tf_guard_private *priv;
 	const struct tf_policy *p;
-	const unsigned char *sha = canonical_sha(m, NULL, canon);
+	const unsigned char *sha = canonical_sha(m, canon);
 	char id[TF_TRACE_KEY_TEXT_MAX + 1], who[600], detail[900];
 	enum tf_violation_action action;
 

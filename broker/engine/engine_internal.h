@@ -113,6 +113,24 @@ bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const 
 void engine_note_retained(struct engine_ctx *c, const char *topic, uint32_t payloadlen,
 		const struct tf_policy *p, int64_t received);
 
+/* A message's payload as the checks see it, each form made at most once
+ * per message, on first need: parsed as JSON (for the schema, the views
+ * and the leak check) and its canonical hash (broker/guard/guard.h; for
+ * the leak check and the note of private data). Zeroed: nothing made yet.
+ * The one who zeroes it frees it with engine_canon_free. */
+struct engine_canon {
+	bool parsed;            /* json was tried */
+	cJSON *json;            /* NULL: not JSON, or larger than TF_JSON_PAYLOAD_MAX */
+	bool made, ok;          /* sha was tried; it could be made */
+	unsigned char sha[32];
+};
+/* The payload (the same one each call) parsed as JSON, parsed on the
+ * first call; NULL when it is not JSON or larger than TF_JSON_PAYLOAD_MAX.
+ * Borrowed, valid until engine_canon_free(canon). */
+const cJSON *engine_canon_json(struct engine_canon *canon, const void *payload,
+		uint32_t payloadlen);
+void engine_canon_free(struct engine_canon *canon);
+
 /* A numeric plugin option (checked against its range when read). */
 long engine_option_number(const char *text);
 
@@ -169,16 +187,9 @@ void engine_count_refusal(struct engine_ctx *c, const char *client_id, const cha
 		int64_t now);
 bool engine_is_blocked(const struct engine_ctx *c, const char *client_id, const char *username,
 		int64_t now);
-/* A message's canonical payload hash (broker/guard/guard.h): the leak check and
- * the note of private data both need it, and it is made at most once per
- * message. Zeroed: not made yet. */
-struct engine_canon {
-	bool made, ok;
-	unsigned char sha[32];
-};
 void engine_note_private(struct engine_ctx *c, const struct tf_message *m,
-		const struct tf_policy *p, const cJSON *json, struct engine_canon *canon,
-		const struct tf_stamp *st, int64_t now);
+		const struct tf_policy *p, struct engine_canon *canon, const struct tf_stamp *st,
+		int64_t now);
 void engine_note_recipient(struct engine_ctx *c, const struct tf_msgtrack_hit *hit,
 		const char *client, const void *payload, uint32_t payloadlen, int64_t now);
 bool engine_leaked(struct engine_ctx *c, const struct tf_message *m, struct engine_canon *canon,

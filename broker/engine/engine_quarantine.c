@@ -139,7 +139,8 @@ static int64_t held_received(const struct tf_held *m)
 static bool held_breaks_content(const struct tf_policy *p, const struct tf_held *m, char *why,
 		size_t cap)
 {
-	cJSON *json = NULL;
+	struct engine_canon canon = { .parsed = false };
+	const cJSON *json = NULL;
 	char detail[200];
 	bool broken;
 
@@ -147,10 +148,10 @@ static bool held_breaks_content(const struct tf_policy *p, const struct tf_held 
 		snprintf(why, cap, "limit-exceeded under %s: %s", p->label, ENGINE_TOO_LARGE);
 		return true;
 	}
-	if (p->schema != NULL && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
-		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
+	if (p->schema != NULL)
+		json = engine_canon_json(&canon, m->payload, m->payloadlen);
 	broken = engine_breaks_schema(p, m->payloadlen, json, detail, sizeof(detail));
-	cJSON_Delete(json);
+	engine_canon_free(&canon);
 	if (broken)
 		snprintf(why, cap, "schema-violation under %s: %s", p->label, detail);
 	return broken;
