@@ -1,8 +1,6 @@
 #include "broker/engine/engine.h"
 
 #include <inttypes.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +20,47 @@
 #include "broker/engine/engine_internal.h"
 #include "broker/guard/guard.h"
 #include "broker/tracking/msgtrack.h"
-#include "broker/util/number.h"
 #include "broker/tracking/qos2track.h"
 #include "broker/guard/quarantine.h"
 #include "broker/guard/ratelimit.h"
 #include "broker/tracking/retained.h"
 #include "broker/trace/trace_writer.h"
-#include "policy/schema.h"
 #include "policy/set.h"
+
+/* A reload running on a thread of its own (tf_engine_reload_in_background). */
+struct engine_reload {
+	pthread_t thread;
+	pthread_mutex_t lock;     /* over done and the result */
+	bool loading;             /* a loader thread runs (or awaits its join) */
+	bool again;               /* another reload was asked for meanwhile */
+	bool done;
+	bool overtaken;           /* a reload in place came since it began */
+	int rc;
+	struct tf_policy_set *fresh;
+	char *digest;             /* of the files it read */
+	struct tf_err err;
+	struct tf_err keep_err;   /* why the set could not be kept ("": kept) */
+};
+
+/* The engine's state: what its parts share (ctx), and what only engine.c
+ * uses. */
+struct tf_engine {
+	struct engine_ctx ctx;
+	struct engine_reload reload;
+	struct tf_policy_set_options load;  /* what to load on reload */
+	char *identities, *policy_dir;      /* owned copies behind load */
+	char *trace_dir;                    /* the trace store's; NULL: none */
+	struct tf_msgtrack *track;
+	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
+	uint32_t max_inflight;              /* mosquitto's max_inflight_messages; 0: unlimited */
+	uint64_t qos2_forgotten_told;       /* tf_qos2track_forgotten when last logged */
+	int64_t qos2_told_ms;               /* when that was */
+	struct tf_clientids *clientids;     /* which identity holds each client id */
+	struct tf_copytrack *copies;        /* view copies made lately, and their version */
+	struct tf_ratelimit *rates;
+	struct tf_keyring *earlier_keys;    /* from key_dir */
+	bool stamp_all;
+};
 
 /* Retention entries visited per tick. */
 #define SWEEP_BUDGET 256
@@ -55,26 +86,6 @@ static void no_log(void *ctx, enum tf_log_level level, const char *text)
 	(void)text;
 }
 
-void engine_log(struct tf_engine *e, enum tf_log_level level, const char *fmt, ...)
-{
-	char line[600];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	e->hooks.log(e->hooks.ctx, level, line);
-}
-
-long engine_option_number(const char *text)
-{
-	long n = 0;
-
-	/* Checked against its range when the options were read. */
-	tf_parse_long(text, 0, LONG_MAX, &n);
-	return n;
-}
-
 void tf_engine_free(struct tf_engine *e)
 {
 	if (e == NULL)
@@ -85,20 +96,20 @@ void tf_engine_free(struct tf_engine *e)
 		free(e->reload.digest);
 	}
 	pthread_mutex_destroy(&e->reload.lock);
-	tf_trace_writer_stop(e->trace);
-	tf_policy_set_free(e->set);
+	tf_trace_writer_stop(e->ctx.trace);
+	tf_policy_set_free(e->ctx.set);
 	tf_msgtrack_free(e->track);
 	tf_qos2track_free(e->qos2);
 	tf_clientids_free(e->clientids);
 	tf_copytrack_free(e->copies);
-	tf_alerts_free(e->alerts);
-	tf_quarantine_free(e->quarantine);
-	tf_guard_free(e->guard);
+	tf_alerts_free(e->ctx.alerts);
+	tf_quarantine_free(e->ctx.quarantine);
+	tf_guard_free(e->ctx.guard);
 	tf_ratelimit_free(e->rates);
-	tf_retained_free(e->retained);
-	tf_signer_free(e->signer);
+	tf_retained_free(e->ctx.retained);
+	tf_signer_free(e->ctx.signer);
 	tf_keyring_free(e->earlier_keys);
-	free(e->broker_id);
+	free(e->ctx.broker_id);
 	free(e->identities);
 	free(e->policy_dir);
 	free(e->trace_dir);
@@ -107,9 +118,10 @@ void tf_engine_free(struct tf_engine *e)
 
 static void log_loaded(struct tf_engine *e)
 {
-	engine_log(e, TF_LOG_NOTICE, "trustflow: %u policies, %u organizations, %u clients loaded "
-		"(default_access %s)", e->set->n_policies, tf_identities_org_count(e->set->ids),
-		tf_identities_client_count(e->set->ids), e->load.default_allow ? "allow" : "deny");
+	engine_log(&e->ctx, TF_LOG_NOTICE, "trustflow: %u policies, %u organizations, %u clients "
+		"loaded (default_access %s)", e->ctx.set->n_policies,
+		tf_identities_org_count(e->ctx.set->ids), tf_identities_client_count(e->ctx.set->ids),
+		e->load.default_allow ? "allow" : "deny");
 }
 
 /* Loads the signing key, or creates it when it does not exist and
@@ -120,14 +132,14 @@ static int load_signer(struct tf_engine *e, const struct tf_options *opts, struc
 
 	if (access(opts->signing_key, F_OK) != 0 && errno == ENOENT
 			&& strcmp(opts->dev_key_autogen, "true") == 0) {
-		rc = tf_signer_generate(opts->signing_key, &e->signer, err);
+		rc = tf_signer_generate(opts->signing_key, &e->ctx.signer, err);
 		if (rc == TF_OK)
-			engine_log(e, TF_LOG_WARNING, "trustflow: created the development signing key %s "
+			engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: created the development signing key %s "
 				"(kid %s); use a key of your own in production",
-				opts->signing_key, tf_signer_kid(e->signer));
+				opts->signing_key, tf_signer_kid(e->ctx.signer));
 		return rc;
 	}
-	rc = tf_signer_load(opts->signing_key, &e->signer, err);
+	rc = tf_signer_load(opts->signing_key, &e->ctx.signer, err);
 	if (rc == TF_ERR_IO) {
 		char why[sizeof(err->msg)];
 
@@ -168,9 +180,9 @@ static void store_client_id(void *ctx, const char *client_id, const char *userna
 	struct tf_engine *e = ctx;
 	struct tf_err err = { "" };
 
-	if (tf_trace_put_client_id(tf_trace_writer_store(e->trace), client_id, bound, username,
+	if (tf_trace_put_client_id(tf_trace_writer_store(e->ctx.trace), client_id, bound, username,
 			&err) != TF_OK)
-		engine_log(e, TF_LOG_WARNING, "trustflow: the binding of client id %.200s is kept in "
+		engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: the binding of client id %.200s is kept in "
 			"memory only (%s): after a restart its session is bound to whoever connects "
 			"with it first", client_id, err.msg);
 }
@@ -191,9 +203,9 @@ static int load_client_ids(struct tf_engine *e, struct tf_err *err)
 	struct tf_trace_store *s;
 	int rc;
 
-	if (e->trace == NULL)
+	if (e->ctx.trace == NULL)
 		return TF_OK;
-	s = tf_trace_writer_store(e->trace);
+	s = tf_trace_writer_store(e->ctx.trace);
 	if ((rc = tf_trace_read_begin(s, err)) != TF_OK)
 		return rc;
 	tf_trace_scan_client_ids(s, restore_client_id, e->clientids);
@@ -210,7 +222,7 @@ static void keep_accepted(struct tf_engine *e)
 
 	if (e->trace_dir != NULL
 			&& tf_accepted_keep(e->trace_dir, e->identities, e->policy_dir, &err) != TF_OK)
-		engine_log(e, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
+		engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
 			"for a later start (%s)", err.msg);
 }
 
@@ -225,14 +237,14 @@ static int load_at_start(struct tf_engine *e, const struct tf_options *opts, cha
 	char identities[4096], policy_dir[4096];
 	struct tf_policy_set_options kept = e->load;
 	struct tf_err kept_err = { "" };
-	int rc = tf_policy_set_load(&e->load, &e->set, err);
+	int rc = tf_policy_set_load(&e->load, &e->ctx.set, err);
 
 	if (rc == TF_OK || rc == TF_ERR_NOMEM || opts->trace_db[0] == '\0'
 			|| !tf_accepted_find(opts->trace_db, identities, policy_dir, sizeof(identities)))
 		return rc;
 	kept.identities = identities;
 	kept.policy_dir = policy_dir;
-	if (tf_policy_set_load(&kept, &e->set, &kept_err) != TF_OK)
+	if (tf_policy_set_load(&kept, &e->ctx.set, &kept_err) != TF_OK)
 		return rc;   /* the files' error, which the operator can mend */
 	snprintf(refused, cap, "%s", err->msg);
 	return TF_OK;
@@ -245,14 +257,14 @@ static void report_start_on_accepted(struct tf_engine *e, const char *store_dir,
 {
 	char text[sizeof(((struct tf_err *)0)->msg) + 200];
 
-	engine_log(e, TF_LOG_ERR, "trustflow: the policy files are refused (%s); started on the "
+	engine_log(&e->ctx, TF_LOG_ERR, "trustflow: the policy files are refused (%s); started on the "
 		"last accepted set, kept in %s/accepted: mend the files and reload", refused,
 		store_dir);
 	snprintf(text, sizeof(text), "refused: %s", refused);
-	engine_record_policy_set(e, text, NULL);
-	engine_record_policy_set(e, "loaded: the last accepted set", NULL);
+	engine_record_policy_set(&e->ctx, text, NULL);
+	engine_record_policy_set(&e->ctx, "loaded: the last accepted set", NULL);
 	snprintf(text, sizeof(text), "at start: %s; started on the last accepted set", refused);
-	engine_raise_alert(e, "reload-failed", "", "", "", text, "last accepted set");
+	engine_raise_alert(&e->ctx, "reload-failed", "", "", "", text, "last accepted set");
 }
 
 int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
@@ -268,12 +280,12 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
-	e->hooks = *hooks;
+	e->ctx.hooks = *hooks;
 	pthread_mutex_init(&e->reload.lock, NULL);
-	if (e->hooks.log == NULL)
-		e->hooks.log = no_log;
-	if (e->hooks.now_ms == NULL)
-		e->hooks.now_ms = real_now_ms;
+	if (e->ctx.hooks.log == NULL)
+		e->ctx.hooks.log = no_log;
+	if (e->ctx.hooks.now_ms == NULL)
+		e->ctx.hooks.now_ms = real_now_ms;
 	e->identities = strdup(opts->identities);
 	if (opts->trace_db[0] != '\0' && (e->trace_dir = strdup(opts->trace_db)) == NULL) {
 		tf_engine_free(e);
@@ -284,19 +296,19 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->qos2 = tf_qos2track_new();
 	e->clientids = tf_clientids_new();
 	e->copies = tf_copytrack_new();
-	e->alerts = tf_alerts_new();
-	e->quarantine = tf_quarantine_new();
-	e->guard = engine_new_guard(opts);
+	e->ctx.alerts = tf_alerts_new();
+	e->ctx.quarantine = tf_quarantine_new();
+	e->ctx.guard = engine_new_guard(opts);
 	e->rates = tf_ratelimit_new();
-	e->retained = tf_retained_new();
+	e->ctx.retained = tf_retained_new();
 	e->earlier_keys = tf_keyring_new();
-	e->broker_id = strdup(opts->broker_id);
+	e->ctx.broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	e->max_inflight = (uint32_t)engine_option_number(opts->max_inflight_messages);
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
-			|| e->clientids == NULL || e->copies == NULL || e->alerts == NULL
-			|| e->quarantine == NULL || e->guard == NULL || e->rates == NULL
-			|| e->retained == NULL || e->earlier_keys == NULL || e->broker_id == NULL) {
+			|| e->clientids == NULL || e->copies == NULL || e->ctx.alerts == NULL
+			|| e->ctx.quarantine == NULL || e->ctx.guard == NULL || e->rates == NULL
+			|| e->ctx.retained == NULL || e->earlier_keys == NULL || e->ctx.broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	}
@@ -309,9 +321,9 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	if (rc == TF_OK)
 		rc = load_at_start(e, opts, refused, sizeof(refused), err);
 	if (rc == TF_OK)
-		rc = engine_start_trace(e, opts, err);
+		rc = engine_start_trace(&e->ctx, opts, err);
 	if (rc == TF_OK)
-		rc = engine_load_quarantine(e, err);
+		rc = engine_load_quarantine(&e->ctx, err);
 	if (rc == TF_OK)
 		rc = load_client_ids(e, err);
 	if (rc != TF_OK) {
@@ -321,8 +333,8 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	if (refused[0] != '\0') {
 		report_start_on_accepted(e, opts->trace_db, refused);
 	} else {
-		digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
-		engine_record_policy_set(e, "loaded", digest);
+		digest = e->ctx.trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+		engine_record_policy_set(&e->ctx, "loaded", digest);
 		free(digest);
 		keep_accepted(e);
 	}
@@ -336,8 +348,8 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 static const char *client_id_refusal(const struct tf_engine *e, const char *client_id,
 		const char *username)
 {
-	const struct tf_client *owner = tf_identities_client_id_owner(e->set->ids, client_id);
-	const struct tf_client *who = engine_identify(e, username);
+	const struct tf_client *owner = tf_identities_client_id_owner(e->ctx.set->ids, client_id);
+	const struct tf_client *who = engine_identify(&e->ctx, username);
 
 	if (owner != NULL && owner != who)
 		return "reserved to another client by the identities file";
@@ -387,9 +399,9 @@ static void reconcile_client_ids(struct tf_engine *e)
 		const char *holder;
 
 		if (tf_clientids_find(e->clientids, c.ids[i], &holder, &connected) && connected
-				&& e->hooks.disconnect != NULL)
-			e->hooks.disconnect(e->hooks.ctx, c.ids[i]);
-		engine_log(e, TF_LOG_NOTICE, "trustflow: client id %s is now reserved to another "
+				&& e->ctx.hooks.disconnect != NULL)
+			e->ctx.hooks.disconnect(e->ctx.hooks.ctx, c.ids[i]);
+		engine_log(&e->ctx, TF_LOG_NOTICE, "trustflow: client id %s is now reserved to another "
 			"client%s", c.ids[i], connected ? "; its client is disconnected" : "");
 		tf_clientids_forget(e->clientids, c.ids[i]);
 		free(c.ids[i]);
@@ -403,21 +415,21 @@ static void reconcile_client_ids(struct tf_engine *e)
 static bool retained_stale(void *ctx, const char *topic, const char *label)
 {
 	struct tf_engine *e = ctx;
-	const struct tf_policy *p = tf_policy_set_find_label(e->set, label);
+	const struct tf_policy *p = tf_policy_set_find_label(e->ctx.set, label);
 	struct tf_governance g;
 
 	if (p == NULL)
 		return true;
 	/* A view's topic is governed by no policy; an original's by its own. */
-	g = tf_govern_lookup(e->set->govern, topic);
-	return g.kind == TF_GOVERN_POLICY && &e->set->policies[g.policy] != p;
+	g = tf_govern_lookup(e->ctx.set->govern, topic);
+	return g.kind == TF_GOVERN_POLICY && &e->ctx.set->policies[g.policy] != p;
 }
 
 static void clear_retained(void *ctx, const char *topic)
 {
 	struct tf_engine *e = ctx;
 
-	e->hooks.clear_retained(e->hooks.ctx, topic);
+	e->ctx.hooks.clear_retained(e->ctx.hooks.ctx, topic);
 }
 
 /* Puts a freshly loaded set in force, or records why it was refused
@@ -431,14 +443,14 @@ static int apply_reload(struct tf_engine *e, int rc, struct tf_policy_set *fresh
 		char result[sizeof(err->msg) + 16];
 
 		snprintf(result, sizeof(result), "refused: %s", err->msg);
-		engine_log(e, TF_LOG_ERR, "trustflow: policy reload rejected: %s; the previous "
+		engine_log(&e->ctx, TF_LOG_ERR, "trustflow: policy reload rejected: %s; the previous "
 			"policies stay in force", err->msg);
-		engine_record_policy_set(e, result, digest);
-		engine_raise_alert(e, "reload-failed", "", "", "", err->msg, "none");
+		engine_record_policy_set(&e->ctx, result, digest);
+		engine_raise_alert(&e->ctx, "reload-failed", "", "", "", err->msg, "none");
 		return rc;
 	}
-	tf_policy_set_free(e->set);
-	e->set = fresh;
+	tf_policy_set_free(e->ctx.set);
+	e->ctx.set = fresh;
 	/* Buckets are keyed by policy index, which the new set renumbers. */
 	tf_ratelimit_clear(e->rates);
 	reconcile_client_ids(e);
@@ -446,11 +458,11 @@ static int apply_reload(struct tf_engine *e, int rc, struct tf_policy_set *fresh
 	 * again: a view that lists fewer fields now, an original its policy
 	 * no longer governs. The publisher's next retained message makes
 	 * them anew. */
-	stale = tf_retained_clear_stale(e->retained, retained_stale, clear_retained, e);
+	stale = tf_retained_clear_stale(e->ctx.retained, retained_stale, clear_retained, e);
 	if (stale > 0)
-		engine_log(e, TF_LOG_NOTICE, "trustflow: %u retained copies made under policy "
+		engine_log(&e->ctx, TF_LOG_NOTICE, "trustflow: %u retained copies made under policy "
 			"versions no longer in force removed", stale);
-	engine_record_policy_set(e, "loaded", digest);
+	engine_record_policy_set(&e->ctx, "loaded", digest);
 	log_loaded(e);
 	return TF_OK;
 }
@@ -459,7 +471,7 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 {
 	struct tf_policy_set *fresh = NULL;
 	int rc = tf_policy_set_load(&e->load, &fresh, err);
-	char *digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+	char *digest = e->ctx.trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
 
 	/* A background load that began before this one read older files: it
 	 * must not replace this set when it ends. */
@@ -482,7 +494,7 @@ static void *load_in_background(void *arg)
 	struct tf_policy_set *fresh = NULL;
 	struct tf_err err = { "" }, keep_err = { "" };
 	int rc = tf_policy_set_load(&e->load, &fresh, &err);
-	char *digest = e->trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
+	char *digest = e->ctx.trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
 
 	/* Copying the files is slow work too: here, not on the broker's thread. */
 	if (rc == TF_OK && e->trace_dir != NULL)
@@ -519,7 +531,7 @@ void tf_engine_reload_in_background(struct tf_engine *e)
 		return;
 	}
 	if (start_loader(e) != TF_OK) {
-		engine_log(e, TF_LOG_WARNING, "trustflow: no thread to reload the policies on; "
+		engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: no thread to reload the policies on; "
 			"reloading on the broker's thread");
 		tf_engine_reload(e, &err);
 	}
@@ -544,7 +556,7 @@ static void finish_background_reload(struct tf_engine *e)
 	else
 		apply_reload(e, e->reload.rc, e->reload.fresh, e->reload.digest, &e->reload.err);
 	if (e->reload.keep_err.msg[0] != '\0')
-		engine_log(e, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
+		engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
 			"for a later start (%s)", e->reload.keep_err.msg);
 	e->reload.fresh = NULL;
 	free(e->reload.digest);
@@ -555,29 +567,46 @@ static void finish_background_reload(struct tf_engine *e)
 
 const struct tf_policy_set *tf_engine_policies(const struct tf_engine *e)
 {
-	return e->set;
+	return e->ctx.set;
 }
 
 const struct tf_alerts *tf_engine_alerts(const struct tf_engine *e)
 {
-	return e->alerts;
+	return e->ctx.alerts;
+}
+
+const struct tf_quarantine *tf_engine_quarantine(const struct tf_engine *e)
+{
+	return e->ctx.quarantine;
+}
+
+int tf_engine_release_flow(struct tf_engine *e, const char *flow, const char *by,
+		bool override, struct tf_release_counts *counts, struct tf_err *err)
+{
+	return engine_release_flow(&e->ctx, flow, by, override, counts, err);
+}
+
+int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by,
+		uint64_t *count, struct tf_err *err)
+{
+	return engine_discard_flow(&e->ctx, flow, by, count, err);
 }
 
 struct tf_trace_store *tf_engine_trace_store(struct tf_engine *e)
 {
-	return e->trace ? tf_trace_writer_store(e->trace) : NULL;
+	return e->ctx.trace ? tf_trace_writer_store(e->ctx.trace) : NULL;
 }
 
 int64_t tf_engine_now(const struct tf_engine *e)
 {
-	return engine_now_ms(e);
+	return engine_now_ms(&e->ctx);
 }
 
 bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, const char *org_id)
 {
-	const struct tf_client *who = engine_identify(e, username);
+	const struct tf_client *who = engine_identify(&e->ctx, username);
 
-	return who != NULL && org_id != NULL && strcmp(engine_org_name(e, who), org_id) == 0;
+	return who != NULL && org_id != NULL && strcmp(engine_org_name(&e->ctx, who), org_id) == 0;
 }
 
 enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
@@ -588,7 +617,7 @@ enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
 	char detail[400];
 
 	if (why == NULL) {
-		bool reserved = tf_identities_client_id_owner(e->set->ids, client_id) != NULL;
+		bool reserved = tf_identities_client_id_owner(e->ctx.set->ids, client_id) != NULL;
 
 		switch (tf_clientids_bind(e->clientids, client_id, username, conn, durable, reserved)) {
 		case TF_CLIENTID_OK:
@@ -605,8 +634,8 @@ enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
 	}
 	snprintf(detail, sizeof(detail), "connection refused: client id %.200s is %s", client_id,
 		why);
-	engine_raise_alert(e, "client-id-refused", "", engine_org_name(e, engine_identify(e,
-		username)), username ? username : "", detail, "refuse");
+	engine_raise_alert(&e->ctx, "client-id-refused", "", engine_org_name(&e->ctx,
+		engine_identify(&e->ctx, username)), username ? username : "", detail, "refuse");
 	return TF_DENY;
 }
 
@@ -618,28 +647,29 @@ void tf_engine_disconnected(struct tf_engine *e, const void *conn, const char *c
 	}
 	tf_clientids_disconnected(e->clientids, client_id, conn);
 	if (tf_qos2track_count(e->qos2) > 0)
-		tf_qos2track_disconnected(e->qos2, conn, engine_now_ms(e));
+		tf_qos2track_disconnected(e->qos2, conn, engine_now_ms(&e->ctx));
 }
 
 enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id,
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen)
 {
 	struct tf_decision d;
-	int64_t now = engine_now_ms(e);
+	int64_t now = engine_now_ms(&e->ctx);
 
-	if (engine_is_blocked(e, client_id, username, now))
+	if (engine_is_blocked(&e->ctx, client_id, username, now))
 		return TF_DENY;
-	tf_decide_publish(e->set, engine_identify(e, username), topic, &d);
+	tf_decide_publish(e->ctx.set, engine_identify(&e->ctx, username), topic, &d);
 	if (d.verdict != TF_DENY)
 		return d.verdict;
-	if (e->trace != NULL)
-		engine_record_unstamped(e, now, client_id, username, topic, d.policy, payload, payloadlen,
-			"denied", d.reason);
+	if (e->ctx.trace != NULL)
+		engine_record_unstamped(&e->ctx, now, client_id, username, topic, d.policy, payload,
+			payloadlen, "denied", d.reason);
 	/* A refusal on a governed topic is the owner's business. */
 	if (d.policy != NULL)
-		engine_raise_alert(e, "denied-publish", d.policy->label, engine_org_name(e, engine_identify(e, username)),
+		engine_raise_alert(&e->ctx, "denied-publish", d.policy->label,
+			engine_org_name(&e->ctx, engine_identify(&e->ctx, username)),
 			engine_client_name(client_id, username), d.reason, "drop");
-	engine_count_refusal(e, client_id, username, now);
+	engine_count_refusal(&e->ctx, client_id, username, now);
 	return d.verdict;
 }
 
@@ -647,13 +677,13 @@ enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_
 		const char *username, const char *filter)
 {
 	struct tf_decision d;
-	int64_t now = engine_now_ms(e);
+	int64_t now = engine_now_ms(&e->ctx);
 
-	if (engine_is_blocked(e, client_id, username, now))
+	if (engine_is_blocked(&e->ctx, client_id, username, now))
 		return TF_DENY;
-	tf_decide_subscribe(e->set, engine_identify(e, username), filter, now, &d);
+	tf_decide_subscribe(e->ctx.set, engine_identify(&e->ctx, username), filter, now, &d);
 	if (d.verdict == TF_DENY)
-		engine_count_refusal(e, client_id, username, now);
+		engine_count_refusal(&e->ctx, client_id, username, now);
 	return d.verdict;
 }
 
@@ -664,18 +694,18 @@ enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_
 static int64_t age_unknown(struct tf_engine *e, const char *topic, const void *payload,
 		uint32_t payloadlen, int64_t now)
 {
-	int64_t received = tf_quarantine_release_time(e->quarantine, topic, payload, payloadlen,
+	int64_t received = tf_quarantine_release_time(e->ctx.quarantine, topic, payload, payloadlen,
 		now);
 	struct tf_governance g;
 	const struct tf_policy *p;
 
-	if (received != TF_TIME_UNKNOWN || e->trace == NULL || topic[0] == '$')
+	if (received != TF_TIME_UNKNOWN || e->ctx.trace == NULL || topic[0] == '$')
 		return received;
-	g = tf_govern_lookup(e->set->govern, topic);
-	if (g.kind != TF_GOVERN_POLICY || e->set->policies[g.policy].retention_ms == 0)
+	g = tf_govern_lookup(e->ctx.set->govern, topic);
+	if (g.kind != TF_GOVERN_POLICY || e->ctx.set->policies[g.policy].retention_ms == 0)
 		return received;
-	p = &e->set->policies[g.policy];
-	received = engine_trace_received_at(e, topic, payload, payloadlen, NULL, 0);
+	p = &e->ctx.set->policies[g.policy];
+	received = engine_trace_received_at(&e->ctx, topic, payload, payloadlen, NULL, 0);
 	if (received != TF_TIME_UNKNOWN)
 		tf_msgtrack_put(e->track, topic, payload, payloadlen, received,
 			received + p->retention_ms, NULL);
@@ -694,15 +724,15 @@ static int64_t age_unknown(struct tf_engine *e, const char *topic, const void *p
 static bool retained_in_force(struct tf_engine *e, const char *topic, const void *payload,
 		uint32_t payloadlen)
 {
-	const char *label = tf_retained_label(e->retained, topic);
+	const char *label = tf_retained_label(e->ctx.retained, topic);
 	char recorded[300];
 
 	if (label != NULL)
-		return tf_policy_set_find_label(e->set, label) != NULL;
-	if (e->trace == NULL)
+		return tf_policy_set_find_label(e->ctx.set, label) != NULL;
+	if (e->ctx.trace == NULL)
 		return true;
-	return engine_trace_received_at(e, topic, payload, payloadlen, recorded, sizeof(recorded))
-		!= TF_TIME_UNKNOWN && tf_policy_set_find_label(e->set, recorded) != NULL;
+	return engine_trace_received_at(&e->ctx, topic, payload, payloadlen, recorded, sizeof(recorded))
+		!= TF_TIME_UNKNOWN && tf_policy_set_find_label(e->ctx.set, recorded) != NULL;
 }
 
 #define ENGINE_STALE_COPY "a view copy made under a policy version no longer in force"
@@ -719,9 +749,9 @@ static bool view_copy_in_force(struct tf_engine *e, const char *topic, const voi
 
 	if (tf_copytrack_find(e->copies, topic, payload, payloadlen, p->label, &same))
 		return same;
-	if (e->trace == NULL)
+	if (e->ctx.trace == NULL)
 		return true;
-	return engine_trace_received_at(e, topic, payload, payloadlen, recorded, sizeof(recorded))
+	return engine_trace_received_at(&e->ctx, topic, payload, payloadlen, recorded, sizeof(recorded))
 		!= TF_TIME_UNKNOWN && strcmp(recorded, p->label) == 0;
 }
 
@@ -729,17 +759,17 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen,
 		bool retain)
 {
-	const struct tf_client *who = engine_identify(e, username);
+	const struct tf_client *who = engine_identify(&e->ctx, username);
 	struct tf_msgtrack_hit hit;
 	struct tf_decision d;
 	bool known = tf_msgtrack_find(e->track, topic, payload, payloadlen, &hit);
-	int64_t now = engine_now_ms(e);
+	int64_t now = engine_now_ms(&e->ctx);
 
 	if (tf_qos2track_count(e->qos2) > 0)
 		tf_qos2track_release(e->qos2, topic);
-	tf_decide_receive(e->set, who, topic, now, known ? hit.received_ms
+	tf_decide_receive(e->ctx.set, who, topic, now, known ? hit.received_ms
 		: age_unknown(e, topic, payload, payloadlen, now), &d);
-	if (d.verdict == TF_ALLOW && engine_is_blocked(e, client_id, username, now)) {
+	if (d.verdict == TF_ALLOW && engine_is_blocked(&e->ctx, client_id, username, now)) {
 		d.verdict = TF_DENY;
 		d.reason = ENGINE_BLOCKED;
 	}
@@ -755,16 +785,16 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 		d.reason = ENGINE_STALE_COPY;
 	}
 	/* A governed delivery that cannot be recorded is not made. */
-	if (e->trace != NULL && topic[0] != '$' && d.verdict != TF_DEFER
-			&& !engine_record_delivery(e, now, known ? &hit : NULL, client_id, username,
+	if (e->ctx.trace != NULL && topic[0] != '$' && d.verdict != TF_DEFER
+			&& !engine_record_delivery(&e->ctx, now, known ? &hit : NULL, client_id, username,
 				who, topic, payload, payloadlen, &d) && d.policy != NULL)
 		return TF_DENY;
 	/* Private data reaching another org: its recipient is a suspect if it
 	 * publishes the data again. (A view copy is other data.) */
 	if (d.verdict == TF_ALLOW && d.policy != NULL && d.policy->forwarding_deny && !d.view
 			&& who != NULL && who->org != d.policy->owner
-			&& tf_guard_watching_leaks(e->guard))
-		engine_note_recipient(e, known ? &hit : NULL,
+			&& tf_guard_watching_leaks(e->ctx.guard))
+		engine_note_recipient(&e->ctx, known ? &hit : NULL,
 			engine_client_name(client_id, username), payload, payloadlen, now);
 	return d.verdict;
 }
@@ -781,23 +811,10 @@ static void violation(struct tf_engine *e, const struct tf_policy *p, const stru
 	char text[400];
 
 	snprintf(text, sizeof(text), "%s on %s", detail, m->topic);
-	engine_raise_alert(e, kind, p->label, engine_org_name(e, engine_identify(e, m->username)),
+	engine_raise_alert(&e->ctx, kind, p->label,
+		engine_org_name(&e->ctx, engine_identify(&e->ctx, m->username)),
 		engine_client_name(m->client_id, m->username), text,
 		tf_violation_action_name(act->action));
-}
-
-bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const cJSON *json,
-		char *why, size_t why_cap)
-{
-	if (p->schema == NULL)
-		return false;
-	if (payloadlen > TF_JSON_PAYLOAD_MAX)
-		snprintf(why, why_cap, "payload too large to check");
-	else if (json == NULL)
-		snprintf(why, why_cap, "payload is not valid JSON");
-	else if (tf_schema_validate(p->schema, json, why, why_cap))
-		return false;
-	return true;
 }
 
 /* The reduced copy of an object payload for one view rule: only the
@@ -837,36 +854,6 @@ static int make_view(const struct tf_consumer_rule *r, const struct tf_policy *p
 	return 0;
 }
 
-/* The signed stamp of a message (or of a view copy) published by m's
- * client under policy p (NULL: ungoverned). Returns false when it cannot
- * be made (logged). */
-bool engine_stamp(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
-		const char *topic, const void *payload, size_t payloadlen, int64_t now,
-		struct tf_stamp_buf *buf, struct tf_stamp *out)
-{
-	const struct tf_client *who = engine_identify(e, m->username);
-	struct tf_stamp_request req = {
-		.broker = e->broker_id,
-		.org = who ? tf_identities_org_id(e->set->ids, who->org) : "",
-		.client = m->username ? m->username : m->client_id,
-		.policy = p ? p->label : "",
-		.topic = topic,
-		.payload = payload,
-		.payloadlen = payloadlen,
-		.ts_ms = now,
-		.seq = e->seq + 1,
-	};
-	struct tf_err err = { "" };
-
-	if (tf_signer_stamp(e->signer, &req, buf, out, &err) != TF_OK) {
-		engine_log(e, TF_LOG_ERR, "trustflow: %s cannot be stamped (%s); not delivered", topic,
-			err.msg);
-		return false;
-	}
-	e->seq++;
-	return true;
-}
-
 static void make_views(struct tf_engine *e, const struct tf_policy *p, const struct tf_message *m,
 		const cJSON *json, int64_t now, struct tf_message_result *res)
 {
@@ -874,7 +861,8 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 		return;
 	res->copies = calloc(p->n_views, sizeof(*res->copies));
 	if (res->copies == NULL) {
-		engine_log(e, TF_LOG_ERR, "trustflow: out of memory making the views of %s", m->topic);
+		engine_log(&e->ctx, TF_LOG_ERR, "trustflow: out of memory making the views of %s",
+			m->topic);
 		return;
 	}
 	for (uint32_t i = 0; i < p->n_consumers; i++) {
@@ -884,43 +872,29 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 		if (r->fields == NULL)
 			continue;
 		if (make_view(r, p, m->topic, json, c) != 0) {
-			engine_log(e, TF_LOG_ERR, "trustflow: out of memory making the view %s of %s",
+			engine_log(&e->ctx, TF_LOG_ERR, "trustflow: out of memory making the view %s of %s",
 				r->view, m->topic);
 			continue;
 		}
 		res->n_copies++;
-		if (!engine_stamp(e, m, p, c->topic, c->payload, c->payloadlen, now, &c->stamp_buf,
-				&c->stamp) || (e->trace != NULL
-				&& engine_record_stamped(e, now, &c->stamp, c->payloadlen) != TF_OK)) {
+		if (!engine_stamp(&e->ctx, m, p, c->topic, c->payload, c->payloadlen, now, &c->stamp_buf,
+				&c->stamp) || (e->ctx.trace != NULL
+				&& engine_record_stamped(&e->ctx, now, &c->stamp, c->payloadlen) != TF_OK)) {
 			res->n_copies--;
 			free(c->topic);
 			free(c->payload);
 		} else {
 			tf_copytrack_put(e->copies, c->topic, c->payload, c->payloadlen, p->label);
 			if (m->retain)
-				engine_note_retained(e, c->topic, c->payloadlen, p, now);
+				engine_note_retained(&e->ctx, c->topic, c->payloadlen, p, now);
 		}
 	}
-}
-
-void engine_note_retained(struct tf_engine *e, const char *topic, uint32_t payloadlen,
-		const struct tf_policy *p, int64_t received)
-{
-	if (p == NULL || payloadlen == 0) {
-		tf_retained_forget(e->retained, topic);
-		return;
-	}
-	if (tf_retained_note(e->retained, topic, p->label, p->retention_ms > 0
-			? received + p->retention_ms : TF_RETAINED_KEEP) != 0)
-		engine_log(e, TF_LOG_ERR, "trustflow: retained table full or out of memory: the "
-			"retained copy on %s will not be removed when its retention passes or its "
-			"policy changes", topic);
 }
 
 static void note_retained(struct tf_engine *e, const struct tf_message *m,
 		const struct tf_policy *p, int64_t now)
 {
-	engine_note_retained(e, m->topic, m->payloadlen, p, now);
+	engine_note_retained(&e->ctx, m->topic, m->payloadlen, p, now);
 }
 
 /* Keeps what later deliveries of a passed-on message need: its receive
@@ -932,13 +906,13 @@ static void track(struct tf_engine *e, const struct tf_message *m, const struct 
 	unsigned char id[16];
 	/* The id also tells the leak detector which private data a delivery
 	 * carries, trace or not. */
-	bool traced = (e->trace != NULL || (p != NULL && p->forwarding_deny)) && st != NULL
+	bool traced = (e->ctx.trace != NULL || (p != NULL && p->forwarding_deny)) && st != NULL
 		&& tf_trace_id_bytes(st->id, id);
 
 	if (m->republished) {
 		/* Not keyed by mosquitto's stored topic: known by its content,
 		 * as a released message is. */
-		tf_quarantine_note_release(e->quarantine, m->topic, m->payload, m->payloadlen, now,
+		tf_quarantine_note_release(e->ctx.quarantine, m->topic, m->payload, m->payloadlen, now,
 			now);
 		return;
 	}
@@ -949,7 +923,7 @@ static void track(struct tf_engine *e, const struct tf_message *m, const struct 
 		return;
 	if (tf_msgtrack_put(e->track, m->topic, m->payload, m->payloadlen, now, now + keep,
 			traced ? id : NULL) != 0 && p && p->retention_ms > 0)
-		engine_log(e, TF_LOG_WARNING, "trustflow: retention table full; %s will be "
+		engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: retention table full; %s will be "
 			"withheld as of unknown age", m->topic);
 }
 
@@ -982,7 +956,7 @@ static void tell_qos2_forgotten(struct tf_engine *e, int64_t now)
 	if (forgotten == e->qos2_forgotten_told || (e->qos2_told_ms != 0
 			&& now - e->qos2_told_ms < TF_QOS2_TELL_MS))
 		return;
-	engine_log(e, TF_LOG_WARNING, "trustflow: %" PRIu64 " QoS 2 messages forgotten before "
+	engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: %" PRIu64 " QoS 2 messages forgotten before "
 		"their release to make room (at most %d a connection, %d in all); those sent again "
 		"get a stamp of their own", forgotten - e->qos2_forgotten_told,
 		TF_QOS2_PER_CONNECTION, TF_QOS2_MAX_PENDING);
@@ -1013,8 +987,8 @@ static void check_qos2_overrun(struct tf_engine *e, const struct tf_message *m,
 		"the %u mosquitto takes in flight: QoS 2 messages recorded from this client now may "
 		"have been refused by mosquitto after they were recorded", unreleased,
 		e->max_inflight);
-	engine_raise_alert(e, "qos2-overrun", p ? p->label : "",
-		engine_org_name(e, engine_identify(e, m->username)),
+	engine_raise_alert(&e->ctx, "qos2-overrun", p ? p->label : "",
+		engine_org_name(&e->ctx, engine_identify(&e->ctx, m->username)),
 		engine_client_name(m->client_id, m->username), detail, "none");
 }
 
@@ -1024,7 +998,7 @@ static void pend_qos2(struct tf_engine *e, const struct tf_message *m, const str
 {
 	if (!tf_qos2track_put(e->qos2, key, tf_qos2_client_key(m->client_id ? m->client_id : ""),
 			m->connection, m->topic, &res->stamp, res->hold, res->redirect, now))
-		engine_log(e, TF_LOG_WARNING, "trustflow: out of memory keeping a QoS 2 message; if "
+		engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: out of memory keeping a QoS 2 message; if "
 			"%s is sent again it gets a stamp of its own", m->topic);
 	tell_qos2_forgotten(e, now);
 	check_qos2_overrun(e, m, p, now);
@@ -1036,19 +1010,19 @@ static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64
 		struct tf_message_result *res)
 {
 	if (e->stamp_all) {
-		if (!engine_stamp(e, m, NULL, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
-				&res->stamp)) {
+		if (!engine_stamp(&e->ctx, m, NULL, m->topic, m->payload, m->payloadlen, now,
+				&res->stamp_buf, &res->stamp)) {
 			engine_refuse(res, "cannot be stamped");
 			return;
 		}
 		res->stamped = true;
 	}
-	if (e->trace != NULL) {
+	if (e->ctx.trace != NULL) {
 		if (res->stamped)
-			engine_record_stamped(e, now, &res->stamp, m->payloadlen);
+			engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen);
 		else
-			engine_record_unstamped(e, now, m->client_id, m->username, m->topic, NULL, m->payload,
-				m->payloadlen, "delivered", NULL);
+			engine_record_unstamped(&e->ctx, now, m->client_id, m->username, m->topic, NULL,
+				m->payload, m->payloadlen, "delivered", NULL);
 	}
 	track(e, m, NULL, res->stamped ? &res->stamp : NULL, now);
 	if (m->retain)
@@ -1061,14 +1035,15 @@ static void deliver(struct tf_engine *e, const struct tf_message *m, const struc
 		const cJSON *json, struct engine_canon *canon, int64_t now,
 		struct tf_message_result *res)
 {
-	if (!engine_stamp(e, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
+	if (!engine_stamp(&e->ctx, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
 			&res->stamp)) {
 		engine_refuse(res, "cannot be stamped");
 		return;
 	}
 	res->stamped = true;
 	/* What cannot be recorded is not passed on. */
-	if (e->trace != NULL && engine_record_stamped(e, now, &res->stamp, m->payloadlen) != TF_OK) {
+	if (e->ctx.trace != NULL
+			&& engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen) != TF_OK) {
 		engine_refuse(res, "the trace store cannot record it");
 		return;
 	}
@@ -1077,8 +1052,8 @@ static void deliver(struct tf_engine *e, const struct tf_message *m, const struc
 	if (m->retain)
 		note_retained(e, m, p, now);
 	if (p->forwarding_deny)
-		engine_note_private(e, m, p, json, canon, &res->stamp, now);
-	if (e->trace_each && tf_trace_writer_flush(e->trace) != TF_OK)
+		engine_note_private(&e->ctx, m, p, canon, &res->stamp, now);
+	if (e->ctx.trace_each && tf_trace_writer_flush(e->ctx.trace) != TF_OK)
 		engine_refuse(res, "the trace store cannot record it");
 }
 
@@ -1093,7 +1068,7 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	const struct tf_action *act = NULL;   /* NULL: deliver */
 	enum tf_violation_action action = TF_VIOLATION_ALERT;
 	char flow[512], why[200];
-	cJSON *json = NULL;
+	const cJSON *json = NULL;   /* for the schema and the views */
 
 	if (engine_too_large(p, m->payloadlen)) {
 		violated = "limit-exceeded";
@@ -1106,9 +1081,8 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		act = &p->on_violation;
 		violation(e, p, m, violated, "more than max_messages_per_second", act);
 	}
-	if (violated == NULL && (p->schema != NULL || p->n_views > 0)
-			&& m->payloadlen <= TF_JSON_PAYLOAD_MAX)
-		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
+	if (violated == NULL && (p->schema != NULL || p->n_views > 0))
+		json = engine_canon_json(canon, m->payload, m->payloadlen);
 	if (violated == NULL && engine_breaks_schema(p, m->payloadlen, json, why, sizeof(why))) {
 		violated = "schema-violation";
 		act = &p->on_violation;
@@ -1117,8 +1091,8 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	tf_quarantine_flow_name(p->label, engine_client_name(m->client_id, m->username), flow,
 		sizeof(flow));
 	if (violated == NULL) {
-		violated = tf_guard_message(e->guard, flow, m->payloadlen,
-			tf_guard_hash(e->guard, m->payload, m->payloadlen), now, why, sizeof(why));
+		violated = tf_guard_message(e->ctx.guard, flow, m->payloadlen,
+			tf_guard_hash(e->ctx.guard, m->payload, m->payloadlen), now, why, sizeof(why));
 		/* A suspicion, not a broken rule: its own action (policy-v1). */
 		if (violated != NULL) {
 			act = &p->on_anomaly;
@@ -1130,21 +1104,21 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		res->disconnect = act->disconnect;
 	}
 	/* Once a flow is held, all of it is, violating or not. */
-	if (tf_quarantine_find(e->quarantine, flow) != NULL)
+	if (tf_quarantine_find(e->ctx.quarantine, flow) != NULL)
 		action = TF_VIOLATION_QUARANTINE;
 
 	switch (action) {
 	case TF_VIOLATION_DROP:
 		engine_refuse(res, violated);
-		if (e->trace != NULL)
-			engine_record_unstamped(e, now, m->client_id, m->username, m->topic, p, m->payload,
-				m->payloadlen, "dropped", violated);
+		if (e->ctx.trace != NULL)
+			engine_record_unstamped(&e->ctx, now, m->client_id, m->username, m->topic, p,
+				m->payload, m->payloadlen, "dropped", violated);
 		break;
 	case TF_VIOLATION_QUARANTINE:
-		engine_hold(e, m, p, flow, violated ? violated : "its flow is quarantined", now, res);
+		engine_hold(&e->ctx, m, p, flow, violated ? violated : "its flow is quarantined", now, res);
 		break;
 	case TF_VIOLATION_REROUTE:
-		engine_reroute(e, m, p, act->reroute_to, violated, now, res);
+		engine_reroute(&e->ctx, m, p, act->reroute_to, violated, now, res);
 		break;
 	case TF_VIOLATION_ALERT:
 		deliver(e, m, p, json, canon, now, res);
@@ -1152,7 +1126,6 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	}
 	if (m->qos == 2 && res->deliver && (res->stamped || res->hold))
 		pend_qos2(e, m, p, qos2_key, res, now);
-	cJSON_Delete(json);
 	if (!res->deliver)
 		tf_message_result_free(res);
 }
@@ -1162,7 +1135,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 {
 	struct tf_governance g;
 	const struct tf_policy *p;
-	int64_t now = engine_now_ms(e);
+	int64_t now = engine_now_ms(&e->ctx);
 	uint64_t qos2_key = 0;
 	struct engine_canon canon = { .made = false };
 
@@ -1188,19 +1161,22 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	if (tf_qos2track_count(e->qos2) > 0)
 		tf_qos2track_moved_on(e->qos2, tf_qos2_client_key(m->client_id ? m->client_id : ""),
 			m->connection);
-	if (tf_guard_watching_leaks(e->guard) && engine_leaked(e, m, &canon, now, res))
-		return;
-	g = tf_govern_lookup(e->set->govern, m->topic);
+	/* The leak check and the policy's checks share one parse (canon). */
+	if (tf_guard_watching_leaks(e->ctx.guard) && engine_leaked(&e->ctx, m, &canon, now, res))
+		goto out;
+	g = tf_govern_lookup(e->ctx.set->govern, m->topic);
 	if (g.kind != TF_GOVERN_POLICY) {
 		on_ungoverned(e, m, now, res);
 		if (m->qos == 2 && res->stamped)
 			pend_qos2(e, m, NULL, qos2_key, res, now);
-		if (e->trace_each)
-			tf_trace_writer_flush(e->trace);
-		return;
+		if (e->ctx.trace_each)
+			tf_trace_writer_flush(e->ctx.trace);
+		goto out;
 	}
-	p = &e->set->policies[g.policy];
+	p = &e->ctx.set->policies[g.policy];
 	on_governed(e, m, p, g.policy, qos2_key, &canon, now, res);
+out:
+	engine_canon_free(&canon);
 }
 
 void tf_message_result_free(struct tf_message_result *res)
@@ -1216,32 +1192,33 @@ void tf_message_result_free(struct tf_message_result *res)
 
 void tf_engine_publish_keys(struct tf_engine *e)
 {
-	if (e->hooks.publish_key == NULL)
+	if (e->ctx.hooks.publish_key == NULL)
 		return;
-	e->hooks.publish_key(e->hooks.ctx, tf_signer_kid(e->signer), tf_signer_public_pem(e->signer));
+	e->ctx.hooks.publish_key(e->ctx.hooks.ctx, tf_signer_kid(e->ctx.signer),
+		tf_signer_public_pem(e->ctx.signer));
 	for (int i = 0; i < tf_keyring_count(e->earlier_keys); i++) {
 		const char *kid = tf_keyring_kid(e->earlier_keys, i);
 		char *pem;
 
-		if (strcmp(kid, tf_signer_kid(e->signer)) == 0)
+		if (strcmp(kid, tf_signer_kid(e->ctx.signer)) == 0)
 			continue;
 		pem = tf_keyring_public_pem(e->earlier_keys, kid);
 		if (pem == NULL) {
-			engine_log(e, TF_LOG_ERR, "trustflow: out of memory publishing key %s", kid);
+			engine_log(&e->ctx, TF_LOG_ERR, "trustflow: out of memory publishing key %s", kid);
 			continue;
 		}
-		e->hooks.publish_key(e->hooks.ctx, kid, pem);
+		e->ctx.hooks.publish_key(e->ctx.hooks.ctx, kid, pem);
 		free(pem);
 	}
 }
 
 void tf_engine_tick(struct tf_engine *e)
 {
-	int64_t now = engine_now_ms(e);
+	int64_t now = engine_now_ms(&e->ctx);
 
 	finish_background_reload(e);
-	tf_retained_expire(e->retained, now, e->hooks.clear_retained, e->hooks.ctx);
+	tf_retained_expire(e->ctx.retained, now, e->ctx.hooks.clear_retained, e->ctx.hooks.ctx);
 	tf_msgtrack_sweep(e->track, now, SWEEP_BUDGET);
 	tf_qos2track_expire(e->qos2, now);
-	engine_trace_tick(e);
+	engine_trace_tick(&e->ctx);
 }

@@ -14,45 +14,45 @@
 /* Raises an alert (operations-v1): kept for listAlerts, recorded in the
  * trace, published on $trustflow/alerts/<policy id>. Repeats about one
  * flow are folded (broker/guard/alerts.h). policy: a label or "". */
-void engine_raise_alert(struct tf_engine *e, const char *kind, const char *policy,
+void engine_raise_alert(struct engine_ctx *c, const char *kind, const char *policy,
 		const char *org, const char *client, const char *detail, const char *action)
 {
-	int64_t now = engine_now_ms(e);
+	int64_t now = engine_now_ms(c);
 	struct tf_alert alert = { "", now, kind, policy, org, client, detail, action };
 	char text[600], topic[200];
 	uint32_t folded;
 	cJSON *json;
 	char *payload;
 
-	if (!tf_alerts_admit(e->alerts, kind, policy, client, now, &folded)
-			|| tf_signer_make_id(e->signer, now, alert.id, NULL) != TF_OK)
+	if (!tf_alerts_admit(c->alerts, kind, policy, client, now, &folded)
+			|| tf_signer_make_id(c->signer, now, alert.id, NULL) != TF_OK)
 		return;
 	if (folded > 0) {
 		snprintf(text, sizeof(text), "%s (and %u more like it in the last second)", detail,
 			folded);
 		alert.detail = text;
 	}
-	tf_alerts_keep(e->alerts, &alert);
-	engine_log(e, TF_LOG_WARNING, "trustflow: alert %s under %s by %s: %s (action %s)", kind,
+	tf_alerts_keep(c->alerts, &alert);
+	engine_log(c, TF_LOG_WARNING, "trustflow: alert %s under %s by %s: %s (action %s)", kind,
 		policy[0] ? policy : "-", client[0] ? client : "-", alert.detail, action);
-	if (e->trace != NULL) {
+	if (c->trace != NULL) {
 		struct tf_trace_input in = { .kind = TF_EVENT_ALERT, .ts_ms = now,
 		.values = { alert.id, kind, policy, org,
 			client, alert.detail, action } };
 
-		tf_trace_writer_record(e->trace, &in);
+		tf_trace_writer_record(c->trace, &in);
 	}
-	if (e->hooks.publish_alert == NULL)
+	if (c->hooks.publish_alert == NULL)
 		return;
 	json = tf_alert_json(&alert);
 	payload = json ? cJSON_PrintUnformatted(json) : NULL;
 	cJSON_Delete(json);
 	if (payload == NULL) {
-		engine_log(e, TF_LOG_ERR, "trustflow: out of memory publishing a %s alert", kind);
+		engine_log(c, TF_LOG_ERR, "trustflow: out of memory publishing a %s alert", kind);
 		return;
 	}
 	tf_alert_topic(&alert, topic, sizeof(topic));
-	e->hooks.publish_alert(e->hooks.ctx, topic, payload);
+	c->hooks.publish_alert(c->hooks.ctx, topic, payload);
 	free(payload);
 }
 
@@ -89,56 +89,51 @@ const char *engine_client_key(const char *client_id, const char *username, char 
 
 /* A refusal counts towards the client's burst; the one that completes it
  * blocks the client (broker/guard/guard.h) and raises an alert. */
-void engine_count_refusal(struct tf_engine *e, const char *client_id, const char *username,
+void engine_count_refusal(struct engine_ctx *c, const char *client_id, const char *username,
 		int64_t now)
 {
 	char key[ENGINE_CLIENT_KEY_MAX];
 
-	if (tf_guard_denied(e->guard, engine_client_key(client_id, username, key, sizeof(key)), now))
-		engine_raise_alert(e, "denied-burst", "", engine_org_name(e, engine_identify(e, username)),
+	if (tf_guard_denied(c->guard, engine_client_key(client_id, username, key, sizeof(key)), now))
+		engine_raise_alert(c, "denied-burst", "", engine_org_name(c, engine_identify(c, username)),
 			engine_client_name(client_id, username),
 			"a burst of refused publishes and subscriptions", "block");
 }
 
-bool engine_is_blocked(const struct tf_engine *e, const char *client_id, const char *username,
+bool engine_is_blocked(const struct engine_ctx *c, const char *client_id, const char *username,
 		int64_t now)
 {
 	char key[ENGINE_CLIENT_KEY_MAX];
 
-	if (!tf_guard_counts_refusals(e->guard))
+	if (!tf_guard_counts_refusals(c->guard))
 		return false;
-	return tf_guard_blocked(e->guard, engine_client_key(client_id, username, key, sizeof(key)),
+	return tf_guard_blocked(c->guard, engine_client_key(client_id, username, key, sizeof(key)),
 		now);
 }
 
-/* The canonical hash of m's payload, made on first use; json: the payload
- * parsed already, or NULL to parse it here. NULL when it cannot be made. */
-static const unsigned char *canonical_sha(const struct tf_message *m, const cJSON *json,
+/* The canonical hash of m's payload, made on first use from the payload
+ * parsed once (engine_canon_json). NULL when it cannot be made. */
+static const unsigned char *canonical_sha(const struct tf_message *m,
 		struct engine_canon *canon)
 {
-	cJSON *parsed = NULL;
-
 	if (!canon->made) {
-		if (json == NULL && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
-			json = parsed = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL,
-				false);
-		canon->ok = tf_guard_canonical_sha(json, m->payload, m->payloadlen, canon->sha);
+		canon->ok = tf_guard_canonical_sha(engine_canon_json(canon, m->payload, m->payloadlen),
+			m->payload, m->payloadlen, canon->sha);
 		canon->made = true;
-		cJSON_Delete(parsed);
 	}
 	return canon->ok ? canon->sha : NULL;
 }
 
 /* Data under `forwarding: deny` is watched for being published again. */
-void engine_note_private(struct tf_engine *e, const struct tf_message *m,
-		const struct tf_policy *p, const cJSON *json, struct engine_canon *canon,
-		const struct tf_stamp *st, int64_t now)
+void engine_note_private(struct engine_ctx *c, const struct tf_message *m,
+		const struct tf_policy *p, struct engine_canon *canon, const struct tf_stamp *st,
+		int64_t now)
 {
-	const unsigned char *sha = canonical_sha(m, json, canon);
+	const unsigned char *sha = canonical_sha(m, canon);
 
 	if (sha != NULL)
-		tf_guard_note_private(e->guard, sha, st->id, p->label,
-			tf_identities_org_id(e->set->ids, p->owner), st->client, now);
+		tf_guard_note_private(c->guard, sha, st->id, p->label,
+			tf_identities_org_id(c->set->ids, p->owner), st->client, now);
 }
 
 /* Data under `forwarding: deny` delivered to client outside its owner
@@ -146,7 +141,7 @@ void engine_note_private(struct tf_engine *e, const struct tf_message *m,
  * delivered message is found by its id (hit: the msgtrack entry, or NULL)
  * without parsing anything; a message without one (a retained copy, an
  * offline queue, one tracked no longer) by its canonical hash. */
-void engine_note_recipient(struct tf_engine *e, const struct tf_msgtrack_hit *hit,
+void engine_note_recipient(struct engine_ctx *c, const struct tf_msgtrack_hit *hit,
 		const char *client, const void *payload, uint32_t payloadlen, int64_t now)
 {
 	struct tf_message m = { .payload = payload, .payloadlen = payloadlen };
@@ -156,12 +151,13 @@ void engine_note_recipient(struct tf_engine *e, const struct tf_msgtrack_hit *hi
 
 	if (hit != NULL && hit->has_id) {
 		tf_hex(hit->id, 16, id);
-		if (tf_guard_note_recipient(e->guard, id, client, now))
+		if (tf_guard_note_recipient(c->guard, id, client, now))
 			return;
 	}
-	sha = canonical_sha(&m, NULL, &canon);
+	sha = canonical_sha(&m, &canon);
 	if (sha != NULL)
-		tf_guard_note_recipient_of(e->guard, sha, client, now);
+		tf_guard_note_recipient_of(c->guard, sha, client, now);
+	engine_canon_free(&canon);
 }
 
 /* Appends name to the suspects in out (len used of cap) unless listed. */
@@ -185,10 +181,10 @@ static size_t add_suspect(char *out, size_t len, size_t cap, const char *name)
 
 /* Who may have leaked private data: the publisher (who received it), then
  * its other recipients outside the owner org, from the trace, each once. */
-static void suspects(struct tf_engine *e, const struct tf_guard_private *priv,
+static void suspects(struct engine_ctx *c, const struct tf_guard_private *priv,
 		const char *publisher, char *out, size_t cap)
 {
-	struct tf_trace_store *s = e->trace ? tf_trace_writer_store(e->trace) : NULL;
+	struct tf_trace_store *s = c->trace ? tf_trace_writer_store(c->trace) : NULL;
 	const cJSON *d;
 	size_t len;
 	cJSON *msg = NULL;
@@ -215,36 +211,36 @@ static void suspects(struct tf_engine *e, const struct tf_guard_private *priv,
  * published by a client outside that org that received it: a leak. Raises its alert and
  * applies the data's policy's action (anything but "alert" refuses the
  * message). Returns true when the message is refused. */
-bool engine_leaked(struct tf_engine *e, const struct tf_message *m, struct engine_canon *canon,
+bool engine_leaked(struct engine_ctx *c, const struct tf_message *m, struct engine_canon *canon,
 		int64_t now, struct tf_message_result *res)
 {
 	const char *publisher = engine_client_name(m->client_id, m->username);
-	const char *org = engine_org_name(e, engine_identify(e, m->username));
+	const char *org = engine_org_name(c, engine_identify(c, m->username));
 	const struct tf_guard_private *priv;
 	const struct tf_policy *p;
-	const unsigned char *sha = canonical_sha(m, NULL, canon);
+	const unsigned char *sha = canonical_sha(m, canon);
 	char id[TF_TRACE_KEY_TEXT_MAX + 1], who[600], detail[900];
 	enum tf_violation_action action;
 
-	if (sha == NULL || (priv = tf_guard_find_leak(e->guard, sha, publisher, now)) == NULL
+	if (sha == NULL || (priv = tf_guard_find_leak(c->guard, sha, publisher, now)) == NULL
 			|| strcmp(org, priv->owner) == 0 || strcmp(publisher, priv->publisher) == 0)
 		return false;
 	tf_trace_policy_id(priv->policy, id, sizeof(id));
-	p = tf_policy_set_find(e->set, id);
+	p = tf_policy_set_find(c->set, id);
 	/* Forwarding is a rule the recipient broke: on_violation. */
 	action = p ? p->on_violation.action : TF_VIOLATION_DROP;
-	suspects(e, priv, publisher, who, sizeof(who));
+	suspects(c, priv, publisher, who, sizeof(who));
 	snprintf(detail, sizeof(detail), "data of message %s, under forwarding deny, published "
 		"again on %s; suspects: %s", priv->id, m->topic, who);
-	engine_raise_alert(e, "leak", priv->policy, org, publisher, detail,
+	engine_raise_alert(c, "leak", priv->policy, org, publisher, detail,
 		tf_violation_action_name(action));
 	if (p != NULL && p->on_violation.disconnect)
 		res->disconnect = true;
 	if (action == TF_VIOLATION_ALERT)
 		return false;
 	engine_refuse(res, "leak");
-	if (e->trace != NULL)
-		engine_record_unstamped(e, now, m->client_id, m->username, m->topic, p, m->payload,
+	if (c->trace != NULL)
+		engine_record_unstamped(c, now, m->client_id, m->username, m->topic, p, m->payload,
 			m->payloadlen, "dropped", "leak");
 	return true;
 }

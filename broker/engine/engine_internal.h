@@ -1,21 +1,28 @@
-/* Inside the engine: its state and the helpers its parts share. The
- * engine is one object in four files, each with one job:
+/* Inside the engine: what its parts share, and how they are layered.
+ * The engine is one object in five files, listed here from the top
+ * layer down; each file calls only files listed below it, never one
+ * above it (tests/tools/engine_layers.py checks this in `make check`):
  *
- *   engine.c             the policy set in force, decisions, the path of a
- *                        message (stamp, views, retention), ticks
- *   engine_trace.c       the trace events the engine records, and the
- *                        trace writer's start and reports
+ *   engine.c             the top, and the only file that sees the whole
+ *                        engine (struct tf_engine): the policy set in
+ *                        force, decisions, the path of a message (stamp,
+ *                        views, retention), reloads, ticks; calls the parts
  *   engine_guard.c       alerts, and the anomaly guard's part in decisions
  *                        (refusal bursts, leaks)
  *   engine_quarantine.c  holding, rerouting, releasing and discarding
+ *   engine_trace.c       the trace events the engine records, and the
+ *                        trace writer's start and reports
+ *   engine_context.c     the base: the log, option numbers, content rules,
+ *                        stamps, retained copies (and the inline helpers
+ *                        below: the clock, identifying a client, refusing)
  *
- * Nothing here is for use outside broker/engine*.c. */
+ * The parts are given a struct engine_ctx, not the engine: the state they
+ * share. Nothing here is for use outside broker/engine/engine*.c. */
 #ifndef TF_ENGINE_INTERNAL_H
 #define TF_ENGINE_INTERNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <pthread.h>
 
 #include <cjson/cJSON.h>
 
@@ -30,63 +37,40 @@
 /* Why a blocked client's delivery is withheld. */
 #define ENGINE_BLOCKED "blocked after a burst of refusals"
 
-/* A reload running on a thread of its own (tf_engine_reload_in_background). */
-struct engine_reload {
-	pthread_t thread;
-	pthread_mutex_t lock;     /* over done and the result */
-	bool loading;             /* a loader thread runs (or awaits its join) */
-	bool again;               /* another reload was asked for meanwhile */
-	bool done;
-	bool overtaken;           /* a reload in place came since it began */
-	int rc;
-	struct tf_policy_set *fresh;
-	char *digest;             /* of the files it read */
-	struct tf_err err;
-	struct tf_err keep_err;   /* why the set could not be kept ("": kept) */
-};
-
-struct tf_engine {
-	struct tf_policy_set *set;
-	struct engine_reload reload;
-	struct tf_policy_set_options load;  /* what to load on reload */
-	char *identities, *policy_dir;      /* owned copies behind load */
-	char *trace_dir;                    /* the trace store's; NULL: none */
+/* What the engine's parts share, and all they are given: the engine
+ * (engine.c) owns it inside its own state, makes and frees what it points
+ * to, and replaces set on a reload; the parts use what it points to and
+ * change only seq (engine_stamp), and trace, trace_each and seq when the
+ * trace starts (engine_start_trace). Borrowed by each part for the length
+ * of a call. */
+struct engine_ctx {
+	struct tf_policy_set *set;          /* in force */
 	struct tf_engine_hooks hooks;
-	struct tf_msgtrack *track;
-	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
-	uint32_t max_inflight;              /* mosquitto's max_inflight_messages; 0: unlimited */
-	uint64_t qos2_forgotten_told;       /* tf_qos2track_forgotten when last logged */
-	int64_t qos2_told_ms;               /* when that was */
-	struct tf_clientids *clientids;     /* which identity holds each client id */
-	struct tf_copytrack *copies;        /* view copies made lately, and their version */
-	struct tf_alerts *alerts;           /* the recent ones, and folding */
-	struct tf_quarantine *quarantine;   /* the flows held */
-	struct tf_guard *guard;             /* anomaly detectors */
-	struct tf_ratelimit *rates;
-	struct tf_retained *retained;
 	struct tf_signer *signer;
-	struct tf_keyring *earlier_keys;    /* from key_dir */
 	char *broker_id;
-	bool stamp_all;
 	uint64_t seq;                       /* of the last stamp */
 	struct tf_trace_writer *trace;      /* NULL: nothing is recorded */
 	bool trace_each;                    /* trace_sync_ms 0: sync every message */
+	struct tf_alerts *alerts;           /* the recent ones, and folding */
+	struct tf_guard *guard;             /* anomaly detectors */
+	struct tf_quarantine *quarantine;   /* the flows held */
+	struct tf_retained *retained;       /* retained copies to remove later */
 };
 
-/* --- small helpers ---------------------------------------------------------- */
+/* --- engine_context.c (and inline): the base --------------------------------- */
 
-void engine_log(struct tf_engine *e, enum tf_log_level level, const char *fmt, ...)
+void engine_log(struct engine_ctx *c, enum tf_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static inline int64_t engine_now_ms(const struct tf_engine *e)
+static inline int64_t engine_now_ms(const struct engine_ctx *c)
 {
-	return e->hooks.now_ms(e->hooks.ctx);
+	return c->hooks.now_ms(c->hooks.ctx);
 }
 
-static inline const struct tf_client *engine_identify(const struct tf_engine *e,
+static inline const struct tf_client *engine_identify(const struct engine_ctx *c,
 		const char *username)
 {
-	return username ? tf_identities_client(e->set->ids, username) : NULL;
+	return username ? tf_identities_client(c->set->ids, username) : NULL;
 }
 
 /* The identity stamps and the trace name a client by: its username, else
@@ -99,17 +83,9 @@ static inline const char *engine_client_name(const char *client_id, const char *
 	return username ? username : client_id ? client_id : "";
 }
 
-/* The key the guard counts and blocks a client under: usernames and
- * client ids in namespaces of their own ("u:", "c:"), so that a client
- * without a username can never be counted or blocked as a user. Written
- * into buf (cap >= 64); a name too long for it is keyed by its hash. */
-const char *engine_client_key(const char *client_id, const char *username, char *buf,
-		size_t cap);
-#define ENGINE_CLIENT_KEY_MAX 300
-
-static inline const char *engine_org_name(const struct tf_engine *e, const struct tf_client *who)
+static inline const char *engine_org_name(const struct engine_ctx *c, const struct tf_client *who)
 {
-	return who ? tf_identities_org_id(e->set->ids, who->org) : "";
+	return who ? tf_identities_org_id(c->set->ids, who->org) : "";
 }
 
 static inline void engine_refuse(struct tf_message_result *res, const char *reason)
@@ -134,8 +110,26 @@ bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const 
 /* A retained copy on topic (payloadlen 0: cleared) made under p (NULL:
  * ungoverned) from a message received at received: removed when p's
  * retention passes or p changes (broker/tracking/retained.h). */
-void engine_note_retained(struct tf_engine *e, const char *topic, uint32_t payloadlen,
+void engine_note_retained(struct engine_ctx *c, const char *topic, uint32_t payloadlen,
 		const struct tf_policy *p, int64_t received);
+
+/* A message's payload as the checks see it, each form made at most once
+ * per message, on first need: parsed as JSON (for the schema, the views
+ * and the leak check) and its canonical hash (broker/guard/guard.h; for
+ * the leak check and the note of private data). Zeroed: nothing made yet.
+ * The one who zeroes it frees it with engine_canon_free. */
+struct engine_canon {
+	bool parsed;            /* json was tried */
+	cJSON *json;            /* NULL: not JSON, or larger than TF_JSON_PAYLOAD_MAX */
+	bool made, ok;          /* sha was tried; it could be made */
+	unsigned char sha[32];
+};
+/* The payload (the same one each call) parsed as JSON, parsed on the
+ * first call; NULL when it is not JSON or larger than TF_JSON_PAYLOAD_MAX.
+ * Borrowed, valid until engine_canon_free(canon). */
+const cJSON *engine_canon_json(struct engine_canon *canon, const void *payload,
+		uint32_t payloadlen);
+void engine_canon_free(struct engine_canon *canon);
 
 /* A numeric plugin option (checked against its range when read). */
 long engine_option_number(const char *text);
@@ -143,22 +137,22 @@ long engine_option_number(const char *text);
 /* The signed stamp of a message (or view copy) published by m's client
  * under policy p (NULL: ungoverned) on topic. Returns false when it
  * cannot be made (logged). */
-bool engine_stamp(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+bool engine_stamp(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *topic, const void *payload, size_t payloadlen, int64_t now,
 		struct tf_stamp_buf *buf, struct tf_stamp *out);
 
 /* --- engine_trace.c ------------------------------------------------------------ */
 
-int engine_start_trace(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err);
-int engine_record_stamped(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+int engine_start_trace(struct engine_ctx *c, const struct tf_options *opts, struct tf_err *err);
+int engine_record_stamped(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
 		uint32_t size);
-int engine_record_diverted(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
 		uint32_t size, const char *status, const char *reason, const char *hold_flow,
 		const void *hold, uint32_t hold_len);
-void engine_record_unstamped(struct tf_engine *e, int64_t now, const char *client_id,
+void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *client_id,
 		const char *username, const char *topic, const struct tf_policy *p,
 		const void *payload, uint32_t payloadlen, const char *status, const char *reason);
-bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_msgtrack_hit *hit,
+bool engine_record_delivery(struct engine_ctx *c, int64_t now, const struct tf_msgtrack_hit *hit,
 		const char *client_id, const char *username, const struct tf_client *who,
 		const char *topic, const void *payload, uint32_t payloadlen,
 		const struct tf_decision *d);
@@ -169,44 +163,49 @@ bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
 char *engine_policy_files_digest(const char *identities, const char *policy_dir);
 /* The policy-set event of a load: result "loaded" or "refused: why";
  * digest: engine_policy_files_digest() of the files read (NULL: none). */
-void engine_record_policy_set(struct tf_engine *e, const char *result, const char *digest);
-void engine_trace_tick(struct tf_engine *e);
+void engine_record_policy_set(struct engine_ctx *c, const char *result, const char *digest);
+void engine_trace_tick(struct engine_ctx *c);
 /* The receive time the trace holds for a stored message mosquitto kept
  * longer than the engine's memory (TF_TIME_UNKNOWN: none), and, when
  * label is not NULL, the policy label it was recorded under (cap bytes). */
-int64_t engine_trace_received_at(struct tf_engine *e, const char *topic, const void *payload,
+int64_t engine_trace_received_at(struct engine_ctx *c, const char *topic, const void *payload,
 		uint32_t payloadlen, char *label, size_t cap);
 
 /* --- engine_guard.c ------------------------------------------------------------ */
 
 struct tf_guard *engine_new_guard(const struct tf_options *opts);
-void engine_raise_alert(struct tf_engine *e, const char *kind, const char *policy,
+/* The key the guard counts and blocks a client under: usernames and
+ * client ids in namespaces of their own ("u:", "c:"), so that a client
+ * without a username can never be counted or blocked as a user. Written
+ * into buf (cap >= 64); a name too long for it is keyed by its hash. */
+const char *engine_client_key(const char *client_id, const char *username, char *buf,
+		size_t cap);
+#define ENGINE_CLIENT_KEY_MAX 300
+void engine_raise_alert(struct engine_ctx *c, const char *kind, const char *policy,
 		const char *org, const char *client, const char *detail, const char *action);
-void engine_count_refusal(struct tf_engine *e, const char *client_id, const char *username,
+void engine_count_refusal(struct engine_ctx *c, const char *client_id, const char *username,
 		int64_t now);
-bool engine_is_blocked(const struct tf_engine *e, const char *client_id, const char *username,
+bool engine_is_blocked(const struct engine_ctx *c, const char *client_id, const char *username,
 		int64_t now);
-/* A message's canonical payload hash (broker/guard/guard.h): the leak check and
- * the note of private data both need it, and it is made at most once per
- * message. Zeroed: not made yet. */
-struct engine_canon {
-	bool made, ok;
-	unsigned char sha[32];
-};
-void engine_note_private(struct tf_engine *e, const struct tf_message *m,
-		const struct tf_policy *p, const cJSON *json, struct engine_canon *canon,
-		const struct tf_stamp *st, int64_t now);
-void engine_note_recipient(struct tf_engine *e, const struct tf_msgtrack_hit *hit,
+void engine_note_private(struct engine_ctx *c, const struct tf_message *m,
+		const struct tf_policy *p, struct engine_canon *canon, const struct tf_stamp *st,
+		int64_t now);
+void engine_note_recipient(struct engine_ctx *c, const struct tf_msgtrack_hit *hit,
 		const char *client, const void *payload, uint32_t payloadlen, int64_t now);
-bool engine_leaked(struct tf_engine *e, const struct tf_message *m, struct engine_canon *canon,
+bool engine_leaked(struct engine_ctx *c, const struct tf_message *m, struct engine_canon *canon,
 		int64_t now, struct tf_message_result *res);
 
 /* --- engine_quarantine.c -------------------------------------------------------- */
 
-int engine_load_quarantine(struct tf_engine *e, struct tf_err *err);
-void engine_hold(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+int engine_load_quarantine(struct engine_ctx *c, struct tf_err *err);
+void engine_hold(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *flow, const char *why, int64_t now, struct tf_message_result *res);
-void engine_reroute(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+void engine_reroute(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *to, const char *why, int64_t now, struct tf_message_result *res);
+/* tf_engine_release_flow and tf_engine_discard_flow (broker/engine/engine.h). */
+int engine_release_flow(struct engine_ctx *c, const char *flow, const char *by,
+		bool override, struct tf_release_counts *counts, struct tf_err *err);
+int engine_discard_flow(struct engine_ctx *c, const char *flow, const char *by,
+		uint64_t *count, struct tf_err *err);
 
 #endif

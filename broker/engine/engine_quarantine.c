@@ -20,43 +20,43 @@
 
 static int count_held(void *ctx, const char *flow, uint64_t seq, const void *record, size_t len)
 {
-	struct tf_engine *e = ctx;
+	struct engine_ctx *c = ctx;
 	struct tf_held m;
 	char scratch[HELD_SCRATCH];
 	long ts = 0;
 
 	(void)seq;
 	if (!tf_held_decode(record, len, &m, scratch, sizeof(scratch))) {
-		engine_log(e, TF_LOG_ERR, "trustflow: a held message of %s is unreadable; it stays in "
+		engine_log(c, TF_LOG_ERR, "trustflow: a held message of %s is unreadable; it stays in "
 			"the store", flow);
 		return 0;
 	}
 	/* The broker wrote a decimal ts; a damaged one leaves 0 (unknown). */
 	(void)tf_parse_long(m.stamp.ts, 0, LONG_MAX, &ts);
-	if (!tf_quarantine_add(e->quarantine, flow, m.stamp.policy, m.stamp.client, ts))
+	if (!tf_quarantine_add(c->quarantine, flow, m.stamp.policy, m.stamp.client, ts))
 		return 1;
 	return 0;
 }
 
 /* The flows held when the broker stopped, from the trace store. */
-int engine_load_quarantine(struct tf_engine *e, struct tf_err *err)
+int engine_load_quarantine(struct engine_ctx *c, struct tf_err *err)
 {
 	struct tf_trace_store *s;
 	int rc;
 
-	if (e->trace == NULL)
+	if (c->trace == NULL)
 		return TF_OK;
-	s = tf_trace_writer_store(e->trace);
+	s = tf_trace_writer_store(c->trace);
 	if ((rc = tf_trace_read_begin(s, err)) != TF_OK)
 		return rc;
-	rc = tf_trace_scan_held(s, NULL, count_held, e);
+	rc = tf_trace_scan_held(s, NULL, count_held, c);
 	tf_trace_read_end(s);
 	if (rc != 0)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory listing the quarantined flows");
-	for (uint32_t i = 0; i < tf_quarantine_count(e->quarantine); i++) {
-		const struct tf_held_flow *f = tf_quarantine_at(e->quarantine, i);
+	for (uint32_t i = 0; i < tf_quarantine_count(c->quarantine); i++) {
+		const struct tf_held_flow *f = tf_quarantine_at(c->quarantine, i);
 
-		engine_log(e, TF_LOG_NOTICE, "trustflow: flow %s is quarantined: %llu messages held",
+		engine_log(c, TF_LOG_NOTICE, "trustflow: flow %s is quarantined: %llu messages held",
 			f->flow, (unsigned long long)f->held);
 	}
 	return TF_OK;
@@ -139,7 +139,8 @@ static int64_t held_received(const struct tf_held *m)
 static bool held_breaks_content(const struct tf_policy *p, const struct tf_held *m, char *why,
 		size_t cap)
 {
-	cJSON *json = NULL;
+	struct engine_canon canon = { .parsed = false };
+	const cJSON *json = NULL;
 	char detail[200];
 	bool broken;
 
@@ -147,10 +148,10 @@ static bool held_breaks_content(const struct tf_policy *p, const struct tf_held 
 		snprintf(why, cap, "limit-exceeded under %s: %s", p->label, ENGINE_TOO_LARGE);
 		return true;
 	}
-	if (p->schema != NULL && m->payloadlen <= TF_JSON_PAYLOAD_MAX)
-		json = cJSON_ParseWithLengthOpts(m->payload, m->payloadlen, NULL, false);
+	if (p->schema != NULL)
+		json = engine_canon_json(&canon, m->payload, m->payloadlen);
 	broken = engine_breaks_schema(p, m->payloadlen, json, detail, sizeof(detail));
-	cJSON_Delete(json);
+	engine_canon_free(&canon);
 	if (broken)
 		snprintf(why, cap, "schema-violation under %s: %s", p->label, detail);
 	return broken;
@@ -158,10 +159,10 @@ static bool held_breaks_content(const struct tf_policy *p, const struct tf_held 
 
 /* Decides a held message again under the set in force (see
  * tf_engine_release_flow); why says why it is not simply released. */
-static enum held_fate judge_held(struct tf_engine *e, const struct tf_held *m, int64_t now,
+static enum held_fate judge_held(struct engine_ctx *c, const struct tf_held *m, int64_t now,
 		char *why, size_t cap)
 {
-	struct tf_governance g = tf_govern_lookup(e->set->govern, m->topic);
+	struct tf_governance g = tf_govern_lookup(c->set->govern, m->topic);
 	int64_t received = held_received(m);
 	const struct tf_policy *p;
 	struct tf_decision d;
@@ -170,7 +171,7 @@ static enum held_fate judge_held(struct tf_engine *e, const struct tf_held *m, i
 		snprintf(why, cap, "no policy governs %s any more", m->topic);
 		return HELD_BREAKS;
 	}
-	p = &e->set->policies[g.policy];
+	p = &c->set->policies[g.policy];
 	/* A retention is the owner's limit on delivery: no override lifts it. */
 	if (p->retention_ms > 0 && (received == TF_TIME_UNKNOWN
 			|| now - received > p->retention_ms)) {
@@ -178,7 +179,7 @@ static enum held_fate judge_held(struct tf_engine *e, const struct tf_held *m, i
 			(long long)(p->retention_ms / 1000));
 		return HELD_EXPIRED;
 	}
-	tf_decide_publish(e->set, engine_identify(e, m->stamp.client), m->topic, &d);
+	tf_decide_publish(c->set, engine_identify(c, m->stamp.client), m->topic, &d);
 	if (d.verdict != TF_ALLOW) {
 		snprintf(why, cap, "denied-publish under %s: %s", p->label,
 			d.reason ? d.reason : "not allowed");
@@ -190,17 +191,17 @@ static enum held_fate judge_held(struct tf_engine *e, const struct tf_held *m, i
 /* Releases, discards or keeps back one held message (seq in the store),
  * recording what was done. Returns TF_OK, or TF_ERR_FULL when the trace
  * store cannot record it (then nothing was done). */
-static int end_one(struct tf_engine *e, const char *flow, const char *by, uint64_t seq,
+static int end_one(struct engine_ctx *c, const char *flow, const char *by, uint64_t seq,
 		const struct tf_held *m, struct ending *how)
 {
-	int64_t now = engine_now_ms(e);
+	int64_t now = engine_now_ms(c);
 	enum held_fate fate = HELD_EXPIRED;
 	char why[300] = "", reason[320] = "";
 	struct tf_trace_input in = { .kind = TF_EVENT_DISCARD, .ts_ms = now,
 		.values = { m->stamp.id, flow, by, reason }, .unhold_flow = flow, .unhold_seq = seq };
 
 	if (how->publish) {
-		fate = judge_held(e, m, now, why, sizeof(why));
+		fate = judge_held(c, m, now, why, sizeof(why));
 		if (fate == HELD_BREAKS && !how->override) {
 			if (how->counts.kept++ == 0)
 				how->first_kept = held_received(m);
@@ -213,7 +214,7 @@ static int end_one(struct tf_engine *e, const char *flow, const char *by, uint64
 		if (fate == HELD_BREAKS)
 			snprintf(reason, sizeof(reason), "override: %s", why);
 	}
-	if (tf_trace_writer_record(e->trace, &in) != TF_OK)
+	if (tf_trace_writer_record(c->trace, &in) != TF_OK)
 		return TF_ERR_FULL;
 	if (in.kind == TF_EVENT_DISCARD) {
 		how->discarded++;
@@ -223,14 +224,14 @@ static int end_one(struct tf_engine *e, const char *flow, const char *by, uint64
 	how->counts.released++;
 	how->counts.overridden += fate == HELD_BREAKS;
 	/* Its deliveries are decided as of when the broker received it. */
-	tf_quarantine_note_release(e->quarantine, m->topic, m->payload, m->payloadlen, now,
+	tf_quarantine_note_release(c->quarantine, m->topic, m->payload, m->payloadlen, now,
 		held_received(m));
-	e->hooks.publish_held(e->hooks.ctx, m);
+	c->hooks.publish_held(c->hooks.ctx, m);
 	if (m->retain) {
-		struct tf_governance g = tf_govern_lookup(e->set->govern, m->topic);
+		struct tf_governance g = tf_govern_lookup(c->set->govern, m->topic);
 
-		engine_note_retained(e, m->topic, m->payloadlen, g.kind == TF_GOVERN_POLICY
-			? &e->set->policies[g.policy] : NULL, held_received(m));
+		engine_note_retained(c, m->topic, m->payloadlen, g.kind == TF_GOVERN_POLICY
+			? &c->set->policies[g.policy] : NULL, held_received(m));
 	}
 	return TF_OK;
 }
@@ -238,16 +239,16 @@ static int end_one(struct tf_engine *e, const char *flow, const char *by, uint64
 /* Ends a flow's quarantine as how says: every held message, in the order
  * received, is released, discarded or kept back, and removed from the
  * store unless kept. */
-static int end_quarantine(struct tf_engine *e, const char *flow, const char *by,
+static int end_quarantine(struct engine_ctx *c, const char *flow, const char *by,
 		struct ending *how, struct tf_err *err)
 {
 	struct tf_trace_store *s;
 	struct held_batch b = { .after = 0 };
 	int rc = TF_OK;
 
-	if (tf_quarantine_find(e->quarantine, flow) == NULL)
+	if (tf_quarantine_find(c->quarantine, flow) == NULL)
 		return tf_err_set(err, TF_ERR_INVALID, "no such quarantined flow: %s", flow);
-	s = tf_trace_writer_store(e->trace);
+	s = tf_trace_writer_store(c->trace);
 	for (;;) {
 		b.n = 0;
 		if ((rc = tf_trace_read_begin(s, err)) != TF_OK)
@@ -262,7 +263,7 @@ static int end_quarantine(struct tf_engine *e, const char *flow, const char *by,
 		if (b.n == 0)
 			break;
 		for (uint32_t i = 0; i < b.n && rc == TF_OK; i++) {
-			if (end_one(e, flow, by, b.seqs[i], &b.items[i], how) != TF_OK) {
+			if (end_one(c, flow, by, b.seqs[i], &b.items[i], how) != TF_OK) {
 				rc = tf_err_set(err, TF_ERR_FULL, "the trace store cannot record it");
 				break;
 			}
@@ -272,119 +273,114 @@ static int end_quarantine(struct tf_engine *e, const char *flow, const char *by,
 		if (rc != TF_OK)
 			break;
 	}
-	if (rc == TF_OK && tf_trace_writer_flush(e->trace) != TF_OK)
+	if (rc == TF_OK && tf_trace_writer_flush(c->trace) != TF_OK)
 		rc = tf_err_set(err, TF_ERR_FULL, "the trace store cannot record it");
 	if (rc != TF_OK)
 		return rc;
 	if (how->counts.kept > 0)
-		tf_quarantine_keep(e->quarantine, flow, how->counts.kept, how->first_kept);
+		tf_quarantine_keep(c->quarantine, flow, how->counts.kept, how->first_kept);
 	else
-		tf_quarantine_remove(e->quarantine, flow);
+		tf_quarantine_remove(c->quarantine, flow);
 	if (how->publish)
-		engine_log(e, TF_LOG_NOTICE, "trustflow: flow %s released by %s%s: %llu released "
+		engine_log(c, TF_LOG_NOTICE, "trustflow: flow %s released by %s%s: %llu released "
 			"(%llu overriding the rules), %llu discarded past their retention, %llu kept "
 			"held for breaking the rules", flow, by, how->override ? " with override" : "",
 			(unsigned long long)how->counts.released,
 			(unsigned long long)how->counts.overridden,
 			(unsigned long long)how->counts.expired, (unsigned long long)how->counts.kept);
 	else
-		engine_log(e, TF_LOG_NOTICE, "trustflow: flow %s discarded by %s: %llu messages", flow,
+		engine_log(c, TF_LOG_NOTICE, "trustflow: flow %s discarded by %s: %llu messages", flow,
 			by, (unsigned long long)how->discarded);
 	return TF_OK;
 }
 
-int tf_engine_release_flow(struct tf_engine *e, const char *flow, const char *by,
+int engine_release_flow(struct engine_ctx *c, const char *flow, const char *by,
 		bool override, struct tf_release_counts *counts, struct tf_err *err)
 {
 	struct ending how = { .publish = true, .override = override };
 	int rc;
 
 	memset(counts, 0, sizeof(*counts));
-	if (e->hooks.publish_held == NULL)
+	if (c->hooks.publish_held == NULL)
 		return tf_err_set(err, TF_ERR_INVALID, "this broker cannot publish held messages");
-	rc = end_quarantine(e, flow, by, &how, err);
+	rc = end_quarantine(c, flow, by, &how, err);
 	*counts = how.counts;
 	return rc;
 }
 
-int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by,
+int engine_discard_flow(struct engine_ctx *c, const char *flow, const char *by,
 		uint64_t *count, struct tf_err *err)
 {
 	struct ending how = { .publish = false };
-	int rc = end_quarantine(e, flow, by, &how, err);
+	int rc = end_quarantine(c, flow, by, &how, err);
 
 	*count = how.discarded;
 	return rc;
-}
-
-const struct tf_quarantine *tf_engine_quarantine(const struct tf_engine *e)
-{
-	return e->quarantine;
 }
 
 /* Holds a message of a quarantined flow: stamped, recorded with its
  * record in the trace store and synced to disk before the publisher is
  * acknowledged; mosquitto passes it to no one (the shim moves it to a
  * topic no client reads). A message that cannot be held is refused. */
-void engine_hold(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+void engine_hold(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *flow, const char *why, int64_t now, struct tf_message_result *res)
 {
 	struct tf_held held = { m->topic, m->payload, m->payloadlen, m->qos, m->retain, { 0 } };
 	uint32_t len;
 	void *record;
 
-	if (e->trace == NULL) {
-		engine_log(e, TF_LOG_ERR, "trustflow: %s cannot be quarantined without a trace store "
+	if (c->trace == NULL) {
+		engine_log(c, TF_LOG_ERR, "trustflow: %s cannot be quarantined without a trace store "
 			"(plugin_opt_trace_db); refused", m->topic);
 		engine_refuse(res, "quarantine needs a trace store");
 		return;
 	}
-	if (!engine_stamp(e, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
+	if (!engine_stamp(c, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
 			&res->stamp)) {
 		engine_refuse(res, "cannot be stamped");
 		return;
 	}
 	held.stamp = res->stamp;
 	record = tf_held_encode(&held, &len);
-	if (record == NULL || engine_record_diverted(e, now, &res->stamp, m->payloadlen, "quarantined",
-			why, flow, record, len) != TF_OK || tf_trace_writer_flush(e->trace) != TF_OK) {
+	if (record == NULL || engine_record_diverted(c, now, &res->stamp, m->payloadlen, "quarantined",
+			why, flow, record, len) != TF_OK || tf_trace_writer_flush(c->trace) != TF_OK) {
 		free(record);
-		engine_log(e, TF_LOG_ERR, "trustflow: %s cannot be quarantined (%s); refused", m->topic,
+		engine_log(c, TF_LOG_ERR, "trustflow: %s cannot be quarantined (%s); refused", m->topic,
 			record == NULL ? "too large to hold" : "the trace store cannot record it");
 		engine_refuse(res, "cannot be quarantined");
 		return;
 	}
 	free(record);
-	if (!tf_quarantine_add(e->quarantine, flow, p->label,
+	if (!tf_quarantine_add(c->quarantine, flow, p->label,
 			engine_client_name(m->client_id, m->username), now))
-		engine_log(e, TF_LOG_ERR, "trustflow: out of memory listing the quarantined flow %s", flow);
+		engine_log(c, TF_LOG_ERR, "trustflow: out of memory listing the quarantined flow %s", flow);
 	res->hold = true;
 }
 
 /* Delivers a violating or anomalous message on to (its action's
  * reroute_to, borrowed from the policy set) instead, stamped for that
  * topic. */
-void engine_reroute(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
+void engine_reroute(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *to, const char *why, int64_t now, struct tf_message_result *res)
 {
 	char reason[300];
 
-	if (!engine_stamp(e, m, p, to, m->payload, m->payloadlen, now, &res->stamp_buf,
+	if (!engine_stamp(c, m, p, to, m->payload, m->payloadlen, now, &res->stamp_buf,
 			&res->stamp)) {
 		engine_refuse(res, "cannot be stamped");
 		return;
 	}
 	snprintf(reason, sizeof(reason), "%s; from %s", why, m->topic);
-	if (e->trace != NULL && engine_record_diverted(e, now, &res->stamp, m->payloadlen, "rerouted",
+	if (c->trace != NULL && engine_record_diverted(c, now, &res->stamp, m->payloadlen, "rerouted",
 			reason, NULL, NULL, 0) != TF_OK) {
 		engine_refuse(res, "the trace store cannot record it");
 		return;
 	}
 	/* Its deliveries are decided as of now (broker/guard/quarantine.h). */
-	tf_quarantine_note_release(e->quarantine, to, m->payload, m->payloadlen, now, now);
+	tf_quarantine_note_release(c->quarantine, to, m->payload, m->payloadlen, now, now);
 	/* Retained on its new topic, under the policy it was published under. */
 	if (m->retain)
-		engine_note_retained(e, to, m->payloadlen, p, now);
+		engine_note_retained(c, to, m->payloadlen, p, now);
 	res->stamped = true;
 	res->redirect = to;
 }

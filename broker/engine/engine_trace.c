@@ -22,7 +22,7 @@ struct message_facts {
 	const struct tf_stamp *stamp;   /* NULL: not stamped */
 };
 
-static int record_message(struct tf_engine *e, int64_t now, const struct message_facts *f)
+static int record_message(struct engine_ctx *c, int64_t now, const struct message_facts *f)
 {
 	char size[11];
 	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
@@ -32,22 +32,22 @@ static int record_message(struct tf_engine *e, int64_t now, const struct message
 		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "" } };
 
 	size[tf_put_decimal(size, f->size)] = '\0';
-	return tf_trace_writer_record(e->trace, &in);
+	return tf_trace_writer_record(c->trace, &in);
 }
 
 /* The message event of a stamped message or view copy. */
-int engine_record_stamped(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+int engine_record_stamped(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
 		uint32_t size)
 {
 	struct message_facts f = { st->id, st->topic, st->org, st->client, st->policy, st->sha256,
 		"delivered", NULL, size, st };
 
-	return record_message(e, now, &f);
+	return record_message(c, now, &f);
 }
 
 /* The message event of a stamped message that went elsewhere: held in
  * quarantine (with its record, under its flow) or rerouted. */
-int engine_record_diverted(struct tf_engine *e, int64_t now, const struct tf_stamp *st,
+int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
 		uint32_t size, const char *status, const char *reason, const char *hold_flow,
 		const void *hold, uint32_t hold_len)
 {
@@ -58,28 +58,28 @@ int engine_record_diverted(struct tf_engine *e, int64_t now, const struct tf_sta
 		.hold_flow = hold_flow, .hold = hold, .hold_len = hold_len };
 
 	sz[tf_put_decimal(sz, size)] = '\0';
-	return tf_trace_writer_record(e->trace, &in);
+	return tf_trace_writer_record(c->trace, &in);
 }
 
 /* The message event of a message without a stamp: refused at publish,
  * dropped before it was stamped, or passed on unstamped (stamp_all
  * false). */
-void engine_record_unstamped(struct tf_engine *e, int64_t now, const char *client_id,
+void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *client_id,
 		const char *username, const char *topic, const struct tf_policy *p,
 		const void *payload, uint32_t payloadlen, const char *status, const char *reason)
 {
 	char id[TF_MSGID_LEN + 1], sha[TF_SHA256_HEX + 1];
-	struct message_facts f = { id, topic, engine_org_name(e, engine_identify(e, username)),
+	struct message_facts f = { id, topic, engine_org_name(c, engine_identify(c, username)),
 		engine_client_name(client_id, username), p ? p->label : "", sha, status, reason,
 		payloadlen, NULL };
 
-	if (tf_signer_make_id(e->signer, now, id, NULL) != TF_OK)
+	if (tf_signer_make_id(c->signer, now, id, NULL) != TF_OK)
 		return;
 	tf_sha256_hex(payload, payloadlen, sha);
 	/* A refused or dropped message goes nowhere, and an ungoverned one is
 	 * not held back by the trace: a failure here is the writer's to
 	 * report. */
-	record_message(e, now, &f);
+	record_message(c, now, &f);
 }
 
 char *engine_policy_files_digest(const char *identities, const char *policy_dir)
@@ -125,19 +125,19 @@ char *engine_policy_files_digest(const char *identities, const char *policy_dir)
 	return text;
 }
 
-void engine_record_policy_set(struct tf_engine *e, const char *result, const char *digest)
+void engine_record_policy_set(struct engine_ctx *c, const char *result, const char *digest)
 {
 	char count[11];
-	struct tf_trace_input in = { .kind = TF_EVENT_POLICY_SET, .ts_ms = engine_now_ms(e),
+	struct tf_trace_input in = { .kind = TF_EVENT_POLICY_SET, .ts_ms = engine_now_ms(c),
 		.values = { result, count, digest ? digest : "" } };
 
-	if (e->trace == NULL)
+	if (c->trace == NULL)
 		return;
-	count[tf_put_decimal(count, e->set->n_policies)] = '\0';
-	tf_trace_writer_record(e->trace, &in);
+	count[tf_put_decimal(count, c->set->n_policies)] = '\0';
+	tf_trace_writer_record(c->trace, &in);
 }
 
-int engine_start_trace(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err)
+int engine_start_trace(struct engine_ctx *c, const struct tf_options *opts, struct tf_err *err)
 {
 	struct tf_trace_writer_config cfg = {
 		.dir = opts->trace_db,
@@ -152,23 +152,23 @@ int engine_start_trace(struct tf_engine *e, const struct tf_options *opts, struc
 	int rc;
 
 	if (opts->trace_db[0] == '\0') {
-		engine_log(e, TF_LOG_WARNING, "trustflow: no trace_db: deliveries are not recorded");
+		engine_log(c, TF_LOG_WARNING, "trustflow: no trace_db: deliveries are not recorded");
 		return TF_OK;
 	}
-	rc = tf_trace_writer_start(&cfg, &e->trace, err);
+	rc = tf_trace_writer_start(&cfg, &c->trace, err);
 	if (rc != TF_OK)
 		return rc;
-	e->trace_each = cfg.sync_ms == 0;
+	c->trace_each = cfg.sync_ms == 0;
 	/* Stamps go on numbering where the last run stopped. */
-	e->seq = tf_trace_writer_stamp_seq(e->trace);
-	engine_log(e, TF_LOG_NOTICE, "trustflow: recording to %s (sync every %u ms, stamps from seq %llu)",
-		opts->trace_db, cfg.sync_ms, (unsigned long long)e->seq + 1);
+	c->seq = tf_trace_writer_stamp_seq(c->trace);
+	engine_log(c, TF_LOG_NOTICE, "trustflow: recording to %s (sync every %u ms, stamps from seq %llu)",
+		opts->trace_db, cfg.sync_ms, (unsigned long long)c->seq + 1);
 	return TF_OK;
 }
 
 /* The delivery event of one decision. Returns false when it cannot be
  * recorded. */
-bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_msgtrack_hit *hit,
+bool engine_record_delivery(struct engine_ctx *c, int64_t now, const struct tf_msgtrack_hit *hit,
 		const char *client_id, const char *username, const struct tf_client *who,
 		const char *topic, const void *payload, uint32_t payloadlen,
 		const struct tf_decision *d)
@@ -178,7 +178,7 @@ bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
 	struct tf_trace_input in = { .kind = TF_EVENT_DELIVERY, .ts_ms = now,
 		.values = {
 		id, d->policy ? d->policy->label : "", engine_client_name(client_id, username),
-		engine_org_name(e, who), made ? "delivered" : "withheld", made ? "" : d->reason } };
+		engine_org_name(c, who), made ? "delivered" : "withheld", made ? "" : d->reason } };
 
 	if (hit != NULL && hit->has_id) {
 		tf_hex(hit->id, 16, id);
@@ -188,35 +188,35 @@ bool engine_record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
 		in.find_topic = topic;
 		in.find_sha256 = sha;
 	}
-	return tf_trace_writer_record(e->trace, &in) == TF_OK;
+	return tf_trace_writer_record(c->trace, &in) == TF_OK;
 }
 
 /* What the trace writer left for the broker's thread: a checkpoint to
  * publish, a change of its health to log. */
-void engine_trace_tick(struct tf_engine *e)
+void engine_trace_tick(struct engine_ctx *c)
 {
 	char *checkpoint, text[1024];
 	bool failed;
 
-	if (e->trace == NULL)
+	if (c->trace == NULL)
 		return;
-	checkpoint = tf_trace_writer_take_checkpoint(e->trace);
-	if (checkpoint != NULL && e->hooks.publish_checkpoint != NULL)
-		e->hooks.publish_checkpoint(e->hooks.ctx, checkpoint);
+	checkpoint = tf_trace_writer_take_checkpoint(c->trace);
+	if (checkpoint != NULL && c->hooks.publish_checkpoint != NULL)
+		c->hooks.publish_checkpoint(c->hooks.ctx, checkpoint);
 	free(checkpoint);
-	if (tf_trace_writer_take_report(e->trace, text, sizeof(text), &failed))
-		e->hooks.log(e->hooks.ctx, failed ? TF_LOG_ERR : TF_LOG_NOTICE, text);
+	if (tf_trace_writer_take_report(c->trace, text, sizeof(text), &failed))
+		c->hooks.log(c->hooks.ctx, failed ? TF_LOG_ERR : TF_LOG_NOTICE, text);
 }
 
-int64_t engine_trace_received_at(struct tf_engine *e, const char *topic, const void *payload,
+int64_t engine_trace_received_at(struct engine_ctx *c, const char *topic, const void *payload,
 		uint32_t payloadlen, char *label, size_t cap)
 {
 	struct tf_trace_store *s;
 	int64_t ts;
 
-	if (e->trace == NULL)
+	if (c->trace == NULL)
 		return TF_TIME_UNKNOWN;
-	s = tf_trace_writer_store(e->trace);
+	s = tf_trace_writer_store(c->trace);
 	if (tf_trace_read_begin(s, NULL) != TF_OK)
 		return TF_TIME_UNKNOWN;
 	ts = tf_query_received_at(s, topic, payload, payloadlen, label, cap);
