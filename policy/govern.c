@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/util/growable.h"
 #include "broker/util/strmap.h"
 #include "policy/topic.h"
 
@@ -27,9 +28,9 @@ struct node {
 
 struct tf_govern {
 	struct node *nodes;
-	size_t n_nodes, cap_nodes;
+	uint32_t n_nodes, cap_nodes;
 	struct tf_governance *entries;
-	size_t n_entries, cap_entries;
+	uint32_t n_entries, cap_entries;
 	/* (parent node, level) -> child node. The key is the parent's index
 	 * (4 bytes) followed by the level's bytes. */
 	struct tf_strmap *edges;
@@ -66,21 +67,28 @@ static void empty_node(struct node *n)
 	n->owners = NO_OWNER;
 }
 
+/* A new empty node's index; NO_NODE when out of memory (the bound keeps
+ * every index below NO_NODE). */
+static uint32_t new_node(struct tf_govern *g)
+{
+	if (!tf_grow(&g->nodes, &g->cap_nodes, g->n_nodes, 64, NO_NODE))
+		return NO_NODE;
+	empty_node(&g->nodes[g->n_nodes]);
+	return g->n_nodes++;
+}
+
 struct tf_govern *tf_govern_new(void)
 {
 	struct tf_govern *g = calloc(1, sizeof(*g));
 
 	if (g == NULL)
 		return NULL;
-	g->cap_nodes = 64;
-	g->nodes = malloc(g->cap_nodes * sizeof(*g->nodes));
 	g->edges = tf_strmap_new();
-	if (g->nodes == NULL || g->edges == NULL) {
+	/* The root is node 0. */
+	if (g->edges == NULL || new_node(g) == NO_NODE) {
 		tf_govern_free(g);
 		return NULL;
 	}
-	empty_node(&g->nodes[0]);
-	g->n_nodes = 1;
 	return g;
 }
 
@@ -117,20 +125,6 @@ static uint32_t literal_child(const struct tf_govern *g, uint32_t parent, struct
 	if (!fits || !tf_strmap_get(g->edges, key, len, &child))
 		return NO_NODE;
 	return child;
-}
-
-static uint32_t new_node(struct tf_govern *g)
-{
-	if (g->n_nodes == g->cap_nodes) {
-		struct node *nodes = realloc(g->nodes, g->cap_nodes * 2 * sizeof(*nodes));
-
-		if (nodes == NULL)
-			return NO_NODE;
-		g->nodes = nodes;
-		g->cap_nodes *= 2;
-	}
-	empty_node(&g->nodes[g->n_nodes]);
-	return (uint32_t)g->n_nodes++;
 }
 
 /* The child of parent for level l, created if missing. */
@@ -209,17 +203,10 @@ int tf_govern_add(struct tf_govern *g, const char *filter, struct tf_governance 
 		*existing = g->entries[*slot];
 		return 0;
 	}
-	if (g->n_entries == g->cap_entries) {
-		size_t cap = g->cap_entries ? g->cap_entries * 2 : 64;
-		struct tf_governance *entries = realloc(g->entries, cap * sizeof(*entries));
-
-		if (entries == NULL)
-			return -1;
-		g->entries = entries;
-		g->cap_entries = cap;
-	}
+	if (!tf_grow(&g->entries, &g->cap_entries, g->n_entries, 64, NO_ENTRY))
+		return -1;
 	g->entries[g->n_entries] = entry;
-	*slot = (uint32_t)g->n_entries++;
+	*slot = g->n_entries++;
 	note_owner(g, filter, entry.owner);
 	return 1;
 }

@@ -17,6 +17,7 @@
 #include "broker/tracking/clientids.h"
 #include "broker/tracking/copytrack.h"
 #include "broker/util/dirlist.h"
+#include "broker/util/growable.h"
 #include "broker/engine/engine_internal.h"
 #include "broker/guard/guard.h"
 #include "broker/tracking/msgtrack.h"
@@ -373,15 +374,8 @@ static void find_conflict(void *ctx, const char *client_id, const char *username
 	(void)durable;
 	if (client_id_refusal(c->e, client_id, username) == NULL)
 		return;
-	if (c->n == c->cap) {
-		uint32_t cap = c->cap ? c->cap * 2 : 16;
-		char **grown = realloc(c->ids, cap * sizeof(*grown));
-
-		if (grown == NULL)
-			return;
-		c->ids = grown;
-		c->cap = cap;
-	}
+	if (!tf_grow(&c->ids, &c->cap, c->n, 16, UINT32_MAX))
+		return;
 	if ((c->ids[c->n] = strdup(client_id)) != NULL)
 		c->n++;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/util/growable.h"
 #include "broker/util/strmap.h"
 #include "policy/policy.h"
 
@@ -123,15 +124,8 @@ bool tf_alerts_admit(struct tf_alerts *a, const char *kind, const char *policy,
 
 		if (a->n_folds >= a->rebuild_at)
 			drop_idle_folds(a, now_ms);
-		if (a->n_folds == a->cap_folds) {
-			uint32_t cap = a->cap_folds ? a->cap_folds * 2 : 64;
-			struct fold *grown = realloc(a->folds, cap * sizeof(*grown));
-
-			if (grown == NULL)
-				return true;
-			a->folds = grown;
-			a->cap_folds = cap;
-		}
+		if (!tf_grow(&a->folds, &a->cap_folds, a->n_folds, 64, UINT32_MAX))
+			return true;
 		at = a->n_folds;
 		copy = malloc((size_t)len);
 		if (copy == NULL)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "broker/util/fnv.h"
+#include "broker/util/growable.h"
 #include "broker/util/strmap.h"
 
 /* Weight of the newest second in a flow's learned rate, and of the
@@ -126,17 +127,8 @@ static void *state_of(struct tf_strmap *index, void **array, uint32_t *n, uint32
 
 	if (tf_strmap_get(index, name, strlen(name), &at))
 		return (char *)*array + (size_t)at * size;
-	if (*n == max)
+	if (!tf_grow_array(array, cap, *n, size, 64, max))
 		return NULL;
-	if (*n == *cap) {
-		uint32_t bigger = *cap ? *cap * 2 : 64;
-		void *grown = realloc(*array, (size_t)bigger * size);
-
-		if (grown == NULL)
-			return NULL;
-		*array = grown;
-		*cap = bigger;
-	}
 	if (tf_strmap_put(index, name, strlen(name), *n, NULL) != 1)
 		return NULL;
 	memset((char *)*array + (size_t)*n * size, 0, size);
@@ -517,21 +509,11 @@ static void add_recipient(struct tf_guard *g, struct private_slot *s, const char
 		return;
 	if (g->n_recipients >= g->cfg.recipients_max)
 		reclaim_expired(g, now_ms);
-	if (s->n_recipients == TF_GUARD_MAX_RECIPIENTS
-			|| g->n_recipients >= g->cfg.recipients_max) {
+	if (g->n_recipients >= g->cfg.recipients_max
+			|| !tf_grow(&s->recipients, &s->cap_recipients, s->n_recipients, 4,
+				TF_GUARD_MAX_RECIPIENTS)) {
 		s->overflow = true;
 		return;
-	}
-	if (s->n_recipients == s->cap_recipients) {
-		uint32_t bigger = s->cap_recipients ? s->cap_recipients * 2 : 4;
-		void *grown = realloc(s->recipients, (size_t)bigger * RECIPIENT_KEY);
-
-		if (grown == NULL) {
-			s->overflow = true;
-			return;
-		}
-		s->recipients = grown;
-		s->cap_recipients = bigger;
 	}
 	memcpy(s->recipients[s->n_recipients++], key, RECIPIENT_KEY);
 	g->n_recipients++;

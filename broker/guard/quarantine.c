@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "broker/util/fnv.h"
+#include "broker/util/growable.h"
 #include "policy/policy.h"
 
 struct release {
@@ -71,15 +72,8 @@ bool tf_quarantine_add(struct tf_quarantine *q, const char *flow, const char *po
 	struct tf_held_flow *f = find(q, flow);
 
 	if (f == NULL) {
-		if (q->n == q->cap) {
-			uint32_t cap = q->cap ? q->cap * 2 : 8;
-			struct tf_held_flow *grown = realloc(q->flows, cap * sizeof(*grown));
-
-			if (grown == NULL)
-				return false;
-			q->flows = grown;
-			q->cap = cap;
-		}
+		if (!tf_grow(&q->flows, &q->cap, q->n, 8, UINT32_MAX))
+			return false;
 		f = &q->flows[q->n];
 		*f = (struct tf_held_flow){ strdup(flow), strdup(policy), strdup(client), 0,
 			received_ms, q->n_added };

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/util/growable.h"
 #include "broker/util/strmap.h"
 
 /* Buckets idle this long are full again and need not be kept: the table is
@@ -24,7 +25,7 @@ struct tf_ratelimit {
 	struct tf_strmap *index;   /* (policy, client) -> bucket */
 	struct bucket *buckets;
 	struct key *keys;          /* of each bucket, for rebuilding the index */
-	uint32_t n, cap;
+	uint32_t n, cap;           /* cap: room in both arrays */
 	uint32_t rebuild_at;
 };
 
@@ -61,6 +62,19 @@ void tf_ratelimit_clear(struct tf_ratelimit *r)
 	tf_strmap_free(r->index);
 	r->index = fresh;
 	r->n = 0;
+}
+
+/* Makes room for one more bucket and its key. A failure leaves r->cap as it
+ * was: buckets may then be bigger than r->cap says, which is harmless. */
+static bool make_room(struct tf_ratelimit *r)
+{
+	uint32_t buckets_cap = r->cap, keys_cap = r->cap;
+
+	if (!tf_grow(&r->buckets, &buckets_cap, r->n, 64, UINT32_MAX)
+			|| !tf_grow(&r->keys, &keys_cap, r->n, 64, UINT32_MAX))
+		return false;
+	r->cap = keys_cap;
+	return true;
 }
 
 /* Rebuilds the table without idle buckets: one untouched for a second is
@@ -107,20 +121,8 @@ bool tf_ratelimit_take(struct tf_ratelimit *r, uint32_t policy, const char *clie
 	if (!tf_strmap_get(r->index, key, len, &i)) {
 		if (r->n >= r->rebuild_at)
 			drop_idle(r, now_ms);
-		if (r->n == r->cap) {
-			uint32_t cap = r->cap ? r->cap * 2 : 64;
-			struct bucket *grown = realloc(r->buckets, cap * sizeof(*grown));
-			struct key *keys;
-
-			if (grown == NULL)
-				return false;
-			r->buckets = grown;
-			keys = realloc(r->keys, cap * sizeof(*keys));
-			if (keys == NULL)
-				return false;
-			r->keys = keys;
-			r->cap = cap;
-		}
+		if (!make_room(r))
+			return false;
 		i = r->n;
 		added = tf_strmap_put(r->index, key, len, i, NULL);
 		if (added < 0)

@@ -15,6 +15,7 @@
 #include "broker/control/control.h"
 #include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
+#include "broker/util/growable.h"
 #include "policy/jsonfile.h"
 #include "policy/rfc3339.h"
 
@@ -41,9 +42,9 @@ struct alerts_state {
 	int64_t cursor;          /* where the next page starts (0: the first) */
 	/* Ids listed in the pages, and alerts streamed before the last came. */
 	char (*listed)[TF_MSGID_LEN + 1];
-	size_t n_listed;
+	uint32_t n_listed, cap_listed;
 	char **early;
-	size_t n_early;
+	uint32_t n_early, cap_early;
 };
 
 static int usage_error(const char *what)
@@ -93,11 +94,7 @@ static bool was_listed(const struct alerts_state *st, const char *id)
 static void print_page(struct alerts_state *st, const cJSON *list)
 {
 	const cJSON *alert;
-	char (*grown)[TF_MSGID_LEN + 1] = realloc(st->listed,
-		(st->n_listed + (size_t)cJSON_GetArraySize(list) + 1) * sizeof(*st->listed));
 
-	if (grown != NULL)
-		st->listed = grown;
 	cJSON_ArrayForEach(alert, list) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(alert, "id");
 		char *text = cJSON_PrintUnformatted(alert);
@@ -105,7 +102,8 @@ static void print_page(struct alerts_state *st, const cJSON *list)
 		if (text != NULL)
 			printf("%s\n", text);
 		free(text);
-		if (grown != NULL && cJSON_IsString(id))
+		if (cJSON_IsString(id) && tf_grow(&st->listed, &st->cap_listed, st->n_listed, 64,
+				UINT32_MAX))
 			snprintf(st->listed[st->n_listed++], TF_MSGID_LEN + 1, "%s", id->valuestring);
 	}
 }
@@ -182,13 +180,10 @@ static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto
 		free(text);
 		return;
 	}
-	char **grown = realloc(st->early, (st->n_early + 1) * sizeof(*grown));
-
-	if (grown == NULL) {
+	if (!tf_grow(&st->early, &st->cap_early, st->n_early, 16, UINT32_MAX)) {
 		free(text);
 		return;
 	}
-	st->early = grown;
 	st->early[st->n_early++] = text;
 }
 

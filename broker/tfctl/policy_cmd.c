@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "broker/util/dirlist.h"
+#include "broker/util/growable.h"
 #include "broker/tfctl/tfctl.h"
 #include "policy/decide.h"
 #include "policy/rfc3339.h"
@@ -58,19 +59,12 @@ static void check_file(struct check_state *st, const char *path)
 		st->unreadable |= rc == TF_ERR_IO;
 		return;
 	}
-	if (st->n == st->cap) {
-		uint32_t cap = st->cap ? st->cap * 2 : 16;
-		struct tf_policy *grown = realloc(st->policies, cap * sizeof(*grown));
-
-		if (grown == NULL) {
-			tf_policy_release(&p);
-			fprintf(stderr, "tfctl: out of memory\n");
-			st->errors++;
-			st->unreadable = true;
-			return;
-		}
-		st->policies = grown;
-		st->cap = cap;
+	if (!tf_grow(&st->policies, &st->cap, st->n, 16, UINT32_MAX)) {
+		tf_policy_release(&p);
+		fprintf(stderr, "tfctl: out of memory\n");
+		st->errors++;
+		st->unreadable = true;
+		return;
 	}
 	st->policies[st->n++] = p;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/util/growable.h"
 #include "broker/util/strmap.h"
 
 /* A stored event, decoded into its own scratch. */
@@ -214,7 +215,7 @@ struct recipients_build {
 	struct tf_trace_store *s;
 	struct tf_strmap *index;   /* client -> position in list */
 	struct recipient *list;
-	size_t n, cap;
+	uint32_t n, cap;
 	struct decoded d;
 	bool failed;
 };
@@ -227,16 +228,9 @@ static struct recipient *recipient(struct recipients_build *b, const char *clien
 
 	if (tf_strmap_get(b->index, client, clen, &at))
 		return &b->list[at];
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		struct recipient *grown = realloc(b->list, cap * sizeof(*grown));
-
-		if (grown == NULL)
-			return NULL;
-		b->list = grown;
-		b->cap = cap;
-	}
-	at = (uint32_t)b->n;
+	if (!tf_grow(&b->list, &b->cap, b->n, 16, UINT32_MAX))
+		return NULL;
+	at = b->n;
 	b->list[at] = (struct recipient){ strndup(client, clen), strndup(org, olen), 0, ts, ts };
 	if (b->list[at].client == NULL || b->list[at].org == NULL
 			|| tf_strmap_put(b->index, client, clen, at, NULL) != 1) {
@@ -407,22 +401,15 @@ int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha25
 
 struct checkpoint_list {
 	struct tf_checkpoint *items;
-	size_t n, cap;
+	uint32_t n, cap;
 };
 
 static int collect_checkpoint(void *ctx, const struct tf_checkpoint *cp)
 {
 	struct checkpoint_list *l = ctx;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct tf_checkpoint *grown = realloc(l->items, cap * sizeof(*grown));
-
-		if (grown == NULL)
-			return TF_ERR_NOMEM;
-		l->items = grown;
-		l->cap = cap;
-	}
+	if (!tf_grow(&l->items, &l->cap, l->n, 64, UINT32_MAX))
+		return TF_ERR_NOMEM;
 	l->items[l->n++] = *cp;
 	return 0;
 }

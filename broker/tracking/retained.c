@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/util/growable.h"
 #include "broker/util/strmap.h"
 
 #define NOT_DUE INT64_MAX
@@ -92,16 +93,8 @@ int tf_retained_note(struct tf_retained *r, const char *topic, const char *label
 		 * too, but only under policies with a retention). */
 		if (r->n == r->cap && r->n > 64 && r->live * 2 < r->n)
 			compact(r);
-		if (r->n == r->cap) {
-			uint32_t cap = r->cap ? r->cap * 2 : 64;
-			struct entry *grown = r->n < TF_RETAINED_MAX
-				? realloc(r->entries, cap * sizeof(*grown)) : NULL;
-
-			if (grown == NULL)
-				goto err;
-			r->entries = grown;
-			r->cap = cap;
-		}
+		if (!tf_grow(&r->entries, &r->cap, r->n, 64, TF_RETAINED_MAX))
+			goto err;
 		i = r->n;
 		r->entries[i] = (struct entry){ strdup(topic), NULL, NOT_DUE };
 		if (r->entries[i].topic == NULL

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "broker/util/growable.h"
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -48,18 +50,7 @@ int tf_dir_list(const char *dir, const char *suffix, uint32_t max, char ***names
 				suffix);
 			break;
 		}
-		if (n == cap) {
-			uint32_t ncap = cap ? cap * 2 : 64;
-			char **grown = realloc(list, ncap * sizeof(*list));
-
-			if (grown == NULL) {
-				rc = tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
-				break;
-			}
-			list = grown;
-			cap = ncap;
-		}
-		if ((list[n] = strdup(e->d_name)) == NULL) {
+		if (!tf_grow(&list, &cap, n, 64, max) || (list[n] = strdup(e->d_name)) == NULL) {
 			rc = tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
 			break;
 		}

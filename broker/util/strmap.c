@@ -5,6 +5,7 @@
 
 #include "broker/util/arena.h"
 #include "broker/util/fnv.h"
+#include "broker/util/growable.h"
 
 struct entry {
 	const char *key;   /* in the arena */
@@ -21,7 +22,7 @@ struct tf_strmap {
 	struct slot *slots;
 	size_t mask;       /* slot count - 1; the count is a power of two */
 	struct entry *entries;
-	size_t count, cap;
+	uint32_t count, cap;
 	struct tf_arena keys;
 };
 
@@ -114,19 +115,12 @@ int tf_strmap_put(struct tf_strmap *m, const char *key, size_t len, uint32_t val
 			*existing = m->entries[s->entry - 1].value;
 		return 0;
 	}
-	if (len > UINT32_MAX || m->count >= UINT32_MAX - 1)
+	/* Slots hold an entry's index + 1 in 32 bits. */
+	if (len > UINT32_MAX || !tf_grow(&m->entries, &m->cap, m->count, 16, UINT32_MAX - 1))
 		return -1;
-	if (m->count == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 16;
-		struct entry *entries = realloc(m->entries, cap * sizeof(*entries));
-
-		if (entries == NULL)
-			return -1;
-		m->entries = entries;
-		m->cap = cap;
-	}
-	/* Keep the table at most 3/4 full so that probes stay short. */
-	if ((m->count + 1) * 4 > (m->mask + 1) * 3) {
+	/* Keep the table at most 3/4 full so that probes stay short (the slot
+	 * count is a power of two, at least 16). */
+	if (m->count + 1 > (m->mask + 1) / 4 * 3) {
 		if (!grow_slots(m))
 			return -1;
 		s = find_slot(m, key, len, hash);
