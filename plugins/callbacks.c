@@ -135,13 +135,14 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 }
 
 /* Publishes the copies the engine made (views), each with its stamp. */
-void tf_publish_copies(const struct tf_message_result *res, int qos, bool retain)
+void tf_publish_copies(const struct tf_plugin *plugin, const struct tf_message_result *res,
+		int qos, bool retain)
 {
 	for (uint32_t i = 0; i < res->n_copies; i++) {
 		const struct tf_copy *c = &res->copies[i];
 		mosquitto_property *props = NULL;
 
-		if (tf_props_add_stamp(&props, &c->stamp) != MOSQ_ERR_SUCCESS
+		if (tf_props_add_stamp(plugin, &props, &c->stamp) != MOSQ_ERR_SUCCESS
 				|| (c->expiry_s > 0 && mosquitto_property_add_int32(&props,
 					MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, c->expiry_s) != MOSQ_ERR_SUCCESS)) {
 			mosquitto_property_free_all(&props);
@@ -209,13 +210,13 @@ static int on_message(int event, void *event_data, void *userdata)
 		deliver = move_message(ed, res.redirect);
 	}
 	if (deliver && res.stamped
-			&& tf_props_add_stamp(&ed->properties, &res.stamp) != MOSQ_ERR_SUCCESS) {
+			&& tf_props_add_stamp(plugin, &ed->properties, &res.stamp) != MOSQ_ERR_SUCCESS) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory stamping %s; "
 			"not delivered", ed->topic);
 		deliver = false;
 	}
 	if (deliver)
-		tf_publish_copies(&res, ed->qos, ed->retain);
+		tf_publish_copies(plugin, &res, ed->qos, ed->retain);
 	if (res.disconnect)
 		tf_kick_later(plugin, m.client_id);
 	tf_message_result_free(&res);

@@ -59,10 +59,10 @@ static void publish_alert(void *ctx, const char *topic, const char *json)
  * (subscribers' READ checks apply). */
 static void publish_held(void *ctx, const struct tf_held *m)
 {
+	const struct tf_plugin *plugin = ctx;
 	mosquitto_property *props = NULL;
 
-	(void)ctx;
-	if (tf_props_add_stamp(&props, &m->stamp) != MOSQ_ERR_SUCCESS) {
+	if (tf_props_add_stamp(plugin, &props, &m->stamp) != MOSQ_ERR_SUCCESS) {
 		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory releasing %s", m->topic);
 		return;
@@ -138,6 +138,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	}
 	if (tf_options_finish(&plugin->opts, &err) != TF_OK)
 		goto err_free;
+	if (!tf_stamp_form_parse(plugin->opts.stamp_form, &plugin->stamp_form)) {
+		tf_err_set(&err, TF_ERR_INVALID, "plugin_opt_stamp_form: \"%s\" is not a stamp form",
+			plugin->opts.stamp_form);
+		goto err_free;
+	}
 
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "trustflow %s loaded (broker_id %s)",
 		tf_version(), plugin->opts.broker_id);

@@ -10,6 +10,7 @@
 
 #include "broker/engine/engine.h"
 #include "broker/engine/options.h"
+#include "broker/stamp/forms.h"
 
 /* Clients to disconnect at the next TICK: not while mosquitto is still
  * handling their PUBLISH. */
@@ -25,6 +26,7 @@ struct tf_plugin {
 	char *kick[TF_KICK_MAX];
 	int n_kick;
 	bool cert_org_match;      /* plugin_opt_require_cert_org_match true */
+	enum tf_stamp_form stamp_form; /* plugin_opt_stamp_form */
 };
 
 /* Queues a client to be disconnected at the next TICK (callbacks.c). */
@@ -32,7 +34,8 @@ void tf_kick_later(struct tf_plugin *plugin, const char *client_id);
 
 /* Publishes the copies (views) of a message result, each with its stamp
  * (callbacks.c). */
-void tf_publish_copies(const struct tf_message_result *res, int qos, bool retain);
+void tf_publish_copies(const struct tf_plugin *plugin, const struct tf_message_result *res,
+		int qos, bool retain);
 
 /* Wills (wills.c): mosquitto 2.0.11 publishes them without MESSAGE. The
  * ACL callback notes every allowed WRITE (tf_wills_note_write), MESSAGE
@@ -53,12 +56,17 @@ void tf_wills_tick(struct tf_plugin *plugin, struct tf_wills *wills);
 int tf_callbacks_register(struct tf_plugin *plugin);
 void tf_callbacks_unregister(struct tf_plugin *plugin);
 
-/* Removes the tf-* user properties a client sent (stamp_props.c).
- * Returns a MOSQ_ERR_*; on error *props is unchanged. */
+/* Removes the user properties a client sent that could pass for a stamp:
+ * `tf` and `tf-*` in any letter case (stamp_props.c). Returns a MOSQ_ERR_*;
+ * on error *props is unchanged. */
 int tf_props_strip_stamp(mosquitto_property **props);
 
-/* Appends a stamp as tf-* user properties. */
-int tf_props_add_stamp(mosquitto_property **props, const struct tf_stamp *stamp);
+/* Appends a stamp as user properties, in the plugin's stamp_form: the one
+ * way every stamped message (messages, views, wills, releases) gets its
+ * stamp. Returns a MOSQ_ERR_*: MOSQ_ERR_NOMEM, or MOSQ_ERR_INVAL when a
+ * value is longer than an MQTT string (the message must not go out). */
+int tf_props_add_stamp(const struct tf_plugin *plugin, mosquitto_property **props,
+		const struct tf_stamp *stamp);
 
 /* The engine's log hook: writes to mosquitto's log. */
 void tf_shim_log(void *ctx, enum tf_log_level level, const char *text);

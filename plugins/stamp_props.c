@@ -97,7 +97,8 @@ int tf_props_strip_stamp(mosquitto_property **props)
 	return MOSQ_ERR_SUCCESS;
 }
 
-int tf_props_add_stamp(mosquitto_property **props, const struct tf_stamp *st)
+/* The eleven tf-* properties. */
+static int add_full(mosquitto_property **props, const struct tf_stamp *st)
 {
 	/* In the order of tf_stamp_names. */
 	const char *const values[] = {
@@ -113,4 +114,36 @@ int tf_props_add_stamp(mosquitto_property **props, const struct tf_stamp *st)
 			return rc;
 	}
 	return MOSQ_ERR_SUCCESS;
+}
+
+/* The one tf property. A typical stamp (about 220 bytes) fits the stack
+ * buffer; a longer one, from long ids, is allocated for the call. */
+static int add_compact(mosquitto_property **props, const struct tf_stamp *st)
+{
+	char local[512], *value = local;
+	size_t len = tf_stamp_compact_encode(st, local, sizeof(local));
+	int rc;
+
+	if (len > TF_STAMP_COMPACT_MAX)
+		return MOSQ_ERR_INVAL;
+	if (len >= sizeof(local)) {
+		value = malloc(len + 1);
+		if (value == NULL)
+			return MOSQ_ERR_NOMEM;
+		tf_stamp_compact_encode(st, value, len + 1);
+	}
+	rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY,
+		TF_STAMP_COMPACT_NAME, value);
+	if (value != local)
+		free(value);
+	return rc;
+}
+
+int tf_props_add_stamp(const struct tf_plugin *plugin, mosquitto_property **props,
+		const struct tf_stamp *st)
+{
+	/* One form per message, never both (provenance-v1, "Compact form"). */
+	if (plugin->stamp_form == TF_STAMP_FORM_FULL)
+		return add_full(props, st);
+	return add_compact(props, st);
 }

@@ -195,7 +195,7 @@ static void publish_will(struct tf_plugin *plugin, const struct will *w)
 		return;
 	}
 	topic = res.redirect ? res.redirect : w->topic;
-	if (res.stamped && tf_props_add_stamp(&props, &res.stamp) != MOSQ_ERR_SUCCESS) {
+	if (res.stamped && tf_props_add_stamp(plugin, &props, &res.stamp) != MOSQ_ERR_SUCCESS) {
 		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory stamping the will on %s; "
 			"not delivered", topic);
@@ -204,7 +204,7 @@ static void publish_will(struct tf_plugin *plugin, const struct will *w)
 		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish the will on %s", topic);
 	} else {
-		tf_publish_copies(&res, w->qos, w->retain);
+		tf_publish_copies(plugin, &res, w->qos, w->retain);
 	}
 	tf_message_result_free(&res);
 }

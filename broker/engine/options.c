@@ -44,6 +44,9 @@ static const struct option_def option_table[] = {
 	  "a directory of earlier public keys (*.pem), published so old stamps still verify", 0, 0 },
 	{ "stamp_all", OPT_CHOICE, SLOT(stamp_all), "true", "true|false",
 	  "true: stamp every message on a non-$ topic; false: only governed ones", 0, 0 },
+	{ "stamp_form", OPT_CHOICE, SLOT(stamp_form), "compact", "compact|full",
+	  "compact: a stamp travels as one user property tf; full: as the eleven tf-* "
+	  "properties", 0, 0 },
 	{ "trace_db", OPT_PATH, SLOT(trace_db), "", NULL,
 	  "the trace store's directory (LMDB); none: nothing is recorded", 0, 0 },
 	{ "trace_sync_ms", OPT_NUMBER, SLOT(trace_sync_ms), "100", NULL,

@@ -17,6 +17,7 @@ struct tf_options {
 	char *dev_key_autogen;/* owned; "true" or "false" */
 	char *key_dir;        /* owned; "" when none */
 	char *stamp_all;      /* owned; "true" or "false" */
+	char *stamp_form;     /* owned; "compact" or "full" (broker/stamp/forms.h) */
 	char *trace_db;       /* owned; "" when no trace store */
 	char *trace_sync_ms;  /* owned; numbers, checked against their range */
 	char *trace_retention_days;

@@ -7,8 +7,12 @@
 Subscribes with MQTT v5, reads the broker's public keys from
 $trustflow/keys/#, and prints for every message `ok <tf-id> <topic>` or
 `FAIL <tf-id|-> <topic> <reason>`, as `tfctl verify` does. The functions
-`signing_input` and `check` can be used on their own in any subscriber:
-they follow provenance-v1 ("Checking a stamp") and nothing else.
+`stamp_fields`, `signing_input` and `check` can be used on their own in any
+subscriber: they follow provenance-v1 ("Compact form", "Checking a stamp")
+and nothing else. A stamp comes in one of two forms, as the broker's option
+stamp_form says: eleven tf-* user properties, or one `tf` property (the
+compact form, without the payload hash: the hash of the payload received
+stands in for it).
 
 On Debian: apt-get install python3-paho-mqtt python3-cryptography
 """
@@ -16,6 +20,7 @@ On Debian: apt-get install python3-paho-mqtt python3-cryptography
 import argparse
 import base64
 import hashlib
+import re
 import sys
 
 from cryptography.exceptions import InvalidSignature
@@ -25,6 +30,52 @@ from cryptography.hazmat.primitives.serialization import (Encoding, PublicFormat
 
 # Signing order of provenance-v1; "topic" is the message's own topic.
 FIELDS = ["v", "id", "broker", "kid", "ts", "org", "client", "policy", "topic", "sha256", "seq"]
+# The fields of the compact form's value, in its order.
+COMPACT_FIELDS = ["v", "id", "broker", "kid", "ts", "org", "client", "policy", "seq", "sig"]
+FULL_NAMES = ["tf-" + f for f in FIELDS if f != "topic"] + ["tf-sig"]
+# The longest compact value: the most an MQTT string holds.
+COMPACT_MAX = 65535
+
+
+class StampError(ValueError):
+    """A message whose stamp cannot be read; str() is the reason."""
+
+
+def decode_compact(value):
+    """The fields of a compact value (the `tf` property) as a dict of
+    tf-* names, without tf-sha256. Raises StampError."""
+    if len(value.encode("utf-8")) > COMPACT_MAX:
+        raise StampError("compact stamp too long")
+    parts = value.split("|")
+    if len(parts) != len(COMPACT_FIELDS):
+        raise StampError("compact stamp without 10 fields")
+    if not all(re.fullmatch(r"(?:[^%]|%25|%7C)*", p) for p in parts):
+        raise StampError("bad escape in compact stamp")
+    # One pass, so that %257C reads back as %7C.
+    return {"tf-" + f: re.sub(r"%25|%7C", lambda m: "%" if m.group() == "%25" else "|", p)
+            for f, p in zip(COMPACT_FIELDS, parts)}
+
+
+def stamp_fields(pairs, payload):
+    """The stamp of a message as a dict of tf-* names, from its user
+    properties (a list of (name, value)) in either form: the tf-*
+    properties (the first of each name counts), or the compact `tf`, to
+    which tf-sha256 is added as the SHA-256 of the payload received.
+    Neither form: {} (check() says "missing stamp"). Raises StampError for
+    a message with both forms, `tf` twice, or a malformed compact value."""
+    full, compact = {}, [v for n, v in pairs if n == "tf"]
+    for name, value in pairs:
+        if name in FULL_NAMES:
+            full.setdefault(name, value)
+    if full and compact:
+        raise StampError("stamp in both forms")
+    if len(compact) > 1:
+        raise StampError("malformed stamp")
+    if not compact:
+        return full
+    props = decode_compact(compact[0])
+    props["tf-sha256"] = hashlib.sha256(payload).hexdigest()
+    return props
 
 
 def kid_of(public_key):
@@ -54,8 +105,7 @@ def signing_input(props, topic):
 def check(props, topic, payload, keys):
     """'ok', or why the stamp does not hold: 'missing stamp', 'unknown key',
     'payload hash mismatch', 'bad signature'. keys maps kid -> key."""
-    needed = ["tf-" + f for f in FIELDS if f != "topic"] + ["tf-sig"]
-    if any(name not in props for name in needed):
+    if any(name not in props for name in FULL_NAMES):
         return "missing stamp"
     key = keys.get(props["tf-kid"])
     if key is None:
@@ -70,9 +120,10 @@ def check(props, topic, payload, keys):
 
 
 def stamp_of(message):
-    """The tf-* user properties of a paho-mqtt message, as a dict."""
+    """The stamp of a paho-mqtt message, in either form, as a dict of
+    tf-* names (stamp_fields). Raises StampError."""
     pairs = getattr(message.properties, "UserProperty", None) or []
-    return {name: value for name, value in pairs if name.startswith("tf-")}
+    return stamp_fields(pairs, message.payload)
 
 
 def main():
@@ -101,8 +152,11 @@ def main():
             kid, key = load_key(msg.payload)
             keys[kid] = key
             return
-        props = stamp_of(msg)
-        verdict = check(props, msg.topic, msg.payload, keys)
+        try:
+            props = stamp_of(msg)
+            verdict = check(props, msg.topic, msg.payload, keys)
+        except StampError as e:
+            props, verdict = {}, str(e)
         if verdict == "ok":
             print(f"ok {props['tf-id']} {msg.topic}", flush=True)
         else:

@@ -508,6 +508,10 @@ const char *tf_stamp_check_reason(enum tf_stamp_check c)
 	case TF_STAMP_UNKNOWN_KEY:   return "unknown key";
 	case TF_STAMP_HASH_MISMATCH: return "payload hash mismatch";
 	case TF_STAMP_BAD_SIGNATURE: return "bad signature";
+	case TF_STAMP_BOTH_FORMS:    return "stamp in both forms";
+	case TF_STAMP_FIELD_COUNT:   return "compact stamp without 10 fields";
+	case TF_STAMP_BAD_ESCAPE:    return "bad escape in compact stamp";
+	case TF_STAMP_TOO_LONG:      return "compact stamp too long";
 	}
 	return "bad signature";
 }

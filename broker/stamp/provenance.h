@@ -129,6 +129,11 @@ enum tf_stamp_check {
 	TF_STAMP_UNKNOWN_KEY,    /* no public key for tf-kid */
 	TF_STAMP_HASH_MISMATCH,  /* the payload is not the one stamped */
 	TF_STAMP_BAD_SIGNATURE,  /* the fields or topic are not the ones signed */
+	/* Reading a stamp off a message (broker/stamp/forms.h). */
+	TF_STAMP_BOTH_FORMS,     /* tf-* properties and a `tf` property together */
+	TF_STAMP_FIELD_COUNT,    /* a compact `tf` value without exactly ten fields */
+	TF_STAMP_BAD_ESCAPE,     /* a `%` in a compact value not followed by 25 or 7C */
+	TF_STAMP_TOO_LONG,       /* a compact value longer than an MQTT string can be */
 };
 
 /* Checks a received stamp (fields from the tf-* properties, NULL where a

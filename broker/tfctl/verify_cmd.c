@@ -10,6 +10,7 @@
 #include <mqtt_protocol.h>
 
 #include "broker/util/number.h"
+#include "broker/stamp/forms.h"
 #include "broker/stamp/provenance.h"
 #include "broker/tfctl/session.h"
 #include "broker/tfctl/tfctl.h"
@@ -20,7 +21,8 @@ static const char verify_usage[] =
 	"\n"
 	"Subscribes to FILTER (default #) with MQTT v5 and checks the stamp of every\n"
 	"message against the public keys given (PEM files; a private key file gives\n"
-	"its public half). Prints `ok <tf-id> <topic>` or\n"
+	"its public half), in either form (the tf-* properties or the compact tf).\n"
+	"Prints `ok <tf-id> <topic>` or\n"
 	"`FAIL <tf-id|-> <topic> <reason>` for each; stops after N messages (default:\n"
 	"never). Exit status 1 if any FAIL, 2 on bad usage or when the broker cannot\n"
 	"be reached.\n";
@@ -38,19 +40,18 @@ static int usage_error(const char *what)
 	return TFCTL_USAGE;
 }
 
-/* Points the stamp's fields at the message's tf-* properties (strings
- * owned by copies, one per field at most, freed by the caller; absent
- * ones stay NULL). */
-static void read_stamp(const mosquitto_property *props, const char *topic, struct tf_stamp *st,
-		char **copies, size_t *n_copies)
-{
-	const char **slots[] = {
-		&st->v, &st->id, &st->broker, &st->kid, &st->ts, &st->org, &st->client, &st->policy,
-		&st->sha256, &st->seq, &st->sig,
-	};
+/* The values a reader kept, freed together. */
+struct kept_values {
+	char *values[12];   /* a reader keeps at most twelve */
+	size_t n;
+};
 
-	memset(st, 0, sizeof(*st));
-	st->topic = topic;
+/* Offers every user property of a message to the stamp reader; the
+ * values it keeps go to kept (the caller frees them), the rest are freed
+ * at once. */
+static void read_properties(const mosquitto_property *props, struct tf_stamp_reader *r,
+		struct kept_values *kept)
+{
 	for (const mosquitto_property *p = props; p != NULL; p = mosquitto_property_next(p)) {
 		char *name = NULL, *value = NULL;
 
@@ -58,14 +59,10 @@ static void read_stamp(const mosquitto_property *props, const char *topic, struc
 				|| mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name,
 					&value, false) == NULL)
 			continue;
-		for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
-			/* The first of a name counts; the broker sends each once. */
-			if (strcmp(name, tf_stamp_names[i]) == 0 && *slots[i] == NULL) {
-				*slots[i] = value;
-				copies[(*n_copies)++] = value;
-				value = NULL;
-				break;
-			}
+		if (kept->n < sizeof(kept->values) / sizeof(kept->values[0])
+				&& tf_stamp_reader_add(r, name, value)) {
+			kept->values[kept->n++] = value;
+			value = NULL;
 		}
 		free(name);
 		free(value);
@@ -76,13 +73,17 @@ static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto
 		const mosquitto_property *props)
 {
 	struct verify_state *st = ctx;
+	struct tf_stamp_reader reader = { 0 };
+	struct kept_values kept = { 0 };
 	struct tf_stamp stamp;
-	char *copies[11];
-	size_t n = 0;
 	enum tf_stamp_check verdict;
 
-	read_stamp(props, msg->topic, &stamp, copies, &n);
-	verdict = tf_stamp_check(st->keys, &stamp, msg->payload, (size_t)msg->payloadlen);
+	/* Either form: the tf-* properties or the compact tf. */
+	read_properties(props, &reader, &kept);
+	verdict = tf_stamp_reader_finish(&reader, msg->topic, msg->payload,
+		(size_t)msg->payloadlen, &stamp);
+	if (verdict == TF_STAMP_VALID)
+		verdict = tf_stamp_check(st->keys, &stamp, msg->payload, (size_t)msg->payloadlen);
 	if (verdict == TF_STAMP_VALID) {
 		printf("ok %s %s\n", stamp.id, msg->topic);
 	} else {
@@ -91,8 +92,8 @@ static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto
 		st->failed = true;
 	}
 	fflush(stdout);
-	for (size_t i = 0; i < n; i++)
-		free(copies[i]);
+	for (size_t i = 0; i < kept.n; i++)
+		free(kept.values[i]);
 	if (st->count > 0 && ++st->seen >= st->count)
 		mosquitto_disconnect(mosq);
 }

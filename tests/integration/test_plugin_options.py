@@ -23,6 +23,10 @@ class PluginOptionsTest(harness.BrokerTestCase):
         self.assert_refuses("plugin_opt_broker_id one\nplugin_opt_broker_id two",
                             "trustflow: plugin_opt_broker_id: given more than once")
 
+    def test_unknown_stamp_form(self):
+        self.assert_refuses("plugin_opt_stamp_form short",
+                            'trustflow: plugin_opt_stamp_form: "short" is not one of compact|full')
+
     def test_refusal_says_the_broker_will_not_start(self):
         self.assert_refuses("plugin_opt_nosuch 1", "refusing to start")
 

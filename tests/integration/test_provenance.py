@@ -1,15 +1,20 @@
 """Stamps on a real broker: a v5 subscriber receives stamps that a
 verifier accepts (the Python example, independently of the broker's own
-code); a publisher cannot forge or pre-fill one; views are stamped for
-their own topic; a v3.1.1 subscriber gets the payload unchanged."""
+code), as one compact `tf` property by default and as eleven tf-*
+properties with stamp_form full; a publisher cannot forge or pre-fill one;
+views are stamped for their own topic; a v3.1.1 subscriber gets the payload
+unchanged."""
 
 import json
 import os
 import socket
 import struct
+import subprocess
+import sys
+import time
 
 import harness
-from harness import publish_v5
+from harness import TFCTL, publish_v5, run
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
@@ -34,13 +39,43 @@ WATER = {
     "consumers": [{"orgs": ["research-lab"], "fields": ["flow"], "view": "views/lab"}],
 }
 PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
+FULL_NAMES = ["tf-v", "tf-id", "tf-broker", "tf-kid", "tf-ts", "tf-org", "tf-client", "tf-policy",
+              "tf-sha256", "tf-seq", "tf-sig"]
+# What a publisher may try: stamp properties in every letter case, in both
+# forms, among its own properties.
+FORGED = [("tf-org", "maint-co"), ("tf-sig", "AAAA"), ("tf-extra", "x"), ("TF-SIG", "AAAA"),
+          ("Tf-org", "maint-co"), ("tF-client", "x"), ("Tf-Sig", "AAAA"), ("tf", "1|forged"),
+          ("TF", "1|forged"), ("Tf", "x"), ("note", "kept"), ("tfx", "kept too")]
+
+
+def varint_len(n):
+    """The bytes of MQTT's variable byte integer for n."""
+    return 1 if n < 128 else 2 if n < 16384 else 3 if n < 2097152 else 4
+
+
+def publish_packet_size(msg):
+    """The size of the PUBLISH a subscriber received at QoS 1 with only
+    user properties: fixed header, topic, packet id, properties, payload."""
+    props = sum(1 + 2 + len(n.encode()) + 2 + len(v.encode())
+                for n, v in msg.properties.UserProperty)
+    rest = 2 + len(msg.topic.encode()) + 2 + varint_len(props) + props + len(msg.payload)
+    return 1 + varint_len(rest) + rest
+
+
+def stamp_names(msg):
+    """The names of a message's user properties that belong to a stamp,
+    in any letter case, in the order they came."""
+    return [n for n, _ in msg.properties.UserProperty
+            if n.lower() == "tf" or n.lower().startswith("tf-")]
 
 
 class ProvenanceTest(harness.BrokerTestCase):
+    OPTIONS = {"broker_id": "city-broker-1"}
+
     def setUp(self):
         self.broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
                                         policies={"water.json": WATER},
-                                        plugin_options={"broker_id": "city-broker-1"})
+                                        plugin_options=self.OPTIONS)
 
     def login(self, username, **kwargs):
         return self.client(self.broker, f"c-{username}", username=username, password="demo",
@@ -90,29 +125,121 @@ class ProvenanceTest(harness.BrokerTestCase):
                 for _ in range(3)]
         self.assertEqual(sorted(seqs), list(range(min(seqs), min(seqs) + 6)))
 
-    def test_a_publisher_cannot_forge_a_stamp(self):
+    def test_the_stamp_travels_in_the_form_configured(self):
+        operator = self.login("ww-operator")
+        keys = self.keys(operator)
+        operator.subscribe(TOPIC)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        msg = operator.receive()
+        self.assertEqual(stamp_names(msg), ["tf"])
+        (value,) = [v for n, v in msg.properties.UserProperty if n == "tf"]
+        fields = value.split("|")
+        self.assertEqual(len(fields), 10)
+        self.assertEqual(fields[:3], ["1", verify.stamp_of(msg)["tf-id"], "city-broker-1"])
+        self.assertEqual(verify.check(verify.stamp_of(msg), msg.topic, msg.payload, keys), "ok")
+        # It carries no hash: a changed payload breaks the signature.
+        changed = verify.stamp_fields(msg.properties.UserProperty, msg.payload + b" ")
+        self.assertEqual(verify.check(changed, msg.topic, msg.payload + b" ", keys),
+                         "bad signature")
+        # Never both forms on one message.
+        with self.assertRaisesRegex(verify.StampError, "stamp in both forms"):
+            verify.stamp_fields(msg.properties.UserProperty + [("tf-v", "1")], msg.payload)
+
+    def forge(self):
+        """A sensor's reading carrying FORGED; what the operator receives,
+        and the broker's keys."""
         operator = self.login("ww-operator")
         keys = self.keys(operator)
         operator.subscribe(TOPIC)
         sensor = self.login("ww-sensor-01")
         props = Properties(PacketTypes.PUBLISH)
-        props.UserProperty = [("tf-org", "maint-co"), ("tf-sig", "AAAA"), ("tf-extra", "x"),
-                              ("TF-SIG", "AAAA"), ("Tf-org", "maint-co"), ("tF-client", "x"),
-                              ("tf", "1|forged"), ("TF", "1|forged"), ("note", "kept"),
-                              ("tfx", "kept too")]
+        props.UserProperty = FORGED
         sensor.publish(TOPIC, READING, qos=1, properties=props)
         msg = operator.receive()
-        pairs = msg.properties.UserProperty
-        self.assertIn(("note", "kept"), pairs)
-        self.assertIn(("tfx", "kept too"), pairs)
-        self.assertEqual([v for n, v in pairs if n == "tf-org"], ["city-waterworks"])
-        self.assertEqual(len([n for n, _ in pairs if n == "tf-sig"]), 1)
-        self.assertNotIn("tf-extra", [n for n, _ in pairs])
-        # Whatever their letter case: only the broker's own stamp is left.
-        self.assertEqual(sorted(n for n, _ in pairs if n.lower().startswith("tf-")),
-                         sorted(verify.stamp_of(msg)))
-        self.assertNotIn("tf", [n.lower() for n, _ in pairs])
-        self.assertEqual(verify.check(verify.stamp_of(msg), msg.topic, msg.payload, keys), "ok")
+        self.assertIn(("note", "kept"), msg.properties.UserProperty)
+        self.assertIn(("tfx", "kept too"), msg.properties.UserProperty)
+        stamp = verify.stamp_of(msg)
+        self.assertEqual(verify.check(stamp, msg.topic, msg.payload, keys), "ok")
+        self.assertEqual(stamp["tf-org"], "city-waterworks")
+        return msg
+
+    def test_a_publisher_cannot_forge_a_stamp(self):
+        # Whatever their letter case and form: only the broker's own stamp
+        # is left.
+        msg = self.forge()
+        self.assertEqual(stamp_names(msg), ["tf"])
+
+    def test_the_python_example_verifies_what_it_receives(self):
+        """broker/examples/verify_stamps.py as a user runs it."""
+        before = self.broker.log().count("Sending SUBACK")
+        cmd = [sys.executable, os.path.join(harness.SRCDIR, "broker", "examples",
+                                            "verify_stamps.py"),
+               "--port", str(self.broker.port), "--topic", TOPIC, "--count", "1",
+               "--username", "ww-operator", "--password", "demo"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.kill)
+        # Subscribed to the keys and to the topic.
+        deadline = time.monotonic() + 10
+        while self.broker.log().count("Sending SUBACK") < before + 2:
+            self.assertLess(time.monotonic(), deadline, "the example did not subscribe")
+            time.sleep(0.05)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        out, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertRegex(out, r"^ok [0-9a-f]{32} " + TOPIC + "\n$")
+
+    def limited(self, client_id, max_packet_size):
+        """ww-operator, subscribed to TOPIC, announcing a Maximum Packet
+        Size; a queue of what it receives."""
+        got, connected = harness.queue.Queue(), harness.queue.Queue()
+        c = paho.Client(client_id=client_id, protocol=paho.MQTTv5)
+        c.username_pw_set("ww-operator", "demo")
+        c.on_connect = lambda *_args: connected.put(True)
+        c.on_message = lambda _c, _u, msg: got.put(msg)
+        props = Properties(PacketTypes.CONNECT)
+        props.MaximumPacketSize = max_packet_size
+        c.connect("127.0.0.1", self.broker.port, properties=props)
+        c.loop_start()
+        self.addCleanup(c.loop_stop)
+        self.addCleanup(c.disconnect)
+        connected.get(timeout=10)
+        subscribed = harness.queue.Queue()
+        c.on_subscribe = lambda *_args: subscribed.put(True)
+        c.subscribe(TOPIC, qos=1)
+        subscribed.get(timeout=10)
+        return got
+
+    def test_maximum_packet_size_must_allow_the_stamp_and_delivered_is_not_receipt(self):
+        """docs/provenance.md: what a subscriber's Maximum Packet Size must
+        allow, and that the trace's "delivered" is not proof of receipt."""
+        operator = self.login("ww-operator")
+        operator.subscribe(TOPIC)
+        payload = '{"flow":12.5,"pressure":3.1}'
+        # Sized on the message itself: the stamp's length varies with its
+        # sequence number and the form.
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, payload), 0x80)
+        size = publish_packet_size(operator.receive())
+        # mosquitto 2.0.11 leaves the packet's first byte out when it
+        # compares (docs/provenance.md): size - 1 still passes.
+        fits, short = self.limited("c-fits", size), self.limited("c-short", size - 2)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, payload), 0x80)
+        stamp = verify.stamp_of(operator.receive())
+        self.assertEqual(publish_packet_size(fits.get(timeout=10)), size)
+        # mosquitto keeps each subscriber's messages in order: a smaller one
+        # published next arriving first shows the larger one was dropped.
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow":1}'), 0x80)
+        self.assertEqual(short.get(timeout=10).payload, b'{"flow":1}')
+
+        # The trace records all three deliveries, the dropped one too: it
+        # was handed to mosquitto for c-short.
+        def deliveries():
+            m = json.loads(run([TFCTL, "trace", "--db", self.broker.trace_dir, "message",
+                                stamp["tf-id"]]).stdout)
+            return [d["client"] for d in m["deliveries"]]
+        deadline = time.monotonic() + 10
+        while len(deliveries()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(deliveries(), ["ww-operator"] * 3)
 
     def test_views_carry_a_stamp_of_their_own(self):
         lab = self.login("lab-analyst")
@@ -130,6 +257,26 @@ class ProvenanceTest(harness.BrokerTestCase):
         old.subscribe(TOPIC)
         self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
         self.assertEqual(old.receive().payload.decode(), READING)
+
+
+class FullFormTest(ProvenanceTest):
+    """Every test of ProvenanceTest again with stamp_form full, where the
+    stamp is the eleven tf-* properties; the two that look at the form
+    itself are replaced."""
+    OPTIONS = {"broker_id": "city-broker-1", "stamp_form": "full"}
+
+    def test_the_stamp_travels_in_the_form_configured(self):
+        operator = self.login("ww-operator")
+        keys = self.keys(operator)
+        operator.subscribe(TOPIC)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        msg = operator.receive()
+        self.assertEqual(stamp_names(msg), FULL_NAMES)
+        self.assertEqual(verify.check(verify.stamp_of(msg), msg.topic, msg.payload, keys), "ok")
+
+    def test_a_publisher_cannot_forge_a_stamp(self):
+        msg = self.forge()
+        self.assertEqual(stamp_names(msg), FULL_NAMES)
 
 
 class SigningKeyTest(harness.BrokerTestCase):

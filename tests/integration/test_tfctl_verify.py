@@ -1,11 +1,14 @@
-"""tfctl verify against a real broker: ok for every stamped message, FAIL
-with the reason otherwise."""
+"""tfctl verify against a real broker: ok for every stamped message, in
+either form, FAIL with the reason otherwise."""
 
 import os
 import subprocess
 
 import harness
 from harness import TFCTL, publish_v5
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 IDENTITIES = {
     "trustflow_identities": 1,
@@ -45,7 +48,12 @@ class VerifyTest(harness.BrokerTestCase):
         return proc.returncode, out.splitlines(), err
 
     def test_every_stamped_message_is_ok(self):
-        broker = self.start()
+        self.every_stamped_message_is_ok(self.start())
+
+    def test_every_stamped_message_in_full_form_is_ok(self):
+        self.every_stamped_message_is_ok(self.start(stamp_form="full"))
+
+    def every_stamped_message_is_ok(self, broker):
         proc = self.verify(broker, [os.path.join(broker.dir, "signing-key.pem")], 2,
                            "--topic", "city/#")
         for i in range(2):
@@ -72,6 +80,36 @@ class VerifyTest(harness.BrokerTestCase):
         publish_v5(broker, None, "free/topic", "hello")
         rc, lines, _ = self.finish(proc)
         self.assertEqual((rc, lines), (1, ["FAIL - free/topic missing stamp"]))
+
+    def test_a_malformed_or_doubled_stamp_is_a_fail(self):
+        """Stamps no broker of ours sends, through a plain mosquitto: each
+        is a FAIL with its reason, and tfctl goes on to the next."""
+        plain = self.start_broker(with_plugin=False)
+        key = os.path.join(plain.dir, "key.pem")
+        harness.run([TFCTL, "key", "generate", "--out", key])
+        proc = self.verify(plain, [key], 5, "--topic", "t/#")
+        publisher = self.client(plain, "publisher")
+        sig = "A" * 86 + "=="
+        fields = ["1", "0" * 32, "b", "0" * 16, "1", "org", "client", "", "1", sig]
+        cases = [
+            ("t/escape", [("tf", "|".join(fields[:5] + ["org%zz"] + fields[6:]))]),
+            ("t/percent", [("tf", "|".join(fields[:6] + ["100%"] + fields[7:]))]),
+            ("t/count", [("tf", "|".join(fields[:9]))]),
+            ("t/both", [("tf", "|".join(fields)), ("tf-v", "1")]),
+            ("t/twice", [("tf", "|".join(fields)), ("tf", "|".join(fields))]),
+        ]
+        for topic, pairs in cases:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = pairs
+            publisher.publish(topic, "x", properties=props)
+        rc, lines, _ = self.finish(proc)
+        self.assertEqual((rc, lines), (1, [
+            "FAIL - t/escape bad escape in compact stamp",
+            "FAIL - t/percent bad escape in compact stamp",
+            "FAIL - t/count compact stamp without 10 fields",
+            "FAIL - t/both stamp in both forms",
+            "FAIL - t/twice malformed stamp",
+        ]))
 
     def test_usage_errors(self):
         out = harness.run([TFCTL, "verify", "--port", "1"], check=False)

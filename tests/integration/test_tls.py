@@ -134,7 +134,7 @@ class MutualTlsTest(harness.BrokerTestCase):
         msg = maint.messages.get(timeout=10)
         self.assertEqual(msg.payload, b'{"flow": 1}')
         # The certificate's CN is the username the stamp names.
-        self.assertEqual(dict(msg.properties.UserProperty)["tf-client"], "ww-sensor-01")
+        self.assertEqual(harness.stamp_verifier().stamp_of(msg)["tf-client"], "ww-sensor-01")
         # A client of the password listener has no certificate to judge.
         self.assertLess(harness.publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 2}'),
                         0x80)

@@ -51,8 +51,7 @@ class TraceFaultTest(harness.BrokerTestCase):
         for i in range(count):
             self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, json.dumps({"n": i})),
                             0x80)
-            props = operator.receive().properties.UserProperty
-            ids.append(dict(props)["tf-id"])
+            ids.append(harness.stamp_verifier().stamp_of(operator.receive())["tf-id"])
         operator.close()
         return ids
 

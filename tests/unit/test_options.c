@@ -85,6 +85,20 @@ static void repeated_option_is_refused(void **state)
 	assert_string_equal(f->opts.broker_id, "one");
 }
 
+/* Stamps travel compact unless the operator asks for the full form;
+ * nothing else is a form. */
+static void stamp_form_is_compact_full_or_refused(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_string_equal(f->opts.stamp_form, "compact");
+	assert_int_equal(tf_options_set(&f->opts, "stamp_form", "eleven", &f->err), TF_ERR_INVALID);
+	assert_non_null(strstr(f->err.msg, "plugin_opt_stamp_form: \"eleven\" is not one of "
+		"compact|full"));
+	assert_int_equal(tf_options_set(&f->opts, "stamp_form", "full", &f->err), TF_OK);
+	assert_string_equal(f->opts.stamp_form, "full");
+}
+
 static void table_describes_every_option(void **state)
 {
 	(void)state;
@@ -104,6 +118,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(malformed_value_is_refused_and_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(empty_and_missing_values_are_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(repeated_option_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(stamp_form_is_compact_full_or_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(table_describes_every_option, setup, teardown),
 	};
 
