@@ -73,7 +73,13 @@ struct tf_guard *engine_new_guard(const struct tf_options *opts)
 	return tf_guard_new(&cfg);
 }
 
-const char *engine_client_key(const char *client_id, const char *username, char *buf,
+#define ENGINE_CLIENT_KEY_MAX 300
+
+/* The key the guard counts and blocks a client under: usernames and
+ * client ids in namespaces of their own ("u:", "c:"), so that a client
+ * without a username can never be counted or blocked as a user. Written
+ * into buf (cap >= 64); a name too long for it is keyed by its hash. */
+static const char *client_key(const char *client_id, const char *username, char *buf,
 		size_t cap)
 {
 	const char *name = username ? username : client_id ? client_id : "";
@@ -94,7 +100,7 @@ void engine_count_refusal(struct engine_ctx *c, const char *client_id, const cha
 {
 	char key[ENGINE_CLIENT_KEY_MAX];
 
-	if (tf_guard_denied(c->guard, engine_client_key(client_id, username, key, sizeof(key)), now))
+	if (tf_guard_denied(c->guard, client_key(client_id, username, key, sizeof(key)), now))
 		engine_raise_alert(c, "denied-burst", "", engine_org_name(c, engine_identify(c, username)),
 			engine_client_name(client_id, username),
 			"a burst of refused publishes and subscriptions", "block");
@@ -107,7 +113,7 @@ bool engine_is_blocked(const struct engine_ctx *c, const char *client_id, const 
 
 	if (!tf_guard_counts_refusals(c->guard))
 		return false;
-	return tf_guard_blocked(c->guard, engine_client_key(client_id, username, key, sizeof(key)),
+	return tf_guard_blocked(c->guard, client_key(client_id, username, key, sizeof(key)),
 		now);
 }
 

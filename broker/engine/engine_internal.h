@@ -174,13 +174,6 @@ int64_t engine_trace_received_at(struct engine_ctx *c, const char *topic, const 
 /* --- engine_guard.c ------------------------------------------------------------ */
 
 struct tf_guard *engine_new_guard(const struct tf_options *opts);
-/* The key the guard counts and blocks a client under: usernames and
- * client ids in namespaces of their own ("u:", "c:"), so that a client
- * without a username can never be counted or blocked as a user. Written
- * into buf (cap >= 64); a name too long for it is keyed by its hash. */
-const char *engine_client_key(const char *client_id, const char *username, char *buf,
-		size_t cap);
-#define ENGINE_CLIENT_KEY_MAX 300
 void engine_raise_alert(struct engine_ctx *c, const char *kind, const char *policy,
 		const char *org, const char *client, const char *detail, const char *action);
 void engine_count_refusal(struct engine_ctx *c, const char *client_id, const char *username,

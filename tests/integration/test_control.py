@@ -111,7 +111,7 @@ class ControlTest(harness.BrokerTestCase):
         self.assertLess(publish_v5(self.broker, "ww-sensor-01", WATER_TOPIC, '{"flow": 2}'),
                         0x80)
         msg = ww_steward.receive()
-        msg_id = dict(msg.properties.UserProperty)["tf-id"]
+        msg_id = harness.stamp_verifier().stamp_of(msg)["tf-id"]
         # The trace writer commits within moments; ask until the delivery
         # is there.
         deadline = harness.time.monotonic() + 10
