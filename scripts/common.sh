@@ -4,7 +4,7 @@
 # Everything needed to build the plugin and tfctl, run the broker, and run
 # the whole test suite.
 TF_PACKAGES="build-essential autoconf automake libtool pkgconf
-libssl-dev libcjson-dev liblmdb-dev libcmocka-dev
+libssl-dev libsodium-dev libcjson-dev liblmdb-dev libcmocka-dev
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 python3 python3-paho-mqtt python3-jsonschema python3-cryptography openssl"
 

@@ -24,6 +24,7 @@
 #include "broker/tracking/qos2track.h"
 #include "broker/guard/quarantine.h"
 #include "broker/guard/ratelimit.h"
+#include "broker/stamp/signer_pool.h"
 #include "broker/tracking/retained.h"
 #include "broker/trace/trace_writer.h"
 #include "policy/set.h"
@@ -87,6 +88,21 @@ static void no_log(void *ctx, enum tf_log_level level, const char *text)
 	(void)text;
 }
 
+/* At stop: how full the pool was, and how often it was found empty. */
+static void log_signing_at_stop(struct tf_engine *e)
+{
+	struct tf_signer_stats st;
+
+	if (e->ctx.signer == NULL)
+		return;
+	tf_signer_stats(e->ctx.signer, &st);
+	if (!st.pool)
+		return;
+	engine_log(&e->ctx, TF_LOG_NOTICE, "trustflow: signing pool at %u of %u nonces; %llu "
+		"signatures from the pool, %llu the ordinary way because it was empty", st.level,
+		st.size, (unsigned long long)st.pool_signatures, (unsigned long long)st.fallbacks);
+}
+
 void tf_engine_free(struct tf_engine *e)
 {
 	if (e == NULL)
@@ -97,7 +113,9 @@ void tf_engine_free(struct tf_engine *e)
 		free(e->reload.digest);
 	}
 	pthread_mutex_destroy(&e->reload.lock);
+	/* The writer signs its last checkpoint with the signer: stopped first. */
 	tf_trace_writer_stop(e->ctx.trace);
+	log_signing_at_stop(e);
 	tf_policy_set_free(e->ctx.set);
 	tf_msgtrack_free(e->track);
 	tf_qos2track_free(e->qos2);
@@ -149,6 +167,44 @@ static int load_signer(struct tf_engine *e, const struct tf_options *opts, struc
 			"or set plugin_opt_dev_key_autogen true for a demo)", why, opts->signing_key);
 	}
 	return rc;
+}
+
+/* signing_workers: a number, or auto: the cores minus one (the broker's
+ * thread keeps one), at least one. */
+static unsigned signing_workers(const char *option)
+{
+	long cores;
+
+	if (strcmp(option, "auto") != 0)
+		return (unsigned)engine_option_number(option);
+	cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cores <= 1)
+		return 1;
+	return cores - 1 > TF_POOL_MAX_WORKERS ? TF_POOL_MAX_WORKERS : (unsigned)(cores - 1);
+}
+
+/* Starts the signer's pool (plugin_opt_signing pool, the default) and says
+ * in the log how the broker signs. */
+static int start_signing(struct tf_engine *e, const struct tf_options *opts, struct tf_err *err)
+{
+	struct tf_signer_stats st;
+	int rc;
+
+	if (strcmp(opts->signing, "pool") != 0) {
+		engine_log(&e->ctx, TF_LOG_NOTICE, "trustflow: signing deterministically (RFC 8032) on "
+			"the broker's thread");
+		return TF_OK;
+	}
+	rc = tf_signer_use_pool(e->ctx.signer, signing_workers(opts->signing_workers),
+		(uint32_t)engine_option_number(opts->signing_pool_size), err);
+	if (rc != TF_OK)
+		return rc;
+	tf_signer_stats(e->ctx.signer, &st);
+	engine_log(&e->ctx, TF_LOG_NOTICE, "trustflow: signing with a pool of %u precomputed nonces "
+		"filled by %u worker thread%s%s", st.size, st.workers, st.workers == 1 ? "" : "s",
+		st.locked ? "" : " (its memory could not be locked: it may be swapped out; "
+		"raise the memlock limit)");
+	return TF_OK;
 }
 
 /* The public keys of earlier signing keys (*.pem in key_dir), published so
@@ -317,6 +373,8 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->load.policy_dir = e->policy_dir;
 	e->load.default_allow = strcmp(opts->default_access, "allow") == 0;
 	rc = load_signer(e, opts, err);
+	if (rc == TF_OK)
+		rc = start_signing(e, opts, err);
 	if (rc == TF_OK)
 		rc = load_earlier_keys(e, opts->key_dir, err);
 	if (rc == TF_OK)

@@ -142,7 +142,7 @@ int engine_start_trace(struct engine_ctx *c, const struct tf_options *opts, stru
 	struct tf_trace_writer_config cfg = {
 		.dir = opts->trace_db,
 		.broker_id = opts->broker_id,
-		.signing_key = opts->signing_key,
+		.signer = c->signer,
 		.sync_ms = (uint32_t)engine_option_number(opts->trace_sync_ms),
 		.retention_days = (uint32_t)engine_option_number(opts->trace_retention_days),
 		.max_bytes = (uint64_t)engine_option_number(opts->trace_max_mb) * 1024 * 1024,

@@ -12,7 +12,7 @@ enum option_kind {
 	OPT_ID,      /* an identifier of policy-v1 (policy/id.h) */
 	OPT_PATH,    /* a file or directory name */
 	OPT_CHOICE,  /* one of the words in choices */
-	OPT_NUMBER,  /* a decimal integer in [min, max] */
+	OPT_NUMBER,  /* a decimal integer in [min, max], or one of the words in choices */
 };
 
 struct option_def {
@@ -40,6 +40,14 @@ static const struct option_def option_table[] = {
 	  "the broker's Ed25519 private key (PKCS#8 PEM, mode 0600) that signs stamps", 0, 0 },
 	{ "dev_key_autogen", OPT_CHOICE, SLOT(dev_key_autogen), "false", "true|false",
 	  "true: create signing_key if it does not exist (for demos, not for production)", 0, 0 },
+	{ "signing", OPT_CHOICE, SLOT(signing), "pool", "pool|deterministic",
+	  "pool: signatures with nonces precomputed on worker threads (fast on the broker's "
+	  "thread); deterministic: RFC 8032 signing on the broker's thread", 0, 0 },
+	{ "signing_workers", OPT_NUMBER, SLOT(signing_workers), "auto", "auto",
+	  "threads filling the signing pool; auto: the cores minus one, at least one", 1, 64 },
+	{ "signing_pool_size", OPT_NUMBER, SLOT(signing_pool_size), "32768", NULL,
+	  "precomputed nonces the signing pool holds (64 bytes each, locked in memory): "
+	  "a burst of this many stamps costs the broker no full signature", 64, 1048576 },
 	{ "key_dir", OPT_PATH, SLOT(key_dir), "", NULL,
 	  "a directory of earlier public keys (*.pem), published so old stamps still verify", 0, 0 },
 	{ "stamp_all", OPT_CHOICE, SLOT(stamp_all), "true", "true|false",
@@ -144,10 +152,13 @@ static int option_check(const struct option_def *def, const char *value, struct 
 	case OPT_NUMBER: {
 		long n;
 
+		if (def->choices != NULL && is_choice(def->choices, value))
+			return TF_OK;
 		if (!tf_parse_long(value, def->min, def->max, &n))
 			return tf_err_set(err, TF_ERR_INVALID,
-				"plugin_opt_%s: \"%s\" is not a whole number from %ld to %ld",
-				def->name, value, def->min, def->max);
+				"plugin_opt_%s: \"%s\" is not a whole number from %ld to %ld%s%s",
+				def->name, value, def->min, def->max, def->choices ? " or " : "",
+				def->choices ? def->choices : "");
 		return TF_OK;
 	}
 	}

@@ -15,6 +15,9 @@ struct tf_options {
 	char *default_access; /* owned; "allow" or "deny" */
 	char *signing_key;    /* owned; required */
 	char *dev_key_autogen;/* owned; "true" or "false" */
+	char *signing;        /* owned; "pool" or "deterministic" */
+	char *signing_workers;/* owned; "auto" or 1..64 */
+	char *signing_pool_size; /* owned; 64..1048576 */
 	char *key_dir;        /* owned; "" when none */
 	char *stamp_all;      /* owned; "true" or "false" */
 	char *stamp_form;     /* owned; "compact" or "full" (broker/stamp/forms.h) */

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "broker/stamp/fields.h"
+#include "broker/stamp/signer_pool.h"
 
 #define STAMP_HEADER "trustflow-stamp-1\n"
 #define MAX_KEYS 64
@@ -37,6 +38,7 @@ struct tf_signer {
 	size_t input_cap;
 	unsigned char random[RANDOM_POOL];
 	size_t random_used;
+	struct tf_signer_pool *pool;   /* NULL: deterministic RFC 8032 only */
 };
 
 struct tf_keyring {
@@ -124,6 +126,7 @@ void tf_signer_free(struct tf_signer *s)
 {
 	if (s == NULL)
 		return;
+	tf_signer_pool_stop(s->pool);
 	EVP_PKEY_free(s->key);
 	EVP_MD_CTX_free(s->ctx);
 	free(s->public_pem);
@@ -232,6 +235,35 @@ int tf_signer_generate(const char *path, struct tf_signer **out, struct tf_err *
 	return signer_from_key(key, path, out, err);
 }
 
+int tf_signer_use_pool(struct tf_signer *s, unsigned workers, uint32_t size, struct tf_err *err)
+{
+	unsigned char seed[32], pub[32];
+	size_t seed_len = sizeof(seed), pub_len = sizeof(pub);
+	int rc;
+
+	if (s->pool != NULL)
+		return tf_err_set(err, TF_ERR_INVALID, "the signer has a pool already");
+	if (EVP_PKEY_get_raw_private_key(s->key, seed, &seed_len) != 1 || seed_len != 32
+			|| EVP_PKEY_get_raw_public_key(s->key, pub, &pub_len) != 1 || pub_len != 32) {
+		OPENSSL_cleanse(seed, sizeof(seed));
+		return tf_err_set(err, TF_ERR_INVALID, "cannot read the signing key: %s",
+			ssl_error());
+	}
+	rc = tf_signer_pool_start(seed, pub, workers, size, &s->pool, err);
+	OPENSSL_cleanse(seed, sizeof(seed));
+	return rc;
+}
+
+void tf_signer_stats(const struct tf_signer *s, struct tf_signer_stats *out)
+{
+	struct tf_signer_pool_stats ps = { 0 };
+
+	if (s->pool != NULL)
+		tf_signer_pool_stats(s->pool, &ps);
+	*out = (struct tf_signer_stats){ s->pool != NULL, ps.workers, ps.size, ps.level,
+		ps.signatures, ps.empty, ps.restarts, ps.locked };
+}
+
 const char *tf_signer_kid(const struct tf_signer *s)
 {
 	return s->kid;
@@ -262,6 +294,40 @@ int tf_signer_make_id(struct tf_signer *s, int64_t ts_ms, char out[TF_MSGID_LEN 
 	return TF_OK;
 }
 
+/* RFC 8032 signing through OpenSSL, deterministic, with ctx or, when it
+ * is NULL, a context of its own. */
+static bool sign_rfc8032(struct tf_signer *s, EVP_MD_CTX *ctx, const void *data, size_t len,
+		unsigned char sig[64])
+{
+	EVP_MD_CTX *own = ctx == NULL ? EVP_MD_CTX_new() : NULL;
+	size_t sig_len = 64;
+	bool ok;
+
+	if (ctx == NULL)
+		ctx = own;
+	/* Ed25519 signs in one shot, and its context must be set up anew for
+	 * each signature. */
+	ok = ctx != NULL && EVP_DigestSignInit(ctx, NULL, NULL, NULL, s->key) == 1
+		&& EVP_DigestSign(ctx, sig, &sig_len, data, len) == 1 && sig_len == 64;
+	EVP_MD_CTX_free(own);
+	return ok;
+}
+
+/* With a pooled nonce when the pool has one; otherwise (no pool, or the
+ * pool is empty: the pool counts it) the ordinary way, on this thread,
+ * never waiting and never leaving a message unsigned. */
+static int sign_with(struct tf_signer *s, EVP_MD_CTX *ctx, const void *data, size_t len,
+		char sig_b64[TF_SIG_B64_LEN + 1], struct tf_err *err)
+{
+	unsigned char sig[64];
+
+	if ((s->pool == NULL || !tf_signer_pool_sign(s->pool, data, len, sig))
+			&& !sign_rfc8032(s, ctx, data, len, sig))
+		return tf_err_set(err, TF_ERR_INVALID, "signing failed: %s", ssl_error());
+	EVP_EncodeBlock((unsigned char *)sig_b64, sig, (int)sizeof(sig));
+	return TF_OK;
+}
+
 int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
 		struct tf_stamp_buf *buf, struct tf_stamp *out, struct tf_err *err)
 {
@@ -289,23 +355,16 @@ int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
 		s->input_cap = need;
 		need = tf_stamp_signing_input(out, s->input, s->input_cap);
 	}
-	return tf_signer_sign(s, s->input, need, buf->sig, err);
+	return sign_with(s, s->ctx, s->input, need, buf->sig, err);
 }
 
 int tf_signer_sign(struct tf_signer *s, const void *data, size_t len,
 		char sig_b64[TF_SIG_B64_LEN + 1], struct tf_err *err)
 {
-	unsigned char sig[64];
-	size_t sig_len = sizeof(sig);
-
-	/* Ed25519 signs in one shot, and its context must be set up anew for
-	 * each signature. */
-	if (EVP_DigestSignInit(s->ctx, NULL, NULL, NULL, s->key) != 1
-			|| EVP_DigestSign(s->ctx, sig, &sig_len, data, len) != 1
-			|| sig_len != sizeof(sig))
-		return tf_err_set(err, TF_ERR_INVALID, "signing failed: %s", ssl_error());
-	EVP_EncodeBlock((unsigned char *)sig_b64, sig, (int)sizeof(sig));
-	return TF_OK;
+	/* Any thread may call this (the trace writer signs checkpoints), so
+	 * the broker thread's context is not shared; NULL makes one when the
+	 * ordinary path needs it. */
+	return sign_with(s, NULL, data, len, sig_b64, err);
 }
 
 /* --- keyring and checking --------------------------------------------------- */

@@ -5,7 +5,11 @@
  * Signing runs on the broker's thread for every stamped message, so a
  * signer keeps its key loaded and its buffers allocated: making a stamp
  * allocates nothing of its own (OpenSSL's one-shot Ed25519 context aside)
- * and formats no strings beyond the fields themselves. */
+ * and formats no strings beyond the fields themselves. With a pool of
+ * precomputed nonces (tf_signer_use_pool, broker/stamp/signer_pool.h) the
+ * costly part of each signature is done ahead on worker threads; without
+ * one, or when the pool is empty, a signature is RFC 8032's deterministic
+ * one. Either is an ordinary Ed25519 signature. */
 #ifndef TF_PROVENANCE_H
 #define TF_PROVENANCE_H
 
@@ -57,7 +61,30 @@ int tf_signer_load(const char *path, struct tf_signer **out, struct tf_err *err)
  * it. Errors as tf_signer_load. */
 int tf_signer_generate(const char *path, struct tf_signer **out, struct tf_err *err);
 
+/* Stops the signer's pool, if any, and frees it. */
 void tf_signer_free(struct tf_signer *s);
+
+/* From now on signs with a pool of up to size precomputed nonces filled
+ * by workers threads (see tf_signer_pool_start for the ranges); without
+ * this call a signer signs as RFC 8032 (deterministic: the same input
+ * gives the same signature). Errors: those of tf_signer_pool_start,
+ * TF_ERR_INVALID (a pool already, or the key cannot be read). */
+int tf_signer_use_pool(struct tf_signer *s, unsigned workers, uint32_t size, struct tf_err *err);
+
+/* How a signer signs, for the log and metrics. */
+struct tf_signer_stats {
+	bool pool;               /* false: deterministic RFC 8032 only */
+	uint32_t workers;        /* the pool's: threads filling it */
+	uint32_t size;           /* nonces it holds when full */
+	uint32_t level;          /* nonces in it now */
+	uint64_t pool_signatures;/* made with a pooled nonce */
+	uint64_t fallbacks;      /* made the ordinary way because it was empty */
+	uint64_t restarts;       /* times it was discarded in a forked child */
+	bool locked;             /* its memory is locked (not swapped) */
+};
+
+/* The counters now; safe from any thread. */
+void tf_signer_stats(const struct tf_signer *s, struct tf_signer_stats *out);
 
 /* The key id (borrowed, valid while the signer lives). */
 const char *tf_signer_kid(const struct tf_signer *s);
@@ -80,17 +107,20 @@ struct tf_stamp_request {
 };
 
 /* Makes and signs a stamp; its fields point into buf and into req's
- * strings (both must outlive the stamp). Errors: TF_ERR_NOMEM, or
+ * strings (both must outlive the stamp). One thread at a time (the
+ * broker's): the signer keeps its buffers. Errors: TF_ERR_NOMEM, or
  * TF_ERR_INVALID when OpenSSL refuses (err says why). */
 int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
 		struct tf_stamp_buf *buf, struct tf_stamp *out, struct tf_err *err);
 
 /* Signs data with the signer's key: the 64-byte Ed25519 signature in
- * standard base64 with padding. Errors: TF_ERR_INVALID (OpenSSL refused). */
+ * standard base64 with padding. Safe from any thread, beside
+ * tf_signer_stamp on another. Errors: TF_ERR_INVALID (OpenSSL refused). */
 int tf_signer_sign(struct tf_signer *s, const void *data, size_t len,
 		char sig_b64[TF_SIG_B64_LEN + 1], struct tf_err *err);
 
-/* A new message id (the format of tf-id) for time ts_ms. Errors:
+/* A new message id (the format of tf-id) for time ts_ms. The broker's
+ * thread only, like tf_signer_stamp. Errors:
  * TF_ERR_INVALID (no random bytes). */
 int tf_signer_make_id(struct tf_signer *s, int64_t ts_ms, char out[TF_MSGID_LEN + 1],
 		struct tf_err *err);

@@ -46,7 +46,7 @@ struct queue {
 
 struct tf_trace_writer {
 	struct tf_trace_store *store;
-	struct tf_signer *signer;
+	struct tf_signer *signer;  /* borrowed: the broker's, pool and all */
 	char *broker_id;
 	uint32_t sync_ms, checkpoint_ms, prune_ms, retention_days;
 	pthread_t thread;
@@ -496,7 +496,6 @@ static void *writer_main(void *arg)
 static void writer_free(struct tf_trace_writer *w)
 {
 	tf_trace_close(w->store);
-	tf_signer_free(w->signer);
 	free(w->broker_id);
 	free(w->front.bytes);
 	free(w->back.bytes);
@@ -528,14 +527,13 @@ int tf_trace_writer_start(const struct tf_trace_writer_config *cfg,
 	w->checkpoint_ms = cfg->checkpoint_ms;
 	w->prune_ms = cfg->prune_ms;
 	w->retention_days = cfg->retention_days;
+	w->signer = cfg->signer;
 	w->broker_id = strdup(cfg->broker_id);
 	if (w->broker_id == NULL) {
 		writer_free(w);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	}
 	rc = tf_trace_open(cfg->dir, true, cfg->max_bytes, &w->store, err);
-	if (rc == TF_OK)
-		rc = tf_signer_load(cfg->signing_key, &w->signer, err);
 	if (rc == TF_OK) {
 		char name[4 + TF_KID_LEN + 1];
 

@@ -16,12 +16,15 @@
 #include <stdint.h>
 
 #include "broker/util/error.h"
+#include "broker/stamp/provenance.h"
 #include "broker/trace/trace_store.h"
 
 struct tf_trace_writer_config {
 	const char *dir;             /* the store's directory */
 	const char *broker_id;       /* named in checkpoints */
-	const char *signing_key;     /* the key that signs checkpoints */
+	struct tf_signer *signer;    /* signs checkpoints, from the writer's thread
+	                              * (tf_signer_sign); borrowed, valid until
+	                              * tf_trace_writer_stop returns */
 	uint32_t sync_ms;            /* 0: every record is synced before flush returns */
 	uint32_t retention_days;     /* 0: keep everything */
 	uint64_t max_bytes;          /* the store's size limit; 0: none */
@@ -31,8 +34,8 @@ struct tf_trace_writer_config {
 
 struct tf_trace_writer;
 
-/* Opens the store and starts the thread. Errors: those of tf_trace_open
- * and tf_signer_load, TF_ERR_NOMEM, TF_ERR_IO (no thread). */
+/* Opens the store and starts the thread. Errors: those of tf_trace_open,
+ * TF_ERR_NOMEM, TF_ERR_IO (no thread). */
 int tf_trace_writer_start(const struct tf_trace_writer_config *cfg,
 		struct tf_trace_writer **out, struct tf_err *err);
 

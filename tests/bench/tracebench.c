@@ -83,8 +83,8 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/trace", argv[1]);
 	if (tf_signer_generate(key, &signer, &err) != TF_OK)
 		return fail("key", &err);
-	tf_signer_free(signer);
-	cfg = (struct tf_trace_writer_config){ path, "bench-broker", key, 100, 0, 0, 10000, 60000 };
+	cfg = (struct tf_trace_writer_config){ path, "bench-broker", signer, 100, 0, 0, 10000,
+		60000 };
 	if (tf_trace_writer_start(&cfg, &w, &err) != TF_OK)
 		return fail("start", &err);
 
@@ -119,6 +119,7 @@ int main(int argc, char **argv)
 		}
 	}
 	tf_trace_writer_stop(w);
+	tf_signer_free(signer);
 	t_done = now_s();
 	events = messages * (1 + recipients);
 

@@ -99,6 +99,39 @@ static void stamp_form_is_compact_full_or_refused(void **state)
 	assert_string_equal(f->opts.stamp_form, "full");
 }
 
+/* The signing options: the pool by default; workers a number or auto. */
+static void signing_defaults_to_the_pool(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_string_equal(f->opts.signing, "pool");
+	assert_string_equal(f->opts.signing_workers, "auto");
+	assert_string_equal(f->opts.signing_pool_size, "32768");
+}
+
+static void signing_workers_take_a_number_or_auto(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_options other;
+
+	assert_int_equal(tf_options_set(&f->opts, "signing_workers", "0", &f->err), TF_ERR_INVALID);
+	assert_non_null(strstr(f->err.msg, "from 1 to 64 or auto"));
+	assert_int_equal(tf_options_set(&f->opts, "signing_workers", "65", &f->err),
+		TF_ERR_INVALID);
+	assert_int_equal(tf_options_set(&f->opts, "signing_workers", "autox", &f->err),
+		TF_ERR_INVALID);
+	assert_int_equal(tf_options_set(&f->opts, "signing_workers", "3", &f->err), TF_OK);
+	assert_string_equal(f->opts.signing_workers, "3");
+	assert_int_equal(tf_options_set(&f->opts, "signing", "fast", &f->err), TF_ERR_INVALID);
+	assert_non_null(strstr(f->err.msg, "pool|deterministic"));
+	assert_int_equal(tf_options_set(&f->opts, "signing", "deterministic", &f->err), TF_OK);
+	assert_int_equal(tf_options_set(&f->opts, "signing_pool_size", "63", &f->err),
+		TF_ERR_INVALID);
+	assert_int_equal(tf_options_init(&other, &f->err), TF_OK);
+	assert_int_equal(tf_options_set(&other, "signing_workers", "auto", &f->err), TF_OK);
+	tf_options_free(&other);
+}
+
 static void table_describes_every_option(void **state)
 {
 	(void)state;
@@ -119,6 +152,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(empty_and_missing_values_are_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(repeated_option_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(stamp_form_is_compact_full_or_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(signing_defaults_to_the_pool, setup, teardown),
+		cmocka_unit_test_setup_teardown(signing_workers_take_a_number_or_auto, setup, teardown),
 		cmocka_unit_test_setup_teardown(table_describes_every_option, setup, teardown),
 	};
 

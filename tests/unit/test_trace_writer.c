@@ -27,25 +27,24 @@ struct fixture {
 	char key[96];
 	struct tf_trace_writer_config cfg;
 	struct tf_keyring *ring;
+	struct tf_signer *signer;
 };
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct tf_signer *signer;
 	struct tf_err err;
 
 	strcpy(f->dir, "/tmp/tf-writer-XXXXXX");
 	if (f == NULL || mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->key, sizeof(f->key), "%s-key.pem", f->dir);
-	if (tf_signer_generate(f->key, &signer, &err) != TF_OK)
+	if (tf_signer_generate(f->key, &f->signer, &err) != TF_OK)
 		return -1;
 	f->ring = tf_keyring_new();
-	tf_keyring_add_pem(f->ring, tf_signer_public_pem(signer),
-		strlen(tf_signer_public_pem(signer)), NULL, &err);
-	tf_signer_free(signer);
-	f->cfg = (struct tf_trace_writer_config){ f->dir, "city-broker-1", f->key, 100, 0, 0,
+	tf_keyring_add_pem(f->ring, tf_signer_public_pem(f->signer),
+		strlen(tf_signer_public_pem(f->signer)), NULL, &err);
+	f->cfg = (struct tf_trace_writer_config){ f->dir, "city-broker-1", f->signer, 100, 0, 0,
 		10000, 60000 };
 	*state = f;
 	return 0;
@@ -57,6 +56,7 @@ static int teardown(void **state)
 	char cmd[200];
 
 	tf_keyring_free(f->ring);
+	tf_signer_free(f->signer);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", f->dir, f->key);
 	if (system(cmd) != 0)
 		return -1;
@@ -168,6 +168,40 @@ static void checkpoints_are_signed_and_handed_over(void **state)
 	tf_trace_writer_stop(w);
 }
 
+/* The writer signs checkpoints on its thread with the broker's signer,
+ * pool included, while the broker's thread signs with it too. */
+static void checkpoints_signed_with_the_pool_verify(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_writer *w;
+	struct tf_signer_stats st;
+	struct tf_checkpoint cp;
+	struct tf_err err;
+	char *json = NULL, id[33], sig[TF_SIG_B64_LEN + 1];
+	struct tf_trace_input in = message(id, 1, "", "");
+
+	assert_int_equal(tf_signer_use_pool(f->signer, 1, 64, &err), TF_OK);
+	for (tf_signer_stats(f->signer, &st); st.level == 0; tf_signer_stats(f->signer, &st))
+		sleep_ms(1);
+	f->cfg.checkpoint_ms = 20;
+	w = start(f);
+	assert_int_equal(tf_trace_writer_record(w, &in), TF_OK);
+	for (int i = 0; i < 500 && json == NULL; i++) {
+		assert_int_equal(tf_signer_sign(f->signer, "broker", 6, sig, &err), TF_OK);
+		assert_int_equal(tf_keyring_verify(f->ring, tf_signer_kid(f->signer), "broker", 6,
+			sig), TF_STAMP_VALID);
+		sleep_ms(10);
+		json = tf_trace_writer_take_checkpoint(w);
+	}
+	assert_non_null(json);
+	assert_int_equal(tf_checkpoint_from_json(json, strlen(json), &cp, &err), TF_OK);
+	assert_int_equal(tf_checkpoint_check(&cp, f->ring), TF_STAMP_VALID);
+	free(json);
+	tf_trace_writer_stop(w);
+	tf_signer_stats(f->signer, &st);
+	assert_true(st.pool_signatures >= 1);
+}
+
 static void the_stamp_sequence_survives_a_restart(void **state)
 {
 	struct fixture *f = *state;
@@ -268,6 +302,7 @@ int main(void)
 		T(everything_recorded_is_in_the_store_after_stop),
 		T(flush_waits_until_synced),
 		T(checkpoints_are_signed_and_handed_over),
+		T(checkpoints_signed_with_the_pool_verify),
 		T(the_stamp_sequence_survives_a_restart),
 		T(a_full_store_makes_recording_fail_and_says_why),
 		T(events_past_the_retention_are_pruned),
