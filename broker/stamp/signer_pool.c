@@ -7,7 +7,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
 #include <sodium.h>
 
 /* Nonces a worker makes between two visits to the lock: few enough that
@@ -72,10 +71,11 @@ static bool make_nonce(const struct secrets *sec, struct nonce *out)
 	crypto_hash_sha512_state st;
 	bool ok;
 
-	/* Should the generator fail, the prefix (secret) and the counter
-	 * (unique) still make r unique and unpredictable: the hedge. */
-	if (RAND_bytes(fresh, sizeof(fresh)) != 1)
-		memset(fresh, 0, sizeof(fresh));
+	/* Should the generator be weak, the prefix (secret) and the counter
+	 * (unique) still make r unique and unpredictable: the hedge.
+	 * libsodium's generator, not OpenSSL's: it has no state that an exit
+	 * handler tears down under a worker still running. */
+	randombytes_buf(fresh, sizeof(fresh));
 	for (int i = 0; i < 8; i++)
 		ctr[i] = (unsigned char)(c >> (8 * i));
 	crypto_hash_sha512_init(&st);

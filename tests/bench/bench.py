@@ -65,7 +65,14 @@ SCENARIOS = [
     ("1 -> 1, QoS 0", ["--qos", "0", "--messages", "200000", "--subscribers", "1"]),
     ("1 -> 1, QoS 1", ["--qos", "1", "--messages", "200000", "--subscribers", "1"]),
     ("1 -> 50, QoS 0", ["--qos", "0", "--messages", "20000", "--subscribers", "50"]),
+    # A city's meters all reporting at the top of the minute: 20,000
+    # messages after a quiet spell, in which the signing pool fills.
+    ("burst of 20,000", ["--qos", "0", "--messages", "20000", "--subscribers", "1"]),
 ]
+# Seconds of quiet before each run of a scenario (the others need none).
+QUIET_S = {"burst of 20,000": 3.0}
+# Signing worker counts for the curve of 1 -> 1 QoS 0 against them.
+CURVE_WORKERS = [1, 2, 4]
 SIZE = 256
 
 
@@ -138,6 +145,7 @@ def main():
                 names = list(brokers)
                 order = names[r % len(names):] + names[:r % len(names)]
                 for k in order:
+                    time.sleep(QUIET_S.get(name, 0))
                     runs[k].append(run_load(brokers[k], args))
             row = {"scenario": name, "size": SIZE, "rounds": opts.rounds}
             for k, rs in runs.items():
@@ -176,6 +184,7 @@ def main():
           f" message on the broker's thread ({cost['pool_workers']} workers filling it;"
           f" {cost['pool_fallbacks']} found it empty; target: at most 4 us)", flush=True)
     results.append(dict(cost, scenario="stamp cost"))
+    results.append(signing_curve(opts.rounds, governed, quiet))
     results.append(guard_latency(opts.rounds))
     if not opts.skip_scale:
         results += trace_store()
@@ -183,6 +192,43 @@ def main():
     if opts.json:
         with open(opts.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
+
+
+def signing_curve(rounds, governed, quiet):
+    """1 -> 1 QoS 0 with deterministic signing and with the pool filled by
+    1, 2, 4 workers, each against plain mosquitto: how the rate follows
+    the cores that compute nonces (this machine has os.cpu_count())."""
+    args = ["--qos", "0", "--messages", "100000", "--subscribers", "1"]
+    brokers = {"mosquitto": harness.Broker(with_plugin=False, log_types=quiet,
+                                           passwords=PASSWORDS),
+               "deterministic": harness.Broker(with_plugin=True, log_types=quiet,
+                                               passwords=PASSWORDS,
+                                               plugin_options={"signing": "deterministic"},
+                                               **governed)}
+    for n in CURVE_WORKERS:
+        brokers[f"{n} workers"] = harness.Broker(
+            with_plugin=True, log_types=quiet, passwords=PASSWORDS,
+            plugin_options={"signing_workers": str(n)}, **governed)
+    runs = {k: [] for k in brokers}
+    try:
+        for b in brokers.values():
+            b.start()
+        for r in range(rounds):
+            names = list(brokers)
+            for k in names[r % len(names):] + names[:r % len(names)]:
+                runs[k].append(run_load(brokers[k], args)["msg_per_s"])
+    finally:
+        for b in brokers.values():
+            b.stop()
+            harness.shutil.rmtree(b.dir, ignore_errors=True)
+    plain = statistics.median(runs["mosquitto"])
+    row = {"scenario": "signing curve", "mosquitto": plain}
+    line = f"signing curve, 1 -> 1 QoS 0 ({os.cpu_count()} cores), ratio to mosquitto:"
+    for k in list(brokers)[1:]:
+        row[k] = statistics.median(runs[k])
+        line += f" {k} {row[k] / plain:.2f}"
+    print(line, flush=True)
+    return row
 
 
 def guard_latency(rounds):

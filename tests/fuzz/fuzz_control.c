@@ -75,6 +75,9 @@ static struct tf_engine *engine(void)
 	snprintf(path, sizeof(path), "%s/key.pem", dir);
 	FUZZ_CHECK(tf_options_set(&opts, "signing_key", path, &err) == TF_OK);
 	FUZZ_CHECK(tf_options_set(&opts, "dev_key_autogen", "true", &err) == TF_OK);
+	/* The engine lives as long as the process: no signing threads that
+	 * would still run when it exits. */
+	FUZZ_CHECK(tf_options_set(&opts, "signing", "deterministic", &err) == TF_OK);
 	FUZZ_CHECK(tf_engine_new(&opts, &hooks, &e, &err) == TF_OK);
 	tf_options_free(&opts);
 	return e;
