@@ -116,6 +116,8 @@ def main():
     parser.add_argument("--scale-clients", type=int, default=1000000)
     parser.add_argument("--scale-orgs", type=int, default=100000)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--only", metavar="SCENARIO",
+                        help="run only the throughput scenarios whose name starts so")
     opts = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -138,6 +140,8 @@ def main():
         for b in brokers.values():
             b.start()
         for name, args in SCENARIOS:
+            if opts.only and not name.startswith(opts.only):
+                continue
             runs = {k: [] for k in brokers}
             for r in range(opts.rounds):
                 # Rotate which broker goes first, so none always meets a
@@ -168,6 +172,8 @@ def main():
             b.stop()
     for b in brokers.values():
         harness.shutil.rmtree(b.dir, ignore_errors=True)
+    if opts.only:
+        return
     # Every stamped message costs one Ed25519 signature on the broker's
     # thread: the raw signing rate bounds a single publisher's rate.
     rate = ed25519_sign_rate()
