@@ -1272,5 +1272,6 @@ void tf_engine_tick(struct tf_engine *e)
 	tf_retained_expire(e->ctx.retained, now, e->ctx.hooks.clear_retained, e->ctx.hooks.ctx);
 	tf_msgtrack_sweep(e->track, now, SWEEP_BUDGET);
 	tf_qos2track_expire(e->qos2, now);
+	engine_alerts_tick(&e->ctx);
 	engine_trace_tick(&e->ctx);
 }

@@ -11,49 +11,80 @@
 #include "broker/trace/trace_query.h"
 #include "broker/trace/trace_writer.h"
 
+/* Records, publishes and keeps an alert that was admitted (its id made
+ * here): see engine_raise_alert. */
+static void emit_alert(struct engine_ctx *c, struct tf_alert *alert)
+{
+	char topic[200];
+	cJSON *json;
+	char *payload;
+
+	if (tf_signer_make_id(c->signer, alert->ts_ms, alert->id, NULL) != TF_OK)
+		return;
+	tf_alerts_keep(c->alerts, alert);
+	engine_log(c, TF_LOG_WARNING, "trustflow: alert %s under %s by %s: %s (action %s)",
+		alert->kind, alert->policy[0] ? alert->policy : "-",
+		alert->client[0] ? alert->client : "-", alert->detail, alert->action);
+	if (c->trace != NULL) {
+		struct tf_trace_input in = { .kind = TF_EVENT_ALERT, .ts_ms = alert->ts_ms,
+		.values = { alert->id, alert->kind, alert->policy, alert->org,
+			alert->client, alert->detail, alert->action } };
+
+		tf_trace_writer_record(c->trace, &in);
+	}
+	if (c->hooks.publish_alert == NULL)
+		return;
+	json = tf_alert_json(alert);
+	payload = json ? cJSON_PrintUnformatted(json) : NULL;
+	cJSON_Delete(json);
+	if (payload == NULL) {
+		engine_log(c, TF_LOG_ERR, "trustflow: out of memory publishing a %s alert",
+			alert->kind);
+		return;
+	}
+	tf_alert_topic(alert, topic, sizeof(topic));
+	c->hooks.publish_alert(c->hooks.ctx, topic, payload);
+	free(payload);
+}
+
 /* Raises an alert (operations-v1): kept for listAlerts, recorded in the
  * trace, published on $trustflow/alerts/<policy id>. Repeats about one
  * flow are folded (broker/guard/alerts.h). policy: a label or "". */
 void engine_raise_alert(struct engine_ctx *c, const char *kind, const char *policy,
 		const char *org, const char *client, const char *detail, const char *action)
 {
-	int64_t now = engine_now_ms(c);
-	struct tf_alert alert = { "", now, kind, policy, org, client, detail, action };
-	char text[600], topic[200];
+	struct tf_alert alert = { "", engine_now_ms(c), kind, policy, org, client, detail,
+		action };
+	char text[600];
 	uint32_t folded;
-	cJSON *json;
-	char *payload;
 
-	if (!tf_alerts_admit(c->alerts, kind, policy, client, now, &folded)
-			|| tf_signer_make_id(c->signer, now, alert.id, NULL) != TF_OK)
+	if (!tf_alerts_admit(c->alerts, &alert, &folded))
 		return;
 	if (folded > 0) {
 		snprintf(text, sizeof(text), "%s (and %u more like it in the last second)", detail,
 			folded);
 		alert.detail = text;
 	}
-	tf_alerts_keep(c->alerts, &alert);
-	engine_log(c, TF_LOG_WARNING, "trustflow: alert %s under %s by %s: %s (action %s)", kind,
-		policy[0] ? policy : "-", client[0] ? client : "-", alert.detail, action);
-	if (c->trace != NULL) {
-		struct tf_trace_input in = { .kind = TF_EVENT_ALERT, .ts_ms = now,
-		.values = { alert.id, kind, policy, org,
-			client, alert.detail, action } };
+	emit_alert(c, &alert);
+}
 
-		tf_trace_writer_record(c->trace, &in);
-	}
-	if (c->hooks.publish_alert == NULL)
-		return;
-	json = tf_alert_json(&alert);
-	payload = json ? cJSON_PrintUnformatted(json) : NULL;
-	cJSON_Delete(json);
-	if (payload == NULL) {
-		engine_log(c, TF_LOG_ERR, "trustflow: out of memory publishing a %s alert", kind);
-		return;
-	}
-	tf_alert_topic(&alert, topic, sizeof(topic));
-	c->hooks.publish_alert(c->hooks.ctx, topic, payload);
-	free(payload);
+/* Raises the alert for alerts folded in a window that ended without a
+ * new one to mention them (tf_alerts_flush): like the last one folded,
+ * saying how many. */
+static void raise_folded(void *ctx, const struct tf_alert *last, uint32_t folded)
+{
+	struct tf_alert alert = *last;
+	char text[600];
+
+	snprintf(text, sizeof(text), "%u more like it in the last second; the last: %s", folded,
+		last->detail);
+	alert.detail = text;
+	emit_alert(ctx, &alert);
+}
+
+void engine_alerts_tick(struct engine_ctx *c)
+{
+	tf_alerts_flush(c->alerts, engine_now_ms(c), ENGINE_FOLDS_PER_TICK, raise_folded, c);
 }
 
 struct tf_guard *engine_new_guard(const struct tf_options *opts)

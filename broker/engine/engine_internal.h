@@ -176,6 +176,11 @@ int64_t engine_trace_received_at(struct engine_ctx *c, const char *topic, const 
 struct tf_guard *engine_new_guard(const struct tf_options *opts);
 void engine_raise_alert(struct engine_ctx *c, const char *kind, const char *policy,
 		const char *org, const char *client, const char *detail, const char *action);
+/* Raises, from the tick, one alert for each flow whose folded alerts no
+ * new one mentioned within the window (broker/guard/alerts.h); looks at
+ * ENGINE_FOLDS_PER_TICK flows at most. */
+#define ENGINE_FOLDS_PER_TICK 64
+void engine_alerts_tick(struct engine_ctx *c);
 void engine_count_refusal(struct engine_ctx *c, const char *client_id, const char *username,
 		int64_t now);
 bool engine_is_blocked(const struct engine_ctx *c, const char *client_id, const char *username,

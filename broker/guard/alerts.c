@@ -16,13 +16,19 @@ struct kept {
 };
 
 /* When a kind of alert about a flow was last raised, and how many were
- * folded into it since; key is its fold_index key (owned), kept for
- * rebuilding the index. */
+ * folded into it since; key is its fold_index key (owned, NUL-terminated
+ * after len: kind NUL policy NUL client), kept for rebuilding the index
+ * and for the alert that reports the folded ones. */
 struct fold {
 	int64_t last_ms;
 	uint32_t folded;
 	uint32_t len;
+	bool pending;         /* on the pending list (tf_alerts_flush) */
+	const char *kind;     /* static */
 	char *key;
+	char *last;           /* the last folded: org NUL detail NUL action NUL
+	                       * (owned, last_cap bytes), or NULL */
+	size_t last_cap;
 };
 
 /* Alerts come from outside input (an anonymous client can raise
@@ -39,6 +45,9 @@ struct tf_alerts {
 	struct fold *folds;
 	uint32_t n_folds, cap_folds;
 	uint32_t rebuild_at;
+	uint32_t *pending;              /* folds[] with folded ones to report */
+	uint32_t n_pending, cap_pending;
+	uint32_t cursor;                /* where tf_alerts_flush goes on */
 };
 
 struct tf_alerts *tf_alerts_new(void)
@@ -56,6 +65,12 @@ struct tf_alerts *tf_alerts_new(void)
 	return a;
 }
 
+static void fold_free(struct fold *f)
+{
+	free(f->key);
+	free(f->last);
+}
+
 void tf_alerts_free(struct tf_alerts *a)
 {
 	if (a == NULL)
@@ -64,14 +79,22 @@ void tf_alerts_free(struct tf_alerts *a)
 		free(a->ring[i].text);
 	tf_strmap_free(a->fold_index);
 	for (uint32_t i = 0; i < a->n_folds; i++)
-		free(a->folds[i].key);
+		fold_free(&a->folds[i]);
 	free(a->folds);
+	free(a->pending);
 	free(a);
 }
 
-/* Rebuilds the fold index without the folds idle for TF_ALERT_FOLD_MS:
- * their next alert is raised anyway. What they had folded is then not
- * mentioned by it (the trace has every message). */
+/* Whether a fold is still needed at now_ms: its window is open, or it
+ * has folded alerts waiting for tf_alerts_flush. */
+static bool fold_live(const struct fold *f, int64_t now_ms)
+{
+	return now_ms - f->last_ms < TF_ALERT_FOLD_MS || f->pending;
+}
+
+/* Rebuilds the fold index without the folds no longer needed: their
+ * next alert is raised anyway. The pending list is rebuilt too, as the
+ * folds move. */
 static void drop_idle_folds(struct tf_alerts *a, int64_t now_ms)
 {
 	struct tf_strmap *fresh = tf_strmap_new();
@@ -83,18 +106,23 @@ static void drop_idle_folds(struct tf_alerts *a, int64_t now_ms)
 	for (uint32_t i = 0; i < a->n_folds; i++) {
 		const struct fold *f = &a->folds[i];
 
-		if (now_ms - f->last_ms < TF_ALERT_FOLD_MS
-				&& tf_strmap_put(fresh, f->key, f->len, kept++, NULL) < 0) {
+		if (fold_live(f, now_ms) && tf_strmap_put(fresh, f->key, f->len, kept++, NULL) < 0) {
 			tf_strmap_free(fresh);
 			return;
 		}
 	}
 	kept = 0;
+	a->n_pending = 0;
+	a->cursor = 0;
 	for (uint32_t i = 0; i < a->n_folds; i++) {
-		if (now_ms - a->folds[i].last_ms < TF_ALERT_FOLD_MS)
-			a->folds[kept++] = a->folds[i];
-		else
-			free(a->folds[i].key);
+		if (!fold_live(&a->folds[i], now_ms)) {
+			fold_free(&a->folds[i]);
+			continue;
+		}
+		/* Fits: no more than were on the list before. */
+		if (a->folds[i].pending)
+			a->pending[a->n_pending++] = kept;
+		a->folds[kept++] = a->folds[i];
 	}
 	tf_strmap_free(a->fold_index);
 	a->fold_index = fresh;
@@ -108,11 +136,70 @@ uint32_t tf_alerts_folds(const struct tf_alerts *a)
 	return a->n_folds;
 }
 
-bool tf_alerts_admit(struct tf_alerts *a, const char *kind, const char *policy,
-		const char *client, int64_t now_ms, uint32_t *folded)
+/* Keeps what the alert folded into f says, for the alert that reports
+ * the folded ones. Out of memory keeps what an earlier one said (or
+ * nothing: that alert then has an empty org and detail). */
+static void fold_note(struct fold *f, const struct tf_alert *alert)
+{
+	size_t org = strlen(alert->org) + 1, detail = strlen(alert->detail) + 1;
+	size_t need = org + detail + strlen(alert->action) + 1;
+
+	if (need > f->last_cap) {
+		char *grown = realloc(f->last, need);
+
+		if (grown == NULL)
+			return;
+		f->last = grown;
+		f->last_cap = need;
+	}
+	memcpy(f->last, alert->org, org);
+	memcpy(f->last + org, alert->detail, detail);
+	memcpy(f->last + org + detail, alert->action, need - org - detail);
+}
+
+/* The first alert folded into f since its last one was raised puts it on
+ * the pending list (unless it is there, or the list is full: then only
+ * the next alert mentions them). */
+static void fold_pend(struct tf_alerts *a, struct fold *f, uint32_t at)
+{
+	if (f->pending || a->n_pending >= TF_ALERTS_PENDING_MAX
+			|| !tf_grow(&a->pending, &a->cap_pending, a->n_pending, 64,
+				TF_ALERTS_PENDING_MAX))
+		return;
+	a->pending[a->n_pending++] = at;
+	f->pending = true;
+}
+
+/* A new fold for key (len bytes, NUL-terminated after), its alert raised
+ * at now_ms. False when out of memory (the alert is raised, unfolded). */
+static bool fold_add(struct tf_alerts *a, const char *kind, const char *key, int len,
+		int64_t now_ms)
+{
+	char *copy;
+
+	if (a->n_folds >= a->rebuild_at)
+		drop_idle_folds(a, now_ms);
+	if (!tf_grow(&a->folds, &a->cap_folds, a->n_folds, 64, UINT32_MAX))
+		return false;
+	copy = malloc((size_t)len + 1);
+	if (copy == NULL)
+		return false;
+	memcpy(copy, key, (size_t)len + 1);
+	if (tf_strmap_put(a->fold_index, key, (size_t)len, a->n_folds, NULL) != 1) {
+		free(copy);
+		return false;
+	}
+	a->folds[a->n_folds++] = (struct fold){ .last_ms = now_ms, .len = (uint32_t)len,
+		.kind = kind, .key = copy };
+	return true;
+}
+
+bool tf_alerts_admit(struct tf_alerts *a, const struct tf_alert *alert, uint32_t *folded)
 {
 	char key[512];
-	int len = snprintf(key, sizeof(key), "%s%c%s%c%s", kind, 0, policy, 0, client);
+	int len = snprintf(key, sizeof(key), "%s%c%s%c%s", alert->kind, 0, alert->policy, 0,
+		alert->client);
+	int64_t now_ms = alert->ts_ms;
 	uint32_t at;
 	struct fold *f;
 
@@ -120,33 +207,66 @@ bool tf_alerts_admit(struct tf_alerts *a, const char *kind, const char *policy,
 	if (len < 0 || (size_t)len >= sizeof(key))
 		return true;   /* too long to fold: raised every time */
 	if (!tf_strmap_get(a->fold_index, key, (size_t)len, &at)) {
-		char *copy;
-
-		if (a->n_folds >= a->rebuild_at)
-			drop_idle_folds(a, now_ms);
-		if (!tf_grow(&a->folds, &a->cap_folds, a->n_folds, 64, UINT32_MAX))
-			return true;
-		at = a->n_folds;
-		copy = malloc((size_t)len);
-		if (copy == NULL)
-			return true;
-		memcpy(copy, key, (size_t)len);
-		if (tf_strmap_put(a->fold_index, key, (size_t)len, at, NULL) != 1) {
-			free(copy);
-			return true;
-		}
-		a->folds[a->n_folds++] = (struct fold){ now_ms, 0, (uint32_t)len, copy };
+		(void)fold_add(a, alert->kind, key, len, now_ms);
 		return true;
 	}
 	f = &a->folds[at];
 	if (now_ms - f->last_ms < TF_ALERT_FOLD_MS) {
 		f->folded++;
+		fold_note(f, alert);
+		fold_pend(a, f, at);
 		return false;
 	}
+	/* This one mentions them: tf_alerts_flush drops the fold from its
+	 * list when it comes to it. */
 	*folded = f->folded;
 	f->last_ms = now_ms;
 	f->folded = 0;
 	return true;
+}
+
+/* Reports f's folded alerts to visit (tf_alerts_flush). */
+static void fold_report(struct fold *f, int64_t now_ms, tf_alert_folded_visit visit, void *ctx)
+{
+	const char *policy = f->key + strlen(f->key) + 1;
+	struct tf_alert last = { "", now_ms, f->kind, policy, "", policy + strlen(policy) + 1,
+		"", "" };
+	uint32_t folded = f->folded;
+
+	if (f->last != NULL) {
+		last.org = f->last;
+		last.detail = last.org + strlen(last.org) + 1;
+		last.action = last.detail + strlen(last.detail) + 1;
+	}
+	/* The report is an alert raised now: what follows folds into it. */
+	f->last_ms = now_ms;
+	f->folded = 0;
+	visit(ctx, &last, folded);
+}
+
+void tf_alerts_flush(struct tf_alerts *a, int64_t now_ms, uint32_t budget,
+		tf_alert_folded_visit visit, void *ctx)
+{
+	uint32_t looks = budget < a->n_pending ? budget : a->n_pending;
+
+	/* Round the list from where the last call stopped, so that a long
+	 * one is gone through in turn. */
+	for (uint32_t i = 0; i < looks && a->n_pending > 0; i++) {
+		struct fold *f;
+
+		if (a->cursor >= a->n_pending)
+			a->cursor = 0;
+		f = &a->folds[a->pending[a->cursor]];
+		if (f->folded > 0 && now_ms - f->last_ms < TF_ALERT_FOLD_MS) {
+			a->cursor++;
+			continue;
+		}
+		a->pending[a->cursor] = a->pending[--a->n_pending];
+		f->pending = false;
+		/* None folded: its next alert mentioned them already. */
+		if (f->folded > 0)
+			fold_report(f, now_ms, visit, ctx);
+	}
 }
 
 bool tf_alerts_keep(struct tf_alerts *a, const struct tf_alert *alert)

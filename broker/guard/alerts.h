@@ -7,7 +7,9 @@
  * breaks a limit ten thousand times a second must not bury everything
  * else: alerts of one kind about one flow (policy and publisher) are
  * raised at most once per TF_ALERT_FOLD_MS; the next one says how many
- * were folded into it. The trace still records every message. */
+ * were folded into it, or, when none comes, one alert for the folded ones
+ * is raised once the window ends (tf_alerts_flush, from the engine's
+ * tick). The trace still records every message. */
 #ifndef TF_ALERTS_H
 #define TF_ALERTS_H
 
@@ -20,6 +22,9 @@
 
 #define TF_ALERT_FOLD_MS 1000
 #define TF_ALERTS_KEPT 1000
+/* Flows whose folded alerts wait for tf_alerts_flush, at most; beyond,
+ * a flow's folded alerts are only mentioned by its next alert. */
+#define TF_ALERTS_PENDING_MAX 65536
 
 struct tf_alert {
 	char id[TF_MSGID_LEN + 1];
@@ -38,14 +43,27 @@ struct tf_alerts;
 struct tf_alerts *tf_alerts_new(void);
 void tf_alerts_free(struct tf_alerts *a);
 
-/* Whether an alert of kind about policy and client should be raised at
- * now_ms; false when it is folded into the last one. *folded: how many
- * were folded since that one (to mention in the detail). */
-bool tf_alerts_admit(struct tf_alerts *a, const char *kind, const char *policy,
-		const char *client, int64_t now_ms, uint32_t *folded);
+/* Whether alert (its kind about its policy and client, at its ts_ms)
+ * should be raised; false when it is folded into the last one, and then
+ * its org, detail and action are kept for the alert that reports the
+ * folded ones. *folded: how many were folded since the last one raised
+ * (to mention in the detail). alert->kind must be static (kept). */
+bool tf_alerts_admit(struct tf_alerts *a, const struct tf_alert *alert, uint32_t *folded);
+
+/* The alerts folded in a window that ended without a new alert of their
+ * flow to mention them: visit gets, for each, the last one folded (its
+ * strings borrowed, valid until visit returns; ts_ms is now_ms, id empty)
+ * and how many were folded, and is to raise one alert for them. The
+ * window starts again at now_ms. At most budget flows with folded alerts
+ * are looked at per call (call it from a tick; the others wait for a
+ * later one). */
+typedef void (*tf_alert_folded_visit)(void *ctx, const struct tf_alert *last, uint32_t folded);
+void tf_alerts_flush(struct tf_alerts *a, int64_t now_ms, uint32_t budget,
+		tf_alert_folded_visit visit, void *ctx);
 
 /* How many flows' folds are kept (bounded: idle ones go when there are
- * many). */
+ * many, unless they wait for tf_alerts_flush, of which there are at most
+ * TF_ALERTS_PENDING_MAX). */
 uint32_t tf_alerts_folds(const struct tf_alerts *a);
 
 /* Keeps a copy of a raised alert; the oldest goes beyond TF_ALERTS_KEPT.
