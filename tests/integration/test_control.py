@@ -5,6 +5,7 @@ read them."""
 
 import json
 import subprocess
+import time
 
 import harness
 from harness import TFCTL, publish_v5, run
@@ -220,6 +221,37 @@ class ControlTest(harness.BrokerTestCase):
         self.assertEqual(got, {"admin": "water-telemetry@3", "ww": "water-telemetry@3",
                                "lab": "air-quality@1"})
         self.assertEqual(json.loads(admin.receive().payload)["policy"], "air-quality@1")
+
+    def test_alerts_folded_with_none_after_them_are_raised_once_their_second_ends(self):
+        admin = self.operator("tf-admin")
+        self.assertEqual(admin.subscribe("$trustflow/alerts/#"), 1)
+        sensor = self.login("ww-sensor-01")
+        for i in range(5):
+            sensor.publish(WATER_TOPIC, '{"flow": "high-%d"}' % i)
+        first = json.loads(admin.receive().payload)
+        # Then silence: the four folded into the first come as one alert
+        # once its second ends, like the last of them.
+        folded = json.loads(admin.receive().payload)
+        self.assertNotIn("more like it", first["detail"])
+        self.assertEqual((folded["kind"], folded["policy"], folded["org"], folded["client"],
+                          folded["action"]),
+                         ("schema-violation", "water-telemetry@3", "city-waterworks",
+                          "ww-sensor-01", "drop"))
+        self.assertEqual(folded["detail"],
+                         "4 more like it in the last second; the last: " + first["detail"])
+        (r,) = self.ask(admin, {"command": "listAlerts"})
+        self.assertEqual([a["id"] for a in r["data"]["alerts"]], [first["id"], folded["id"]])
+        self.assertNotEqual(first["id"], folded["id"])
+        # And recorded in the trace, like any alert.
+        cmd = [TFCTL, "report", "impact", folded["id"], "--db", self.broker.trace_dir]
+        deadline = time.monotonic() + 10
+        while True:      # the trace writer commits within moments
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            if done.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout)["alert"]["id"], folded["id"])
 
 
 SENSORS = [f"ww-sensor-{i:03}" for i in range(105)]
