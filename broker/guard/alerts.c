@@ -106,7 +106,8 @@ static void drop_idle_folds(struct tf_alerts *a, int64_t now_ms)
 	for (uint32_t i = 0; i < a->n_folds; i++) {
 		const struct fold *f = &a->folds[i];
 
-		if (fold_live(f, now_ms) && tf_strmap_put(fresh, f->key, f->len, kept++, NULL) < 0) {
+		if (fold_live(f, now_ms)
+				&& tf_strmap_put(fresh, f->key, f->len, kept++, NULL) < 0) {
 			tf_strmap_free(fresh);
 			return;
 		}
