@@ -30,7 +30,10 @@ int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t si
 
 /* One line per message on topic (and with payload sha256, when not
  * NULL) received at or after since_ms: message objects without
- * deliveries, oldest first. */
+ * deliveries, oldest first. topic may be an MQTT filter (+, #), matched
+ * as a subscription would; an invalid filter is TF_ERR_INVALID. A filter
+ * reads every event from since_ms on (the topic index holds whole
+ * topics); a topic, or --sha256, reads only its index entries. */
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err);
 
