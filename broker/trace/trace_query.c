@@ -670,7 +670,8 @@ struct impact_build {
 	bool failed;
 	/* the alert */
 	bool found;
-	int64_t ts;
+	int64_t ts;        /* the alert's: the window's end */
+	int64_t from;      /* the window's start */
 	cJSON *alert;
 };
 
@@ -737,7 +738,9 @@ static bool has_topic(const cJSON *topics, const char *topic)
 	return false;
 }
 
-/* Each message the flow's publisher sent in the window. */
+/* Each message the flow's publisher sent from the window's start on:
+ * those after the alert count only as held (a quarantine holds the rest
+ * of the flow, which comes after the alert that started it). */
 static int impact_message(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
 		size_t len)
 {
@@ -745,7 +748,6 @@ static int impact_message(void *ctx, int64_t ts, uint64_t seq, const unsigned ch
 	char policy[TF_TRACE_KEY_TEXT_MAX + 1], topic[TF_TRACE_KEY_TEXT_MAX + 1];
 	unsigned char id[16];
 
-	(void)ts;
 	(void)extra;
 	(void)len;
 	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE)
@@ -753,15 +755,19 @@ static int impact_message(void *ctx, int64_t ts, uint64_t seq, const unsigned ch
 	tf_trace_policy_id(b->d.ev.values[4], policy, sizeof(policy));
 	if (b->policy_id[0] != '\0' && strcmp(policy, b->policy_id) != 0)
 		return 0;
-	b->messages++;
 	b->held += strcmp(b->d.ev.values[7], "quarantined") == 0;
+	if (ts > b->ts)
+		return 0;
+	b->messages++;
 	snprintf(topic, sizeof(topic), "%s", b->d.ev.values[1]);
 	if (!has_topic(b->topics, topic) && cJSON_GetArraySize(b->topics) < 100
 			&& !cJSON_AddItemToArray(b->topics, cJSON_CreateString(topic)))
 		return b->failed = true;
 	if (!tf_trace_id_bytes(b->d.ev.values[0], id))
 		return 0;
-	tf_trace_scan_index(b->s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, impact_delivery, b);
+	/* Deliveries within the window only: a queued or released copy
+	 * delivered after the alert is not part of what happened before it. */
+	tf_trace_scan_index(b->s, TF_INDEX_BY_ID, id, 16, b->from, b->ts, impact_delivery, b);
 	return b->failed;
 }
 
@@ -789,9 +795,10 @@ cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t w
 	client = cJSON_GetObjectItemCaseSensitive(b.alert, "client")->valuestring;
 	b.recipients.index = tf_strmap_new();
 	b.topics = cJSON_CreateArray();
+	b.from = b.ts - window_ms;
 	if (b.recipients.index != NULL && b.topics != NULL)
-		tf_trace_scan_index(s, TF_INDEX_BY_PUBLISHER, client, strlen(client),
-			b.ts - window_ms, b.ts, impact_message, &b);
+		tf_trace_scan_index(s, TF_INDEX_BY_PUBLISHER, client, strlen(client), b.from,
+			INT64_MAX, impact_message, &b);
 	snprintf(flow, sizeof(flow), "%s/%s", b.policy_id[0] ? b.policy_id : "*", client);
 	out = cJSON_CreateObject();
 	if (out != NULL && !b.failed && b.recipients.index != NULL && b.topics != NULL

@@ -72,9 +72,10 @@ int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const 
 /* The impact of an alert (tfctl report impact): the alert, and what its
  * flow (the policy and publisher it names; every policy when it names
  * none) sent in the window_ms before it: how many messages, on which
- * topics, how many were held, and which recipients received them
- * (deliveries made, per client). Caller owns; NULL with TF_ERR_INVALID
- * when there is no such alert. */
+ * topics, and which recipients received them (deliveries made within the
+ * window, per client); and how many of the flow's messages were held from
+ * the window's start on, those after the alert included. Caller owns;
+ * NULL with TF_ERR_INVALID when there is no such alert. */
 cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t window_ms,
 		struct tf_err *err);
 
