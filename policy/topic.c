@@ -79,6 +79,31 @@ bool tf_topic_name_valid(const char *topic, const char **why)
 	return true;
 }
 
+bool tf_topic_matches(const char *filter, const char *topic)
+{
+	/* MQTT 4.7.2: a leading wildcard does not match a $ topic. */
+	if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
+		return false;
+	for (;;) {
+		size_t fn = level_len(filter), tn = level_len(topic);
+
+		if (fn == 1 && filter[0] == '#')
+			return true;
+		if (!(fn == 1 && filter[0] == '+') && (fn != tn || memcmp(filter, topic, fn) != 0))
+			return false;
+		filter += fn;
+		topic += tn;
+		if (*filter == '\0' || *topic == '\0')
+			break;
+		filter++;
+		topic++;
+	}
+	if (*filter == '\0' && *topic == '\0')
+		return true;
+	/* "a/#" matches "a": the topic ended where the filter goes on with #. */
+	return *topic == '\0' && strcmp(filter, "/#") == 0;
+}
+
 bool tf_filters_overlap(const char *a, const char *b)
 {
 	for (;;) {

@@ -19,6 +19,11 @@ bool tf_topic_filter_valid(const char *filter, const char **why);
  * as above, with no `+` or `#`, and no trailing `/`. */
 bool tf_topic_name_valid(const char *topic, const char **why);
 
+/* Whether topic (no wildcards) matches filter, with MQTT's rules: `+` is
+ * one level, `#` the rest including the parent level, and a filter that
+ * starts with a wildcard does not match a topic that starts with `$`. */
+bool tf_topic_matches(const char *filter, const char *topic);
+
 /* Whether some topic matches both filters. */
 bool tf_filters_overlap(const char *a, const char *b);
 

@@ -16,9 +16,11 @@ static const char report_usage[] =
 	"\n"
 	"Prints, from the trace store, what the flow an alert is about (its policy\n"
 	"and publisher) sent in the S seconds before the alert (default 3600): how\n"
-	"many messages, on which topics, how many were held, and which recipients\n"
-	"received them. With --html, also writes FILE: a page, complete in itself,\n"
-	"with a diagram of the flow, for the data owner to open in a browser.\n"
+	"many messages, on which topics, and which recipients received them within\n"
+	"those S seconds; and how many of the flow's messages were held from the\n"
+	"window's start on, those held after the alert included. With --html, also\n"
+	"writes FILE: a page, complete in itself, with a diagram of the flow, for\n"
+	"the data owner to open in a browser.\n"
 	"Exit status 1 when there is no such alert, 2 on bad usage or an unreadable\n"
 	"store.\n";
 
@@ -128,7 +130,8 @@ static int write_html(const char *path, const cJSON *impact)
 	put_html(out, str(alert, "detail"));
 	fputs("</p>\n<p>Flow <b>", out);
 	put_html(out, str(impact, "flow"));
-	fprintf(out, "</b>: %.0f messages in the window before the alert, %.0f of them held. "
+	fprintf(out, "</b>: %.0f messages in the window before the alert; %.0f of the flow's "
+		"messages held from the window's start on. "
 		"Action: <b>", num(impact, "messages"), num(impact, "held"));
 	put_html(out, str(alert, "action"));
 	fputs("</b>.</p>\n<div id=\"diagram\"></div>\n<h2>Recipients</h2>\n<table>"

@@ -5,6 +5,7 @@
 
 #include "broker/util/growable.h"
 #include "broker/util/strmap.h"
+#include "policy/topic.h"
 
 /* A stored event, decoded into its own scratch. */
 struct decoded {
@@ -326,6 +327,7 @@ int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t si
 struct find_build {
 	struct tf_trace_store *s;
 	const char *topic;
+	bool filter;   /* topic has + or #: matched with MQTT's rules */
 	int64_t since_ms;
 	FILE *out;
 	size_t count;
@@ -334,14 +336,20 @@ struct find_build {
 	struct tf_err *err;
 };
 
-/* One message event, from by_topic or by_sha: printed when it matches. */
+static bool topic_fits(const struct find_build *b, const char *topic)
+{
+	return b->filter ? tf_topic_matches(b->topic, topic) : strcmp(topic, b->topic) == 0;
+}
+
+/* One message event, from by_topic, by_sha or the event scan: printed
+ * when it matches. */
 static int find_one(struct find_build *b, uint64_t seq)
 {
 	unsigned char id[16];
 	cJSON *o;
 
 	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE
-			|| b->d.ev.ts_ms < b->since_ms || strcmp(b->d.ev.values[1], b->topic) != 0
+			|| b->d.ev.ts_ms < b->since_ms || !topic_fits(b, b->d.ev.values[1])
 			|| !tf_trace_id_bytes(b->d.ev.values[0], id))
 		return 0;
 	o = build_message(b->s, id, false, b->err);
@@ -365,6 +373,19 @@ static int visit_topic_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned
 	return find_one(ctx, seq);
 }
 
+/* Each event from --since on, for a filter: the bytes at hand tell a
+ * message event from the rest without a second read. */
+static int visit_find_event(void *ctx, uint64_t seq, const unsigned char *hash,
+		const char *bytes, size_t len)
+{
+	struct find_build *b = ctx;
+
+	/* A record too short to hold its hash has no event (verify says so). */
+	if (hash == NULL || !decode_bytes(bytes, len, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE)
+		return 0;
+	return find_one(b, seq);
+}
+
 static int visit_sha_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
 		size_t len)
 {
@@ -377,10 +398,16 @@ static int visit_sha_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned c
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err)
 {
-	struct find_build b = { s, topic, since_ms, out, 0, { .scratch = NULL }, TF_OK, err };
+	struct find_build b = { s, topic, strpbrk(topic, "+#") != NULL, since_ms, out, 0,
+		{ .scratch = NULL }, TF_OK, err };
 	unsigned char sha[32];
+	const char *why;
 
 	*count = 0;
+	/* A topic name has no + or #, so a topic with one is a filter. */
+	if (b.filter && !tf_topic_filter_valid(topic, &why))
+		return tf_err_set(err, TF_ERR_INVALID, "--topic: \"%s\" is not a topic filter: %s",
+			topic, why);
 	if (sha256 != NULL) {
 		if (!tf_trace_sha_bytes(sha256, sha))
 			return tf_err_set(err, TF_ERR_INVALID, "--sha256: not 64 lowercase hex digits");
@@ -388,6 +415,11 @@ int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha25
 		 * checks the topic. */
 		tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, since_ms, INT64_MAX,
 			visit_sha_entry, &b);
+	} else if (b.filter) {
+		/* The topic index is keyed by whole topics, so a filter reads
+		 * the message events from --since on, in order: the scan costs
+		 * what --since leaves, and holds nothing beyond one event. */
+		tf_trace_scan_events(s, tf_trace_seq_at(s, since_ms), visit_find_event, &b);
 	} else {
 		tf_trace_scan_index(s, TF_INDEX_BY_TOPIC, topic, strlen(topic), since_ms, INT64_MAX,
 			visit_topic_entry, &b);
@@ -640,7 +672,8 @@ struct impact_build {
 	bool failed;
 	/* the alert */
 	bool found;
-	int64_t ts;
+	int64_t ts;        /* the alert's: the window's end */
+	int64_t from;      /* the window's start */
 	cJSON *alert;
 };
 
@@ -707,7 +740,9 @@ static bool has_topic(const cJSON *topics, const char *topic)
 	return false;
 }
 
-/* Each message the flow's publisher sent in the window. */
+/* Each message the flow's publisher sent from the window's start on:
+ * those after the alert count only as held (a quarantine holds the rest
+ * of the flow, which comes after the alert that started it). */
 static int impact_message(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
 		size_t len)
 {
@@ -715,7 +750,6 @@ static int impact_message(void *ctx, int64_t ts, uint64_t seq, const unsigned ch
 	char policy[TF_TRACE_KEY_TEXT_MAX + 1], topic[TF_TRACE_KEY_TEXT_MAX + 1];
 	unsigned char id[16];
 
-	(void)ts;
 	(void)extra;
 	(void)len;
 	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE)
@@ -723,15 +757,19 @@ static int impact_message(void *ctx, int64_t ts, uint64_t seq, const unsigned ch
 	tf_trace_policy_id(b->d.ev.values[4], policy, sizeof(policy));
 	if (b->policy_id[0] != '\0' && strcmp(policy, b->policy_id) != 0)
 		return 0;
-	b->messages++;
 	b->held += strcmp(b->d.ev.values[7], "quarantined") == 0;
+	if (ts > b->ts)
+		return 0;
+	b->messages++;
 	snprintf(topic, sizeof(topic), "%s", b->d.ev.values[1]);
 	if (!has_topic(b->topics, topic) && cJSON_GetArraySize(b->topics) < 100
 			&& !cJSON_AddItemToArray(b->topics, cJSON_CreateString(topic)))
 		return b->failed = true;
 	if (!tf_trace_id_bytes(b->d.ev.values[0], id))
 		return 0;
-	tf_trace_scan_index(b->s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, impact_delivery, b);
+	/* Deliveries within the window only: a queued or released copy
+	 * delivered after the alert is not part of what happened before it. */
+	tf_trace_scan_index(b->s, TF_INDEX_BY_ID, id, 16, b->from, b->ts, impact_delivery, b);
 	return b->failed;
 }
 
@@ -759,9 +797,10 @@ cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t w
 	client = cJSON_GetObjectItemCaseSensitive(b.alert, "client")->valuestring;
 	b.recipients.index = tf_strmap_new();
 	b.topics = cJSON_CreateArray();
+	b.from = b.ts - window_ms;
 	if (b.recipients.index != NULL && b.topics != NULL)
-		tf_trace_scan_index(s, TF_INDEX_BY_PUBLISHER, client, strlen(client),
-			b.ts - window_ms, b.ts, impact_message, &b);
+		tf_trace_scan_index(s, TF_INDEX_BY_PUBLISHER, client, strlen(client), b.from,
+			INT64_MAX, impact_message, &b);
 	snprintf(flow, sizeof(flow), "%s/%s", b.policy_id[0] ? b.policy_id : "*", client);
 	out = cJSON_CreateObject();
 	if (out != NULL && !b.failed && b.recipients.index != NULL && b.topics != NULL

@@ -30,7 +30,10 @@ int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t si
 
 /* One line per message on topic (and with payload sha256, when not
  * NULL) received at or after since_ms: message objects without
- * deliveries, oldest first. */
+ * deliveries, oldest first. topic may be an MQTT filter (+, #), matched
+ * as a subscription would; an invalid filter is TF_ERR_INVALID. A filter
+ * reads every event from since_ms on (the topic index holds whole
+ * topics); a topic, or --sha256, reads only its index entries. */
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err);
 
@@ -69,9 +72,10 @@ int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const 
 /* The impact of an alert (tfctl report impact): the alert, and what its
  * flow (the policy and publisher it names; every policy when it names
  * none) sent in the window_ms before it: how many messages, on which
- * topics, how many were held, and which recipients received them
- * (deliveries made, per client). Caller owns; NULL with TF_ERR_INVALID
- * when there is no such alert. */
+ * topics, and which recipients received them (deliveries made within the
+ * window, per client); and how many of the flow's messages were held from
+ * the window's start on, those after the alert included. Caller owns;
+ * NULL with TF_ERR_INVALID when there is no such alert. */
 cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t window_ms,
 		struct tf_err *err);
 

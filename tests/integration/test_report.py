@@ -83,6 +83,52 @@ class ImpactReportTest(harness.BrokerTestCase):
                       check=False)
         self.assertEqual(missing.returncode, 1)
 
+    def test_held_counts_the_whole_quarantine_and_deliveries_stop_at_the_alert(self):
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": WATER})
+        admin = self.client(broker, "c-admin", username="tf-admin", password="demo")
+        admin.subscribe("$trustflow/alerts/#")
+        maint = self.client(broker, "c-maint-app", username="maint-app", password="demo")
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        for i in range(3):
+            self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, json.dumps({"flow": i})),
+                            0x80)
+            maint.receive()
+        # The violation raises the alert and holds the rest of the flow:
+        # it and 14 more messages, 15 held.
+        self.assertEqual(publish_v5(broker, "ww-sensor-01", TOPIC, '{"flow": "x"}'), 16)
+        alert = json.loads(admin.receive().payload)
+        for i in range(14):
+            self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, json.dumps({"flow": i})),
+                            0x80)
+        # Released after the alert: 15 deliveries outside its window, one
+        # of them of a message inside it.
+        conn = ["--port", str(broker.port), "--username", "tf-admin", "--password", "demo"]
+        released = run([TFCTL, "quarantine", "release", "water-telemetry/ww-sensor-01",
+                        "--override"] + conn)
+        self.assertEqual(json.loads(released.stdout)["released"], 15)
+        for _ in range(15):
+            maint.receive()
+        trace = [TFCTL, "trace", "--db", broker.trace_dir]
+        deadline = time.monotonic() + 10
+        while True:      # the trace writer commits within moments
+            found = [json.loads(line) for line in
+                     run(trace + ["find", "--topic", TOPIC]).stdout.splitlines()]
+            violation = len(found) == 18 and json.loads(
+                run(trace + ["message", found[3]["id"]]).stdout)
+            if violation and violation["deliveries"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertTrue(violation, "the 18 messages in the trace")
+        self.assertEqual(violation["deliveries"][0]["client"], "maint-app")
+
+        report = json.loads(run([TFCTL, "report", "impact", alert["id"], "--db",
+                                 broker.trace_dir]).stdout)
+        self.assertEqual((report["messages"], report["held"]), (4, 15))
+        self.assertEqual([(r["client"], r["messages"]) for r in report["recipients"]],
+                         [("maint-app", 3)])
+        self.assertLessEqual(report["recipients"][0]["last_ts"], report["until"])
+
 
 if __name__ == "__main__":
     if not CHROMIUM:

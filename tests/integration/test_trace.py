@@ -161,6 +161,38 @@ class TraceTest(harness.BrokerTestCase):
                  "tf-sig": m["sig"]}
         self.assertEqual(verify.check(stamp, msg.topic, msg.payload, keys), "ok")
 
+    def test_find_takes_a_topic_filter_as_a_subscription_would(self):
+        sent = [("city/water/d7/telemetry", '{"flow": 1}'), ("city/air/d7", '{"pm10": 9}'),
+                ("city/water/d8/telemetry", '{"flow": 2}'), ("city/air/d8", '{"pm10": 7}')]
+        for topic, payload in sent:
+            self.assertLess(publish_v5(self.broker, "ww-sensor-01", topic, payload), 0x80)
+        every = wait_for("four messages", lambda: len(self.lines("find", "--topic", "#")) == 4
+                         and self.lines("find", "--topic", "#"))
+
+        def topics(*args):
+            return [m["topic"] for m in self.lines("find", "--topic", *args)]
+        self.assertEqual([m["topic"] for m in every], [t for t, _ in sent])
+        self.assertEqual(topics("city/air/#"), ["city/air/d7", "city/air/d8"])
+        self.assertEqual(topics("city/water/+/telemetry"),
+                         ["city/water/d7/telemetry", "city/water/d8/telemetry"])
+        self.assertEqual(topics("+/+/d8"), ["city/air/d8"])
+        # "#" takes in the parent level; + is exactly one level.
+        self.assertEqual(topics("city/air/d7/#"), ["city/air/d7"])
+        self.assertEqual(topics("city/+"), [])
+        self.assertEqual(topics("city/air/d7"), ["city/air/d7"])
+        # --since bounds the scan, and --sha256 narrows a filter too.
+        since = every[2]["ts"]
+        self.assertEqual(topics("city/#", "--since", str(since)),
+                         [m["topic"] for m in every if m["ts"] >= since])
+        sha = hashlib.sha256(b'{"pm10": 7}').hexdigest()
+        self.assertEqual(topics("city/#", "--sha256", sha), ["city/air/d8"])
+        self.assertEqual(topics("city/water/#", "--sha256", sha), [])
+        for bad in ("city/#/d7", "city/air+", "$SYS/#"):
+            out = self.trace("find", "--topic", bad, check=False)
+            self.assertEqual(out.returncode, 2, bad)
+            self.assertIn("is not a topic filter", out.stderr)
+            self.assertEqual(out.stdout, "")
+
     def test_checkpoints_are_published_signed_and_match_the_chain(self):
         watcher = self.login("lab-analyst")
         watcher.subscribe("$trustflow/checkpoints")

@@ -207,6 +207,80 @@ static void name_rejects_trailing_slash(void **state)
 	assert_false(name_ok("a//"));
 }
 
+static void matches_literal_filters_exactly(void **state)
+{
+	(void)state;
+	assert_true(tf_topic_matches("a", "a"));
+	assert_true(tf_topic_matches("a/b/c", "a/b/c"));
+	assert_false(tf_topic_matches("a/b", "a/c"));
+	assert_false(tf_topic_matches("a/b", "a/bc"));
+	assert_false(tf_topic_matches("a/bc", "a/b"));
+	assert_false(tf_topic_matches("a/b", "a"));
+	assert_false(tf_topic_matches("a", "a/b"));
+	assert_false(tf_topic_matches("a", "A"));
+	assert_true(tf_topic_matches("a//b", "a//b"));
+	assert_false(tf_topic_matches("a//b", "a/b"));
+}
+
+static void plus_matches_exactly_one_level(void **state)
+{
+	(void)state;
+	assert_true(tf_topic_matches("+", "a"));
+	assert_true(tf_topic_matches("a/+", "a/b"));
+	assert_true(tf_topic_matches("a/+/c", "a/b/c"));
+	assert_true(tf_topic_matches("+/+", "a/b"));
+	assert_false(tf_topic_matches("a/+", "a"));
+	assert_false(tf_topic_matches("a/+", "a/b/c"));
+	assert_false(tf_topic_matches("+", "a/b"));
+	assert_false(tf_topic_matches("a/+/c", "a/b/d"));
+	assert_false(tf_topic_matches("+/+", "a"));
+}
+
+static void plus_matches_an_empty_level(void **state)
+{
+	(void)state;
+	assert_true(tf_topic_matches("a/+/b", "a//b"));
+	assert_true(tf_topic_matches("+/a", "/a"));
+	assert_true(tf_topic_matches("+/+", "/a"));
+	assert_true(tf_topic_matches("a/+", "a/"));
+	assert_false(tf_topic_matches("a/+/b", "a/b"));
+}
+
+static void hash_matches_the_rest_and_the_parent(void **state)
+{
+	(void)state;
+	assert_true(tf_topic_matches("#", "a"));
+	assert_true(tf_topic_matches("#", "a/b/c"));
+	assert_true(tf_topic_matches("#", "/a"));
+	assert_true(tf_topic_matches("a/#", "a"));
+	assert_true(tf_topic_matches("a/#", "a/b"));
+	assert_true(tf_topic_matches("a/#", "a/b/c/d"));
+	assert_true(tf_topic_matches("a/#", "a//"));
+	assert_true(tf_topic_matches("a/b/#", "a/b"));
+	assert_true(tf_topic_matches("+/#", "a"));
+	assert_true(tf_topic_matches("+/#", "x/y/z"));
+	assert_true(tf_topic_matches("a/+/#", "a/b"));
+	assert_true(tf_topic_matches("a/+/#", "a/b/c/d"));
+	assert_false(tf_topic_matches("a/#", "b"));
+	assert_false(tf_topic_matches("a/#", "ab"));
+	assert_false(tf_topic_matches("a/#", "ab/c"));
+	assert_false(tf_topic_matches("a/b/#", "a"));
+	assert_false(tf_topic_matches("a/b/#", "a/c/b"));
+	assert_false(tf_topic_matches("a/+/#", "a"));
+}
+
+static void leading_wildcards_skip_dollar_topics(void **state)
+{
+	(void)state;
+	assert_false(tf_topic_matches("#", "$SYS/broker"));
+	assert_false(tf_topic_matches("+/broker", "$SYS/broker"));
+	assert_false(tf_topic_matches("+/#", "$SYS"));
+	assert_true(tf_topic_matches("$SYS/#", "$SYS/broker"));
+	assert_true(tf_topic_matches("$SYS/+", "$SYS/broker"));
+	assert_true(tf_topic_matches("a/#", "a/$b"));
+	assert_true(tf_topic_matches("+/+", "a/$b"));
+}
+
 static void overlap_is_symmetric(const char *a, const char *b, bool expected)
 {
 	assert_int_equal(tf_filters_overlap(a, b), expected);
@@ -269,6 +343,11 @@ int main(void)
 		cmocka_unit_test(name_accepts_plain_topics),
 		cmocka_unit_test(name_rejects_wildcards),
 		cmocka_unit_test(name_rejects_trailing_slash),
+		cmocka_unit_test(matches_literal_filters_exactly),
+		cmocka_unit_test(plus_matches_exactly_one_level),
+		cmocka_unit_test(plus_matches_an_empty_level),
+		cmocka_unit_test(hash_matches_the_rest_and_the_parent),
+		cmocka_unit_test(leading_wildcards_skip_dollar_topics),
 		cmocka_unit_test(overlapping_filters),
 		cmocka_unit_test(hash_overlaps_everything),
 		cmocka_unit_test(disjoint_filters),
