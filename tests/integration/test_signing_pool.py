@@ -31,10 +31,16 @@ class SigningPoolTest(harness.BrokerTestCase):
         sub.subscribe("burst/#")
         sub.subscribe(SENTINEL)
         pub = self.client(broker, f"pub-{tag}")
-        for i in range(count):
-            pub.mqtt.publish(f"burst/{i % 7}", f"{tag} reading {i}", qos=1)
-        pub.publish(SENTINEL, "end")
-        got = [m for m in sub.receive_until(SENTINEL) if m.topic != SENTINEL]
+        got = []
+        # In rounds of 250, each ended by a sentinel: a publisher far ahead
+        # of its subscriber would overrun mosquitto's queue for it
+        # (max_queued_messages) on a slow machine, and messages would be
+        # dropped before any stamp is checked.
+        for start in range(0, count, 250):
+            for i in range(start, min(start + 250, count)):
+                pub.mqtt.publish(f"burst/{i % 7}", f"{tag} reading {i}", qos=1)
+            pub.publish(SENTINEL, "end")
+            got += [m for m in sub.receive_until(SENTINEL) if m.topic != SENTINEL]
         self.assertEqual(len(got), count)
         stamps = []
         for msg in got:
