@@ -13,18 +13,9 @@
 #include <cmocka.h>
 
 #include "broker/stamp/provenance.h"
+#include "tests/unit/vector.h"
 
 /* The spec's test vector. */
-static const char vector_key[] =
-	"-----BEGIN PRIVATE KEY-----\n"
-	"MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
-	"-----END PRIVATE KEY-----\n";
-static const char vector_public_pem[] =
-	"-----BEGIN PUBLIC KEY-----\n"
-	"MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n"
-	"-----END PUBLIC KEY-----\n";
-static const char vector_topic[] = "city/water/d7/telemetry";
-static const char vector_payload[] = "{\"flow\":12.5,\"pressure\":3.1}";
 static const char vector_input[] =
 	"trustflow-stamp-1\nv:1:1\nid:32:019ac008e6005f1e2d3c4b5a69780123\n"
 	"broker:13:city-broker-1\nkid:16:21fe31dfa154a261\nts:13:1764158400000\n"
@@ -43,16 +34,6 @@ struct fixture {
 	struct tf_stamp stamp;
 };
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(chmod(path, mode), 0);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -60,7 +41,7 @@ static int setup(void **state)
 	struct tf_stamp_request req = {
 		.broker = "city-broker-1", .org = "city-waterworks", .client = "ww-sensor-01",
 		.policy = "water-telemetry@3", .topic = vector_topic, .payload = vector_payload,
-		.payloadlen = sizeof(vector_payload) - 1, .ts_ms = 1764158400000LL, .seq = 42,
+		.payloadlen = strlen(vector_payload), .ts_ms = 1764158400000LL, .seq = 42,
 		.id = "019ac008e6005f1e2d3c4b5a69780123",
 	};
 
@@ -70,14 +51,13 @@ static int setup(void **state)
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->key_path, sizeof(f->key_path), "%s/key.pem", f->dir);
-	write_file(f->key_path, vector_key, 0600);
-	if (tf_signer_load(f->key_path, &f->signer, &err) != TF_OK)
+	if (vector_signer(f->key_path, &f->signer) != 0)
 		return -1;
 	if (tf_signer_stamp(f->signer, &req, &f->buf, &f->stamp, &err) != TF_OK)
 		return -1;
 	f->ring = tf_keyring_new();
 	if (f->ring == NULL || tf_keyring_add_pem(f->ring, vector_public_pem,
-			sizeof(vector_public_pem) - 1, NULL, &err) != TF_OK)
+			strlen(vector_public_pem), NULL, &err) != TF_OK)
 		return -1;
 	*state = f;
 	return 0;
@@ -205,7 +185,7 @@ static void a_wrong_key_is_refused(void **state)
 	assert_int_equal(tf_keyring_add_file(other, path, NULL, &err), TF_OK);
 	/* The stranger's key is not the one named by tf-kid. */
 	assert_int_equal(tf_stamp_check(other, &f->stamp, vector_payload,
-		sizeof(vector_payload) - 1), TF_STAMP_UNKNOWN_KEY);
+		strlen(vector_payload)), TF_STAMP_UNKNOWN_KEY);
 	tf_keyring_free(other);
 	tf_signer_free(stranger);
 }

@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "broker/stamp/provenance.h"
+#include "tests/unit/vector.h"
 #include "broker/stamp/signer_pool.h"
 
 /* RFC 8032's test 1 key, which is also provenance-v1's test vector key. */
@@ -33,14 +34,6 @@ static const unsigned char pub1[32] = {
 	0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07,
 	0x51, 0x1a,
 };
-static const char vector_key[] =
-	"-----BEGIN PRIVATE KEY-----\n"
-	"MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
-	"-----END PRIVATE KEY-----\n";
-static const char vector_public_pem[] =
-	"-----BEGIN PUBLIC KEY-----\n"
-	"MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n"
-	"-----END PUBLIC KEY-----\n";
 /* RFC 8032 test 1: the signature of the empty message. */
 static const char rfc_sig_empty[] =
 	"5VZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVfuIIVkKM7rMYeOXAc+bRr0lv18FlbviRlUUFDjnoQCw==";
@@ -222,7 +215,6 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct tf_err err;
-	FILE *out;
 
 	if (f == NULL)
 		return -1;
@@ -230,15 +222,11 @@ static int setup(void **state)
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->key_path, sizeof(f->key_path), "%s/key.pem", f->dir);
-	out = fopen(f->key_path, "w");
-	if (out == NULL || fputs(vector_key, out) < 0 || fclose(out) != 0
-			|| chmod(f->key_path, 0600) != 0)
-		return -1;
-	if (tf_signer_load(f->key_path, &f->signer, &err) != TF_OK)
+	if (vector_signer(f->key_path, &f->signer) != 0)
 		return -1;
 	f->ring = tf_keyring_new();
 	if (f->ring == NULL || tf_keyring_add_pem(f->ring, vector_public_pem,
-			sizeof(vector_public_pem) - 1, NULL, &err) != TF_OK)
+			strlen(vector_public_pem), NULL, &err) != TF_OK)
 		return -1;
 	*state = f;
 	return 0;

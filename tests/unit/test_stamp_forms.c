@@ -16,14 +16,9 @@
 
 #include "broker/stamp/forms.h"
 #include "broker/stamp/provenance.h"
+#include "tests/unit/vector.h"
 
 /* The spec's test vector. */
-static const char vector_key[] =
-	"-----BEGIN PRIVATE KEY-----\n"
-	"MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
-	"-----END PRIVATE KEY-----\n";
-static const char vector_topic[] = "city/water/d7/telemetry";
-static const char vector_payload[] = "{\"flow\":12.5,\"pressure\":3.1}";
 #define VECTOR_SIG \
 	"CJfrfKKvCkudXGIoZC4RPCxnDG0TyWot9cI5PwOqOxK8v/QXnc6h0XNHbmgyfGlzX51niaIue9cmM6BIgsLnBQ=="
 static const struct tf_stamp vector_stamp = {
@@ -48,7 +43,6 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	char path[128];
 	struct tf_err err;
-	FILE *out;
 
 	if (f == NULL)
 		return -1;
@@ -56,10 +50,7 @@ static int setup(void **state)
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/key.pem", f->dir);
-	out = fopen(path, "w");
-	if (out == NULL || fputs(vector_key, out) < 0 || fclose(out) != 0 || chmod(path, 0600) != 0)
-		return -1;
-	if (tf_signer_load(path, &f->signer, &err) != TF_OK)
+	if (vector_signer(path, &f->signer) != 0)
 		return -1;
 	f->ring = tf_keyring_new();
 	if (f->ring == NULL || tf_keyring_add_file(f->ring, path, NULL, &err) != TF_OK)
@@ -174,7 +165,7 @@ static void values_with_bars_and_percents_round_trip(void **state)
 	struct tf_stamp_request req = {
 		.broker = "city-broker-1", .org = "org|with%bars", .client = "user|%25|%7C",
 		.policy = "p%|@1", .topic = vector_topic, .payload = vector_payload,
-		.payloadlen = sizeof(vector_payload) - 1, .ts_ms = 1764158400000LL, .seq = 7,
+		.payloadlen = strlen(vector_payload), .ts_ms = 1764158400000LL, .seq = 7,
 	};
 	struct tf_stamp_buf buf;
 	struct tf_stamp signed_stamp, read;
@@ -308,27 +299,27 @@ static void the_reader_takes_either_form_and_never_both(void **state)
 	assert_false(tf_stamp_reader_add(&r, "tf-org", other));
 	assert_false(tf_stamp_reader_add(&r, "TF", other));
 	assert_int_equal(tf_stamp_reader_finish(&r, vector_topic, vector_payload,
-		sizeof(vector_payload) - 1, &st), TF_STAMP_VALID);
+		strlen(vector_payload), &st), TF_STAMP_VALID);
 	assert_string_equal(st.org, "city-waterworks");
-	assert_int_equal(tf_stamp_check(f->ring, &st, vector_payload, sizeof(vector_payload) - 1),
+	assert_int_equal(tf_stamp_check(f->ring, &st, vector_payload, strlen(vector_payload)),
 		TF_STAMP_VALID);
 
 	/* Both forms on one message. */
 	snprintf(compact, sizeof(compact), "%s", vector_compact);
 	assert_true(tf_stamp_reader_add(&r, TF_STAMP_COMPACT_NAME, compact));
 	assert_int_equal(tf_stamp_reader_finish(&r, vector_topic, vector_payload,
-		sizeof(vector_payload) - 1, &st), TF_STAMP_BOTH_FORMS);
+		strlen(vector_payload), &st), TF_STAMP_BOTH_FORMS);
 	assert_null(st.id);
 	assert_string_equal(tf_stamp_check_reason(TF_STAMP_BOTH_FORMS), "stamp in both forms");
 
 	/* Neither form; the compact form twice. */
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(tf_stamp_reader_finish(&r, vector_topic, vector_payload,
-		sizeof(vector_payload) - 1, &st), TF_STAMP_MISSING);
+		strlen(vector_payload), &st), TF_STAMP_MISSING);
 	assert_true(tf_stamp_reader_add(&r, TF_STAMP_COMPACT_NAME, compact));
 	assert_false(tf_stamp_reader_add(&r, TF_STAMP_COMPACT_NAME, other));
 	assert_int_equal(tf_stamp_reader_finish(&r, vector_topic, vector_payload,
-		sizeof(vector_payload) - 1, &st), TF_STAMP_MALFORMED);
+		strlen(vector_payload), &st), TF_STAMP_MALFORMED);
 }
 
 static void form_names(void **state)
