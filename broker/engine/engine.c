@@ -22,6 +22,7 @@
 #include "broker/guard/guard.h"
 #include "broker/tracking/msgtrack.h"
 #include "broker/tracking/qos2track.h"
+#include "broker/tracking/queued.h"
 #include "broker/guard/quarantine.h"
 #include "broker/guard/ratelimit.h"
 #include "broker/stamp/signer_pool.h"
@@ -58,6 +59,12 @@ struct tf_engine {
 	uint64_t qos2_forgotten_told;       /* tf_qos2track_forgotten when last logged */
 	int64_t qos2_told_ms;               /* when that was */
 	struct tf_clientids *clientids;     /* which identity holds each client id */
+	struct tf_queued *queued;           /* messages queued for offline sessions */
+	/* The client id whose connection mosquitto is accepting: until any
+	 * other event, each ACL READ for it is mosquitto checking again what
+	 * its session holds (queued, or sent and not acknowledged). NULL:
+	 * none. */
+	char *accepting;
 	struct tf_copytrack *copies;        /* view copies made lately, and their version */
 	struct tf_ratelimit *rates;
 	struct tf_keyring *earlier_keys;    /* from key_dir */
@@ -120,6 +127,8 @@ void tf_engine_free(struct tf_engine *e)
 	tf_msgtrack_free(e->track);
 	tf_qos2track_free(e->qos2);
 	tf_clientids_free(e->clientids);
+	tf_queued_free(e->queued);
+	free(e->accepting);
 	tf_copytrack_free(e->copies);
 	tf_alerts_free(e->ctx.alerts);
 	tf_quarantine_free(e->ctx.quarantine);
@@ -352,6 +361,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->track = tf_msgtrack_new();
 	e->qos2 = tf_qos2track_new();
 	e->clientids = tf_clientids_new();
+	e->queued = tf_queued_new();
 	e->copies = tf_copytrack_new();
 	e->ctx.alerts = tf_alerts_new();
 	e->ctx.quarantine = tf_quarantine_new();
@@ -363,6 +373,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	e->max_inflight = (uint32_t)engine_option_number(opts->max_inflight_messages);
 	if (e->identities == NULL || e->policy_dir == NULL || e->track == NULL || e->qos2 == NULL
+			|| e->queued == NULL
 			|| e->clientids == NULL || e->copies == NULL || e->ctx.alerts == NULL
 			|| e->ctx.quarantine == NULL || e->ctx.guard == NULL || e->rates == NULL
 			|| e->ctx.retained == NULL || e->earlier_keys == NULL || e->ctx.broker_id == NULL) {
@@ -661,6 +672,14 @@ bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, co
 	return who != NULL && org_id != NULL && strcmp(engine_org_name(&e->ctx, who), org_id) == 0;
 }
 
+/* Any event but an ACL READ for the client being accepted: mosquitto has
+ * accepted it. */
+static void connection_accepted(struct tf_engine *e)
+{
+	free(e->accepting);
+	e->accepting = NULL;
+}
+
 enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
 		const char *client_id, const char *username, bool durable)
 {
@@ -673,6 +692,10 @@ enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
 
 		switch (tf_clientids_bind(e->clientids, client_id, username, conn, durable, reserved)) {
 		case TF_CLIENTID_OK:
+			/* mosquitto checks its session's messages next (ACL READ). */
+			free(e->accepting);
+			e->accepting = strdup(client_id);
+			tf_queued_resume(e->queued, client_id);
 			return TF_DEFER;
 		case TF_CLIENTID_TAKEN:
 			tf_clientids_find(e->clientids, client_id, &holder, NULL);
@@ -693,6 +716,10 @@ enum tf_verdict tf_engine_may_connect(struct tf_engine *e, const void *conn,
 
 void tf_engine_disconnected(struct tf_engine *e, const void *conn, const char *client_id)
 {
+	/* Accepting a client id disconnects the connection that held it
+	 * first; any other disconnection comes after. */
+	if (e->accepting != NULL && (client_id == NULL || strcmp(client_id, e->accepting) != 0))
+		connection_accepted(e);
 	if (client_id == NULL) {
 		tf_clientids_undo(e->clientids, conn);
 		return;
@@ -708,6 +735,7 @@ enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id
 	struct tf_decision d;
 	int64_t now = engine_now_ms(&e->ctx);
 
+	connection_accepted(e);
 	if (engine_is_blocked(&e->ctx, client_id, username, now))
 		return TF_DENY;
 	tf_decide_publish(e->ctx.set, engine_identify(&e->ctx, username), topic, &d);
@@ -731,6 +759,7 @@ enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_
 	struct tf_decision d;
 	int64_t now = engine_now_ms(&e->ctx);
 
+	connection_accepted(e);
 	if (engine_is_blocked(&e->ctx, client_id, username, now))
 		return TF_DENY;
 	tf_decide_subscribe(e->ctx.set, engine_identify(&e->ctx, username), filter, now, &d);
@@ -807,6 +836,52 @@ static bool view_copy_in_force(struct tf_engine *e, const char *topic, const voi
 		!= TF_TIME_UNKNOWN && strcmp(recorded, p->label) == 0;
 }
 
+/* Whether client_id's session is connected; a client id the engine does
+ * not know (a certificate client: no BASIC_AUTH) counts as connected. */
+static bool session_connected(const struct tf_engine *e, const char *client_id)
+{
+	bool connected = true;
+
+	if (client_id != NULL)
+		tf_clientids_find(e->clientids, client_id, NULL, &connected);
+	return connected;
+}
+
+/* The delivery event of a decision (engine_record_delivery), once per
+ * message and session. A message for an offline session is "queued",
+ * and noted; when the session comes back mosquitto decides each message
+ * it holds for it again, and for a noted one that decision is the
+ * delivery (the rest it dropped: tf_engine_tick). A message it holds
+ * because the client had not acknowledged it was recorded when it was
+ * first handed over: not again. Returns false when it cannot be
+ * recorded. */
+static bool record_delivery(struct tf_engine *e, int64_t now, const struct tf_msgtrack_hit *hit,
+		const char *client_id, const char *username, const struct tf_client *who,
+		const char *topic, const void *payload, uint32_t payloadlen,
+		const struct tf_decision *d)
+{
+	const char *outcome = d->verdict == TF_ALLOW ? "delivered" : "withheld";
+	bool connected = session_connected(e, client_id);
+
+	if (e->accepting != NULL && client_id != NULL && strcmp(e->accepting, client_id) == 0) {
+		if (!tf_queued_take(e->queued, client_id,
+				tf_queued_fingerprint(topic, payload, payloadlen)) && d->verdict == TF_ALLOW)
+			return true;
+	} else if (e->accepting != NULL) {
+		connection_accepted(e);
+	}
+	if (d->verdict == TF_ALLOW && !connected) {
+		outcome = "queued";
+		/* Not noted (bounds): its record stays "queued". */
+		if (hit != NULL && hit->has_id)
+			tf_queued_put(e->queued, client_id, hit->id,
+				tf_queued_fingerprint(topic, payload, payloadlen),
+				d->policy ? d->policy->label : "", now);
+	}
+	return engine_record_delivery(&e->ctx, now, hit, client_id, username, who, topic, payload,
+		payloadlen, d, outcome);
+}
+
 enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen,
 		bool retain)
@@ -819,6 +894,12 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 
 	if (tf_qos2track_count(e->qos2) > 0)
 		tf_qos2track_release(e->qos2, topic);
+	/* The empty retained message by which the engine removes a retained
+	 * copy (its retention passed, its version went): housekeeping, not
+	 * data. mosquitto would hand it, unstamped, to the topic's live
+	 * subscribers; it reaches no one, and is no delivery. */
+	if (retain && payloadlen == 0 && !known)
+		return TF_DENY;
 	tf_decide_receive(e->ctx.set, who, topic, now, known ? hit.received_ms
 		: age_unknown(e, topic, payload, payloadlen, now), &d);
 	if (d.verdict == TF_ALLOW && engine_is_blocked(&e->ctx, client_id, username, now)) {
@@ -838,8 +919,8 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 	}
 	/* A governed delivery that cannot be recorded is not made. */
 	if (e->ctx.trace != NULL && topic[0] != '$' && d.verdict != TF_DEFER
-			&& !engine_record_delivery(&e->ctx, now, known ? &hit : NULL, client_id, username,
-				who, topic, payload, payloadlen, &d) && d.policy != NULL)
+			&& !record_delivery(e, now, known ? &hit : NULL, client_id, username, who, topic,
+				payload, payloadlen, &d) && d.policy != NULL)
 		return TF_DENY;
 	/* Private data reaching another org: its recipient is a suspect if it
 	 * publishes the data again. (A view copy is other data.) */
@@ -931,7 +1012,8 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 		res->n_copies++;
 		if (!engine_stamp(&e->ctx, m, p, c->topic, c->payload, c->payloadlen, now, &c->stamp_buf,
 				&c->stamp) || (e->ctx.trace != NULL
-				&& engine_record_stamped(&e->ctx, now, &c->stamp, c->payloadlen) != TF_OK)) {
+				&& engine_record_stamped(&e->ctx, now, &c->stamp, c->payloadlen,
+					res->stamp.id) != TF_OK)) {
 			res->n_copies--;
 			free(c->topic);
 			free(c->payload);
@@ -1071,7 +1153,7 @@ static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64
 	}
 	if (e->ctx.trace != NULL) {
 		if (res->stamped)
-			engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen);
+			engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL);
 		else
 			engine_record_unstamped(&e->ctx, now, m->client_id, m->username, m->topic, NULL,
 				m->payload, m->payloadlen, "delivered", NULL);
@@ -1095,7 +1177,7 @@ static void deliver(struct tf_engine *e, const struct tf_message *m, const struc
 	res->stamped = true;
 	/* What cannot be recorded is not passed on. */
 	if (e->ctx.trace != NULL
-			&& engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen) != TF_OK) {
+			&& engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL) != TF_OK) {
 		engine_refuse(res, "the trace store cannot record it");
 		return;
 	}
@@ -1191,6 +1273,8 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	uint64_t qos2_key = 0;
 	struct engine_canon canon = { .made = false };
 
+	connection_accepted(e);
+
 	/* Not memset: the stamp buffers are large and this runs per message. */
 	res->deliver = true;
 	res->reason = NULL;
@@ -1264,9 +1348,33 @@ void tf_engine_publish_keys(struct tf_engine *e)
 	}
 }
 
+static bool still_connected(void *ctx, const char *client_id)
+{
+	const struct tf_engine *e = ctx;
+	bool connected = false;
+
+	return tf_clientids_find(e->clientids, client_id, NULL, &connected) && connected;
+}
+
+static void record_dropped(void *ctx, const char *client_id, const unsigned char id[16],
+		const char *label)
+{
+	struct tf_engine *e = ctx;
+	const char *username = NULL;
+
+	tf_clientids_find(e->clientids, client_id, &username, NULL);
+	engine_record_dropped(&e->ctx, engine_now_ms(&e->ctx), client_id, username, id, label);
+}
+
 void tf_engine_tick(struct tf_engine *e)
 {
 	int64_t now = engine_now_ms(&e->ctx);
+
+	connection_accepted(e);
+	/* Sessions that came back since the last tick have been checked
+	 * (mosquitto does it while it accepts the connection). */
+	if (tf_queued_any_resumed(e->queued))
+		tf_queued_settle(e->queued, still_connected, e->ctx.trace ? record_dropped : NULL, e);
 
 	finish_background_reload(e);
 	tf_retained_expire(e->ctx.retained, now, e->ctx.hooks.clear_retained, e->ctx.hooks.ctx);

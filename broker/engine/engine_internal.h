@@ -145,7 +145,7 @@ bool engine_stamp(struct engine_ctx *c, const struct tf_message *m, const struct
 
 int engine_start_trace(struct engine_ctx *c, const struct tf_options *opts, struct tf_err *err);
 int engine_record_stamped(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
-		uint32_t size);
+		uint32_t size, const char *of);
 int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
 		uint32_t size, const char *status, const char *reason, const char *hold_flow,
 		const void *hold, uint32_t hold_len);
@@ -155,7 +155,11 @@ void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *clie
 bool engine_record_delivery(struct engine_ctx *c, int64_t now, const struct tf_msgtrack_hit *hit,
 		const char *client_id, const char *username, const struct tf_client *who,
 		const char *topic, const void *payload, uint32_t payloadlen,
-		const struct tf_decision *d);
+		const struct tf_decision *d, const char *outcome);
+#define ENGINE_QUEUE_DROPPED "no longer in the session's queue when it came back (mosquitto " \
+	"drops QoS 0 messages to offline sessions, a full queue's newest, and all at a clean start)"
+void engine_record_dropped(struct engine_ctx *c, int64_t now, const char *client_id,
+		const char *username, const unsigned char id[16], const char *label);
 /* The hash of every file a policy set is read from, one per line as
  * sha256sum prints them, so an auditor can match them; NULL when out of
  * memory. Caller owns; free(). Touches nothing but the files: the reload

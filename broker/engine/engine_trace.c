@@ -20,6 +20,7 @@ struct message_facts {
 	const char *id, *topic, *org, *client, *policy, *sha256, *status, *reason;
 	uint32_t size;
 	const struct tf_stamp *stamp;   /* NULL: not stamped */
+	const char *of;                 /* a view copy's original; NULL: none */
 };
 
 static int record_message(struct engine_ctx *c, int64_t now, const struct message_facts *f)
@@ -29,18 +30,19 @@ static int record_message(struct engine_ctx *c, int64_t now, const struct messag
 		.values = {
 		f->id, f->topic, f->org, f->client, f->policy, f->sha256, size, f->status,
 		f->reason ? f->reason : "", f->stamp ? f->stamp->seq : "",
-		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "" } };
+		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "", f->of ? f->of : "" } };
 
 	size[tf_put_decimal(size, f->size)] = '\0';
 	return tf_trace_writer_record(c->trace, &in);
 }
 
-/* The message event of a stamped message or view copy. */
+/* The message event of a stamped message, or of a view copy of the
+ * message whose id is of (else NULL). */
 int engine_record_stamped(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
-		uint32_t size)
+		uint32_t size, const char *of)
 {
 	struct message_facts f = { st->id, st->topic, st->org, st->client, st->policy, st->sha256,
-		"delivered", NULL, size, st };
+		"delivered", NULL, size, st, of };
 
 	return record_message(c, now, &f);
 }
@@ -54,7 +56,7 @@ int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_st
 	char sz[11];
 	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
 		.values = { st->id, st->topic, st->org, st->client, st->policy, st->sha256, sz,
-			status, reason, st->seq, st->kid, st->sig },
+			status, reason, st->seq, st->kid, st->sig, "" },
 		.hold_flow = hold_flow, .hold = hold, .hold_len = hold_len };
 
 	sz[tf_put_decimal(sz, size)] = '\0';
@@ -71,7 +73,7 @@ void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *clie
 	char id[TF_MSGID_LEN + 1], sha[TF_SHA256_HEX + 1];
 	struct message_facts f = { id, topic, engine_org_name(c, engine_identify(c, username)),
 		engine_client_name(client_id, username), p ? p->label : "", sha, status, reason,
-		payloadlen, NULL };
+		payloadlen, NULL, NULL };
 
 	if (tf_signer_make_id(c->signer, now, id, NULL) != TF_OK)
 		return;
@@ -166,19 +168,21 @@ int engine_start_trace(struct engine_ctx *c, const struct tf_options *opts, stru
 	return TF_OK;
 }
 
-/* The delivery event of one decision. Returns false when it cannot be
- * recorded. */
+/* The delivery event of one decision: outcome "delivered" (handed to
+ * mosquitto for a connected session), "queued" (for an offline one) or
+ * "withheld". Returns false when it cannot be recorded. */
 bool engine_record_delivery(struct engine_ctx *c, int64_t now, const struct tf_msgtrack_hit *hit,
 		const char *client_id, const char *username, const struct tf_client *who,
 		const char *topic, const void *payload, uint32_t payloadlen,
-		const struct tf_decision *d)
+		const struct tf_decision *d, const char *outcome)
 {
 	char id[TF_MSGID_LEN + 1] = "", sha[TF_SHA256_HEX + 1];
 	bool made = d->verdict == TF_ALLOW;
 	struct tf_trace_input in = { .kind = TF_EVENT_DELIVERY, .ts_ms = now,
 		.values = {
 		id, d->policy ? d->policy->label : "", engine_client_name(client_id, username),
-		engine_org_name(c, who), made ? "delivered" : "withheld", made ? "" : d->reason } };
+		engine_org_name(c, who), outcome, made ? "" : d->reason,
+		client_id ? client_id : "" } };
 
 	if (hit != NULL && hit->has_id) {
 		tf_hex(hit->id, 16, id);
@@ -189,6 +193,22 @@ bool engine_record_delivery(struct engine_ctx *c, int64_t now, const struct tf_m
 		in.find_sha256 = sha;
 	}
 	return tf_trace_writer_record(c->trace, &in) == TF_OK;
+}
+
+/* The delivery event of a message queued for an offline session that
+ * mosquitto no longer held when the session came back. */
+void engine_record_dropped(struct engine_ctx *c, int64_t now, const char *client_id,
+		const char *username, const unsigned char id[16], const char *label)
+{
+	char hex[TF_MSGID_LEN + 1];
+	struct tf_trace_input in = { .kind = TF_EVENT_DELIVERY, .ts_ms = now,
+		.values = {
+		hex, label, engine_client_name(client_id, username),
+		engine_org_name(c, engine_identify(c, username)), "dropped", ENGINE_QUEUE_DROPPED,
+		client_id } };
+
+	tf_hex(id, 16, hex);
+	tf_trace_writer_record(c->trace, &in);
 }
 
 /* What the trace writer left for the broker's thread: a checkpoint to

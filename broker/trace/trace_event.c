@@ -19,12 +19,16 @@ static const char *const kind_names[TF_EVENT_KINDS] = {
 	[TF_EVENT_POLICY_SET] = "policy-set",
 };
 
+/* of: the id of the message a view copy was made of; empty for any
+ * other message. client_id: the session a delivery went to (client names
+ * the identity). Events recorded before these fields existed end before
+ * them. */
 static const char *const message_fields[] = {
 	"id", "topic", "org", "client", "policy", "sha256", "size", "status", "reason",
-	"stamp_seq", "kid", "sig",
+	"stamp_seq", "kid", "sig", "of",
 };
 static const char *const delivery_fields[] = {
-	"id", "policy", "client", "org", "outcome", "reason",
+	"id", "policy", "client", "org", "outcome", "reason", "client_id",
 };
 /* reason: why a held message was discarded (its retention passed), or
  * that a release overrode the rules it breaks; empty for an ordinary
@@ -35,16 +39,18 @@ static const char *const alert_fields[] = {
 };
 static const char *const policy_set_fields[] = { "result", "policies", "files" };
 
+/* n fields, of which the first `since_1_0` every event of the kind has;
+ * later ones were added since and may be absent from older events. */
 static const struct {
 	const char *const *names;
-	size_t n;
+	size_t n, since_1_0;
 } kind_fields[TF_EVENT_KINDS] = {
-	[TF_EVENT_MESSAGE] = { message_fields, 12 },
-	[TF_EVENT_DELIVERY] = { delivery_fields, 6 },
-	[TF_EVENT_RELEASE] = { held_fields, 4 },
-	[TF_EVENT_DISCARD] = { held_fields, 4 },
-	[TF_EVENT_ALERT] = { alert_fields, 7 },
-	[TF_EVENT_POLICY_SET] = { policy_set_fields, 3 },
+	[TF_EVENT_MESSAGE] = { message_fields, 13, 12 },
+	[TF_EVENT_DELIVERY] = { delivery_fields, 7, 6 },
+	[TF_EVENT_RELEASE] = { held_fields, 4, 3 },
+	[TF_EVENT_DISCARD] = { held_fields, 4, 3 },
+	[TF_EVENT_ALERT] = { alert_fields, 7, 7 },
+	[TF_EVENT_POLICY_SET] = { policy_set_fields, 3, 3 },
 };
 
 const char *tf_event_kind_name(enum tf_event_kind kind)
@@ -165,10 +171,9 @@ int tf_event_decode(const char *bytes, size_t len, struct tf_event *ev, char *sc
 		return fail(&r, "ts is not a decimal number");
 	ev->ts_ms = (int64_t)n;
 	for (size_t i = 0; i < kind_fields[k].n; i++) {
-		/* A release or discard recorded before "reason" existed: the
-		 * value stays NULL (absent, not hashed). */
-		if (r.p == r.end && i == 3 && (ev->kind == TF_EVENT_RELEASE
-				|| ev->kind == TF_EVENT_DISCARD))
+		/* An event recorded before a later field existed: the value
+		 * stays NULL (absent, not hashed). */
+		if (r.p == r.end && i >= kind_fields[k].since_1_0)
 			break;
 		if ((rc = read_field(&r, kind_fields[k].names[i], &ev->values[i])) != TF_OK)
 			return rc;

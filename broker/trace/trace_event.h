@@ -30,7 +30,7 @@ enum tf_event_kind {
 };
 #define TF_EVENT_KINDS 6
 
-#define TF_EVENT_MAX_FIELDS 12
+#define TF_EVENT_MAX_FIELDS 13
 #define TF_EVENT_MAX_BYTES  (1024u * 1024)
 
 struct tf_event {
@@ -39,7 +39,8 @@ struct tf_event {
 	int64_t ts_ms;
 	/* The kind's fields, in the order tf_event_fields() gives; borrowed.
 	 * A trailing field added to a kind later is NULL in events recorded
-	 * before it (release and discard: "reason"). */
+	 * before it (release and discard: "reason"; message: "of"; delivery:
+	 * "client_id"). */
 	const char *values[TF_EVENT_MAX_FIELDS];
 };
 

@@ -5,6 +5,7 @@
 
 #include "broker/util/growable.h"
 #include "broker/util/strmap.h"
+#include "broker/stamp/provenance.h"
 #include "policy/topic.h"
 
 /* A stored event, decoded into its own scratch. */
@@ -40,12 +41,33 @@ static bool decode_seq(struct tf_trace_store *s, uint64_t seq, struct decoded *d
 
 /* --- message objects -------------------------------------------------------- */
 
+/* A delivery to an offline session ("queued") waits in the message's
+ * "queued" list until a later event for the same session says what
+ * became of it. Each session's waiting items are a chain, oldest first. */
+struct waiting {
+	cJSON *item;
+	uint32_t next;      /* the session's next waiting item; NONE: the last */
+	bool resolved;
+};
+#define NONE UINT32_MAX
+struct session_chain {
+	uint32_t head, tail;   /* NONE when nothing waits */
+};
+
 struct message_build {
 	struct tf_trace_store *s;
+	const char *id;           /* the message asked for (32 hex digits) */
 	struct decoded d;
-	cJSON *obj, *deliveries, *withheld;
+	cJSON *obj, *deliveries, *withheld, *dropped;
 	bool with_deliveries;
 	bool failed;
+	struct waiting *waiting;
+	uint32_t n_waiting, cap_waiting;
+	struct tf_strmap *sessions;          /* client id -> index in chains */
+	struct session_chain *chains;
+	uint32_t n_chains, cap_chains;
+	char (*views)[TF_MSGID_LEN + 1];     /* ids of view copies made of it */
+	uint32_t n_views, cap_views;
 };
 
 static bool add_number(cJSON *o, const char *name, double v)
@@ -59,7 +81,7 @@ static bool add_string(cJSON *o, const char *name, const char *v)
 }
 
 /* The top of a message object from its message event:
- * id topic org client policy sha256 size status reason stamp_seq kid sig. */
+ * id topic org client policy sha256 size status reason stamp_seq kid sig of. */
 static bool fill_message(cJSON *o, const struct tf_event *ev, const char *broker)
 {
 	const char *const *f = ev->values;
@@ -79,6 +101,8 @@ static bool fill_message(cJSON *o, const struct tf_event *ev, const char *broker
 		&& add_string(o, "status", f[7]);
 	if (f[8][0] != '\0')
 		ok = ok && add_string(o, "reason", f[8]);
+	if (f[12] != NULL && f[12][0] != '\0')
+		ok = ok && add_string(o, "of", f[12]);
 	/* What a subscriber without MQTT v5 needs to check the stamp. */
 	if (f[10][0] != '\0')
 		ok = ok && add_string(o, "broker", broker) && add_string(o, "kid", f[10])
@@ -106,13 +130,111 @@ static bool set_ended(cJSON *o, const struct tf_event *ev)
 	return add_string(o, "reason", reason);
 }
 
+static struct session_chain *chain_of(struct message_build *b, const char *client_id,
+		bool add)
+{
+	uint32_t at;
+
+	if (b->sessions == NULL && (b->sessions = tf_strmap_new()) == NULL)
+		return NULL;
+	if (tf_strmap_get(b->sessions, client_id, strlen(client_id), &at))
+		return &b->chains[at];
+	if (!add || !tf_grow(&b->chains, &b->cap_chains, b->n_chains, 8, UINT32_MAX)
+			|| tf_strmap_put(b->sessions, client_id, strlen(client_id), b->n_chains, NULL) != 1)
+		return NULL;
+	b->chains[b->n_chains] = (struct session_chain){ NONE, NONE };
+	return &b->chains[b->n_chains++];
+}
+
+/* A delivery to an offline session: it waits. */
+static bool wait_for_session(struct message_build *b, const char *client_id, cJSON *item)
+{
+	struct session_chain *c = chain_of(b, client_id, true);
+
+	if (c == NULL || !tf_grow(&b->waiting, &b->cap_waiting, b->n_waiting, 8, UINT32_MAX))
+		return false;
+	b->waiting[b->n_waiting] = (struct waiting){ item, NONE, false };
+	if (c->tail == NONE)
+		c->head = b->n_waiting;
+	else
+		b->waiting[c->tail].next = b->n_waiting;
+	c->tail = b->n_waiting++;
+	return true;
+}
+
+/* A later event for a session: its oldest waiting delivery is resolved. */
+static void session_resolved(struct message_build *b, const char *client_id)
+{
+	struct session_chain *c = chain_of(b, client_id, false);
+
+	if (c == NULL || c->head == NONE)
+		return;
+	b->waiting[c->head].resolved = true;
+	c->head = b->waiting[c->head].next;
+	if (c->head == NONE)
+		c->tail = NONE;
+}
+
+/* The "queued" list: deliveries to offline sessions that nothing since
+ * resolved. */
+static bool add_waiting(struct message_build *b)
+{
+	cJSON *queued = cJSON_AddArrayToObject(b->obj, "queued");
+
+	if (queued == NULL)
+		return false;
+	for (uint32_t i = 0; i < b->n_waiting; i++) {
+		if (b->waiting[i].resolved)
+			cJSON_Delete(b->waiting[i].item);
+		else
+			cJSON_AddItemToArray(queued, b->waiting[i].item);
+		b->waiting[i].item = NULL;
+	}
+	return true;
+}
+
+/* One delivery event (id policy client org outcome reason client_id) as
+ * an item of the message's lists. */
+static bool add_delivery(struct message_build *b, const struct tf_event *ev)
+{
+	const char *client_id = ev->values[6] ? ev->values[6] : "";
+	const char *outcome = ev->values[4];
+	cJSON *item = cJSON_CreateObject();
+	bool ok = item != NULL && add_string(item, "client", ev->values[2])
+		&& (client_id[0] == '\0' || add_string(item, "client_id", client_id))
+		&& add_string(item, "org", ev->values[3])
+		&& add_number(item, "ts", (double)ev->ts_ms);
+
+	if (!ok) {
+		cJSON_Delete(item);
+		return false;
+	}
+	if (strcmp(outcome, "queued") == 0) {
+		if (client_id[0] != '\0' && wait_for_session(b, client_id, item))
+			return true;
+		cJSON_Delete(item);
+		return false;
+	}
+	if (client_id[0] != '\0')
+		session_resolved(b, client_id);
+	if (strcmp(outcome, "delivered") == 0) {
+		cJSON_AddItemToArray(b->deliveries, item);
+		return true;
+	}
+	if (!add_string(item, "reason", ev->values[5])) {
+		cJSON_Delete(item);
+		return false;
+	}
+	cJSON_AddItemToArray(strcmp(outcome, "dropped") == 0 ? b->dropped : b->withheld, item);
+	return true;
+}
+
 /* Each event about one message, in order. */
 static int visit_message_event(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
 		size_t extra_len)
 {
 	struct message_build *b = ctx;
 	const struct tf_event *ev = &b->d.ev;
-	cJSON *item;
 	char broker[TF_BROKER_ID_MAX + 1] = "";
 
 	(void)ts;
@@ -122,6 +244,15 @@ static int visit_message_event(void *ctx, int64_t ts, uint64_t seq, const unsign
 		return 0;
 	switch (ev->kind) {
 	case TF_EVENT_MESSAGE:
+		/* Under a message's id are also the view copies made of it. */
+		if (strcmp(ev->values[0], b->id) != 0) {
+			if (b->with_deliveries && ev->values[12] != NULL
+					&& strcmp(ev->values[12], b->id) == 0
+					&& strlen(ev->values[0]) == TF_MSGID_LEN
+					&& tf_grow(&b->views, &b->cap_views, b->n_views, 4, UINT32_MAX))
+				memcpy(b->views[b->n_views++], ev->values[0], TF_MSGID_LEN + 1);
+			return 0;
+		}
 		if (b->obj != NULL)
 			return 0;
 		b->obj = cJSON_CreateObject();
@@ -131,26 +262,14 @@ static int visit_message_event(void *ctx, int64_t ts, uint64_t seq, const unsign
 		if (b->with_deliveries) {
 			b->deliveries = cJSON_AddArrayToObject(b->obj, "deliveries");
 			b->withheld = cJSON_AddArrayToObject(b->obj, "withheld");
-			b->failed |= b->deliveries == NULL || b->withheld == NULL;
+			b->dropped = cJSON_AddArrayToObject(b->obj, "dropped");
+			b->failed |= b->deliveries == NULL || b->withheld == NULL || b->dropped == NULL;
 		}
 		return b->failed;
-	case TF_EVENT_DELIVERY:   /* id policy client org outcome reason */
-		if (b->obj == NULL || !b->with_deliveries)
+	case TF_EVENT_DELIVERY:   /* id policy client org outcome reason client_id */
+		if (b->obj == NULL || !b->with_deliveries || strcmp(ev->values[0], b->id) != 0)
 			return 0;
-		item = cJSON_CreateObject();
-		if (item == NULL || !add_string(item, "client", ev->values[2])
-				|| !add_string(item, "org", ev->values[3])
-				|| !add_number(item, "ts", (double)ev->ts_ms)) {
-			cJSON_Delete(item);
-			b->failed = true;
-			return 1;
-		}
-		if (strcmp(ev->values[4], "delivered") == 0) {
-			cJSON_AddItemToArray(b->deliveries, item);
-		} else {
-			b->failed |= !add_string(item, "reason", ev->values[5]);
-			cJSON_AddItemToArray(b->withheld, item);
-		}
+		b->failed |= !add_delivery(b, ev);
 		return b->failed;
 	case TF_EVENT_RELEASE:   /* id flow by reason */
 	case TF_EVENT_DISCARD:
@@ -164,13 +283,44 @@ static int visit_message_event(void *ctx, int64_t ts, uint64_t seq, const unsign
 	}
 }
 
-static cJSON *build_message(struct tf_trace_store *s, const unsigned char id[16],
-		bool with_deliveries, struct tf_err *err)
-{
-	struct message_build b = { s, { .scratch = NULL }, NULL, NULL, NULL, with_deliveries,
-		false };
+static cJSON *build_message(struct tf_trace_store *s, const char *id, bool with_deliveries,
+		bool with_views, struct tf_err *err);
 
-	tf_trace_scan_index(s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, visit_message_event, &b);
+/* "views": the object of each view copy made of the message, with its
+ * deliveries. */
+static bool add_views(struct message_build *b, struct tf_err *err)
+{
+	cJSON *views = cJSON_AddArrayToObject(b->obj, "views");
+
+	for (uint32_t i = 0; views != NULL && i < b->n_views; i++) {
+		cJSON *view = build_message(b->s, b->views[i], true, false, err);
+
+		if (view == NULL)
+			continue;   /* pruned meanwhile */
+		cJSON_AddItemToArray(views, view);
+	}
+	return views != NULL;
+}
+
+static cJSON *build_message(struct tf_trace_store *s, const char *id, bool with_deliveries,
+		bool with_views, struct tf_err *err)
+{
+	struct message_build b = { .s = s, .id = id, .with_deliveries = with_deliveries };
+	unsigned char raw[16];
+
+	if (!tf_trace_id_bytes(id, raw)) {
+		tf_err_set(err, TF_ERR_INVALID, "\"%s\" is not a message id (32 hex digits)", id);
+		return NULL;
+	}
+	tf_trace_scan_index(s, TF_INDEX_BY_ID, raw, 16, 0, INT64_MAX, visit_message_event, &b);
+	if (b.obj != NULL && with_deliveries && !b.failed)
+		b.failed = !add_waiting(&b) || (with_views && !add_views(&b, err));
+	for (uint32_t i = 0; i < b.n_waiting; i++)
+		cJSON_Delete(b.waiting[i].item);
+	free(b.waiting);
+	free(b.chains);
+	free(b.views);
+	tf_strmap_free(b.sessions);
 	free(b.d.scratch);
 	if (b.failed) {
 		cJSON_Delete(b.obj);
@@ -184,13 +334,7 @@ static cJSON *build_message(struct tf_trace_store *s, const unsigned char id[16]
 
 cJSON *tf_query_message(struct tf_trace_store *s, const char *id, struct tf_err *err)
 {
-	unsigned char raw[16];
-
-	if (!tf_trace_id_bytes(id, raw)) {
-		tf_err_set(err, TF_ERR_INVALID, "\"%s\" is not a message id (32 hex digits)", id);
-		return NULL;
-	}
-	return build_message(s, raw, true, err);
+	return build_message(s, id, true, true, err);
 }
 
 static int print_line(cJSON *o, FILE *out, struct tf_err *err)
@@ -352,7 +496,7 @@ static int find_one(struct find_build *b, uint64_t seq)
 			|| b->d.ev.ts_ms < b->since_ms || !topic_fits(b, b->d.ev.values[1])
 			|| !tf_trace_id_bytes(b->d.ev.values[0], id))
 		return 0;
-	o = build_message(b->s, id, false, b->err);
+	o = build_message(b->s, b->d.ev.values[0], false, false, b->err);
 	if (o == NULL) {
 		b->rc = TF_ERR_NOMEM;
 		return 1;

@@ -445,15 +445,18 @@ static bool policy_entry(struct index_entry *e, const char *label, const struct 
 }
 
 /* Fills out with the index entries of ev; returns how many. */
-static int index_entries(const struct tf_event *ev, struct index_entry out[5])
+static int index_entries(const struct tf_event *ev, struct index_entry out[6])
 {
 	const char *const *f = ev->values;
 	unsigned char sha[32];
 	int n = 0;
 
 	switch (ev->kind) {
-	case TF_EVENT_MESSAGE:   /* id topic org client policy sha256 ... */
+	case TF_EVENT_MESSAGE:   /* id topic org client policy sha256 ... of */
 		n += id_entry(&out[n], f[0], ev);
+		/* A view copy is found from its original too. */
+		if (f[12] != NULL && f[12][0] != '\0')
+			n += id_entry(&out[n], f[12], ev);
 		if (f[4][0] != '\0')
 			n += policy_entry(&out[n], f[4], ev, 'm', NULL, NULL);
 		n += text_entry(&out[n], DB_BY_PUBLISHER, f[3], ev);
@@ -531,7 +534,7 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 		const struct tf_trace_input *in)
 {
 	struct tf_event ev = { in->kind, st->seq + 1, in->ts_ms, { NULL } };
-	struct index_entry entries[5];
+	struct index_entry entries[6];
 	char id[TF_MSGID_LEN + 1];
 	unsigned char key[8];
 	size_t fields, len;
@@ -789,7 +792,7 @@ static int prune_body(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
 	if ((rc = mdb_cursor_open(txn, s->dbi[DB_EVENTS], &c)) != 0)
 		return rc;
 	while (p->removed < p->max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
-		struct index_entry entries[5];
+		struct index_entry entries[6];
 		struct tf_event ev;
 		uint64_t seq = tf_trace_get_u64(k.mv_data);
 		int n;

@@ -21,7 +21,7 @@
  *
  * (=> : sorted duplicates, one per event, in time order.) by_id holds
  * every event about a message (the message, its deliveries, its release
- * or discard) and alerts by their id; by_policy the messages, deliveries
+ * or discard, the view copies made of it) and alerts by their id; by_policy the messages, deliveries
  * and alerts under a policy (the entry of a delivery that was made names
  * the recipient); by_publisher, by_topic and by_sha the message events;
  * by_recipient the deliveries. Text keys are cut at

@@ -34,7 +34,7 @@ struct record_head {
 	uint8_t kind;
 	uint8_t n_parts;
 	uint8_t parts;
-	uint8_t pad;
+	uint8_t n_values;   /* the values given; the rest are absent (NULL) */
 	int64_t ts_ms;
 };
 
@@ -128,6 +128,10 @@ int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_inpu
 	char *p;
 
 	tf_event_fields(in->kind, &n);
+	/* An absent trailing field (tf_event_encode) stays absent. */
+	while (n > 0 && in->values[n - 1] == NULL)
+		n--;
+	head.n_values = (uint8_t)n;
 	for (size_t i = 0; i < n; i++) {
 		parts[i] = in->values[i];
 		lens[i] = strlen(in->values[i]);
@@ -293,7 +297,7 @@ static bool parse_back(struct tf_trace_writer *w, size_t *n_out)
 		memset(in, 0, sizeof(*in));
 		in->kind = (enum tf_event_kind)head.kind;
 		in->ts_ms = head.ts_ms;
-		tf_event_fields(in->kind, &fields);
+		fields = head.n_values;
 		v = p + sizeof(head);
 		for (size_t i = 0; i < head.n_parts; i++) {
 			memcpy(&lens[i], v, 4);

@@ -370,8 +370,9 @@ bool tf_clientids_find(const struct tf_clientids *t, const char *client_id,
 
 	if (b == NULL)
 		return false;
-	*username = b->who->has_username ? b->who->username : NULL;
-	if (connected)
+	if (username != NULL)
+		*username = b->who->has_username ? b->who->username : NULL;
+	if (connected != NULL)
 		*connected = b->connected;
 	return true;
 }

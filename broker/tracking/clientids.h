@@ -63,7 +63,8 @@ void tf_clientids_disconnected(struct tf_clientids *t, const char *client_id, co
 
 /* Whether client_id is bound, and to which identity: *username is the
  * bound username (borrowed until the binding changes), NULL for "no
- * username". */
+ * username"; *connected whether a connection holds it now. Either
+ * pointer may be NULL. */
 bool tf_clientids_find(const struct tf_clientids *t, const char *client_id,
 		const char **username, bool *connected);
 

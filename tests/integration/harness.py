@@ -17,6 +17,7 @@ import queue
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -347,6 +348,98 @@ class Client:
     def close(self):
         self.mqtt.disconnect()
         self.mqtt.loop_stop()
+
+
+class RawSession:
+    """An MQTT 5 client written out by hand, to do what client libraries
+    will not: drop a connection in the middle of a QoS 2 exchange and send
+    the PUBLISH again, with DUP set, after reconnecting; leave a message it
+    received unacknowledged."""
+
+    def __init__(self, port, client_id, username):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        props = b"\x11" + struct.pack(">I", 300)          # session expiry: keep the session
+        var = utf8(b"MQTT") + b"\x05" + b"\xc0" + struct.pack(">H", 60) + varint(len(props)) + props
+        self.send(0x10, var + utf8(client_id.encode()) + utf8(username.encode()) + utf8(b"demo"))
+        kind, body = self.read()
+        assert kind == 0x20 and body[1] == 0, f"CONNACK {body!r}"
+        self.session_present = bool(body[0] & 1)
+
+    def send(self, first, body):
+        self.sock.sendall(bytes([first]) + varint(len(body)) + body)
+
+    def read(self):
+        return self._read_rest(self.sock.recv(1)[0])
+
+    def _read_rest(self, first):
+        length, shift = 0, 0
+        while True:
+            b = self.sock.recv(1)[0]
+            length |= (b & 0x7f) << shift
+            shift += 7
+            if b < 0x80:
+                break
+        body = b""
+        while len(body) < length:
+            body += self.sock.recv(length - len(body))
+        return first & 0xf0, body
+
+    def publish_qos2(self, topic, payload, pid, dup=False):
+        self.send(0x34 | (0x08 if dup else 0), utf8(topic.encode()) + struct.pack(">H", pid)
+                  + b"\x00" + payload.encode())
+        kind, body = self.read()
+        assert kind == 0x50 and body[:2] == struct.pack(">H", pid), f"PUBREC {body!r}"
+
+    def publish_qos2_unanswered(self, topic, payload, pids):
+        """Sends QoS 2 PUBLISHes without waiting, and never their PUBREL;
+        returns the reason code of each PUBREC."""
+        for pid in pids:
+            self.send(0x34, utf8(topic.encode()) + struct.pack(">H", pid) + b"\x00"
+                      + payload.encode())
+        codes = []
+        for _ in pids:
+            kind, body = self.read()
+            assert kind == 0x50, f"PUBREC {body!r}"
+            codes.append(body[2] if len(body) > 2 else 0)
+        return codes
+
+    def release(self, pid):
+        self.send(0x62, struct.pack(">H", pid))
+        kind, _body = self.read()
+        assert kind == 0x70, "no PUBCOMP"
+
+    def subscribe(self, topic_filter, qos=1, pid=1):
+        self.send(0x82, struct.pack(">H", pid) + b"\x00" + utf8(topic_filter.encode())
+                  + bytes([qos]))
+        kind, body = self.read()
+        assert kind == 0x90 and body[3] == qos, f"SUBACK {body!r}"
+
+    def receive_publish(self):
+        """The next PUBLISH, not acknowledged: (dup, packet id, topic)."""
+        first = self.sock.recv(1)[0]
+        kind, body = self._read_rest(first)
+        assert kind == 0x30, f"not a PUBLISH: {kind:#x}"
+        n = struct.unpack(">H", body[:2])[0]
+        return bool(first & 0x08), struct.unpack(">H", body[2 + n:4 + n])[0], body[2:2 + n]
+
+    def acknowledge(self, pid):
+        self.send(0x40, struct.pack(">H", pid))
+
+    def drop(self):
+        self.sock.close()
+
+
+def utf8(b):
+    return struct.pack(">H", len(b)) + b
+
+
+def varint(n):
+    out = b""
+    while True:
+        n, digit = n >> 7, n & 0x7f
+        out += bytes([digit | (0x80 if n else 0)])
+        if not n:
+            return out
 
 
 class BrokerTestCase(unittest.TestCase):

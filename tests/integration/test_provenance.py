@@ -7,8 +7,6 @@ unchanged."""
 
 import json
 import os
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -312,88 +310,16 @@ class SigningKeyTest(harness.BrokerTestCase):
         self.assertEqual(kids, sorted([old_kid, current]))
 
 
-class RawSession:
-    """An MQTT 5 client written out by hand, to do what client libraries
-    will not: drop a connection in the middle of a QoS 2 exchange and send
-    the PUBLISH again, with DUP set, after reconnecting."""
-
-    def __init__(self, port, client_id, username):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        props = b"\x11" + struct.pack(">I", 300)          # session expiry: keep the session
-        var = utf8(b"MQTT") + b"\x05" + b"\xc0" + struct.pack(">H", 60) + varint(len(props)) + props
-        self.send(0x10, var + utf8(client_id.encode()) + utf8(username.encode()) + utf8(b"demo"))
-        kind, body = self.read()
-        assert kind == 0x20 and body[1] == 0, f"CONNACK {body!r}"
-        self.session_present = bool(body[0] & 1)
-
-    def send(self, first, body):
-        self.sock.sendall(bytes([first]) + varint(len(body)) + body)
-
-    def read(self):
-        first = self.sock.recv(1)[0]
-        length, shift = 0, 0
-        while True:
-            b = self.sock.recv(1)[0]
-            length |= (b & 0x7f) << shift
-            shift += 7
-            if b < 0x80:
-                break
-        body = b""
-        while len(body) < length:
-            body += self.sock.recv(length - len(body))
-        return first & 0xf0, body
-
-    def publish_qos2(self, topic, payload, pid, dup=False):
-        self.send(0x34 | (0x08 if dup else 0), utf8(topic.encode()) + struct.pack(">H", pid)
-                  + b"\x00" + payload.encode())
-        kind, body = self.read()
-        assert kind == 0x50 and body[:2] == struct.pack(">H", pid), f"PUBREC {body!r}"
-
-    def publish_qos2_unanswered(self, topic, payload, pids):
-        """Sends QoS 2 PUBLISHes without waiting, and never their PUBREL;
-        returns the reason code of each PUBREC."""
-        for pid in pids:
-            self.send(0x34, utf8(topic.encode()) + struct.pack(">H", pid) + b"\x00"
-                      + payload.encode())
-        codes = []
-        for _ in pids:
-            kind, body = self.read()
-            assert kind == 0x50, f"PUBREC {body!r}"
-            codes.append(body[2] if len(body) > 2 else 0)
-        return codes
-
-    def release(self, pid):
-        self.send(0x62, struct.pack(">H", pid))
-        kind, _body = self.read()
-        assert kind == 0x70, "no PUBCOMP"
-
-    def drop(self):
-        self.sock.close()
-
-
-def utf8(b):
-    return struct.pack(">H", len(b)) + b
-
-
-def varint(n):
-    out = b""
-    while True:
-        n, digit = n >> 7, n & 0x7f
-        out += bytes([digit | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
 class Qos2ResendTest(harness.BrokerTestCase):
     def test_a_qos2_publish_sent_again_after_reconnecting_keeps_its_stamp(self):
         broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
                                    policies={"water.json": WATER})
         operator = self.client(broker, "c-op", username="ww-operator", password="demo")
         operator.subscribe(TOPIC, qos=2)
-        first = RawSession(broker.port, "raw-sensor", "ww-sensor-01")
+        first = harness.RawSession(broker.port, "raw-sensor", "ww-sensor-01")
         first.publish_qos2(TOPIC, READING, pid=7)
         first.drop()                       # before PUBREL: the exchange is open
-        again = RawSession(broker.port, "raw-sensor", "ww-sensor-01")
+        again = harness.RawSession(broker.port, "raw-sensor", "ww-sensor-01")
         self.assertTrue(again.session_present)
         again.publish_qos2(TOPIC, READING, pid=7, dup=True)
         again.release(7)
@@ -421,13 +347,13 @@ class Qos2RepeatTest(harness.BrokerTestCase):
         # new, then the same reading again: a new message of its own.
         broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
                                    policies={"water.json": WATER})
-        first = RawSession(broker.port, "raw-meter", "ww-sensor-01")
+        first = harness.RawSession(broker.port, "raw-meter", "ww-sensor-01")
         first.publish_qos2(TOPIC, READING, pid=1)
         first.release(1)
         first.drop()
         operator = self.client(broker, "c-op", username="ww-operator", password="demo")
         operator.subscribe(TOPIC, qos=2)
-        again = RawSession(broker.port, "raw-meter", "ww-sensor-01")
+        again = harness.RawSession(broker.port, "raw-meter", "ww-sensor-01")
         again.publish_qos2(TOPIC, '{"flow": 2.0}', pid=2)
         again.release(2)
         again.publish_qos2(TOPIC, READING, pid=3)
@@ -455,14 +381,14 @@ class Qos2OverrunTest(harness.BrokerTestCase):
         # message, however many are sent.
         broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
                                    policies={"water.json": WATER})
-        flood = RawSession(broker.port, "raw-flood", "ww-sensor-01")
+        flood = harness.RawSession(broker.port, "raw-flood", "ww-sensor-01")
         codes = flood.publish_qos2_unanswered(TOPIC, READING, range(1, 1201))
         refused = codes.count(0x97)
         self.assertGreater(refused, 0)
         # The newest are still known: sent again after a reconnect, the
         # last one is a resend, not a message of its own.
         flood.drop()
-        again = RawSession(broker.port, "raw-flood", "ww-sensor-01")
+        again = harness.RawSession(broker.port, "raw-flood", "ww-sensor-01")
         again.publish_qos2(TOPIC, READING, pid=1200, dup=True)
         again.release(1200)
         again.drop()

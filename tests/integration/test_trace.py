@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import sys
 import time
 
 import harness
@@ -219,6 +220,32 @@ class TraceTest(harness.BrokerTestCase):
             prev = hashlib.sha256(prev + event_bytes(event)).digest()
             self.assertEqual(prev.hex(), event["hash"])
 
+    def test_the_auditors_script_in_the_docs_checks_an_export(self):
+        """docs/auditors.md's own Python, run as an auditor would, on an
+        export with every kind of delivery; and it notices a changed byte."""
+        with open(os.path.join(harness.SRCDIR, "docs", "auditors.md"), encoding="utf-8") as f:
+            doc = f.read()
+        script = doc.split("## Checking without tfctl", 1)[1].split("```python\n", 1)[1]
+        script = script.split("```", 1)[0]
+        operator = self.login("ww-operator")
+        operator.subscribe(TOPIC)
+        maint = self.persistent("maint-app", "maint-van-3")
+        maint.subscribe(TOPIC)
+        maint.close()
+        self.publish_seen_by(operator)          # delivered, and queued
+        maint = self.persistent("maint-app", "maint-van-3")
+        maint.receive()                         # delivered on return
+        maint.close()
+        self.publish_seen_by(operator, '{"flow": 2}')
+        exported = self.trace("export").stdout
+        self.assertIn('"outcome":"queued"', exported.replace(" ", ""))
+        ok = run([sys.executable, "-c", script], input=exported)
+        self.assertIn("chain ok up to", ok.stdout)
+        changed = exported.replace('"maint-van-3"', '"maint-van-4"', 1)
+        bad = run([sys.executable, "-c", script], input=changed, check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("does not match", bad.stderr)
+
     def test_verify_passes_while_the_broker_runs_and_after_it_stops(self):
         operator = self.login("ww-operator")
         operator.subscribe(TOPIC)
@@ -248,6 +275,176 @@ class TraceTest(harness.BrokerTestCase):
             digest = hashlib.sha256(f.read()).hexdigest()
         self.assertIn(f"{digest}  {self.broker.policy_dir}/water.json", sets[2]["files"])
         self.assertEqual(sets[1]["policies"], "2")
+
+    # -- offline sessions and views: each delivery once, each copy linked ---
+
+    def persistent(self, username, client_id):
+        return harness.Client(self.broker, client_id, username=username, password="demo",
+                              protocol=harness.paho.MQTTv311, clean_session=False)
+
+    def test_an_offline_session_counts_once_when_it_comes_back(self):
+        maint = self.persistent("maint-app", "maint-van-3")
+        self.assertEqual(maint.subscribe(TOPIC), 1)
+        maint.close()
+        operator = self.login("ww-operator")
+        operator.subscribe(TOPIC, qos=1)
+        sensor = self.login("ww-sensor-01")
+        readings = [json.dumps({"flow": i}) for i in range(3)]
+        queued = []
+        for payload in readings:
+            sensor.publish(TOPIC, payload, qos=1)
+            queued.append(verify.stamp_of(operator.receive())["tf-id"])
+        # QoS 0 to an offline session: mosquitto drops it (queue_qos0_messages).
+        sensor.publish(TOPIC, '{"flow": 99}', qos=0)
+        lost = verify.stamp_of(operator.receive())["tf-id"]
+
+        def waiting(msg_id):
+            m = self.message(msg_id)
+            return m if m and m["queued"] else None
+        m = wait_for("the queued delivery", lambda: waiting(queued[0]))
+        self.assertEqual([(q["client"], q["client_id"], q["org"]) for q in m["queued"]],
+                         [("maint-app", "maint-van-3", "maint-co")])
+        self.assertEqual([d["client"] for d in m["deliveries"]], ["ww-operator"])
+        # Queued is not received: not a recipient yet.
+        self.assertEqual([r["client"] for r in self.lines("recipients", "--policy",
+                                                          "water-telemetry")], ["ww-operator"])
+
+        maint = self.persistent("maint-app", "maint-van-3")
+        self.assertEqual([maint.receive().payload.decode() for _ in readings], readings)
+        maint.close()
+        # And once more: a session's return with nothing queued adds nothing.
+        maint = self.persistent("maint-app", "maint-van-3")
+        maint.close()
+
+        def settled():
+            got = {r["client"]: r for r in self.lines("recipients", "--policy",
+                                                       "water-telemetry")}
+            m = self.message(lost)
+            return got if "maint-app" in got and m and m["dropped"] else None
+        got = wait_for("the deliveries on return", settled)
+        self.assertEqual((got["maint-app"]["messages"], got["ww-operator"]["messages"]), (3, 4))
+        for msg_id in queued:
+            m = self.message(msg_id)
+            self.assertEqual(m["queued"], [])
+            self.assertEqual(sorted((d["client"], d.get("client_id")) for d in m["deliveries"]),
+                             [("maint-app", "maint-van-3"), ("ww-operator", "c-ww-operator")])
+        m = self.message(lost)
+        self.assertEqual((m["queued"], [d["client"] for d in m["deliveries"]]),
+                         ([], ["ww-operator"]))
+        self.assertEqual([(d["client"], d["client_id"]) for d in m["dropped"]],
+                         [("maint-app", "maint-van-3")])
+        self.assertIn("no longer in the session's queue", m["dropped"][0]["reason"])
+
+    def test_a_message_sent_again_on_return_counts_once(self):
+        raw = harness.RawSession(self.broker.port, "maint-raw", "maint-app")
+        raw.subscribe(TOPIC, qos=1)
+        stamp_seen = self.login("ww-operator")
+        stamp_seen.subscribe(TOPIC)
+        stamp = self.publish_seen_by(stamp_seen)
+        dup, pid, topic = raw.receive_publish()
+        self.assertEqual((dup, topic), (False, TOPIC.encode()))
+        raw.drop()                      # unacknowledged: mosquitto sends it again
+        raw = harness.RawSession(self.broker.port, "maint-raw", "maint-app")
+        self.assertTrue(raw.session_present)
+        dup, pid, topic = raw.receive_publish()
+        self.assertEqual((dup, topic), (True, TOPIC.encode()))
+        raw.acknowledge(pid)
+        raw.drop()
+        self.publish_seen_by(stamp_seen, '{"flow": 1}')   # later events: the return is over
+
+        def two_messages():
+            got = {r["client"]: r for r in self.lines("recipients", "--policy",
+                                                       "water-telemetry")}
+            return got if got.get("ww-operator", {}).get("messages") == 2 else None
+        got = wait_for("the second message", two_messages)
+        self.assertEqual(got["maint-app"]["messages"], 1)
+        m = self.message(stamp["tf-id"])
+        self.assertEqual(sorted((d["client"], d["client_id"]) for d in m["deliveries"]),
+                         [("maint-app", "maint-raw"), ("ww-operator", "c-ww-operator")])
+        self.assertEqual((m["queued"], m["dropped"], m["withheld"]), ([], [], []))
+
+    def test_two_sessions_of_one_user_are_told_apart(self):
+        first = self.login("maint-app")
+        first.subscribe(TOPIC)
+        second = self.client(self.broker, "maint-tablet", username="maint-app",
+                             password="demo")
+        second.subscribe(TOPIC)
+        stamp = self.publish_seen_by(first)
+        second.receive()
+        m = wait_for("both deliveries", lambda: (lambda m: m if m and len(m["deliveries"]) == 2
+                                                 else None)(self.message(stamp["tf-id"])))
+        self.assertEqual(sorted(d["client_id"] for d in m["deliveries"]),
+                         ["c-maint-app", "maint-tablet"])
+        self.assertEqual({d["client"] for d in m["deliveries"]}, {"maint-app"})
+
+
+class RetainedRemovalTraceTest(harness.BrokerTestCase):
+    """When a retained copy's retention passes, the broker removes it; the
+    removal is no message to anyone, and no delivery in the trace."""
+
+    def test_removing_a_retained_copy_delivers_and_records_nothing(self):
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": dict(WATER, retention_seconds=1)})
+        maint = self.client(broker, "c-maint", username="maint-app", password="demo")
+        maint.subscribe("city/water/#")
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
+        self.assertEqual(maint.receive().payload.decode(), READING)
+        time.sleep(2.5)            # past the retention: the broker removes the copy
+        sentinel = "city/water/d9/telemetry"
+        self.assertLess(publish_v5(broker, "ww-sensor-01", sentinel, '{"flow": 0}'), 0x80)
+        got = maint.receive_until(sentinel)
+        self.assertEqual([(m.topic, m.payload) for m in got], [(sentinel, b'{"flow": 0}')])
+
+        def export():
+            out = run([TFCTL, "trace", "--db", broker.trace_dir, "export"])
+            return [json.loads(line) for line in out.stdout.splitlines()]
+        events = wait_for("the sentinel's delivery", lambda: (lambda e: e if any(
+            d["kind"] == "delivery" and d["outcome"] == "delivered" for d in e[-2:]) else None)(
+            export()))
+        deliveries = [e for e in events if e["kind"] == "delivery"]
+        self.assertEqual([(d["client"], d["outcome"]) for d in deliveries],
+                         [("maint-app", "delivered")] * 2)
+        self.assertTrue(all(len(d["id"]) == 32 for d in deliveries))
+
+
+class ViewTraceTest(harness.BrokerTestCase):
+    """A view copy is a message of its own, linked to the message it was
+    made of both ways."""
+
+    def test_the_original_shows_who_got_its_view(self):
+        water = dict(WATER, consumers=[
+            {"orgs": ["maint-co"]},
+            {"orgs": ["research-lab"], "fields": ["flow"], "view": "views/research-lab"}])
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": water})
+        lab = self.client(broker, "c-lab", username="lab-analyst", password="demo")
+        lab.subscribe("views/research-lab/#")
+        maint = self.client(broker, "c-maint", username="maint-app", password="demo")
+        maint.subscribe(TOPIC)
+        self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING), 0x80)
+        original = verify.stamp_of(maint.receive())["tf-id"]
+        view = verify.stamp_of(lab.receive())["tf-id"]
+        self.assertNotEqual(original, view)
+
+        def message(msg_id):
+            out = run([TFCTL, "trace", "--db", broker.trace_dir, "message", msg_id],
+                      check=False)
+            return json.loads(out.stdout) if out.returncode == 0 else None
+
+        def with_view():
+            m = message(original)
+            return m if m and m["views"] and m["views"][0]["deliveries"] else None
+        m = wait_for("the view under its original", with_view)
+        self.assertEqual([d["client"] for d in m["deliveries"]], ["maint-app"])
+        self.assertEqual(len(m["views"]), 1)
+        v = m["views"][0]
+        self.assertEqual((v["id"], v["of"], v["topic"]),
+                         (view, original, "views/research-lab/" + TOPIC))
+        self.assertEqual([(d["client"], d["client_id"]) for d in v["deliveries"]],
+                         [("lab-analyst", "c-lab")])
+        # And from the view back to its original.
+        self.assertEqual(message(view)["of"], original)
+        self.assertNotIn("of", m)
 
 
 def event_bytes(event):
