@@ -1,5 +1,6 @@
 /* tfctl trace --db DIR message | recipients | find | verify | export
- * (operations-v1): the trace store, read while the broker writes it. */
+ * (operations-v1): the trace store, read while the broker writes it; and
+ * migrate, which copies a store of trustflow 0.1 into the current format. */
 #include "config.h"
 
 #include <stdint.h>
@@ -17,6 +18,7 @@ static const char trace_usage[] =
 	"       tfctl trace --db DIR find --topic TOPIC [--sha256 HEX] [--since T]\n"
 	"       tfctl trace --db DIR verify [--key PEM]...\n"
 	"       tfctl trace --db DIR export [--since T]\n"
+	"       tfctl trace --db DIR migrate --out NEW_DIR\n"
 	"\n"
 	"message     what happened to one message: who received it, who did not and why\n"
 	"recipients  one line per client that received data of a policy\n"
@@ -25,6 +27,10 @@ static const char trace_usage[] =
 	"verify      recomputes the hash chain and checks the signed checkpoints;\n"
 	"            without --key, against the public keys the broker recorded\n"
 	"export      every event, one line each, with its chain hash\n"
+	"migrate     copies a store written by trustflow 0.1 (format 1, which this\n"
+	"            version does not open) into NEW_DIR in the current format; every\n"
+	"            event keeps its seq, time, fields and chain hash, so checkpoints\n"
+	"            kept outside stay valid. DIR is left as it was\n"
 	"\n"
 	"T is RFC 3339 or ms since the epoch. Exit status: 0 success, 1 no such\n"
 	"message or a failed verification, 2 bad usage or an unreadable store.\n";
@@ -174,6 +180,20 @@ static int cmd_export(struct tf_trace_store *s, int argc, char **argv)
 	return TFCTL_OK;
 }
 
+/* migrate works on a store that cannot be opened: it has no snapshot. */
+static int cmd_migrate(const char *from, int argc, char **argv)
+{
+	struct tf_err err = { "" };
+	uint64_t events;
+
+	if (argc != 2 || strcmp(argv[0], "--out") != 0)
+		return usage_error("migrate needs --out NEW_DIR");
+	if (tf_trace_migrate(from, argv[1], &events, &err) != TF_OK)
+		return failed(&err);
+	printf("{\"events\":%llu}\n", (unsigned long long)events);
+	return TFCTL_OK;
+}
+
 int tfctl_trace(int argc, char **argv)
 {
 	static const struct {
@@ -193,6 +213,8 @@ int tfctl_trace(int argc, char **argv)
 	}
 	if (argc < 3 || strcmp(argv[0], "--db") != 0)
 		return usage_error("--db DIR and a command are required");
+	if (strcmp(argv[2], "migrate") == 0)
+		return cmd_migrate(argv[1], argc - 3, argv + 3);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[2], commands[i].name) != 0)
 			continue;

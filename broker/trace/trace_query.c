@@ -8,37 +8,6 @@
 #include "broker/stamp/provenance.h"
 #include "policy/topic.h"
 
-/* A stored event, decoded into its own scratch. */
-struct decoded {
-	struct tf_event ev;
-	char *scratch;
-	size_t cap;
-};
-
-/* Decodes an event's bytes into d, growing its scratch as needed. */
-static bool decode_bytes(const char *bytes, size_t len, struct decoded *d)
-{
-	if (len > d->cap) {
-		char *grown = realloc(d->scratch, len);
-
-		if (grown == NULL)
-			return false;
-		d->scratch = grown;
-		d->cap = len;
-	}
-	return tf_event_decode(bytes, len, &d->ev, d->scratch, d->cap, NULL) == TF_OK;
-}
-
-static bool decode_seq(struct tf_trace_store *s, uint64_t seq, struct decoded *d)
-{
-	const unsigned char *hash;
-	const char *bytes;
-	size_t len;
-
-	return tf_trace_get_event(s, seq, &hash, &bytes, &len) == TF_OK
-		&& decode_bytes(bytes, len, d);
-}
-
 /* --- message objects -------------------------------------------------------- */
 
 /* A delivery to an offline session ("queued") waits in the message's
@@ -57,7 +26,6 @@ struct session_chain {
 struct message_build {
 	struct tf_trace_store *s;
 	const char *id;           /* the message asked for (32 hex digits) */
-	struct decoded d;
 	cJSON *obj, *deliveries, *withheld, *dropped;
 	bool with_deliveries;
 	bool failed;
@@ -230,18 +198,11 @@ static bool add_delivery(struct message_build *b, const struct tf_event *ev)
 }
 
 /* Each event about one message, in order. */
-static int visit_message_event(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
-		size_t extra_len)
+static int visit_message_event(void *ctx, const struct tf_event *ev)
 {
 	struct message_build *b = ctx;
-	const struct tf_event *ev = &b->d.ev;
 	char broker[TF_BROKER_ID_MAX + 1] = "";
 
-	(void)ts;
-	(void)extra;
-	(void)extra_len;
-	if (!decode_seq(b->s, seq, &b->d))
-		return 0;
 	switch (ev->kind) {
 	case TF_EVENT_MESSAGE:
 		/* Under a message's id are also the view copies made of it. */
@@ -321,7 +282,6 @@ static cJSON *build_message(struct tf_trace_store *s, const char *id, bool with_
 	free(b.chains);
 	free(b.views);
 	tf_strmap_free(b.sessions);
-	free(b.d.scratch);
 	if (b.failed) {
 		cJSON_Delete(b.obj);
 		tf_err_set(err, TF_ERR_NOMEM, "out of memory");
@@ -361,7 +321,6 @@ struct recipients_build {
 	struct tf_strmap *index;   /* client -> position in list */
 	struct recipient *list;
 	uint32_t n, cap;
-	struct decoded d;
 	bool failed;
 };
 
@@ -387,38 +346,20 @@ static struct recipient *recipient(struct recipients_build *b, const char *clien
 	return &b->list[at];
 }
 
-static int visit_policy_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
-		size_t len)
+/* A delivery made under the policy: its recipient received a message. */
+static int visit_policy_event(void *ctx, const struct tf_event *ev)
 {
 	struct recipients_build *b = ctx;
-	const char *client, *org;
-	size_t clen, olen;
+	const char *client = ev->values[2], *org = ev->values[3];
 	struct recipient *r;
 
-	/* Deliveries that were made carry "d" client NUL org; "D" when the
-	 * names were too long for the index: the event has them whole. */
-	if (len >= 2 && extra[0] == 'D') {
-		if (!decode_seq(b->s, seq, &b->d))
-			return 0;
-		client = b->d.ev.values[2];
-		org = b->d.ev.values[3];
-		clen = strlen(client);
-		olen = strlen(org);
-	} else if (len >= 2 && extra[0] == 'd') {
-		client = (const char *)extra + 1;
-		clen = strnlen(client, len - 1);
-		if (clen + 1 >= len)
-			return 0;
-		org = client + clen + 1;
-		olen = len - 2 - clen;
-	} else {
+	if (ev->kind != TF_EVENT_DELIVERY || strcmp(ev->values[4], "delivered") != 0)
 		return 0;
-	}
-	r = recipient(b, client, clen, org, olen, ts);
+	r = recipient(b, client, strlen(client), org, strlen(org), ev->ts_ms);
 	if (r == NULL)
 		return b->failed = true;
 	r->messages++;
-	r->last_ts = ts;
+	r->last_ts = ev->ts_ms;
 	return 0;
 }
 
@@ -430,15 +371,14 @@ static int by_client(const void *a, const void *b)
 int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t since_ms,
 		int64_t until_ms, FILE *out, size_t *count, struct tf_err *err)
 {
-	struct recipients_build b = { s, tf_strmap_new(), NULL, 0, 0, { .scratch = NULL }, false };
+	struct recipients_build b = { s, tf_strmap_new(), NULL, 0, 0, false };
 	int rc = TF_OK;
 
 	*count = 0;
 	if (b.index == NULL)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	tf_trace_scan_index(s, TF_INDEX_BY_POLICY, policy, strlen(policy), since_ms, until_ms,
-		visit_policy_entry, &b);
-	free(b.d.scratch);
+		visit_policy_event, &b);
 	if (b.failed)
 		rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	if (b.n > 0)
@@ -475,7 +415,6 @@ struct find_build {
 	int64_t since_ms;
 	FILE *out;
 	size_t count;
-	struct decoded d;
 	int rc;
 	struct tf_err *err;
 };
@@ -485,18 +424,18 @@ static bool topic_fits(const struct find_build *b, const char *topic)
 	return b->filter ? tf_topic_matches(b->topic, topic) : strcmp(topic, b->topic) == 0;
 }
 
-/* One message event, from by_topic, by_sha or the event scan: printed
- * when it matches. */
-static int find_one(struct find_build *b, uint64_t seq)
+/* One event, from by_topic, by_sha or the walk: printed when it is a
+ * message event that matches. */
+static int find_one(void *ctx, const struct tf_event *ev)
 {
+	struct find_build *b = ctx;
 	unsigned char id[16];
 	cJSON *o;
 
-	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE
-			|| b->d.ev.ts_ms < b->since_ms || !topic_fits(b, b->d.ev.values[1])
-			|| !tf_trace_id_bytes(b->d.ev.values[0], id))
+	if (ev->kind != TF_EVENT_MESSAGE || ev->ts_ms < b->since_ms || !topic_fits(b, ev->values[1])
+			|| !tf_trace_id_bytes(ev->values[0], id))
 		return 0;
-	o = build_message(b->s, b->d.ev.values[0], false, false, b->err);
+	o = build_message(b->s, ev->values[0], false, false, b->err);
 	if (o == NULL) {
 		b->rc = TF_ERR_NOMEM;
 		return 1;
@@ -507,43 +446,18 @@ static int find_one(struct find_build *b, uint64_t seq)
 	return b->rc != TF_OK;
 }
 
-static int visit_topic_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
-		size_t len)
+/* Each event from --since on, for a filter. */
+static int visit_find_step(void *ctx, const struct tf_trace_step *step)
 {
-	(void)ts;
-	(void)extra;
-	if (len != 32)
-		return 0;
-	return find_one(ctx, seq);
-}
-
-/* Each event from --since on, for a filter: the bytes at hand tell a
- * message event from the rest without a second read. */
-static int visit_find_event(void *ctx, uint64_t seq, const unsigned char *hash,
-		const char *bytes, size_t len)
-{
-	struct find_build *b = ctx;
-
-	/* A record too short to hold its hash has no event (verify says so). */
-	if (hash == NULL || !decode_bytes(bytes, len, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE)
-		return 0;
-	return find_one(b, seq);
-}
-
-static int visit_sha_entry(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
-		size_t len)
-{
-	(void)ts;
-	(void)extra;
-	(void)len;
-	return find_one(ctx, seq);
+	/* An undecodable record has no events (verify says so). */
+	return step->ev != NULL ? find_one(ctx, step->ev) : 0;
 }
 
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err)
 {
-	struct find_build b = { s, topic, strpbrk(topic, "+#") != NULL, since_ms, out, 0,
-		{ .scratch = NULL }, TF_OK, err };
+	struct find_build b = { s, topic, strpbrk(topic, "+#") != NULL, since_ms, out, 0, TF_OK,
+		err };
 	unsigned char sha[32];
 	const char *why;
 
@@ -557,18 +471,16 @@ int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha25
 			return tf_err_set(err, TF_ERR_INVALID, "--sha256: not 64 lowercase hex digits");
 		/* Few messages share a payload: the hash narrows best. find_one
 		 * checks the topic. */
-		tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, since_ms, INT64_MAX,
-			visit_sha_entry, &b);
+		tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, since_ms, INT64_MAX, find_one, &b);
 	} else if (b.filter) {
 		/* The topic index is keyed by whole topics, so a filter reads
 		 * the message events from --since on, in order: the scan costs
-		 * what --since leaves, and holds nothing beyond one event. */
-		tf_trace_scan_events(s, tf_trace_seq_at(s, since_ms), visit_find_event, &b);
+		 * what --since leaves, and holds nothing beyond one record. */
+		tf_trace_walk(s, tf_trace_seq_at(s, since_ms), visit_find_step, &b);
 	} else {
 		tf_trace_scan_index(s, TF_INDEX_BY_TOPIC, topic, strlen(topic), since_ms, INT64_MAX,
-			visit_topic_entry, &b);
+			find_one, &b);
 	}
-	free(b.d.scratch);
 	*count = b.count;
 	return b.rc;
 }
@@ -598,12 +510,13 @@ static void add_key(void *ctx, const char *kid, const char *pem, size_t len)
 
 struct verify_walk {
 	struct tf_verify_result *r;
-	struct tf_chain *chain;
 	struct checkpoint_list *cps;
 	size_t next_cp;            /* the next checkpoint to meet */
 	uint64_t expect;           /* the next seq */
-	unsigned char prev[32];
-	struct decoded d;
+	uint64_t record_first;     /* the first seq of the record being checked */
+	uint64_t pending;          /* its events checked so far */
+	bool in_record;
+	unsigned char prev[32];    /* the anchor's hash */
 };
 
 static int bad(struct tf_verify_result *r, uint64_t seq, const char *why)
@@ -614,36 +527,42 @@ static int bad(struct tf_verify_result *r, uint64_t seq, const char *why)
 	return 1;
 }
 
-static int visit_verify_event(void *ctx, uint64_t seq, const unsigned char *hash,
-		const char *bytes, size_t len)
+/* Each event in order: no gap, decodable, its record's kept hash what
+ * the chain gives, each checkpoint's hash the chain hash at its seq. A
+ * changed byte is found at the record that holds it: the hashes of a
+ * record's events are recomputed, only its last is kept. */
+static int visit_verify_step(void *ctx, const struct tf_trace_step *step)
 {
 	struct verify_walk *v = ctx;
-	unsigned char computed[32];
 	char hex[65];
 
-	if (seq != v->expect)
-		return bad(v->r, v->expect, seq > v->expect ? "event missing" : "events out of order");
-	if (hash == NULL)
-		return bad(v->r, seq, "event record too short");
-	if (!decode_bytes(bytes, len, &v->d))
-		return bad(v->r, seq, "event bytes malformed");
-	if (v->d.ev.seq != seq)
-		return bad(v->r, seq, "event holds another sequence number");
-	tf_event_chain(v->chain, v->prev, bytes, len, computed);
-	if (memcmp(computed, hash, 32) != 0)
-		return bad(v->r, seq, "chain hash mismatch");
-	memcpy(v->prev, computed, 32);
-	v->r->events++;
-	while (v->next_cp < v->cps->n && v->cps->items[v->next_cp].seq <= seq) {
+	if (step->seq != v->expect)
+		return bad(v->r, v->expect, step->seq > v->expect ? "event missing"
+			: "events out of order");
+	if (step->ev == NULL)
+		return bad(v->r, step->seq, "event bytes malformed");
+	if (!v->in_record) {
+		v->record_first = step->seq;
+		v->in_record = true;
+	}
+	v->pending++;
+	while (v->next_cp < v->cps->n && v->cps->items[v->next_cp].seq <= step->seq) {
 		const struct tf_checkpoint *cp = &v->cps->items[v->next_cp++];
 
-		if (cp->seq < seq)
+		if (cp->seq < step->seq)
 			continue;   /* between two kept events: cannot be */
-		tf_hex(computed, 32, hex);
+		tf_hex(step->hash, 32, hex);
 		if (strcmp(hex, cp->hash) != 0)
-			return bad(v->r, seq, "checkpoint hash mismatch");
+			return bad(v->r, v->record_first, "checkpoint hash mismatch");
 	}
-	v->expect = seq + 1;
+	if (step->stored != NULL) {
+		if (memcmp(step->hash, step->stored, 32) != 0)
+			return bad(v->r, v->record_first, "chain hash mismatch");
+		v->r->events += v->pending;
+		v->pending = 0;
+		v->in_record = false;
+	}
+	v->expect = step->seq + 1;
 	return 0;
 }
 
@@ -652,7 +571,7 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 {
 	struct checkpoint_list cps = { NULL, 0, 0 };
 	struct tf_keyring *own = NULL;
-	struct verify_walk v = { r, NULL, &cps, 0, 0, { 0 }, { .scratch = NULL } };
+	struct verify_walk v = { .r = r, .cps = &cps };
 	uint64_t anchor, unsigned_seq = 0;
 	const char *unsigned_why = NULL;
 	int rc;
@@ -678,8 +597,6 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 		tf_trace_scan_keys(s, add_key, own);
 		ring = own;
 	}
-	/* Without it each event is hashed with a context of its own. */
-	v.chain = tf_chain_new();
 	tf_trace_anchor(s, &anchor, v.prev);
 	v.expect = anchor + 1;
 	/* A checkpoint with a bad signature proves nothing: it counts as bad
@@ -705,7 +622,10 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 			bad(r, anchor + 1, "the anchor does not match its checkpoint");
 	}
 	if (r->ok)
-		tf_trace_scan_events(s, anchor + 1, visit_verify_event, &v);
+		tf_trace_walk(s, anchor + 1, visit_verify_step, &v);
+	/* A record cut short. */
+	if (r->ok && v.in_record)
+		bad(r, v.record_first, "record incomplete");
 	/* A checkpoint beyond the last event: events were removed from the
 	 * end. */
 	if (r->ok && v.next_cp < cps.n)
@@ -713,10 +633,8 @@ int tf_query_verify(struct tf_trace_store *s, const struct tf_keyring *ring,
 	/* The first bad seq, of events and checkpoints. */
 	if (unsigned_seq != 0 && (r->ok || unsigned_seq < r->first_bad_seq))
 		bad(r, unsigned_seq, unsigned_why);
-	free(v.d.scratch);
 	free(cps.items);
 	tf_keyring_free(own);
-	tf_chain_free(v.chain);
 	return TF_OK;
 }
 
@@ -736,54 +654,39 @@ void tf_query_print_verify(const struct tf_verify_result *r, FILE *out)
 struct export_walk {
 	FILE *out;
 	size_t count;
-	struct decoded d;
-	struct tf_trace_store *s;
-	uint64_t first;
 	int rc;
 	struct tf_err *err;
 };
 
-static int visit_export_event(void *ctx, uint64_t seq, const unsigned char *hash,
-		const char *bytes, size_t len)
+static int visit_export_step(void *ctx, const struct tf_trace_step *step)
 {
 	struct export_walk *x = ctx;
+	const struct tf_event *ev = step->ev;
 	const char *const *names;
 	char hex[65];
 	size_t n;
 	cJSON *o;
 	bool ok;
 
-	if (hash == NULL || !decode_seq(x->s, seq, &x->d)) {
+	if (ev == NULL) {
 		x->rc = tf_err_set(x->err, TF_ERR_INVALID, "event %llu is unreadable; run "
-			"tfctl trace verify", (unsigned long long)seq);
+			"tfctl trace verify", (unsigned long long)step->seq);
 		return 1;
 	}
-	(void)bytes;
-	(void)len;
 	o = cJSON_CreateObject();
-	ok = o != NULL && add_number(o, "seq", (double)seq)
-		&& add_number(o, "ts", (double)x->d.ev.ts_ms)
-		&& add_string(o, "kind", tf_event_kind_name(x->d.ev.kind));
-	names = tf_event_fields(x->d.ev.kind, &n);
+	ok = o != NULL && add_number(o, "seq", (double)ev->seq)
+		&& add_number(o, "ts", (double)ev->ts_ms)
+		&& add_string(o, "kind", tf_event_kind_name(ev->kind));
+	names = tf_event_fields(ev->kind, &n);
 	/* A field the event was recorded without is left out, as it was
 	 * left out of the hashed bytes. */
-	for (size_t i = 0; i < n && ok && x->d.ev.values[i] != NULL; i++)
-		ok = add_string(o, names[i], x->d.ev.values[i]);
-	if (ok && seq == x->first) {
-		const unsigned char *prev_hash;
-		const char *prev_bytes;
-		size_t prev_len;
-		unsigned char anchor_hash[32];
-		uint64_t anchor;
-
-		if (tf_trace_get_event(x->s, seq - 1, &prev_hash, &prev_bytes, &prev_len) != TF_OK) {
-			tf_trace_anchor(x->s, &anchor, anchor_hash);
-			prev_hash = anchor_hash;
-		}
-		tf_hex(prev_hash, 32, hex);
+	for (size_t i = 0; i < n && ok && ev->values[i] != NULL; i++)
+		ok = add_string(o, names[i], ev->values[i]);
+	if (ok && x->count == 0) {
+		tf_hex(step->prev, 32, hex);
 		ok = add_string(o, "prev", hex);
 	}
-	tf_hex(hash, 32, hex);
+	tf_hex(step->hash, 32, hex);
 	ok = ok && add_string(o, "hash", hex);
 	x->rc = ok ? print_line(o, x->out, x->err) : tf_err_set(x->err, TF_ERR_NOMEM,
 		"out of memory");
@@ -795,11 +698,9 @@ static int visit_export_event(void *ctx, uint64_t seq, const unsigned char *hash
 int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_t *count,
 		struct tf_err *err)
 {
-	struct export_walk x = { out, 0, { .scratch = NULL }, s, 0, TF_OK, err };
+	struct export_walk x = { out, 0, TF_OK, err };
 
-	x.first = tf_trace_seq_at(s, since_ms);
-	tf_trace_scan_events(s, x.first, visit_export_event, &x);
-	free(x.d.scratch);
+	tf_trace_walk(s, tf_trace_seq_at(s, since_ms), visit_export_step, &x);
 	*count = x.count;
 	return x.rc;
 }
@@ -808,7 +709,6 @@ int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_
 
 struct impact_build {
 	struct tf_trace_store *s;
-	struct decoded d;
 	char policy_id[TF_TRACE_KEY_TEXT_MAX + 1];   /* "" : any */
 	struct recipients_build recipients;
 	cJSON *topics;
@@ -821,18 +721,14 @@ struct impact_build {
 	cJSON *alert;
 };
 
-static int find_alert(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
-		size_t len)
+static int find_alert(void *ctx, const struct tf_event *ev)
 {
 	struct impact_build *b = ctx;
-	const char *const *f = b->d.ev.values;
+	const char *const *f = ev->values;
 	static const char *const names[] = { "id", "kind", "policy", "org", "client", "detail",
 		"action" };
 
-	(void)ts;
-	(void)extra;
-	(void)len;
-	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_ALERT)
+	if (ev->kind != TF_EVENT_ALERT)
 		return 0;
 	b->alert = cJSON_CreateObject();
 	for (int i = 0; i < 7 && b->alert != NULL; i++) {
@@ -840,37 +736,32 @@ static int find_alert(void *ctx, int64_t ts, uint64_t seq, const unsigned char *
 			cJSON_Delete(b->alert);
 			b->alert = NULL;
 		}
-		if (i == 0 && b->alert && !add_number(b->alert, "ts", (double)b->d.ev.ts_ms)) {
+		if (i == 0 && b->alert && !add_number(b->alert, "ts", (double)ev->ts_ms)) {
 			cJSON_Delete(b->alert);
 			b->alert = NULL;
 		}
 	}
 	b->failed = b->alert == NULL;
 	b->found = true;
-	b->ts = b->d.ev.ts_ms;
+	b->ts = ev->ts_ms;
 	tf_trace_policy_id(f[2], b->policy_id, sizeof(b->policy_id));
 	return 1;
 }
 
 /* Each delivery of one message of the flow. */
-static int impact_delivery(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
-		size_t len)
+static int impact_delivery(void *ctx, const struct tf_event *ev)
 {
 	struct impact_build *b = ctx;
-	const struct tf_event *ev = &b->d.ev;
 	struct recipient *r;
 
-	(void)extra;
-	(void)len;
-	if (!decode_seq(b->s, seq, &b->d) || ev->kind != TF_EVENT_DELIVERY
-			|| strcmp(ev->values[4], "delivered") != 0)
+	if (ev->kind != TF_EVENT_DELIVERY || strcmp(ev->values[4], "delivered") != 0)
 		return 0;
 	r = recipient(&b->recipients, ev->values[2], strlen(ev->values[2]), ev->values[3],
-		strlen(ev->values[3]), ts);
+		strlen(ev->values[3]), ev->ts_ms);
 	if (r == NULL)
 		return b->failed = true;
 	r->messages++;
-	r->last_ts = ts;
+	r->last_ts = ev->ts_ms;
 	return 0;
 }
 
@@ -887,29 +778,26 @@ static bool has_topic(const cJSON *topics, const char *topic)
 /* Each message the flow's publisher sent from the window's start on:
  * those after the alert count only as held (a quarantine holds the rest
  * of the flow, which comes after the alert that started it). */
-static int impact_message(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
-		size_t len)
+static int impact_message(void *ctx, const struct tf_event *ev)
 {
 	struct impact_build *b = ctx;
 	char policy[TF_TRACE_KEY_TEXT_MAX + 1], topic[TF_TRACE_KEY_TEXT_MAX + 1];
 	unsigned char id[16];
 
-	(void)extra;
-	(void)len;
-	if (!decode_seq(b->s, seq, &b->d) || b->d.ev.kind != TF_EVENT_MESSAGE)
+	if (ev->kind != TF_EVENT_MESSAGE)
 		return 0;
-	tf_trace_policy_id(b->d.ev.values[4], policy, sizeof(policy));
+	tf_trace_policy_id(ev->values[4], policy, sizeof(policy));
 	if (b->policy_id[0] != '\0' && strcmp(policy, b->policy_id) != 0)
 		return 0;
-	b->held += strcmp(b->d.ev.values[7], "quarantined") == 0;
-	if (ts > b->ts)
+	b->held += strcmp(ev->values[7], "quarantined") == 0;
+	if (ev->ts_ms > b->ts)
 		return 0;
 	b->messages++;
-	snprintf(topic, sizeof(topic), "%s", b->d.ev.values[1]);
+	snprintf(topic, sizeof(topic), "%s", ev->values[1]);
 	if (!has_topic(b->topics, topic) && cJSON_GetArraySize(b->topics) < 100
 			&& !cJSON_AddItemToArray(b->topics, cJSON_CreateString(topic)))
 		return b->failed = true;
-	if (!tf_trace_id_bytes(b->d.ev.values[0], id))
+	if (!tf_trace_id_bytes(ev->values[0], id))
 		return 0;
 	/* Deliveries within the window only: a queued or released copy
 	 * delivered after the alert is not part of what happened before it. */
@@ -932,7 +820,6 @@ cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t w
 	}
 	tf_trace_scan_index(s, TF_INDEX_BY_ID, id, 16, 0, INT64_MAX, find_alert, &b);
 	if (!b.found || b.failed) {
-		free(b.d.scratch);
 		cJSON_Delete(b.alert);
 		tf_err_set(err, b.failed ? TF_ERR_NOMEM : TF_ERR_INVALID,
 			b.failed ? "out of memory" : "no such alert");
@@ -991,16 +878,13 @@ cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t w
 	}
 	free(b.recipients.list);
 	tf_strmap_free(b.recipients.index);
-	free(b.d.scratch);
 	return out;
 }
 
 /* --- receive times ---------------------------------------------------------------------- */
 
 struct received_find {
-	struct tf_trace_store *s;
 	const char *topic;
-	struct decoded d;
 	int64_t ts;
 	char *label;
 	size_t cap;
@@ -1014,21 +898,16 @@ static bool passed_on(const char *status)
 		|| strcmp(status, "quarantined") == 0;
 }
 
-static int visit_received(void *ctx, int64_t ts, uint64_t seq, const unsigned char *extra,
-		size_t len)
+static int visit_received(void *ctx, const struct tf_event *ev)
 {
 	struct received_find *f = ctx;
 
-	(void)ts;
-	(void)extra;
-	(void)len;
 	/* Oldest first: the last match is the latest message. */
-	if (decode_seq(f->s, seq, &f->d) && f->d.ev.kind == TF_EVENT_MESSAGE
-			&& strcmp(f->d.ev.values[1], f->topic) == 0
-			&& passed_on(f->d.ev.values[7])) {
-		f->ts = f->d.ev.ts_ms;
+	if (ev->kind == TF_EVENT_MESSAGE && strcmp(ev->values[1], f->topic) == 0
+			&& passed_on(ev->values[7])) {
+		f->ts = ev->ts_ms;
 		if (f->label != NULL)
-			snprintf(f->label, f->cap, "%s", f->d.ev.values[4]);
+			snprintf(f->label, f->cap, "%s", ev->values[4]);
 	}
 	return 0;
 }
@@ -1036,11 +915,10 @@ static int visit_received(void *ctx, int64_t ts, uint64_t seq, const unsigned ch
 int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const void *payload,
 		uint32_t payloadlen, char *label, size_t cap)
 {
-	struct received_find f = { s, topic, { .scratch = NULL }, INT64_MIN, label, cap };
+	struct received_find f = { topic, INT64_MIN, label, cap };
 	unsigned char sha[32];
 
 	tf_sha256(payload, payloadlen, sha);
 	tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, 0, INT64_MAX, visit_received, &f);
-	free(f.d.scratch);
 	return f.ts;
 }

@@ -10,18 +10,23 @@
 #include <lmdb.h>
 
 #include "broker/stamp/fields.h"
+#include "broker/stamp/provenance.h"
+#include "broker/trace/record.h"
+#include "broker/util/growable.h"
+#include "broker/util/strmap.h"
 #include "policy/policy.h"
 
-#define FORMAT "1"
+#define FORMAT "2"
+#define FORMAT_0_1 "1"
 #define INITIAL_MAP (64ull * 1024 * 1024)
-/* An index entry's data: ts(8) seq(8), then what the index adds. Names
- * in by_policy's data are cut to NAME_MAX bytes, which keeps the data
- * under LMDB's limit for sorted duplicates. */
-#define ENTRY_HEAD 16
-#define NAME_MAX_IN_ENTRY 240
+/* The writer's cache of name numbers is dropped when it holds this many
+ * (the name_ids table answers the rest). */
+#define NAME_CACHE_MAX (1u << 20)
 
 enum db {
-	DB_EVENTS,
+	DB_RECORDS,
+	DB_NAMES,
+	DB_NAME_IDS,
 	DB_BY_ID,
 	DB_BY_POLICY,
 	DB_BY_PUBLISHER,
@@ -35,21 +40,24 @@ enum db {
 };
 
 static const char *const db_names[DB_COUNT] = {
-	"events", "by_id", "by_policy", "by_publisher", "by_recipient", "by_topic", "by_sha",
-	"checkpoints", "meta", "held",
+	"records", "names", "name_ids", "by_id", "by_policy", "by_publisher", "by_recipient",
+	"by_topic", "by_sha", "checkpoints", "meta", "held",
 };
 
-/* The indexes keep their entries as sorted duplicates of the key looked
- * up, appended in time order: LMDB then fills its pages instead of
- * splitting them in half. */
+/* The indexes keep record seqs (8 bytes) as sorted fixed-size duplicates
+ * of the key looked up, appended in seq order: LMDB packs them densely. */
+#define INDEX_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
 static const unsigned db_flags[DB_COUNT] = {
-	[DB_BY_ID] = MDB_DUPSORT | MDB_DUPFIXED,
-	[DB_BY_POLICY] = MDB_DUPSORT,
-	[DB_BY_PUBLISHER] = MDB_DUPSORT | MDB_DUPFIXED,
-	[DB_BY_RECIPIENT] = MDB_DUPSORT | MDB_DUPFIXED,
-	[DB_BY_TOPIC] = MDB_DUPSORT | MDB_DUPFIXED,
-	[DB_BY_SHA] = MDB_DUPSORT | MDB_DUPFIXED,
+	[DB_BY_ID] = INDEX_FLAGS, [DB_BY_POLICY] = INDEX_FLAGS, [DB_BY_PUBLISHER] = INDEX_FLAGS,
+	[DB_BY_RECIPIENT] = INDEX_FLAGS, [DB_BY_TOPIC] = INDEX_FLAGS, [DB_BY_SHA] = INDEX_FLAGS,
 };
+
+static const enum db index_db[] = {
+	[TF_INDEX_BY_ID] = DB_BY_ID, [TF_INDEX_BY_POLICY] = DB_BY_POLICY,
+	[TF_INDEX_BY_PUBLISHER] = DB_BY_PUBLISHER, [TF_INDEX_BY_RECIPIENT] = DB_BY_RECIPIENT,
+	[TF_INDEX_BY_TOPIC] = DB_BY_TOPIC, [TF_INDEX_BY_SHA] = DB_BY_SHA,
+};
+#define INDEXES 6
 
 /* The writer's position in the chain. */
 struct chain_state {
@@ -57,6 +65,13 @@ struct chain_state {
 	unsigned char hash[32];
 	int64_t ts_ms;
 	uint64_t stamp_seq;
+};
+
+/* One index entry: a record under key. */
+struct index_key {
+	uint8_t db;
+	uint8_t klen;
+	unsigned char key[32];
 };
 
 struct tf_trace_store {
@@ -72,11 +87,16 @@ struct tf_trace_store {
 	 * transaction open: readers in the writer's process (the control
 	 * API on the broker's thread) hold it shared, growth exclusively. */
 	pthread_rwlock_t map_lock;
-	char *buf;                  /* writer: hash || event bytes */
+	/* The writer's. */
+	char *buf;                  /* an event's text encoding, for its hash */
 	size_t cap;
-	char *scratch;              /* writer: decoding stored events */
-	size_t scratch_cap;
-	struct tf_chain *chain;     /* writer: hashing events */
+	struct tf_chain *chain;
+	struct tf_record_builder record;
+	uint64_t record_seq;        /* the seq of the record's first event */
+	struct index_key *keys;     /* the record's index entries */
+	uint32_t n_keys, cap_keys;
+	struct tf_strmap *name_cache;   /* text -> number (NULL: none) */
+	uint32_t last_name;             /* the highest number given */
 };
 
 /* --- small helpers --------------------------------------------------------- */
@@ -157,7 +177,239 @@ static int lmdb_error(struct tf_err *err, const char *dir, const char *what, int
 		dir, what, mdb_strerror(rc));
 }
 
+
+/* --- names ------------------------------------------------------------------ */
+
+/* The names of one transaction: the writer's (which may add names) or a
+ * reader's. */
+struct names_txn {
+	struct tf_trace_store *s;
+	MDB_txn *txn;
+};
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* The number of text in the store, or 0 when it has none. */
+static uint32_t stored_name(struct names_txn *n, const char *text, size_t len)
+{
+	unsigned char sha[32];
+	MDB_val k = mval(sha, 32), v;
+
+	tf_sha256(text, len, sha);
+	if (mdb_get(n->txn, n->s->dbi[DB_NAME_IDS], &k, &v) != 0 || v.mv_size != 4)
+		return 0;
+	return get_be32(v.mv_data);
+}
+
+/* Adds a number to the writer's cache, starting it again when full. */
+static void cache_name(struct tf_trace_store *s, const char *text, size_t len, uint32_t number)
+{
+	if (s->name_cache != NULL && tf_strmap_count(s->name_cache) >= NAME_CACHE_MAX) {
+		tf_strmap_free(s->name_cache);
+		s->name_cache = NULL;
+	}
+	if (s->name_cache == NULL)
+		s->name_cache = tf_strmap_new();
+	if (s->name_cache != NULL)
+		tf_strmap_put(s->name_cache, text, len, number, NULL);
+}
+
+static uint32_t intern_name(void *ctx, const char *text, size_t len)
+{
+	struct names_txn *n = ctx;
+	struct tf_trace_store *s = n->s;
+	unsigned char sha[32], num[4];
+	char *stored;
+	uint32_t at;
+	MDB_val k, v;
+	int rc;
+
+	if (s->name_cache != NULL && tf_strmap_get(s->name_cache, text, len, &at))
+		return at;
+	at = stored_name(n, text, len);
+	if (at == 0) {
+		if (s->last_name == UINT32_MAX || (stored = malloc(len + 1)) == NULL)
+			return 0;
+		memcpy(stored, text, len);
+		stored[len] = '\0';
+		at = s->last_name + 1;
+		put_be32(num, at);
+		k = mval(num, 4);
+		v = mval(stored, len + 1);
+		rc = mdb_put(n->txn, s->dbi[DB_NAMES], &k, &v, MDB_APPEND);
+		free(stored);
+		tf_sha256(text, len, sha);
+		k = mval(sha, 32);
+		v = mval(num, 4);
+		if (rc != 0 || mdb_put(n->txn, s->dbi[DB_NAME_IDS], &k, &v, 0) != 0)
+			return 0;
+		s->last_name = at;
+	}
+	cache_name(s, text, len, at);
+	return at;
+}
+
+static const char *name_text(void *ctx, uint32_t number)
+{
+	struct names_txn *n = ctx;
+	unsigned char num[4];
+	MDB_val k = mval(num, 4), v;
+
+	put_be32(num, number);
+	if (mdb_get(n->txn, n->s->dbi[DB_NAMES], &k, &v) != 0 || v.mv_size == 0
+			|| ((const char *)v.mv_data)[v.mv_size - 1] != '\0')
+		return NULL;
+	return v.mv_data;
+}
+
+static struct tf_record_names names_of(struct names_txn *n)
+{
+	struct tf_record_names names = { n, intern_name, name_text };
+
+	return names;
+}
+
+/* Names seen only for their times: every name reads as "". */
+static const char *no_text(void *ctx, uint32_t number)
+{
+	(void)ctx;
+	(void)number;
+	return "";
+}
+
+static const struct tf_record_names times_only = { NULL, NULL, no_text };
+
+/* The writer's transaction was aborted: the numbers it gave are not
+ * stored, so the cache is started again. */
+static void forget_new_names(struct tf_trace_store *s, uint32_t last_before)
+{
+	s->last_name = last_before;
+	tf_strmap_free(s->name_cache);
+	s->name_cache = tf_strmap_new();
+}
+
+/* --- what each index keys an event by ----------------------------------------- */
+
+/* The values of ev an index files it under (at most two), as text: an id
+ * or payload hash in hex, a policy label (filed under its policy id),
+ * a client or a topic. */
+static size_t index_values(enum tf_trace_index ix, const struct tf_event *ev, const char *out[2])
+{
+	const char *const *f = ev->values;
+	size_t n = 0;
+
+	switch (ix) {
+	case TF_INDEX_BY_ID:
+		if (ev->kind == TF_EVENT_POLICY_SET)
+			break;
+		out[n++] = f[0];
+		/* A view copy is found from its original too. */
+		if (ev->kind == TF_EVENT_MESSAGE && f[12] != NULL && f[12][0] != '\0')
+			out[n++] = f[12];
+		break;
+	case TF_INDEX_BY_POLICY:
+		if (ev->kind == TF_EVENT_MESSAGE)
+			out[n++] = f[4];
+		else if (ev->kind == TF_EVENT_DELIVERY)
+			out[n++] = f[1];
+		else if (ev->kind == TF_EVENT_ALERT)
+			out[n++] = f[2];
+		break;
+	case TF_INDEX_BY_PUBLISHER:
+		if (ev->kind == TF_EVENT_MESSAGE)
+			out[n++] = f[3];
+		break;
+	case TF_INDEX_BY_RECIPIENT:
+		if (ev->kind == TF_EVENT_DELIVERY)
+			out[n++] = f[2];
+		break;
+	case TF_INDEX_BY_TOPIC:
+		if (ev->kind == TF_EVENT_MESSAGE)
+			out[n++] = f[1];
+		break;
+	case TF_INDEX_BY_SHA:
+		if (ev->kind == TF_EVENT_MESSAGE)
+			out[n++] = f[5];
+		break;
+	}
+	return n;
+}
+
+/* The key a value is filed under: 16 or 32 bytes for ids and hashes, the
+ * number of the name for text. Returns its length; 0 when it is filed
+ * nowhere (empty, malformed, or a name that cannot be had). name: gives
+ * the number of a text (the writer's interns, a reader's looks up). */
+static size_t index_key(enum tf_trace_index ix, const char *value,
+		uint32_t (*name)(void *ctx, const char *text, size_t len), void *ctx,
+		unsigned char key[32])
+{
+	char policy[TF_TRACE_KEY_TEXT_MAX + 1];
+	uint32_t number;
+
+	if (value == NULL || value[0] == '\0')
+		return 0;
+	if (ix == TF_INDEX_BY_ID)
+		return tf_trace_id_bytes(value, key) ? 16 : 0;
+	if (ix == TF_INDEX_BY_SHA)
+		return tf_trace_sha_bytes(value, key) ? 32 : 0;
+	if (ix == TF_INDEX_BY_POLICY) {
+		tf_trace_policy_id(value, policy, sizeof(policy));
+		value = policy;
+	}
+	number = name(ctx, value, strlen(value));
+	if (number == 0)
+		return 0;
+	put_be32(key, number);
+	return 4;
+}
+
+static uint32_t lookup_name(void *ctx, const char *text, size_t len)
+{
+	return stored_name(ctx, text, len);
+}
+
+/* --- records ------------------------------------------------------------------ */
+
+/* Opens a stored record (key, value) for reading: its first seq and the
+ * chain hash it keeps. */
+static int open_record(struct tf_record_reader *r, const MDB_val *k, const MDB_val *v,
+		uint64_t *first, const unsigned char **stored, struct tf_err *err)
+{
+	if (k->mv_size != 8 || v->mv_size < 32)
+		return tf_err_set(err, TF_ERR_INVALID, "a record's key or value is malformed");
+	*first = tf_trace_get_u64(k->mv_data);
+	*stored = v->mv_data;
+	return tf_record_open(r, (const unsigned char *)v->mv_data + 32, v->mv_size - 32,
+		*first, err);
+}
+
 /* --- opening --------------------------------------------------------------- */
+
+static int read_format(struct tf_trace_store *s, MDB_txn *txn, char format[8])
+{
+	MDB_dbi meta;
+	MDB_val k = mval("format", 6), v;
+	int rc = mdb_dbi_open(txn, "meta", 0, &meta);
+
+	format[0] = '\0';
+	if (rc == 0 && (rc = mdb_get(txn, meta, &k, &v)) == 0 && v.mv_size < 8) {
+		memcpy(format, v.mv_data, v.mv_size);
+		format[v.mv_size] = '\0';
+	}
+	(void)s;
+	return rc;
+}
 
 static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
 {
@@ -168,6 +420,13 @@ static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
 
 	if (rc != 0)
 		return lmdb_error(err, s->dir, "cannot begin", rc);
+	/* A 0.1 store is told apart before anything is created in it. */
+	if (read_format(s, txn, format) == 0 && strcmp(format, FORMAT_0_1) == 0) {
+		mdb_txn_abort(txn);
+		return tf_err_set(err, TF_ERR_INVALID, "%s: trace store format 1 (written by "
+			"trustflow 0.1); this version reads format 2. Copy it into a new store with "
+			"`tfctl trace --db %s migrate --out NEW_DIR`, then use NEW_DIR", s->dir, s->dir);
+	}
 	for (int i = 0; i < DB_COUNT && rc == 0; i++)
 		rc = mdb_dbi_open(txn, db_names[i], db_flags[i] | (s->writable ? MDB_CREATE : 0),
 			&s->dbi[i]);
@@ -175,8 +434,10 @@ static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
 		mdb_txn_abort(txn);
 		return tf_err_set(err, TF_ERR_INVALID, "%s is not a trustflow trace store", s->dir);
 	}
-	if (rc == 0 && (rc = mdb_get(txn, s->dbi[DB_META], &k, &v)) == 0 && v.mv_size < sizeof(format))
+	if (rc == 0 && (rc = mdb_get(txn, s->dbi[DB_META], &k, &v)) == 0 && v.mv_size < sizeof(format)) {
 		memcpy(format, v.mv_data, v.mv_size);
+		format[v.mv_size] = '\0';
+	}
 	if (rc == MDB_NOTFOUND && s->writable) {
 		v = mval(FORMAT, 1);
 		rc = mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
@@ -195,9 +456,27 @@ static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
 	return rc == 0 ? TF_OK : lmdb_error(err, s->dir, "cannot open its tables", rc);
 }
 
-/* The writer's chain state from the last stored event. */
+/* The highest name number given. */
+static int load_last_name(struct tf_trace_store *s, MDB_txn *txn)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, s->dbi[DB_NAMES], &c);
+
+	s->last_name = 0;
+	if (rc != 0)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size == 4)
+		s->last_name = get_be32(k.mv_data);
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The writer's chain state from the last stored record. */
 static int load_state(struct tf_trace_store *s, struct tf_err *err)
 {
+	struct tf_record_reader reader;
 	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k, v, mk = mval("stamp_seq", 9), ak = mval("anchor", 6);
@@ -206,36 +485,32 @@ static int load_state(struct tf_trace_store *s, struct tf_err *err)
 	memset(&s->state, 0, sizeof(s->state));
 	if (rc != 0)
 		return lmdb_error(err, s->dir, "cannot read", rc);
-	rc = mdb_cursor_open(txn, s->dbi[DB_EVENTS], &c);
-	if (rc == 0) {
+	rc = load_last_name(s, txn);
+	if (rc == 0 && (rc = mdb_cursor_open(txn, s->dbi[DB_RECORDS], &c)) == 0) {
 		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 		mdb_cursor_close(c);
 	}
 	if (rc == 0) {
+		const unsigned char *stored;
 		struct tf_event ev;
-		char *scratch = malloc(v.mv_size);
+		uint64_t first;
+		bool ok = open_record(&reader, &k, &v, &first, &stored, NULL) == TF_OK;
 
-		if (k.mv_size != 8 || v.mv_size < 32 || scratch == NULL
-				|| tf_event_decode((const char *)v.mv_data + 32, v.mv_size - 32, &ev,
-					scratch, v.mv_size, err) != TF_OK) {
-			free(scratch);
+		for (uint32_t i = tf_record_count(&reader); ok && i > 0; i--)
+			ok = tf_record_next(&reader, &times_only, &ev, NULL) == TF_OK;
+		if (!ok) {
 			mdb_txn_abort(txn);
-			return tf_err_set(err, TF_ERR_INVALID, "%s: the last trace event is unreadable; "
+			return tf_err_set(err, TF_ERR_INVALID, "%s: the last trace record is unreadable; "
 				"run tfctl trace verify", s->dir);
 		}
-		free(scratch);
-		s->state.seq = tf_trace_get_u64(k.mv_data);
-		memcpy(s->state.hash, v.mv_data, 32);
+		s->state.seq = ev.seq;
+		memcpy(s->state.hash, stored, 32);
 		s->state.ts_ms = ev.ts_ms;
 	} else if (rc == MDB_NOTFOUND) {
-		unsigned char anchor[40];
-
 		/* Everything was pruned: the chain goes on from the anchor. */
-		if (mdb_get(txn, s->dbi[DB_META], &ak, &v) == 0
-				&& v.mv_size == 40) {
-			memcpy(anchor, v.mv_data, 40);
-			s->state.seq = tf_trace_get_u64(anchor);
-			memcpy(s->state.hash, anchor + 8, 32);
+		if (mdb_get(txn, s->dbi[DB_META], &ak, &v) == 0 && v.mv_size == 40) {
+			s->state.seq = tf_trace_get_u64(v.mv_data);
+			memcpy(s->state.hash, (const unsigned char *)v.mv_data + 8, 32);
 		}
 		rc = 0;
 	}
@@ -268,12 +543,19 @@ int tf_trace_open(const char *dir, bool writable, uint64_t max_bytes,
 	}
 	s->writable = writable;
 	s->max_bytes = max_bytes;
-	/* Without it each event is hashed with a context of its own. */
-	s->chain = writable ? tf_chain_new() : NULL;
 	pthread_rwlock_init(&s->map_lock, NULL);
+	if (writable) {
+		/* Without it each event is hashed with a context of its own. */
+		s->chain = tf_chain_new();
+		s->name_cache = tf_strmap_new();
+		if (s->name_cache == NULL) {
+			tf_trace_close(s);
+			return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+		}
+	}
 	rc = mdb_env_create(&s->env);
 	if (rc == 0)
-		rc = mdb_env_set_maxdbs(s->env, DB_COUNT);
+		rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 1);
 	if (rc == 0 && writable)
 		rc = mdb_env_set_mapsize(s->env, max_bytes && max_bytes < INITIAL_MAP
 			? max_bytes : INITIAL_MAP);
@@ -309,7 +591,9 @@ void tf_trace_close(struct tf_trace_store *s)
 	if (s->env != NULL)
 		mdb_env_close(s->env);
 	free(s->buf);
-	free(s->scratch);
+	free(s->keys);
+	tf_record_builder_free(&s->record);
+	tf_strmap_free(s->name_cache);
 	tf_chain_free(s->chain);
 	free(s->dir);
 	pthread_rwlock_destroy(&s->map_lock);
@@ -345,8 +629,11 @@ static int put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const vo
 static int find_message(struct tf_trace_store *s, MDB_txn *txn, const char *topic,
 		const char *sha_hex, char id[TF_MSGID_LEN + 1])
 {
+	struct tf_record_reader reader;
+	struct names_txn n = { s, txn };
+	struct tf_record_names names = names_of(&n);
 	unsigned char sha[32];
-	MDB_cursor *c;
+	MDB_cursor *c, *records;
 	MDB_val k = mval(sha, 32), v;
 	int rc;
 
@@ -355,156 +642,34 @@ static int find_message(struct tf_trace_store *s, MDB_txn *txn, const char *topi
 		return 0;
 	if ((rc = mdb_cursor_open(txn, s->dbi[DB_BY_SHA], &c)) != 0)
 		return rc;
+	if ((rc = mdb_cursor_open(txn, s->dbi[DB_RECORDS], &records)) != 0) {
+		mdb_cursor_close(c);
+		return rc;
+	}
 	/* The latest message with this payload comes first. */
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET);
 	if (rc == 0)
 		rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
-	for (; rc == 0 && v.mv_size == ENTRY_HEAD; rc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP)) {
-		MDB_val ek = { 8, (unsigned char *)v.mv_data + 8 }, ev;
-		struct tf_event event;
+	for (; rc == 0 && id[0] == '\0'; rc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP)) {
+		MDB_val rk = v, rv;
+		const unsigned char *stored;
+		uint64_t first;
+		struct tf_event ev;
 
-		if (mdb_get(txn, s->dbi[DB_EVENTS], &ek, &ev) != 0 || ev.mv_size < 32
-				|| !reserve(&s->scratch, &s->scratch_cap, ev.mv_size)
-				|| tf_event_decode((const char *)ev.mv_data + 32, ev.mv_size - 32, &event,
-					s->scratch, s->scratch_cap, NULL) != TF_OK)
+		if (v.mv_size != 8 || mdb_cursor_get(records, &rk, &rv, MDB_SET) != 0
+				|| open_record(&reader, &rk, &rv, &first, &stored, NULL) != TF_OK)
 			continue;
-		if (strcmp(event.values[1], topic) == 0) {
-			snprintf(id, TF_MSGID_LEN + 1, "%s", event.values[0]);
-			break;
+		for (uint32_t i = tf_record_count(&reader); i > 0; i--) {
+			if (tf_record_next(&reader, &names, &ev, NULL) != TF_OK)
+				break;
+			if (ev.kind == TF_EVENT_MESSAGE && strcmp(ev.values[5], sha_hex) == 0
+					&& strcmp(ev.values[1], topic) == 0)
+				snprintf(id, TF_MSGID_LEN + 1, "%s", ev.values[0]);
 		}
 	}
+	mdb_cursor_close(records);
 	mdb_cursor_close(c);
 	return 0;
-}
-
-/* One index entry of an event: for appending and for pruning. */
-struct index_entry {
-	enum db db;
-	unsigned char key[TF_TRACE_KEY_TEXT_MAX];
-	size_t klen;
-	unsigned char data[ENTRY_HEAD + 2 + 2 * NAME_MAX_IN_ENTRY];
-	size_t dlen;
-};
-
-/* Starts an entry of db for ev under key[0..klen) (text is cut); false
- * when the key is empty (LMDB has no empty keys). */
-static bool entry(struct index_entry *e, enum db db, const void *key, size_t klen,
-		const struct tf_event *ev)
-{
-	if (klen == 0)
-		return false;
-	e->db = db;
-	e->klen = klen < TF_TRACE_KEY_TEXT_MAX ? klen : TF_TRACE_KEY_TEXT_MAX;
-	memcpy(e->key, key, e->klen);
-	tf_trace_put_u64(e->data, (uint64_t)ev->ts_ms);
-	tf_trace_put_u64(e->data + 8, ev->seq);
-	e->dlen = ENTRY_HEAD;
-	return true;
-}
-
-static bool id_entry(struct index_entry *e, const char *id_hex, const struct tf_event *ev)
-{
-	unsigned char id[16];
-
-	return tf_trace_id_bytes(id_hex, id) && entry(e, DB_BY_ID, id, 16, ev);
-}
-
-static bool text_entry(struct index_entry *e, enum db db, const char *text,
-		const struct tf_event *ev)
-{
-	return entry(e, db, text, strlen(text), ev);
-}
-
-/* by_policy, under the label's policy id; extra: the kind, and for a
- * delivery made the recipient's client NUL org ('D' instead of 'd' when
- * a name was cut: the query reads the event then). */
-static bool policy_entry(struct index_entry *e, const char *label, const struct tf_event *ev,
-		char kind, const char *client, const char *org)
-{
-	char policy[TF_TRACE_KEY_TEXT_MAX + 1];
-	size_t cl, ol;
-
-	tf_trace_policy_id(label, policy, sizeof(policy));
-	if (!text_entry(e, DB_BY_POLICY, policy, ev))
-		return false;
-	e->data[e->dlen++] = (unsigned char)kind;
-	if (client == NULL)
-		return true;
-	cl = strlen(client);
-	ol = strlen(org);
-	if (cl > NAME_MAX_IN_ENTRY || ol > NAME_MAX_IN_ENTRY) {
-		e->data[e->dlen - 1] = 'D';
-		cl = cl < NAME_MAX_IN_ENTRY ? cl : NAME_MAX_IN_ENTRY;
-		ol = ol < NAME_MAX_IN_ENTRY ? ol : NAME_MAX_IN_ENTRY;
-	}
-	memcpy(e->data + e->dlen, client, cl);
-	e->data[e->dlen + cl] = 0;
-	memcpy(e->data + e->dlen + cl + 1, org, ol);
-	e->dlen += cl + 1 + ol;
-	return true;
-}
-
-/* Fills out with the index entries of ev; returns how many. */
-static int index_entries(const struct tf_event *ev, struct index_entry out[6])
-{
-	const char *const *f = ev->values;
-	unsigned char sha[32];
-	int n = 0;
-
-	switch (ev->kind) {
-	case TF_EVENT_MESSAGE:   /* id topic org client policy sha256 ... of */
-		n += id_entry(&out[n], f[0], ev);
-		/* A view copy is found from its original too. */
-		if (f[12] != NULL && f[12][0] != '\0')
-			n += id_entry(&out[n], f[12], ev);
-		if (f[4][0] != '\0')
-			n += policy_entry(&out[n], f[4], ev, 'm', NULL, NULL);
-		n += text_entry(&out[n], DB_BY_PUBLISHER, f[3], ev);
-		if (tf_trace_sha_bytes(f[5], sha)) {
-			if (text_entry(&out[n], DB_BY_TOPIC, f[1], ev)) {
-				memcpy(out[n].data + ENTRY_HEAD, sha, 32);
-				out[n++].dlen += 32;
-			}
-			n += entry(&out[n], DB_BY_SHA, sha, 32, ev);
-		}
-		break;
-	case TF_EVENT_DELIVERY:  /* id policy client org outcome reason */
-		n += id_entry(&out[n], f[0], ev);
-		if (f[1][0] != '\0') {
-			bool made = strcmp(f[4], "delivered") == 0;
-
-			n += policy_entry(&out[n], f[1], ev, 'd', made ? f[2] : NULL, f[3]);
-		}
-		n += text_entry(&out[n], DB_BY_RECIPIENT, f[2], ev);
-		break;
-	case TF_EVENT_RELEASE:   /* id flow by */
-	case TF_EVENT_DISCARD:
-		n += id_entry(&out[n], f[0], ev);
-		break;
-	case TF_EVENT_ALERT:     /* alert kind policy ... */
-		n += id_entry(&out[n], f[0], ev);
-		if (f[2][0] != '\0')
-			n += policy_entry(&out[n], f[2], ev, 'a', NULL, NULL);
-		break;
-	case TF_EVENT_POLICY_SET:
-		break;
-	}
-	return n;
-}
-
-/* Adds an index entry; entries arrive in time order, so each goes at the
- * end of its key's duplicates (APPENDDUP), except after pruning races or
- * a repeated seq, which take the ordinary path. */
-static int put_entry(struct tf_trace_store *s, MDB_txn *txn, const struct index_entry *e)
-{
-	MDB_val k = mval(e->key, e->klen), d = mval(e->data, e->dlen);
-	int rc = mdb_put(txn, s->dbi[e->db], &k, &d, MDB_APPENDDUP);
-
-	if (rc == MDB_KEYEXIST) {
-		d = mval(e->data, e->dlen);
-		rc = mdb_put(txn, s->dbi[e->db], &k, &d, 0);
-	}
-	return rc;
 }
 
 /* Keeps (record != NULL) or removes a held message: key flow 0x00 seq. */
@@ -530,44 +695,118 @@ static int put_held(struct tf_trace_store *s, MDB_txn *txn, const char *flow, ui
 	return mdb_put(txn, s->dbi[DB_HELD], &k, &v, 0);
 }
 
+static int by_key(const void *a, const void *b)
+{
+	const struct index_key *x = a, *y = b;
+
+	if (x->db != y->db)
+		return x->db - y->db;
+	if (x->klen != y->klen)
+		return x->klen - y->klen;
+	return memcmp(x->key, y->key, x->klen);
+}
+
+/* Files ev's index keys under the record being built. */
+static int note_keys(struct tf_trace_store *s, struct names_txn *n, const struct tf_event *ev)
+{
+	for (int ix = 0; ix < INDEXES; ix++) {
+		const char *values[2];
+		size_t count = index_values((enum tf_trace_index)ix, ev, values);
+
+		for (size_t i = 0; i < count; i++) {
+			struct index_key *k;
+
+			if (!tf_grow(&s->keys, &s->cap_keys, s->n_keys, 16, UINT32_MAX))
+				return ENOMEM;
+			k = &s->keys[s->n_keys];
+			k->db = (uint8_t)index_db[ix];
+			k->klen = (uint8_t)index_key((enum tf_trace_index)ix, values[i], intern_name, n,
+				k->key);
+			if (k->klen > 0)
+				s->n_keys++;
+		}
+	}
+	return 0;
+}
+
+/* Stores the record being built, with its chain hash (its last event's)
+ * and its index entries, each key once. */
+static int flush_record(struct tf_trace_store *s, MDB_txn *txn, const unsigned char hash[32])
+{
+	const unsigned char *bytes;
+	unsigned char key[8];
+	size_t len;
+	int rc;
+
+	if (s->record.count == 0)
+		return 0;
+	bytes = tf_record_bytes(&s->record, &len);
+	if (!reserve(&s->buf, &s->cap, 32 + len))
+		return ENOMEM;
+	memcpy(s->buf, hash, 32);
+	memcpy(s->buf + 32, bytes, len);
+	tf_trace_put_u64(key, s->record_seq);
+	if ((rc = put(txn, s->dbi[DB_RECORDS], key, 8, s->buf, 32 + len, MDB_APPEND)) != 0)
+		return rc;
+	qsort(s->keys, s->n_keys, sizeof(*s->keys), by_key);
+	for (uint32_t i = 0; i < s->n_keys && rc == 0; i++) {
+		MDB_val k, d = mval(key, 8);
+
+		if (i > 0 && by_key(&s->keys[i - 1], &s->keys[i]) == 0)
+			continue;
+		k = mval(s->keys[i].key, s->keys[i].klen);
+		/* Entries come in seq order: each goes at the end of its key's. */
+		rc = mdb_put(txn, s->dbi[s->keys[i].db], &k, &d, MDB_APPENDDUP);
+		if (rc == MDB_KEYEXIST) {
+			d = mval(key, 8);
+			rc = mdb_put(txn, s->dbi[s->keys[i].db], &k, &d, 0);
+		}
+	}
+	tf_record_reset(&s->record);
+	s->n_keys = 0;
+	return rc;
+}
+
 static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state *st,
 		const struct tf_trace_input *in)
 {
 	struct tf_event ev = { in->kind, st->seq + 1, in->ts_ms, { NULL } };
-	struct index_entry entries[6];
+	struct names_txn n = { s, txn };
+	struct tf_record_names names = names_of(&n);
 	char id[TF_MSGID_LEN + 1];
-	unsigned char key[8];
+	unsigned char hash[32];
 	size_t fields, len;
-	int rc, n;
+	int rc;
 
 	tf_event_fields(in->kind, &fields);
 	memcpy(ev.values, in->values, fields * sizeof(ev.values[0]));
 	if (in->kind == TF_EVENT_DELIVERY && in->values[0][0] == '\0' && in->find_topic != NULL
 			&& in->find_sha256 != NULL) {
-		if ((rc = find_message(s, txn, in->find_topic, in->find_sha256, id)) != 0)
+		/* The message may be in the record being built. */
+		if ((rc = flush_record(s, txn, st->hash)) != 0
+				|| (rc = find_message(s, txn, in->find_topic, in->find_sha256, id)) != 0)
 			return rc;
 		ev.values[0] = id;
 	}
 	if (ev.ts_ms < st->ts_ms)
 		ev.ts_ms = st->ts_ms;
 	len = tf_event_encode(&ev, NULL, 0);
-	if (!reserve(&s->buf, &s->cap, 32 + len))
+	if (!reserve(&s->buf, &s->cap, len))
 		return ENOMEM;
-	tf_event_encode(&ev, s->buf + 32, len);
-	tf_event_chain(s->chain, st->hash, s->buf + 32, len, (unsigned char *)s->buf);
-	tf_trace_put_u64(key, ev.seq);
-	if ((rc = put(txn, s->dbi[DB_EVENTS], key, 8, s->buf, 32 + len, MDB_APPEND)) != 0)
+	tf_event_encode(&ev, s->buf, len);
+	tf_event_chain(s->chain, st->hash, s->buf, len, hash);
+	if (!tf_record_accepts(&s->record, &ev) && (rc = flush_record(s, txn, st->hash)) != 0)
 		return rc;
+	if (s->record.count == 0)
+		s->record_seq = ev.seq;
+	if (tf_record_add(&s->record, &ev, &names) != TF_OK || (rc = note_keys(s, &n, &ev)) != 0)
+		return ENOMEM;
 	if (in->hold_flow != NULL && (rc = put_held(s, txn, in->hold_flow, ev.seq, in->hold,
 			in->hold_len)) != 0)
 		return rc;
 	if (in->unhold_flow != NULL && (rc = put_held(s, txn, in->unhold_flow, in->unhold_seq,
 			NULL, 0)) != 0)
 		return rc;
-	n = index_entries(&ev, entries);
-	for (int i = 0; i < n; i++)
-		if ((rc = put_entry(s, txn, &entries[i])) != 0)
-			return rc;
 	if (in->kind == TF_EVENT_MESSAGE && ev.values[9][0] != '\0') {
 		uint64_t stamp_seq = strtoull(ev.values[9], NULL, 10);
 
@@ -575,7 +814,7 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 			st->stamp_seq = stamp_seq;
 	}
 	st->seq = ev.seq;
-	memcpy(st->hash, s->buf, 32);
+	memcpy(st->hash, hash, 32);
 	st->ts_ms = ev.ts_ms;
 	return 0;
 }
@@ -601,13 +840,15 @@ static bool grow(struct tf_trace_store *s)
 }
 
 /* Runs body in a write transaction, growing the map and running it
- * again when it is full. */
+ * again when it is full. Names given in a transaction that did not
+ * commit are forgotten. */
 typedef int (*txn_body)(struct tf_trace_store *s, MDB_txn *txn, void *ctx);
 
 static int write_txn(struct tf_trace_store *s, txn_body body, void *ctx, const char *what,
 		struct tf_err *err)
 {
 	for (;;) {
+		uint32_t last_name = s->last_name;
 		MDB_txn *txn;
 		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 
@@ -617,6 +858,12 @@ static int write_txn(struct tf_trace_store *s, txn_body body, void *ctx, const c
 				rc = mdb_txn_commit(txn);
 			else
 				mdb_txn_abort(txn);
+		}
+		if (rc != 0) {
+			tf_record_reset(&s->record);
+			s->n_keys = 0;
+			if (s->last_name != last_name)
+				forget_new_names(s, last_name);
 		}
 		if (rc == 0)
 			return TF_OK;
@@ -640,6 +887,8 @@ static int append_body(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
 	a->st = s->state;
 	for (size_t i = 0; i < a->n && rc == 0; i++)
 		rc = append_one(s, txn, &a->st, &a->in[i]);
+	if (rc == 0)
+		rc = flush_record(s, txn, a->st.hash);
 	if (rc == 0 && a->st.stamp_seq != s->state.stamp_seq) {
 		char text[21];
 		size_t len = tf_put_decimal(text, a->st.stamp_seq);
@@ -779,8 +1028,45 @@ static uint64_t newest_checkpoint(struct tf_trace_store *s, MDB_txn *txn)
 	return seq;
 }
 
+/* Removes the index entries of the record at seq (opened in reader,
+ * none of its events read yet). Returns its event count in *events and
+ * its last event's seq and time. */
+static int unindex_record(struct tf_trace_store *s, MDB_txn *txn,
+		struct tf_record_reader *reader, const unsigned char seq_key[8], uint64_t *last,
+		int64_t *last_ts)
+{
+	struct names_txn n = { s, txn };
+	struct tf_record_names names = names_of(&n);
+	struct tf_event ev;
+	int rc = 0;
+
+	for (uint32_t i = tf_record_count(reader); i > 0 && rc == 0; i--) {
+		if (tf_record_next(reader, &names, &ev, NULL) != TF_OK)
+			return EINVAL;
+		*last = ev.seq;
+		*last_ts = ev.ts_ms;
+		for (int ix = 0; ix < INDEXES && rc == 0; ix++) {
+			const char *values[2];
+			size_t count = index_values((enum tf_trace_index)ix, &ev, values);
+
+			for (size_t j = 0; j < count && rc == 0; j++) {
+				unsigned char key[32];
+				size_t klen = index_key((enum tf_trace_index)ix, values[j], lookup_name, &n, key);
+				MDB_val k = mval(key, klen), d = mval(seq_key, 8);
+
+				if (klen == 0)
+					continue;
+				rc = mdb_del(txn, s->dbi[index_db[ix]], &k, &d);
+				rc = rc == MDB_NOTFOUND ? 0 : rc;
+			}
+		}
+	}
+	return rc;
+}
+
 static int prune_body(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
 {
+	struct tf_record_reader reader;
 	struct prune_ctx *p = ctx;
 	uint64_t limit = newest_checkpoint(s, txn), last = 0;
 	unsigned char anchor[40];
@@ -789,36 +1075,44 @@ static int prune_body(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
 	int rc;
 
 	p->removed = 0;
-	if ((rc = mdb_cursor_open(txn, s->dbi[DB_EVENTS], &c)) != 0)
+	if ((rc = mdb_cursor_open(txn, s->dbi[DB_RECORDS], &c)) != 0)
 		return rc;
 	while (p->removed < p->max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
-		struct index_entry entries[6];
+		const unsigned char *stored;
+		unsigned char seq_key[8];
+		uint64_t first, record_last = 0;
+		int64_t last_ts = 0;
 		struct tf_event ev;
-		uint64_t seq = tf_trace_get_u64(k.mv_data);
-		int n;
+		bool old_enough = true;
 
-		if (seq > limit || v.mv_size < 32 || !reserve(&s->scratch, &s->scratch_cap, v.mv_size)
-				|| tf_event_decode((const char *)v.mv_data + 32, v.mv_size - 32, &ev,
-					s->scratch, s->scratch_cap, NULL) != TF_OK
-				|| ev.ts_ms >= p->before_ms)
+		if (open_record(&reader, &k, &v, &first, &stored, NULL) != TF_OK)
 			break;
-		memcpy(anchor + 8, v.mv_data, 32);
-		n = index_entries(&ev, entries);
-		for (int i = 0; i < n; i++) {
-			MDB_val ik = mval(entries[i].key, entries[i].klen);
-			MDB_val id = mval(entries[i].data, entries[i].dlen);
-
-			rc = mdb_del(txn, s->dbi[entries[i].db], &ik, &id);
-			if (rc != 0 && rc != MDB_NOTFOUND)
+		/* Whole records only, and only those wholly before before_ms and
+		 * covered by a checkpoint. */
+		for (uint32_t i = tf_record_count(&reader); i > 0; i--) {
+			if (tf_record_next(&reader, &times_only, &ev, NULL) != TF_OK) {
+				old_enough = false;
 				break;
-			rc = 0;
+			}
+			old_enough &= ev.ts_ms < p->before_ms && ev.seq <= limit;
 		}
-		if (rc == 0)
-			rc = mdb_cursor_del(c, 0);
-		if (rc != 0)
+		if (!old_enough)
 			break;
-		last = seq;
-		p->removed++;
+		memcpy(anchor + 8, stored, 32);
+		memcpy(seq_key, k.mv_data, 8);
+		/* Decoded again from a copy: the index updates may move pages. */
+		if (!reserve(&s->buf, &s->cap, v.mv_size)) {
+			rc = ENOMEM;
+			break;
+		}
+		memcpy(s->buf, v.mv_data, v.mv_size);
+		v.mv_data = s->buf;
+		if (open_record(&reader, &k, &v, &first, &stored, NULL) != TF_OK
+				|| (rc = unindex_record(s, txn, &reader, seq_key, &record_last, &last_ts)) != 0
+				|| (rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+		last = record_last;
+		p->removed += record_last - first + 1;
 	}
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
@@ -865,6 +1159,7 @@ uint64_t tf_trace_last_stamp_seq(const struct tf_trace_store *s)
 	return s->state.stamp_seq;
 }
 
+
 /* --- reading --------------------------------------------------------------- */
 
 int tf_trace_read_begin(struct tf_trace_store *s, struct tf_err *err)
@@ -894,139 +1189,286 @@ void tf_trace_read_end(struct tf_trace_store *s)
 	pthread_rwlock_unlock(&s->map_lock);
 }
 
-int tf_trace_get_event(struct tf_trace_store *s, uint64_t seq, const unsigned char **hash,
-		const char **bytes, size_t *len)
+/* Finds the record holding seq: the last whose first seq is at most seq.
+ * Leaves c on it; false when there is none. */
+static bool record_holding(MDB_cursor *c, uint64_t seq, MDB_val *k, MDB_val *v)
 {
 	unsigned char key[8];
-	MDB_val k = { 8, key }, v;
+	int rc;
 
 	tf_trace_put_u64(key, seq);
-	if (mdb_get(s->rtxn, s->dbi[DB_EVENTS], &k, &v) != 0 || v.mv_size < 32)
-		return TF_ERR_INVALID;
-	*hash = v.mv_data;
-	*bytes = (const char *)v.mv_data + 32;
-	*len = v.mv_size - 32;
-	return TF_OK;
+	*k = mval(key, 8);
+	rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+	if (rc == 0 && k->mv_size == 8 && tf_trace_get_u64(k->mv_data) == seq)
+		return true;
+	rc = rc == 0 ? mdb_cursor_get(c, k, v, MDB_PREV) : mdb_cursor_get(c, k, v, MDB_LAST);
+	return rc == 0;
 }
 
-int tf_trace_scan_events(struct tf_trace_store *s, uint64_t from, tf_trace_event_visit visit,
-		void *ctx)
+/* The chain hash kept with the record before the one c is on, or the
+ * anchor's when there is none. Leaves c where it was. */
+static void hash_before(struct tf_trace_store *s, MDB_cursor *c, unsigned char out[32])
 {
-	unsigned char key[8];
+	MDB_val k, v;
+	uint64_t anchor;
+
+	if (mdb_cursor_get(c, &k, &v, MDB_PREV) == 0 && v.mv_size >= 32) {
+		memcpy(out, v.mv_data, 32);
+		mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		return;
+	}
+	mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	tf_trace_anchor(s, &anchor, out);
+}
+
+int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit visit, void *ctx)
+{
+	struct tf_record_reader reader;
+	struct names_txn n = { s, s->rtxn };
+	struct tf_record_names names = names_of(&n);
+	struct tf_trace_step step;
+	unsigned char prev[32];
+	char *text = NULL;
+	size_t cap = 0;
 	MDB_cursor *c;
-	MDB_val k = { 8, key }, v;
+	MDB_val k, v;
 	int rc, stop = 0;
 
-	tf_trace_put_u64(key, from);
-	if (mdb_cursor_open(s->rtxn, s->dbi[DB_EVENTS], &c) != 0)
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_RECORDS], &c) != 0)
 		return -1;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && stop == 0;
+	if (!record_holding(c, from, &k, &v)) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		if (rc != 0) {
+			mdb_cursor_close(c);
+			return 0;
+		}
+	}
+	hash_before(s, c, prev);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT); rc == 0 && stop == 0;
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		/* A malformed entry is passed on as it is (hash NULL when too
-		 * short): verify must see it to report it. */
-		bool whole = k.mv_size == 8 && v.mv_size >= 32;
+		const unsigned char *stored = NULL;
+		struct tf_err err;
+		struct tf_event ev;
+		uint64_t first = 0;
+		uint32_t count;
 
-		stop = visit(ctx, k.mv_size == 8 ? tf_trace_get_u64(k.mv_data) : 0,
-			whole ? v.mv_data : NULL, whole ? (const char *)v.mv_data + 32 : NULL,
-			whole ? v.mv_size - 32 : 0);
+		if (open_record(&reader, &k, &v, &first, &stored, &err) != TF_OK) {
+			step = (struct tf_trace_step){ .seq = k.mv_size == 8
+				? tf_trace_get_u64(k.mv_data) : 0, .ev = NULL, .error = err.msg };
+			stop = visit(ctx, &step);
+			if (stored != NULL || v.mv_size >= 32)
+				memcpy(prev, v.mv_data, 32);
+			continue;
+		}
+		count = tf_record_count(&reader);
+		for (uint32_t i = 0; i < count && stop == 0; i++) {
+			size_t len;
+
+			memset(&step, 0, sizeof(step));
+			if (tf_record_next(&reader, &names, &ev, &err) != TF_OK) {
+				step.seq = first + i;
+				step.error = err.msg;
+				stop = visit(ctx, &step);
+				break;
+			}
+			len = tf_event_encode(&ev, NULL, 0);
+			if (len > cap) {
+				char *grown = realloc(text, len);
+
+				if (grown == NULL) {
+					stop = -1;
+					break;
+				}
+				text = grown;
+				cap = len;
+			}
+			tf_event_encode(&ev, text, len);
+			step.seq = ev.seq;
+			step.ev = &ev;
+			memcpy(step.prev, prev, 32);
+			tf_event_chain(NULL, prev, text, len, step.hash);
+			memcpy(prev, step.hash, 32);
+			step.stored = i + 1 == count ? stored : NULL;
+			if (ev.seq >= from)
+				stop = visit(ctx, &step);
+		}
+		/* The next record goes on from what this one kept. */
+		memcpy(prev, stored, 32);
 	}
 	mdb_cursor_close(c);
+	free(text);
 	return stop;
+}
+
+uint64_t tf_trace_bytes_used(struct tf_trace_store *s)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+		return 0;
+	return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
 }
 
 void tf_trace_bounds(struct tf_trace_store *s, uint64_t *first, uint64_t *last)
 {
+	struct tf_record_reader reader;
 	MDB_cursor *c;
 	MDB_val k, v;
 
 	*first = *last = 0;
-	if (mdb_cursor_open(s->rtxn, s->dbi[DB_EVENTS], &c) != 0)
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_RECORDS], &c) != 0)
 		return;
 	if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size == 8)
 		*first = tf_trace_get_u64(k.mv_data);
-	if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+	if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
+		const unsigned char *stored;
+		uint64_t start;
+
 		*last = tf_trace_get_u64(k.mv_data);
+		if (open_record(&reader, &k, &v, &start, &stored, NULL) == TF_OK)
+			*last = start + tf_record_count(&reader) - 1;
+	}
 	mdb_cursor_close(c);
 }
 
-/* The time of stored event seq, or INT64_MAX when it cannot be read. */
-static int64_t event_time(struct tf_trace_store *s, uint64_t seq)
+/* The time of event seq (INT64_MAX when it cannot be read): its record
+ * decoded for times only. */
+static int64_t event_time(MDB_cursor *c, uint64_t seq)
 {
-	const unsigned char *hash;
-	const char *bytes, *p, *end;
-	size_t len;
-	int64_t ts = 0;
-	int lines = 0;
+	struct tf_record_reader reader;
+	const unsigned char *stored;
+	struct tf_event ev;
+	uint64_t first;
+	MDB_val k, v;
 
-	if (tf_trace_get_event(s, seq, &hash, &bytes, &len) != TF_OK)
+	if (!record_holding(c, seq, &k, &v) || open_record(&reader, &k, &v, &first, &stored, NULL) != TF_OK)
 		return INT64_MAX;
-	/* ts is the third field: after the header, kind and seq lines,
-	 * whose values hold no newline. */
-	end = bytes + len;
-	for (p = bytes; p < end && lines < 3; p++)
-		lines += *p == '\n';
-	if (end - p < 3 || memcmp(p, "ts:", 3) != 0
-			|| (p = memchr(p + 3, ':', (size_t)(end - p - 3))) == NULL)
-		return INT64_MAX;
-	for (p++; p < end && *p >= '0' && *p <= '9'; p++)
-		ts = ts * 10 + (*p - '0');
-	return ts;
+	for (uint32_t i = tf_record_count(&reader); i > 0; i--) {
+		if (tf_record_next(&reader, &times_only, &ev, NULL) != TF_OK)
+			return INT64_MAX;
+		if (ev.seq == seq)
+			return ev.ts_ms;
+	}
+	return INT64_MAX;
 }
 
 uint64_t tf_trace_seq_at(struct tf_trace_store *s, int64_t ts_ms)
 {
 	uint64_t lo, hi;
+	MDB_cursor *c;
 
 	tf_trace_bounds(s, &lo, &hi);
 	if (hi == 0)
 		return 1;
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_RECORDS], &c) != 0)
+		return lo;
 	hi++;
 	/* Times never decrease along seq: the first seq at or after ts_ms. */
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
 
-		if (event_time(s, mid) < ts_ms)
+		if (event_time(c, mid) < ts_ms)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
+	mdb_cursor_close(c);
 	return lo;
 }
 
-int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
-		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_index_visit visit, void *ctx)
+/* Whether ev is filed under the index key asked for (as text). */
+static bool filed_under(enum tf_trace_index ix, const struct tf_event *ev, const char *want)
 {
-	static const enum db dbs[] = {
-		[TF_INDEX_BY_ID] = DB_BY_ID, [TF_INDEX_BY_POLICY] = DB_BY_POLICY,
-		[TF_INDEX_BY_PUBLISHER] = DB_BY_PUBLISHER, [TF_INDEX_BY_RECIPIENT] = DB_BY_RECIPIENT,
-		[TF_INDEX_BY_TOPIC] = DB_BY_TOPIC, [TF_INDEX_BY_SHA] = DB_BY_SHA,
-	};
-	unsigned char from[8];
-	MDB_cursor *c;
-	MDB_val k = mval(key, klen < TF_TRACE_KEY_TEXT_MAX ? klen : TF_TRACE_KEY_TEXT_MAX), d;
+	const char *values[2];
+	size_t n = index_values(ix, ev, values);
+
+	for (size_t i = 0; i < n; i++) {
+		char policy[TF_TRACE_KEY_TEXT_MAX + 1];
+		const char *v = values[i];
+
+		if (v == NULL)
+			continue;
+		if (ix == TF_INDEX_BY_POLICY) {
+			tf_trace_policy_id(v, policy, sizeof(policy));
+			v = policy;
+		}
+		if (strcmp(v, want) == 0)
+			return true;
+	}
+	return false;
+}
+
+int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
+		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_event_visit visit, void *ctx)
+{
+	struct tf_record_reader reader;
+	struct names_txn n = { s, s->rtxn };
+	struct tf_record_names names = names_of(&n);
+	unsigned char stored_key[32], from[8];
+	char want[TF_TRACE_KEY_TEXT_MAX + 65];
+	MDB_cursor *c, *records;
+	MDB_val k, d;
+	size_t len;
+	uint64_t start = 0;
 	int rc, stop = 0;
 
-	if (klen == 0)
-		return 0;
-	tf_trace_put_u64(from, (uint64_t)(from_ms < 0 ? 0 : from_ms));
-	d = mval(from, 8);
-	if (mdb_cursor_open(s->rtxn, s->dbi[dbs[ix]], &c) != 0)
+	/* The key as the store files it, and as the events spell it. */
+	if (ix == TF_INDEX_BY_ID || ix == TF_INDEX_BY_SHA) {
+		if (klen != (ix == TF_INDEX_BY_ID ? 16u : 32u))
+			return 0;
+		tf_hex(key, klen, want);
+		memcpy(stored_key, key, klen);
+		len = klen;
+	} else {
+		if (klen == 0 || klen > TF_TRACE_KEY_TEXT_MAX)
+			return 0;
+		memcpy(want, key, klen);
+		want[klen] = '\0';
+		len = index_key(ix, want, lookup_name, &n, stored_key);
+		if (len == 0)
+			return 0;
+	}
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_RECORDS], &records) != 0)
 		return -1;
+	if (from_ms > 0) {
+		MDB_val rk, rv;
+
+		/* From the record holding the first event of the range. */
+		if (record_holding(records, tf_trace_seq_at(s, from_ms), &rk, &rv))
+			start = tf_trace_get_u64(rk.mv_data);
+	}
+	if (mdb_cursor_open(s->rtxn, s->dbi[index_db[ix]], &c) != 0) {
+		mdb_cursor_close(records);
+		return -1;
+	}
+	tf_trace_put_u64(from, start);
+	k = mval(stored_key, len);
+	d = mval(from, 8);
 	for (rc = mdb_cursor_get(c, &k, &d, MDB_GET_BOTH_RANGE); rc == 0 && stop == 0;
 			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_DUP)) {
-		const unsigned char *data = d.mv_data;
-		int64_t ts;
+		MDB_val rk = d, rv;
+		const unsigned char *kept;
+		struct tf_event ev;
+		uint64_t first;
 
-		if (d.mv_size < ENTRY_HEAD)
+		if (d.mv_size != 8 || mdb_cursor_get(records, &rk, &rv, MDB_SET) != 0
+				|| open_record(&reader, &rk, &rv, &first, &kept, NULL) != TF_OK)
 			continue;
-		ts = (int64_t)tf_trace_get_u64(data);
-		if (ts > to_ms)
-			break;
-		stop = visit(ctx, ts, tf_trace_get_u64(data + 8), data + ENTRY_HEAD,
-			d.mv_size - ENTRY_HEAD);
+		for (uint32_t i = tf_record_count(&reader); i > 0 && stop == 0; i--) {
+			if (tf_record_next(&reader, &names, &ev, NULL) != TF_OK)
+				break;
+			if (ev.ts_ms > to_ms) {
+				stop = INT32_MIN;   /* past the range: done */
+				break;
+			}
+			if (ev.ts_ms >= from_ms && filed_under(ix, &ev, want))
+				stop = visit(ctx, &ev);
+		}
 	}
 	mdb_cursor_close(c);
-	return stop;
+	mdb_cursor_close(records);
+	return stop == INT32_MIN ? 0 : stop;
 }
 
 int tf_trace_scan_checkpoints(struct tf_trace_store *s, tf_trace_checkpoint_visit visit,
@@ -1155,4 +1597,215 @@ void tf_trace_scan_keys(struct tf_trace_store *s, tf_trace_key_visit visit, void
 		visit(ctx, kid, v.mv_data, v.mv_size);
 	}
 	mdb_cursor_close(c);
+}
+
+/* --- format 1 ---------------------------------------------------------------- */
+
+#define MIGRATE_BATCH 256
+
+/* The old store, opened read-only. */
+struct old_store {
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi events, meta, checkpoints, held;
+};
+
+static int open_old(const char *dir, struct old_store *o, struct tf_err *err)
+{
+	char format[8] = "";
+	int rc = mdb_env_create(&o->env);
+
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(o->env, 16);
+	if (rc == 0)
+		rc = mdb_env_open(o->env, dir, MDB_RDONLY, 0640);
+	if (rc == 0)
+		rc = mdb_txn_begin(o->env, NULL, MDB_RDONLY, &o->txn);
+	if (rc != 0)
+		return lmdb_error(err, dir, "cannot open", rc);
+	if (read_format(NULL, o->txn, format) != 0 || strcmp(format, FORMAT_0_1) != 0)
+		return tf_err_set(err, TF_ERR_INVALID, "%s is not a trace store of format 1 "
+			"(trustflow 0.1)", dir);
+	rc = mdb_dbi_open(o->txn, "events", 0, &o->events);
+	if (rc == 0)
+		rc = mdb_dbi_open(o->txn, "meta", 0, &o->meta);
+	if (rc == 0)
+		rc = mdb_dbi_open(o->txn, "checkpoints", 0, &o->checkpoints);
+	if (rc == 0)
+		rc = mdb_dbi_open(o->txn, "held", 0, &o->held);
+	return rc == 0 ? TF_OK : lmdb_error(err, dir, "cannot open its tables", rc);
+}
+
+static void close_old(struct old_store *o)
+{
+	if (o->txn != NULL)
+		mdb_txn_abort(o->txn);
+	if (o->env != NULL)
+		mdb_env_close(o->env);
+}
+
+/* Copies every entry of an old table into the new store's db, but the
+ * keys skip says (NULL: none). */
+static int copy_table(struct tf_trace_store *s, MDB_txn *txn, struct old_store *o, MDB_dbi from,
+		enum db to, bool (*skip)(const MDB_val *k))
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(o->txn, from, &c);
+
+	for (rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (skip != NULL && skip(&k))
+			continue;
+		if ((rc = mdb_put(txn, s->dbi[to], &k, &v, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static bool format_or_anchor(const MDB_val *k)
+{
+	return (k->mv_size == 6 && memcmp(k->mv_data, "format", 6) == 0)
+		|| (k->mv_size == 6 && memcmp(k->mv_data, "anchor", 6) == 0);
+}
+
+struct migration {
+	struct old_store *old;
+};
+
+static int copy_rest(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
+{
+	struct old_store *o = ((struct migration *)ctx)->old;
+	int rc = copy_table(s, txn, o, o->checkpoints, DB_CHECKPOINTS, NULL);
+
+	if (rc == 0)
+		rc = copy_table(s, txn, o, o->held, DB_HELD, NULL);
+	if (rc == 0)
+		rc = copy_table(s, txn, o, o->meta, DB_META, format_or_anchor);
+	return rc;
+}
+
+static int set_anchor(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
+{
+	(void)ctx;
+	if (s->state.seq == 0)
+		return 0;
+	{
+		unsigned char anchor[40];
+
+		tf_trace_put_u64(anchor, s->state.seq);
+		memcpy(anchor + 8, s->state.hash, 32);
+		return put(txn, s->dbi[DB_META], "anchor", 6, anchor, 40, 0);
+	}
+}
+
+/* Checks one old event (its key and stored hash || bytes) against the
+ * chain so far, and decodes it into in with values in scratch. */
+static int take_old_event(const MDB_val *k, const MDB_val *v, struct chain_state *st,
+		struct tf_trace_input *in, char **scratch, struct tf_err *err)
+{
+	struct tf_event ev;
+	unsigned char hash[32];
+	const char *bytes = (const char *)v->mv_data + 32;
+	size_t len = v->mv_size - 32;
+	uint64_t seq = k->mv_size == 8 ? tf_trace_get_u64(k->mv_data) : 0;
+	char *again;
+	size_t fields;
+
+	if (seq != st->seq + 1 || v->mv_size < 32)
+		return tf_err_set(err, TF_ERR_INVALID, "event %llu is missing or malformed; run "
+			"tfctl trace verify on the old store", (unsigned long long)st->seq + 1);
+	free(*scratch);
+	if ((*scratch = malloc(len + 1)) == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	tf_event_chain(NULL, st->hash, bytes, len, hash);
+	if (memcmp(hash, v->mv_data, 32) != 0
+			|| tf_event_decode(bytes, len, &ev, *scratch, len + 1, err) != TF_OK)
+		return tf_err_set(err, TF_ERR_INVALID, "event %llu does not match its chain hash; "
+			"run tfctl trace verify on the old store", (unsigned long long)seq);
+	/* Format 2 hashes the same bytes: the event must encode back to them. */
+	again = malloc(len);
+	if (again == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	if (tf_event_encode(&ev, again, len) != len || memcmp(again, bytes, len) != 0) {
+		free(again);
+		return tf_err_set(err, TF_ERR_INVALID, "event %llu cannot be copied exactly",
+			(unsigned long long)seq);
+	}
+	free(again);
+	memset(in, 0, sizeof(*in));
+	in->kind = ev.kind;
+	in->ts_ms = ev.ts_ms;
+	tf_event_fields(ev.kind, &fields);
+	memcpy(in->values, ev.values, fields * sizeof(ev.values[0]));
+	st->seq = seq;
+	memcpy(st->hash, hash, 32);
+	return TF_OK;
+}
+
+int tf_trace_migrate(const char *from, const char *to, uint64_t *events, struct tf_err *err)
+{
+	struct old_store old = { NULL };
+	struct tf_trace_store *s = NULL;
+	struct tf_trace_input in[MIGRATE_BATCH];
+	char *scratch[MIGRATE_BATCH] = { NULL };
+	struct chain_state expect = { 0 };
+	struct migration m = { &old };
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	size_t n = 0;
+	int rc;
+
+	*events = 0;
+	if ((rc = open_old(from, &old, err)) != TF_OK)
+		goto done;
+	if ((rc = tf_trace_open(to, true, 0, &s, err)) != TF_OK)
+		goto done;
+	if (s->state.seq != 0) {
+		rc = tf_err_set(err, TF_ERR_INVALID, "%s already holds a trace store", to);
+		goto done;
+	}
+	k = mval("anchor", 6);
+	if (mdb_get(old.txn, old.meta, &k, &v) == 0 && v.mv_size == 40) {
+		expect.seq = s->state.seq = tf_trace_get_u64(v.mv_data);
+		memcpy(expect.hash, (const unsigned char *)v.mv_data + 8, 32);
+		memcpy(s->state.hash, expect.hash, 32);
+		if ((rc = write_txn(s, set_anchor, NULL, "cannot copy", err)) != TF_OK)
+			goto done;
+	}
+	if ((rc = mdb_cursor_open(old.txn, old.events, &c)) != 0) {
+		rc = lmdb_error(err, from, "cannot read", rc);
+		goto done;
+	}
+	for (int got = mdb_cursor_get(c, &k, &v, MDB_FIRST); ; got = mdb_cursor_get(c, &k, &v,
+			MDB_NEXT)) {
+		if (got == 0 && (rc = take_old_event(&k, &v, &expect, &in[n], &scratch[n], err))
+				!= TF_OK)
+			goto done;
+		n += got == 0;
+		if (n == MIGRATE_BATCH || (got != 0 && n > 0)) {
+			if ((rc = tf_trace_append(s, in, n, err)) != TF_OK)
+				goto done;
+			*events += n;
+			n = 0;
+		}
+		if (got != 0)
+			break;
+	}
+	rc = TF_OK;
+	if (memcmp(s->state.hash, expect.hash, 32) != 0)
+		rc = tf_err_set(err, TF_ERR_INVALID, "the copy's chain differs from the old store's");
+	if (rc == TF_OK)
+		rc = write_txn(s, copy_rest, &m, "cannot copy", err);
+	if (rc == TF_OK)
+		rc = tf_trace_sync(s, err);
+done:
+	if (c != NULL)
+		mdb_cursor_close(c);
+	for (size_t i = 0; i < MIGRATE_BATCH; i++)
+		free(scratch[i]);
+	tf_trace_close(s);
+	close_old(&old);
+	return rc;
 }

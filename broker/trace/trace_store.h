@@ -3,34 +3,40 @@
  *
  * One writer (the broker's trace writer thread) appends events in
  * batches; any number of readers, in this or other processes (tfctl),
- * query it meanwhile. The layout, all integers big-endian so that they
- * sort by number:
+ * query it meanwhile. Format 2, all integers big-endian so that they sort
+ * by number:
  *
- *   events        seq(8)        -> chain hash(32) || event bytes
- *   by_id         message id(16)   => ts(8) seq(8)
- *   by_policy     policy id        => ts(8) seq(8) kind(1) [client 0x00 org]
- *   by_publisher  client           => ts(8) seq(8)
- *   by_recipient  client           => ts(8) seq(8)
- *   by_topic      topic            => ts(8) seq(8) payload sha256(32)
- *   by_sha        sha256(32)       => ts(8) seq(8)
+ *   records       seq(8)        -> chain hash(32) || record (broker/trace/record.h)
+ *   names         number(4)     -> text NUL: what events name, interned
+ *   name_ids      sha256(text)  -> number(4)
+ *   by_id         message id(16)   => seq(8)
+ *   by_policy     policy id's name => seq(8)
+ *   by_publisher  client's name    => seq(8)
+ *   by_recipient  client's name    => seq(8)
+ *   by_topic      topic's name     => seq(8)
+ *   by_sha        sha256(32)       => seq(8)
  *   held          flow 0x00 seq(8) -> a quarantined message (broker/guard/held.h)
  *   checkpoints   seq(8)        -> checkpoint JSON
  *   meta          name          -> value; also "clientid:<client id>" -> the
  *                 identity that holds it ("u:<username>", or "c:" for a
  *                 client without one: broker/tracking/clientids.h)
  *
- * (=> : sorted duplicates, one per event, in time order.) by_id holds
- * every event about a message (the message, its deliveries, its release
- * or discard, the view copies made of it) and alerts by their id; by_policy the messages, deliveries
- * and alerts under a policy (the entry of a delivery that was made names
- * the recipient); by_publisher, by_topic and by_sha the message events;
- * by_recipient the deliveries. Text keys are cut at
- * TF_TRACE_KEY_TEXT_MAX bytes, so a query on longer text compares the
- * event's own field as well.
+ * A record holds consecutive events (a message and its deliveries, say)
+ * under the seq of its first; its chain hash is its last event's. An
+ * index entry (=> : sorted fixed-size duplicates, in seq order) names a
+ * record with an event under that key: by_id the events about a message
+ * (the message, its deliveries, its release or discard, the view copies
+ * made of it) and alerts by their id; by_policy the messages, deliveries
+ * and alerts under a policy; by_publisher, by_topic and by_sha the
+ * message events; by_recipient the deliveries. A record is indexed once
+ * under each key, however many of its events share it.
  *
  * Event times never decrease along the sequence (the store records the
  * later of an event's time and its predecessor's), so the events in a
- * time range are a range of sequence numbers. */
+ * time range are a range of sequence numbers.
+ *
+ * A store of format 1 (trustflow 0.1: one text event per entry of
+ * "events") is not opened; tf_trace_migrate copies it into format 2. */
 #ifndef TF_TRACE_STORE_H
 #define TF_TRACE_STORE_H
 
@@ -42,6 +48,8 @@
 #include "broker/util/error.h"
 #include "broker/trace/trace_event.h"
 
+/* The longest flow name a held message is kept under, and a bound for
+ * the ids callers pass in. */
 #define TF_TRACE_KEY_TEXT_MAX 400
 
 enum tf_trace_index {
@@ -148,17 +156,31 @@ int tf_trace_put_client_id(struct tf_trace_store *s, const char *client_id, bool
 int tf_trace_read_begin(struct tf_trace_store *s, struct tf_err *err);
 void tf_trace_read_end(struct tf_trace_store *s);
 
-/* The stored event seq: its chain hash and bytes. Returns TF_OK, or
- * TF_ERR_INVALID when there is no such event. */
-int tf_trace_get_event(struct tf_trace_store *s, uint64_t seq, const unsigned char **hash,
-		const char **bytes, size_t *len);
+/* One step of a walk along the chain. */
+struct tf_trace_step {
+	uint64_t seq;
+	/* The event, borrowed for the visit; NULL when the record holding
+	 * seq cannot be decoded (error says why). */
+	const struct tf_event *ev;
+	const char *error;
+	unsigned char prev[32];         /* the chain hash before the event */
+	unsigned char hash[32];         /* recomputed through the event */
+	/* On a record's last event, the chain hash the store kept for it
+	 * (it should equal hash); NULL otherwise. */
+	const unsigned char *stored;
+};
 
-/* Visits each stored event from seq `from` on, in order, until visit
- * returns non-zero (which is then returned). */
-typedef int (*tf_trace_event_visit)(void *ctx, uint64_t seq, const unsigned char *hash,
-		const char *bytes, size_t len);
-int tf_trace_scan_events(struct tf_trace_store *s, uint64_t from, tf_trace_event_visit visit,
-		void *ctx);
+/* Visits each stored event from seq `from` on (the first at or after
+ * it), in order, with its chain hash recomputed from the hash kept with
+ * the record before (or the anchor), until visit returns non-zero (which
+ * is then returned). After an undecodable record the walk goes on with
+ * the next record, from that record's kept hash. */
+typedef int (*tf_trace_step_visit)(void *ctx, const struct tf_trace_step *step);
+int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit visit, void *ctx);
+
+/* The bytes of every page the store uses (data, indexes, names, free
+ * pages kept for reuse): its size on disk. */
+uint64_t tf_trace_bytes_used(struct tf_trace_store *s);
 
 /* The first and last stored sequence numbers (0, 0 when empty). */
 void tf_trace_bounds(struct tf_trace_store *s, uint64_t *first, uint64_t *last);
@@ -167,14 +189,15 @@ void tf_trace_bounds(struct tf_trace_store *s, uint64_t *first, uint64_t *last);
  * none). */
 uint64_t tf_trace_seq_at(struct tf_trace_store *s, int64_t ts_ms);
 
-/* Visits, in time order, the entries of an index under key whose time
- * lies in [from_ms, to_ms], until visit returns non-zero (which is then
- * returned; -1 when the index cannot be read). extra: what the index
- * keeps beyond time and seq (see the layout above). */
-typedef int (*tf_trace_index_visit)(void *ctx, int64_t ts_ms, uint64_t seq,
-		const unsigned char *extra, size_t extra_len);
+/* Visits, in order, the events under key in an index whose time lies in
+ * [from_ms, to_ms], until visit returns non-zero (which is then
+ * returned; -1 when the index cannot be read). key: a message id (16
+ * bytes) for by_id, a payload sha256 (32 bytes) for by_sha, else the
+ * text (a policy id, client or topic). The event is borrowed for the
+ * visit. */
+typedef int (*tf_trace_event_visit)(void *ctx, const struct tf_event *ev);
 int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
-		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_index_visit visit, void *ctx);
+		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_event_visit visit, void *ctx);
 
 /* Visits the stored checkpoints in order. */
 typedef int (*tf_trace_checkpoint_visit)(void *ctx, const struct tf_checkpoint *cp);
@@ -207,6 +230,20 @@ typedef void (*tf_trace_client_id_visit)(void *ctx, const char *client_id,
 		const char *username);
 void tf_trace_scan_client_ids(struct tf_trace_store *s, tf_trace_client_id_visit visit,
 		void *ctx);
+
+/* --- format 1 ---------------------------------------------------------------- */
+
+/* Copies the format-1 store in directory from (trustflow 0.1, opened
+ * read-only and left as it is) into a new format-2 store in directory to
+ * (which must not hold a store): every event with its seq, time and
+ * fields, checking that each one's chain hash comes out as stored (the
+ * hashed bytes are the same in both formats, so the checkpoints stay
+ * valid), then the checkpoints, the anchor, the held messages and the
+ * meta values. *events says how many were copied. Errors: TF_ERR_INVALID
+ * (from is not a format-1 store, to is not empty, or an event does not
+ * match its hash: run verify on from), TF_ERR_IO, TF_ERR_NOMEM,
+ * TF_ERR_FULL. */
+int tf_trace_migrate(const char *from, const char *to, uint64_t *events, struct tf_err *err);
 
 /* --- keys, for queries ----------------------------------------------------- */
 

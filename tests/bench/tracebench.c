@@ -64,12 +64,13 @@ int main(int argc, char **argv)
 	struct tf_verify_result vr;
 	struct tf_err err;
 	char key[4096], path[4200], file[4300], id[TF_MSGID_LEN + 1], sha[TF_SHA256_HEX + 1];
-	char policy[32], client[32], payload[64];
+	char policy[32], client[32], client_id[48], payload[64];
 	double t_start, t_timed = 0, t_done, t, samples[QUERIES], recipients_ms, verify_s;
 	uint64_t recorded = 0;
 	uint64_t messages, recipients, policies, events;
 	size_t n_recipients = 0;
 	struct stat st;
+	uint64_t used;
 	FILE *devnull;
 
 	if (argc != 5) {
@@ -109,9 +110,11 @@ int main(int argc, char **argv)
 		for (uint64_t r = 0; r < recipients; r++) {
 			struct tf_trace_input d = { .kind = TF_EVENT_DELIVERY, .ts_ms = ts + 1,
 		.values = { id, policy, client,
-				"bench-consumer", "delivered", "" } };
+				"bench-consumer", "delivered", "", client_id } };
 
 			snprintf(client, sizeof(client), "bench-sub-%llu", (unsigned long long)r);
+			snprintf(client_id, sizeof(client_id), "bench-sub-%llu-gateway",
+				(unsigned long long)r);
 			if (tf_trace_writer_record(w, &d) != TF_OK)
 				return fail("record", NULL);
 			if (++recorded == RECORD_TIMED)
@@ -128,6 +131,8 @@ int main(int argc, char **argv)
 		return fail("stat", NULL);
 	if (tf_trace_open(path, false, 0, &s, &err) != TF_OK || tf_trace_read_begin(s, &err) != TF_OK)
 		return fail("open", &err);
+	/* Every page the store uses, indexes and free pages included. */
+	used = tf_trace_bytes_used(s);
 	devnull = fopen("/dev/null", "w");
 
 	srand(7);
@@ -159,7 +164,8 @@ int main(int argc, char **argv)
 	fclose(devnull);
 
 	printf("{\"messages\": %llu, \"recipients\": %llu, \"policies\": %llu, \"events\": %llu, "
-		"\"record_us\": %.3f, \"events_per_s\": %.0f, \"store_bytes\": %lld, "
+		"\"record_us\": %.3f, \"events_per_s\": %.0f, \"store_bytes\": %llu, "
+		"\"file_bytes\": %lld, "
 		"\"bytes_per_million_messages\": %.0f, \"message_query_median_us\": %.1f, "
 		"\"message_query_p99_us\": %.1f, \"recipients_ms\": %.1f, "
 		"\"recipients_deliveries\": %llu, \"recipients_clients\": %zu, "
@@ -167,7 +173,7 @@ int main(int argc, char **argv)
 		(unsigned long long)messages, (unsigned long long)recipients,
 		(unsigned long long)policies, (unsigned long long)events,
 		(t_timed - t_start) * 1e6 / RECORD_TIMED, (double)events / (t_done - t_start),
-		(long long)st.st_size, (double)st.st_size * 1e6 / (double)messages,
+		(unsigned long long)used, (long long)st.st_size, (double)used * 1e6 / (double)messages,
 		samples[QUERIES / 2], samples[QUERIES * 99 / 100], recipients_ms,
 		(unsigned long long)(messages / policies * recipients), n_recipients, verify_s,
 		(double)vr.events / verify_s);

@@ -108,21 +108,23 @@ class TraceFaultTest(harness.BrokerTestCase):
         self.received_ids(3)
         self.broker.stop()
         self.assertEqual(self.verify()[0], 0)
-        # Byte 60 of a record: inside the event's bytes (after the 32-byte hash).
-        run([TRACE_TAMPER, self.broker.trace_dir, "flip", "3", "60"])
+        # Byte 60 of a record: inside its events (after the 32-byte hash).
+        # Verify names the record that holds the change: its first event.
+        record = int(run([TRACE_TAMPER, self.broker.trace_dir, "flip", "3", "60"]).stdout)
+        self.assertLessEqual(record, 3)
         status, result = self.verify()
         self.assertEqual(status, 1)
         self.assertFalse(result["ok"])
-        self.assertEqual(result["first_bad_seq"], 3)
+        self.assertEqual(result["first_bad_seq"], record)
 
     def test_a_removed_event_is_found_and_named(self):
         self.start()
         self.received_ids(3)
         self.broker.stop()
-        run([TRACE_TAMPER, self.broker.trace_dir, "delete", "4"])
+        record = int(run([TRACE_TAMPER, self.broker.trace_dir, "delete", "4"]).stdout)
         status, result = self.verify()
         self.assertEqual(status, 1)
-        self.assertEqual(result["first_bad_seq"], 4)
+        self.assertEqual(result["first_bad_seq"], record)
         self.assertEqual(result["reason"], "event missing")
 
     def test_a_full_store_refuses_governed_messages_without_crashing(self):

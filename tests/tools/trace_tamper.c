@@ -1,11 +1,12 @@
 /* Edits a stopped broker's trace store behind its back, as an attacker
  * with file access would, for the tests of `tfctl trace verify`:
  *
- *     trace_tamper DIR flip SEQ OFFSET   flips one bit of event SEQ's record
- *     trace_tamper DIR delete SEQ        removes event SEQ
+ *     trace_tamper DIR flip SEQ OFFSET   flips one bit of the record holding event SEQ
+ *     trace_tamper DIR delete SEQ        removes the record holding event SEQ
  *
- * OFFSET counts from the start of the stored record (its 32-byte chain
- * hash, then the event's bytes). */
+ * and prints the seq of that record's first event. OFFSET counts from
+ * the start of the stored value (its 32-byte chain hash, then the
+ * record: broker/trace/record.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,24 @@
 #include <lmdb.h>
 
 #include "broker/trace/trace_store.h"
+
+/* The record holding the event whose seq k names: the last record whose
+ * first seq is at most it. */
+static int holding_record(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v)
+{
+	uint64_t seq = tf_trace_get_u64(k->mv_data);
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, dbi, &c);
+
+	if (rc == 0)
+		rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+	if (rc == 0 && tf_trace_get_u64(k->mv_data) != seq)
+		rc = mdb_cursor_get(c, k, v, MDB_PREV);
+	else if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(c, k, v, MDB_LAST);
+	mdb_cursor_close(c);
+	return rc;
+}
 
 int main(int argc, char **argv)
 {
@@ -38,10 +57,14 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = mdb_txn_begin(env, NULL, 0, &txn);
 	if (rc == 0)
-		rc = mdb_dbi_open(txn, "events", 0, &dbi);
+		rc = mdb_dbi_open(txn, "records", 0, &dbi);
+	if (rc == 0)
+		rc = holding_record(txn, dbi, &k, &v);
+	if (rc == 0)
+		printf("%llu\n", (unsigned long long)tf_trace_get_u64(k.mv_data));
 	if (rc == 0 && strcmp(argv[2], "delete") == 0) {
 		rc = mdb_del(txn, dbi, &k, NULL);
-	} else if (rc == 0 && (rc = mdb_get(txn, dbi, &k, &v)) == 0) {
+	} else if (rc == 0) {
 		size_t offset = strtoull(argv[4], NULL, 10);
 
 		copy = malloc(v.mv_size);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
@@ -184,28 +185,62 @@ static void begin(struct fixture *f)
 	assert_int_equal(tf_trace_read_begin(f->s, &err), TF_OK);
 }
 
+/* The first step of a walk: an event's hashed bytes (a copy) and hashes. */
+struct step_copy {
+	uint64_t seq;
+	char bytes[2048];
+	size_t len;
+	unsigned char prev[32], hash[32];
+	bool stored;
+};
+
+static int copy_step(void *ctx, const struct tf_trace_step *step)
+{
+	struct step_copy *c = ctx;
+
+	assert_non_null(step->ev);
+	c->seq = step->seq;
+	c->len = tf_event_encode(step->ev, c->bytes, sizeof(c->bytes) - 1);
+	assert_true(c->len < sizeof(c->bytes));
+	c->bytes[c->len] = '\0';
+	memcpy(c->prev, step->prev, 32);
+	memcpy(c->hash, step->hash, 32);
+	c->stored = step->stored != NULL;
+	return 1;
+}
+
+/* Event seq as the walk gives it (in a read snapshot). */
+static struct step_copy event_at(struct fixture *f, uint64_t seq)
+{
+	struct step_copy c = { 0 };
+
+	assert_int_equal(tf_trace_walk(f->s, seq, copy_step, &c), 1);
+	assert_int_equal(c.seq, seq);
+	return c;
+}
+
 /* --- the chain ---------------------------------------------------------------- */
 
 static void appending_numbers_and_chains_events(void **state)
 {
 	struct fixture *f = *state;
 	unsigned char zero[32] = { 0 }, h1[32];
-	const unsigned char *hash;
-	const char *bytes;
-	size_t len;
 	struct tf_trace_input one = message(ID1, TOPIC, "c", SHA1, "delivered", T0, "");
+	struct step_copy e;
 
 	assert_int_equal(tf_trace_last_seq(f->s), 0);
 	assert_memory_equal(tf_trace_last_hash(f->s), zero, 32);
 	append(f, &one, 1);
 	assert_int_equal(tf_trace_last_seq(f->s), 1);
 	begin(f);
-	assert_int_equal(tf_trace_get_event(f->s, 1, &hash, &bytes, &len), TF_OK);
-	/* The stored hash is SHA-256(32 zero bytes || the stored bytes). */
-	tf_event_chain(NULL, zero, bytes, len, h1);
-	assert_memory_equal(hash, h1, 32);
+	e = event_at(f, 1);
+	/* The chain hash is SHA-256(32 zero bytes || the event's bytes). */
+	tf_event_chain(NULL, zero, e.bytes, e.len, h1);
+	assert_memory_equal(e.prev, zero, 32);
+	assert_memory_equal(e.hash, h1, 32);
+	assert_true(e.stored);
 	assert_memory_equal(tf_trace_last_hash(f->s), h1, 32);
-	assert_non_null(strstr(bytes, "seq:1:1\n"));
+	assert_non_null(strstr(e.bytes, "seq:1:1\n"));
 	tf_trace_read_end(f->s);
 }
 
@@ -232,14 +267,9 @@ static void event_times_never_go_back(void **state)
 		message(ID1, TOPIC, "c", SHA1, "delivered", T0 + 500, ""),
 		message(ID2, TOPIC, "c", SHA2, "delivered", T0, ""),   /* the clock stepped back */
 	};
-	const unsigned char *hash;
-	const char *bytes;
-	size_t len;
-
 	append(f, in, 2);
 	begin(f);
-	assert_int_equal(tf_trace_get_event(f->s, 2, &hash, &bytes, &len), TF_OK);
-	assert_non_null(strstr(bytes, "ts:13:1764158400500\n"));
+	assert_non_null(strstr(event_at(f, 2).bytes, "ts:13:1764158400500\n"));
 	assert_int_equal(tf_trace_seq_at(f->s, T0 + 500), 1);
 	assert_int_equal(tf_trace_seq_at(f->s, T0 + 501), 3);
 	tf_trace_read_end(f->s);
@@ -421,13 +451,9 @@ static void export_gives_every_event_with_its_hash(void **state)
 	assert_string_equal(str(l.items[2], "outcome"), "withheld");
 	/* An auditor rebuilds the bytes from the fields and the chain. */
 	for (int i = 0; i < l.n; i++) {
-		const unsigned char *hash;
-		const char *bytes;
-		size_t len;
+		struct step_copy e = event_at(f, (uint64_t)num(l.items[i], "seq"));
 
-		assert_int_equal(tf_trace_get_event(f->s, (uint64_t)num(l.items[i], "seq"), &hash,
-			&bytes, &len), TF_OK);
-		tf_event_chain(NULL, prev, bytes, len, computed);
+		tf_event_chain(NULL, prev, e.bytes, e.len, computed);
 		for (int b = 0; b < 32; b++)
 			sprintf(hex + 2 * b, "%02x", computed[b]);
 		assert_string_equal(str(l.items[i], "hash"), hex);
@@ -471,7 +497,8 @@ static void verify_passes_on_an_untouched_store(void **state)
 	assert_int_equal(r.checkpoints, 1);
 }
 
-/* Opens the store's LMDB directly, as someone editing it would. */
+/* Opens the store's LMDB directly, as someone editing it would, and
+ * flips a bit of (or removes) the record whose first event is seq. */
 static void tamper(struct fixture *f, uint64_t seq, bool remove, size_t offset)
 {
 	MDB_env *env;
@@ -488,7 +515,7 @@ static void tamper(struct fixture *f, uint64_t seq, bool remove, size_t offset)
 	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
 	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "events", 0, &dbi), 0);
+	assert_int_equal(mdb_dbi_open(txn, "records", 0, &dbi), 0);
 	if (remove) {
 		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
 	} else {
@@ -517,11 +544,13 @@ static void a_changed_byte_is_found_at_its_event(void **state)
 	fill(f);
 	checkpoint(f);
 	put_key(f);
-	tamper(f, 3, false, 32 + 100);    /* a byte of event 3's bytes */
+	/* fill's records: a message and its deliveries each, 1..3 and 4..6. */
+	tamper(f, 4, false, 32 + 40);     /* a byte inside the second record's events */
 	r = verify(f, NULL);
 	assert_false(r.ok);
-	assert_int_equal(r.first_bad_seq, 3);
-	assert_int_equal(r.events, 2);
+	/* Found at the record that holds it. */
+	assert_int_equal(r.first_bad_seq, 4);
+	assert_int_equal(r.events, 3);
 }
 
 static void a_changed_hash_is_found_at_its_event(void **state)
@@ -530,10 +559,10 @@ static void a_changed_hash_is_found_at_its_event(void **state)
 	struct tf_verify_result r;
 
 	fill(f);
-	tamper(f, 5, false, 0);
+	tamper(f, 4, false, 0);           /* the hash kept with the second record */
 	r = verify(f, NULL);
 	assert_false(r.ok);
-	assert_int_equal(r.first_bad_seq, 5);
+	assert_int_equal(r.first_bad_seq, 4);
 }
 
 static void a_removed_event_is_named(void **state)
@@ -544,10 +573,10 @@ static void a_removed_event_is_named(void **state)
 	fill(f);
 	checkpoint(f);
 	put_key(f);
-	tamper(f, 4, true, 0);
+	tamper(f, 1, true, 0);
 	r = verify(f, NULL);
 	assert_false(r.ok);
-	assert_int_equal(r.first_bad_seq, 4);
+	assert_int_equal(r.first_bad_seq, 1);
 	assert_string_equal(r.reason, "event missing");
 }
 
@@ -559,10 +588,10 @@ static void removing_the_last_events_is_caught_by_the_checkpoint(void **state)
 	fill(f);
 	checkpoint(f);
 	put_key(f);
-	tamper(f, 6, true, 0);
+	tamper(f, 4, true, 0);
 	r = verify(f, NULL);
 	assert_false(r.ok);
-	assert_int_equal(r.first_bad_seq, 6);
+	assert_int_equal(r.first_bad_seq, 4);
 }
 
 static void a_checkpoint_by_another_key_fails(void **state)
@@ -606,11 +635,9 @@ static void pruning_keeps_the_chain_verifiable(void **state)
 	append(f, &later, 1);
 	checkpoint(f);      /* covers 7 */
 	put_key(f);
-	/* Events before T0 + 1000: 1..3. Pruned in steps of 2. */
+	/* Events before T0 + 1000: 1..3, one record, removed whole. */
 	assert_int_equal(tf_trace_prune(f->s, T0 + 1000, 2, &removed, &err), TF_OK);
-	assert_int_equal(removed, 2);
-	assert_int_equal(tf_trace_prune(f->s, T0 + 1000, 2, &removed, &err), TF_OK);
-	assert_int_equal(removed, 1);
+	assert_int_equal(removed, 3);
 	assert_int_equal(tf_trace_prune(f->s, T0 + 1000, 2, &removed, &err), TF_OK);
 	assert_int_equal(removed, 0);
 	begin(f);
@@ -686,6 +713,9 @@ static void a_full_store_refuses_and_stays_readable(void **state)
 	memset(big, 'x', sizeof(big) - 1);
 	in.values[8] = big;
 	for (int i = 0; i < 100 && rc == TF_OK; i++) {
+		/* Each reason of its own: the same one is stored once. */
+		snprintf(big, 12, "%010d", i);
+		big[10] = 'x';
 		rc = tf_trace_append(f->s, &in, 1, &err);
 		written += rc == TF_OK;
 	}
@@ -708,8 +738,11 @@ static void the_map_grows_when_allowed(void **state)
 	memset(big, 'y', sizeof(big) - 1);
 	in.values[8] = big;
 	/* 80 MB: more than the first map of 64 MiB. */
-	for (int i = 0; i < 400; i++)
+	for (int i = 0; i < 400; i++) {
+		snprintf(big, 12, "%010d", i);
+		big[10] = 'y';
 		assert_int_equal(tf_trace_append(f->s, &in, 1, &err), TF_OK);
+	}
 	assert_int_equal(tf_trace_last_seq(f->s), 400);
 }
 
@@ -723,6 +756,205 @@ static void a_reader_needs_an_existing_store(void **state)
 	snprintf(path, sizeof(path), "%s/none", f->dir);
 	assert_int_not_equal(tf_trace_open(path, false, 0, &s, &err), TF_OK);
 	assert_non_null(strstr(err.msg, path));
+}
+
+/* --- records -------------------------------------------------------------------- */
+
+struct record_ends {
+	uint64_t steps, ends;
+};
+
+static int count_ends(void *ctx, const struct tf_trace_step *step)
+{
+	struct record_ends *r = ctx;
+
+	assert_non_null(step->ev);
+	r->steps++;
+	r->ends += step->stored != NULL;
+	return 0;
+}
+
+static void a_fan_out_is_one_record_and_each_delivery_is_found(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_input in[51];
+	char clients[50][16];
+	struct record_ends ends = { 0 };
+	struct tf_err err;
+	struct lines l;
+	size_t n;
+	cJSON *o;
+
+	in[0] = message(ID1, TOPIC, "ww-sensor-01", SHA1, "delivered", T0, "42");
+	for (int i = 0; i < 50; i++) {
+		snprintf(clients[i], sizeof(clients[i]), "meter-app-%02d", i);
+		in[1 + i] = delivery(ID1, clients[i], "maint-co", true, T0 + 2);
+	}
+	append(f, in, 51);
+	begin(f);
+	assert_int_equal(tf_trace_walk(f->s, 1, count_ends, &ends), 0);
+	assert_int_equal(ends.steps, 51);
+	assert_int_equal(ends.ends, 1);
+	o = tf_query_message(f->s, ID1, &err);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "deliveries")), 50);
+	cJSON_Delete(o);
+	assert_int_equal(tf_query_recipients(f->s, "water-telemetry", 0, INT64_MAX, capture(&l),
+		&n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 50);
+	free_lines(&l);
+	tf_trace_read_end(f->s);
+	assert_true(verify(f, NULL).ok);
+}
+
+/* Writes a store as trustflow 0.1 did (format 1: "events" seq -> chain
+ * hash || the event's bytes), with a checkpoint over it. */
+static void write_format_1(struct fixture *f, const char *dir, const struct tf_trace_input *in,
+		size_t n, unsigned char last_hash[32])
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi events, meta, checkpoints, held;
+	unsigned char prev[32] = { 0 }, key[8];
+	struct tf_checkpoint cp;
+	struct tf_err err;
+	char *json;
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mkdir(dir, 0750), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "events", MDB_CREATE, &events), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+	assert_int_equal(mdb_dbi_open(txn, "checkpoints", MDB_CREATE, &checkpoints), 0);
+	assert_int_equal(mdb_dbi_open(txn, "held", MDB_CREATE, &held), 0);
+	for (size_t i = 0; i < n; i++) {
+		struct tf_event ev = { in[i].kind, i + 1, in[i].ts_ms, { NULL } };
+		unsigned char value[32 + 2048];
+		size_t len, fields;
+		MDB_val k = { 8, key }, v;
+
+		tf_event_fields(ev.kind, &fields);
+		memcpy(ev.values, in[i].values, fields * sizeof(ev.values[0]));
+		len = tf_event_encode(&ev, (char *)value + 32, 2048);
+		assert_true(len < 2048);
+		tf_event_chain(NULL, prev, (char *)value + 32, len, value);
+		memcpy(prev, value, 32);
+		tf_trace_put_u64(key, i + 1);
+		v.mv_size = 32 + len;
+		v.mv_data = value;
+		assert_int_equal(mdb_put(txn, events, &k, &v, 0), 0);
+	}
+	memcpy(last_hash, prev, 32);
+	{
+		MDB_val k = { 6, "format" }, v = { 1, "1" };
+
+		assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+	}
+	assert_int_equal(tf_checkpoint_sign(&cp, f->signer, "city-broker-1", n, prev, T0 + 5000,
+		&err), TF_OK);
+	json = tf_checkpoint_to_json(&cp);
+	{
+		MDB_val k = { 8, key }, v = { strlen(json), json };
+
+		tf_trace_put_u64(key, n);
+		assert_int_equal(mdb_put(txn, checkpoints, &k, &v, 0), 0);
+	}
+	free(json);
+	{
+		char name[40];
+		const char *pem = tf_signer_public_pem(f->signer);
+		MDB_val k, v = { strlen(pem), (void *)pem };
+
+		snprintf(name, sizeof(name), "key:%s", tf_signer_kid(f->signer));
+		k.mv_size = strlen(name);
+		k.mv_data = name;
+		assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+	}
+	{
+		unsigned char hkey[64];
+		MDB_val k, v = { 4, "held" };
+
+		memcpy(hkey, "water-telemetry/ww-sensor-01", 29);
+		tf_trace_put_u64(hkey + 29, 1);
+		k.mv_size = 37;
+		k.mv_data = hkey;
+		assert_int_equal(mdb_put(txn, held, &k, &v, 0), 0);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static int count_held(void *ctx, const char *flow, uint64_t seq, const void *record, size_t len)
+{
+	(void)flow;
+	(void)record;
+	assert_int_equal(seq, 1);
+	assert_int_equal(len, 4);
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void a_store_of_0_1_is_refused_and_migrated_exactly(void **state)
+{
+	struct fixture *f = *state;
+	/* 0.1's events: no "of", no "client_id", a release without "reason". */
+	struct tf_trace_input in[] = {
+		message(ID1, TOPIC, "ww-sensor-01", SHA1, "quarantined", T0, "42"),
+		delivery(ID1, "maint-app", "maint-co", true, T0 + 3),
+		{ .kind = TF_EVENT_RELEASE, .ts_ms = T0 + 9, .values = { ID1, "flow", "admin" } },
+		message(ID2, TOPIC, "ww-sensor-01", SHA2, "delivered", T0 + 10, "43"),
+	};
+	char old[96], fresh[96];
+	unsigned char last[32];
+	struct tf_trace_store *s;
+	struct tf_verify_result r;
+	struct tf_err err;
+	uint64_t events;
+	struct lines l;
+	size_t n;
+	int held = 0;
+
+	snprintf(old, sizeof(old), "%s/old", f->dir);
+	snprintf(fresh, sizeof(fresh), "%s/new", f->dir);
+	write_format_1(f, old, in, 4, last);
+	/* Refused, naming both formats and the command. */
+	assert_int_equal(tf_trace_open(old, true, 0, &s, &err), TF_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "format 1"));
+	assert_non_null(strstr(err.msg, "trustflow 0.1"));
+	assert_non_null(strstr(err.msg, "format 2"));
+	assert_non_null(strstr(err.msg, "migrate"));
+	assert_int_equal(tf_trace_open(old, false, 0, &s, &err), TF_ERR_INVALID);
+	/* Migrated: same events, same hashes, the old checkpoint still holds. */
+	assert_int_equal(tf_trace_migrate(old, fresh, &events, &err), TF_OK);
+	assert_int_equal(events, 4);
+	assert_int_equal(tf_trace_open(fresh, false, 0, &s, &err), TF_OK);
+	assert_int_equal(tf_trace_read_begin(s, &err), TF_OK);
+	assert_int_equal(tf_query_verify(s, NULL, &r, &err), TF_OK);
+	assert_true(r.ok);
+	assert_int_equal(r.events, 4);
+	assert_int_equal(r.checkpoints, 1);
+	assert_int_equal(tf_query_export(s, 0, capture(&l), &n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 4);
+	{
+		char hex[65];
+
+		for (int b = 0; b < 32; b++)
+			sprintf(hex + 2 * b, "%02x", last[b]);
+		assert_string_equal(str(l.items[3], "hash"), hex);
+	}
+	assert_null(cJSON_GetObjectItem(l.items[1], "client_id"));
+	assert_null(cJSON_GetObjectItem(l.items[2], "reason"));
+	free_lines(&l);
+	assert_int_equal(tf_trace_scan_held(s, NULL, count_held, &held), 0);
+	assert_int_equal(held, 1);
+	tf_trace_read_end(s);
+	tf_trace_close(s);
+	/* Not twice into the same place, and only from format 1. */
+	assert_int_equal(tf_trace_migrate(old, fresh, &events, &err), TF_ERR_INVALID);
+	assert_int_equal(tf_trace_migrate(fresh, old, &events, &err), TF_ERR_INVALID);
 }
 
 int main(void)
@@ -750,6 +982,8 @@ int main(void)
 		T(a_full_store_refuses_and_stays_readable),
 		T(the_map_grows_when_allowed),
 		T(a_reader_needs_an_existing_store),
+		T(a_fan_out_is_one_record_and_each_delivery_is_found),
+		T(a_store_of_0_1_is_refused_and_migrated_exactly),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
