@@ -358,12 +358,18 @@ static void a_record_holds_one_message_and_its_deliveries(void **state)
 	assert_int_equal(f->b.count, TF_RECORD_MAX_EVENTS);
 	assert_false(tf_record_accepts(&f->b, &del));
 
-	/* A run of deliveries alone is a record of that message too. */
+	/* A run of deliveries alone is a record of that message too, of
+	 * 1024 deliveries at most. */
 	tf_record_reset(&f->b);
 	add_all(f, &other, 1);
 	assert_true(f->b.has_id);
+	for (uint32_t i = 1; i < TF_RECORD_MAX_EVENTS; i++) {
+		other.seq++;
+		add_all(f, &other, 1);
+	}
 	other.seq++;
-	assert_true(tf_record_accepts(&f->b, &other));
+	assert_false(tf_record_accepts(&f->b, &other));
+	assert_int_equal(tf_record_add(&f->b, &other, &f->names), TF_ERR_INVALID);
 
 	/* An alert names no message: nothing joins it. */
 	tf_record_reset(&f->b);
