@@ -108,8 +108,9 @@ static bool canonical_sig(const char *s, unsigned char out[SIG_BYTES + 2])
 {
 	char again[TF_SIG_B64_LEN + 1];
 
-	if (strlen(s) != TF_SIG_B64_LEN
-			|| EVP_DecodeBlock(out, (const unsigned char *)s, TF_SIG_B64_LEN) != SIG_BYTES + 2)
+	if (strlen(s) != TF_SIG_B64_LEN)
+		return false;
+	if (EVP_DecodeBlock(out, (const unsigned char *)s, TF_SIG_B64_LEN) != SIG_BYTES + 2)
 		return false;
 	EVP_EncodeBlock((unsigned char *)again, out, SIG_BYTES);
 	return memcmp(again, s, TF_SIG_B64_LEN) == 0;
@@ -452,8 +453,7 @@ static const char *get_id(struct tf_record_reader *r, char *scratch, const char 
 	if (why != NULL)
 		return why;
 	if (*tag == TAG_TEXT)
-		return tf_trace_id_bytes(*out, canon) ? "an id in canonical form is stored as text"
-			: NULL;
+		return tf_trace_id_bytes(*out, canon) ? "a canonical id kept as text" : NULL;
 	if (*tag == TAG_RECORD_ID && !r->has_id)
 		return "an id refers to the record's, which has none";
 	if (*tag == TAG_BINARY) {
@@ -476,8 +476,7 @@ static const char *get_sha(struct tf_record_reader *r, char *scratch, const char
 	if (why != NULL)
 		return why;
 	if (tag == TAG_TEXT)
-		return tf_trace_sha_bytes(*out, canon) ? "a hash in canonical form is stored as text"
-			: NULL;
+		return tf_trace_sha_bytes(*out, canon) ? "a canonical hash kept as text" : NULL;
 	if (tag != TAG_BINARY)
 		return "a hash has an id's tag";
 	if ((why = get_bytes(r, SHA_BYTES, &raw)) != NULL)
@@ -496,8 +495,7 @@ static const char *get_sig(struct tf_record_reader *r, char *scratch, const char
 	if (why != NULL)
 		return why;
 	if (tag == TAG_TEXT)
-		return canonical_sig(*out, canon) ? "a signature in canonical form is stored as text"
-			: NULL;
+		return canonical_sig(*out, canon) ? "a canonical signature kept as text" : NULL;
 	if (tag != TAG_BINARY)
 		return "a signature has an id's tag";
 	if ((why = get_bytes(r, SIG_BYTES, &raw)) != NULL)
@@ -516,8 +514,7 @@ static const char *get_number(struct tf_record_reader *r, char *scratch, const c
 	if (why != NULL)
 		return why;
 	if (tag == TAG_TEXT)
-		return canonical_number(*out, &v) ? "a number in canonical form is stored as text"
-			: NULL;
+		return canonical_number(*out, &v) ? "a canonical number kept as text" : NULL;
 	if (tag != TAG_BINARY)
 		return "a number has an id's tag";
 	if ((why = get_varint(r, &v)) != NULL)
@@ -605,7 +602,7 @@ static int check_grouping(const struct tf_record_reader *r, bool first, const st
 
 	if (!first) {
 		if (ev->kind != TF_EVENT_DELIVERY || !by_id || tag != TAG_RECORD_ID)
-			return fail(r, err, "an event that is not a delivery of the record's message");
+			return fail(r, err, "not a delivery of the record's message");
 		return TF_OK;
 	}
 	if (r->has_id && !(by_id && tag == TAG_RECORD_ID))
@@ -613,6 +610,12 @@ static int check_grouping(const struct tf_record_reader *r, bool first, const st
 	if (!r->has_id && by_id && tag == TAG_BINARY)
 		return fail(r, err, "the record lacks its first event's id");
 	return TF_OK;
+}
+
+static int refuse_record(uint64_t first_seq, struct tf_err *err, const char *why)
+{
+	return tf_err_set(err, TF_ERR_INVALID, "record of event %llu: %s",
+		(unsigned long long)first_seq, why);
 }
 
 int tf_record_open(struct tf_record_reader *r, const void *bytes, size_t len,
@@ -629,19 +632,19 @@ int tf_record_open(struct tf_record_reader *r, const void *bytes, size_t len,
 	if ((why = get_byte(r, &format)) != NULL || (why = get_varint(r, &count)) != NULL
 			|| (why = get_varint(r, &first_ts)) != NULL
 			|| (why = get_byte(r, &has_id)) != NULL)
-		return tf_err_set(err, TF_ERR_INVALID, "record of event %llu: %s",
-			(unsigned long long)first_seq, why);
+		return refuse_record(first_seq, err, why);
 	if (format != TF_RECORD_FORMAT || has_id > 1)
-		return tf_err_set(err, TF_ERR_INVALID, "record of event %llu: not a format-%d record",
-			(unsigned long long)first_seq, TF_RECORD_FORMAT);
-	if (count == 0 || count > TF_RECORD_MAX_EVENTS || (has_id == 0 && count > 1))
-		return tf_err_set(err, TF_ERR_INVALID,
-			"record of event %llu: %llu events (1 to %u, only 1 without an id)",
-			(unsigned long long)first_seq, (unsigned long long)count, TF_RECORD_MAX_EVENTS);
+		return refuse_record(first_seq, err, "not a format-2 record");
+	if (count == 0 || count > TF_RECORD_MAX_EVENTS || (has_id == 0 && count > 1)) {
+		unsigned long long n = count;
+
+		return tf_err_set(err, TF_ERR_INVALID, "record of event %llu: %llu events "
+			"(1 to %u, only 1 without an id)", (unsigned long long)first_seq, n,
+			TF_RECORD_MAX_EVENTS);
+	}
 	if (has_id) {
 		if ((why = get_bytes(r, ID_BYTES, &id)) != NULL)
-			return tf_err_set(err, TF_ERR_INVALID, "record of event %llu: %s",
-				(unsigned long long)first_seq, why);
+			return refuse_record(first_seq, err, why);
 		memcpy(r->id, id, ID_BYTES);
 	}
 	r->has_id = has_id;

@@ -479,6 +479,8 @@ static void next_refuses(const struct fixture *f, const unsigned char *bytes, si
 		fail_msg("\"%s\" does not say \"%s\"", err.msg, why);
 }
 
+/* The 16 bytes of a record's id. */
+#define ID16 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
 #define B(...) \
 	(const unsigned char[]){ __VA_ARGS__ }, sizeof((const unsigned char[]){ __VA_ARGS__ })
 
@@ -513,25 +515,22 @@ static void malformed_records_are_refused(void **state)
 	next_refuses(f, B(2, 1, 5, 0, 5, 0, 1, 'a', 1, 0, 3, 0, 0), "lacks its NUL");
 	next_refuses(f, B(2, 1, 5, 0, 5, 0, 9, 'a', 0, 0, 3, 0, 0), "runs past the record");
 	next_refuses(f, B(2, 1, 5, 0, 5, 0, 3, 'a', 0, 'b', 0, 0, 3, 0, 0), "holds a NUL byte");
-	next_refuses(f, B(2, 1, 5, 0, 5, 0, 1, 'a', 0, 1, 1, '3', 0, 0, 0), "canonical form");
-	next_refuses(f, B(2, 1, 5, 0, 5, 0, 1, 'a', 0, 0, 3, 0, 0, 0), "bytes after the record's last");
+	next_refuses(f, B(2, 1, 5, 0, 5, 0, 1, 'a', 0, 1, 1, '3', 0, 0, 0),
+		"a canonical number kept as text");
+	next_refuses(f, B(2, 1, 5, 0, 5, 0, 1, 'a', 0, 0, 3, 0, 0, 0), "bytes after the record's");
 	next_refuses(f, B(2, 1, 5, 0, 5, 0, 1, 'a', 0, 0, 3, 0), "runs past the record");
 	next_refuses(f, B(2, 1, 5, 0, 5, 0, 1, 'a', 0, 0, 0x80, 0x00, 0, 0), "needless zero byte");
 	/* A release (head 0x12: reason absent) whose id is the record's,
 	 * which has none; one whose canonical id the record lacks; one whose
 	 * record id is another. */
 	next_refuses(f, B(2, 1, 5, 0, 0x12, 0, 2, 0, 0), "refers to the record's, which has none");
-	next_refuses(f, B(2, 1, 5, 0, 0x12, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-		0, 0), "lacks its first event's id");
-	next_refuses(f, B(2, 1, 5, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x12, 0,
-		0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 0),
-		"record's id is stored again");
-	next_refuses(f, B(2, 1, 5, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x12, 0,
-		0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 0, 0),
-		"not its first event's");
+	next_refuses(f, B(2, 1, 5, 0, 0x12, 0, 0, ID16, 0, 0), "lacks its first event's id");
+	next_refuses(f, B(2, 1, 5, 1, ID16, 0x12, 0, 0, ID16, 0, 0), "record's id is stored again");
+	next_refuses(f, B(2, 1, 5, 1, ID16, 0x12, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+		14, 15, 17, 0, 0), "not its first event's");
 	/* A second event that is not a delivery of the record's message. */
-	next_refuses(f, B(2, 2, 5, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-		0x12, 0, 2, 0, 0, 0x12, 0, 2, 0, 0), "event 10: an event that is not a delivery");
+	next_refuses(f, B(2, 2, 5, 1, ID16, 0x12, 0, 2, 0, 0, 0x12, 0, 2, 0, 0),
+		"event 10: not a delivery of the record's message");
 }
 
 /* A copy of a realistic record: a message, three deliveries. */
