@@ -27,7 +27,13 @@
  * its kind's schema (record.c): a name as varint (0: "", n: name n); a
  * text as varint length, the bytes and a NUL; an id, hash, signature or
  * number as a tag byte (0: canonical binary follows; 1: text follows;
- * 2: the record's id, for ids) and the value. */
+ * 2: the record's id, for ids) and the value.
+ *
+ * Each record has one encoding: the reader refuses any other (a value in
+ * canonical form stored as text, an id equal to the record's stored
+ * again, a varint with needless zero bytes, a NUL inside a text, events
+ * the writer would not have grouped), so no changed byte reads as the
+ * same events. */
 #ifndef TF_RECORD_H
 #define TF_RECORD_H
 
@@ -76,11 +82,14 @@ bool tf_record_accepts(const struct tf_record_builder *b, const struct tf_event 
 /* Adds ev (which tf_record_accepts) to the record. A first event whose
  * first field is a message id (message, delivery, release, discard)
  * gives the record its id. Errors: TF_ERR_NOMEM (also when intern
- * fails); the record is then as before the call. */
+ * fails, or the record would pass 2 MiB); TF_ERR_INVALID when
+ * tf_record_accepts refuses ev (a mistake of the caller). The record is
+ * then as before the call. */
 int tf_record_add(struct tf_record_builder *b, const struct tf_event *ev,
 		const struct tf_record_names *names);
 
-/* The record's bytes (valid until the builder changes) and length. */
+/* The record's bytes (valid until the builder changes) and length; NULL
+ * and 0 for an empty builder. */
 const unsigned char *tf_record_bytes(struct tf_record_builder *b, size_t *len);
 
 /* Empties the builder for the next record, keeping its buffer. */
@@ -91,6 +100,7 @@ void tf_record_builder_free(struct tf_record_builder *b);
 
 struct tf_record_reader {
 	const unsigned char *p, *end;
+	uint32_t count;          /* events in the record */
 	uint32_t left;           /* events not yet read */
 	uint64_t next_seq;
 	int64_t ts;
@@ -114,8 +124,8 @@ uint32_t tf_record_count(const struct tf_record_reader *r);
  * until the next call, and as long as the record's bytes and names'
  * texts). Call it tf_record_count times. Returns TF_OK, or
  * TF_ERR_INVALID when the record is malformed, ends early, holds bytes
- * after its last event or names an unknown name (err says what, with
- * the event's seq). */
+ * after its last event, is not in its one encoding or names an unknown
+ * name (err says what, with the event's seq). */
 int tf_record_next(struct tf_record_reader *r, const struct tf_record_names *names,
 		struct tf_event *ev, struct tf_err *err);
 
