@@ -185,6 +185,7 @@ static int lmdb_error(struct tf_err *err, const char *dir, const char *what, int
 struct names_txn {
 	struct tf_trace_store *s;
 	MDB_txn *txn;
+	int rc;     /* why a name could not be given (an LMDB error, ENOMEM) */
 };
 
 static uint32_t get_be32(const unsigned char *p)
@@ -239,8 +240,10 @@ static uint32_t intern_name(void *ctx, const char *text, size_t len)
 		return at;
 	at = stored_name(n, text, len);
 	if (at == 0) {
-		if (s->last_name == UINT32_MAX || (stored = malloc(len + 1)) == NULL)
+		if (s->last_name == UINT32_MAX || (stored = malloc(len + 1)) == NULL) {
+			n->rc = ENOMEM;
 			return 0;
+		}
 		memcpy(stored, text, len);
 		stored[len] = '\0';
 		at = s->last_name + 1;
@@ -252,8 +255,12 @@ static uint32_t intern_name(void *ctx, const char *text, size_t len)
 		tf_sha256(text, len, sha);
 		k = mval(sha, 32);
 		v = mval(num, 4);
-		if (rc != 0 || mdb_put(n->txn, s->dbi[DB_NAME_IDS], &k, &v, 0) != 0)
+		if (rc == 0)
+			rc = mdb_put(n->txn, s->dbi[DB_NAME_IDS], &k, &v, 0);
+		if (rc != 0) {
+			n->rc = rc;
 			return 0;
+		}
 		s->last_name = at;
 	}
 	cache_name(s, text, len, at);
@@ -280,12 +287,13 @@ static struct tf_record_names names_of(struct names_txn *n)
 	return names;
 }
 
-/* Names seen only for their times: every name reads as "". */
+/* Names seen only for their times: every name reads as "?" (not "",
+ * which is no name). */
 static const char *no_text(void *ctx, uint32_t number)
 {
 	(void)ctx;
 	(void)number;
-	return "";
+	return "?";
 }
 
 static const struct tf_record_names times_only = { NULL, NULL, no_text };
@@ -494,14 +502,15 @@ static int load_state(struct tf_trace_store *s, struct tf_err *err)
 		const unsigned char *stored;
 		struct tf_event ev;
 		uint64_t first;
-		bool ok = open_record(&reader, &k, &v, &first, &stored, NULL) == TF_OK;
+		struct tf_err why = { "" };
+		bool ok = open_record(&reader, &k, &v, &first, &stored, &why) == TF_OK;
 
 		for (uint32_t i = tf_record_count(&reader); ok && i > 0; i--)
-			ok = tf_record_next(&reader, &times_only, &ev, NULL) == TF_OK;
+			ok = tf_record_next(&reader, &times_only, &ev, &why) == TF_OK;
 		if (!ok) {
 			mdb_txn_abort(txn);
-			return tf_err_set(err, TF_ERR_INVALID, "%s: the last trace record is unreadable; "
-				"run tfctl trace verify", s->dir);
+			return tf_err_set(err, TF_ERR_INVALID, "%s: the last trace record is unreadable "
+				"(%s); run tfctl trace verify", s->dir, why.msg);
 		}
 		s->state.seq = ev.seq;
 		memcpy(s->state.hash, stored, 32);
@@ -630,7 +639,7 @@ static int find_message(struct tf_trace_store *s, MDB_txn *txn, const char *topi
 		const char *sha_hex, char id[TF_MSGID_LEN + 1])
 {
 	struct tf_record_reader reader;
-	struct names_txn n = { s, txn };
+	struct names_txn n = { s, txn, 0 };
 	struct tf_record_names names = names_of(&n);
 	unsigned char sha[32];
 	MDB_cursor *c, *records;
@@ -748,7 +757,8 @@ static int flush_record(struct tf_trace_store *s, MDB_txn *txn, const unsigned c
 	tf_trace_put_u64(key, s->record_seq);
 	if ((rc = put(txn, s->dbi[DB_RECORDS], key, 8, s->buf, 32 + len, MDB_APPEND)) != 0)
 		return rc;
-	qsort(s->keys, s->n_keys, sizeof(*s->keys), by_key);
+	if (s->n_keys > 1)
+		qsort(s->keys, s->n_keys, sizeof(*s->keys), by_key);
 	for (uint32_t i = 0; i < s->n_keys && rc == 0; i++) {
 		MDB_val k, d = mval(key, 8);
 
@@ -771,7 +781,7 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 		const struct tf_trace_input *in)
 {
 	struct tf_event ev = { in->kind, st->seq + 1, in->ts_ms, { NULL } };
-	struct names_txn n = { s, txn };
+	struct names_txn n = { s, txn, 0 };
 	struct tf_record_names names = names_of(&n);
 	char id[TF_MSGID_LEN + 1];
 	unsigned char hash[32];
@@ -799,8 +809,11 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 		return rc;
 	if (s->record.count == 0)
 		s->record_seq = ev.seq;
-	if (tf_record_add(&s->record, &ev, &names) != TF_OK || (rc = note_keys(s, &n, &ev)) != 0)
-		return ENOMEM;
+	/* A name that could not be given says why (the map is full, say). */
+	if (tf_record_add(&s->record, &ev, &names) != TF_OK)
+		return n.rc != 0 ? n.rc : ENOMEM;
+	if ((rc = note_keys(s, &n, &ev)) != 0 || (rc = n.rc) != 0)
+		return rc;
 	if (in->hold_flow != NULL && (rc = put_held(s, txn, in->hold_flow, ev.seq, in->hold,
 			in->hold_len)) != 0)
 		return rc;
@@ -1035,7 +1048,7 @@ static int unindex_record(struct tf_trace_store *s, MDB_txn *txn,
 		struct tf_record_reader *reader, const unsigned char seq_key[8], uint64_t *last,
 		int64_t *last_ts)
 {
-	struct names_txn n = { s, txn };
+	struct names_txn n = { s, txn, 0 };
 	struct tf_record_names names = names_of(&n);
 	struct tf_event ev;
 	int rc = 0;
@@ -1224,7 +1237,7 @@ static void hash_before(struct tf_trace_store *s, MDB_cursor *c, unsigned char o
 int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit visit, void *ctx)
 {
 	struct tf_record_reader reader;
-	struct names_txn n = { s, s->rtxn };
+	struct names_txn n = { s, s->rtxn, 0 };
 	struct tf_record_names names = names_of(&n);
 	struct tf_trace_step step;
 	unsigned char prev[32];
@@ -1403,7 +1416,7 @@ int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const 
 		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_event_visit visit, void *ctx)
 {
 	struct tf_record_reader reader;
-	struct names_txn n = { s, s->rtxn };
+	struct names_txn n = { s, s->rtxn, 0 };
 	struct tf_record_names names = names_of(&n);
 	unsigned char stored_key[32], from[8];
 	char want[TF_TRACE_KEY_TEXT_MAX + 65];

@@ -848,7 +848,8 @@ static void write_format_1(struct fixture *f, const char *dir, const struct tf_t
 	}
 	memcpy(last_hash, prev, 32);
 	{
-		MDB_val k = { 6, "format" }, v = { 1, "1" };
+		char name[] = "format", value[] = "1";
+		MDB_val k = { 6, name }, v = { 1, value };
 
 		assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
 	}
@@ -863,18 +864,19 @@ static void write_format_1(struct fixture *f, const char *dir, const struct tf_t
 	}
 	free(json);
 	{
-		char name[40];
-		const char *pem = tf_signer_public_pem(f->signer);
-		MDB_val k, v = { strlen(pem), (void *)pem };
+		char name[40], *pem = strdup(tf_signer_public_pem(f->signer));
+		MDB_val k, v = { strlen(pem), pem };
 
 		snprintf(name, sizeof(name), "key:%s", tf_signer_kid(f->signer));
 		k.mv_size = strlen(name);
 		k.mv_data = name;
 		assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+		free(pem);
 	}
 	{
 		unsigned char hkey[64];
-		MDB_val k, v = { 4, "held" };
+		char record[] = "held";
+		MDB_val k, v = { 4, record };
 
 		memcpy(hkey, "water-telemetry/ww-sensor-01", 29);
 		tf_trace_put_u64(hkey + 29, 1);
