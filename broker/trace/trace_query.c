@@ -346,20 +346,20 @@ static struct recipient *recipient(struct recipients_build *b, const char *clien
 	return &b->list[at];
 }
 
-/* A delivery made under the policy: its recipient received a message. */
-static int visit_policy_event(void *ctx, const struct tf_event *ev)
+/* A client the store found deliveries made to under the policy. */
+static int visit_recipient(void *ctx, const char *client, const char *org, uint64_t messages,
+		int64_t first_ts, int64_t last_ts)
 {
 	struct recipients_build *b = ctx;
-	const char *client = ev->values[2], *org = ev->values[3];
-	struct recipient *r;
+	struct recipient *r = recipient(b, client, strlen(client), org, strlen(org), first_ts);
 
-	if (ev->kind != TF_EVENT_DELIVERY || strcmp(ev->values[4], "delivered") != 0)
-		return 0;
-	r = recipient(b, client, strlen(client), org, strlen(org), ev->ts_ms);
 	if (r == NULL)
 		return b->failed = true;
-	r->messages++;
-	r->last_ts = ev->ts_ms;
+	r->messages += messages;
+	if (first_ts < r->first_ts)
+		r->first_ts = first_ts;
+	if (last_ts > r->last_ts)
+		r->last_ts = last_ts;
 	return 0;
 }
 
@@ -377,8 +377,7 @@ int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t si
 	*count = 0;
 	if (b.index == NULL)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
-	tf_trace_scan_index(s, TF_INDEX_BY_POLICY, policy, strlen(policy), since_ms, until_ms,
-		visit_policy_event, &b);
+	tf_trace_scan_recipients(s, policy, since_ms, until_ms, visit_recipient, &b);
 	if (b.failed)
 		rc = tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	if (b.n > 0)

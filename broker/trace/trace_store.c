@@ -33,6 +33,7 @@ enum db {
 	DB_BY_RECIPIENT,
 	DB_BY_TOPIC,
 	DB_BY_SHA,
+	DB_RECIPIENTS,
 	DB_CHECKPOINTS,
 	DB_META,
 	DB_HELD,
@@ -41,7 +42,7 @@ enum db {
 
 static const char *const db_names[DB_COUNT] = {
 	"records", "names", "name_ids", "by_id", "by_policy", "by_publisher", "by_recipient",
-	"by_topic", "by_sha", "checkpoints", "meta", "held",
+	"by_topic", "by_sha", "recipients", "checkpoints", "meta", "held",
 };
 
 /* The indexes keep record seqs (8 bytes) as sorted fixed-size duplicates
@@ -50,6 +51,7 @@ static const char *const db_names[DB_COUNT] = {
 static const unsigned db_flags[DB_COUNT] = {
 	[DB_BY_ID] = INDEX_FLAGS, [DB_BY_POLICY] = INDEX_FLAGS, [DB_BY_PUBLISHER] = INDEX_FLAGS,
 	[DB_BY_RECIPIENT] = INDEX_FLAGS, [DB_BY_TOPIC] = INDEX_FLAGS, [DB_BY_SHA] = INDEX_FLAGS,
+	[DB_RECIPIENTS] = INDEX_FLAGS,
 };
 
 static const enum db index_db[] = {
@@ -182,10 +184,20 @@ static int lmdb_error(struct tf_err *err, const char *dir, const char *what, int
 
 /* The names of one transaction: the writer's (which may add names) or a
  * reader's. */
+/* A reader's recently read names, by number: a read meets the same few
+ * (organizations, policies, outcomes) over and over. Texts point into
+ * the snapshot's pages. */
+#define NAME_SLOTS 1024u
+struct name_slot {
+	uint32_t number;   /* 0: empty */
+	const char *text;
+};
+
 struct names_txn {
 	struct tf_trace_store *s;
 	MDB_txn *txn;
 	int rc;     /* why a name could not be given (an LMDB error, ENOMEM) */
+	struct name_slot *slots;   /* NULL: no cache */
 };
 
 static uint32_t get_be32(const unsigned char *p)
@@ -270,13 +282,18 @@ static uint32_t intern_name(void *ctx, const char *text, size_t len)
 static const char *name_text(void *ctx, uint32_t number)
 {
 	struct names_txn *n = ctx;
+	struct name_slot *slot = n->slots ? &n->slots[number % NAME_SLOTS] : NULL;
 	unsigned char num[4];
 	MDB_val k = mval(num, 4), v;
 
+	if (slot != NULL && slot->number == number)
+		return slot->text;
 	put_be32(num, number);
 	if (mdb_get(n->txn, n->s->dbi[DB_NAMES], &k, &v) != 0 || v.mv_size == 0
 			|| ((const char *)v.mv_data)[v.mv_size - 1] != '\0')
 		return NULL;
+	if (slot != NULL)
+		*slot = (struct name_slot){ number, v.mv_data };
 	return v.mv_data;
 }
 
@@ -639,7 +656,7 @@ static int find_message(struct tf_trace_store *s, MDB_txn *txn, const char *topi
 		const char *sha_hex, char id[TF_MSGID_LEN + 1])
 {
 	struct tf_record_reader reader;
-	struct names_txn n = { s, txn, 0 };
+	struct names_txn n = { s, txn, 0, NULL };
 	struct tf_record_names names = names_of(&n);
 	unsigned char sha[32];
 	MDB_cursor *c, *records;
@@ -716,15 +733,43 @@ static int by_key(const void *a, const void *b)
 }
 
 /* Files ev's index keys under the record being built. */
+/* A delivery made, for `recipients`: filed under its policy id's and its
+ * client's name numbers (8 bytes), so that each pair's records are
+ * appended at the end of their own list. 0 when ev is none or names no
+ * policy. */
+static size_t recipient_key(const struct tf_event *ev,
+		uint32_t (*name)(void *ctx, const char *text, size_t len), void *ctx,
+		unsigned char key[32])
+{
+	uint32_t number;
+
+	if (ev->kind != TF_EVENT_DELIVERY || strcmp(ev->values[4], "delivered") != 0
+			|| ev->values[2][0] == '\0'
+			|| index_key(TF_INDEX_BY_POLICY, ev->values[1], name, ctx, key) != 4)
+		return 0;
+	number = name(ctx, ev->values[2], strlen(ev->values[2]));
+	if (number == 0)
+		return 0;
+	put_be32(key + 4, number);
+	return 8;
+}
+
 static int note_keys(struct tf_trace_store *s, struct names_txn *n, const struct tf_event *ev)
 {
+	struct index_key *k;
+
+	if (!tf_grow(&s->keys, &s->cap_keys, s->n_keys, 16, UINT32_MAX))
+		return ENOMEM;
+	k = &s->keys[s->n_keys];
+	k->db = DB_RECIPIENTS;
+	k->klen = (uint8_t)recipient_key(ev, intern_name, n, k->key);
+	if (k->klen > 0)
+		s->n_keys++;
 	for (int ix = 0; ix < INDEXES; ix++) {
 		const char *values[2];
 		size_t count = index_values((enum tf_trace_index)ix, ev, values);
 
 		for (size_t i = 0; i < count; i++) {
-			struct index_key *k;
-
 			if (!tf_grow(&s->keys, &s->cap_keys, s->n_keys, 16, UINT32_MAX))
 				return ENOMEM;
 			k = &s->keys[s->n_keys];
@@ -767,10 +812,8 @@ static int flush_record(struct tf_trace_store *s, MDB_txn *txn, const unsigned c
 		k = mval(s->keys[i].key, s->keys[i].klen);
 		/* Entries come in seq order: each goes at the end of its key's. */
 		rc = mdb_put(txn, s->dbi[s->keys[i].db], &k, &d, MDB_APPENDDUP);
-		if (rc == MDB_KEYEXIST) {
-			d = mval(key, 8);
+		if (rc == MDB_KEYEXIST)
 			rc = mdb_put(txn, s->dbi[s->keys[i].db], &k, &d, 0);
-		}
 	}
 	tf_record_reset(&s->record);
 	s->n_keys = 0;
@@ -781,7 +824,7 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 		const struct tf_trace_input *in)
 {
 	struct tf_event ev = { in->kind, st->seq + 1, in->ts_ms, { NULL } };
-	struct names_txn n = { s, txn, 0 };
+	struct names_txn n = { s, txn, 0, NULL };
 	struct tf_record_names names = names_of(&n);
 	char id[TF_MSGID_LEN + 1];
 	unsigned char hash[32];
@@ -800,10 +843,12 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 	}
 	if (ev.ts_ms < st->ts_ms)
 		ev.ts_ms = st->ts_ms;
-	len = tf_event_encode(&ev, NULL, 0);
-	if (!reserve(&s->buf, &s->cap, len))
-		return ENOMEM;
-	tf_event_encode(&ev, s->buf, len);
+	len = tf_event_encode(&ev, s->buf, s->cap);
+	if (len > s->cap) {
+		if (!reserve(&s->buf, &s->cap, len))
+			return ENOMEM;
+		tf_event_encode(&ev, s->buf, len);
+	}
 	tf_event_chain(s->chain, st->hash, s->buf, len, hash);
 	if (!tf_record_accepts(&s->record, &ev) && (rc = flush_record(s, txn, st->hash)) != 0)
 		return rc;
@@ -1048,7 +1093,7 @@ static int unindex_record(struct tf_trace_store *s, MDB_txn *txn,
 		struct tf_record_reader *reader, const unsigned char seq_key[8], uint64_t *last,
 		int64_t *last_ts)
 {
-	struct names_txn n = { s, txn, 0 };
+	struct names_txn n = { s, txn, 0, NULL };
 	struct tf_record_names names = names_of(&n);
 	struct tf_event ev;
 	int rc = 0;
@@ -1058,6 +1103,14 @@ static int unindex_record(struct tf_trace_store *s, MDB_txn *txn,
 			return EINVAL;
 		*last = ev.seq;
 		*last_ts = ev.ts_ms;
+		{
+			unsigned char key[32];
+			size_t klen = recipient_key(&ev, lookup_name, &n, key);
+			MDB_val k = mval(key, klen), d = mval(seq_key, 8);
+
+			if (klen > 0 && (rc = mdb_del(txn, s->dbi[DB_RECIPIENTS], &k, &d)) == MDB_NOTFOUND)
+				rc = 0;
+		}
 		for (int ix = 0; ix < INDEXES && rc == 0; ix++) {
 			const char *values[2];
 			size_t count = index_values((enum tf_trace_index)ix, &ev, values);
@@ -1234,10 +1287,11 @@ static void hash_before(struct tf_trace_store *s, MDB_cursor *c, unsigned char o
 	tf_trace_anchor(s, &anchor, out);
 }
 
-int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit visit, void *ctx)
+static int walk(struct tf_trace_store *s, struct name_slot *slots, struct tf_chain *chain,
+		uint64_t from, tf_trace_step_visit visit, void *ctx)
 {
 	struct tf_record_reader reader;
-	struct names_txn n = { s, s->rtxn, 0 };
+	struct names_txn n = { s, s->rtxn, 0, slots };
 	struct tf_record_names names = names_of(&n);
 	struct tf_trace_step step;
 	unsigned char prev[32];
@@ -1284,7 +1338,8 @@ int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit v
 				stop = visit(ctx, &step);
 				break;
 			}
-			len = tf_event_encode(&ev, NULL, 0);
+			/* Encoded once, unless the buffer must grow first. */
+			len = tf_event_encode(&ev, text, cap);
 			if (len > cap) {
 				char *grown = realloc(text, len);
 
@@ -1294,12 +1349,12 @@ int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit v
 				}
 				text = grown;
 				cap = len;
+				tf_event_encode(&ev, text, len);
 			}
-			tf_event_encode(&ev, text, len);
 			step.seq = ev.seq;
 			step.ev = &ev;
 			memcpy(step.prev, prev, 32);
-			tf_event_chain(NULL, prev, text, len, step.hash);
+			tf_event_chain(chain, prev, text, len, step.hash);
 			memcpy(prev, step.hash, 32);
 			step.stored = i + 1 == count ? stored : NULL;
 			if (ev.seq >= from)
@@ -1311,6 +1366,17 @@ int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit v
 	mdb_cursor_close(c);
 	free(text);
 	return stop;
+}
+
+int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit visit, void *ctx)
+{
+	struct name_slot *slots = calloc(NAME_SLOTS, sizeof(*slots));
+	struct tf_chain *chain = tf_chain_new();
+	int rc = walk(s, slots, chain, from, visit, ctx);
+
+	tf_chain_free(chain);
+	free(slots);
+	return rc;
 }
 
 uint64_t tf_trace_bytes_used(struct tf_trace_store *s)
@@ -1412,11 +1478,12 @@ static bool filed_under(enum tf_trace_index ix, const struct tf_event *ev, const
 	return false;
 }
 
-int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
-		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_event_visit visit, void *ctx)
+static int scan_index(struct tf_trace_store *s, struct name_slot *slots,
+		enum tf_trace_index ix, const void *key, size_t klen, int64_t from_ms, int64_t to_ms,
+		tf_trace_event_visit visit, void *ctx)
 {
 	struct tf_record_reader reader;
-	struct names_txn n = { s, s->rtxn, 0 };
+	struct names_txn n = { s, s->rtxn, 0, slots };
 	struct tf_record_names names = names_of(&n);
 	unsigned char stored_key[32], from[8];
 	char want[TF_TRACE_KEY_TEXT_MAX + 65];
@@ -1482,6 +1549,141 @@ int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const 
 	mdb_cursor_close(c);
 	mdb_cursor_close(records);
 	return stop == INT32_MIN ? 0 : stop;
+}
+
+int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
+		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_event_visit visit, void *ctx)
+{
+	struct name_slot *slots = calloc(NAME_SLOTS, sizeof(*slots));
+	int rc = scan_index(s, slots, ix, key, klen, from_ms, to_ms, visit, ctx);
+
+	free(slots);
+	return rc;
+}
+
+/* The time of the first (or last) delivery made to client in the record
+ * at seq that lies in [from_ms, to_ms], and its org (borrowed, in the
+ * snapshot or r's scratch); false when there is none. */
+static bool delivery_in(struct names_txn *n, MDB_cursor *records, uint64_t seq,
+		const char *client, bool last, int64_t from_ms, int64_t to_ms, int64_t *ts,
+		const char **org)
+{
+	struct tf_record_names names = names_of(n);
+	struct tf_record_reader reader;
+	const unsigned char *kept;
+	unsigned char key[8];
+	struct tf_event ev;
+	uint64_t first;
+	MDB_val k = mval(key, 8), v;
+	bool found = false;
+
+	tf_trace_put_u64(key, seq);
+	if (mdb_cursor_get(records, &k, &v, MDB_SET) != 0
+			|| open_record(&reader, &k, &v, &first, &kept, NULL) != TF_OK)
+		return false;
+	for (uint32_t i = tf_record_count(&reader); i > 0; i--) {
+		if (tf_record_next(&reader, &names, &ev, NULL) != TF_OK)
+			break;
+		if (ev.kind != TF_EVENT_DELIVERY || strcmp(ev.values[4], "delivered") != 0
+				|| strcmp(ev.values[2], client) != 0 || ev.ts_ms < from_ms
+				|| ev.ts_ms > to_ms)
+			continue;
+		if (!found || last) {
+			*ts = ev.ts_ms;
+			*org = ev.values[3];
+		}
+		found = true;
+		if (!last)
+			break;
+	}
+	return found;
+}
+
+int tf_trace_scan_recipients(struct tf_trace_store *s, const char *policy, int64_t from_ms,
+		int64_t to_ms, tf_trace_recipient_visit visit, void *ctx)
+{
+	struct names_txn n = { s, s->rtxn, 0, NULL };
+	unsigned char key[32], from[8];
+	uint64_t start = 0, end = UINT64_MAX;
+	MDB_cursor *c, *records;
+	MDB_val k, d;
+	int rc, stop = 0;
+
+	if (index_key(TF_INDEX_BY_POLICY, policy, lookup_name, &n, key) != 4
+			|| mdb_cursor_open(s->rtxn, s->dbi[DB_RECORDS], &records) != 0)
+		return 0;
+	if (from_ms > 0) {
+		MDB_val rk, rv;
+
+		if (record_holding(records, tf_trace_seq_at(s, from_ms), &rk, &rv))
+			start = tf_trace_get_u64(rk.mv_data);
+	}
+	if (to_ms < INT64_MAX)
+		end = tf_trace_seq_at(s, to_ms + 1);
+	if (mdb_cursor_open(s->rtxn, s->dbi[DB_RECIPIENTS], &c) != 0) {
+		mdb_cursor_close(records);
+		return -1;
+	}
+	memset(key + 4, 0, 4);
+	k = mval(key, 8);
+	/* One key per client of the policy, in the order of their numbers. */
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0 && stop == 0;
+			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_NODUP)) {
+		/* The client's first two and last two records in the range. */
+		uint64_t count = 0, seqs[4] = { 0 };
+		int64_t first_ts = 0, last_ts = 0;
+		const char *client, *org = "", *last_org;
+		uint32_t client_no;
+		MDB_val dk = k;
+
+		if (k.mv_size != 8 || memcmp(k.mv_data, key, 4) != 0)
+			break;
+		client_no = get_be32((const unsigned char *)k.mv_data + 4);
+		client = name_text(&n, client_no);
+		tf_trace_put_u64(from, start);
+		d = mval(from, 8);
+		for (rc = mdb_cursor_get(c, &dk, &d, MDB_GET_BOTH_RANGE); rc == 0 && d.mv_size == 8;
+				rc = mdb_cursor_get(c, &dk, &d, MDB_NEXT_DUP)) {
+			uint64_t seq = tf_trace_get_u64(d.mv_data);
+
+			if (seq >= end)
+				break;
+			if (count < 2)
+				seqs[count] = seq;
+			seqs[2] = seqs[3];
+			seqs[3] = seq;
+			count++;
+		}
+		if (client == NULL)
+			count = 0;
+		/* Only the records at the range's ends may hold deliveries
+		 * outside it: one at each end at most. */
+		if (count > 0 && !delivery_in(&n, records, seqs[0], client, false, from_ms, to_ms,
+				&first_ts, &org)) {
+			count--;
+			if (count > 0 && !delivery_in(&n, records, seqs[1], client, false, from_ms, to_ms,
+					&first_ts, &org))
+				count = 0;
+		}
+		if (count > 0 && !delivery_in(&n, records, seqs[3], client, true, from_ms, to_ms,
+				&last_ts, &last_org)) {
+			count--;
+			if (count > 0 && !delivery_in(&n, records, seqs[2], client, true, from_ms, to_ms,
+					&last_ts, &last_org))
+				count = 0;
+		}
+		if (count > 0)
+			stop = visit(ctx, client, org, count, first_ts, last_ts);
+		/* Back on the client's key (the scan of its entries may have left
+		 * it anywhere), for the next. */
+		put_be32(key + 4, client_no);
+		k = mval(key, 8);
+		if (mdb_cursor_get(c, &k, &d, MDB_SET) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	mdb_cursor_close(records);
+	return stop;
 }
 
 int tf_trace_scan_checkpoints(struct tf_trace_store *s, tf_trace_checkpoint_visit visit,

@@ -15,6 +15,7 @@
  *   by_recipient  client's name    => seq(8)
  *   by_topic      topic's name     => seq(8)
  *   by_sha        sha256(32)       => seq(8)
+ *   recipients    policy id's name(4) client's name(4) => seq(8): deliveries made
  *   held          flow 0x00 seq(8) -> a quarantined message (broker/guard/held.h)
  *   checkpoints   seq(8)        -> checkpoint JSON
  *   meta          name          -> value; also "clientid:<client id>" -> the
@@ -230,6 +231,17 @@ typedef void (*tf_trace_client_id_visit)(void *ctx, const char *client_id,
 		const char *username);
 void tf_trace_scan_client_ids(struct tf_trace_store *s, tf_trace_client_id_visit visit,
 		void *ctx);
+
+/* Visits, in no set order, each client that deliveries made under policy
+ * (an id, without version) reached in [from_ms, to_ms]: its name and
+ * org, how many records of the trace hold its deliveries (one per
+ * message, unless a fan-out filled several records), and the times of
+ * its first and last. Until visit returns non-zero. Reads two records a
+ * client, whatever the number of its deliveries. */
+typedef int (*tf_trace_recipient_visit)(void *ctx, const char *client, const char *org,
+		uint64_t messages, int64_t first_ts, int64_t last_ts);
+int tf_trace_scan_recipients(struct tf_trace_store *s, const char *policy, int64_t from_ms,
+		int64_t to_ms, tf_trace_recipient_visit visit, void *ctx);
 
 /* --- format 1 ---------------------------------------------------------------- */
 
