@@ -308,6 +308,16 @@ def trace_store():
               f" ({r['recipients_deliveries']:,} deliveries) {r['recipients_ms']:.0f} ms;"
               f" verify {r['verify_events_per_s']:,.0f} events/s", flush=True)
         rows.append(dict(r, scenario=f"trace {messages} x {recipients}"))
+    # Every page the store uses, per message with its first delivery and
+    # per further delivery (targets: at most 500 and 40 bytes).
+    one = rows[0]["bytes_per_million_messages"] / 1e6
+    fifty = rows[1]["bytes_per_million_messages"] / 1e6
+    further = (fifty - one) / 49
+    print(f"trace: {one:,.0f} bytes per message with its first delivery (target: at most 500),"
+          f" {further:,.1f} per further delivery (target: at most 40); 50 recipients:"
+          f" {fifty / 1e3:,.2f} GB per million messages (target: at most 2.5)", flush=True)
+    rows.append({"scenario": "trace bytes", "per_message": one, "per_further_delivery": further,
+                 "per_million_messages_50_recipients": fifty * 1e6})
     return rows
 
 

@@ -127,6 +127,25 @@ class TraceFaultTest(harness.BrokerTestCase):
         self.assertEqual(result["first_bad_seq"], record)
         self.assertEqual(result["reason"], "event missing")
 
+    def test_a_store_of_another_format_is_refused_with_what_to_do(self):
+        self.start()
+        self.received_ids(1)
+        self.broker.stop()
+        # A format-2 store is no input to migrate, and migrate needs --out.
+        out = self.trace("migrate", "--out", self.broker.trace_dir + "-2", check=False)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("not a trace store of format 1", out.stderr)
+        self.assertEqual(self.trace("migrate", check=False).returncode, 2)
+        # A store written by 0.1 (format 1): the broker does not start on it
+        # and tfctl does not read it; both say which command copies it.
+        run([TRACE_TAMPER, self.broker.trace_dir, "format", "1"])
+        out = self.trace("verify", check=False)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("migrate --out", out.stderr)
+        self.broker.start_expecting_failure()
+        self.assertIn("trustflow 0.1", self.broker.log())
+        self.assertIn("migrate --out", self.broker.log())
+
     def test_a_full_store_refuses_governed_messages_without_crashing(self):
         self.start(trace_max_mb="1")
         sensor = self.login("ww-sensor-01")

@@ -3,6 +3,7 @@
  *
  *     trace_tamper DIR flip SEQ OFFSET   flips one bit of the record holding event SEQ
  *     trace_tamper DIR delete SEQ        removes the record holding event SEQ
+ *     trace_tamper DIR format VALUE      labels the store with another format
  *
  * and prints the seq of that record's first event. OFFSET counts from
  * the start of the stored value (its 32-byte chain hash, then the
@@ -44,8 +45,10 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc < 4 || (strcmp(argv[2], "flip") == 0 && argc != 5)
-			|| (strcmp(argv[2], "delete") == 0 && argc != 4)) {
-		fputs("usage: trace_tamper DIR flip SEQ OFFSET | trace_tamper DIR delete SEQ\n", stderr);
+			|| (strcmp(argv[2], "delete") == 0 && argc != 4)
+			|| (strcmp(argv[2], "format") == 0 && argc != 4)) {
+		fputs("usage: trace_tamper DIR flip SEQ OFFSET | trace_tamper DIR delete SEQ\n"
+			"       trace_tamper DIR format VALUE\n", stderr);
 		return 2;
 	}
 	tf_trace_put_u64(key, strtoull(argv[3], NULL, 10));
@@ -56,6 +59,18 @@ int main(int argc, char **argv)
 		rc = mdb_env_open(env, argv[1], 0, 0640);
 	if (rc == 0)
 		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc == 0 && strcmp(argv[2], "format") == 0) {
+		MDB_val name = { 6, key }, value = { strlen(argv[3]), argv[3] };
+
+		memcpy(key, "format", 6);
+		rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+		if (rc == 0)
+			rc = mdb_put(txn, dbi, &name, &value, 0);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		mdb_env_close(env);
+		return rc == 0 ? 0 : 1;
+	}
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "records", 0, &dbi);
 	if (rc == 0)
