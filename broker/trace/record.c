@@ -664,7 +664,7 @@ int tf_record_next(struct tf_record_reader *r, const struct tf_record_names *nam
 {
 	bool first = r->left == r->count;
 	unsigned char tag = TAG_TEXT, other_tag;
-	size_t present;
+	size_t present = 0;
 	int rc;
 
 	memset(ev, 0, sizeof(*ev));

@@ -114,10 +114,11 @@ int tf_trace_put_checkpoint(struct tf_trace_store *s, const struct tf_checkpoint
 /* Forces what was appended to disk. Errors: TF_ERR_IO. */
 int tf_trace_sync(struct tf_trace_store *s, struct tf_err *err);
 
-/* Removes the oldest events whose time is before before_ms, but none
- * after the newest checkpoint, at most max_events of them per call (so
- * the writer is not held up for long), with their index entries and the
- * checkpoints before the last removed event. The last removed event's
+/* Removes the oldest records whose events are all before before_ms and
+ * covered by the newest checkpoint, whole records only, stopping once
+ * max_events events went (so the writer is not held up for long), with
+ * their index entries and the checkpoints before the last removed event.
+ * Names stay (a name table grows with what is new, not with traffic). The last removed event's
  * seq and chain hash become the anchor from which the chain is verified;
  * the next checkpoint proves it. *removed says how many went. Errors as
  * tf_trace_append. */
