@@ -22,6 +22,14 @@
  * pruning step removes at most. */
 #define RETRY_MS 1000
 #define PRUNE_BATCH 20000
+/* Group commit: a batch gathers for up to this long, or this many bytes,
+ * before the writer commits it. A commit writes every page it touched
+ * (the end of each index list a fan-out reaches, say) however few events
+ * it holds: a batch of a few ms carries that cost over many messages.
+ * Nothing waits on it: trace_sync_ms bounds what a crash loses, and
+ * tf_trace_writer_flush (trace_sync_ms 0, quarantine) commits at once. */
+#define GATHER_MS 25
+#define GATHER_BYTES (1024u * 1024)
 
 /* A queued record: this header, then each part as a 4-byte length, the
  * bytes and a NUL. Parts: the kind's fields, then, as `parts` says,
@@ -55,6 +63,7 @@ struct tf_trace_writer {
 	pthread_cond_t work;       /* the writer waits for records or requests */
 	pthread_cond_t progress;   /* the broker waits for room or durability */
 	struct queue front;        /* under lock: where records go */
+	int64_t front_since;       /* under lock: when front's first record came */
 	uint64_t queued;           /* under lock: records ever queued */
 	uint64_t durable;          /* under lock: records on disk */
 	uint64_t swaps;            /* under lock: batches the writer took */
@@ -211,6 +220,8 @@ int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_inpu
 	w->front.count++;
 	w->queued++;
 	if (w->front.count == 1)
+		w->front_since = mono_ms();
+	if (w->front.count == 1 || (w->front.len >= GATHER_BYTES && w->front.len - size < GATHER_BYTES))
 		pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->lock);
 	return TF_OK;
@@ -453,6 +464,16 @@ static void *writer_main(void *arg)
 			struct timespec until;
 
 			deadline_in(&until, sleep_ms(w, now));
+			pthread_cond_timedwait(&w->work, &w->lock, &until);
+		}
+		while (!w->stopping && !w->flush_wanted && w->back.count == 0 && w->front.count > 0
+				&& w->sync_ms > 0 && w->front.len < GATHER_BYTES) {
+			int64_t left = w->front_since + GATHER_MS - mono_ms();
+			struct timespec until;
+
+			if (left <= 0)
+				break;
+			deadline_in(&until, left);
 			pthread_cond_timedwait(&w->work, &w->lock, &until);
 		}
 		if (w->back.count == 0 && w->front.count > 0) {
