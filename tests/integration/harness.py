@@ -476,6 +476,20 @@ def run(cmd, timeout=CLIENT_TIMEOUT_S, check=True, **kwargs):
     return result
 
 
+def wait_for(what, probe, timeout=10):
+    """Polls probe() until it returns something true, and returns that;
+    fails after timeout. The trace store shows an event some ms after it
+    happened (its writer commits in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def publish_v5(broker, username, topic, payload, password="demo", qos=1, retain=False):
     """Publishes with mosquitto_pub over MQTT v5; returns the PUBACK reason
     code (0 success, 16 no subscribers, 135 not authorized, ...)."""

@@ -437,8 +437,9 @@ class RetainedAcrossPolicyChangeTest(harness.BrokerTestCase):
             "views/research-lab/" + SENTINEL)],
             [("views/research-lab/" + SENTINEL, b'{"flow":12.5}')])
         self.assertEqual([m.topic for m in operator.receive_until(SENTINEL)], [SENTINEL])
-        self.assertIn("no longer in force", harness.run(
-            [harness.TFCTL, "trace", "--db", broker.trace_dir, "export"]).stdout)
+        harness.wait_for("the withholding in the trace", lambda: "no longer in force" in
+                         harness.run([harness.TFCTL, "trace", "--db", broker.trace_dir,
+                                      "export"]).stdout)
         # The next retained reading is made under the version in force.
         self.assertLess(publish_v5(broker, "ww-sensor-01", TOPIC, READING, retain=True), 0x80)
         late = self.client(broker, "late", username="lab-analyst", password="demo")

@@ -334,10 +334,13 @@ class Qos2ResendTest(harness.BrokerTestCase):
         # The resend took no number: after the reading's comes its view
         # copy's, then the sentinel's.
         self.assertEqual(int(sentinel["tf-seq"]), int(reading["tf-seq"]) + 2)
-        out = harness.run([harness.TFCTL, "trace", "--db", broker.trace_dir, "find", "--topic",
-                           TOPIC])
-        ids = [json.loads(line)["id"] for line in out.stdout.splitlines()]
-        self.assertEqual(ids, [reading["tf-id"], sentinel["tf-id"]])
+        def found():
+            out = harness.run([harness.TFCTL, "trace", "--db", broker.trace_dir, "find",
+                               "--topic", TOPIC])
+            ids = [json.loads(line)["id"] for line in out.stdout.splitlines()]
+            return ids if sentinel["tf-id"] in ids else None
+        self.assertEqual(harness.wait_for("the sentinel in the trace", found),
+                         [reading["tf-id"], sentinel["tf-id"]])
 
 
 class Qos2RepeatTest(harness.BrokerTestCase):
@@ -363,9 +366,12 @@ class Qos2RepeatTest(harness.BrokerTestCase):
         self.assertEqual(sorted(m.payload.decode() for m in got),
                          sorted(['{"flow": 2.0}', READING]))
         repeat = [verify.stamp_of(m) for m in got if m.payload.decode() == READING][0]
-        out = harness.run([harness.TFCTL, "trace", "--db", broker.trace_dir, "find", "--topic",
-                           TOPIC])
-        found = [json.loads(line) for line in out.stdout.splitlines()]
+        def recorded():
+            out = harness.run([harness.TFCTL, "trace", "--db", broker.trace_dir, "find",
+                               "--topic", TOPIC])
+            found = [json.loads(line) for line in out.stdout.splitlines()]
+            return found if repeat["tf-id"] in [f["id"] for f in found] else None
+        found = harness.wait_for("the repeat in the trace", recorded)
         # Three messages recorded, the repeat with the stamp it was delivered with.
         self.assertEqual(len(found), 3)
         self.assertEqual(found[-1]["id"], repeat["tf-id"])
@@ -392,8 +398,16 @@ class Qos2OverrunTest(harness.BrokerTestCase):
         again.publish_qos2(TOPIC, READING, pid=1200, dup=True)
         again.release(1200)
         again.drop()
-        events = [json.loads(line) for line in harness.run(
-            [harness.TFCTL, "trace", "--db", broker.trace_dir, "export"]).stdout.splitlines()]
+        # The trace writes in batches: a message published after the
+        # others is in the export once they all are.
+        after = "city/water/d8/telemetry"
+        self.assertLess(harness.publish_v5(broker, "ww-sensor-01", after, READING), 0x80)
+        def through_after():
+            events = [json.loads(line) for line in harness.run(
+                [harness.TFCTL, "trace", "--db", broker.trace_dir, "export"]).stdout.splitlines()]
+            return events if any(e["kind"] == "message" and e["topic"] == after
+                                 for e in events) else None
+        events = harness.wait_for("the later message in the trace", through_after)
         overruns = [e for e in events
                     if e["kind"] == "alert" and e["alert_kind"] == "qos2-overrun"]
         self.assertTrue(overruns)

@@ -12,7 +12,7 @@ import sys
 import time
 
 import harness
-from harness import TFCTL, publish_v5, run
+from harness import TFCTL, publish_v5, run, wait_for
 
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -43,18 +43,6 @@ AIR = {
     "consumers": [{"orgs": ["research-lab"]}],
 }
 PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
-
-
-def wait_for(what, probe, timeout=10):
-    """Polls probe() until it returns something true; fails after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class TraceTest(harness.BrokerTestCase):
@@ -236,8 +224,9 @@ class TraceTest(harness.BrokerTestCase):
         maint = self.persistent("maint-app", "maint-van-3")
         maint.receive()                         # delivered on return
         maint.close()
-        self.publish_seen_by(operator, '{"flow": 2}')
-        exported = self.trace("export").stdout
+        second = self.publish_seen_by(operator, '{"flow": 2}')
+        exported = wait_for("the second message in the trace", lambda: (lambda out: out if
+                            second["tf-id"] in out else None)(self.trace("export").stdout))
         self.assertIn('"outcome":"queued"', exported.replace(" ", ""))
         ok = run([sys.executable, "-c", script], input=exported)
         self.assertIn("chain ok up to", ok.stdout)
@@ -398,9 +387,12 @@ class RetainedRemovalTraceTest(harness.BrokerTestCase):
         def export():
             out = run([TFCTL, "trace", "--db", broker.trace_dir, "export"])
             return [json.loads(line) for line in out.stdout.splitlines()]
-        events = wait_for("the sentinel's delivery", lambda: (lambda e: e if any(
-            d["kind"] == "delivery" and d["outcome"] == "delivered" for d in e[-2:]) else None)(
-            export()))
+        def through_sentinel():
+            events = export()
+            ids = {e["id"] for e in events if e["kind"] == "message" and e["topic"] == sentinel}
+            return events if any(e["kind"] == "delivery" and e["id"] in ids
+                                 for e in events) else None
+        events = wait_for("the sentinel's delivery", through_sentinel)
         deliveries = [e for e in events if e["kind"] == "delivery"]
         self.assertEqual([(d["client"], d["outcome"]) for d in deliveries],
                          [("maint-app", "delivered")] * 2)

@@ -8,7 +8,6 @@ does, and the trace names it."""
 import json
 import signal
 import subprocess
-import time
 
 import harness
 from harness import MOSQUITTO_SUB, TFCTL, run
@@ -82,14 +81,13 @@ class WillTest(harness.BrokerTestCase):
         names = [n.lower() for n, _ in msg.properties.UserProperty]
         self.assertEqual([n for n in names if n.startswith("tf")], ["tf"])
         # The trace knows it, and who received it.
-        trace = json.loads(run([TFCTL, "trace", "--db", self.broker.trace_dir, "message",
-                                stamp["tf-id"]]).stdout)
+        def recorded():
+            out = run([TFCTL, "trace", "--db", self.broker.trace_dir, "message", stamp["tf-id"]],
+                      check=False)
+            trace = json.loads(out.stdout) if out.returncode == 0 else None
+            return trace if trace and trace["deliveries"] else None
+        trace = harness.wait_for("the will and its delivery in the trace", recorded)
         self.assertEqual(trace["client"], "ww-sensor-01")
-        deadline = time.monotonic() + 5
-        while not trace["deliveries"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-            trace = json.loads(run([TFCTL, "trace", "--db", self.broker.trace_dir, "message",
-                                    stamp["tf-id"]]).stdout)
         self.assertIn("ww-operator", [d["client"] for d in trace["deliveries"]])
 
     def test_a_will_goes_where_the_policy_says(self):
