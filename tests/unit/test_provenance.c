@@ -26,10 +26,7 @@ static const char vector_sig[] =
 	"CJfrfKKvCkudXGIoZC4RPCxnDG0TyWot9cI5PwOqOxK8v/QXnc6h0XNHbmgyfGlzX51niaIue9cmM6BIgsLnBQ==";
 
 struct fixture {
-	char dir[64];
-	char key_path[128];
-	struct tf_signer *signer;
-	struct tf_keyring *ring;
+	struct vector_keys keys;
 	struct tf_stamp_buf buf;
 	struct tf_stamp stamp;
 };
@@ -45,19 +42,8 @@ static int setup(void **state)
 		.id = "019ac008e6005f1e2d3c4b5a69780123",
 	};
 
-	if (f == NULL)
-		return -1;
-	strcpy(f->dir, "/tmp/tf-prov-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(f->key_path, sizeof(f->key_path), "%s/key.pem", f->dir);
-	if (vector_signer(f->key_path, &f->signer) != 0)
-		return -1;
-	if (tf_signer_stamp(f->signer, &req, &f->buf, &f->stamp, &err) != TF_OK)
-		return -1;
-	f->ring = tf_keyring_new();
-	if (f->ring == NULL || tf_keyring_add_pem(f->ring, vector_public_pem,
-			strlen(vector_public_pem), NULL, &err) != TF_OK)
+	if (f == NULL || vector_keys_open(&f->keys, "tf-prov") != 0
+			|| tf_signer_stamp(f->keys.signer, &req, &f->buf, &f->stamp, &err) != TF_OK)
 		return -1;
 	*state = f;
 	return 0;
@@ -66,23 +52,18 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
+	int rc = vector_keys_close(&f->keys);
 
-	tf_signer_free(f->signer);
-	tf_keyring_free(f->ring);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
 	free(f);
-	return 0;
+	return rc;
 }
 
 static void key_id_and_public_key_match_the_vector(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_string_equal(tf_signer_kid(f->signer), "21fe31dfa154a261");
-	assert_string_equal(tf_signer_public_pem(f->signer), vector_public_pem);
+	assert_string_equal(tf_signer_kid(f->keys.signer), "21fe31dfa154a261");
+	assert_string_equal(tf_signer_public_pem(f->keys.signer), vector_public_pem);
 }
 
 static void signing_input_is_the_vector_byte_for_byte(void **state)
@@ -111,7 +92,7 @@ static void signature_is_the_vector(void **state)
 
 static enum tf_stamp_check check(struct fixture *f, const struct tf_stamp *st, const char *payload)
 {
-	return tf_stamp_check(f->ring, st, payload, strlen(payload));
+	return tf_stamp_check(f->keys.ring, st, payload, strlen(payload));
 }
 
 static void the_vector_verifies(void **state)
@@ -180,7 +161,7 @@ static void a_wrong_key_is_refused(void **state)
 	char path[160];
 
 	assert_non_null(other);
-	snprintf(path, sizeof(path), "%s/stranger.pem", f->dir);
+	snprintf(path, sizeof(path), "%s/stranger.pem", f->keys.dir);
 	assert_int_equal(tf_signer_generate(path, &stranger, &err), TF_OK);
 	assert_int_equal(tf_keyring_add_file(other, path, NULL, &err), TF_OK);
 	/* The stranger's key is not the one named by tf-kid. */
@@ -229,8 +210,8 @@ static void generated_ids_hold_the_time_and_differ(void **state)
 	struct tf_stamp s1, s2;
 	struct tf_err err;
 
-	assert_int_equal(tf_signer_stamp(f->signer, &req, &b1, &s1, &err), TF_OK);
-	assert_int_equal(tf_signer_stamp(f->signer, &req, &b2, &s2, &err), TF_OK);
+	assert_int_equal(tf_signer_stamp(f->keys.signer, &req, &b1, &s1, &err), TF_OK);
+	assert_int_equal(tf_signer_stamp(f->keys.signer, &req, &b2, &s2, &err), TF_OK);
 	/* 1764158400000 = 0x019ac008e600 */
 	assert_memory_equal(s1.id, "019ac008e600", 12);
 	assert_int_equal(strlen(s1.id), 32);
@@ -244,11 +225,11 @@ static void keys_with_loose_permissions_are_refused(void **state)
 	struct tf_signer *s = NULL;
 	struct tf_err err;
 
-	assert_int_equal(chmod(f->key_path, 0640), 0);
-	assert_int_equal(tf_signer_load(f->key_path, &s, &err), TF_ERR_INVALID);
+	assert_int_equal(chmod(f->keys.key_path, 0640), 0);
+	assert_int_equal(tf_signer_load(f->keys.key_path, &s, &err), TF_ERR_INVALID);
 	assert_null(s);
 	assert_non_null(strstr(err.msg, "chmod 600"));
-	assert_int_equal(chmod(f->key_path, 0600), 0);
+	assert_int_equal(chmod(f->keys.key_path, 0600), 0);
 }
 
 static void generated_keys_are_private_files_and_never_overwrite(void **state)
@@ -259,7 +240,7 @@ static void generated_keys_are_private_files_and_never_overwrite(void **state)
 	struct stat st;
 	char path[160];
 
-	snprintf(path, sizeof(path), "%s/new.pem", f->dir);
+	snprintf(path, sizeof(path), "%s/new.pem", f->keys.dir);
 	assert_int_equal(tf_signer_generate(path, &s, &err), TF_OK);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -276,7 +257,7 @@ static void non_ed25519_keys_are_refused(void **state)
 	struct tf_err err;
 	static const char not_a_key[] = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
 
-	assert_int_equal(tf_keyring_add_pem(f->ring, not_a_key, sizeof(not_a_key) - 1, NULL, &err),
+	assert_int_equal(tf_keyring_add_pem(f->keys.ring, not_a_key, sizeof(not_a_key) - 1, NULL, &err),
 		TF_ERR_INVALID);
 }
 

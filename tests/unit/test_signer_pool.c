@@ -205,28 +205,14 @@ static void a_forked_child_never_uses_the_parents_nonces(void **state)
 /* --- the signer with a pool ------------------------------------------------- */
 
 struct fixture {
-	char dir[64];
-	char key_path[128];
-	struct tf_signer *signer;
-	struct tf_keyring *ring;
+	struct vector_keys keys;
 };
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct tf_err err;
 
-	if (f == NULL)
-		return -1;
-	strcpy(f->dir, "/tmp/tf-pool-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(f->key_path, sizeof(f->key_path), "%s/key.pem", f->dir);
-	if (vector_signer(f->key_path, &f->signer) != 0)
-		return -1;
-	f->ring = tf_keyring_new();
-	if (f->ring == NULL || tf_keyring_add_pem(f->ring, vector_public_pem,
-			strlen(vector_public_pem), NULL, &err) != TF_OK)
+	if (f == NULL || vector_keys_open(&f->keys, "tf-pool") != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -235,15 +221,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
+	int rc = vector_keys_close(&f->keys);
 
-	tf_signer_free(f->signer);
-	tf_keyring_free(f->ring);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
 	free(f);
-	return 0;
+	return rc;
 }
 
 /* With no worker the pool stays empty: each signature is RFC 8032's
@@ -255,12 +236,12 @@ static void an_empty_pool_falls_back_to_rfc8032_and_counts_it(void **state)
 	char sig[TF_SIG_B64_LEN + 1];
 	struct tf_err err;
 
-	assert_int_equal(tf_signer_use_pool(f->signer, 0, 64, &err), TF_OK);
+	assert_int_equal(tf_signer_use_pool(f->keys.signer, 0, 64, &err), TF_OK);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(tf_signer_sign(f->signer, "", 0, sig, &err), TF_OK);
+		assert_int_equal(tf_signer_sign(f->keys.signer, "", 0, sig, &err), TF_OK);
 		assert_string_equal(sig, rfc_sig_empty);
 	}
-	tf_signer_stats(f->signer, &st);
+	tf_signer_stats(f->keys.signer, &st);
 	assert_true(st.pool);
 	assert_int_equal(st.fallbacks, 3);
 	assert_int_equal(st.pool_signatures, 0);
@@ -275,9 +256,9 @@ static void without_a_pool_signing_is_deterministic(void **state)
 	char sig[TF_SIG_B64_LEN + 1];
 	struct tf_err err;
 
-	assert_int_equal(tf_signer_sign(f->signer, "", 0, sig, &err), TF_OK);
+	assert_int_equal(tf_signer_sign(f->keys.signer, "", 0, sig, &err), TF_OK);
 	assert_string_equal(sig, rfc_sig_empty);
-	tf_signer_stats(f->signer, &st);
+	tf_signer_stats(f->keys.signer, &st);
 	assert_false(st.pool);
 	assert_int_equal(st.fallbacks, 0);
 }
@@ -299,25 +280,25 @@ static void pooled_stamps_check(void **state)
 	struct tf_err err;
 	int pooled = 0;
 
-	assert_int_equal(tf_signer_use_pool(f->signer, 1, 64, &err), TF_OK);
-	assert_int_equal(tf_signer_use_pool(f->signer, 1, 64, &err), TF_ERR_INVALID);
+	assert_int_equal(tf_signer_use_pool(f->keys.signer, 1, 64, &err), TF_OK);
+	assert_int_equal(tf_signer_use_pool(f->keys.signer, 1, 64, &err), TF_ERR_INVALID);
 	for (int i = 0; i < 200; i++) {
 		req.seq = 42 + (uint64_t)i;
-		assert_int_equal(tf_signer_stamp(f->signer, &req, &buf, &stamp, &err), TF_OK);
-		assert_int_equal(tf_stamp_check(f->ring, &stamp, req.payload, req.payloadlen),
+		assert_int_equal(tf_signer_stamp(f->keys.signer, &req, &buf, &stamp, &err), TF_OK);
+		assert_int_equal(tf_stamp_check(f->keys.ring, &stamp, req.payload, req.payloadlen),
 			TF_STAMP_VALID);
 	}
 	/* And once the pool holds a nonce, a stamp takes it. */
-	for (tf_signer_stats(f->signer, &st); st.level == 0; tf_signer_stats(f->signer, &st))
+	for (tf_signer_stats(f->keys.signer, &st); st.level == 0; tf_signer_stats(f->keys.signer, &st))
 		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 	pooled = (int)st.pool_signatures;
 	req.seq = 42;
-	assert_int_equal(tf_signer_stamp(f->signer, &req, &buf, &stamp, &err), TF_OK);
-	assert_int_equal(tf_stamp_check(f->ring, &stamp, req.payload, req.payloadlen),
+	assert_int_equal(tf_signer_stamp(f->keys.signer, &req, &buf, &stamp, &err), TF_OK);
+	assert_int_equal(tf_stamp_check(f->keys.ring, &stamp, req.payload, req.payloadlen),
 		TF_STAMP_VALID);
 	assert_string_not_equal(stamp.sig, "CJfrfKKvCkudXGIoZC4RPCxnDG0TyWot9cI5PwOqOxK8v/"
 		"QXnc6h0XNHbmgyfGlzX51niaIue9cmM6BIgsLnBQ==");
-	tf_signer_stats(f->signer, &st);
+	tf_signer_stats(f->keys.signer, &st);
 	assert_int_equal(st.pool_signatures, (uint64_t)pooled + 1);
 	assert_int_equal(st.pool_signatures + st.fallbacks, 201);
 }

@@ -33,27 +33,14 @@ static const char vector_compact[] =
 	"city-waterworks|ww-sensor-01|water-telemetry@3|42|" VECTOR_SIG;
 
 struct fixture {
-	char dir[64];
-	struct tf_signer *signer;
-	struct tf_keyring *ring;
+	struct vector_keys keys;
 };
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char path[128];
-	struct tf_err err;
 
-	if (f == NULL)
-		return -1;
-	strcpy(f->dir, "/tmp/tf-forms-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(path, sizeof(path), "%s/key.pem", f->dir);
-	if (vector_signer(path, &f->signer) != 0)
-		return -1;
-	f->ring = tf_keyring_new();
-	if (f->ring == NULL || tf_keyring_add_file(f->ring, path, NULL, &err) != TF_OK)
+	if (f == NULL || vector_keys_open(&f->keys, "tf-forms") != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -62,15 +49,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
+	int rc = vector_keys_close(&f->keys);
 
-	tf_signer_free(f->signer);
-	tf_keyring_free(f->ring);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
 	free(f);
-	return 0;
+	return rc;
 }
 
 /* Reads value (copied: the reader changes it) as a message's one `tf`
@@ -102,12 +84,12 @@ static void the_vector_in_compact_form(void **state)
 		sizeof(vector_compact) - 1);
 	assert_string_equal(value, vector_compact);
 	/* It verifies with the vector's key, topic and payload... */
-	assert_int_equal(check_compact(f->ring, vector_compact, vector_topic, vector_payload),
+	assert_int_equal(check_compact(f->keys.ring, vector_compact, vector_topic, vector_payload),
 		TF_STAMP_VALID);
 	/* ...and with no other topic or payload: neither travels in it. */
-	assert_int_equal(check_compact(f->ring, vector_compact, "city/water/d8/telemetry",
+	assert_int_equal(check_compact(f->keys.ring, vector_compact, "city/water/d8/telemetry",
 		vector_payload), TF_STAMP_BAD_SIGNATURE);
-	assert_int_equal(check_compact(f->ring, vector_compact, vector_topic,
+	assert_int_equal(check_compact(f->keys.ring, vector_compact, vector_topic,
 		"{\"flow\":99.5,\"pressure\":3.1}"), TF_STAMP_BAD_SIGNATURE);
 }
 
@@ -172,9 +154,9 @@ static void values_with_bars_and_percents_round_trip(void **state)
 	struct tf_err err;
 	char value[512];
 
-	assert_int_equal(tf_signer_stamp(f->signer, &req, &buf, &signed_stamp, &err), TF_OK);
+	assert_int_equal(tf_signer_stamp(f->keys.signer, &req, &buf, &signed_stamp, &err), TF_OK);
 	assert_true(tf_stamp_compact_encode(&signed_stamp, value, sizeof(value)) < sizeof(value));
-	assert_int_equal(check_compact(f->ring, value, vector_topic, vector_payload),
+	assert_int_equal(check_compact(f->keys.ring, value, vector_topic, vector_payload),
 		TF_STAMP_VALID);
 	assert_int_equal(tf_stamp_compact_decode(value, &read), TF_STAMP_VALID);
 	assert_string_equal(read.org, "org|with%bars");
@@ -229,29 +211,29 @@ static void malformed_values_fail_with_their_reason(void **state)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		with_field(value, sizeof(value), 5, cases[i].org);
-		assert_int_equal(check_compact(f->ring, value, vector_topic, vector_payload),
+		assert_int_equal(check_compact(f->keys.ring, value, vector_topic, vector_payload),
 			cases[i].verdict);
 	}
 	/* A bad escape in the last field, at the very end. */
 	snprintf(value, sizeof(value), "%s%%", vector_compact);
-	assert_int_equal(check_compact(f->ring, value, vector_topic, vector_payload),
+	assert_int_equal(check_compact(f->keys.ring, value, vector_topic, vector_payload),
 		TF_STAMP_BAD_ESCAPE);
 	/* Nine fields, and none at all. */
 	snprintf(value, sizeof(value), "%.*s", (int)(strrchr(vector_compact, '|') - vector_compact),
 		vector_compact);
-	assert_int_equal(check_compact(f->ring, value, vector_topic, vector_payload),
+	assert_int_equal(check_compact(f->keys.ring, value, vector_topic, vector_payload),
 		TF_STAMP_FIELD_COUNT);
-	assert_int_equal(check_compact(f->ring, "", vector_topic, vector_payload),
+	assert_int_equal(check_compact(f->keys.ring, "", vector_topic, vector_payload),
 		TF_STAMP_FIELD_COUNT);
 	/* Ten fields, each wrong in its format. */
-	assert_int_equal(check_compact(f->ring, "|||||||||", vector_topic, vector_payload),
+	assert_int_equal(check_compact(f->keys.ring, "|||||||||", vector_topic, vector_payload),
 		TF_STAMP_MALFORMED);
 	with_field(value, sizeof(value), 8, "forty-two");
-	assert_int_equal(check_compact(f->ring, value, vector_topic, vector_payload),
+	assert_int_equal(check_compact(f->keys.ring, value, vector_topic, vector_payload),
 		TF_STAMP_MALFORMED);
 	/* A changed field still parses, and breaks the signature. */
 	with_field(value, sizeof(value), 5, "maint-co");
-	assert_int_equal(check_compact(f->ring, value, vector_topic, vector_payload),
+	assert_int_equal(check_compact(f->keys.ring, value, vector_topic, vector_payload),
 		TF_STAMP_BAD_SIGNATURE);
 }
 
@@ -265,7 +247,7 @@ static void a_value_longer_than_an_mqtt_string_is_refused(void **state)
 	memset(value, 'a', len);
 	memcpy(value, vector_compact, sizeof(vector_compact) - 1);
 	value[len] = '\0';
-	assert_int_equal(check_compact(f->ring, value, vector_topic, vector_payload),
+	assert_int_equal(check_compact(f->keys.ring, value, vector_topic, vector_payload),
 		TF_STAMP_TOO_LONG);
 	assert_string_equal(tf_stamp_check_reason(TF_STAMP_TOO_LONG), "compact stamp too long");
 	free(value);
@@ -301,7 +283,7 @@ static void the_reader_takes_either_form_and_never_both(void **state)
 	assert_int_equal(tf_stamp_reader_finish(&r, vector_topic, vector_payload,
 		strlen(vector_payload), &st), TF_STAMP_VALID);
 	assert_string_equal(st.org, "city-waterworks");
-	assert_int_equal(tf_stamp_check(f->ring, &st, vector_payload, strlen(vector_payload)),
+	assert_int_equal(tf_stamp_check(f->keys.ring, &st, vector_payload, strlen(vector_payload)),
 		TF_STAMP_VALID);
 
 	/* Both forms on one message. */

@@ -17,4 +17,21 @@ extern const char vector_payload[];     /* 28 bytes */
  * loads it. Returns 0, or -1 on any failure. */
 int vector_signer(const char *path, struct tf_signer **out);
 
+/* What each stamp test starts from: a temporary directory holding the
+ * vector's key, the signer loaded from it, and a keyring of its public
+ * key. */
+struct vector_keys {
+	char dir[64];
+	char key_path[128];
+	struct tf_signer *signer;
+	struct tf_keyring *ring;
+};
+
+/* Makes one in a new directory /tmp/<prefix>-XXXXXX. Returns 0, or -1. */
+int vector_keys_open(struct vector_keys *k, const char *prefix);
+
+/* Frees it and removes its directory. Returns 0, or -1 when the
+ * directory stays. */
+int vector_keys_close(struct vector_keys *k);
+
 #endif
