@@ -88,12 +88,17 @@ class ProvenanceTest(harness.BrokerTestCase):
         self.assertEqual(msg.topic, f"$trustflow/keys/{kid}")
         return {kid: key}
 
-    def test_stamp_verifies_and_says_where_the_message_came_from(self):
+    def received_reading(self):
+        """The sensor's READING as the operator receives it, and the
+        broker's keys."""
         operator = self.login("ww-operator")
         keys = self.keys(operator)
         operator.subscribe(TOPIC)
         self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
-        msg = operator.receive()
+        return operator.receive(), keys
+
+    def test_stamp_verifies_and_says_where_the_message_came_from(self):
+        msg, keys = self.received_reading()
         stamp = verify.stamp_of(msg)
         self.assertEqual(verify.check(stamp, msg.topic, msg.payload, keys), "ok")
         self.assertEqual((stamp["tf-v"], stamp["tf-broker"], stamp["tf-org"], stamp["tf-client"],
@@ -124,11 +129,7 @@ class ProvenanceTest(harness.BrokerTestCase):
         self.assertEqual(sorted(seqs), list(range(min(seqs), min(seqs) + 6)))
 
     def test_the_stamp_travels_in_the_form_configured(self):
-        operator = self.login("ww-operator")
-        keys = self.keys(operator)
-        operator.subscribe(TOPIC)
-        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
-        msg = operator.receive()
+        msg, keys = self.received_reading()
         self.assertEqual(stamp_names(msg), ["tf"])
         (value,) = [v for n, v in msg.properties.UserProperty if n == "tf"]
         fields = value.split("|")
@@ -264,11 +265,7 @@ class FullFormTest(ProvenanceTest):
     OPTIONS = {"broker_id": "city-broker-1", "stamp_form": "full"}
 
     def test_the_stamp_travels_in_the_form_configured(self):
-        operator = self.login("ww-operator")
-        keys = self.keys(operator)
-        operator.subscribe(TOPIC)
-        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, READING), 0x80)
-        msg = operator.receive()
+        msg, keys = self.received_reading()
         self.assertEqual(stamp_names(msg), FULL_NAMES)
         self.assertEqual(verify.check(verify.stamp_of(msg), msg.topic, msg.payload, keys), "ok")
 
