@@ -445,13 +445,6 @@ static int find_one(void *ctx, const struct tf_event *ev)
 	return b->rc != TF_OK;
 }
 
-/* Each event from --since on, for a filter. */
-static int visit_find_step(void *ctx, const struct tf_trace_step *step)
-{
-	/* An undecodable record has no events (verify says so). */
-	return step->ev != NULL ? find_one(ctx, step->ev) : 0;
-}
-
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err)
 {
@@ -475,7 +468,7 @@ int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha25
 		/* The topic index is keyed by whole topics, so a filter reads
 		 * the message events from --since on, in order: the scan costs
 		 * what --since leaves, and holds nothing beyond one record. */
-		tf_trace_walk(s, tf_trace_seq_at(s, since_ms), visit_find_step, &b);
+		tf_trace_scan_events(s, tf_trace_seq_at(s, since_ms), find_one, &b);
 	} else {
 		tf_trace_scan_index(s, TF_INDEX_BY_TOPIC, topic, strlen(topic), since_ms, INT64_MAX,
 			find_one, &b);

@@ -421,7 +421,7 @@ static int open_record(struct tf_record_reader *r, const MDB_val *k, const MDB_v
 
 /* --- opening --------------------------------------------------------------- */
 
-static int read_format(struct tf_trace_store *s, MDB_txn *txn, char format[8])
+static int read_format(MDB_txn *txn, char format[8])
 {
 	MDB_dbi meta;
 	MDB_val k = mval("format", 6), v;
@@ -432,7 +432,6 @@ static int read_format(struct tf_trace_store *s, MDB_txn *txn, char format[8])
 		memcpy(format, v.mv_data, v.mv_size);
 		format[v.mv_size] = '\0';
 	}
-	(void)s;
 	return rc;
 }
 
@@ -446,7 +445,7 @@ static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
 	if (rc != 0)
 		return lmdb_error(err, s->dir, "cannot begin", rc);
 	/* A 0.1 store is told apart before anything is created in it. */
-	if (read_format(s, txn, format) == 0 && strcmp(format, FORMAT_0_1) == 0) {
+	if (read_format(txn, format) == 0 && strcmp(format, FORMAT_0_1) == 0) {
 		mdb_txn_abort(txn);
 		return tf_err_set(err, TF_ERR_INVALID, "%s: trace store format 1 (written by "
 			"trustflow 0.1); this version reads format 2. Copy it into a new store with "
@@ -1287,6 +1286,8 @@ static void hash_before(struct tf_trace_store *s, MDB_cursor *c, unsigned char o
 	tf_trace_anchor(s, &anchor, out);
 }
 
+/* The walk of tf_trace_walk; chain NULL: the events only, without their
+ * hashes (prev and hash zero, stored NULL). */
 static int walk(struct tf_trace_store *s, struct name_slot *slots, struct tf_chain *chain,
 		uint64_t from, tf_trace_step_visit visit, void *ctx)
 {
@@ -1338,6 +1339,13 @@ static int walk(struct tf_trace_store *s, struct name_slot *slots, struct tf_cha
 				stop = visit(ctx, &step);
 				break;
 			}
+			step.seq = ev.seq;
+			step.ev = &ev;
+			if (chain == NULL) {
+				if (ev.seq >= from)
+					stop = visit(ctx, &step);
+				continue;
+			}
 			/* Encoded once, unless the buffer must grow first. */
 			len = tf_event_encode(&ev, text, cap);
 			if (len > cap) {
@@ -1351,8 +1359,6 @@ static int walk(struct tf_trace_store *s, struct name_slot *slots, struct tf_cha
 				cap = len;
 				tf_event_encode(&ev, text, len);
 			}
-			step.seq = ev.seq;
-			step.ev = &ev;
 			memcpy(step.prev, prev, 32);
 			tf_event_chain(chain, prev, text, len, step.hash);
 			memcpy(prev, step.hash, 32);
@@ -1372,9 +1378,33 @@ int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit v
 {
 	struct name_slot *slots = calloc(NAME_SLOTS, sizeof(*slots));
 	struct tf_chain *chain = tf_chain_new();
-	int rc = walk(s, slots, chain, from, visit, ctx);
+	int rc = chain != NULL ? walk(s, slots, chain, from, visit, ctx) : -1;
 
 	tf_chain_free(chain);
+	free(slots);
+	return rc;
+}
+
+struct event_walk {
+	tf_trace_event_visit visit;
+	void *ctx;
+};
+
+static int visit_event_only(void *ctx, const struct tf_trace_step *step)
+{
+	const struct event_walk *w = ctx;
+
+	/* An undecodable record has no events (verify says so). */
+	return step->ev != NULL ? w->visit(w->ctx, step->ev) : 0;
+}
+
+int tf_trace_scan_events(struct tf_trace_store *s, uint64_t from, tf_trace_event_visit visit,
+		void *ctx)
+{
+	struct name_slot *slots = calloc(NAME_SLOTS, sizeof(*slots));
+	struct event_walk w = { visit, ctx };
+	int rc = walk(s, slots, NULL, from, visit_event_only, &w);
+
 	free(slots);
 	return rc;
 }
@@ -1838,7 +1868,7 @@ static int open_old(const char *dir, struct old_store *o, struct tf_err *err)
 		rc = mdb_txn_begin(o->env, NULL, MDB_RDONLY, &o->txn);
 	if (rc != 0)
 		return lmdb_error(err, dir, "cannot open", rc);
-	if (read_format(NULL, o->txn, format) != 0 || strcmp(format, FORMAT_0_1) != 0)
+	if (read_format(o->txn, format) != 0 || strcmp(format, FORMAT_0_1) != 0)
 		return tf_err_set(err, TF_ERR_INVALID, "%s is not a trace store of format 1 "
 			"(trustflow 0.1)", dir);
 	rc = mdb_dbi_open(o->txn, "events", 0, &o->events);

@@ -184,6 +184,14 @@ int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit v
  * pages kept for reuse): its size on disk. */
 uint64_t tf_trace_bytes_used(struct tf_trace_store *s);
 
+/* Visits each stored event from seq `from` on, in order, as
+ * tf_trace_walk does but without recomputing the chain (for questions
+ * about what happened, not whether the record is intact); undecodable
+ * records are skipped. The event is borrowed for the visit. */
+typedef int (*tf_trace_event_visit)(void *ctx, const struct tf_event *ev);
+int tf_trace_scan_events(struct tf_trace_store *s, uint64_t from, tf_trace_event_visit visit,
+		void *ctx);
+
 /* The first and last stored sequence numbers (0, 0 when empty). */
 void tf_trace_bounds(struct tf_trace_store *s, uint64_t *first, uint64_t *last);
 
@@ -197,7 +205,6 @@ uint64_t tf_trace_seq_at(struct tf_trace_store *s, int64_t ts_ms);
  * bytes) for by_id, a payload sha256 (32 bytes) for by_sha, else the
  * text (a policy id, client or topic). The event is borrowed for the
  * visit. */
-typedef int (*tf_trace_event_visit)(void *ctx, const struct tf_event *ev);
 int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
 		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_event_visit visit, void *ctx);
 
