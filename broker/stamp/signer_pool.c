@@ -9,6 +9,8 @@
 
 #include <sodium.h>
 
+#include "broker/util/background.h"
+
 /* Nonces a worker makes between two visits to the lock: few enough that
  * the first ones reach an empty pool soon, many enough that the lock is
  * rarely contended. */
@@ -135,6 +137,7 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct tf_signer_pool *p = w->pool;
 
+	tf_background_thread("tf-sign");
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		uint32_t n, made = 0;

@@ -181,29 +181,45 @@ static bool put_tagged_text(struct tf_record_builder *b, const char *s)
 	return put_byte(b, TAG_TEXT) && put_text(b, s);
 }
 
-static bool put_name(struct tf_record_builder *b, const char *s,
+/* The name of field position `at`: the number it had last in this record
+ * when the text is the same, else the owner's. */
+static bool put_name(struct tf_record_builder *b, size_t at, const char *s,
 		const struct tf_record_names *names)
 {
+	size_t len = strlen(s);
 	uint32_t n;
 
-	if (*s == '\0')
+	if (len == 0)
 		return put_varint(b, 0);
-	n = names->intern(names->ctx, s, strlen(s));
-	return n != 0 && put_varint(b, n);
+	n = tf_name_memo_get(&b->last_name[at], s, len);
+	if (n == 0) {
+		n = names->intern(names->ctx, s, len);
+		if (n == 0)
+			return false;
+		tf_name_memo_set(&b->last_name[at], s, len, n);
+	}
+	return put_varint(b, n);
+}
+
+/* Whether s is the record's id: then in its one canonical text, as ids
+ * are only ever taken from that text (tf_trace_id_bytes). */
+static bool is_record_id(const struct tf_record_builder *b, const char *s)
+{
+	return b->has_id && strcmp(s, b->id_text) == 0;
 }
 
 static bool put_id(struct tf_record_builder *b, const char *s)
 {
 	unsigned char raw[ID_BYTES];
 
+	if (is_record_id(b, s))
+		return put_byte(b, TAG_RECORD_ID);
 	if (!tf_trace_id_bytes(s, raw))
 		return put_tagged_text(b, s);
-	if (b->has_id && memcmp(raw, b->id, ID_BYTES) == 0)
-		return put_byte(b, TAG_RECORD_ID);
 	return put_byte(b, TAG_BINARY) && put_bytes(b, raw, ID_BYTES);
 }
 
-static bool put_field(struct tf_record_builder *b, enum field_class c, const char *s,
+static bool put_field(struct tf_record_builder *b, enum field_class c, size_t at, const char *s,
 		const struct tf_record_names *names)
 {
 	unsigned char raw[SIG_BYTES + 2];
@@ -211,7 +227,7 @@ static bool put_field(struct tf_record_builder *b, enum field_class c, const cha
 
 	switch (c) {
 	case F_NAME:
-		return put_name(b, s, names);
+		return put_name(b, at, s, names);
 	case F_TEXT:
 		return put_text(b, s);
 	case F_ID:
@@ -234,14 +250,11 @@ static bool put_field(struct tf_record_builder *b, enum field_class c, const cha
 
 bool tf_record_accepts(const struct tf_record_builder *b, const struct tf_event *ev)
 {
-	unsigned char id[ID_BYTES];
-
 	if (b->count == 0)
 		return true;
-	if (b->count >= TF_RECORD_MAX_EVENTS || ev->ts_ms < b->last_ts
-			|| ev->kind != TF_EVENT_DELIVERY || !b->has_id || ev->values[0] == NULL)
-		return false;
-	return tf_trace_id_bytes(ev->values[0], id) && memcmp(id, b->id, ID_BYTES) == 0;
+	return b->count < TF_RECORD_MAX_EVENTS && ev->ts_ms >= b->last_ts
+		&& ev->kind == TF_EVENT_DELIVERY && ev->values[0] != NULL
+		&& is_record_id(b, ev->values[0]);
 }
 
 /* The first event of a record: the record's time and, when the event
@@ -253,6 +266,8 @@ static void start_record(struct tf_record_builder *b, const struct tf_event *ev)
 	b->last_ts = ev->ts_ms;
 	b->has_id = names_a_message(ev->kind) && ev->values[0] != NULL
 		&& tf_trace_id_bytes(ev->values[0], b->id);
+	if (b->has_id)
+		memcpy(b->id_text, ev->values[0], sizeof(b->id_text));
 }
 
 /* Appends ev's head, time and fields. */
@@ -274,7 +289,7 @@ static bool put_event(struct tf_record_builder *b, const struct tf_event *ev,
 		 * recorded as "" rather than losing the fields after it. */
 		const char *s = ev->values[i] != NULL ? ev->values[i] : "";
 
-		if (!put_field(b, (enum field_class)schema[ev->kind][i], s, names))
+		if (!put_field(b, (enum field_class)schema[ev->kind][i], i, s, names))
 			return false;
 	}
 	return true;

@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "broker/trace/trace_event.h"
 #include "broker/util/error.h"
@@ -63,6 +64,33 @@ struct tf_record_names {
 
 /* --- writing ------------------------------------------------------------------ */
 
+/* A name's number remembered with its text, where the same few names
+ * come again and again. */
+struct tf_name_memo {
+	uint32_t number;   /* 0: none */
+	uint8_t len;
+	char text[43];     /* longer texts are not remembered */
+};
+
+/* The number memo remembers for text[0..len), or 0. */
+static inline uint32_t tf_name_memo_get(const struct tf_name_memo *memo, const char *text,
+		size_t len)
+{
+	return memo->number != 0 && memo->len == len && memcmp(memo->text, text, len) == 0
+		? memo->number : 0;
+}
+
+/* Remembers number for text[0..len) when it is short enough. */
+static inline void tf_name_memo_set(struct tf_name_memo *memo, const char *text, size_t len,
+		uint32_t number)
+{
+	if (len >= sizeof(memo->text))
+		return;
+	memo->number = number;
+	memo->len = (uint8_t)len;
+	memcpy(memo->text, text, len);
+}
+
 /* A record being built. Zero-initialize, then tf_record_add each event;
  * free with tf_record_builder_free. */
 struct tf_record_builder {
@@ -71,7 +99,12 @@ struct tf_record_builder {
 	uint32_t count;       /* events in it */
 	int64_t first_ts, last_ts;
 	unsigned char id[16]; /* the message the record is about */
+	char id_text[33];     /* the same as the text events give */
 	bool has_id;
+	/* The last name each field position was given in this record: a
+	 * fan-out's deliveries repeat their policy, organization, outcome and
+	 * reason, and look each up once per record, not once per delivery. */
+	struct tf_name_memo last_name[TF_EVENT_MAX_FIELDS];
 };
 
 /* Whether ev may join the record b is building: b is empty, or ev is a

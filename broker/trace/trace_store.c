@@ -22,6 +22,7 @@
 /* The writer's cache of name numbers is dropped when it holds this many
  * (the name_ids table answers the rest). */
 #define NAME_CACHE_MAX (1u << 20)
+#define RECENT_NAMES 4u
 
 enum db {
 	DB_RECORDS,
@@ -97,7 +98,12 @@ struct tf_trace_store {
 	uint64_t record_seq;        /* the seq of the record's first event */
 	struct index_key *keys;     /* the record's index entries */
 	uint32_t n_keys, cap_keys;
+	uint32_t last_key[DB_COUNT];    /* per index, its last entry in keys + 1; 0: none */
 	struct tf_strmap *name_cache;   /* text -> number (NULL: none) */
+	/* The names looked up last, before name_cache: a delivery names its
+	 * client and policy in its fields and again in its index keys. */
+	struct tf_name_memo recent[RECENT_NAMES];
+	uint32_t recent_next;
 	uint32_t last_name;             /* the highest number given */
 };
 
@@ -182,8 +188,6 @@ static int lmdb_error(struct tf_err *err, const char *dir, const char *what, int
 
 /* --- names ------------------------------------------------------------------ */
 
-/* The names of one transaction: the writer's (which may add names) or a
- * reader's. */
 /* A reader's recently read names, by number: a read meets the same few
  * (organizations, policies, outcomes) over and over. Texts point into
  * the snapshot's pages. */
@@ -193,6 +197,8 @@ struct name_slot {
 	const char *text;
 };
 
+/* The names of one transaction: the writer's (which may add names) or a
+ * reader's. */
 struct names_txn {
 	struct tf_trace_store *s;
 	MDB_txn *txn;
@@ -238,44 +244,58 @@ static void cache_name(struct tf_trace_store *s, const char *text, size_t len, u
 		tf_strmap_put(s->name_cache, text, len, number, NULL);
 }
 
+/* Gives text[0..len) the next number, in the names table and name_ids;
+ * 0 when that fails (n->rc says why). */
+static uint32_t add_name(struct names_txn *n, const char *text, size_t len)
+{
+	struct tf_trace_store *s = n->s;
+	unsigned char sha[32], num[4];
+	uint32_t at = s->last_name + 1;
+	char *stored;
+	MDB_val k, v;
+	int rc;
+
+	if (s->last_name == UINT32_MAX || (stored = malloc(len + 1)) == NULL) {
+		n->rc = ENOMEM;
+		return 0;
+	}
+	memcpy(stored, text, len);
+	stored[len] = '\0';
+	put_be32(num, at);
+	k = mval(num, 4);
+	v = mval(stored, len + 1);
+	rc = mdb_put(n->txn, s->dbi[DB_NAMES], &k, &v, MDB_APPEND);
+	free(stored);
+	tf_sha256(text, len, sha);
+	k = mval(sha, 32);
+	v = mval(num, 4);
+	if (rc == 0)
+		rc = mdb_put(n->txn, s->dbi[DB_NAME_IDS], &k, &v, 0);
+	if (rc != 0) {
+		n->rc = rc;
+		return 0;
+	}
+	s->last_name = at;
+	return at;
+}
+
 static uint32_t intern_name(void *ctx, const char *text, size_t len)
 {
 	struct names_txn *n = ctx;
 	struct tf_trace_store *s = n->s;
-	unsigned char sha[32], num[4];
-	char *stored;
-	uint32_t at;
-	MDB_val k, v;
-	int rc;
+	uint32_t at = 0;
 
-	if (s->name_cache != NULL && tf_strmap_get(s->name_cache, text, len, &at))
+	for (uint32_t i = 0; i < RECENT_NAMES && at == 0; i++)
+		at = tf_name_memo_get(&s->recent[i], text, len);
+	if (at != 0)
 		return at;
-	at = stored_name(n, text, len);
-	if (at == 0) {
-		if (s->last_name == UINT32_MAX || (stored = malloc(len + 1)) == NULL) {
-			n->rc = ENOMEM;
+	if (s->name_cache == NULL || !tf_strmap_get(s->name_cache, text, len, &at)) {
+		at = stored_name(n, text, len);
+		if (at == 0 && (at = add_name(n, text, len)) == 0)
 			return 0;
-		}
-		memcpy(stored, text, len);
-		stored[len] = '\0';
-		at = s->last_name + 1;
-		put_be32(num, at);
-		k = mval(num, 4);
-		v = mval(stored, len + 1);
-		rc = mdb_put(n->txn, s->dbi[DB_NAMES], &k, &v, MDB_APPEND);
-		free(stored);
-		tf_sha256(text, len, sha);
-		k = mval(sha, 32);
-		v = mval(num, 4);
-		if (rc == 0)
-			rc = mdb_put(n->txn, s->dbi[DB_NAME_IDS], &k, &v, 0);
-		if (rc != 0) {
-			n->rc = rc;
-			return 0;
-		}
-		s->last_name = at;
+		cache_name(s, text, len, at);
 	}
-	cache_name(s, text, len, at);
+	tf_name_memo_set(&s->recent[s->recent_next++ % RECENT_NAMES], text, len, at);
 	return at;
 }
 
@@ -322,6 +342,7 @@ static void forget_new_names(struct tf_trace_store *s, uint32_t last_before)
 	s->last_name = last_before;
 	tf_strmap_free(s->name_cache);
 	s->name_cache = tf_strmap_new();
+	memset(s->recent, 0, sizeof(s->recent));
 }
 
 /* --- what each index keys an event by ----------------------------------------- */
@@ -720,18 +741,6 @@ static int put_held(struct tf_trace_store *s, MDB_txn *txn, const char *flow, ui
 	return mdb_put(txn, s->dbi[DB_HELD], &k, &v, 0);
 }
 
-static int by_key(const void *a, const void *b)
-{
-	const struct index_key *x = a, *y = b;
-
-	if (x->db != y->db)
-		return x->db - y->db;
-	if (x->klen != y->klen)
-		return x->klen - y->klen;
-	return memcmp(x->key, y->key, x->klen);
-}
-
-/* Files ev's index keys under the record being built. */
 /* A delivery made, for `recipients`: filed under its policy id's and its
  * client's name numbers (8 bytes), so that each pair's records are
  * appended at the end of their own list. 0 when ev is none or names no
@@ -753,33 +762,52 @@ static size_t recipient_key(const struct tf_event *ev,
 	return 8;
 }
 
-static int note_keys(struct tf_trace_store *s, struct names_txn *n, const struct tf_event *ev)
+/* Notes key (klen bytes; none when 0) under index db for the record
+ * being built, unless the same index noted it last: a fan-out's
+ * deliveries share their message's policy. */
+static int note_key(struct tf_trace_store *s, enum db db, const unsigned char *key, size_t klen)
 {
+	const struct index_key *last = s->last_key[db] ? &s->keys[s->last_key[db] - 1] : NULL;
 	struct index_key *k;
 
+	if (klen == 0 || (last != NULL && last->klen == klen && memcmp(last->key, key, klen) == 0))
+		return 0;
 	if (!tf_grow(&s->keys, &s->cap_keys, s->n_keys, 16, UINT32_MAX))
 		return ENOMEM;
-	k = &s->keys[s->n_keys];
-	k->db = DB_RECIPIENTS;
-	k->klen = (uint8_t)recipient_key(ev, intern_name, n, k->key);
-	if (k->klen > 0)
-		s->n_keys++;
-	for (int ix = 0; ix < INDEXES; ix++) {
-		const char *values[2];
-		size_t count = index_values((enum tf_trace_index)ix, ev, values);
-
-		for (size_t i = 0; i < count; i++) {
-			if (!tf_grow(&s->keys, &s->cap_keys, s->n_keys, 16, UINT32_MAX))
-				return ENOMEM;
-			k = &s->keys[s->n_keys];
-			k->db = (uint8_t)index_db[ix];
-			k->klen = (uint8_t)index_key((enum tf_trace_index)ix, values[i], intern_name, n,
-				k->key);
-			if (k->klen > 0)
-				s->n_keys++;
-		}
-	}
+	k = &s->keys[s->n_keys++];
+	k->db = (uint8_t)db;
+	k->klen = (uint8_t)klen;
+	memcpy(k->key, key, klen);
+	s->last_key[db] = s->n_keys;
 	return 0;
+}
+
+/* Files ev's index keys under the record being built. A delivery that
+ * joins the record names the record's message, filed with it already. */
+static int note_keys(struct tf_trace_store *s, struct names_txn *n, const struct tf_event *ev,
+		bool joins)
+{
+	unsigned char key[32];
+	int rc = note_key(s, DB_RECIPIENTS, key, recipient_key(ev, intern_name, n, key));
+
+	for (int ix = 0; ix < INDEXES && rc == 0; ix++) {
+		const char *values[2];
+		size_t count = ix == TF_INDEX_BY_ID && joins ? 0
+			: index_values((enum tf_trace_index)ix, ev, values);
+
+		for (size_t i = 0; i < count && rc == 0; i++)
+			rc = note_key(s, index_db[ix], key,
+				index_key((enum tf_trace_index)ix, values[i], intern_name, n, key));
+	}
+	return rc;
+}
+
+/* Empties the record being built and its index entries. */
+static void forget_record(struct tf_trace_store *s)
+{
+	tf_record_reset(&s->record);
+	s->n_keys = 0;
+	memset(s->last_key, 0, sizeof(s->last_key));
 }
 
 /* Stores the record being built, with its chain hash (its last event's)
@@ -801,21 +829,19 @@ static int flush_record(struct tf_trace_store *s, MDB_txn *txn, const unsigned c
 	tf_trace_put_u64(key, s->record_seq);
 	if ((rc = put(txn, s->dbi[DB_RECORDS], key, 8, s->buf, 32 + len, MDB_APPEND)) != 0)
 		return rc;
-	if (s->n_keys > 1)
-		qsort(s->keys, s->n_keys, sizeof(*s->keys), by_key);
 	for (uint32_t i = 0; i < s->n_keys && rc == 0; i++) {
-		MDB_val k, d = mval(key, 8);
+		MDB_dbi dbi = s->dbi[s->keys[i].db];
+		MDB_val k = mval(s->keys[i].key, s->keys[i].klen), d = mval(key, 8);
 
-		if (i > 0 && by_key(&s->keys[i - 1], &s->keys[i]) == 0)
-			continue;
-		k = mval(s->keys[i].key, s->keys[i].klen);
-		/* Entries come in seq order: each goes at the end of its key's. */
-		rc = mdb_put(txn, s->dbi[s->keys[i].db], &k, &d, MDB_APPENDDUP);
+		/* Entries come in seq order: each goes at the end of its key's.
+		 * A key noted twice (one client's two sessions) is put once. */
+		rc = mdb_put(txn, dbi, &k, &d, MDB_APPENDDUP);
 		if (rc == MDB_KEYEXIST)
-			rc = mdb_put(txn, s->dbi[s->keys[i].db], &k, &d, 0);
+			rc = mdb_put(txn, dbi, &k, &d, MDB_NODUPDATA);
+		if (rc == MDB_KEYEXIST)
+			rc = 0;
 	}
-	tf_record_reset(&s->record);
-	s->n_keys = 0;
+	forget_record(s);
 	return rc;
 }
 
@@ -828,6 +854,7 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 	char id[TF_MSGID_LEN + 1];
 	unsigned char hash[32];
 	size_t fields, len;
+	bool joins;
 	int rc;
 
 	tf_event_fields(in->kind, &fields);
@@ -851,12 +878,13 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 	tf_event_chain(s->chain, st->hash, s->buf, len, hash);
 	if (!tf_record_accepts(&s->record, &ev) && (rc = flush_record(s, txn, st->hash)) != 0)
 		return rc;
-	if (s->record.count == 0)
+	joins = s->record.count > 0;
+	if (!joins)
 		s->record_seq = ev.seq;
 	/* A name that could not be given says why (the map is full, say). */
 	if (tf_record_add(&s->record, &ev, &names) != TF_OK)
 		return n.rc != 0 ? n.rc : ENOMEM;
-	if ((rc = note_keys(s, &n, &ev)) != 0 || (rc = n.rc) != 0)
+	if ((rc = note_keys(s, &n, &ev, joins)) != 0 || (rc = n.rc) != 0)
 		return rc;
 	if (in->hold_flow != NULL && (rc = put_held(s, txn, in->hold_flow, ev.seq, in->hold,
 			in->hold_len)) != 0)
@@ -917,8 +945,7 @@ static int write_txn(struct tf_trace_store *s, txn_body body, void *ctx, const c
 				mdb_txn_abort(txn);
 		}
 		if (rc != 0) {
-			tf_record_reset(&s->record);
-			s->n_keys = 0;
+			forget_record(s);
 			if (s->last_name != last_name)
 				forget_new_names(s, last_name);
 		}

@@ -10,6 +10,7 @@
 
 #include "broker/trace/checkpoint.h"
 #include "broker/stamp/provenance.h"
+#include "broker/util/background.h"
 
 /* The most queued bytes before the broker's thread waits for the writer
  * (backpressure: the broker slows to the rate the store takes), and how
@@ -22,13 +23,15 @@
  * pruning step removes at most. */
 #define RETRY_MS 1000
 #define PRUNE_BATCH 20000
-/* Group commit: a batch gathers for up to this long, or this many bytes,
- * before the writer commits it. A commit writes every page it touched
- * (the end of each index list a fan-out reaches, say) however few events
- * it holds: a batch of a few ms carries that cost over many messages.
- * Nothing waits on it: trace_sync_ms bounds what a crash loses, and
- * tf_trace_writer_flush (trace_sync_ms 0, quarantine) commits at once. */
-#define GATHER_MS 25
+/* Group commit: a batch gathers for up to this long (at most half of
+ * trace_sync_ms), or this many bytes, before the writer commits it. A
+ * commit writes every page it touched (the end of each index list a
+ * fan-out reaches, say) however few events it holds: a batch of a few ms
+ * carries that cost over many messages. Nothing waits on it: the writer
+ * syncs every trace_sync_ms less the gathering, so that trace_sync_ms
+ * still bounds what a crash loses, and tf_trace_writer_flush
+ * (trace_sync_ms 0, quarantine) commits at once. */
+#define GATHER_MS 50
 #define GATHER_BYTES (1024u * 1024)
 
 /* A queued record: this header, then each part as a 4-byte length, the
@@ -57,6 +60,7 @@ struct tf_trace_writer {
 	struct tf_signer *signer;  /* borrowed: the broker's, pool and all */
 	char *broker_id;
 	uint32_t sync_ms, checkpoint_ms, prune_ms, retention_days;
+	uint32_t gather_ms, sync_every_ms;   /* sync_ms split (GATHER_MS) */
 	pthread_t thread;
 
 	pthread_mutex_t lock;
@@ -437,8 +441,8 @@ static int64_t sleep_ms(const struct tf_trace_writer *w, int64_t now)
 {
 	int64_t next = now + w->prune_ms;
 
-	if (w->unsynced && w->last_sync + w->sync_ms < next)
-		next = w->last_sync + w->sync_ms;
+	if (w->unsynced && w->last_sync + w->sync_every_ms < next)
+		next = w->last_sync + w->sync_every_ms;
 	if (tf_trace_last_seq(w->store) != w->checkpoint_seq
 			&& w->last_checkpoint + w->checkpoint_ms < next)
 		next = w->last_checkpoint + w->checkpoint_ms;
@@ -453,6 +457,7 @@ static void *writer_main(void *arg)
 {
 	struct tf_trace_writer *w = arg;
 
+	tf_background_thread("tf-trace");
 	for (;;) {
 		bool stopping, flush, failed, queued;
 		int64_t now = mono_ms();
@@ -468,7 +473,7 @@ static void *writer_main(void *arg)
 		}
 		while (!w->stopping && !w->flush_wanted && w->back.count == 0 && w->front.count > 0
 				&& w->sync_ms > 0 && w->front.len < GATHER_BYTES) {
-			int64_t left = w->front_since + GATHER_MS - mono_ms();
+			int64_t left = w->front_since + w->gather_ms - mono_ms();
 			struct timespec until;
 
 			if (left <= 0)
@@ -499,7 +504,7 @@ static void *writer_main(void *arg)
 		if (w->retention_days > 0 && (w->prune_more || now - w->last_prune >= w->prune_ms))
 			prune(w);
 		if (w->unsynced && (flush || stopping || w->sync_ms == 0
-				|| now - w->last_sync >= w->sync_ms))
+				|| now - w->last_sync >= w->sync_every_ms))
 			sync_now(w);
 		if (stopping) {
 			pthread_mutex_lock(&w->lock);
@@ -549,6 +554,8 @@ int tf_trace_writer_start(const struct tf_trace_writer_config *cfg,
 	pthread_cond_init(&w->progress, &attr);
 	pthread_condattr_destroy(&attr);
 	w->sync_ms = cfg->sync_ms;
+	w->gather_ms = cfg->sync_ms / 2 < GATHER_MS ? cfg->sync_ms / 2 : GATHER_MS;
+	w->sync_every_ms = cfg->sync_ms - w->gather_ms;
 	w->checkpoint_ms = cfg->checkpoint_ms;
 	w->prune_ms = cfg->prune_ms;
 	w->retention_days = cfg->retention_days;

@@ -88,6 +88,23 @@ class SigningPoolTest(harness.BrokerTestCase):
         broker.stop()
         self.assertNotIn("signing pool at", broker.log())
 
+    def test_background_threads_yield_to_the_broker(self):
+        """The trace writer and the pool's workers run as background work
+        (SCHED_BATCH) under their own names; mosquitto's thread does not."""
+        broker = self.start_broker(plugin_options={"signing_workers": "2"})
+        policies = {}
+        for tid in os.listdir(f"/proc/{broker.proc.pid}/task"):
+            with open(f"/proc/{broker.proc.pid}/task/{tid}/comm", encoding="utf-8") as f:
+                name = f.read().strip()
+            with open(f"/proc/{broker.proc.pid}/task/{tid}/stat", encoding="utf-8") as f:
+                # Fields after the name in parentheses; the 41st is the policy.
+                policy = int(f.read().rsplit(")", 1)[1].split()[38])
+            policies.setdefault(name, []).append(policy)
+        SCHED_OTHER, SCHED_BATCH = 0, 3
+        self.assertEqual(policies["tf-trace"], [SCHED_BATCH])
+        self.assertEqual(policies["tf-sign"], [SCHED_BATCH, SCHED_BATCH])
+        self.assertEqual(policies["mosquitto"], [SCHED_OTHER])
+
     def test_bad_signing_options_refuse_the_start(self):
         broker = self.broker_expecting_failure(plugin_options={"signing_workers": "0"})
         self.assertNotEqual(broker.start_expecting_failure(), 0)

@@ -774,14 +774,22 @@ static int count_ends(void *ctx, const struct tf_trace_step *step)
 	return 0;
 }
 
+static int count_events(void *ctx, const struct tf_event *ev)
+{
+	(void)ev;
+	(*(int *)ctx)++;
+	return 0;
+}
+
 static void a_fan_out_is_one_record_and_each_delivery_is_found(void **state)
 {
 	struct fixture *f = *state;
-	struct tf_trace_input in[51];
+	struct tf_trace_input in[53];
 	char clients[50][16];
 	struct record_ends ends = { 0 };
 	struct tf_err err;
 	struct lines l;
+	int found = 0;
 	size_t n;
 	cJSON *o;
 
@@ -790,19 +798,40 @@ static void a_fan_out_is_one_record_and_each_delivery_is_found(void **state)
 		snprintf(clients[i], sizeof(clients[i]), "meter-app-%02d", i);
 		in[1 + i] = delivery(ID1, clients[i], "maint-co", true, T0 + 2);
 	}
-	append(f, in, 51);
+	/* A delivery under another policy amid the fan-out, and a client's
+	 * second session: each index files what it must, once. */
+	in[20].values[1] = "water-research@1";
+	in[51] = delivery(ID1, clients[7], "maint-co", true, T0 + 2);
+	in[51].values[6] = "second-session";
+	in[52] = delivery(ID1, clients[8], "maint-co", true, T0 + 2);
+	append(f, in, 53);
 	begin(f);
 	assert_int_equal(tf_trace_walk(f->s, 1, count_ends, &ends), 0);
-	assert_int_equal(ends.steps, 51);
+	assert_int_equal(ends.steps, 53);
 	assert_int_equal(ends.ends, 1);
 	o = tf_query_message(f->s, ID1, &err);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "deliveries")), 50);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "deliveries")), 52);
 	cJSON_Delete(o);
 	assert_int_equal(tf_query_recipients(f->s, "water-telemetry", 0, INT64_MAX, capture(&l),
 		&n, &err), TF_OK);
 	parse_lines(&l);
-	assert_int_equal(l.n, 50);
+	assert_int_equal(l.n, 49);
 	free_lines(&l);
+	assert_int_equal(tf_query_recipients(f->s, "water-research", 0, INT64_MAX, capture(&l),
+		&n, &err), TF_OK);
+	parse_lines(&l);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(str(l.items[0], "client"), clients[19]);
+	free_lines(&l);
+	/* The client of two sessions: its record once, its two deliveries in
+	 * it (visits see each event of a record under the key). */
+	assert_int_equal(tf_trace_scan_index(f->s, TF_INDEX_BY_RECIPIENT, clients[7],
+		strlen(clients[7]), 0, INT64_MAX, count_events, &found), 0);
+	assert_int_equal(found, 2);
+	found = 0;
+	assert_int_equal(tf_trace_scan_index(f->s, TF_INDEX_BY_POLICY, "water-telemetry",
+		strlen("water-telemetry"), 0, INT64_MAX, count_events, &found), 0);
+	assert_int_equal(found, 52);
 	tf_trace_read_end(f->s);
 	assert_true(verify(f, NULL).ok);
 }
