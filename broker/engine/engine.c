@@ -874,7 +874,7 @@ static bool record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
 		outcome = "queued";
 		/* Not noted (bounds): its record stays "queued". */
 		if (hit != NULL && hit->has_id)
-			tf_queued_put(e->queued, client_id, hit->id,
+			tf_queued_put(e->queued, client_id, username ? username : "", hit->id,
 				tf_queued_fingerprint(topic, payload, payloadlen),
 				d->policy ? d->policy->label : "", now);
 	}

@@ -21,16 +21,25 @@ struct entry {
 
 struct session {
 	char *client_id;
+	uint32_t identity;        /* index in identities */
 	struct entry *entries;    /* oldest first */
 	uint32_t n, cap;
 	int64_t last_ms;          /* when the newest entry came */
 	bool resumed;
 };
 
+struct identity {
+	char *name;
+	uint32_t count;           /* entries of its sessions */
+};
+
 struct tf_queued {
 	struct tf_strmap *by_client;   /* client id -> index in sessions */
 	struct session *sessions;
 	uint32_t n_sessions, cap_sessions;
+	struct tf_strmap *identity_ids;   /* identity -> index in identities */
+	struct identity *identities;
+	uint32_t n_identities, cap_identities;
 	struct tf_strmap *label_ids;   /* label -> index in labels */
 	char **labels;
 	uint32_t n_labels, cap_labels;
@@ -47,8 +56,9 @@ struct tf_queued *tf_queued_new(void)
 	if (q == NULL)
 		return NULL;
 	q->by_client = tf_strmap_new();
+	q->identity_ids = tf_strmap_new();
 	q->label_ids = tf_strmap_new();
-	if (q->by_client == NULL || q->label_ids == NULL) {
+	if (q->by_client == NULL || q->identity_ids == NULL || q->label_ids == NULL) {
 		tf_queued_free(q);
 		return NULL;
 	}
@@ -63,12 +73,16 @@ void tf_queued_free(struct tf_queued *q)
 		free(q->sessions[i].client_id);
 		free(q->sessions[i].entries);
 	}
+	for (uint32_t i = 0; i < q->n_identities; i++)
+		free(q->identities[i].name);
 	for (uint32_t i = 0; i < q->n_labels; i++)
 		free(q->labels[i]);
+	free(q->identities);
 	free(q->sessions);
 	free(q->labels);
 	free(q->resumed);
 	tf_strmap_free(q->by_client);
+	tf_strmap_free(q->identity_ids);
 	tf_strmap_free(q->label_ids);
 	free(q);
 }
@@ -103,6 +117,7 @@ static struct session *find(const struct tf_queued *q, const char *client_id)
 static void empty(struct tf_queued *q, struct session *s)
 {
 	q->count -= s->n;
+	q->identities[s->identity].count -= s->n;
 	s->n = 0;
 	free(s->entries);
 	s->entries = NULL;
@@ -116,16 +131,22 @@ static int by_time(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Forgets the quarter of the sessions (at least one) whose newest
- * message is oldest: enough at once that a full table is not scanned
- * for every message. Resumed sessions are kept. */
-static void forget_oldest(struct tf_queued *q)
+/* Forgets sessions of the identity with the most entries, those whose
+ * newest message is oldest: a quarter of its sessions (at least one), so
+ * that a full table is not scanned for every message. So an identity
+ * that fills the table, through as many client ids as it likes, pushes
+ * out its own entries, not those of others. Resumed sessions are kept. */
+static void forget_heaviest(struct tf_queued *q)
 {
 	int64_t *times = malloc(q->n_sessions * sizeof(*times) + 1), cutoff;
-	uint32_t n = 0;
+	uint32_t heaviest = 0, n = 0;
 
+	for (uint32_t i = 1; i < q->n_identities; i++)
+		if (q->identities[i].count > q->identities[heaviest].count)
+			heaviest = i;
 	for (uint32_t i = 0; i < q->n_sessions && times != NULL; i++)
-		if (q->sessions[i].n > 0 && !q->sessions[i].resumed)
+		if (q->sessions[i].identity == heaviest && q->sessions[i].n > 0
+				&& !q->sessions[i].resumed)
 			times[n++] = q->sessions[i].last_ms;
 	if (n == 0) {
 		free(times);
@@ -137,24 +158,65 @@ static void forget_oldest(struct tf_queued *q)
 	for (uint32_t i = 0; i < q->n_sessions; i++) {
 		struct session *s = &q->sessions[i];
 
-		if (s->n > 0 && !s->resumed && s->last_ms <= cutoff) {
+		if (s->identity == heaviest && s->n > 0 && !s->resumed && s->last_ms <= cutoff) {
 			empty(q, s);
 			q->forgotten++;
 		}
 	}
 }
 
-/* Makes room for an entry, or for a session: forgets the oldest sessions
- * when a bound is reached, then drops the names of sessions with nothing
- * queued (the map keeps every key it was given). While sessions are
- * resumed the names stay: q->resumed holds indexes. */
+/* Drops the identities no entry belongs to any more (the map keeps every
+ * key it was given), renumbering the sessions'. Out of memory, it leaves
+ * them all. */
+static void drop_idle_identities(struct tf_queued *q)
+{
+	uint32_t *renumber = malloc(q->n_identities * sizeof(*renumber) + 1), kept = 0;
+	struct tf_strmap *fresh = tf_strmap_new();
+
+	for (uint32_t i = 0; i < q->n_identities && renumber != NULL && fresh != NULL; i++) {
+		const struct identity *id = &q->identities[i];
+
+		if (id->count == 0)
+			continue;
+		if (tf_strmap_put(fresh, id->name, strlen(id->name), kept, NULL) != 1) {
+			tf_strmap_free(fresh);
+			fresh = NULL;
+			break;
+		}
+		renumber[i] = kept++;
+	}
+	if (renumber == NULL || fresh == NULL) {
+		free(renumber);
+		tf_strmap_free(fresh);
+		return;
+	}
+	kept = 0;
+	for (uint32_t i = 0; i < q->n_identities; i++) {
+		if (q->identities[i].count == 0)
+			free(q->identities[i].name);
+		else
+			q->identities[kept++] = q->identities[i];
+	}
+	for (uint32_t i = 0; i < q->n_sessions; i++)
+		q->sessions[i].identity = renumber[q->sessions[i].identity];
+	free(renumber);
+	tf_strmap_free(q->identity_ids);
+	q->identity_ids = fresh;
+	q->n_identities = kept;
+}
+
+/* Makes room for an entry, or for a session: forgets sessions of the
+ * heaviest identity when a bound is reached, then drops the names of
+ * sessions with nothing queued and of identities with no session left
+ * (the maps keep every key they were given). While sessions are resumed
+ * the names stay: q->resumed holds indexes. */
 static bool make_room(struct tf_queued *q)
 {
 	struct tf_strmap *fresh;
 	uint32_t kept = 0;
 
 	if (q->count >= TF_QUEUED_MAX || q->n_sessions >= SESSIONS_MAX)
-		forget_oldest(q);
+		forget_heaviest(q);
 	if (q->n_sessions < SESSIONS_MAX)
 		return q->count < TF_QUEUED_MAX;
 	if (q->n_resumed > 0)
@@ -172,10 +234,9 @@ static bool make_room(struct tf_queued *q)
 		}
 		if (tf_strmap_put(fresh, s->client_id, strlen(s->client_id), kept, NULL) != 1) {
 			/* Out of memory: the rest are forgotten. */
-			q->count -= s->n;
+			empty(q, s);
 			q->forgotten++;
 			free(s->client_id);
-			free(s->entries);
 			continue;
 		}
 		q->sessions[kept++] = *s;
@@ -183,22 +244,58 @@ static bool make_room(struct tf_queued *q)
 	tf_strmap_free(q->by_client);
 	q->by_client = fresh;
 	q->n_sessions = kept;
+	drop_idle_identities(q);
 	return kept < SESSIONS_MAX && q->count < TF_QUEUED_MAX;
 }
 
-static struct session *find_or_add(struct tf_queued *q, const char *client_id)
+/* The index of identity, added when new; false when out of memory. */
+static bool identity_index(struct tf_queued *q, const char *identity, uint32_t *out)
+{
+	size_t len = strlen(identity);
+
+	if (tf_strmap_get(q->identity_ids, identity, len, out))
+		return true;
+	if (!tf_grow(&q->identities, &q->cap_identities, q->n_identities, 16, SESSIONS_MAX + 1))
+		return false;
+	q->identities[q->n_identities] = (struct identity){ .name = strdup(identity) };
+	if (q->identities[q->n_identities].name == NULL)
+		return false;
+	if (tf_strmap_put(q->identity_ids, identity, len, q->n_identities, NULL) != 1) {
+		free(q->identities[q->n_identities].name);
+		return false;
+	}
+	*out = q->n_identities++;
+	return true;
+}
+
+/* The session of client_id, added for identity when new. A client id
+ * taken over by another identity (mosquitto lets a login take over a
+ * session of the same client id) counts under the new one from now on. */
+static struct session *find_or_add(struct tf_queued *q, const char *client_id,
+		const char *identity)
 {
 	struct session *s = find(q, client_id);
 	size_t len = strlen(client_id);
+	uint32_t who;
 
-	if (s != NULL)
+	if (s != NULL && s->n > 0 && strcmp(q->identities[s->identity].name, identity) == 0)
 		return s;
-	if (q->n_sessions >= SESSIONS_MAX && !make_room(q))
+	if (s == NULL && q->n_sessions >= SESSIONS_MAX && !make_room(q))
 		return NULL;
+	if (!identity_index(q, identity, &who))
+		return NULL;
+	if (s != NULL) {
+		if (s->n > 0) {
+			empty(q, s);
+			q->forgotten++;
+		}
+		s->identity = who;
+		return s;
+	}
 	if (!tf_grow(&q->sessions, &q->cap_sessions, q->n_sessions, 64, SESSIONS_MAX))
 		return NULL;
 	s = &q->sessions[q->n_sessions];
-	*s = (struct session){ .client_id = strdup(client_id) };
+	*s = (struct session){ .client_id = strdup(client_id), .identity = who };
 	if (s->client_id == NULL)
 		return NULL;
 	if (tf_strmap_put(q->by_client, client_id, len, q->n_sessions, NULL) != 1) {
@@ -228,8 +325,8 @@ static bool label_index(struct tf_queued *q, const char *label, uint32_t *out)
 	return true;
 }
 
-bool tf_queued_put(struct tf_queued *q, const char *client_id, const unsigned char id[16],
-		uint64_t fingerprint, const char *label, int64_t now)
+bool tf_queued_put(struct tf_queued *q, const char *client_id, const char *identity,
+		const unsigned char id[16], uint64_t fingerprint, const char *label, int64_t now)
 {
 	struct session *s;
 	uint32_t at;
@@ -238,7 +335,7 @@ bool tf_queued_put(struct tf_queued *q, const char *client_id, const unsigned ch
 		return false;
 	if (q->count >= TF_QUEUED_MAX && !make_room(q))
 		return false;
-	s = find_or_add(q, client_id);
+	s = find_or_add(q, client_id, identity);
 	if (s == NULL || s->n >= TF_QUEUED_PER_SESSION
 			|| !tf_grow(&s->entries, &s->cap, s->n, 8, TF_QUEUED_PER_SESSION))
 		return false;
@@ -248,6 +345,7 @@ bool tf_queued_put(struct tf_queued *q, const char *client_id, const unsigned ch
 	s->n++;
 	s->last_ms = now;
 	q->count++;
+	q->identities[s->identity].count++;
 	return true;
 }
 
@@ -279,6 +377,7 @@ bool tf_queued_take(struct tf_queued *q, const char *client_id, uint64_t fingerp
 		memmove(&s->entries[i], &s->entries[i + 1], (s->n - i - 1) * sizeof(s->entries[0]));
 		s->n--;
 		q->count--;
+		q->identities[s->identity].count--;
 		return true;
 	}
 	return false;

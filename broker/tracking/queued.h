@@ -11,9 +11,13 @@
  * Entries are kept per client id, the oldest first, as mosquitto keeps
  * its queue. Bounds: TF_QUEUED_PER_SESSION entries per client id (later
  * ones are not noted: mosquitto's own queue limit is lower by default)
- * and TF_QUEUED_MAX in all, beyond which the session whose last message
- * is oldest is forgotten. A message not noted, or forgotten, keeps its
- * "queued" record; its delivery, if it comes, is still recorded. */
+ * and TF_QUEUED_MAX in all, beyond which sessions of the identity with
+ * the most entries are forgotten, those whose last message is oldest
+ * first: an identity that opens sessions under ever new client ids
+ * pushes out its own, not others'. A message not noted, or forgotten,
+ * keeps its "queued" record: the check at the session's return cannot
+ * be told from the resending of a message delivered before, and is not
+ * recorded (the trace under-counts rather than counting twice). */
 #ifndef TF_QUEUED_H
 #define TF_QUEUED_H
 
@@ -34,11 +38,12 @@ void tf_queued_free(struct tf_queued *q);
 uint64_t tf_queued_fingerprint(const char *topic, const void *payload, uint32_t payloadlen);
 
 /* Notes that message id (16 bytes), decided under the policy labelled
- * label ("" when ungoverned), was queued for the session of client_id.
- * now: a time, for choosing what to forget. Returns false when it was
- * not noted (bounds, memory). */
-bool tf_queued_put(struct tf_queued *q, const char *client_id, const unsigned char id[16],
-		uint64_t fingerprint, const char *label, int64_t now);
+ * label ("" when ungoverned), was queued for the session of client_id,
+ * which identity (its username; "" for none) holds. now: a time, for
+ * choosing what to forget. Returns false when it was not noted (bounds,
+ * memory). */
+bool tf_queued_put(struct tf_queued *q, const char *client_id, const char *identity,
+		const unsigned char id[16], uint64_t fingerprint, const char *label, int64_t now);
 
 /* The session of client_id came back (its connection was accepted). Its
  * queued messages are matched by tf_queued_take until tf_queued_settle. */

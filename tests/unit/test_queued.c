@@ -54,7 +54,7 @@ static void put(struct tf_queued *q, const char *client_id, unsigned char first,
 	unsigned char id[16];
 
 	id_of(id, first);
-	assert_true(tf_queued_put(q, client_id, id, tf_queued_fingerprint("a/b", payload,
+	assert_true(tf_queued_put(q, client_id, "user", id, tf_queued_fingerprint("a/b", payload,
 		(uint32_t)strlen(payload)), "p@1", first));
 }
 
@@ -152,25 +152,89 @@ static void bounds_hold_per_session_and_in_all(void **state)
 
 	(void)state;
 	for (uint32_t i = 0; i < TF_QUEUED_PER_SESSION; i++)
-		assert_true(tf_queued_put(q, "busy", id, i, "p@1", 1));
+		assert_true(tf_queued_put(q, "busy", "user", id, i, "p@1", 1));
 	/* The queue keeps its oldest, as mosquitto does. */
-	assert_false(tf_queued_put(q, "busy", id, 99999, "p@1", 2));
+	assert_false(tf_queued_put(q, "busy", "user", id, 99999, "p@1", 2));
 	assert_int_equal(tf_queued_count(q), TF_QUEUED_PER_SESSION);
 	/* Full sessions fill the table; the next message makes room by
-	 * forgetting the sessions whose newest message is oldest ("busy", at
-	 * time 1, among them). */
+	 * forgetting sessions of the identity with the most entries (here the
+	 * only one), those whose newest message is oldest ("busy", at time 1,
+	 * among them). */
 	for (uint32_t c = 0; tf_queued_count(q) < TF_QUEUED_MAX; c++) {
 		snprintf(client, sizeof(client), "c%u", c);
 		for (uint32_t i = 0; i < TF_QUEUED_PER_SESSION; i++)
-			assert_true(tf_queued_put(q, client, id, i, "p@1", 10 + c));
+			assert_true(tf_queued_put(q, client, "user", id, i, "p@1", 10 + c));
 	}
-	assert_true(tf_queued_put(q, "one-more", id, 1, "p@1", 1000000));
+	assert_true(tf_queued_put(q, "one-more", "user", id, 1, "p@1", 1000000));
 	assert_true(tf_queued_count(q) <= TF_QUEUED_MAX);
 	assert_true(tf_queued_forgotten(q) >= 1);
 	tf_queued_resume(q, "busy");
 	assert_false(tf_queued_any_resumed(q));
 	tf_queued_resume(q, "one-more");
 	assert_true(tf_queued_any_resumed(q));
+	tf_queued_free(q);
+}
+
+/* An identity that cycles through client ids, each session offline with
+ * a full queue, fills the table: what it pushes out is its own, and the
+ * sessions of others, older than all of its, are still noted. */
+static void an_identity_filling_the_table_pushes_out_its_own(void **state)
+{
+	struct tf_queued *q = tf_queued_new();
+	unsigned char id[16] = { 0 };
+	char client[32];
+
+	(void)state;
+	for (uint32_t i = 0; i < 10; i++) {
+		assert_true(tf_queued_put(q, "victim-1", "meter-app", id, i, "p@1", 1));
+		assert_true(tf_queued_put(q, "victim-2", "lab-bot", id, i, "p@1", 2));
+	}
+	for (uint32_t c = 0; c < 2 * TF_QUEUED_MAX / TF_QUEUED_PER_SESSION; c++) {
+		snprintf(client, sizeof(client), "cycle-%u", c);
+		for (uint32_t i = 0; i < TF_QUEUED_PER_SESSION; i++)
+			assert_true(tf_queued_put(q, client, "attacker", id, i, "p@1", 100 + c));
+	}
+	assert_true(tf_queued_count(q) <= TF_QUEUED_MAX);
+	assert_true(tf_queued_forgotten(q) >= TF_QUEUED_MAX / TF_QUEUED_PER_SESSION);
+	/* Each victim's ten messages are still matched at its return. */
+	tf_queued_resume(q, "victim-1");
+	tf_queued_resume(q, "victim-2");
+	assert_true(tf_queued_any_resumed(q));
+	for (uint32_t i = 0; i < 10; i++) {
+		assert_true(tf_queued_take(q, "victim-1", i));
+		assert_true(tf_queued_take(q, "victim-2", i));
+	}
+	/* The attacker's oldest session was forgotten, its newest kept. */
+	tf_queued_resume(q, "cycle-0");
+	snprintf(client, sizeof(client), "cycle-%u", 2 * TF_QUEUED_MAX / TF_QUEUED_PER_SESSION - 1);
+	assert_false(tf_queued_take(q, "cycle-0", 0));
+	tf_queued_resume(q, client);
+	assert_true(tf_queued_take(q, client, 0));
+	tf_queued_free(q);
+}
+
+/* Many sessions of one message each, from many identities: the victims',
+ * older than the attacker's, survive the sessions' bound too. */
+static void an_identity_opening_many_sessions_pushes_out_its_own(void **state)
+{
+	struct tf_queued *q = tf_queued_new();
+	unsigned char id[16] = { 0 };
+	char client[32];
+
+	(void)state;
+	for (uint32_t c = 0; c < 1000; c++) {
+		snprintf(client, sizeof(client), "victim-%u", c);
+		assert_true(tf_queued_put(q, client, c % 2 ? "meter-app" : "lab-bot", id, c, "p@1", c));
+	}
+	for (uint32_t c = 0; c < 200000; c++) {
+		snprintf(client, sizeof(client), "cycle-%u", c);
+		assert_true(tf_queued_put(q, client, "attacker", id, c, "p@1", 1000 + c));
+	}
+	for (uint32_t c = 0; c < 1000; c++) {
+		snprintf(client, sizeof(client), "victim-%u", c);
+		tf_queued_resume(q, client);
+		assert_true(tf_queued_take(q, client, c));
+	}
 	tf_queued_free(q);
 }
 
@@ -184,7 +248,7 @@ static void many_sessions_stay_bounded(void **state)
 	/* Each with one message: the sessions' bound, not the entries', holds. */
 	for (uint32_t c = 0; c < 200000; c++) {
 		snprintf(client, sizeof(client), "c%u", c);
-		assert_true(tf_queued_put(q, client, id, c, "p@1", c));
+		assert_true(tf_queued_put(q, client, "user", id, c, "p@1", c));
 	}
 	assert_true(tf_queued_count(q) <= 65536);
 	assert_true(tf_queued_forgotten(q) >= 200000 - 65536);
@@ -203,6 +267,8 @@ int main(void)
 		cmocka_unit_test(a_return_refused_after_all_drops_nothing),
 		cmocka_unit_test(bounds_hold_per_session_and_in_all),
 		cmocka_unit_test(many_sessions_stay_bounded),
+		cmocka_unit_test(an_identity_filling_the_table_pushes_out_its_own),
+		cmocka_unit_test(an_identity_opening_many_sessions_pushes_out_its_own),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
