@@ -231,14 +231,15 @@ class ProvenanceTest(harness.BrokerTestCase):
 
         # The trace records all three deliveries, the dropped one too: it
         # was handed to mosquitto for c-short.
-        def deliveries():
-            m = json.loads(run([TFCTL, "trace", "--db", self.broker.trace_dir, "message",
-                                stamp["tf-id"]]).stdout)
-            return [d["client"] for d in m["deliveries"]]
-        deadline = time.monotonic() + 10
-        while len(deliveries()) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        self.assertEqual(deliveries(), ["ww-operator"] * 3)
+        def three_deliveries():
+            out = run([TFCTL, "trace", "--db", self.broker.trace_dir, "message",
+                       stamp["tf-id"]], check=False)
+            if out.returncode != 0:     # not in the store yet
+                return None
+            clients = [d["client"] for d in json.loads(out.stdout)["deliveries"]]
+            return clients if len(clients) >= 3 else None
+        self.assertEqual(harness.wait_for("three deliveries in the trace", three_deliveries),
+                         ["ww-operator"] * 3)
 
     def test_views_carry_a_stamp_of_their_own(self):
         lab = self.login("lab-analyst")

@@ -97,7 +97,10 @@ class TraceFaultTest(harness.BrokerTestCase):
         # The broker starts again on the same store and goes on numbering.
         self.broker.start()
         later = self.received_ids(1)
-        m = json.loads(self.trace("message", later[0]).stdout)
+        def recorded():
+            out = self.trace("message", later[0], check=False)
+            return out.returncode == 0 and json.loads(out.stdout)
+        m = harness.wait_for("the new message in the trace", recorded)
         self.assertGreater(m["seq"], last_seq)
         self.broker.stop()
         status, result = self.verify()
