@@ -118,10 +118,10 @@ int tf_trace_sync(struct tf_trace_store *s, struct tf_err *err);
  * covered by the newest checkpoint, whole records only, stopping once
  * max_events events went (so the writer is not held up for long), with
  * their index entries and the checkpoints before the last removed event.
- * Names stay (a name table grows with what is new, not with traffic). The last removed event's
- * seq and chain hash become the anchor from which the chain is verified;
- * the next checkpoint proves it. *removed says how many went. Errors as
- * tf_trace_append. */
+ * Names stay (a name table grows with what is new, not with traffic).
+ * The last removed event's seq and chain hash become the anchor from
+ * which the chain is verified; the next checkpoint proves it. *removed
+ * says how many went. Errors as tf_trace_append. */
 int tf_trace_prune(struct tf_trace_store *s, int64_t before_ms, size_t max_events,
 		size_t *removed, struct tf_err *err);
 

@@ -476,6 +476,13 @@ def run(cmd, timeout=CLIENT_TIMEOUT_S, check=True, **kwargs):
     return result
 
 
+def trace_message(trace_dir, msg_id):
+    """`tfctl trace message`'s object for msg_id, or None while the store
+    has no such message (the writer commits in batches)."""
+    out = run([TFCTL, "trace", "--db", trace_dir, "message", msg_id], check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
 def wait_for(what, probe, timeout=10):
     """Polls probe() until it returns something true, and returns that;
     fails after timeout. The trace store shows an event some ms after it

@@ -12,7 +12,7 @@ import sys
 import time
 
 import harness
-from harness import TFCTL, publish_v5, run
+from harness import publish_v5
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
@@ -232,11 +232,8 @@ class ProvenanceTest(harness.BrokerTestCase):
         # The trace records all three deliveries, the dropped one too: it
         # was handed to mosquitto for c-short.
         def three_deliveries():
-            out = run([TFCTL, "trace", "--db", self.broker.trace_dir, "message",
-                       stamp["tf-id"]], check=False)
-            if out.returncode != 0:     # not in the store yet
-                return None
-            clients = [d["client"] for d in json.loads(out.stdout)["deliveries"]]
+            m = harness.trace_message(self.broker.trace_dir, stamp["tf-id"])
+            clients = [d["client"] for d in m["deliveries"]] if m else []
             return clients if len(clients) >= 3 else None
         self.assertEqual(harness.wait_for("three deliveries in the trace", three_deliveries),
                          ["ww-operator"] * 3)

@@ -62,8 +62,7 @@ class TraceTest(harness.BrokerTestCase):
         return [json.loads(line) for line in self.trace(*args).stdout.splitlines()]
 
     def message(self, msg_id):
-        out = self.trace("message", msg_id, check=False)
-        return json.loads(out.stdout) if out.returncode == 0 else None
+        return harness.trace_message(self.broker.trace_dir, msg_id)
 
     def publish_seen_by(self, subscriber, payload=READING):
         """Publishes a reading that subscriber receives; returns its stamp."""
@@ -419,9 +418,7 @@ class ViewTraceTest(harness.BrokerTestCase):
         self.assertNotEqual(original, view)
 
         def message(msg_id):
-            out = run([TFCTL, "trace", "--db", broker.trace_dir, "message", msg_id],
-                      check=False)
-            return json.loads(out.stdout) if out.returncode == 0 else None
+            return harness.trace_message(broker.trace_dir, msg_id)
 
         def with_view():
             m = message(original)

@@ -97,10 +97,8 @@ class TraceFaultTest(harness.BrokerTestCase):
         # The broker starts again on the same store and goes on numbering.
         self.broker.start()
         later = self.received_ids(1)
-        def recorded():
-            out = self.trace("message", later[0], check=False)
-            return out.returncode == 0 and json.loads(out.stdout)
-        m = harness.wait_for("the new message in the trace", recorded)
+        m = harness.wait_for("the new message in the trace",
+                             lambda: harness.trace_message(self.broker.trace_dir, later[0]))
         self.assertGreater(m["seq"], last_seq)
         self.broker.stop()
         status, result = self.verify()

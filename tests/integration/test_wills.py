@@ -5,12 +5,11 @@ the client put in the will, a retained will reaches later subscribers
 stamped, a will that breaks the policy is treated as any message that
 does, and the trace names it."""
 
-import json
 import signal
 import subprocess
 
 import harness
-from harness import MOSQUITTO_SUB, TFCTL, run
+from harness import MOSQUITTO_SUB
 
 verify = harness.stamp_verifier()
 
@@ -82,9 +81,7 @@ class WillTest(harness.BrokerTestCase):
         self.assertEqual([n for n in names if n.startswith("tf")], ["tf"])
         # The trace knows it, and who received it.
         def recorded():
-            out = run([TFCTL, "trace", "--db", self.broker.trace_dir, "message", stamp["tf-id"]],
-                      check=False)
-            trace = json.loads(out.stdout) if out.returncode == 0 else None
+            trace = harness.trace_message(self.broker.trace_dir, stamp["tf-id"])
             return trace if trace and trace["deliveries"] else None
         trace = harness.wait_for("the will and its delivery in the trace", recorded)
         self.assertEqual(trace["client"], "ww-sensor-01")

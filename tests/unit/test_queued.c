@@ -175,6 +175,20 @@ static void bounds_hold_per_session_and_in_all(void **state)
 	tf_queued_free(q);
 }
 
+/* Sessions prefix-0 .. prefix-(count - 1) of identity, one message each
+ * (fingerprint c, noted at first_ms + c). */
+static void one_message_each(struct tf_queued *q, const char *prefix, const char *identity,
+		uint32_t count, int64_t first_ms)
+{
+	unsigned char id[16] = { 0 };
+	char client[32];
+
+	for (uint32_t c = 0; c < count; c++) {
+		snprintf(client, sizeof(client), "%s-%u", prefix, c);
+		assert_true(tf_queued_put(q, client, identity, id, c, "p@1", first_ms + c));
+	}
+}
+
 /* An identity that cycles through client ids, each session offline with
  * a full queue, fills the table: what it pushes out is its own, and the
  * sessions of others, older than all of its, are still noted. */
@@ -226,10 +240,7 @@ static void an_identity_opening_many_sessions_pushes_out_its_own(void **state)
 		snprintf(client, sizeof(client), "victim-%u", c);
 		assert_true(tf_queued_put(q, client, c % 2 ? "meter-app" : "lab-bot", id, c, "p@1", c));
 	}
-	for (uint32_t c = 0; c < 200000; c++) {
-		snprintf(client, sizeof(client), "cycle-%u", c);
-		assert_true(tf_queued_put(q, client, "attacker", id, c, "p@1", 1000 + c));
-	}
+	one_message_each(q, "cycle", "attacker", 200000, 1000);
 	for (uint32_t c = 0; c < 1000; c++) {
 		snprintf(client, sizeof(client), "victim-%u", c);
 		tf_queued_resume(q, client);
@@ -241,19 +252,14 @@ static void an_identity_opening_many_sessions_pushes_out_its_own(void **state)
 static void many_sessions_stay_bounded(void **state)
 {
 	struct tf_queued *q = tf_queued_new();
-	unsigned char id[16] = { 0 };
-	char client[32];
 
 	(void)state;
 	/* Each with one message: the sessions' bound, not the entries', holds. */
-	for (uint32_t c = 0; c < 200000; c++) {
-		snprintf(client, sizeof(client), "c%u", c);
-		assert_true(tf_queued_put(q, client, "user", id, c, "p@1", c));
-	}
+	one_message_each(q, "c", "user", 200000, 0);
 	assert_true(tf_queued_count(q) <= 65536);
 	assert_true(tf_queued_forgotten(q) >= 200000 - 65536);
 	/* The newest are kept. */
-	tf_queued_resume(q, "c199999");
+	tf_queued_resume(q, "c-199999");
 	assert_true(tf_queued_any_resumed(q));
 	tf_queued_free(q);
 }
