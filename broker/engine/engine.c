@@ -1013,7 +1013,7 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 		if (!engine_stamp(&e->ctx, m, p, c->topic, c->payload, c->payloadlen, now, &c->stamp_buf,
 				&c->stamp) || (e->ctx.trace != NULL
 				&& engine_record_stamped(&e->ctx, now, &c->stamp, c->payloadlen,
-					res->stamp.id) != TF_OK)) {
+					res->stamp.id, true) != TF_OK)) {
 			res->n_copies--;
 			free(c->topic);
 			free(c->payload);
@@ -1029,6 +1029,19 @@ static void note_retained(struct tf_engine *e, const struct tf_message *m,
 		const struct tf_policy *p, int64_t now)
 {
 	engine_note_retained(&e->ctx, m->topic, m->payloadlen, p, now);
+}
+
+/* Whether the trace files m by content: whether mosquitto may hand it
+ * out when the engine no longer knows its id (kept TRACE_ID_KEEP_MS, by
+ * mosquitto's stored topic): a retained message to a later subscriber,
+ * a QoS 1 or 2 one again to a session that had not acknowledged it when
+ * it went, one the plugin published (not keyed by a stored topic), or
+ * any when the table cannot keep its id. A delivery then names it by
+ * topic and payload hash. A message queued for an offline session is
+ * filed when it is queued (engine_record_delivery). */
+static bool filed_by_content(const struct tf_engine *e, const struct tf_message *m)
+{
+	return m->retain || m->qos > 0 || m->republished || tf_msgtrack_full(e->track);
 }
 
 /* Keeps what later deliveries of a passed-on message need: its receive
@@ -1153,7 +1166,8 @@ static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64
 	}
 	if (e->ctx.trace != NULL) {
 		if (res->stamped)
-			engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL);
+			engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL,
+				filed_by_content(e, m));
 		else
 			engine_record_unstamped(&e->ctx, now, m->client_id, m->username, m->topic, NULL,
 				m->payload, m->payloadlen, "delivered", NULL);
@@ -1177,7 +1191,8 @@ static void deliver(struct tf_engine *e, const struct tf_message *m, const struc
 	res->stamped = true;
 	/* What cannot be recorded is not passed on. */
 	if (e->ctx.trace != NULL
-			&& engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL) != TF_OK) {
+			&& engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL,
+				filed_by_content(e, m)) != TF_OK) {
 		engine_refuse(res, "the trace store cannot record it");
 		return;
 	}

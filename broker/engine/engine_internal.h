@@ -144,8 +144,12 @@ bool engine_stamp(struct engine_ctx *c, const struct tf_message *m, const struct
 /* --- engine_trace.c ------------------------------------------------------------ */
 
 int engine_start_trace(struct engine_ctx *c, const struct tf_options *opts, struct tf_err *err);
+/* by_content: file the message by content in the trace, for mosquitto
+ * may deliver it when the engine no longer knows its id (engine.c,
+ * filed_by_content). A view copy always is; a diverted message (held,
+ * rerouted) too, for its deliveries come by content. */
 int engine_record_stamped(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
-		uint32_t size, const char *of);
+		uint32_t size, const char *of, bool by_content);
 int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
 		uint32_t size, const char *status, const char *reason, const char *hold_flow,
 		const void *hold, uint32_t hold_len);

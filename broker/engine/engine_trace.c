@@ -21,6 +21,7 @@ struct message_facts {
 	uint32_t size;
 	const struct tf_stamp *stamp;   /* NULL: not stamped */
 	const char *of;                 /* a view copy's original; NULL: none */
+	bool by_content;                /* filed by content (tf_trace_input) */
 };
 
 static int record_message(struct engine_ctx *c, int64_t now, const struct message_facts *f)
@@ -30,7 +31,8 @@ static int record_message(struct engine_ctx *c, int64_t now, const struct messag
 		.values = {
 		f->id, f->topic, f->org, f->client, f->policy, f->sha256, size, f->status,
 		f->reason ? f->reason : "", f->stamp ? f->stamp->seq : "",
-		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "", f->of ? f->of : "" } };
+		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "", f->of ? f->of : "" },
+		.file_sha256 = f->by_content ? f->sha256 : NULL };
 
 	size[tf_put_decimal(size, f->size)] = '\0';
 	return tf_trace_writer_record(c->trace, &in);
@@ -39,10 +41,10 @@ static int record_message(struct engine_ctx *c, int64_t now, const struct messag
 /* The message event of a stamped message, or of a view copy of the
  * message whose id is of (else NULL). */
 int engine_record_stamped(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
-		uint32_t size, const char *of)
+		uint32_t size, const char *of, bool by_content)
 {
 	struct message_facts f = { st->id, st->topic, st->org, st->client, st->policy, st->sha256,
-		"delivered", NULL, size, st, of };
+		"delivered", NULL, size, st, of, by_content || of != NULL };
 
 	return record_message(c, now, &f);
 }
@@ -57,7 +59,7 @@ int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_st
 	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
 		.values = { st->id, st->topic, st->org, st->client, st->policy, st->sha256, sz,
 			status, reason, st->seq, st->kid, st->sig, "" },
-		.hold_flow = hold_flow, .hold = hold, .hold_len = hold_len };
+		.file_sha256 = st->sha256, .hold_flow = hold_flow, .hold = hold, .hold_len = hold_len };
 
 	sz[tf_put_decimal(sz, size)] = '\0';
 	return tf_trace_writer_record(c->trace, &in);
@@ -65,7 +67,8 @@ int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_st
 
 /* The message event of a message without a stamp: refused at publish,
  * dropped before it was stamped, or passed on unstamped (stamp_all
- * false). */
+ * false; filed by content, for without a stamp it has no id to
+ * remember). */
 void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *client_id,
 		const char *username, const char *topic, const struct tf_policy *p,
 		const void *payload, uint32_t payloadlen, const char *status, const char *reason)
@@ -73,7 +76,7 @@ void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *clie
 	char id[TF_MSGID_LEN + 1], sha[TF_SHA256_HEX + 1];
 	struct message_facts f = { id, topic, engine_org_name(c, engine_identify(c, username)),
 		engine_client_name(client_id, username), p ? p->label : "", sha, status, reason,
-		payloadlen, NULL, NULL };
+		payloadlen, NULL, NULL, strcmp(status, "delivered") == 0 };
 
 	if (tf_signer_make_id(c->signer, now, id, NULL) != TF_OK)
 		return;
@@ -191,6 +194,12 @@ bool engine_record_delivery(struct engine_ctx *c, int64_t now, const struct tf_m
 		tf_sha256_hex(payload, payloadlen, sha);
 		in.find_topic = topic;
 		in.find_sha256 = sha;
+	}
+	/* Its delivery when the session comes back will name it by content. */
+	if (strcmp(outcome, "queued") == 0) {
+		if (in.find_sha256 == NULL)
+			tf_sha256_hex(payload, payloadlen, sha);
+		in.file_sha256 = sha;
 	}
 	return tf_trace_writer_record(c->trace, &in) == TF_OK;
 }

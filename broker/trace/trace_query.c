@@ -114,19 +114,25 @@ static struct session_chain *chain_of(struct message_build *b, const char *clien
 	return &b->chains[b->n_chains++];
 }
 
-/* A delivery to an offline session: it waits. */
+/* A delivery to an offline session: it waits. One recorded without its
+ * session's client id (a store of 0.1) waits for nothing that can
+ * resolve it. */
 static bool wait_for_session(struct message_build *b, const char *client_id, cJSON *item)
 {
-	struct session_chain *c = chain_of(b, client_id, true);
+	struct session_chain *c = client_id[0] != '\0' ? chain_of(b, client_id, true) : NULL;
 
-	if (c == NULL || !tf_grow(&b->waiting, &b->cap_waiting, b->n_waiting, 8, UINT32_MAX))
+	if ((c == NULL && client_id[0] != '\0')
+			|| !tf_grow(&b->waiting, &b->cap_waiting, b->n_waiting, 8, UINT32_MAX))
 		return false;
 	b->waiting[b->n_waiting] = (struct waiting){ item, NONE, false };
-	if (c->tail == NONE)
-		c->head = b->n_waiting;
-	else
-		b->waiting[c->tail].next = b->n_waiting;
-	c->tail = b->n_waiting++;
+	if (c != NULL) {
+		if (c->tail == NONE)
+			c->head = b->n_waiting;
+		else
+			b->waiting[c->tail].next = b->n_waiting;
+		c->tail = b->n_waiting;
+	}
+	b->n_waiting++;
 	return true;
 }
 
@@ -178,7 +184,7 @@ static bool add_delivery(struct message_build *b, const struct tf_event *ev)
 		return false;
 	}
 	if (strcmp(outcome, "queued") == 0) {
-		if (client_id[0] != '\0' && wait_for_session(b, client_id, item))
+		if (wait_for_session(b, client_id, item))
 			return true;
 		cJSON_Delete(item);
 		return false;
@@ -411,6 +417,7 @@ struct find_build {
 	struct tf_trace_store *s;
 	const char *topic;
 	bool filter;   /* topic has + or #: matched with MQTT's rules */
+	const char *sha256;   /* NULL: any payload */
 	int64_t since_ms;
 	FILE *out;
 	size_t count;
@@ -423,8 +430,8 @@ static bool topic_fits(const struct find_build *b, const char *topic)
 	return b->filter ? tf_topic_matches(b->topic, topic) : strcmp(topic, b->topic) == 0;
 }
 
-/* One event, from by_topic, by_sha or the walk: printed when it is a
- * message event that matches. */
+/* One event, from by_topic or the walk: printed when it is a message
+ * event that matches. */
 static int find_one(void *ctx, const struct tf_event *ev)
 {
 	struct find_build *b = ctx;
@@ -432,6 +439,7 @@ static int find_one(void *ctx, const struct tf_event *ev)
 	cJSON *o;
 
 	if (ev->kind != TF_EVENT_MESSAGE || ev->ts_ms < b->since_ms || !topic_fits(b, ev->values[1])
+			|| (b->sha256 != NULL && strcmp(ev->values[5], b->sha256) != 0)
 			|| !tf_trace_id_bytes(ev->values[0], id))
 		return 0;
 	o = build_message(b->s, ev->values[0], false, false, b->err);
@@ -448,8 +456,8 @@ static int find_one(void *ctx, const struct tf_event *ev)
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err)
 {
-	struct find_build b = { s, topic, strpbrk(topic, "+#") != NULL, since_ms, out, 0, TF_OK,
-		err };
+	struct find_build b = { s, topic, strpbrk(topic, "+#") != NULL, sha256, since_ms, out, 0,
+		TF_OK, err };
 	unsigned char sha[32];
 	const char *why;
 
@@ -458,13 +466,11 @@ int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha25
 	if (b.filter && !tf_topic_filter_valid(topic, &why))
 		return tf_err_set(err, TF_ERR_INVALID, "--topic: \"%s\" is not a topic filter: %s",
 			topic, why);
-	if (sha256 != NULL) {
-		if (!tf_trace_sha_bytes(sha256, sha))
-			return tf_err_set(err, TF_ERR_INVALID, "--sha256: not 64 lowercase hex digits");
-		/* Few messages share a payload: the hash narrows best. find_one
-		 * checks the topic. */
-		tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, since_ms, INT64_MAX, find_one, &b);
-	} else if (b.filter) {
+	if (sha256 != NULL && !tf_trace_sha_bytes(sha256, sha))
+		return tf_err_set(err, TF_ERR_INVALID, "--sha256: not 64 lowercase hex digits");
+	/* by_sha holds only the messages filed by content (trace_store.h):
+	 * the topic's messages are read, and find_one checks the hash. */
+	if (b.filter) {
 		/* The topic index is keyed by whole topics, so a filter reads
 		 * the message events from --since on, in order: the scan costs
 		 * what --since leaves, and holds nothing beyond one record. */

@@ -33,7 +33,8 @@ int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t si
  * deliveries, oldest first. topic may be an MQTT filter (+, #), matched
  * as a subscription would; an invalid filter is TF_ERR_INVALID. A filter
  * reads every event from since_ms on (the topic index holds whole
- * topics); a topic, or --sha256, reads only its index entries. */
+ * topics); a topic reads its index entries from since_ms on, with or
+ * without a sha256. */
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err);
 
@@ -62,9 +63,10 @@ int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_
 		struct tf_err *err);
 
 /* When the broker received the latest message on topic with this payload
- * (its message event's time), or INT64_MIN when the store has none: how
- * a message that outlived the broker's memory (a retained copy after a
- * restart) gets its age back. label (NULL: not wanted) receives the
+ * filed by content (its message event's time; the engine files each
+ * message it may ask about: trace_store.h), or INT64_MIN when the store
+ * has none: how a message that outlived the broker's memory (a retained
+ * copy after a restart) gets its age back. label (NULL: not wanted) receives the
  * policy label it was recorded under ("" when ungoverned; cut to cap). */
 int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const void *payload,
 		uint32_t payloadlen, char *label, size_t cap);

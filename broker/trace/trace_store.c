@@ -96,6 +96,7 @@ struct tf_trace_store {
 	struct tf_chain *chain;
 	struct tf_record_builder record;
 	uint64_t record_seq;        /* the seq of the record's first event */
+	bool record_has_message;    /* the record's first event is a message's */
 	struct index_key *keys;     /* the record's index entries */
 	uint32_t n_keys, cap_keys;
 	uint32_t last_key[DB_COUNT];    /* per index, its last entry in keys + 1; 0: none */
@@ -670,8 +671,8 @@ static int put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const vo
 	return mdb_put(txn, dbi, &k, &v, flags);
 }
 
-/* The id of the latest message event on topic with payload hash sha
- * into id (33 bytes), or "" when there is none. */
+/* The id of the latest message event filed by content on topic with
+ * payload hash sha into id (33 bytes), or "" when there is none. */
 static int find_message(struct tf_trace_store *s, MDB_txn *txn, const char *topic,
 		const char *sha_hex, char id[TF_MSGID_LEN + 1])
 {
@@ -792,7 +793,8 @@ static int note_keys(struct tf_trace_store *s, struct names_txn *n, const struct
 
 	for (int ix = 0; ix < INDEXES && rc == 0; ix++) {
 		const char *values[2];
-		size_t count = ix == TF_INDEX_BY_ID && joins ? 0
+		/* by_sha only as asked (file_by_content). */
+		size_t count = (ix == TF_INDEX_BY_ID && joins) || ix == TF_INDEX_BY_SHA ? 0
 			: index_values((enum tf_trace_index)ix, ev, values);
 
 		for (size_t i = 0; i < count && rc == 0; i++)
@@ -800,6 +802,56 @@ static int note_keys(struct tf_trace_store *s, struct names_txn *n, const struct
 				index_key((enum tf_trace_index)ix, values[i], intern_name, n, key));
 	}
 	return rc;
+}
+
+/* The record of the message event of message id (32 hex digits) into
+ * seq: the first record by_id names, for the message's event comes
+ * before any other about it. Returns MDB_NOTFOUND when there is none. */
+static int message_record(struct tf_trace_store *s, MDB_txn *txn, const char *id,
+		unsigned char seq[8])
+{
+	unsigned char key[16];
+	MDB_val k = mval(key, 16), v;
+	MDB_cursor *c;
+	int rc;
+
+	if (!tf_trace_id_bytes(id, key))
+		return MDB_NOTFOUND;
+	if ((rc = mdb_cursor_open(txn, s->dbi[DB_BY_ID], &c)) != 0)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST_DUP);
+	if (rc == 0 && v.mv_size == 8)
+		memcpy(seq, v.mv_data, 8);
+	else if (rc == 0)
+		rc = MDB_NOTFOUND;
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* Files the message ev is about under by_sha by its payload hash
+ * sha_hex: ev's record when that holds the message's event (a message
+ * event, or a delivery joining its message's record), else the record
+ * of the message's event, which is stored already. */
+static int file_by_content(struct tf_trace_store *s, MDB_txn *txn, const struct tf_event *ev,
+		bool joins, const char *sha_hex)
+{
+	unsigned char sha[32], seq[8];
+	int rc;
+
+	if (!tf_trace_sha_bytes(sha_hex, sha))
+		return 0;
+	if (ev->kind == TF_EVENT_MESSAGE || (joins && s->record_has_message))
+		return note_key(s, DB_BY_SHA, sha, 32);
+	if (ev->kind != TF_EVENT_DELIVERY)
+		return 0;
+	rc = message_record(s, txn, ev->values[0], seq);
+	if (rc == MDB_NOTFOUND)
+		return 0;   /* pruned, or never recorded: nothing to find */
+	if (rc == 0)
+		rc = put(txn, s->dbi[DB_BY_SHA], sha, 32, seq, 8, MDB_NODUPDATA);
+	return rc == MDB_KEYEXIST ? 0 : rc;
 }
 
 /* Empties the record being built and its index entries. */
@@ -879,12 +931,17 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 	if (!tf_record_accepts(&s->record, &ev) && (rc = flush_record(s, txn, st->hash)) != 0)
 		return rc;
 	joins = s->record.count > 0;
-	if (!joins)
+	if (!joins) {
 		s->record_seq = ev.seq;
+		s->record_has_message = ev.kind == TF_EVENT_MESSAGE;
+	}
 	/* A name that could not be given says why (the map is full, say). */
 	if (tf_record_add(&s->record, &ev, &names) != TF_OK)
 		return n.rc != 0 ? n.rc : ENOMEM;
 	if ((rc = note_keys(s, &n, &ev, joins)) != 0 || (rc = n.rc) != 0)
+		return rc;
+	if (in->file_sha256 != NULL
+			&& (rc = file_by_content(s, txn, &ev, joins, in->file_sha256)) != 0)
 		return rc;
 	if (in->hold_flow != NULL && (rc = put_held(s, txn, in->hold_flow, ev.seq, in->hold,
 			in->hold_len)) != 0)
@@ -2011,6 +2068,9 @@ static int take_old_event(const MDB_val *k, const MDB_val *v, struct chain_state
 	in->ts_ms = ev.ts_ms;
 	tf_event_fields(ev.kind, &fields);
 	memcpy(in->values, ev.values, fields * sizeof(ev.values[0]));
+	/* 0.1 did not record what may be delivered later: all of it may. */
+	if (ev.kind == TF_EVENT_MESSAGE)
+		in->file_sha256 = ev.values[5];
 	st->seq = seq;
 	memcpy(st->hash, hash, 32);
 	return TF_OK;

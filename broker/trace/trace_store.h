@@ -14,7 +14,7 @@
  *   by_publisher  client's name    => seq(8)
  *   by_recipient  client's name    => seq(8)
  *   by_topic      topic's name     => seq(8)
- *   by_sha        sha256(32)       => seq(8)
+ *   by_sha        sha256(32)       => seq(8): messages filed by content
  *   recipients    policy id's name(4) client's name(4) => seq(8): deliveries made
  *   held          flow 0x00 seq(8) -> a quarantined message (broker/guard/held.h)
  *   checkpoints   seq(8)        -> checkpoint JSON
@@ -28,9 +28,16 @@
  * record with an event under that key: by_id the events about a message
  * (the message, its deliveries, its release or discard, the view copies
  * made of it) and alerts by their id; by_policy the messages, deliveries
- * and alerts under a policy; by_publisher, by_topic and by_sha the
- * message events; by_recipient the deliveries. A record is indexed once
- * under each key, however many of its events share it.
+ * and alerts under a policy; by_publisher and by_topic the message
+ * events; by_recipient the deliveries. A record is indexed once under
+ * each key, however many of its events share it.
+ *
+ * by_sha holds only the message records the writer is asked to file by
+ * content (tf_trace_input.file_sha256): those mosquitto may hand out
+ * after the broker forgot their id, which a delivery then names by topic
+ * and payload hash. Its keys are random, so each entry dirties a page of
+ * its own; filing every message cost a single subscriber's stream about
+ * a fifth of its rate (docs/benchmarks.md).
  *
  * Event times never decrease along the sequence (the store records the
  * later of an event's time and its predecessor's), so the events in a
@@ -79,12 +86,17 @@ void tf_trace_close(struct tf_trace_store *s);
 /* One event to append: the store gives it its sequence number and chain
  * hash. A delivery whose message id is unknown (values[0] "") names the
  * message's topic and payload sha256 instead; the store takes the id of
- * the latest such message, or leaves it empty. */
+ * the latest such message filed by content, or leaves it empty. */
 struct tf_trace_input {
 	enum tf_event_kind kind;
 	int64_t ts_ms;
 	const char *values[TF_EVENT_MAX_FIELDS];
 	const char *find_topic, *find_sha256;   /* NULL unless resolving */
+	/* Files the message this event is about under by_sha by its payload
+	 * hash (64 hex digits: a message event's own sha256, or the payload
+	 * of a delivery's message), so that a later delivery naming it by
+	 * content finds it. NULL: not filed. */
+	const char *file_sha256;
 	/* A message event that quarantines its message also keeps the
 	 * message (hold_len bytes; broker/guard/held.h) under its flow, in the same
 	 * transaction. NULL: nothing held. */

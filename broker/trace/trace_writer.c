@@ -36,9 +36,10 @@
 
 /* A queued record: this header, then each part as a 4-byte length, the
  * bytes and a NUL. Parts: the kind's fields, then, as `parts` says,
- * find_topic and find_sha256, hold_flow and hold, unhold_flow and
- * unhold_seq (8 bytes). */
-enum record_parts { PART_FIND = 1, PART_HOLD = 2, PART_UNHOLD = 4 };
+ * find_topic and find_sha256, file_sha256, hold_flow and hold,
+ * unhold_flow and unhold_seq (8 bytes). */
+enum record_parts { PART_FIND = 1, PART_FILE = 2, PART_HOLD = 4, PART_UNHOLD = 8 };
+#define MAX_PARTS (TF_EVENT_MAX_FIELDS + 7)
 
 struct record_head {
 	uint32_t size;
@@ -134,8 +135,8 @@ static void post_report(struct tf_trace_writer *w, bool failed, const char *fmt,
 int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_input *in)
 {
 	struct record_head head = { 0, (uint8_t)in->kind, 0, 0, 0, in->ts_ms };
-	const void *parts[TF_EVENT_MAX_FIELDS + 6];
-	size_t lens[TF_EVENT_MAX_FIELDS + 6];
+	const void *parts[MAX_PARTS];
+	size_t lens[MAX_PARTS];
 	unsigned char seq[8];
 	size_t n, size = sizeof(head);
 	char *p;
@@ -155,6 +156,11 @@ int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_inpu
 		lens[n++] = strlen(in->find_topic);
 		parts[n] = in->find_sha256;
 		lens[n++] = strlen(in->find_sha256);
+	}
+	if (in->file_sha256 != NULL) {
+		head.parts |= PART_FILE;
+		parts[n] = in->file_sha256;
+		lens[n++] = strlen(in->file_sha256);
 	}
 	if (in->hold_flow != NULL) {
 		head.parts |= PART_HOLD;
@@ -304,8 +310,8 @@ static bool parse_back(struct tf_trace_writer *w, size_t *n_out)
 	for (const char *p = w->back.bytes; p < w->back.bytes + w->back.len; n++) {
 		struct tf_trace_input *in = &w->inputs[n];
 		struct record_head head;
-		const char *v, *parts[TF_EVENT_MAX_FIELDS + 6];
-		uint32_t lens[TF_EVENT_MAX_FIELDS + 6];
+		const char *v, *parts[MAX_PARTS];
+		uint32_t lens[MAX_PARTS];
 		size_t fields, at;
 
 		memcpy(&head, p, sizeof(head));
@@ -326,6 +332,8 @@ static bool parse_back(struct tf_trace_writer *w, size_t *n_out)
 			in->find_topic = parts[at++];
 			in->find_sha256 = parts[at++];
 		}
+		if (head.parts & PART_FILE)
+			in->file_sha256 = parts[at++];
 		if (head.parts & PART_HOLD) {
 			in->hold_flow = parts[at++];
 			in->hold = parts[at];

@@ -144,6 +144,11 @@ int tf_msgtrack_put(struct tf_msgtrack *t, const void *key, const void *payload,
 	return 0;
 }
 
+bool tf_msgtrack_full(const struct tf_msgtrack *t)
+{
+	return t->count >= TF_MSGTRACK_MAX_ENTRIES;
+}
+
 bool tf_msgtrack_find(const struct tf_msgtrack *t, const void *key, const void *payload,
 		uint32_t payloadlen, struct tf_msgtrack_hit *hit)
 {

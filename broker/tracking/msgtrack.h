@@ -41,6 +41,10 @@ struct tf_msgtrack_hit {
 	unsigned char id[16];
 };
 
+/* Whether the table holds TF_MSGTRACK_MAX_ENTRIES entries, so that a new
+ * one cannot be kept. */
+bool tf_msgtrack_full(const struct tf_msgtrack *t);
+
 /* What was recorded for this message: true and *hit, or false. */
 bool tf_msgtrack_find(const struct tf_msgtrack *t, const void *key, const void *payload,
 		uint32_t payloadlen, struct tf_msgtrack_hit *hit);

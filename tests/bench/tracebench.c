@@ -96,7 +96,10 @@ int main(int argc, char **argv)
 		struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = ts,
 		.values = { id, "bench/topic", "bench-owner",
 			"bench-pub", policy, sha, "256", "delivered", "", seq, "21fe31dfa154a261",
-			"CJfrfKKvCkudXGIoZC4RPCxnDG0TyWot9cI5PwOqOxK8v/QXnc6h0XNHbmgyfGlzX51niaIue9cmM6BIgsLnBQ==" } };
+			"CJfrfKKvCkudXGIoZC4RPCxnDG0TyWot9cI5PwOqOxK8v/QXnc6h0XNHbmgyfGlzX51niaIue9cmM6BIgsLnBQ==" },
+			/* Filed by content, as a QoS 1 or retained message is: the
+			 * store's size for the costlier case. */
+			.file_sha256 = sha };
 
 		message_id(i, ts, id);
 		snprintf(policy, sizeof(policy), "policy-%llu@1", (unsigned long long)(i % policies));

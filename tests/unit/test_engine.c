@@ -21,6 +21,8 @@
 #include "broker/util/error.h"
 #include "broker/engine/options.h"
 #include "broker/stamp/provenance.h"
+#include "broker/trace/trace_query.h"
+#include "broker/trace/trace_store.h"
 #include "policy/decide.h"
 #include "policy/set.h"
 
@@ -1038,6 +1040,79 @@ static void unseen_message_is_withheld(void **state)
 		GOOD_LEN, false), TF_ALLOW);
 }
 
+/* The message object of id in the trace store in dir, read once the
+ * engine has stopped (its writer committed everything). */
+static cJSON *traced_message(const char *dir, const char *id)
+{
+	struct tf_trace_store *s;
+	struct tf_err err;
+	cJSON *o;
+
+	assert_int_equal(tf_trace_open(dir, false, 0, &s, &err), TF_OK);
+	assert_int_equal(tf_trace_read_begin(s, &err), TF_OK);
+	o = tf_query_message(s, id, &err);
+	tf_trace_read_end(s);
+	tf_trace_close(s);
+	assert_non_null(o);
+	return o;
+}
+
+/* A QoS 0 message queued for an offline session that comes back long
+ * after the engine forgot the message's id: the delivery names it by
+ * topic and payload hash, which the trace finds because it filed the
+ * message by content when it was queued, and gives its true age. */
+static void a_late_return_finds_its_queued_message(void **state)
+{
+	struct fixture *f = *state;
+	char trace[160], id[TF_MSGID_LEN + 1];
+	const char *const kv[] = {
+		"identities", f->identities, "policy_dir", f->policy_dir,
+		"signing_key", f->key_path, "dev_key_autogen", "true", "trace_db", trace,
+		"trace_sync_ms", "0", NULL,
+	};
+	struct tf_message_result res;
+	const cJSON *withheld;
+	struct tf_err err;
+	int conn;
+	cJSON *o;
+
+	snprintf(trace, sizeof(trace), "%s/trace", f->dir);
+	tf_engine_free(f->e);
+	assert_int_equal(engine_with(f, kv, &f->e, &err), TF_OK);
+	assert_int_equal(tf_engine_may_connect(f->e, &conn, "maint-van-3", "maint-app", true),
+		TF_DEFER);
+	tf_engine_disconnected(f->e, &conn, "maint-van-3");
+	sensor_publishes(f, good_payload, false, &res);
+	assert_true(res.deliver && res.stamped);
+	snprintf(id, sizeof(id), "%s", res.stamp.id);
+	tf_message_result_free(&res);
+	assert_int_equal(tf_engine_may_receive(f->e, "maint-van-3", "maint-app", f->topic,
+		good_payload, GOOD_LEN, false), TF_ALLOW);
+	/* With trace_sync_ms 0 a message commits what came before it. */
+	sensor_publishes(f, "{\"flow\":1}", false, &res);
+	tf_message_result_free(&res);
+	/* Long past the minute the engine keeps an id, and the retention. */
+	f->now += 120000;
+	for (int i = 0; i < 100; i++)
+		tf_engine_tick(f->e);
+	assert_int_equal(tf_engine_may_connect(f->e, &conn, "maint-van-3", "maint-app", true),
+		TF_DEFER);
+	assert_int_equal(tf_engine_may_receive(f->e, "maint-van-3", "maint-app", f->topic,
+		good_payload, GOOD_LEN, false), TF_DENY);
+	tf_engine_free(f->e);
+	f->e = NULL;
+
+	o = traced_message(trace, id);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "queued")), 0);
+	withheld = cJSON_GetObjectItem(o, "withheld");
+	assert_int_equal(cJSON_GetArraySize(withheld), 1);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+		cJSON_GetArrayItem(withheld, 0), "client_id")), "maint-van-3");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+		cJSON_GetArrayItem(withheld, 0), "reason")), "older than the policy's retention");
+	cJSON_Delete(o);
+}
+
 static void refused_message_is_not_recorded(void **state)
 {
 	struct fixture *f = *state;
@@ -1257,6 +1332,7 @@ int main(void)
 		T(view_of_a_payload_without_the_fields_is_empty),
 		T(retention_withholds_old_messages),
 		T(unseen_message_is_withheld),
+		T(a_late_return_finds_its_queued_message),
 		T(refused_message_is_not_recorded),
 		T(retained_copy_is_cleared_after_retention),
 		T(new_retained_message_moves_the_clearing),

@@ -212,6 +212,7 @@ static void grows_to_many_entries(void **state)
 	}
 	for (uint32_t i = 0; i < MANY; i++)
 		assert_true(get(t, &pool[i]) == (int64_t)i * 7);
+	assert_false(tf_msgtrack_full(t));
 	for (uint32_t i = MANY; i < MANY + 1000; i++)
 		assert_true(get(t, &pool[i]) == INT64_MIN);
 	/* Forget the first half (forget time <= 1000000 + MANY / 2 - 1). */

@@ -24,6 +24,8 @@
 #define ID2 "019ac008e6015f1e2d3c4b5a69780456"
 #define SHA1 "fa9a08d761793b6ff6fe10b881cc97ad17d51c2e6c77adb8e841d854491cccf6"
 #define SHA2 "1111111111111111111111111111111111111111111111111111111111111111"
+#define ID3 "019ac008e6025f1e2d3c4b5a69780789"
+#define SHA3 "2222222222222222222222222222222222222222222222222222222222222222"
 #define TOPIC "city/water/d7/telemetry"
 #define T0 1764158400000LL
 
@@ -275,32 +277,51 @@ static void event_times_never_go_back(void **state)
 	tf_trace_read_end(f->s);
 }
 
+/* How many deliveries made the message object of id lists. */
+static int deliveries_of(struct fixture *f, const char *id)
+{
+	struct tf_err err;
+	cJSON *o;
+	int n;
+
+	begin(f);
+	o = tf_query_message(f->s, id, &err);
+	assert_non_null(o);
+	n = cJSON_GetArraySize(cJSON_GetObjectItem(o, "deliveries"));
+	cJSON_Delete(o);
+	tf_trace_read_end(f->s);
+	return n;
+}
+
+/* A delivery naming its message by topic and payload hash. */
+static struct tf_trace_input delivery_by_content(const char *topic, const char *sha, int64_t ts)
+{
+	struct tf_trace_input in = delivery("", "maint-app", "maint-co", true, ts);
+
+	in.find_topic = topic;
+	in.find_sha256 = sha;
+	return in;
+}
+
 static void a_delivery_of_an_unknown_message_is_matched_by_topic_and_hash(void **state)
 {
 	struct fixture *f = *state;
 	struct tf_trace_input in[] = {
 		message(ID1, TOPIC, "c", SHA1, "delivered", T0, ""),
 		message(ID2, "other/topic", "c", SHA1, "delivered", T0, ""),
-		delivery("", "maint-app", "maint-co", true, T0 + 10),
-		delivery("", "maint-app", "maint-co", true, T0 + 10),
+		message(ID3, TOPIC, "c", SHA3, "delivered", T0, ""),
+		delivery_by_content(TOPIC, SHA1, T0 + 10),
+		delivery_by_content("never/seen", SHA1, T0 + 10),
+		delivery_by_content(TOPIC, SHA3, T0 + 10),
 	};
-	struct tf_err err;
-	cJSON *o;
 
-	in[2].find_topic = TOPIC;
-	in[2].find_sha256 = SHA1;
-	in[3].find_topic = "never/seen";
-	in[3].find_sha256 = SHA1;
-	append(f, in, 4);
-	begin(f);
-	o = tf_query_message(f->s, ID1, &err);
-	assert_non_null(o);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "deliveries")), 1);
-	cJSON_Delete(o);
-	o = tf_query_message(f->s, ID2, &err);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "deliveries")), 0);
-	cJSON_Delete(o);
-	tf_trace_read_end(f->s);
+	/* The third is not filed by content: no delivery can name it so. */
+	in[0].file_sha256 = SHA1;
+	in[1].file_sha256 = SHA1;
+	append(f, in, 6);
+	assert_int_equal(deliveries_of(f, ID1), 1);
+	assert_int_equal(deliveries_of(f, ID2), 0);
+	assert_int_equal(deliveries_of(f, ID3), 0);
 }
 
 /* --- queries ------------------------------------------------------------------- */
@@ -622,7 +643,7 @@ static void a_checkpoint_by_another_key_fails(void **state)
 static void pruning_keeps_the_chain_verifiable(void **state)
 {
 	struct fixture *f = *state;
-	struct tf_trace_input later = message("019ac008e6025f1e2d3c4b5a69780789", TOPIC, "c", SHA1,
+	struct tf_trace_input later = message(ID3, TOPIC, "c", SHA1,
 		"delivered", T0 + 50000, "44");
 	struct tf_verify_result r;
 	struct tf_err err;
@@ -836,6 +857,51 @@ static void a_fan_out_is_one_record_and_each_delivery_is_found(void **state)
 	assert_true(verify(f, NULL).ok);
 }
 
+/* A message queued for an offline session is filed by content when it
+ * is queued, whether its record is still being built or stored: its
+ * delivery when the session comes back finds it. */
+static void a_queued_delivery_files_its_message_by_content(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_input stored[] = {
+		message(ID1, TOPIC, "c", SHA1, "delivered", T0, ""),
+		delivery(ID1, "maint-app", "maint-co", true, T0 + 1),
+	};
+	struct tf_trace_input queued = delivery(ID1, "offline-app", "maint-co", true, T0 + 2);
+	struct tf_trace_input joining[] = {
+		message(ID2, TOPIC, "c", SHA2, "delivered", T0 + 3, ""),
+		delivery(ID2, "offline-app", "maint-co", true, T0 + 3),
+	};
+	struct tf_trace_input back[] = {
+		delivery_by_content(TOPIC, SHA1, T0 + 9),
+		delivery_by_content(TOPIC, SHA2, T0 + 9),
+	};
+	unsigned char sha[32];
+	int found = 0;
+
+	queued.values[4] = joining[1].values[4] = "queued";
+	queued.file_sha256 = SHA1;
+	joining[1].file_sha256 = SHA2;
+	append(f, stored, 2);
+	append(f, &queued, 1);
+	append(f, joining, 2);
+	/* Queued for a second session: already filed. */
+	queued.values[2] = "offline-app-2";
+	append(f, &queued, 1);
+	append(f, back, 2);
+	assert_int_equal(deliveries_of(f, ID1), 2);
+	assert_int_equal(deliveries_of(f, ID2), 1);
+	/* Filed is the record of the message's event, once (a visit sees
+	 * the events matching the key), not that of a queued delivery. */
+	assert_true(tf_trace_sha_bytes(SHA1, sha));
+	begin(f);
+	assert_int_equal(tf_trace_scan_index(f->s, TF_INDEX_BY_SHA, sha, 32, 0, INT64_MAX,
+		count_events, &found), 0);
+	tf_trace_read_end(f->s);
+	assert_int_equal(found, 1);
+	assert_true(verify(f, NULL).ok);
+}
+
 /* Writes a store as trustflow 0.1 did (format 1: "events" seq -> chain
  * hash || the event's bytes), with a checkpoint over it. */
 static void write_format_1(struct fixture *f, const char *dir, const struct tf_trace_input *in,
@@ -1014,6 +1080,7 @@ int main(void)
 		T(the_map_grows_when_allowed),
 		T(a_reader_needs_an_existing_store),
 		T(a_fan_out_is_one_record_and_each_delivery_is_found),
+		T(a_queued_delivery_files_its_message_by_content),
 		T(a_store_of_0_1_is_refused_and_migrated_exactly),
 	};
 
