@@ -92,27 +92,32 @@ static bool fold_live(const struct fold *f, int64_t now_ms)
 	return now_ms - f->last_ms < TF_ALERT_FOLD_MS || f->pending;
 }
 
+struct idle_folds {
+	const struct tf_alerts *a;
+	int64_t now_ms;
+};
+
+static const char *live_fold_key(void *ctx, uint32_t i, size_t *len)
+{
+	const struct idle_folds *idle = ctx;
+	const struct fold *f = &idle->a->folds[i];
+
+	*len = f->len;
+	return fold_live(f, idle->now_ms) ? f->key : NULL;
+}
+
 /* Rebuilds the fold index without the folds no longer needed: their
  * next alert is raised anyway. The pending list is rebuilt too, as the
  * folds move. */
 static void drop_idle_folds(struct tf_alerts *a, int64_t now_ms)
 {
-	struct tf_strmap *fresh = tf_strmap_new();
+	struct idle_folds idle = { a, now_ms };
+	/* The new index first: out of memory leaves everything as it was. */
+	struct tf_strmap *fresh = tf_strmap_renumbered(a->n_folds, live_fold_key, &idle);
 	uint32_t kept = 0;
 
 	if (fresh == NULL)
 		return;
-	/* The new index first: out of memory leaves everything as it was. */
-	for (uint32_t i = 0; i < a->n_folds; i++) {
-		const struct fold *f = &a->folds[i];
-
-		if (fold_live(f, now_ms)
-				&& tf_strmap_put(fresh, f->key, f->len, kept++, NULL) < 0) {
-			tf_strmap_free(fresh);
-			return;
-		}
-	}
-	kept = 0;
 	a->n_pending = 0;
 	a->cursor = 0;
 	for (uint32_t i = 0; i < a->n_folds; i++) {

@@ -263,6 +263,22 @@ static bool client_active(const struct tf_guard *g, const struct client_state *c
 	return c->blocked_until > now_ms || now_ms - latest <= (int64_t)g->cfg.denied_window_ms;
 }
 
+struct idle_clients {
+	const struct tf_guard *g;
+	int64_t now_ms;
+};
+
+static const char *active_client_name(void *ctx, uint32_t i, size_t *len)
+{
+	const struct idle_clients *idle = ctx;
+	const struct client_state *c = &idle->g->clients[i];
+
+	if (!client_active(idle->g, c, idle->now_ms))
+		return NULL;
+	*len = strlen(c->name);
+	return c->name;
+}
+
 /* Clients refused under ever new client ids would fill the table, and
  * then no new one would be watched: when it is full, the clients whose
  * refusals no longer matter go (at most once a second, so that a table
@@ -270,22 +286,15 @@ static bool client_active(const struct tf_guard *g, const struct client_state *c
  * leaves it as it is. */
 static void drop_idle_clients(struct tf_guard *g, int64_t now_ms)
 {
+	struct idle_clients idle = { g, now_ms };
 	struct tf_strmap *fresh;
 	uint32_t kept = 0;
 
-	if (now_ms - g->clients_rebuilt_ms < 1000 || (fresh = tf_strmap_new()) == NULL)
+	if (now_ms - g->clients_rebuilt_ms < 1000)
 		return;
 	g->clients_rebuilt_ms = now_ms;
-	for (uint32_t i = 0; i < g->n_clients; i++) {
-		const struct client_state *c = &g->clients[i];
-
-		if (client_active(g, c, now_ms)
-				&& tf_strmap_put(fresh, c->name, strlen(c->name), kept++, NULL) < 0) {
-			tf_strmap_free(fresh);
-			return;
-		}
-	}
-	kept = 0;
+	if ((fresh = tf_strmap_renumbered(g->n_clients, active_client_name, &idle)) == NULL)
+		return;
 	for (uint32_t i = 0; i < g->n_clients; i++) {
 		if (client_active(g, &g->clients[i], now_ms))
 			g->clients[kept++] = g->clients[i];

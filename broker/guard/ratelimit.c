@@ -77,22 +77,38 @@ static bool make_room(struct tf_ratelimit *r)
 	return true;
 }
 
-/* Rebuilds the table without idle buckets: one untouched for a second is
- * full again, so dropping it changes nothing. */
+struct idle_buckets {
+	const struct tf_ratelimit *r;
+	int64_t now_ms;
+};
+
+/* A bucket untouched for a second is full again: dropping it changes
+ * nothing. */
+static bool bucket_idle(const struct bucket *b, int64_t now_ms)
+{
+	return now_ms - b->last_ms >= 1000;
+}
+
+static const char *busy_bucket_key(void *ctx, uint32_t i, size_t *len)
+{
+	const struct idle_buckets *idle = ctx;
+
+	*len = idle->r->keys[i].len;
+	return bucket_idle(&idle->r->buckets[i], idle->now_ms) ? NULL : idle->r->keys[i].bytes;
+}
+
+/* Rebuilds the table without idle buckets. */
 static void drop_idle(struct tf_ratelimit *r, int64_t now_ms)
 {
-	struct tf_strmap *fresh = tf_strmap_new();
+	struct idle_buckets idle = { r, now_ms };
+	struct tf_strmap *fresh = tf_strmap_renumbered(r->n, busy_bucket_key, &idle);
 	uint32_t kept = 0;
 
 	if (fresh == NULL)
 		return;
 	for (uint32_t i = 0; i < r->n; i++) {
-		if (now_ms - r->buckets[i].last_ms >= 1000)
+		if (bucket_idle(&r->buckets[i], now_ms))
 			continue;
-		if (tf_strmap_put(fresh, r->keys[i].bytes, r->keys[i].len, kept, NULL) < 0) {
-			tf_strmap_free(fresh);
-			return;
-		}
 		r->buckets[kept] = r->buckets[i];
 		r->keys[kept] = r->keys[i];
 		kept++;

@@ -165,37 +165,34 @@ static void forget_heaviest(struct tf_queued *q)
 	}
 }
 
+static const char *identity_with_entries(void *ctx, uint32_t i, size_t *len)
+{
+	const struct identity *id = &((const struct tf_queued *)ctx)->identities[i];
+
+	*len = strlen(id->name);
+	return id->count > 0 ? id->name : NULL;
+}
+
 /* Drops the identities no entry belongs to any more (the map keeps every
  * key it was given), renumbering the sessions'. Out of memory, it leaves
  * them all. */
 static void drop_idle_identities(struct tf_queued *q)
 {
 	uint32_t *renumber = malloc(q->n_identities * sizeof(*renumber) + 1), kept = 0;
-	struct tf_strmap *fresh = tf_strmap_new();
+	struct tf_strmap *fresh = renumber != NULL
+		? tf_strmap_renumbered(q->n_identities, identity_with_entries, q) : NULL;
 
-	for (uint32_t i = 0; i < q->n_identities && renumber != NULL && fresh != NULL; i++) {
-		const struct identity *id = &q->identities[i];
-
-		if (id->count == 0)
-			continue;
-		if (tf_strmap_put(fresh, id->name, strlen(id->name), kept, NULL) != 1) {
-			tf_strmap_free(fresh);
-			fresh = NULL;
-			break;
-		}
-		renumber[i] = kept++;
-	}
-	if (renumber == NULL || fresh == NULL) {
+	if (fresh == NULL) {
 		free(renumber);
-		tf_strmap_free(fresh);
 		return;
 	}
-	kept = 0;
 	for (uint32_t i = 0; i < q->n_identities; i++) {
-		if (q->identities[i].count == 0)
+		if (q->identities[i].count == 0) {
 			free(q->identities[i].name);
-		else
-			q->identities[kept++] = q->identities[i];
+			continue;
+		}
+		renumber[i] = kept;
+		q->identities[kept++] = q->identities[i];
 	}
 	for (uint32_t i = 0; i < q->n_sessions; i++)
 		q->sessions[i].identity = renumber[q->sessions[i].identity];
@@ -205,11 +202,20 @@ static void drop_idle_identities(struct tf_queued *q)
 	q->n_identities = kept;
 }
 
+static const char *session_with_entries(void *ctx, uint32_t i, size_t *len)
+{
+	const struct session *s = &((const struct tf_queued *)ctx)->sessions[i];
+
+	*len = strlen(s->client_id);
+	return s->n > 0 ? s->client_id : NULL;
+}
+
 /* Makes room for an entry, or for a session: forgets sessions of the
  * heaviest identity when a bound is reached, then drops the names of
  * sessions with nothing queued and of identities with no session left
  * (the maps keep every key they were given). While sessions are resumed
- * the names stay: q->resumed holds indexes. */
+ * the names stay: q->resumed holds indexes. Out of memory, the names
+ * stay too. */
 static bool make_room(struct tf_queued *q)
 {
 	struct tf_strmap *fresh;
@@ -221,7 +227,7 @@ static bool make_room(struct tf_queued *q)
 		return q->count < TF_QUEUED_MAX;
 	if (q->n_resumed > 0)
 		return false;
-	fresh = tf_strmap_new();
+	fresh = tf_strmap_renumbered(q->n_sessions, session_with_entries, q);
 	if (fresh == NULL)
 		return false;
 	for (uint32_t i = 0; i < q->n_sessions; i++) {
@@ -230,13 +236,6 @@ static bool make_room(struct tf_queued *q)
 		if (s->n == 0) {
 			free(s->client_id);
 			free(s->entries);
-			continue;
-		}
-		if (tf_strmap_put(fresh, s->client_id, strlen(s->client_id), kept, NULL) != 1) {
-			/* Out of memory: the rest are forgotten. */
-			empty(q, s);
-			q->forgotten++;
-			free(s->client_id);
 			continue;
 		}
 		q->sessions[kept++] = *s;

@@ -49,6 +49,23 @@ struct tf_strmap *tf_strmap_new(void)
 	return m;
 }
 
+struct tf_strmap *tf_strmap_renumbered(uint32_t n, tf_strmap_kept_key kept_key, void *ctx)
+{
+	struct tf_strmap *m = tf_strmap_new();
+	uint32_t kept = 0;
+
+	for (uint32_t i = 0; i < n && m != NULL; i++) {
+		size_t len;
+		const char *key = kept_key(ctx, i, &len);
+
+		if (key != NULL && tf_strmap_put(m, key, len, kept++, NULL) != 1) {
+			tf_strmap_free(m);
+			m = NULL;
+		}
+	}
+	return m;
+}
+
 void tf_strmap_free(struct tf_strmap *m)
 {
 	if (m == NULL)

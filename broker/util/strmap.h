@@ -25,6 +25,16 @@ bool tf_strmap_get(const struct tf_strmap *m, const char *key, size_t len, uint3
 
 size_t tf_strmap_count(const struct tf_strmap *m);
 
+/* The key of the owner's entry i, or NULL when the entry is to go. */
+typedef const char *(*tf_strmap_kept_key)(void *ctx, uint32_t i, size_t *len);
+
+/* A new map of the owner's entries 0..n-1 that kept_key keeps, each
+ * mapped to its position among them (0, 1, ...): how an owner drops
+ * entries from its arrays, which it then compacts in the same order (a
+ * map never forgets a key). NULL when out of memory or two kept keys are
+ * equal: the owner then changes nothing. */
+struct tf_strmap *tf_strmap_renumbered(uint32_t n, tf_strmap_kept_key kept_key, void *ctx);
+
 /* Bytes the map holds, for the benchmarks' memory accounting. */
 size_t tf_strmap_bytes(const struct tf_strmap *m);
 

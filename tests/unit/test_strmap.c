@@ -261,6 +261,50 @@ static void grows_with_binary_keys(void **state)
 	}
 }
 
+/* An owner's entries for tf_strmap_renumbered: the keys, NULL for those
+ * to go. */
+static const char *owner_keys[] = { "meter-1", NULL, "meter-3", "", NULL, "meter-6" };
+
+static const char *owner_key(void *ctx, uint32_t i, size_t *len)
+{
+	const char *const *keys = ctx;
+
+	*len = keys[i] ? strlen(keys[i]) : 0;
+	return keys[i];
+}
+
+static void renumbered_keeps_the_kept_in_order(void **state)
+{
+	struct tf_strmap *m = tf_strmap_renumbered(6, owner_key, owner_keys);
+	uint32_t v;
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(tf_strmap_count(m), 4);
+	assert_true(tf_strmap_get(m, "meter-1", 7, &v));
+	assert_int_equal(v, 0);
+	assert_true(tf_strmap_get(m, "meter-3", 7, &v));
+	assert_int_equal(v, 1);
+	assert_true(tf_strmap_get(m, "", 0, &v));
+	assert_int_equal(v, 2);
+	assert_true(tf_strmap_get(m, "meter-6", 7, &v));
+	assert_int_equal(v, 3);
+	tf_strmap_free(m);
+	/* Nothing kept: an empty map. */
+	m = tf_strmap_renumbered(0, owner_key, owner_keys);
+	assert_non_null(m);
+	assert_int_equal(tf_strmap_count(m), 0);
+	tf_strmap_free(m);
+}
+
+static void renumbered_refuses_a_key_kept_twice(void **state)
+{
+	static const char *twice[] = { "a", "b", "a" };
+
+	(void)state;
+	assert_null(tf_strmap_renumbered(3, owner_key, twice));
+}
+
 /* ---- arena ---- */
 
 static bool aligned(const void *p)
@@ -425,6 +469,8 @@ int main(void)
 		T(colliding_hashes_are_told_apart),
 		T(grows_to_many_keys),
 		T(grows_with_binary_keys),
+		cmocka_unit_test(renumbered_keeps_the_kept_in_order),
+		cmocka_unit_test(renumbered_refuses_a_key_kept_twice),
 		cmocka_unit_test(arena_pointers_are_aligned),
 		cmocka_unit_test(arena_allocations_do_not_overlap),
 		cmocka_unit_test(arena_large_allocations),
