@@ -1,4 +1,5 @@
 #include "broker/trace/trace_store.h"
+#include "broker/trace/store_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -16,30 +17,11 @@
 #include "broker/util/strmap.h"
 #include "policy/policy.h"
 
-#define FORMAT "2"
-#define FORMAT_0_1 "1"
 #define INITIAL_MAP (64ull * 1024 * 1024)
+
 /* The writer's cache of name numbers is dropped when it holds this many
  * (the name_ids table answers the rest). */
 #define NAME_CACHE_MAX (1u << 20)
-#define RECENT_NAMES 4u
-
-enum db {
-	DB_RECORDS,
-	DB_NAMES,
-	DB_NAME_IDS,
-	DB_BY_ID,
-	DB_BY_POLICY,
-	DB_BY_PUBLISHER,
-	DB_BY_RECIPIENT,
-	DB_BY_TOPIC,
-	DB_BY_SHA,
-	DB_RECIPIENTS,
-	DB_CHECKPOINTS,
-	DB_META,
-	DB_HELD,
-	DB_COUNT
-};
 
 static const char *const db_names[DB_COUNT] = {
 	"records", "names", "name_ids", "by_id", "by_policy", "by_publisher", "by_recipient",
@@ -62,62 +44,7 @@ static const enum db index_db[] = {
 };
 #define INDEXES 6
 
-/* The writer's position in the chain. */
-struct chain_state {
-	uint64_t seq;
-	unsigned char hash[32];
-	int64_t ts_ms;
-	uint64_t stamp_seq;
-};
-
-/* One index entry: a record under key. */
-struct index_key {
-	uint8_t db;
-	uint8_t klen;
-	unsigned char key[32];
-};
-
-struct tf_trace_store {
-	MDB_env *env;
-	MDB_dbi dbi[DB_COUNT];
-	char *dir;
-	bool writable;
-	uint64_t max_bytes;
-	uint64_t map_bytes;
-	struct chain_state state;   /* writer: after the last commit */
-	MDB_txn *rtxn;              /* reader: the open snapshot */
-	/* LMDB may change the map size only while this process has no
-	 * transaction open: readers in the writer's process (the control
-	 * API on the broker's thread) hold it shared, growth exclusively. */
-	pthread_rwlock_t map_lock;
-	/* The writer's. */
-	char *buf;                  /* an event's text encoding, for its hash */
-	size_t cap;
-	struct tf_chain *chain;
-	struct tf_record_builder record;
-	uint64_t record_seq;        /* the seq of the record's first event */
-	bool record_has_message;    /* the record's first event is a message's */
-	struct index_key *keys;     /* the record's index entries */
-	uint32_t n_keys, cap_keys;
-	uint32_t last_key[DB_COUNT];    /* per index, its last entry in keys + 1; 0: none */
-	struct tf_strmap *name_cache;   /* text -> number (NULL: none) */
-	/* The names looked up last, before name_cache: a delivery names its
-	 * client and policy in its fields and again in its index keys. */
-	struct tf_name_memo recent[RECENT_NAMES];
-	uint32_t recent_next;
-	uint32_t last_name;             /* the highest number given */
-};
-
 /* --- small helpers --------------------------------------------------------- */
-
-/* LMDB takes keys and values through non-const pointers that it only
- * reads. */
-static MDB_val mval(const void *data, size_t size)
-{
-	MDB_val v = { size, (void *)(uintptr_t)data };
-
-	return v;
-}
 
 void tf_trace_put_u64(unsigned char out[8], uint64_t v)
 {
@@ -177,7 +104,7 @@ void tf_trace_policy_id(const char *label, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-static int lmdb_error(struct tf_err *err, const char *dir, const char *what, int rc)
+int tf_trace_lmdb_error(struct tf_err *err, const char *dir, const char *what, int rc)
 {
 	if (rc == MDB_MAP_FULL || rc == ENOSPC)
 		return tf_err_set(err, TF_ERR_FULL, "trace store %s: %s: %s", dir, what,
@@ -443,7 +370,7 @@ static int open_record(struct tf_record_reader *r, const MDB_val *k, const MDB_v
 
 /* --- opening --------------------------------------------------------------- */
 
-static int read_format(MDB_txn *txn, char format[8])
+int tf_trace_read_format(MDB_txn *txn, char format[8])
 {
 	MDB_dbi meta;
 	MDB_val k = mval("format", 6), v;
@@ -465,9 +392,9 @@ static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
 	int rc = mdb_txn_begin(s->env, NULL, s->writable ? 0 : MDB_RDONLY, &txn);
 
 	if (rc != 0)
-		return lmdb_error(err, s->dir, "cannot begin", rc);
+		return tf_trace_lmdb_error(err, s->dir, "cannot begin", rc);
 	/* A 0.1 store is told apart before anything is created in it. */
-	if (read_format(txn, format) == 0 && strcmp(format, FORMAT_0_1) == 0) {
+	if (tf_trace_read_format(txn, format) == 0 && strcmp(format, FORMAT_0_1) == 0) {
 		mdb_txn_abort(txn);
 		return tf_err_set(err, TF_ERR_INVALID, "%s: trace store format 1 (written by "
 			"trustflow 0.1); this version reads format 2. Copy it into a new store with "
@@ -491,7 +418,7 @@ static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
 	}
 	if (rc != 0) {
 		mdb_txn_abort(txn);
-		return lmdb_error(err, s->dir, "cannot open its tables", rc);
+		return tf_trace_lmdb_error(err, s->dir, "cannot open its tables", rc);
 	}
 	if (strcmp(format, FORMAT) != 0) {
 		mdb_txn_abort(txn);
@@ -499,7 +426,7 @@ static int open_dbs(struct tf_trace_store *s, struct tf_err *err)
 			s->dir, format, FORMAT);
 	}
 	rc = mdb_txn_commit(txn);
-	return rc == 0 ? TF_OK : lmdb_error(err, s->dir, "cannot open its tables", rc);
+	return rc == 0 ? TF_OK : tf_trace_lmdb_error(err, s->dir, "cannot open its tables", rc);
 }
 
 /* The highest name number given. */
@@ -530,7 +457,7 @@ static int load_state(struct tf_trace_store *s, struct tf_err *err)
 
 	memset(&s->state, 0, sizeof(s->state));
 	if (rc != 0)
-		return lmdb_error(err, s->dir, "cannot read", rc);
+		return tf_trace_lmdb_error(err, s->dir, "cannot read", rc);
 	rc = load_last_name(s, txn);
 	if (rc == 0 && (rc = mdb_cursor_open(txn, s->dbi[DB_RECORDS], &c)) == 0) {
 		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
@@ -569,7 +496,7 @@ static int load_state(struct tf_trace_store *s, struct tf_err *err)
 		s->state.stamp_seq = strtoull(text, NULL, 10);
 	}
 	mdb_txn_abort(txn);
-	return rc == 0 ? TF_OK : lmdb_error(err, s->dir, "cannot read", rc);
+	return rc == 0 ? TF_OK : tf_trace_lmdb_error(err, s->dir, "cannot read", rc);
 }
 
 int tf_trace_open(const char *dir, bool writable, uint64_t max_bytes,
@@ -612,7 +539,7 @@ int tf_trace_open(const char *dir, bool writable, uint64_t max_bytes,
 	if (rc == 0)
 		rc = mdb_env_open(s->env, dir, writable ? MDB_NOSYNC : MDB_RDONLY, 0640);
 	if (rc != 0) {
-		int status = lmdb_error(err, dir, "cannot open", rc);
+		int status = tf_trace_lmdb_error(err, dir, "cannot open", rc);
 
 		if (rc == ENOENT)
 			status = tf_err_set(err, TF_ERR_IO, "trace store %s: no such store", dir);
@@ -981,13 +908,8 @@ static bool grow(struct tf_trace_store *s)
 	return ok;
 }
 
-/* Runs body in a write transaction, growing the map and running it
- * again when it is full. Names given in a transaction that did not
- * commit are forgotten. */
-typedef int (*txn_body)(struct tf_trace_store *s, MDB_txn *txn, void *ctx);
-
-static int write_txn(struct tf_trace_store *s, txn_body body, void *ctx, const char *what,
-		struct tf_err *err)
+int tf_trace_write_txn(struct tf_trace_store *s, tf_trace_txn_body body, void *ctx,
+		const char *what, struct tf_err *err)
 {
 	for (;;) {
 		uint32_t last_name = s->last_name;
@@ -1010,7 +932,7 @@ static int write_txn(struct tf_trace_store *s, txn_body body, void *ctx, const c
 			return TF_OK;
 		if (rc == MDB_MAP_FULL && grow(s))
 			continue;
-		return lmdb_error(err, s->dir, what, rc);
+		return tf_trace_lmdb_error(err, s->dir, what, rc);
 	}
 }
 
@@ -1043,7 +965,7 @@ int tf_trace_append(struct tf_trace_store *s, const struct tf_trace_input *in, s
 		struct tf_err *err)
 {
 	struct append_ctx a = { in, n, { 0 } };
-	int rc = write_txn(s, append_body, &a, "cannot record events", err);
+	int rc = tf_trace_write_txn(s, append_body, &a, "cannot record events", err);
 
 	if (rc == TF_OK)
 		s->state = a.st;
@@ -1071,7 +993,7 @@ int tf_trace_put_checkpoint(struct tf_trace_store *s, const struct tf_checkpoint
 {
 	struct tf_checkpoint copy = *cp;
 
-	return write_txn(s, checkpoint_body, &copy, "cannot store a checkpoint", err);
+	return tf_trace_write_txn(s, checkpoint_body, &copy, "cannot store a checkpoint", err);
 }
 
 struct meta_ctx {
@@ -1090,7 +1012,7 @@ int tf_trace_put_meta(struct tf_trace_store *s, const char *name, const char *va
 {
 	struct meta_ctx m = { name, value };
 
-	return write_txn(s, meta_body, &m, "cannot store a setting", err);
+	return tf_trace_write_txn(s, meta_body, &m, "cannot store a setting", err);
 }
 
 #define CLIENT_ID_PREFIX "clientid:"
@@ -1138,14 +1060,14 @@ int tf_trace_put_client_id(struct tf_trace_store *s, const char *client_id, bool
 	free(value);
 	if (rc == MDB_MAP_FULL)
 		return tf_err_set(err, TF_ERR_FULL, "%s: the store is full", s->dir);
-	return rc == 0 ? TF_OK : lmdb_error(err, s->dir, "cannot store a client id", rc);
+	return rc == 0 ? TF_OK : tf_trace_lmdb_error(err, s->dir, "cannot store a client id", rc);
 }
 
 int tf_trace_sync(struct tf_trace_store *s, struct tf_err *err)
 {
 	int rc = mdb_env_sync(s->env, 1);
 
-	return rc == 0 ? TF_OK : lmdb_error(err, s->dir, "cannot sync", rc);
+	return rc == 0 ? TF_OK : tf_trace_lmdb_error(err, s->dir, "cannot sync", rc);
 }
 
 struct prune_ctx {
@@ -1287,7 +1209,7 @@ int tf_trace_prune(struct tf_trace_store *s, int64_t before_ms, size_t max_event
 		size_t *removed, struct tf_err *err)
 {
 	struct prune_ctx p = { before_ms, max_events, 0 };
-	int rc = write_txn(s, prune_body, &p, "cannot prune", err);
+	int rc = tf_trace_write_txn(s, prune_body, &p, "cannot prune", err);
 
 	*removed = rc == TF_OK ? p.removed : 0;
 	return rc;
@@ -1324,7 +1246,7 @@ int tf_trace_read_begin(struct tf_trace_store *s, struct tf_err *err)
 	if (rc != 0) {
 		s->rtxn = NULL;
 		pthread_rwlock_unlock(&s->map_lock);
-		return lmdb_error(err, s->dir, "cannot read", rc);
+		return tf_trace_lmdb_error(err, s->dir, "cannot read", rc);
 	}
 	return TF_OK;
 }
@@ -1926,218 +1848,4 @@ void tf_trace_scan_keys(struct tf_trace_store *s, tf_trace_key_visit visit, void
 		visit(ctx, kid, v.mv_data, v.mv_size);
 	}
 	mdb_cursor_close(c);
-}
-
-/* --- format 1 ---------------------------------------------------------------- */
-
-#define MIGRATE_BATCH 256
-
-/* The old store, opened read-only. */
-struct old_store {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi events, meta, checkpoints, held;
-};
-
-static int open_old(const char *dir, struct old_store *o, struct tf_err *err)
-{
-	char format[8] = "";
-	int rc = mdb_env_create(&o->env);
-
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(o->env, 16);
-	if (rc == 0)
-		rc = mdb_env_open(o->env, dir, MDB_RDONLY, 0640);
-	if (rc == 0)
-		rc = mdb_txn_begin(o->env, NULL, MDB_RDONLY, &o->txn);
-	if (rc != 0)
-		return lmdb_error(err, dir, "cannot open", rc);
-	if (read_format(o->txn, format) != 0 || strcmp(format, FORMAT_0_1) != 0)
-		return tf_err_set(err, TF_ERR_INVALID, "%s is not a trace store of format 1 "
-			"(trustflow 0.1)", dir);
-	rc = mdb_dbi_open(o->txn, "events", 0, &o->events);
-	if (rc == 0)
-		rc = mdb_dbi_open(o->txn, "meta", 0, &o->meta);
-	if (rc == 0)
-		rc = mdb_dbi_open(o->txn, "checkpoints", 0, &o->checkpoints);
-	if (rc == 0)
-		rc = mdb_dbi_open(o->txn, "held", 0, &o->held);
-	return rc == 0 ? TF_OK : lmdb_error(err, dir, "cannot open its tables", rc);
-}
-
-static void close_old(struct old_store *o)
-{
-	if (o->txn != NULL)
-		mdb_txn_abort(o->txn);
-	if (o->env != NULL)
-		mdb_env_close(o->env);
-}
-
-/* Copies every entry of an old table into the new store's db, but the
- * keys skip says (NULL: none). */
-static int copy_table(struct tf_trace_store *s, MDB_txn *txn, struct old_store *o, MDB_dbi from,
-		enum db to, bool (*skip)(const MDB_val *k))
-{
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(o->txn, from, &c);
-
-	for (rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (skip != NULL && skip(&k))
-			continue;
-		if ((rc = mdb_put(txn, s->dbi[to], &k, &v, 0)) != 0)
-			break;
-	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-static bool format_or_anchor(const MDB_val *k)
-{
-	return (k->mv_size == 6 && memcmp(k->mv_data, "format", 6) == 0)
-		|| (k->mv_size == 6 && memcmp(k->mv_data, "anchor", 6) == 0);
-}
-
-struct migration {
-	struct old_store *old;
-};
-
-static int copy_rest(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
-{
-	struct old_store *o = ((struct migration *)ctx)->old;
-	int rc = copy_table(s, txn, o, o->checkpoints, DB_CHECKPOINTS, NULL);
-
-	if (rc == 0)
-		rc = copy_table(s, txn, o, o->held, DB_HELD, NULL);
-	if (rc == 0)
-		rc = copy_table(s, txn, o, o->meta, DB_META, format_or_anchor);
-	return rc;
-}
-
-static int set_anchor(struct tf_trace_store *s, MDB_txn *txn, void *ctx)
-{
-	(void)ctx;
-	if (s->state.seq == 0)
-		return 0;
-	{
-		unsigned char anchor[40];
-
-		tf_trace_put_u64(anchor, s->state.seq);
-		memcpy(anchor + 8, s->state.hash, 32);
-		return put(txn, s->dbi[DB_META], "anchor", 6, anchor, 40, 0);
-	}
-}
-
-/* Checks one old event (its key and stored hash || bytes) against the
- * chain so far, and decodes it into in with values in scratch. */
-static int take_old_event(const MDB_val *k, const MDB_val *v, struct chain_state *st,
-		struct tf_trace_input *in, char **scratch, struct tf_err *err)
-{
-	struct tf_event ev;
-	unsigned char hash[32];
-	const char *bytes = (const char *)v->mv_data + 32;
-	size_t len = v->mv_size - 32;
-	uint64_t seq = k->mv_size == 8 ? tf_trace_get_u64(k->mv_data) : 0;
-	char *again;
-	size_t fields;
-
-	if (seq != st->seq + 1 || v->mv_size < 32)
-		return tf_err_set(err, TF_ERR_INVALID, "event %llu is missing or malformed; run "
-			"tfctl trace verify on the old store", (unsigned long long)st->seq + 1);
-	free(*scratch);
-	if ((*scratch = malloc(len + 1)) == NULL)
-		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
-	tf_event_chain(NULL, st->hash, bytes, len, hash);
-	if (memcmp(hash, v->mv_data, 32) != 0
-			|| tf_event_decode(bytes, len, &ev, *scratch, len + 1, err) != TF_OK)
-		return tf_err_set(err, TF_ERR_INVALID, "event %llu does not match its chain hash; "
-			"run tfctl trace verify on the old store", (unsigned long long)seq);
-	/* Format 2 hashes the same bytes: the event must encode back to them. */
-	again = malloc(len);
-	if (again == NULL)
-		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
-	if (tf_event_encode(&ev, again, len) != len || memcmp(again, bytes, len) != 0) {
-		free(again);
-		return tf_err_set(err, TF_ERR_INVALID, "event %llu cannot be copied exactly",
-			(unsigned long long)seq);
-	}
-	free(again);
-	memset(in, 0, sizeof(*in));
-	in->kind = ev.kind;
-	in->ts_ms = ev.ts_ms;
-	tf_event_fields(ev.kind, &fields);
-	memcpy(in->values, ev.values, fields * sizeof(ev.values[0]));
-	/* 0.1 did not record what may be delivered later: all of it may. */
-	if (ev.kind == TF_EVENT_MESSAGE)
-		in->file_sha256 = ev.values[5];
-	st->seq = seq;
-	memcpy(st->hash, hash, 32);
-	return TF_OK;
-}
-
-int tf_trace_migrate(const char *from, const char *to, uint64_t *events, struct tf_err *err)
-{
-	struct old_store old = { NULL };
-	struct tf_trace_store *s = NULL;
-	struct tf_trace_input in[MIGRATE_BATCH];
-	char *scratch[MIGRATE_BATCH] = { NULL };
-	struct chain_state expect = { 0 };
-	struct migration m = { &old };
-	MDB_cursor *c = NULL;
-	MDB_val k, v;
-	size_t n = 0;
-	int rc;
-
-	*events = 0;
-	if ((rc = open_old(from, &old, err)) != TF_OK)
-		goto done;
-	if ((rc = tf_trace_open(to, true, 0, &s, err)) != TF_OK)
-		goto done;
-	if (s->state.seq != 0) {
-		rc = tf_err_set(err, TF_ERR_INVALID, "%s already holds a trace store", to);
-		goto done;
-	}
-	k = mval("anchor", 6);
-	if (mdb_get(old.txn, old.meta, &k, &v) == 0 && v.mv_size == 40) {
-		expect.seq = s->state.seq = tf_trace_get_u64(v.mv_data);
-		memcpy(expect.hash, (const unsigned char *)v.mv_data + 8, 32);
-		memcpy(s->state.hash, expect.hash, 32);
-		if ((rc = write_txn(s, set_anchor, NULL, "cannot copy", err)) != TF_OK)
-			goto done;
-	}
-	if ((rc = mdb_cursor_open(old.txn, old.events, &c)) != 0) {
-		rc = lmdb_error(err, from, "cannot read", rc);
-		goto done;
-	}
-	for (int got = mdb_cursor_get(c, &k, &v, MDB_FIRST); ; got = mdb_cursor_get(c, &k, &v,
-			MDB_NEXT)) {
-		if (got == 0 && (rc = take_old_event(&k, &v, &expect, &in[n], &scratch[n], err))
-				!= TF_OK)
-			goto done;
-		n += got == 0;
-		if (n == MIGRATE_BATCH || (got != 0 && n > 0)) {
-			if ((rc = tf_trace_append(s, in, n, err)) != TF_OK)
-				goto done;
-			*events += n;
-			n = 0;
-		}
-		if (got != 0)
-			break;
-	}
-	rc = TF_OK;
-	if (memcmp(s->state.hash, expect.hash, 32) != 0)
-		rc = tf_err_set(err, TF_ERR_INVALID, "the copy's chain differs from the old store's");
-	if (rc == TF_OK)
-		rc = write_txn(s, copy_rest, &m, "cannot copy", err);
-	if (rc == TF_OK)
-		rc = tf_trace_sync(s, err);
-done:
-	if (c != NULL)
-		mdb_cursor_close(c);
-	for (size_t i = 0; i < MIGRATE_BATCH; i++)
-		free(scratch[i]);
-	tf_trace_close(s);
-	close_old(&old);
-	return rc;
 }
