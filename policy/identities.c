@@ -6,6 +6,7 @@
 #include "broker/util/arena.h"
 #include "broker/util/strmap.h"
 #include "policy/id.h"
+#include "policy/policysig.h"
 
 struct tf_identities {
 	struct tf_arena arena;          /* every string and list below */
@@ -14,13 +15,15 @@ struct tf_identities {
 	struct tf_strmap *symbols;      /* role or purpose -> symbol */
 	struct tf_strmap *client_ids;   /* declared client id -> client index */
 	const char **org_ids;           /* index -> org id */
+	struct tf_keyring **policy_keys;   /* index -> its keys; NULL: none (or no org has) */
+	uint32_t n_key_slots;              /* of policy_keys */
 	uint32_t n_orgs;
 	struct tf_client *clients;
 	uint32_t n_clients;
 };
 
 static const char *const top_members[] = { "trustflow_identities", "organizations", "clients", NULL };
-static const char *const org_members[] = { "name", NULL };
+static const char *const org_members[] = { "name", "policy_keys", NULL };
 static const char *const client_members[] = { "org", "roles", "purposes", "client_ids", NULL };
 
 void tf_identities_free(struct tf_identities *ids)
@@ -31,6 +34,9 @@ void tf_identities_free(struct tf_identities *ids)
 	tf_strmap_free(ids->client_index);
 	tf_strmap_free(ids->symbols);
 	tf_strmap_free(ids->client_ids);
+	for (uint32_t i = 0; i < ids->n_key_slots; i++)
+		tf_keyring_free(ids->policy_keys[i]);
+	free(ids->policy_keys);
 	tf_arena_free(&ids->arena);
 	free(ids);
 }
@@ -145,6 +151,44 @@ static int check_client_ids(struct tf_jctx *c, struct tf_identities *ids)
 	return TF_OK;
 }
 
+/* The organization's optional policy_keys, as the keyring of org (the
+ * organization being loaded; n: how many there are). */
+static int load_policy_keys(struct tf_jctx *c, struct tf_identities *ids, const cJSON *entry,
+		uint32_t org, int n)
+{
+	const cJSON *list, *key;
+	struct tf_keyring *ring;
+	int rc, index = 0;
+
+	rc = tf_jarray(c, entry, "policy_keys", false, 1, TF_POLICY_KEYS_MAX, &list);
+	if (rc != TF_OK || list == NULL)
+		return rc;
+	if (ids->policy_keys == NULL) {
+		if ((ids->policy_keys = calloc((size_t)n, sizeof(*ids->policy_keys))) == NULL)
+			return nomem(c);
+		ids->n_key_slots = (uint32_t)n;
+	}
+	ring = ids->policy_keys[org] = tf_keyring_new();
+	if (ring == NULL)
+		return nomem(c);
+	cJSON_ArrayForEach(key, list) {
+		size_t mark = tf_jctx_member(c, "policy_keys");
+		struct tf_err why = { "" };
+
+		tf_jctx_index(c, index++);
+		if (!cJSON_IsString(key))
+			rc = tf_jfail(c, "must be a string");
+		else if ((rc = tf_policy_key_add(ring, key->valuestring, NULL, &why)) == TF_ERR_NOMEM)
+			rc = nomem(c);
+		else if (rc != TF_OK)
+			rc = tf_jfail(c, "%s", why.msg);
+		tf_jctx_pop(c, mark);
+		if (rc != TF_OK)
+			return rc;
+	}
+	return TF_OK;
+}
+
 static int load_orgs(struct tf_jctx *c, struct tf_identities *ids, const cJSON *orgs)
 {
 	const cJSON *org;
@@ -167,6 +211,8 @@ static int load_orgs(struct tf_jctx *c, struct tf_identities *ids, const cJSON *
 			rc = tf_jcheck_object(c, org, org_members);
 		if (rc == TF_OK)
 			rc = tf_jstring(c, org, "name", false, TF_ORG_NAME_MAX, &display);
+		if (rc == TF_OK)
+			rc = load_policy_keys(c, ids, org, ids->n_orgs, n);
 		if (rc == TF_OK) {
 			ids->org_ids[ids->n_orgs] = tf_arena_strdup(&ids->arena, org->string);
 			if (ids->org_ids[ids->n_orgs] == NULL
@@ -320,6 +366,12 @@ int tf_identities_load(const char *path, const char *display_name,
 	rc = tf_identities_from_json(&c, root, out);
 	cJSON_Delete(root);
 	return rc;
+}
+
+const struct tf_keyring *tf_identities_policy_keys(const struct tf_identities *ids,
+		uint32_t org)
+{
+	return ids->policy_keys != NULL && org < ids->n_orgs ? ids->policy_keys[org] : NULL;
 }
 
 const struct tf_client *tf_identities_client(const struct tf_identities *ids,

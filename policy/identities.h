@@ -20,6 +20,7 @@
 #define TF_IDENTITIES_MAX_CLIENTS 10000000
 #define TF_IDENTITIES_MAX_LABELS  64   /* roles, purposes and client ids, per client */
 #define TF_ORG_NAME_MAX           256
+#define TF_POLICY_KEYS_MAX        16   /* per organization */
 
 /* No such organization, client or symbol. */
 #define TF_NONE UINT32_MAX
@@ -60,6 +61,13 @@ const struct tf_client *tf_identities_client(const struct tf_identities *ids,
  * identities are freed. */
 const struct tf_client *tf_identities_client_id_owner(const struct tf_identities *ids,
 		const char *client_id);
+
+/* The keys with which organization org signs its policies (its
+ * policy_keys; federation-v1), or NULL when it has none. Borrowed, valid
+ * until the identities are freed. */
+struct tf_keyring;
+const struct tf_keyring *tf_identities_policy_keys(const struct tf_identities *ids,
+		uint32_t org);
 
 /* Index of the organization with this id, or TF_NONE. */
 uint32_t tf_identities_org(const struct tf_identities *ids, const char *org_id);

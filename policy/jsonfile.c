@@ -215,15 +215,16 @@ int tf_json_parse(const char *text, size_t len, const char *display_name, cJSON 
 	return TF_OK;
 }
 
-int tf_json_load_file(const char *path, const char *display_name, size_t max_bytes,
-		cJSON **out, struct tf_err *err)
+int tf_file_read(const char *path, const char *display_name, size_t max_bytes, char **out,
+		size_t *len, struct tf_err *err)
 {
 	struct stat st;
 	char *text = NULL;
 	size_t got = 0;
-	int fd, rc;
+	int fd, rc = TF_OK;
 
 	*out = NULL;
+	*len = 0;
 	if (display_name == NULL)
 		display_name = path;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -251,14 +252,35 @@ int tf_json_load_file(const char *path, const char *display_name, size_t max_byt
 		if (n <= 0) {
 			rc = tf_err_set(err, TF_ERR_IO, "%s: cannot read: %s", display_name,
 				n < 0 ? strerror(errno) : "file shrank while reading");
-			goto out;
+			break;
 		}
 		got += (size_t)n;
 	}
-	text[got] = '\0';
-	rc = tf_json_parse(text, got, display_name, out, err);
-out:
 	close(fd);
+	if (rc != TF_OK) {
+		free(text);
+		return rc;
+	}
+	text[got] = '\0';
+	*out = text;
+	*len = got;
+	return TF_OK;
+}
+
+int tf_json_load_file(const char *path, const char *display_name, size_t max_bytes,
+		cJSON **out, struct tf_err *err)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	if (display_name == NULL)
+		display_name = path;
+	rc = tf_file_read(path, display_name, max_bytes, &text, &len, err);
+	if (rc != TF_OK)
+		return rc;
+	rc = tf_json_parse(text, len, display_name, out, err);
 	free(text);
 	return rc;
 }

@@ -17,6 +17,13 @@
 
 #include "broker/util/error.h"
 
+/* Reads the regular file path whole into *out (NUL-terminated, *len
+ * bytes without the NUL; caller frees). Errors: TF_ERR_IO (unreadable,
+ * not a regular file), TF_ERR_INVALID (larger than max_bytes),
+ * TF_ERR_NOMEM; err names the file by display_name (NULL: path). */
+int tf_file_read(const char *path, const char *display_name, size_t max_bytes, char **out,
+		size_t *len, struct tf_err *err);
+
 /* Reads and parses path. On success *out is the tree (caller owns; free
  * with cJSON_Delete). Errors: TF_ERR_IO (unreadable), TF_ERR_INVALID
  * (larger than max_bytes, not UTF-8, not JSON, a member given twice: err

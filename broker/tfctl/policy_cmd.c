@@ -1,6 +1,7 @@
-/* tfctl policy check | explain (operations-v1). */
+/* tfctl policy check | explain (operations-v1) | sign (federation-v1). */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "broker/stamp/provenance.h"
 #include "broker/util/dirlist.h"
 #include "broker/util/growable.h"
 #include "broker/tfctl/tfctl.h"
 #include "policy/decide.h"
+#include "policy/jsonfile.h"
+#include "policy/policysig.h"
 #include "policy/rfc3339.h"
 #include "policy/set.h"
 
@@ -21,13 +25,17 @@ static const char policy_usage[] =
 	"       tfctl policy explain --identities FILE --policies DIR --client USER\n"
 	"                            --topic TOPIC (--publish | --receive | --subscribe)\n"
 	"                            [--at TIME] [--default-access allow|deny]\n"
+	"       tfctl policy sign --key OWNER.pem FILE\n"
 	"\n"
 	"check    validates policy files (PATH: files, or directories of *.json) and,\n"
 	"         with --identities, that file too and everything the files must agree\n"
 	"         on; prints one line per error, `file: $.json.path: message`.\n"
 	"explain  says whether USER may publish on, receive from or subscribe to TOPIC,\n"
 	"         and why, as JSON. TIME is RFC 3339 or ms since the epoch (default\n"
-	"         now). Exit status 0 for allow, 1 for deny.\n";
+	"         now). Exit status 0 for allow, 1 for deny.\n"
+	"sign     signs the policy file FILE with the owner's key (tfctl key generate)\n"
+	"         into FILE.sig beside it, and prints the key id; the key's public\n"
+	"         half goes in the owner's policy_keys (docs/policy-guide.md).\n";
 
 static int usage_error(const char *what)
 {
@@ -241,6 +249,62 @@ static int cmd_explain(int argc, char **argv)
 	return rc;
 }
 
+/* --- sign ---------------------------------------------------------------- */
+
+/* Writes text to path through a temporary file beside it, so that no
+ * reader sees half a signature. */
+static int write_whole(const char *path, const char *text, struct tf_err *err)
+{
+	char tmp[4096];
+	FILE *out;
+	bool ok;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return tf_err_set(err, TF_ERR_INVALID, "%s: path too long", path);
+	out = fopen(tmp, "w");
+	if (out == NULL)
+		return tf_err_set(err, TF_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+	ok = fputs(text, out) >= 0;
+	ok = fclose(out) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		tf_err_set(err, TF_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+		remove(tmp);
+		return TF_ERR_IO;
+	}
+	return TF_OK;
+}
+
+static int cmd_sign(int argc, char **argv)
+{
+	char sig[TF_SIG_B64_LEN + 2], sig_path[4096];
+	struct tf_signer *owner = NULL;
+	struct tf_err err = { "" };
+	char *bytes = NULL;
+	size_t len;
+	int rc;
+
+	if (argc != 3 || strcmp(argv[0], "--key") != 0)
+		return usage_error("sign needs --key OWNER.pem and one policy FILE");
+	if ((size_t)snprintf(sig_path, sizeof(sig_path), "%s.sig", argv[2]) >= sizeof(sig_path))
+		return usage_error("FILE: path too long");
+	rc = tf_signer_load(argv[1], &owner, &err);
+	if (rc == TF_OK)
+		rc = tf_file_read(argv[2], NULL, TF_POLICY_MAX_BYTES, &bytes, &len, &err);
+	if (rc == TF_OK)
+		rc = tf_policy_sig_make(owner, bytes, len, sig, &err);
+	if (rc == TF_OK) {
+		strcat(sig, "\n");
+		rc = write_whole(sig_path, sig, &err);
+	}
+	if (rc == TF_OK)
+		printf("%s\n", tf_signer_kid(owner));
+	else
+		fprintf(stderr, "tfctl: %s\n", err.msg);
+	free(bytes);
+	tf_signer_free(owner);
+	return rc == TF_OK ? TFCTL_OK : TFCTL_USAGE;
+}
+
 int tfctl_policy(int argc, char **argv)
 {
 	if (argc < 1)
@@ -249,6 +313,8 @@ int tfctl_policy(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[0], "explain") == 0)
 		return cmd_explain(argc - 1, argv + 1);
+	if (strcmp(argv[0], "sign") == 0)
+		return cmd_sign(argc - 1, argv + 1);
 	if (strcmp(argv[0], "--help") == 0) {
 		fputs(policy_usage, stdout);
 		return TFCTL_OK;

@@ -1,6 +1,7 @@
 """tfctl policy check and explain, as a data owner and an operator use
 them on real files."""
 
+import base64
 import json
 import os
 import shutil
@@ -9,6 +10,8 @@ import unittest
 
 import harness
 from harness import TFCTL, run
+
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 DEMO = os.path.join(SRCDIR, "broker", "conf", "demo")
@@ -186,6 +189,52 @@ class PolicyExplainTest(unittest.TestCase):
         self.assertEqual(rc, 2)
         out = run([TFCTL, "policy", "explain", "--client", "x"], check=False)
         self.assertEqual(out.returncode, 2)
+
+
+class PolicySignTest(unittest.TestCase):
+    """tfctl policy sign makes the detached signature of federation-v1,
+    checked here with Python's cryptography, an implementation of its own."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="tf-sign-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.key = os.path.join(self.dir, "owner.pem")
+        self.kid = run([TFCTL, "key", "generate", "--out", self.key]).stdout.strip()
+        self.policy = os.path.join(self.dir, "water-telemetry.json")
+        shutil.copyfile(WATER, self.policy)
+
+    def sign(self, *args):
+        return run([TFCTL, "policy", "sign"] + list(args), check=False)
+
+    def test_the_signature_is_the_spec_s_over_the_file_s_bytes(self):
+        out = self.sign("--key", self.key, self.policy)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, self.kid + "\n", ""))
+        with open(self.policy + ".sig", encoding="ascii") as f:
+            text = f.read()
+        self.assertEqual((len(text), text[-1]), (89, "\n"))
+        with open(self.key, "rb") as f:
+            owner = load_pem_private_key(f.read(), password=None)
+        with open(self.policy, "rb") as f:
+            signed = b"trustflow-policy-1\n" + f.read()
+        owner.public_key().verify(base64.b64decode(text[:-1], validate=True), signed)
+        # Ed25519 is deterministic: the same input gives the same bytes.
+        self.assertEqual(base64.b64encode(owner.sign(signed)).decode() + "\n", text)
+        # Signing again replaces the file; no temporary file stays.
+        self.assertEqual(self.sign("--key", self.key, self.policy).returncode, 0)
+        self.assertEqual(sorted(os.listdir(self.dir)),
+                         ["owner.pem", "water-telemetry.json", "water-telemetry.json.sig"])
+
+    def test_bad_usage_and_input_write_nothing(self):
+        missing = os.path.join(self.dir, "missing.json")
+        for args, says in ((["--key", self.key], "sign needs"),
+                           ([self.policy], "sign needs"),
+                           (["--key", self.key, missing], "missing.json"),
+                           (["--key", self.policy, self.policy], "")):
+            with self.subTest(args=args):
+                out = self.sign(*args)
+                self.assertEqual(out.returncode, 2)
+                self.assertIn(says, out.stderr)
+        self.assertEqual(sorted(os.listdir(self.dir)), ["owner.pem", "water-telemetry.json"])
 
 
 if __name__ == "__main__":

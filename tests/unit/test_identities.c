@@ -20,6 +20,7 @@
 
 #include "policy/id.h"
 #include "policy/identities.h"
+#include "broker/stamp/provenance.h"
 #include "policy/jsonfile.h"
 
 #define FILE_NAME "identities.json"
@@ -583,10 +584,53 @@ static void member_given_twice_is_refused(void **state)
 	unlink(path);
 }
 
+/* RFC 8032's first test key as policy_keys hold it, and its key id. */
+#define POLICY_KEY "MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+#define POLICY_KID "21fe31dfa154a261"
+
+static void policy_keys_are_each_organizations_keyring(void **state)
+{
+	struct tf_identities *ids = load_ok(
+		"{\"trustflow_identities\": 1, \"organizations\": {\"grid-op\": {\"name\": \"Grid\","
+		" \"policy_keys\": [\"" POLICY_KEY "\"]}, \"retail-a\": {}}, \"clients\": {}}");
+	const struct tf_keyring *keys;
+
+	(void)state;
+	keys = tf_identities_policy_keys(ids, tf_identities_org(ids, "grid-op"));
+	assert_non_null(keys);
+	assert_int_equal(tf_keyring_count(keys), 1);
+	assert_string_equal(tf_keyring_kid(keys, 0), POLICY_KID);
+	assert_null(tf_identities_policy_keys(ids, tf_identities_org(ids, "retail-a")));
+	assert_null(tf_identities_policy_keys(ids, TF_NONE));
+	tf_identities_free(ids);
+}
+
+static void policy_keys_are_checked_where_they_stand(void **state)
+{
+	(void)state;
+	expect_invalid("{\"trustflow_identities\": 1, \"organizations\": {\"o\": {\"policy_keys\":"
+		" [\"" POLICY_KEY "\", \"bm90IGEga2V5\"]}}, \"clients\": {}}",
+		FILE_NAME ": $.organizations.o.policy_keys[1]: not an Ed25519 public key...");
+	expect_invalid("{\"trustflow_identities\": 1, \"organizations\": {\"o\": {\"policy_keys\":"
+		" [\"-----BEGIN PUBLIC KEY-----\"]}}, \"clients\": {}}",
+		FILE_NAME ": $.organizations.o.policy_keys[0]: not an Ed25519 public key...");
+	expect_invalid("{\"trustflow_identities\": 1, \"organizations\": {\"o\": {\"policy_keys\":"
+		" [7]}}, \"clients\": {}}",
+		FILE_NAME ": $.organizations.o.policy_keys[0]: must be a string");
+	expect_invalid("{\"trustflow_identities\": 1, \"organizations\": {\"o\": {\"policy_keys\":"
+		" []}}, \"clients\": {}}",
+		FILE_NAME ": $.organizations.o.policy_keys...");
+	expect_invalid("{\"trustflow_identities\": 1, \"organizations\": {\"o\": {\"policy_keys\":"
+		" \"" POLICY_KEY "\"}}, \"clients\": {}}",
+		FILE_NAME ": $.organizations.o.policy_keys...");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(example_loads_with_orgs_and_clients),
+		cmocka_unit_test(policy_keys_are_each_organizations_keyring),
+		cmocka_unit_test(policy_keys_are_checked_where_they_stand),
 		cmocka_unit_test(clients_have_org_roles_and_purposes),
 		cmocka_unit_test(unknown_usernames_are_unidentified),
 		cmocka_unit_test(example_file_loads),
