@@ -1,9 +1,11 @@
 #include "policy/policy.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy/id.h"
+#include "policy/policysig.h"
 #include "policy/rfc3339.h"
 #include "policy/topic.h"
 
@@ -385,22 +387,71 @@ int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_id
 	return TF_OK;
 }
 
+/* The owner's signature of the file's bytes text[0..len), in path.sig,
+ * when its owner has policy_keys or every policy must be signed. */
+static int check_signature(const char *path, const char *display_name, const char *text,
+		size_t len, const struct tf_identities *ids, bool required, struct tf_arena *arena,
+		struct tf_policy *out, struct tf_err *err)
+{
+	const struct tf_keyring *keys = tf_identities_policy_keys(ids, out->owner);
+	char sig_path[4096], sig[TF_SIG_B64_LEN + 1], kid[TF_KID_LEN + 1];
+	struct tf_err why = { "" };
+	char *sig_text = NULL;
+	size_t sig_len;
+	int rc;
+
+	if (keys == NULL && !required)
+		return TF_OK;
+	if (keys == NULL)
+		return tf_err_set(err, TF_ERR_INVALID, "%s: its owner %s has no policy_keys, and every "
+			"policy must be signed (require_signed_policies)", display_name, out->owner_id);
+	if ((size_t)snprintf(sig_path, sizeof(sig_path), "%s.sig", path) >= sizeof(sig_path))
+		return tf_err_set(err, TF_ERR_INVALID, "%s: path too long", display_name);
+	rc = tf_file_read(sig_path, NULL, TF_POLICY_SIG_FILE_MAX, &sig_text, &sig_len, &why);
+	if (rc == TF_ERR_NOMEM)
+		return tf_err_set(err, rc, "%s: out of memory", display_name);
+	if (rc != TF_OK)
+		return tf_err_set(err, TF_ERR_INVALID, "%s: not signed: its owner %s signs its policies "
+			"(policy_keys), and %s.sig cannot be read", display_name, out->owner_id,
+			display_name);
+	rc = tf_policy_sig_read(sig_text, sig_len, sig, &why);
+	if (rc == TF_OK)
+		rc = tf_policy_sig_check(keys, text, len, sig, kid, &why);
+	free(sig_text);
+	if (rc != TF_OK)
+		return tf_err_set(err, rc, "%s.sig: %s", display_name, why.msg);
+	if ((out->signed_by = tf_arena_strdup(arena, kid)) == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", display_name);
+	return TF_OK;
+}
+
 int tf_policy_load(const char *path, const char *display_name, const struct tf_identities *ids,
-		struct tf_arena *arena, struct tf_policy *out, struct tf_err *err)
+		bool require_signed, struct tf_arena *arena, struct tf_policy *out, struct tf_err *err)
 {
 	struct tf_jctx c;
 	cJSON *root;
+	char *text;
+	size_t len;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (display_name == NULL)
 		display_name = path;
-	rc = tf_json_load_file(path, display_name, TF_POLICY_MAX_BYTES, &root, err);
+	rc = tf_file_read(path, display_name, TF_POLICY_MAX_BYTES, &text, &len, err);
 	if (rc != TF_OK)
 		return rc;
-	tf_jctx_init(&c, display_name, err);
-	rc = tf_policy_from_json(&c, root, ids, arena, out);
-	cJSON_Delete(root);
+	rc = tf_json_parse(text, len, display_name, &root, err);
+	if (rc == TF_OK) {
+		tf_jctx_init(&c, display_name, err);
+		rc = tf_policy_from_json(&c, root, ids, arena, out);
+		cJSON_Delete(root);
+	}
+	/* The bytes checked are the bytes parsed. */
+	if (rc == TF_OK && ids != NULL)
+		rc = check_signature(path, display_name, text, len, ids, require_signed, arena, out, err);
+	if (rc != TF_OK)
+		tf_policy_release(out);
+	free(text);
 	return rc;
 }
 

@@ -73,6 +73,7 @@ struct tf_policy {
 	struct tf_schema *schema;         /* NULL: none; owned, see tf_policy_release */
 	struct tf_action on_violation;    /* limits, schema, forwarding; default drop */
 	struct tf_action on_anomaly;      /* the guard's findings; default alert */
+	const char *signed_by;   /* the key id of its owner's signature; NULL: none checked */
 };
 
 /* Parses and validates one policy. c names the file; ids (may be NULL for
@@ -83,9 +84,14 @@ struct tf_policy {
 int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_identities *ids,
 		struct tf_arena *arena, struct tf_policy *out);
 
-/* Loads path (at most TF_POLICY_MAX_BYTES) into out, as above. */
+/* Loads path (at most TF_POLICY_MAX_BYTES) into out, as above. With
+ * ids, a policy whose owner has policy_keys, or any when require_signed
+ * (require_signed_policies), must come with its owner's signature of the
+ * very bytes read, in path.sig (federation-v1; policy/policysig.h):
+ * out->signed_by names the key. Errors as above; TF_ERR_IO when path
+ * cannot be read. */
 int tf_policy_load(const char *path, const char *display_name, const struct tf_identities *ids,
-		struct tf_arena *arena, struct tf_policy *out, struct tf_err *err);
+		bool require_signed, struct tf_arena *arena, struct tf_policy *out, struct tf_err *err);
 
 /* Frees what the policy owns outside the arena. */
 void tf_policy_release(struct tf_policy *p);

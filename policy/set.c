@@ -32,7 +32,8 @@ void tf_policy_set_free(struct tf_policy_set *set)
 	free(set);
 }
 
-static int load_policies(struct tf_policy_set *set, const char *dir, struct tf_err *err)
+static int load_policies(struct tf_policy_set *set, const char *dir, bool require_signed,
+		struct tf_err *err)
 {
 	char **names;
 	uint32_t n;
@@ -50,7 +51,8 @@ static int load_policies(struct tf_policy_set *set, const char *dir, struct tf_e
 		char path[4096];
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		rc = tf_policy_load(path, NULL, set->ids, &set->arena, &set->policies[i], err);
+		rc = tf_policy_load(path, NULL, set->ids, require_signed, &set->arena,
+			&set->policies[i], err);
 		if (rc == TF_OK)
 			set->n_policies++;
 	}
@@ -314,7 +316,7 @@ int tf_policy_set_load(const struct tf_policy_set_options *opts, struct tf_polic
 	set->default_allow = opts->default_allow;
 	rc = tf_identities_load(opts->identities, NULL, &set->ids, err);
 	if (rc == TF_OK)
-		rc = load_policies(set, opts->policy_dir, err);
+		rc = load_policies(set, opts->policy_dir, opts->require_signed, err);
 	if (rc == TF_OK)
 		rc = assemble(set, err);
 	if (rc != TF_OK) {

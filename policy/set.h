@@ -49,6 +49,7 @@ struct tf_policy_set_options {
 	const char *identities;   /* path of the identities file */
 	const char *policy_dir;   /* directory of *.json policies */
 	bool default_allow;       /* default_access allow (else deny) */
+	bool require_signed;      /* require_signed_policies (tf_policy_load) */
 };
 
 /* Loads and validates everything. On success *out is the set (caller

@@ -64,6 +64,9 @@ static const struct option_def option_table[] = {
 	{ "trace_max_mb", OPT_NUMBER, SLOT(trace_max_mb), "0", NULL,
 	  "the most the trace store may grow to, in MiB; 0: as far as the disk allows",
 	  0, 16L * 1024 * 1024 },
+	{ "require_signed_policies", OPT_CHOICE, SLOT(require_signed_policies), "false",
+	  "true|false", "true: every policy must come with its owner's signature (FILE.sig, by "
+	  "one of the owner's policy_keys); false: those of owners with policy_keys", 0, 0 },
 	{ "require_cert_org_match", OPT_CHOICE, SLOT(require_cert_org_match), "false", "true|false",
 	  "true: a client's TLS certificate must name its organization (subject O); clients whose "
 	  "certificate does not are refused and disconnected", 0, 0 },

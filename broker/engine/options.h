@@ -25,6 +25,7 @@ struct tf_options {
 	char *trace_sync_ms;  /* owned; numbers, checked against their range */
 	char *trace_retention_days;
 	char *trace_max_mb;
+	char *require_signed_policies; /* owned; "true" or "false" */
 	char *require_cert_org_match; /* owned; "true" or "false" */
 	char *guard_rate_factor;  /* the anomaly guard's thresholds (broker/guard/guard.h) */
 	char *guard_rate_min;

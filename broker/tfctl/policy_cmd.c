@@ -60,7 +60,7 @@ static void check_file(struct check_state *st, const char *path)
 	struct tf_policy p;
 	int rc;
 
-	rc = tf_policy_load(path, NULL, st->ids, &st->arena, &p, &err);
+	rc = tf_policy_load(path, NULL, st->ids, false, &st->arena, &p, &err);
 	if (rc != TF_OK) {
 		printf("%s\n", err.msg);
 		st->errors++;
@@ -220,7 +220,7 @@ static void print_decision(const struct tf_decision *d)
 static int cmd_explain(int argc, char **argv)
 {
 	struct explain_args a = { 0 };
-	struct tf_policy_set_options load;
+	struct tf_policy_set_options load = { NULL, NULL, false, false };
 	struct tf_policy_set *set;
 	struct tf_err err = { "" };
 	struct tf_decision d;

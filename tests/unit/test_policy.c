@@ -344,7 +344,7 @@ static void example_files_load(void **state)
 	if (tf_identities_load(path, NULL, &file_ids, &err) != TF_OK)
 		fail_msg("%s", err.msg);
 	data_path(path, sizeof(path), "water-telemetry.json");
-	if (tf_policy_load(path, "policies/water-telemetry.json", file_ids, &a, &p, &err) != TF_OK)
+	if (tf_policy_load(path, "policies/water-telemetry.json", file_ids, false, &a, &p, &err) != TF_OK)
 		fail_msg("%s", err.msg);
 	assert_string_equal(p.file, "policies/water-telemetry.json");
 	check_example(&p, file_ids);
@@ -1128,7 +1128,7 @@ static void file_over_1_mib_is_refused(void **state)
 
 	(void)state;
 	padded_example_file(path, TF_POLICY_MAX_BYTES + 1);
-	assert_int_equal(tf_policy_load(path, "policies/big.json", ids, &a, &p, &err),
+	assert_int_equal(tf_policy_load(path, "policies/big.json", ids, false, &a, &p, &err),
 		TF_ERR_INVALID);
 	assert_string_equal(err.msg, "policies/big.json: file is 1048577 bytes, more than the "
 		"1048576 allowed");
@@ -1138,7 +1138,7 @@ static void file_over_1_mib_is_refused(void **state)
 
 	/* Exactly 1 MiB is allowed. */
 	padded_example_file(path, TF_POLICY_MAX_BYTES);
-	if (tf_policy_load(path, "policies/big.json", ids, &a, &p, &err) != TF_OK)
+	if (tf_policy_load(path, "policies/big.json", ids, false, &a, &p, &err) != TF_OK)
 		fail_msg("%s", err.msg);
 	assert_string_equal(p.label, "water-telemetry@3");
 	tf_policy_release(&p);
@@ -1167,7 +1167,7 @@ static void file_errors_name_the_file(void **state)
 	int fd;
 
 	(void)state;
-	assert_int_equal(tf_policy_load("/nonexistent/p.json", "policies/p.json", ids, &a, &p, &err),
+	assert_int_equal(tf_policy_load("/nonexistent/p.json", "policies/p.json", ids, false, &a, &p, &err),
 		TF_ERR_IO);
 	assert_non_null(strstr(err.msg, "policies/p.json: cannot open"));
 
@@ -1175,12 +1175,12 @@ static void file_errors_name_the_file(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, twice, sizeof(twice) - 1), (ssize_t)(sizeof(twice) - 1));
 	assert_int_equal(close(fd), 0);
-	assert_int_equal(tf_policy_load(path, "policies/water.json", ids, &a, &p, &err),
+	assert_int_equal(tf_policy_load(path, "policies/water.json", ids, false, &a, &p, &err),
 		TF_ERR_INVALID);
 	assert_string_equal(err.msg,
 		"policies/water.json: $.consumers[1]: member \"orgs\" is given more than once");
 	/* Without a display name the path names the file in validation errors. */
-	assert_int_equal(tf_policy_load(path, NULL, NULL, &a, &p, &err), TF_ERR_INVALID);
+	assert_int_equal(tf_policy_load(path, NULL, NULL, false, &a, &p, &err), TF_ERR_INVALID);
 	assert_true(strncmp(err.msg, path, strlen(path)) == 0);
 	unlink(path);
 	tf_arena_free(&a);

@@ -11,6 +11,9 @@
 
 #include <cmocka.h>
 
+#include "broker/util/arena.h"
+#include "policy/identities.h"
+#include "policy/policy.h"
 #include "policy/policysig.h"
 
 static const char policy_file[] =
@@ -198,6 +201,134 @@ static void policy_keys_are_ed25519_public_keys_in_base64(void **state)
 	tf_keyring_free(keys);
 }
 
+/* --- the policy loader ------------------------------------------------------- */
+
+static void write_text(const char *path, const char *text, size_t len)
+{
+	FILE *out = fopen(path, "w");
+
+	assert_non_null(out);
+	assert_int_equal(fwrite(text, 1, len, out), len);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* Identities in which city-waterworks signs with the owner's key and
+ * maint-co signs nothing. */
+static struct tf_identities *identities(struct fixture *f)
+{
+	char path[128], text[1024];
+	struct tf_identities *ids;
+	struct tf_err err;
+
+	snprintf(path, sizeof(path), "%s/identities.json", f->dir);
+	snprintf(text, sizeof(text), "{\"trustflow_identities\": 1, \"organizations\": {"
+		"\"city-waterworks\": {\"policy_keys\": [\"%s\"]}, \"maint-co\": {}},"
+		" \"clients\": {}}", f->owner_key);
+	write_text(path, text, strlen(text));
+	assert_int_equal(tf_identities_load(path, "identities.json", &ids, &err), TF_OK);
+	return ids;
+}
+
+/* Writes the policy file (and its .sig by signer, unless NULL) and loads
+ * it: the load's result, the policy in *p (released here). */
+static int load_policy(struct fixture *f, const struct tf_identities *ids, const char *text,
+		struct tf_signer *signer, bool require_signed, const char **signed_by,
+		struct tf_err *err)
+{
+	char path[128], sig_path[140], sig[TF_SIG_B64_LEN + 2];
+	struct tf_arena arena = { 0 };
+	struct tf_policy p;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/water.json", f->dir);
+	snprintf(sig_path, sizeof(sig_path), "%s.sig", path);
+	write_text(path, text, strlen(text));
+	remove(sig_path);
+	if (signer != NULL) {
+		sign(signer, text, strlen(text), sig);
+		strcat(sig, "\n");
+		write_text(sig_path, sig, strlen(sig));
+	}
+	rc = tf_policy_load(path, "policies/water.json", ids, require_signed, &arena, &p, err);
+	*signed_by = NULL;
+	if (rc == TF_OK) {
+		static char kid[TF_KID_LEN + 1];
+
+		if (p.signed_by != NULL) {
+			snprintf(kid, sizeof(kid), "%s", p.signed_by);
+			*signed_by = kid;
+		}
+		tf_policy_release(&p);
+	}
+	tf_arena_free(&arena);
+	return rc;
+}
+
+static void the_loader_takes_a_keyed_owners_policy_only_signed(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_identities *ids = identities(f);
+	const char *kid;
+	struct tf_err err;
+
+	assert_int_equal(load_policy(f, ids, policy_file, f->owner, false, &kid, &err), TF_OK);
+	assert_string_equal(kid, tf_signer_kid(f->owner));
+	assert_int_equal(load_policy(f, ids, policy_file, NULL, false, &kid, &err), TF_ERR_INVALID);
+	assert_string_equal(err.msg, "policies/water.json: not signed: its owner city-waterworks "
+		"signs its policies (policy_keys), and policies/water.json.sig cannot be read");
+	assert_int_equal(load_policy(f, ids, policy_file, f->other, false, &kid, &err),
+		TF_ERR_INVALID);
+	assert_string_equal(err.msg, "policies/water.json.sig: its signature was made by none of "
+		"its owner's policy_keys, or over other bytes");
+	tf_identities_free(ids);
+}
+
+/* The signature checked is of the bytes loaded: a file changed after it
+ * was signed is refused. */
+static void the_loader_refuses_a_file_changed_after_signing(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_identities *ids = identities(f);
+	char path[128], changed[sizeof(policy_file)];
+	struct tf_arena arena = { 0 };
+	struct tf_policy p;
+	const char *kid;
+	struct tf_err err;
+
+	assert_int_equal(load_policy(f, ids, policy_file, f->owner, false, &kid, &err), TF_OK);
+	memcpy(changed, policy_file, sizeof(changed));
+	changed[strstr(changed, "\"version\": 3") - changed + 11] = '4';
+	snprintf(path, sizeof(path), "%s/water.json", f->dir);
+	write_text(path, changed, strlen(changed));
+	assert_int_equal(tf_policy_load(path, "policies/water.json", ids, false, &arena, &p, &err),
+		TF_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "none of its owner's policy_keys"));
+	tf_arena_free(&arena);
+	tf_identities_free(ids);
+}
+
+static void require_signed_extends_it_to_every_owner(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_identities *ids = identities(f);
+	static const char maint[] =
+		"{\"trustflow_policy\": 1, \"id\": \"maint-status\", \"version\": 1,\n"
+		" \"owner\": \"maint-co\", \"topics\": [\"maint/+/status\"]}\n";
+	const char *kid;
+	struct tf_err err;
+
+	/* maint-co has no policy_keys: unsigned is fine, unless required. */
+	assert_int_equal(load_policy(f, ids, maint, NULL, false, &kid, &err), TF_OK);
+	assert_null(kid);
+	assert_int_equal(load_policy(f, ids, maint, NULL, true, &kid, &err), TF_ERR_INVALID);
+	assert_string_equal(err.msg, "policies/water.json: its owner maint-co has no policy_keys, "
+		"and every policy must be signed (require_signed_policies)");
+	assert_int_equal(load_policy(f, ids, policy_file, f->owner, true, &kid, &err), TF_OK);
+	/* Without identities (a syntax check) nothing is checked. */
+	assert_int_equal(load_policy(f, NULL, policy_file, NULL, true, &kid, &err), TF_OK);
+	tf_identities_free(ids);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -208,6 +339,9 @@ int main(void)
 		T(a_signature_without_the_context_is_refused),
 		T(a_sig_file_is_its_base64_and_one_line_end),
 		T(policy_keys_are_ed25519_public_keys_in_base64),
+		T(the_loader_takes_a_keyed_owners_policy_only_signed),
+		T(the_loader_refuses_a_file_changed_after_signing),
+		T(require_signed_extends_it_to_every_owner),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
