@@ -896,18 +896,19 @@ static bool passed_on(const char *status)
 		|| strcmp(status, "quarantined") == 0;
 }
 
+/* Newest first: the first match is the latest message, and the scan
+ * stops there, however many messages before it had the same payload. */
 static int visit_received(void *ctx, const struct tf_event *ev)
 {
 	struct received_find *f = ctx;
 
-	/* Oldest first: the last match is the latest message. */
-	if (ev->kind == TF_EVENT_MESSAGE && strcmp(ev->values[1], f->topic) == 0
-			&& passed_on(ev->values[7])) {
-		f->ts = ev->ts_ms;
-		if (f->label != NULL)
-			snprintf(f->label, f->cap, "%s", ev->values[4]);
-	}
-	return 0;
+	if (ev->kind != TF_EVENT_MESSAGE || strcmp(ev->values[1], f->topic) != 0
+			|| !passed_on(ev->values[7]))
+		return 0;
+	f->ts = ev->ts_ms;
+	if (f->label != NULL)
+		snprintf(f->label, f->cap, "%s", ev->values[4]);
+	return 1;
 }
 
 int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const void *payload,
@@ -917,6 +918,6 @@ int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const 
 	unsigned char sha[32];
 
 	tf_sha256(payload, payloadlen, sha);
-	tf_trace_scan_index(s, TF_INDEX_BY_SHA, sha, 32, 0, INT64_MAX, visit_received, &f);
+	tf_trace_scan_index_newest(s, TF_INDEX_BY_SHA, sha, 32, visit_received, &f);
 	return f.ts;
 }

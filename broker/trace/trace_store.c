@@ -1514,9 +1514,11 @@ static bool filed_under(enum tf_trace_index ix, const struct tf_event *ev, const
 	return false;
 }
 
+/* newest_first: the key's records from the newest back (from_ms 0 and
+ * to_ms INT64_MAX only), else in order from from_ms. */
 static int scan_index(struct tf_trace_store *s, struct name_slot *slots,
 		enum tf_trace_index ix, const void *key, size_t klen, int64_t from_ms, int64_t to_ms,
-		tf_trace_event_visit visit, void *ctx)
+		bool newest_first, tf_trace_event_visit visit, void *ctx)
 {
 	struct tf_record_reader reader;
 	struct names_txn n = { s, s->rtxn, 0, slots };
@@ -1561,8 +1563,11 @@ static int scan_index(struct tf_trace_store *s, struct name_slot *slots,
 	tf_trace_put_u64(from, start);
 	k = mval(stored_key, len);
 	d = mval(from, 8);
-	for (rc = mdb_cursor_get(c, &k, &d, MDB_GET_BOTH_RANGE); rc == 0 && stop == 0;
-			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_DUP)) {
+	rc = mdb_cursor_get(c, &k, &d, newest_first ? MDB_SET : MDB_GET_BOTH_RANGE);
+	if (rc == 0 && newest_first)
+		rc = mdb_cursor_get(c, &k, &d, MDB_LAST_DUP);
+	for (; rc == 0 && stop == 0;
+			rc = mdb_cursor_get(c, &k, &d, newest_first ? MDB_PREV_DUP : MDB_NEXT_DUP)) {
 		MDB_val rk = d, rv;
 		const unsigned char *kept;
 		struct tf_event ev;
@@ -1591,7 +1596,17 @@ int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const 
 		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_event_visit visit, void *ctx)
 {
 	struct name_slot *slots = calloc(NAME_SLOTS, sizeof(*slots));
-	int rc = scan_index(s, slots, ix, key, klen, from_ms, to_ms, visit, ctx);
+	int rc = scan_index(s, slots, ix, key, klen, from_ms, to_ms, false, visit, ctx);
+
+	free(slots);
+	return rc;
+}
+
+int tf_trace_scan_index_newest(struct tf_trace_store *s, enum tf_trace_index ix,
+		const void *key, size_t klen, tf_trace_event_visit visit, void *ctx)
+{
+	struct name_slot *slots = calloc(NAME_SLOTS, sizeof(*slots));
+	int rc = scan_index(s, slots, ix, key, klen, 0, INT64_MAX, true, visit, ctx);
 
 	free(slots);
 	return rc;

@@ -220,6 +220,11 @@ uint64_t tf_trace_seq_at(struct tf_trace_store *s, int64_t ts_ms);
 int tf_trace_scan_index(struct tf_trace_store *s, enum tf_trace_index ix, const void *key,
 		size_t klen, int64_t from_ms, int64_t to_ms, tf_trace_event_visit visit, void *ctx);
 
+/* The same over all time, the newest record first (the events of one
+ * record in order): for the latest such event, stopping at it. */
+int tf_trace_scan_index_newest(struct tf_trace_store *s, enum tf_trace_index ix,
+		const void *key, size_t klen, tf_trace_event_visit visit, void *ctx);
+
 /* Visits the stored checkpoints in order. */
 typedef int (*tf_trace_checkpoint_visit)(void *ctx, const struct tf_checkpoint *cp);
 int tf_trace_scan_checkpoints(struct tf_trace_store *s, tf_trace_checkpoint_visit visit,

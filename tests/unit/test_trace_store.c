@@ -857,6 +857,33 @@ static void a_fan_out_is_one_record_and_each_delivery_is_found(void **state)
 	assert_true(verify(f, NULL).ok);
 }
 
+/* The receive time of a message the broker forgot: the latest on its
+ * topic with its payload that went on (a refused one did not), filed by
+ * content, found newest first. */
+static void received_at_is_the_latest_passed_on_message(void **state)
+{
+	struct fixture *f = *state;
+	static const char payload[] = "{\"flow\":1}";
+	char sha[TF_SHA256_HEX + 1], label[64] = "";
+	struct tf_trace_input in[4];
+
+	tf_sha256_hex(payload, sizeof(payload) - 1, sha);
+	in[0] = message(ID1, TOPIC, "c", sha, "delivered", T0, "");
+	in[1] = message(ID2, TOPIC, "c", sha, "delivered", T0 + 1000, "");
+	in[2] = message(ID3, "other/topic", "c", sha, "delivered", T0 + 2000, "");
+	in[3] = message("019ac008e6035f1e2d3c4b5a69780abc", TOPIC, "c", sha, "denied", T0 + 3000, "");
+	for (int i = 0; i < 4; i++)
+		in[i].file_sha256 = sha;
+	append(f, in, 4);
+	begin(f);
+	assert_true(tf_query_received_at(f->s, TOPIC, payload, sizeof(payload) - 1, label,
+		sizeof(label)) == T0 + 1000);
+	assert_string_equal(label, "water-telemetry@3");
+	assert_true(tf_query_received_at(f->s, "never/seen", payload, sizeof(payload) - 1, NULL, 0)
+		== INT64_MIN);
+	tf_trace_read_end(f->s);
+}
+
 /* A message queued for an offline session is filed by content when it
  * is queued, whether its record is still being built or stored: its
  * delivery when the session comes back finds it. */
@@ -1081,6 +1108,7 @@ int main(void)
 		T(a_reader_needs_an_existing_store),
 		T(a_fan_out_is_one_record_and_each_delivery_is_found),
 		T(a_queued_delivery_files_its_message_by_content),
+		T(received_at_is_the_latest_passed_on_message),
 		T(a_store_of_0_1_is_refused_and_migrated_exactly),
 	};
 
