@@ -44,6 +44,16 @@ static void publish_key(void *ctx, const char *kid, const char *pem)
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish key %s", kid);
 }
 
+/* Publishes an accepted policy, retained: administrators, and data
+ * stewards of its owner, may read it (policy/decide.c). */
+static void publish_policy(void *ctx, const char *topic, const char *json)
+{
+	(void)ctx;
+	if (mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1, true, NULL)
+			!= MOSQ_ERR_SUCCESS)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish the policy on %s", topic);
+}
+
 /* Publishes an alert, not retained. mosquitto delivers it to the
  * subscribers the ACL allows: administrators, and data stewards of the
  * policy's owner. */
@@ -114,7 +124,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
 	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, publish_key,
-		publish_checkpoint, publish_alert, publish_held, disconnect_client, NULL };
+		publish_checkpoint, publish_policy, publish_alert, publish_held, disconnect_client,
+		NULL };
 	struct tf_plugin *plugin;
 	struct tf_err err = { "" };
 	int rc;

@@ -80,6 +80,23 @@ static bool may_read_alert(const struct tf_policy_set *set, const struct tf_clie
 	return p != NULL && p->owner == who->org;
 }
 
+/* A published policy, $trustflow/policies/<owner>/<id> (federation-v1),
+ * is for admins, and for data stewards of its owner: rest is
+ * "<owner>/<id>". */
+static bool may_read_policy(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *rest)
+{
+	const char *slash = strchr(rest, '/');
+	const char *org;
+
+	if (has_role(who, set->role_admin))
+		return true;
+	if (!has_role(who, set->role_steward) || slash == NULL || strchr(slash + 1, '/') != NULL)
+		return false;
+	org = tf_identities_org_id(set->ids, who->org);
+	return strlen(org) == (size_t)(slash - rest) && strncmp(org, rest, (size_t)(slash - rest)) == 0;
+}
+
 static void receive_dollar(const struct tf_policy_set *set, const struct tf_client *who,
 		const char *topic, struct tf_decision *d)
 {
@@ -88,6 +105,10 @@ static void receive_dollar(const struct tf_policy_set *set, const struct tf_clie
 	else if (starts_with(topic, TF_PREFIX "alerts/")
 			&& may_read_alert(set, who, topic + strlen(TF_PREFIX "alerts/")))
 		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "alerts for an administrator or data steward");
+	else if (starts_with(topic, TF_PREFIX "policies/")
+			&& may_read_policy(set, who, topic + strlen(TF_PREFIX "policies/")))
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE,
+			"its owner's policy, for an administrator or the owner's data steward");
 	else if (starts_with(topic, TF_PREFIX) || strcmp(topic, "$trustflow") == 0)
 		set_decision(d, TF_DENY, NULL, TF_RULE_NONE, "not readable by this client");
 	else if (starts_with(topic, CONTROL_PREFIX) && is_operator(set, who))
@@ -122,6 +143,12 @@ static void subscribe_dollar(const struct tf_policy_set *set, const struct tf_cl
 	 * filter can reach alerts this client may read. */
 	if (is_operator(set, who) && tf_filters_overlap(filter, TF_PREFIX "alerts/+")) {
 		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "alerts for an administrator or data steward");
+		return;
+	}
+	/* Likewise for published policies: each is decided on delivery. */
+	if (is_operator(set, who) && tf_filters_overlap(filter, TF_PREFIX "policies/+/+")) {
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE,
+			"policies for an administrator or data steward");
 		return;
 	}
 	set_decision(d, TF_DENY, NULL, TF_RULE_NONE, "not readable by this client");

@@ -420,8 +420,25 @@ static int check_signature(const char *path, const char *display_name, const cha
 	free(sig_text);
 	if (rc != TF_OK)
 		return tf_err_set(err, rc, "%s.sig: %s", display_name, why.msg);
-	if ((out->signed_by = tf_arena_strdup(arena, kid)) == NULL)
+	if ((out->signed_by = tf_arena_strdup(arena, kid)) == NULL
+			|| (out->sig = tf_arena_strdup(arena, sig)) == NULL)
 		return tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", display_name);
+	return TF_OK;
+}
+
+/* Keeps the file's bytes and their hash in out, for the trace and the
+ * copy the broker publishes. */
+static int keep_bytes(const char *display_name, const char *text, size_t len,
+		struct tf_arena *arena, struct tf_policy *out, struct tf_err *err)
+{
+	unsigned char *bytes = tf_arena_alloc(arena, len ? len : 1);
+
+	if (bytes == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", display_name);
+	memcpy(bytes, text, len);
+	out->bytes = bytes;
+	out->n_bytes = len;
+	tf_sha256(text, len, out->sha256);
 	return TF_OK;
 }
 
@@ -446,6 +463,8 @@ int tf_policy_load(const char *path, const char *display_name, const struct tf_i
 		rc = tf_policy_from_json(&c, root, ids, arena, out);
 		cJSON_Delete(root);
 	}
+	if (rc == TF_OK)
+		rc = keep_bytes(display_name, text, len, arena, out, err);
 	/* The bytes checked are the bytes parsed. */
 	if (rc == TF_OK && ids != NULL)
 		rc = check_signature(path, display_name, text, len, ids, require_signed, arena, out, err);

@@ -74,6 +74,13 @@ struct tf_policy {
 	struct tf_action on_violation;    /* limits, schema, forwarding; default drop */
 	struct tf_action on_anomaly;      /* the guard's findings; default alert */
 	const char *signed_by;   /* the key id of its owner's signature; NULL: none checked */
+	/* Loaded from a file (tf_policy_load): the file's exact bytes, their
+	 * SHA-256, and its .sig's signature (base64) when one was checked
+	 * (else NULL), as the trace records and the broker publishes them. */
+	const unsigned char *bytes;
+	size_t n_bytes;
+	unsigned char sha256[32];
+	const char *sig;
 };
 
 /* Parses and validates one policy. c names the file; ids (may be NULL for
@@ -88,8 +95,8 @@ int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_id
  * ids, a policy whose owner has policy_keys, or any when require_signed
  * (require_signed_policies), must come with its owner's signature of the
  * very bytes read, in path.sig (federation-v1; policy/policysig.h):
- * out->signed_by names the key. Errors as above; TF_ERR_IO when path
- * cannot be read. */
+ * out->signed_by names the key. The bytes, their hash and the signature
+ * are kept in out. Errors as above; TF_ERR_IO when path cannot be read. */
 int tf_policy_load(const char *path, const char *display_name, const struct tf_identities *ids,
 		bool require_signed, struct tf_arena *arena, struct tf_policy *out, struct tf_err *err);
 

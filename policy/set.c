@@ -9,6 +9,7 @@
 
 #include "broker/util/dirlist.h"
 #include "broker/util/strmap.h"
+#include "policy/rollback.h"
 #include "policy/topic.h"
 
 void tf_policy_set_free(struct tf_policy_set *set)
@@ -32,9 +33,10 @@ void tf_policy_set_free(struct tf_policy_set *set)
 	free(set);
 }
 
-static int load_policies(struct tf_policy_set *set, const char *dir, bool require_signed,
+static int load_policies(struct tf_policy_set *set, const struct tf_policy_set_options *opts,
 		struct tf_err *err)
 {
+	const char *dir = opts->policy_dir;
 	char **names;
 	uint32_t n;
 	int rc;
@@ -51,10 +53,12 @@ static int load_policies(struct tf_policy_set *set, const char *dir, bool requir
 		char path[4096];
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		rc = tf_policy_load(path, NULL, set->ids, require_signed, &set->arena,
+		rc = tf_policy_load(path, NULL, set->ids, opts->require_signed, &set->arena,
 			&set->policies[i], err);
 		if (rc == TF_OK)
 			set->n_policies++;
+		if (rc == TF_OK)
+			rc = tf_rollback_check(opts->rollback, &set->policies[i], err);
 	}
 	tf_dir_list_free(names, n);
 	return rc;
@@ -316,7 +320,7 @@ int tf_policy_set_load(const struct tf_policy_set_options *opts, struct tf_polic
 	set->default_allow = opts->default_allow;
 	rc = tf_identities_load(opts->identities, NULL, &set->ids, err);
 	if (rc == TF_OK)
-		rc = load_policies(set, opts->policy_dir, opts->require_signed, err);
+		rc = load_policies(set, opts, err);
 	if (rc == TF_OK)
 		rc = assemble(set, err);
 	if (rc != TF_OK) {

@@ -50,7 +50,11 @@ struct tf_policy_set_options {
 	const char *policy_dir;   /* directory of *.json policies */
 	bool default_allow;       /* default_access allow (else deny) */
 	bool require_signed;      /* require_signed_policies (tf_policy_load) */
+	/* The versions accepted before (policy/rollback.h); NULL: no check. */
+	const struct tf_rollback *rollback;
 };
+
+struct tf_rollback;
 
 /* Loads and validates everything. On success *out is the set (caller
  * owns; free with tf_policy_set_free). Errors: TF_ERR_IO, TF_ERR_INVALID

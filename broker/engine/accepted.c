@@ -53,21 +53,30 @@ out:
 	return rc;
 }
 
-/* Removes a kept copy's directory: its policies, its identities, itself.
- * Only what this module writes is there. */
+/* Removes the files of dir that end in suffix. */
+static void remove_files(const char *dir, const char *suffix)
+{
+	char path[PATH_CAP], **names = NULL;
+	uint32_t n = 0;
+
+	if (tf_dir_list(dir, suffix, TF_POLICY_SET_MAX_FILES, &names, &n, NULL) != TF_OK)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		if (path_of(path, dir, names[i]))
+			unlink(path);
+	tf_dir_list_free(names, n);
+}
+
+/* Removes a kept copy's directory: its policies and their signatures, its
+ * identities, itself. Only what this module writes is there. */
 static void remove_copy(const char *dir)
 {
-	char policies[PATH_CAP], path[PATH_CAP], **names = NULL;
-	uint32_t n = 0;
+	char policies[PATH_CAP], path[PATH_CAP];
 
 	if (!path_of(policies, dir, "policies"))
 		return;
-	if (tf_dir_list(policies, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, NULL) == TF_OK) {
-		for (uint32_t i = 0; i < n; i++)
-			if (path_of(path, policies, names[i]))
-				unlink(path);
-		tf_dir_list_free(names, n);
-	}
+	remove_files(policies, ".json");
+	remove_files(policies, ".json.sig");
 	rmdir(policies);
 	if (path_of(path, dir, "identities.json"))
 		unlink(path);
@@ -105,6 +114,13 @@ static int write_copy(const char *dir, const char *identities, const char *polic
 			rc = tf_err_set(err, TF_ERR_IO, "%s: path too long", names[i]);
 		else
 			rc = copy_file(src, dst, err);
+		/* Its owner's signature, which the copy needs as much. */
+		if (rc == TF_OK && strlen(src) + 4 < PATH_CAP && strlen(dst) + 4 < PATH_CAP) {
+			strcat(src, ".sig");
+			strcat(dst, ".sig");
+			if (access(src, F_OK) == 0)
+				rc = copy_file(src, dst, err);
+		}
 	}
 	tf_dir_list_free(names, n);
 	if (rc == TF_OK && (sync_dir(policies) != 0 || sync_dir(dir) != 0))

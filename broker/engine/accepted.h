@@ -1,6 +1,6 @@
 /* The last policy set the broker accepted, kept as copies of its files in
  * the trace store's directory (<trace_db>/accepted/: identities.json and
- * policies/), so that a start whose files are refused (a bad file left in
+ * policies/, with the owners' signatures), so that a start whose files are refused (a bad file left in
  * policy_dir by a refused reload, then a crash) goes on with the rules
  * last in force instead of stopping every flow.
  *
@@ -16,7 +16,7 @@
 #include "broker/util/error.h"
 
 /* Keeps copies of the identities file and of the *.json files of
- * policy_dir under store_dir, replacing the copy kept before. The caller
+ * policy_dir, with their .json.sig signatures, under store_dir, replacing the copy kept before. The caller
  * has just loaded them successfully. Errors: TF_ERR_IO (err names the
  * file), TF_ERR_NOMEM; the copy kept before then stays. */
 int tf_accepted_keep(const char *store_dir, const char *identities, const char *policy_dir,

@@ -28,6 +28,7 @@
 #include "broker/stamp/signer_pool.h"
 #include "broker/tracking/retained.h"
 #include "broker/trace/trace_writer.h"
+#include "policy/rollback.h"
 #include "policy/set.h"
 
 /* A reload running on a thread of its own (tf_engine_reload_in_background). */
@@ -40,6 +41,7 @@ struct engine_reload {
 	bool overtaken;           /* a reload in place came since it began */
 	int rc;
 	struct tf_policy_set *fresh;
+	struct tf_rollback *rollback;   /* the loader's copy of the versions accepted */
 	char *digest;             /* of the files it read */
 	struct tf_err err;
 	struct tf_err keep_err;   /* why the set could not be kept ("": kept) */
@@ -51,6 +53,7 @@ struct tf_engine {
 	struct engine_ctx ctx;
 	struct engine_reload reload;
 	struct tf_policy_set_options load;  /* what to load on reload */
+	struct tf_rollback *rollback;       /* the versions accepted (load.rollback) */
 	char *identities, *policy_dir;      /* owned copies behind load */
 	char *trace_dir;                    /* the trace store's; NULL: none */
 	struct tf_msgtrack *track;
@@ -117,6 +120,7 @@ void tf_engine_free(struct tf_engine *e)
 	if (e->reload.loading) {
 		pthread_join(e->reload.thread, NULL);
 		tf_policy_set_free(e->reload.fresh);
+		tf_rollback_free(e->reload.rollback);
 		free(e->reload.digest);
 	}
 	pthread_mutex_destroy(&e->reload.lock);
@@ -124,6 +128,7 @@ void tf_engine_free(struct tf_engine *e)
 	tf_trace_writer_stop(e->ctx.trace);
 	log_signing_at_stop(e);
 	tf_policy_set_free(e->ctx.set);
+	tf_rollback_free(e->rollback);
 	tf_msgtrack_free(e->track);
 	tf_qos2track_free(e->qos2);
 	tf_clientids_free(e->clientids);
@@ -389,10 +394,14 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		rc = start_signing(e, opts, err);
 	if (rc == TF_OK)
 		rc = load_earlier_keys(e, opts->key_dir, err);
-	if (rc == TF_OK)
-		rc = load_at_start(e, opts, refused, sizeof(refused), err);
+	/* The trace store first: it keeps the versions accepted before. */
 	if (rc == TF_OK)
 		rc = engine_start_trace(&e->ctx, opts, err);
+	if (rc == TF_OK)
+		rc = engine_load_rollback(&e->ctx, &e->rollback, err);
+	e->load.rollback = e->rollback;
+	if (rc == TF_OK)
+		rc = load_at_start(e, opts, refused, sizeof(refused), err);
 	if (rc == TF_OK)
 		rc = engine_load_quarantine(&e->ctx, err);
 	if (rc == TF_OK)
@@ -409,6 +418,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		free(digest);
 		keep_accepted(e);
 	}
+	engine_accept_policies(&e->ctx, e->rollback, NULL, e->ctx.set);
 	log_loaded(e);
 	*out = e;
 	return TF_OK;
@@ -513,6 +523,7 @@ static int apply_reload(struct tf_engine *e, int rc, struct tf_policy_set *fresh
 		engine_raise_alert(&e->ctx, "reload-failed", "", "", "", err->msg, "none");
 		return rc;
 	}
+	engine_accept_policies(&e->ctx, e->rollback, e->ctx.set, fresh);
 	tf_policy_set_free(e->ctx.set);
 	e->ctx.set = fresh;
 	/* Buckets are keyed by policy index, which the new set renumbers. */
@@ -551,13 +562,18 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 /* --- reloading in the background ------------------------------------------- */
 
 /* The loader thread: reads the files named by e->load (which nothing
- * changes while it runs) into a set of its own; touches nothing else. */
+ * changes while it runs) into a set of its own, checked against its own
+ * copy of the versions accepted; touches nothing else. */
 static void *load_in_background(void *arg)
 {
 	struct tf_engine *e = arg;
+	struct tf_policy_set_options load = e->load;
 	struct tf_policy_set *fresh = NULL;
 	struct tf_err err = { "" }, keep_err = { "" };
-	int rc = tf_policy_set_load(&e->load, &fresh, &err);
+	int rc;
+
+	load.rollback = e->reload.rollback;
+	rc = tf_policy_set_load(&load, &fresh, &err);
 	char *digest = e->ctx.trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
 
 	/* Copying the files is slow work too: here, not on the broker's thread. */
@@ -579,8 +595,15 @@ static int start_loader(struct tf_engine *e)
 	e->reload.done = false;
 	e->reload.again = false;
 	e->reload.overtaken = false;
-	if (pthread_create(&e->reload.thread, NULL, load_in_background, e) != 0)
+	/* The versions accepted change only when a set comes into force,
+	 * on this thread: a load that began before that is overtaken. */
+	if ((e->reload.rollback = tf_rollback_copy(e->rollback)) == NULL)
 		return TF_ERR_NOMEM;
+	if (pthread_create(&e->reload.thread, NULL, load_in_background, e) != 0) {
+		tf_rollback_free(e->reload.rollback);
+		e->reload.rollback = NULL;
+		return TF_ERR_NOMEM;
+	}
 	e->reload.loading = true;
 	return TF_OK;
 }
@@ -623,6 +646,8 @@ static void finish_background_reload(struct tf_engine *e)
 		engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
 			"for a later start (%s)", e->reload.keep_err.msg);
 	e->reload.fresh = NULL;
+	tf_rollback_free(e->reload.rollback);
+	e->reload.rollback = NULL;
 	free(e->reload.digest);
 	e->reload.digest = NULL;
 	if (e->reload.again)

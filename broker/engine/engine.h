@@ -32,6 +32,9 @@ struct tf_engine_hooks {
 	/* Publishes, retained, a trace checkpoint (JSON) on
 	 * $trustflow/checkpoints. NULL: none are published. */
 	void (*publish_checkpoint)(void *ctx, const char *json);
+	/* Publishes, retained, an accepted policy (JSON, federation-v1) on
+	 * topic, $trustflow/policies/<owner>/<id>. NULL: none are published. */
+	void (*publish_policy)(void *ctx, const char *topic, const char *json);
 	/* Publishes an alert (JSON, not retained) on topic. NULL: alerts are
 	 * only kept and recorded. */
 	void (*publish_alert)(void *ctx, const char *topic, const char *json);

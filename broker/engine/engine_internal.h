@@ -1,5 +1,5 @@
 /* Inside the engine: what its parts share, and how they are layered.
- * The engine is one object in five files, listed here from the top
+ * The engine is one object in six files, listed here from the top
  * layer down; each file calls only files listed below it, never one
  * above it (tests/tools/engine_layers.py checks this in `make check`):
  *
@@ -7,6 +7,9 @@
  *                        engine (struct tf_engine): the policy set in
  *                        force, decisions, the path of a message (stamp,
  *                        views, retention), reloads, ticks; calls the parts
+ *   engine_policies.c    a set coming into force, as owners see it: the
+ *                        versions kept against a rollback, the policies'
+ *                        trace records and published copies
  *   engine_guard.c       alerts, and the anomaly guard's part in decisions
  *                        (refusal bursts, leaks)
  *   engine_quarantine.c  holding, rerouting, releasing and discarding
@@ -56,6 +59,24 @@ struct engine_ctx {
 	struct tf_quarantine *quarantine;   /* the flows held */
 	struct tf_retained *retained;       /* retained copies to remove later */
 };
+
+/* --- engine_policies.c: a set coming into force ------------------------------ */
+
+struct tf_rollback;
+
+/* The versions accepted before (policy/rollback.h), as the trace store
+ * keeps them: an empty table without one. Errors: TF_ERR_NOMEM, the
+ * store's. */
+int engine_load_rollback(struct engine_ctx *c, struct tf_rollback **out, struct tf_err *err);
+
+/* fresh has just come into force in place of old (NULL at start): each
+ * policy accepted for the first time (not in r at its version and bytes)
+ * raises r and is recorded in the trace with the entry that keeps it;
+ * each policy new or changed since old is published retained on
+ * $trustflow/policies/<owner>/<id>, and the copies of those gone are
+ * removed (at start, of any in r that fresh lacks). */
+void engine_accept_policies(struct engine_ctx *c, struct tf_rollback *r,
+		const struct tf_policy_set *old, const struct tf_policy_set *fresh);
 
 /* --- engine_context.c (and inline): the base --------------------------------- */
 

@@ -46,6 +46,8 @@ static const unsigned char schema[TF_EVENT_KINDS][TF_EVENT_MAX_FIELDS] = {
 	[TF_EVENT_ALERT] = { F_ID, F_NAME, F_NAME, F_NAME, F_NAME, F_TEXT, F_NAME },
 	/* result (an error message when refused), policies, files */
 	[TF_EVENT_POLICY_SET] = { F_TEXT, F_NUMBER, F_TEXT },
+	/* policy, org, topic, name, sha256, kid, sig, file (base64) */
+	[TF_EVENT_POLICY] = { F_NAME, F_NAME, F_NAME, F_NAME, F_SHA, F_NAME, F_SIG, F_TEXT },
 };
 
 /* A tag before an id, hash, signature or number. */

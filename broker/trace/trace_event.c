@@ -17,6 +17,7 @@ static const char *const kind_names[TF_EVENT_KINDS] = {
 	[TF_EVENT_DISCARD] = "discard",
 	[TF_EVENT_ALERT] = "alert",
 	[TF_EVENT_POLICY_SET] = "policy-set",
+	[TF_EVENT_POLICY] = "policy",
 };
 
 /* of: the id of the message a view copy was made of; empty for any
@@ -38,6 +39,14 @@ static const char *const alert_fields[] = {
 	"alert", "alert_kind", "policy", "org", "client", "detail", "action",
 };
 static const char *const policy_set_fields[] = { "result", "policies", "files" };
+/* A policy as accepted: its label (id@version), owner, the topic it is
+ * published on, its file's name, the SHA-256 of the file, the key id and
+ * signature of its owner's signature (empty: unsigned), and the file's
+ * bytes in standard base64: what an auditor needs to show which rules the
+ * owner authorized. */
+static const char *const policy_fields[] = {
+	"policy", "org", "topic", "name", "sha256", "kid", "sig", "file",
+};
 
 /* n fields, of which the first `since_1_0` every event of the kind has;
  * later ones were added since and may be absent from older events. */
@@ -51,6 +60,7 @@ static const struct {
 	[TF_EVENT_DISCARD] = { held_fields, 4, 3 },
 	[TF_EVENT_ALERT] = { alert_fields, 7, 7 },
 	[TF_EVENT_POLICY_SET] = { policy_set_fields, 3, 3 },
+	[TF_EVENT_POLICY] = { policy_fields, 8, 8 },
 };
 
 const char *tf_event_kind_name(enum tf_event_kind kind)

@@ -27,8 +27,9 @@ enum tf_event_kind {
 	TF_EVENT_DISCARD,     /* a held message discarded */
 	TF_EVENT_ALERT,       /* an alert raised */
 	TF_EVENT_POLICY_SET,  /* a policy set loaded, or refused */
+	TF_EVENT_POLICY,      /* a policy accepted for the first time (federation-v1) */
 };
-#define TF_EVENT_KINDS 6
+#define TF_EVENT_KINDS 7
 
 #define TF_EVENT_MAX_FIELDS 13
 #define TF_EVENT_MAX_BYTES  (1024u * 1024)

@@ -285,7 +285,7 @@ static size_t index_values(enum tf_trace_index ix, const struct tf_event *ev, co
 
 	switch (ix) {
 	case TF_INDEX_BY_ID:
-		if (ev->kind == TF_EVENT_POLICY_SET)
+		if (ev->kind == TF_EVENT_POLICY_SET || ev->kind == TF_EVENT_POLICY)
 			break;
 		out[n++] = f[0];
 		/* A view copy is found from its original too. */
@@ -299,6 +299,8 @@ static size_t index_values(enum tf_trace_index ix, const struct tf_event *ev, co
 			out[n++] = f[1];
 		else if (ev->kind == TF_EVENT_ALERT)
 			out[n++] = f[2];
+		else if (ev->kind == TF_EVENT_POLICY)
+			out[n++] = f[0];
 		break;
 	case TF_INDEX_BY_PUBLISHER:
 		if (ev->kind == TF_EVENT_MESSAGE)
@@ -309,8 +311,12 @@ static size_t index_values(enum tf_trace_index ix, const struct tf_event *ev, co
 			out[n++] = f[2];
 		break;
 	case TF_INDEX_BY_TOPIC:
+		/* A policy event is filed under the topic the policy is
+		 * published on: a policy's history is one list. */
 		if (ev->kind == TF_EVENT_MESSAGE)
 			out[n++] = f[1];
+		else if (ev->kind == TF_EVENT_POLICY)
+			out[n++] = f[2];
 		break;
 	case TF_INDEX_BY_SHA:
 		if (ev->kind == TF_EVENT_MESSAGE)
@@ -875,6 +881,9 @@ static int append_one(struct tf_trace_store *s, MDB_txn *txn, struct chain_state
 		return rc;
 	if (in->unhold_flow != NULL && (rc = put_held(s, txn, in->unhold_flow, in->unhold_seq,
 			NULL, 0)) != 0)
+		return rc;
+	if (in->meta_name != NULL && (rc = put(txn, s->dbi[DB_META], in->meta_name,
+			strlen(in->meta_name), in->meta_value, strlen(in->meta_value), 0)) != 0)
 		return rc;
 	if (in->kind == TF_EVENT_MESSAGE && ev.values[9][0] != '\0') {
 		uint64_t stamp_seq = strtoull(ev.values[9], NULL, 10);
@@ -1844,23 +1853,46 @@ void tf_trace_scan_client_ids(struct tf_trace_store *s, tf_trace_client_id_visit
 	mdb_cursor_close(c);
 }
 
-void tf_trace_scan_keys(struct tf_trace_store *s, tf_trace_key_visit visit, void *ctx)
+void tf_trace_scan_meta(struct tf_trace_store *s, const char *prefix, tf_trace_meta_visit visit,
+		void *ctx)
 {
+	size_t plen = strlen(prefix);
 	MDB_cursor *c;
-	MDB_val k = mval("key:", 4), v;
+	MDB_val k = mval(prefix, plen), v;
 	int rc;
 
 	if (mdb_cursor_open(s->rtxn, s->dbi[DB_META], &c) != 0)
 		return;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		char kid[TF_KID_LEN + 1];
-
-		if (k.mv_size != 4 + TF_KID_LEN || memcmp(k.mv_data, "key:", 4) != 0)
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
-		memcpy(kid, (char *)k.mv_data + 4, TF_KID_LEN);
-		kid[TF_KID_LEN] = '\0';
-		visit(ctx, kid, v.mv_data, v.mv_size);
+		visit(ctx, (const char *)k.mv_data + plen, k.mv_size - plen, v.mv_data, v.mv_size);
 	}
 	mdb_cursor_close(c);
+}
+
+struct key_scan {
+	tf_trace_key_visit visit;
+	void *ctx;
+};
+
+static void visit_key(void *ctx, const char *rest, size_t rest_len, const void *value,
+		size_t len)
+{
+	const struct key_scan *scan = ctx;
+	char kid[TF_KID_LEN + 1];
+
+	if (rest_len != TF_KID_LEN)
+		return;
+	memcpy(kid, rest, TF_KID_LEN);
+	kid[TF_KID_LEN] = '\0';
+	scan->visit(scan->ctx, kid, value, len);
+}
+
+void tf_trace_scan_keys(struct tf_trace_store *s, tf_trace_key_visit visit, void *ctx)
+{
+	struct key_scan scan = { visit, ctx };
+
+	tf_trace_scan_meta(s, "key:", visit_key, &scan);
 }

@@ -107,6 +107,10 @@ struct tf_trace_input {
 	 * the seq of its message event. NULL: nothing removed. */
 	const char *unhold_flow;
 	uint64_t unhold_seq;
+	/* Sets the setting meta_name to meta_value (tf_trace_meta) in the
+	 * same transaction: a policy event and the version it makes the
+	 * highest accepted are stored together or not at all. NULL: none. */
+	const char *meta_name, *meta_value;
 };
 
 /* Appends n events in one transaction: all or nothing. They are visible
@@ -245,6 +249,14 @@ void tf_trace_anchor(struct tf_trace_store *s, uint64_t *seq, unsigned char hash
 /* A meta value (NUL-terminated copy into buf of cap bytes); false when
  * absent or too long. */
 bool tf_trace_meta(struct tf_trace_store *s, const char *name, char *buf, size_t cap);
+
+/* Visits the meta values whose names begin with prefix, in the order of
+ * their names: rest is the name after the prefix (rest_len bytes, not
+ * NUL-terminated), value its value. */
+typedef void (*tf_trace_meta_visit)(void *ctx, const char *rest, size_t rest_len,
+		const void *value, size_t len);
+void tf_trace_scan_meta(struct tf_trace_store *s, const char *prefix, tf_trace_meta_visit visit,
+		void *ctx);
 
 /* Visits the public keys recorded as "key:<kid>". */
 typedef void (*tf_trace_key_visit)(void *ctx, const char *kid, const char *pem, size_t len);

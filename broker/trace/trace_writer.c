@@ -37,9 +37,11 @@
 /* A queued record: this header, then each part as a 4-byte length, the
  * bytes and a NUL. Parts: the kind's fields, then, as `parts` says,
  * find_topic and find_sha256, file_sha256, hold_flow and hold,
- * unhold_flow and unhold_seq (8 bytes). */
-enum record_parts { PART_FIND = 1, PART_FILE = 2, PART_HOLD = 4, PART_UNHOLD = 8 };
-#define MAX_PARTS (TF_EVENT_MAX_FIELDS + 7)
+ * unhold_flow and unhold_seq (8 bytes), meta_name and meta_value. */
+enum record_parts {
+	PART_FIND = 1, PART_FILE = 2, PART_HOLD = 4, PART_UNHOLD = 8, PART_META = 16,
+};
+#define MAX_PARTS (TF_EVENT_MAX_FIELDS + 9)
 
 struct record_head {
 	uint32_t size;
@@ -176,6 +178,13 @@ int tf_trace_writer_record(struct tf_trace_writer *w, const struct tf_trace_inpu
 		lens[n++] = strlen(in->unhold_flow);
 		parts[n] = seq;
 		lens[n++] = 8;
+	}
+	if (in->meta_name != NULL) {
+		head.parts |= PART_META;
+		parts[n] = in->meta_name;
+		lens[n++] = strlen(in->meta_name);
+		parts[n] = in->meta_value;
+		lens[n++] = strlen(in->meta_value);
 	}
 	head.n_parts = (uint8_t)n;
 	for (size_t i = 0; i < n; i++)
@@ -342,6 +351,10 @@ static bool parse_back(struct tf_trace_writer *w, size_t *n_out)
 		if (head.parts & PART_UNHOLD) {
 			in->unhold_flow = parts[at++];
 			in->unhold_seq = tf_trace_get_u64((const unsigned char *)parts[at++]);
+		}
+		if (head.parts & PART_META) {
+			in->meta_name = parts[at++];
+			in->meta_value = parts[at++];
 		}
 		p += head.size;
 	}

@@ -776,6 +776,38 @@ static void alerts_are_for_admins_and_the_owners_stewards(void **state)
 	tf_policy_set_free(set);
 }
 
+/* An accepted policy, published by the broker (federation-v1), is for
+ * admins and its owner's data stewards: not for another organization's
+ * steward, nor for the owner's other clients. */
+static void published_policies_are_for_admins_and_the_owners_stewards(void **state)
+{
+	struct tf_policy_set *set = BUILD(false, water, other_data);
+	const char *topic = "$trustflow/policies/city-waterworks/water-telemetry";
+
+	(void)state;
+	EXPECT(recv(set, "ops-admin", topic), ALLOW, NULL, NONE);
+	EXPECT(recv(set, "ww-steward", topic), ALLOW, NULL, NONE);
+	EXPECT(recv(set, "other-steward", topic), DENY, NULL, NONE);
+	EXPECT(recv(set, "ww-viewer", topic), DENY, NULL, NONE);
+	EXPECT(recv(set, "ww-sensor-01", topic), DENY, NULL, NONE);
+	EXPECT(recv(set, NULL, topic), DENY, NULL, NONE);
+	EXPECT(recv(set, "other-steward", "$trustflow/policies/other-co/other-data"), ALLOW, NULL,
+		NONE);
+	/* The owner is read from the topic exactly: no prefix, no deeper level. */
+	EXPECT(recv(set, "ww-steward", "$trustflow/policies/city-water/x"), DENY, NULL, NONE);
+	EXPECT(recv(set, "ww-steward", "$trustflow/policies/city-waterworks/x/y"), DENY, NULL,
+		NONE);
+	EXPECT(recv(set, "ww-steward", "$trustflow/policies/city-waterworks"), DENY, NULL, NONE);
+	/* Subscribing: stewards and admins; each policy is decided on delivery. */
+	EXPECT(sub(set, "ww-steward", "$trustflow/policies/city-waterworks/#"), ALLOW, NULL, NONE);
+	EXPECT(sub(set, "ops-admin", "$trustflow/policies/#"), ALLOW, NULL, NONE);
+	EXPECT(sub(set, "ww-viewer", "$trustflow/policies/#"), DENY, NULL, NONE);
+	EXPECT(sub(set, NULL, "$trustflow/policies/+/+"), DENY, NULL, NONE);
+	/* Only the broker publishes them. */
+	EXPECT(pub(set, "ops-admin", topic), DENY, NULL, NONE);
+	tf_policy_set_free(set);
+}
+
 static void other_trustflow_topics_are_not_readable(void **state)
 {
 	static const char *const topics[] = {
@@ -1245,6 +1277,7 @@ int main(void)
 		cmocka_unit_test(the_most_specific_policy_decides),
 		cmocka_unit_test(trustflow_public_topics_are_readable_by_everyone),
 		cmocka_unit_test(alerts_are_for_admins_and_the_owners_stewards),
+		cmocka_unit_test(published_policies_are_for_admins_and_the_owners_stewards),
 		cmocka_unit_test(other_trustflow_topics_are_not_readable),
 		cmocka_unit_test(control_responses_are_for_operators),
 		cmocka_unit_test(other_dollar_topics_are_deferred),

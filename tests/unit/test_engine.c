@@ -12,16 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
 #include "broker/engine/engine.h"
 #include "broker/util/error.h"
 #include "broker/engine/options.h"
 #include "broker/stamp/provenance.h"
 #include "broker/trace/trace_query.h"
+#include "broker/trace/trace_event.h"
 #include "broker/trace/trace_store.h"
 #include "policy/decide.h"
 #include "policy/set.h"
@@ -114,6 +117,9 @@ struct fixture {
 	/* Alerts publish_alert was called with: topic and JSON. */
 	char *alert_topics[MAX_LINES], *alerts[MAX_LINES];
 	uint32_t n_alerts;
+	/* Policies publish_policy was called with: topic and JSON. */
+	char *policy_topics[MAX_LINES], *policies[MAX_LINES];
+	uint32_t n_policies;
 };
 
 /* --- hooks --------------------------------------------------------------- */
@@ -164,6 +170,16 @@ static void record_alert(void *ctx, const char *topic, const char *json)
 	f->alert_topics[f->n_alerts] = strdup(topic);
 	f->alerts[f->n_alerts] = strdup(json);
 	f->n_alerts++;
+}
+
+static void record_policy(void *ctx, const char *topic, const char *json)
+{
+	struct fixture *f = ctx;
+
+	assert_true(f->n_policies < MAX_LINES);
+	f->policy_topics[f->n_policies] = strdup(topic);
+	f->policies[f->n_policies] = strdup(json);
+	f->n_policies++;
 }
 
 /* Log lines containing each of the given strings (NULL-terminated), at
@@ -222,6 +238,7 @@ static int engine_with(struct fixture *f, const char *const *kv, struct tf_engin
 		.clear_retained = record_clear,
 		.publish_key = record_key,
 		.publish_alert = record_alert,
+		.publish_policy = record_policy,
 		.ctx = f,
 	};
 	int rc;
@@ -297,6 +314,10 @@ static int teardown(void **state)
 	for (uint32_t i = 0; i < f->n_alerts; i++) {
 		free(f->alert_topics[i]);
 		free(f->alerts[i]);
+	}
+	for (uint32_t i = 0; i < f->n_policies; i++) {
+		free(f->policy_topics[i]);
+		free(f->policies[i]);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd) != 0)
@@ -1299,6 +1320,197 @@ static void reload_clears_retained_copies_of_a_changed_policy(void **state)
 	assert_int_equal(f->n_cleared, 2);
 }
 
+/* --- owners' policies: rollback, trace records, published copies --------- */
+
+/* water.json at another version (one digit), with a line end added when
+ * extra: the same version with other bytes. */
+static void write_water(struct fixture *f, int version, bool extra)
+{
+	char *text = malloc(sizeof(water_text) + 1);
+
+	assert_non_null(text);
+	memcpy(text, water_text, sizeof(water_text));
+	strstr(text, "\"version\": 3")[11] = (char)('0' + version);
+	if (extra)
+		strcat(text, "\n");
+	assert_int_equal(write_file(f->policy_dir, "water.json", text), 0);
+	free(text);
+}
+
+/* An engine over a trace store in the fixture's directory. */
+static int traced_engine(struct fixture *f, struct tf_engine **out, struct tf_err *err)
+{
+	char trace[160];
+	const char *const kv[] = {
+		"identities", f->identities, "policy_dir", f->policy_dir,
+		"signing_key", f->key_path, "dev_key_autogen", "true", "trace_db", trace,
+		"trace_sync_ms", "0", NULL,
+	};
+
+	snprintf(trace, sizeof(trace), "%s/trace", f->dir);
+	return engine_with(f, kv, out, err);
+}
+
+struct policy_events {
+	uint32_t n;
+	char labels[4][64], sha256[4][TF_SHA256_HEX + 1];
+};
+
+static int collect_policy(void *ctx, const struct tf_event *ev)
+{
+	struct policy_events *pe = ctx;
+
+	if (ev->kind != TF_EVENT_POLICY)
+		return 0;
+	assert_true(pe->n < 4);
+	snprintf(pe->labels[pe->n], sizeof(pe->labels[0]), "%s", ev->values[0]);
+	snprintf(pe->sha256[pe->n], sizeof(pe->sha256[0]), "%s", ev->values[4]);
+	assert_string_equal(ev->values[1], "city-waterworks");
+	assert_string_equal(ev->values[2], "$trustflow/policies/city-waterworks/water-telemetry");
+	assert_string_equal(ev->values[3], "water.json");
+	assert_string_equal(ev->values[5], "");    /* its owner has no policy_keys */
+	pe->n++;
+	return 0;
+}
+
+/* The policy events of the store in the fixture's directory, and the
+ * version it keeps for water-telemetry, read once the engine stopped. */
+static void read_policy_trace(struct fixture *f, struct policy_events *pe, char *kept,
+		size_t cap)
+{
+	struct tf_trace_store *s;
+	struct tf_err err;
+	char trace[160];
+
+	snprintf(trace, sizeof(trace), "%s/trace", f->dir);
+	memset(pe, 0, sizeof(*pe));
+	assert_int_equal(tf_trace_open(trace, false, 0, &s, &err), TF_OK);
+	assert_int_equal(tf_trace_read_begin(s, &err), TF_OK);
+	tf_trace_scan_events(s, 0, collect_policy, pe);
+	assert_true(tf_trace_meta(s, "policy:water-telemetry", kept, cap));
+	tf_trace_read_end(s);
+	tf_trace_close(s);
+}
+
+static void sha256_of_file(const char *dir, const char *name, char out[TF_SHA256_HEX + 1])
+{
+	char path[256], text[4096];
+	size_t n;
+	FILE *in;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	in = fopen(path, "rb");
+	assert_non_null(in);
+	n = fread(text, 1, sizeof(text), in);
+	fclose(in);
+	tf_sha256_hex(text, n, out);
+}
+
+/* Each policy is recorded once, the first time it is accepted, with its
+ * file's hash; it is published retained whenever it comes into force
+ * anew (at every start, and when a reload changes it). */
+static void a_policy_is_recorded_once_and_published(void **state)
+{
+	struct fixture *f = *state;
+	struct policy_events pe;
+	char kept[200], v3_sha[TF_SHA256_HEX + 1], v4_sha[TF_SHA256_HEX + 1], expect[200];
+	unsigned char decoded[4096];
+	const char *file;
+	struct tf_err err;
+	cJSON *doc;
+
+	uint32_t before = f->n_policies;   /* the fixture's engine published too */
+
+	tf_engine_free(f->e);
+	sha256_of_file(f->policy_dir, "water.json", v3_sha);
+	assert_int_equal(traced_engine(f, &f->e, &err), TF_OK);
+	assert_int_equal(f->n_policies, before + 1);
+	assert_string_equal(f->policy_topics[before],
+		"$trustflow/policies/city-waterworks/water-telemetry");
+	/* {"file": base64 of the file's bytes, "sig": ""}. */
+	doc = cJSON_Parse(f->policies[before]);
+	assert_non_null(doc);
+	file = cJSON_GetStringValue(cJSON_GetObjectItem(doc, "file"));
+	assert_non_null(file);
+	assert_true(strlen(file) < sizeof(decoded));
+	assert_true(EVP_DecodeBlock(decoded, (const unsigned char *)file, (int)strlen(file))
+		>= (int)strlen(water_text));
+	assert_memory_equal(decoded, water_text, strlen(water_text));
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(doc, "sig")), "");
+	cJSON_Delete(doc);
+	/* Unchanged by a reload: neither published nor recorded again. */
+	assert_int_equal(tf_engine_reload(f->e, &err), TF_OK);
+	assert_int_equal(f->n_policies, before + 1);
+	write_water(f, 4, false);
+	sha256_of_file(f->policy_dir, "water.json", v4_sha);
+	assert_int_equal(tf_engine_reload(f->e, &err), TF_OK);
+	assert_int_equal(f->n_policies, before + 2);
+	tf_engine_free(f->e);
+	/* A restart publishes what is in force, and records nothing new. */
+	assert_int_equal(traced_engine(f, &f->e, &err), TF_OK);
+	assert_int_equal(f->n_policies, before + 3);
+	tf_engine_free(f->e);
+	f->e = NULL;
+
+	read_policy_trace(f, &pe, kept, sizeof(kept));
+	assert_int_equal(pe.n, 2);
+	assert_string_equal(pe.labels[0], "water-telemetry@3");
+	assert_string_equal(pe.sha256[0], v3_sha);
+	assert_string_equal(pe.labels[1], "water-telemetry@4");
+	assert_string_equal(pe.sha256[1], v4_sha);
+	snprintf(expect, sizeof(expect), "4 city-waterworks %s", v4_sha);
+	assert_string_equal(kept, expect);
+}
+
+/* A lower version, or the same version with other bytes, is refused at
+ * reload and, the trace store keeping the version, after a restart. */
+static void a_rolled_back_policy_is_refused_across_a_restart(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[300];
+	struct tf_err err;
+
+	tf_engine_free(f->e);
+	write_water(f, 4, false);
+	assert_int_equal(traced_engine(f, &f->e, &err), TF_OK);
+	write_water(f, 3, false);
+	assert_int_not_equal(tf_engine_reload(f->e, &err), TF_OK);
+	assert_non_null(strstr(err.msg, "water.json: rolled back: version 3"));
+	assert_int_equal(tf_engine_policies(f->e)->policies[0].version, 4);
+	write_water(f, 4, true);
+	assert_int_not_equal(tf_engine_reload(f->e, &err), TF_OK);
+	assert_non_null(strstr(err.msg, "has other bytes"));
+	/* In the background too. */
+	write_water(f, 3, false);
+	forget_log(f);
+	tf_engine_reload_in_background(f->e);
+	for (int i = 0; i < 5000 && logged(f, TF_LOG_ERR, "rolled back", NULL) == 0; i++) {
+		const struct timespec ms = { 0, 1000000 };
+
+		nanosleep(&ms, NULL);
+		tf_engine_tick(f->e);
+	}
+	assert_int_equal(logged(f, TF_LOG_ERR, "reload rejected", "rolled back", NULL), 1);
+	tf_engine_free(f->e);
+	f->e = NULL;
+
+	/* After a restart: the broker goes on with the last accepted set... */
+	forget_log(f);
+	assert_int_equal(traced_engine(f, &f->e, &err), TF_OK);
+	assert_int_equal(logged(f, TF_LOG_ERR, "rolled back", "last accepted set", NULL), 1);
+	assert_int_equal(tf_engine_policies(f->e)->policies[0].version, 4);
+	tf_engine_free(f->e);
+	f->e = NULL;
+	/* ...and without that copy, it does not start on the old version. */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/trace/accepted'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_not_equal(traced_engine(f, &f->e, &err), TF_OK);
+	assert_non_null(strstr(err.msg, "rolled back"));
+	/* The version it holds, or a higher one, starts. */
+	write_water(f, 5, false);
+	assert_int_equal(traced_engine(f, &f->e, &err), TF_OK);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1341,6 +1553,8 @@ int main(void)
 		T(reload_with_broken_policy_keeps_the_old_set),
 		T(reload_resets_rate_limits),
 		T(reload_clears_retained_copies_of_a_changed_policy),
+		T(a_policy_is_recorded_once_and_published),
+		T(a_rolled_back_policy_is_refused_across_a_restart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -194,6 +194,12 @@ static void every_kind_round_trips(void **state)
 			"water-telemetry.json,air.json\nwith a newline" } },
 		{ TF_EVENT_POLICY_SET, 12, 0, { "refused: air.json: $.rules[0]: unknown key", "0",
 			"" } },
+		/* Signed, and unsigned (no key id, no signature). */
+		{ TF_EVENT_POLICY, 13, T0 + 5, { "water-telemetry@3", "city-waterworks",
+			"$trustflow/policies/city-waterworks/water-telemetry", "water.json", SHA,
+			"k1", signature(), "eyJ0cnVzdGZsb3dfcG9saWN5IjogMX0K" } },
+		{ TF_EVENT_POLICY, 14, T0 + 6, { "air@1", "city", "$trustflow/policies/city/air",
+			"air.json", SHA, "", "", "e30=" } },
 	};
 
 	round_trip(f, fan, 3);
@@ -507,7 +513,7 @@ static void malformed_records_are_refused(void **state)
 	open_refuses(B(2, 0x81, 0x00, 5, 0), "needless zero byte");
 	open_refuses(B(2, 1, 5, 1, 1, 2, 3), "ends inside a value");
 	next_refuses(f, B(2, 1, 5, 0), "event 9: it ends inside");
-	next_refuses(f, B(2, 1, 5, 0, 6, 0), "unknown event kind");
+	next_refuses(f, B(2, 1, 5, 0, TF_EVENT_KINDS, 0), "unknown event kind");
 	next_refuses(f, B(2, 1, 5, 0, 0x45, 0), "more absent fields than the kind has");
 	next_refuses(f, B(2, 1, 5, 0, 5, 1, 1, 'a', 0, 0, 3, 0, 0), "first event's time");
 	next_refuses(f, B(2, 1, 5, 0, 5, 0, 1, 'a', 0, 3, 3, 0, 0), "unknown tag");
