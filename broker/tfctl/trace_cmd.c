@@ -1,5 +1,5 @@
 /* tfctl trace --db DIR message | recipients | find | verify | export
- * (operations-v1): the trace store, read while the broker writes it; and
+ * (operations-v1) | policy (a policy's history, federation-v1): the trace store, read while the broker writes it; and
  * migrate, which copies a store of trustflow 0.1 into the current format. */
 #include "config.h"
 
@@ -18,6 +18,7 @@ static const char trace_usage[] =
 	"       tfctl trace --db DIR find --topic TOPIC [--sha256 HEX] [--since T]\n"
 	"       tfctl trace --db DIR verify [--key PEM]...\n"
 	"       tfctl trace --db DIR export [--since T]\n"
+	"       tfctl trace --db DIR policy --policy ID\n"
 	"       tfctl trace --db DIR migrate --out NEW_DIR\n"
 	"\n"
 	"message     what happened to one message: who received it, who did not and why\n"
@@ -27,6 +28,8 @@ static const char trace_usage[] =
 	"verify      recomputes the hash chain and checks the signed checkpoints;\n"
 	"            without --key, against the public keys the broker recorded\n"
 	"export      every event, one line each, with its chain hash\n"
+	"policy      one line per version of a policy the broker accepted: when it came\n"
+	"            into force, its file's SHA-256, and the key that signed it\n"
 	"migrate     copies a store written by trustflow 0.1 (format 1, which this\n"
 	"            version does not open) into NEW_DIR in the current format; every\n"
 	"            event keeps its seq, time, fields and chain hash, so checkpoints\n"
@@ -180,6 +183,26 @@ static int cmd_export(struct tf_trace_store *s, int argc, char **argv)
 	return TFCTL_OK;
 }
 
+static int cmd_policy(struct tf_trace_store *s, int argc, char **argv)
+{
+	struct trace_args a = { 0 };
+	struct tf_err err = { "" };
+	size_t n;
+	int rc = parse_args(argc, argv, " --policy ", &a);
+
+	if (rc != TFCTL_OK)
+		return rc;
+	if (a.policy == NULL)
+		return usage_error("policy needs --policy ID");
+	if (tf_query_policy_history(s, a.policy, stdout, &n, &err) != TF_OK)
+		return failed(&err);
+	if (n == 0) {
+		fprintf(stderr, "tfctl: the trace holds no version of policy %s\n", a.policy);
+		return TFCTL_NO;
+	}
+	return TFCTL_OK;
+}
+
 /* migrate works on a store that cannot be opened: it has no snapshot. */
 static int cmd_migrate(const char *from, int argc, char **argv)
 {
@@ -201,7 +224,7 @@ int tfctl_trace(int argc, char **argv)
 		int (*run)(struct tf_trace_store *s, int argc, char **argv);
 	} commands[] = {
 		{ "message", cmd_message }, { "recipients", cmd_recipients }, { "find", cmd_find },
-		{ "verify", cmd_verify }, { "export", cmd_export },
+		{ "verify", cmd_verify }, { "export", cmd_export }, { "policy", cmd_policy },
 	};
 	struct tf_trace_store *s;
 	struct tf_err err = { "" };

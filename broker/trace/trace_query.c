@@ -6,6 +6,8 @@
 #include "broker/util/growable.h"
 #include "broker/util/strmap.h"
 #include "broker/stamp/provenance.h"
+#include "policy/id.h"
+#include "policy/rollback.h"
 #include "policy/topic.h"
 
 /* --- message objects -------------------------------------------------------- */
@@ -479,6 +481,66 @@ int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha25
 		tf_trace_scan_index(s, TF_INDEX_BY_TOPIC, topic, strlen(topic), since_ms, INT64_MAX,
 			find_one, &b);
 	}
+	*count = b.count;
+	return b.rc;
+}
+
+/* --- a policy's history ------------------------------------------------------- */
+
+struct history_build {
+	FILE *out;
+	size_t count;
+	int rc;
+	struct tf_err *err;
+};
+
+/* One policy event: a version, when it came into force, who signed it. */
+static int history_one(void *ctx, const struct tf_event *ev)
+{
+	struct history_build *b = ctx;
+	const char *at = strrchr(ev->values[0], '@');
+	cJSON *o;
+
+	if (ev->kind != TF_EVENT_POLICY)
+		return 0;
+	o = cJSON_CreateObject();
+	if (o == NULL || !add_string(o, "policy", ev->values[0])
+			|| !add_number(o, "version", at ? strtod(at + 1, NULL) : 0)
+			|| !add_string(o, "org", ev->values[1]) || !add_number(o, "ts", (double)ev->ts_ms)
+			|| !add_number(o, "seq", (double)ev->seq) || !add_string(o, "file", ev->values[3])
+			|| !add_string(o, "sha256", ev->values[4]) || !add_string(o, "kid", ev->values[5])
+			|| !add_string(o, "sig", ev->values[6])) {
+		cJSON_Delete(o);
+		b->rc = tf_err_set(b->err, TF_ERR_NOMEM, "out of memory");
+		return 1;
+	}
+	b->rc = print_line(o, b->out, b->err);
+	cJSON_Delete(o);
+	b->count++;
+	return b->rc != TF_OK;
+}
+
+int tf_query_policy_history(struct tf_trace_store *s, const char *policy_id, FILE *out,
+		size_t *count, struct tf_err *err)
+{
+	struct history_build b = { out, 0, TF_OK, err };
+	char name[8 + TF_ID_MAX_LEN], kept[TF_ROLLBACK_TEXT_MAX + 1], owner[TF_ID_MAX_LEN + 1];
+	char topic[32 + 2 * TF_ID_MAX_LEN];
+	unsigned char sha[32];
+	int64_t version;
+
+	*count = 0;
+	/* The owner, from the version kept against a rollback, gives the
+	 * topic that the policy's events are filed under. */
+	if (!tf_id_is_valid(policy_id))
+		return tf_err_set(err, TF_ERR_INVALID, "--policy: not a policy id");
+	snprintf(name, sizeof(name), "policy:%s", policy_id);
+	if (!tf_trace_meta(s, name, kept, sizeof(kept))
+			|| !tf_rollback_parse(kept, strlen(kept), &version, owner, sha))
+		return TF_OK;
+	snprintf(topic, sizeof(topic), "$trustflow/policies/%s/%s", owner, policy_id);
+	tf_trace_scan_index(s, TF_INDEX_BY_TOPIC, topic, strlen(topic), 0, INT64_MAX, history_one,
+		&b);
 	*count = b.count;
 	return b.rc;
 }

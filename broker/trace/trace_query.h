@@ -38,6 +38,15 @@ int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t si
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err);
 
+/* One line per version of the policy policy_id (an id, without version)
+ * the broker accepted, oldest first, as long as the trace keeps it
+ * (trace_retention_days): {"policy", "version", "org", "ts" (when it came
+ * into force), "seq", "file", "sha256", "kid", "sig"} (kid and sig empty:
+ * unsigned). *count 0: none kept. Errors: TF_ERR_INVALID (not an id),
+ * TF_ERR_NOMEM, TF_ERR_IO (out). */
+int tf_query_policy_history(struct tf_trace_store *s, const char *policy_id, FILE *out,
+		size_t *count, struct tf_err *err);
+
 struct tf_verify_result {
 	uint64_t events;        /* events checked */
 	uint64_t checkpoints;   /* checkpoints checked */

@@ -1,14 +1,21 @@
 """Owner-signed policies (federation-v1, section 2) on a real broker: a
 policy of an owner with policy_keys is in force only with its owner's
-signature of its very bytes, at start and at every reload."""
+signature of its very bytes, at start and at every reload; an old version
+never comes back, a restart included; each accepted policy is recorded in
+the trace and published for its owner's stewards."""
 
+import base64
+import hashlib
+import json
 import os
 import shutil
 import tempfile
 import time
 
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
 import harness
-from harness import TFCTL, publish_v5, run
+from harness import TFCTL, publish_v5, run, wait_for
 
 TOPIC = "city/water/d7/telemetry"
 SENTINEL = "city/water/d0/telemetry"
@@ -21,7 +28,13 @@ CLIENTS = {
     "ww-sensor-01": {"org": "city-waterworks", "roles": ["sensor"]},
     "maint-app": {"org": "maint-co"},
     "lab-analyst": {"org": "research-lab"},
+    "ww-steward": {"org": "city-waterworks", "roles": ["data-steward"]},
+    "maint-steward": {"org": "maint-co", "roles": ["data-steward"]},
 }
+# A later version: the lab's access, granted in version 3, is revoked.
+WATER_V3_WITH_LAB = dict(WATER, consumers=[{"orgs": ["maint-co"]}, {"orgs": ["research-lab"]}])
+WATER_V4 = dict(WATER, version=4)
+POLICY_TOPIC = "$trustflow/policies/city-waterworks/water-telemetry"
 PASSWORDS = {name: "demo" for name in CLIENTS}
 
 
@@ -31,7 +44,10 @@ class SignedPolicyTest(harness.BrokerTestCase):
         self.addCleanup(shutil.rmtree, keys, True)
         self.owner_key = os.path.join(keys, "owner.pem")
         run([TFCTL, "key", "generate", "--out", self.owner_key])
-        pem = run([TFCTL, "key", "public", self.owner_key]).stdout.splitlines()
+        public = run([TFCTL, "key", "public", self.owner_key]).stdout
+        pem = public.splitlines()
+        self.owner_public = "\n".join(pem[:3]) + "\n"
+        self.owner_kid = pem[3]
         identities = {
             "trustflow_identities": 1,
             "organizations": {"city-waterworks": {"policy_keys": [pem[1]]}, "maint-co": {},
@@ -88,9 +104,122 @@ class SignedPolicyTest(harness.BrokerTestCase):
                       "policy_keys, or over other bytes", self.broker.log())
         self.assertFalse(self.lab_may_subscribe())
         self.assertEqual(self.maint_receives(), [TOPIC, SENTINEL])
-        # And a restart does not let it in either.
+        # Nor does a restart: the broker goes on with the signed set it
+        # accepted last, kept with its signature in the trace store.
         self.broker.stop()
-        self.assertNotEqual(self.broker.start_expecting_failure(), 0)
+        self.broker.start()
+        self.assertIn("started on the last accepted set", self.broker.log())
+        self.assertFalse(self.lab_may_subscribe())
+        self.assertEqual(self.maint_receives(), [TOPIC, SENTINEL])
+
+    def write_signed(self, policy):
+        self.broker.write_policy("water.json", policy)
+        self.sign()
+
+    def test_an_older_signed_version_is_refused_across_a_restart(self):
+        """Version 3 let the lab in; version 4 revoked it. Version 3 and
+        its genuine signature, put back, do not bring the lab back."""
+        self.write_signed(WATER_V3_WITH_LAB)
+        self.broker.start()
+        self.assertTrue(self.lab_may_subscribe())
+        self.write_signed(WATER_V4)
+        self.broker.reload()
+        self.assertFalse(self.lab_may_subscribe())
+        self.write_signed(WATER_V3_WITH_LAB)
+        self.broker.reload()
+        self.assertIn("water.json: rolled back: version 3 of water-telemetry is older than "
+                      "version 4, which this broker has accepted", self.broker.log())
+        self.assertFalse(self.lab_may_subscribe())
+        # After a restart: on the last accepted set, version 4, and saying why.
+        self.broker.stop()
+        self.broker.start()
+        log = self.broker.log()
+        self.assertIn("rolled back: version 3 of water-telemetry is older than version 4, "
+                      "which this broker has accepted); started on the last accepted set", log)
+        self.assertFalse(self.lab_may_subscribe())
+        self.assertEqual(self.maint_receives(), [TOPIC, SENTINEL])
+
+    def test_the_same_version_re_signed_with_other_content_is_refused(self):
+        self.write_signed(WATER)
+        self.broker.start()
+        self.write_signed(WATER_V3_WITH_LAB)
+        self.broker.reload()
+        self.assertIn("water.json: version 3 of water-telemetry has other bytes than the "
+                      "version 3 this broker accepted", self.broker.log())
+        self.assertFalse(self.lab_may_subscribe())
+        self.broker.stop()
+        self.broker.start()
+        self.assertFalse(self.lab_may_subscribe())
+
+    def retained_policies(self, username):
+        """What username receives subscribing to $trustflow/policies/#
+        (the SUBACK code and the retained copies), then to the public
+        keys, whose retained copy comes after them."""
+        c = self.client_of(username)
+        code = c.subscribe("$trustflow/policies/#")
+        self.assertLess(c.subscribe("$trustflow/keys/#"), 0x80)
+        got = []
+        while True:
+            m = c.receive()
+            if m.topic.startswith("$trustflow/keys/"):
+                break
+            got.append(m)
+        c.close()
+        return code, got
+
+    def test_the_accepted_policy_is_published_for_its_owners_stewards(self):
+        self.sign()
+        self.broker.start()
+        code, got = self.retained_policies("ww-steward")
+        self.assertLess(code, 0x80)
+        self.assertEqual([m.topic for m in got], [POLICY_TOPIC])
+        self.assertTrue(got[0].retain)
+        doc = json.loads(got[0].payload)
+        with open(self.water, "rb") as f:
+            self.assertEqual(base64.b64decode(doc["file"]), f.read())
+        with open(self.water + ".sig") as f:
+            self.assertEqual(doc["sig"], f.read().strip())
+        # Anyone holding the owner's public key checks it, without trustflow.
+        load_pem_public_key(self.owner_public.encode()).verify(
+            base64.b64decode(doc["sig"]),
+            b"trustflow-policy-1\n" + base64.b64decode(doc["file"]))
+        # Another organization's steward may subscribe, and gets none of it;
+        # an ordinary client may not subscribe at all.
+        code, got = self.retained_policies("maint-steward")
+        self.assertLess(code, 0x80)
+        self.assertEqual(got, [])
+        code, got = self.retained_policies("maint-app")
+        self.assertEqual(code, 0x87)
+        self.assertEqual(got, [])
+        # Nobody publishes there but the broker.
+        self.assertEqual(publish_v5(self.broker, "ww-steward", POLICY_TOPIC, "{}"), 0x87)
+
+    def test_the_trace_lists_the_policys_history(self):
+        self.write_signed(WATER)
+        self.broker.start()
+        with open(self.water + ".sig") as f:
+            v3_sig = f.read().strip()
+        self.write_signed(WATER_V4)
+        self.broker.reload()
+
+        def history():
+            out = run([TFCTL, "trace", "--db", self.broker.trace_dir, "policy", "--policy",
+                       "water-telemetry"], check=False)
+            lines = [json.loads(line) for line in out.stdout.splitlines()]
+            return lines if len(lines) == 2 else None
+
+        v3, v4 = wait_for("the policy's two versions in the trace", history)
+        self.assertEqual((v3["policy"], v3["version"], v3["kid"], v3["sig"]),
+                         ("water-telemetry@3", 3, self.owner_kid, v3_sig))
+        self.assertEqual((v4["version"], v4["org"], v4["file"]), (4, "city-waterworks",
+                                                                  "water.json"))
+        with open(self.water, "rb") as f:
+            self.assertEqual(v4["sha256"], hashlib.sha256(f.read()).hexdigest())
+        self.assertLessEqual(v3["ts"], v4["ts"])
+        # A policy never accepted has no history.
+        out = run([TFCTL, "trace", "--db", self.broker.trace_dir, "policy", "--policy",
+                   "no-such-policy"], check=False)
+        self.assertEqual(out.returncode, 1)
 
 
 if __name__ == "__main__":
