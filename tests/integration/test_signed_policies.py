@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -193,6 +194,49 @@ class SignedPolicyTest(harness.BrokerTestCase):
         self.assertEqual(got, [])
         # Nobody publishes there but the broker.
         self.assertEqual(publish_v5(self.broker, "ww-steward", POLICY_TOPIC, "{}"), 0x87)
+
+    def test_the_auditors_proof_in_the_docs_names_the_owners_rules(self):
+        """docs/auditors.md's proof, run on an export: the rules the owner
+        signed for a message delivered under them; a forged file fails."""
+        with open(os.path.join(harness.SRCDIR, "docs", "auditors.md"), encoding="utf-8") as f:
+            doc = f.read()
+        script = doc.split("## Which rules did the owner authorize", 1)[1]
+        script = script.split("```python\n", 1)[1].split("```", 1)[0]
+        self.write_signed(WATER_V4)
+        self.broker.start()
+        c = self.client_of("maint-app")
+        self.assertEqual(c.subscribe(TOPIC), 1)
+        self.assertLess(publish_v5(self.broker, "ww-sensor-01", TOPIC, '{"flow": 1}'), 0x80)
+        msg_id = harness.stamp_verifier().stamp_of(c.receive())["tf-id"]
+        c.close()
+        work = tempfile.mkdtemp(prefix="tf-audit-")
+        self.addCleanup(shutil.rmtree, work, True)
+        export, owner = os.path.join(work, "events.jsonl"), os.path.join(work, "owner.pem")
+        with open(owner, "w") as f:
+            f.write(self.owner_public)
+
+        def exported():
+            out = run([TFCTL, "trace", "--db", self.broker.trace_dir, "export"]).stdout
+            return out if msg_id in out else None
+
+        with open(export, "w") as f:
+            f.write(wait_for("the message in the trace", exported))
+        ok = run([sys.executable, "-c", script, export, owner, msg_id])
+        self.assertIn("water-telemetry@4 in force since", ok.stdout)
+        self.assertIn(f"signed by {self.owner_kid}", ok.stdout)
+        self.assertIn('"version": 4', ok.stdout)
+        # The operator's own rules in place of the owner's do not pass.
+        with open(export) as f:
+            events = [json.loads(line) for line in f]
+        for e in events:
+            if e["kind"] == "policy":
+                e["file"] = base64.b64encode(json.dumps(WATER_V3_WITH_LAB).encode()).decode()
+                e["sha256"] = hashlib.sha256(base64.b64decode(e["file"])).hexdigest()
+        with open(export, "w") as f:
+            f.write("".join(json.dumps(e) + "\n" for e in events))
+        bad = run([sys.executable, "-c", script, export, owner, msg_id], check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("InvalidSignature", bad.stderr)
 
     def test_the_trace_lists_the_policys_history(self):
         self.write_signed(WATER)
