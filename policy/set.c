@@ -59,6 +59,8 @@ static int load_policies(struct tf_policy_set *set, const struct tf_policy_set_o
 			set->n_policies++;
 		if (rc == TF_OK)
 			rc = tf_rollback_check(opts->rollback, &set->policies[i], err);
+		if (rc != TF_OK)
+			set->refused = i;
 	}
 	tf_dir_list_free(names, n);
 	return rc;
@@ -77,10 +79,12 @@ static int index_ids(struct tf_policy_set *set, struct tf_err *err)
 
 		if (added < 0)
 			return tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing policies");
-		if (added == 0)
+		if (added == 0) {
+			set->refused = i;
 			return tf_err_set(err, TF_ERR_INVALID,
 				"%s: $.id: policy id \"%s\" is already used by %s", p->file, p->id,
 				set->policies[other].file);
+		}
 	}
 	return TF_OK;
 }
@@ -99,14 +103,17 @@ static int govern_topic(struct tf_policy_set *set, uint32_t i, uint32_t t, uint3
 
 	if (added < 0)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing topics");
-	if (added == 0)
+	if (added == 0) {
+		set->refused = i;
 		return tf_err_set(err, TF_ERR_INVALID,
 			"%s: $.topics[%u]: topic filter \"%s\" is also in %s "
 			"(two policies cannot govern the same filter)", p->file, t,
 			p->topics[t], set->policies[other.policy].file);
+	}
 	other = tf_govern_overlap_other(set->govern, p->topics[t], owner);
 	if (other.kind == TF_GOVERN_NONE)
 		return TF_OK;
+	set->refused = i;
 	q = &set->policies[other.policy];
 	return tf_err_set(err, TF_ERR_INVALID,
 		"%s: $.topics[%u]: topic filter \"%s\" of owner %s overlaps \"%s\" of owner %s "
@@ -152,12 +159,14 @@ static int govern_views(struct tf_policy_set *set, struct tf_err *err)
 				continue;
 			snprintf(filter, sizeof(filter), "%s/#", view);
 			other = tf_govern_overlap_any(set->govern, filter);
-			if (other.kind != TF_GOVERN_NONE)
+			if (other.kind != TF_GOVERN_NONE) {
+				set->refused = i;
 				return tf_err_set(err, TF_ERR_INVALID,
 					"%s: $.consumers[%u].view: view \"%s\" overlaps %s of %s",
 					p->file, r, view,
 					other.kind == TF_GOVERN_VIEW ? "a view" : "the topics",
 					set->policies[other.policy].file);
+			}
 			if (tf_govern_add(set->govern, filter, e, &other) < 0)
 				return tf_err_set(err, TF_ERR_NOMEM, "out of memory indexing views");
 		}
@@ -314,16 +323,23 @@ int tf_policy_set_load(const struct tf_policy_set_options *opts, struct tf_polic
 	int rc;
 
 	*out = NULL;
+	if (opts->refused_id != NULL)
+		opts->refused_id[0] = '\0';
 	set = calloc(1, sizeof(*set));
 	if (set == NULL)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory loading policies");
 	set->default_allow = opts->default_allow;
+	set->refused = UINT32_MAX;
 	rc = tf_identities_load(opts->identities, NULL, &set->ids, err);
 	if (rc == TF_OK)
 		rc = load_policies(set, opts, err);
 	if (rc == TF_OK)
 		rc = assemble(set, err);
 	if (rc != TF_OK) {
+		const char *id = set->refused != UINT32_MAX ? set->policies[set->refused].id : NULL;
+
+		if (opts->refused_id != NULL && id != NULL)
+			snprintf(opts->refused_id, TF_ID_MAX_LEN + 1, "%s", id);
 		tf_policy_set_free(set);
 		return rc;
 	}
@@ -334,10 +350,20 @@ int tf_policy_set_load(const struct tf_policy_set_options *opts, struct tf_polic
 int tf_policy_set_assemble(struct tf_identities *ids, struct tf_policy *policies, uint32_t n,
 		struct tf_arena *arena, struct tf_policy_set **out, struct tf_err *err)
 {
+	uint32_t refused;
+
+	return tf_policy_set_assemble_checked(ids, policies, n, arena, out, &refused, err);
+}
+
+int tf_policy_set_assemble_checked(struct tf_identities *ids, struct tf_policy *policies,
+		uint32_t n, struct tf_arena *arena, struct tf_policy_set **out, uint32_t *refused,
+		struct tf_err *err)
+{
 	struct tf_policy_set *set = calloc(1, sizeof(*set));
 	int rc;
 
 	*out = NULL;
+	*refused = UINT32_MAX;
 	if (set == NULL) {
 		for (uint32_t i = 0; i < n; i++)
 			tf_policy_release(&policies[i]);
@@ -349,10 +375,12 @@ int tf_policy_set_assemble(struct tf_identities *ids, struct tf_policy *policies
 	set->ids = ids;
 	set->policies = policies;
 	set->n_policies = n;
+	set->refused = UINT32_MAX;
 	set->arena = *arena;
 	memset(arena, 0, sizeof(*arena));
 	rc = assemble(set, err);
 	if (rc != TF_OK) {
+		*refused = set->refused;
 		tf_policy_set_free(set);
 		return rc;
 	}

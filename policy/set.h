@@ -42,6 +42,7 @@ struct tf_policy_set {
 	uint32_t *org_off, *client_off, *symbol_off;
 	struct tf_rule_ref *org_refs, *client_refs, *symbol_refs, *everyone_refs;
 	uint32_t n_everyone;
+	uint32_t refused;              /* while loading: the policy refused; UINT32_MAX: none */
 	struct tf_arena arena;         /* the policies' strings and lists */
 };
 
@@ -52,6 +53,11 @@ struct tf_policy_set_options {
 	bool require_signed;      /* require_signed_policies (tf_policy_load) */
 	/* The versions accepted before (policy/rollback.h); NULL: no check. */
 	const struct tf_rollback *rollback;
+	/* When the set is refused, the id of the policy whose file was
+	 * refused is written here ("" when the refusal is not about one, or
+	 * its file did not get as far as its id); NULL: not wanted. Its
+	 * owner's data stewards are told (their alerts are per policy). */
+	char *refused_id;   /* TF_ID_MAX_LEN + 1 bytes */
 };
 
 struct tf_rollback;
@@ -71,6 +77,13 @@ void tf_policy_set_free(struct tf_policy_set *set);
  * arena's contents passes to the set, also on error. */
 int tf_policy_set_assemble(struct tf_identities *ids, struct tf_policy *policies, uint32_t n,
 		struct tf_arena *arena, struct tf_policy_set **out, struct tf_err *err);
+
+/* The same, saying in *refused which of policies the error is about
+ * (UINT32_MAX: none in particular), so that a check can leave it out and
+ * look for more problems. */
+int tf_policy_set_assemble_checked(struct tf_identities *ids, struct tf_policy *policies,
+		uint32_t n, struct tf_arena *arena, struct tf_policy_set **out, uint32_t *refused,
+		struct tf_err *err);
 
 
 /* The policy with this id, or NULL. Borrowed from the set. */

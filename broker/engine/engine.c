@@ -44,6 +44,7 @@ struct engine_reload {
 	struct tf_rollback *rollback;   /* the loader's copy of the versions accepted */
 	char *digest;             /* of the files it read */
 	struct tf_err err;
+	char refused_id[TF_ID_MAX_LEN + 1];   /* the policy refused, if one was */
 	struct tf_err keep_err;   /* why the set could not be kept ("": kept) */
 };
 
@@ -54,6 +55,7 @@ struct tf_engine {
 	struct engine_reload reload;
 	struct tf_policy_set_options load;  /* what to load on reload */
 	struct tf_rollback *rollback;       /* the versions accepted (load.rollback) */
+	char refused_id[TF_ID_MAX_LEN + 1]; /* load.refused_id */
 	char *identities, *policy_dir;      /* owned copies behind load */
 	char *trace_dir;                    /* the trace store's; NULL: none */
 	struct tf_msgtrack *track;
@@ -310,6 +312,8 @@ static int load_at_start(struct tf_engine *e, const struct tf_options *opts, cha
 	struct tf_err kept_err = { "" };
 	int rc = tf_policy_set_load(&e->load, &e->ctx.set, err);
 
+	kept.refused_id = NULL;   /* refused_id says what was wrong with the files */
+
 	if (rc == TF_OK || rc == TF_ERR_NOMEM || opts->trace_db[0] == '\0'
 			|| !tf_accepted_find(opts->trace_db, identities, policy_dir, sizeof(identities)))
 		return rc;
@@ -319,6 +323,16 @@ static int load_at_start(struct tf_engine *e, const struct tf_options *opts, cha
 		return rc;   /* the files' error, which the operator can mend */
 	snprintf(refused, cap, "%s", err->msg);
 	return TF_OK;
+}
+
+/* The policy a refused load was about, as its alert names it: its label
+ * in force ("id@version"), or its id when none is in force; "" for none. */
+static const char *refused_label(const struct tf_engine *e, const char *refused_id)
+{
+	const struct tf_policy *p = refused_id[0] ? tf_policy_set_find(e->ctx.set, refused_id)
+		: NULL;
+
+	return p != NULL ? p->label : refused_id;
 }
 
 /* Says, in the log, the trace and an alert, that the broker started on
@@ -335,7 +349,8 @@ static void report_start_on_accepted(struct tf_engine *e, const char *store_dir,
 	engine_record_policy_set(&e->ctx, text, NULL);
 	engine_record_policy_set(&e->ctx, "loaded: the last accepted set", NULL);
 	snprintf(text, sizeof(text), "at start: %s; started on the last accepted set", refused);
-	engine_raise_alert(&e->ctx, "reload-failed", "", "", "", text, "last accepted set");
+	engine_raise_alert(&e->ctx, "reload-failed", refused_label(e, e->refused_id), "", "", text,
+		"last accepted set");
 }
 
 int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *hooks,
@@ -389,6 +404,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->load.policy_dir = e->policy_dir;
 	e->load.default_allow = strcmp(opts->default_access, "allow") == 0;
 	e->load.require_signed = strcmp(opts->require_signed_policies, "true") == 0;
+	e->load.refused_id = e->refused_id;
 	rc = load_signer(e, opts, err);
 	if (rc == TF_OK)
 		rc = start_signing(e, opts, err);
@@ -507,9 +523,11 @@ static void clear_retained(void *ctx, const char *topic)
 }
 
 /* Puts a freshly loaded set in force, or records why it was refused
- * (rc, err): the previous set stays. */
+ * (rc, err; refused_id the policy refused, if one was): the previous set
+ * stays, and the alert goes to the administrators and, when the refusal
+ * is about a policy in force, to its owner's data stewards. */
 static int apply_reload(struct tf_engine *e, int rc, struct tf_policy_set *fresh,
-		const char *digest, struct tf_err *err)
+		const char *digest, const char *refused_id, struct tf_err *err)
 {
 	uint32_t stale;
 
@@ -520,7 +538,8 @@ static int apply_reload(struct tf_engine *e, int rc, struct tf_policy_set *fresh
 		engine_log(&e->ctx, TF_LOG_ERR, "trustflow: policy reload rejected: %s; the previous "
 			"policies stay in force", err->msg);
 		engine_record_policy_set(&e->ctx, result, digest);
-		engine_raise_alert(&e->ctx, "reload-failed", "", "", "", err->msg, "none");
+		engine_raise_alert(&e->ctx, "reload-failed", refused_label(e, refused_id), "", "",
+			err->msg, "none");
 		return rc;
 	}
 	engine_accept_policies(&e->ctx, e->rollback, e->ctx.set, fresh);
@@ -552,7 +571,7 @@ int tf_engine_reload(struct tf_engine *e, struct tf_err *err)
 	 * must not replace this set when it ends. */
 	if (e->reload.loading)
 		e->reload.overtaken = true;
-	rc = apply_reload(e, rc, fresh, digest, err);
+	rc = apply_reload(e, rc, fresh, digest, e->refused_id, err);
 	free(digest);
 	if (rc == TF_OK)
 		keep_accepted(e);
@@ -573,6 +592,7 @@ static void *load_in_background(void *arg)
 	int rc;
 
 	load.rollback = e->reload.rollback;
+	load.refused_id = e->reload.refused_id;
 	rc = tf_policy_set_load(&load, &fresh, &err);
 	char *digest = e->ctx.trace ? engine_policy_files_digest(e->identities, e->policy_dir) : NULL;
 
@@ -641,7 +661,8 @@ static void finish_background_reload(struct tf_engine *e)
 	if (e->reload.overtaken)
 		tf_policy_set_free(e->reload.fresh);
 	else
-		apply_reload(e, e->reload.rc, e->reload.fresh, e->reload.digest, &e->reload.err);
+		apply_reload(e, e->reload.rc, e->reload.fresh, e->reload.digest, e->reload.refused_id,
+			&e->reload.err);
 	if (e->reload.keep_err.msg[0] != '\0')
 		engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: the policy set in force could not be kept "
 			"for a later start (%s)", e->reload.keep_err.msg);

@@ -220,7 +220,7 @@ static void print_decision(const struct tf_decision *d)
 static int cmd_explain(int argc, char **argv)
 {
 	struct explain_args a = { 0 };
-	struct tf_policy_set_options load = { NULL, NULL, false, false, NULL };
+	struct tf_policy_set_options load = { .identities = NULL };
 	struct tf_policy_set *set;
 	struct tf_err err = { "" };
 	struct tf_decision d;

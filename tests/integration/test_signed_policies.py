@@ -126,8 +126,19 @@ class SignedPolicyTest(harness.BrokerTestCase):
         self.write_signed(WATER_V4)
         self.broker.reload()
         self.assertFalse(self.lab_may_subscribe())
+        # The owner's steward hears of the refusal; another's does not.
+        stewards = {}
+        for name in ("ww-steward", "maint-steward"):
+            stewards[name] = self.client_of(name)
+            self.assertLess(stewards[name].subscribe("$trustflow/alerts/#"), 0x80)
         self.write_signed(WATER_V3_WITH_LAB)
         self.broker.reload()
+        alert = json.loads(stewards["ww-steward"].receive().payload)
+        self.assertEqual((alert["kind"], alert["policy"]), ("reload-failed", "water-telemetry@4"))
+        self.assertIn("rolled back", alert["detail"])
+        self.assertTrue(stewards["maint-steward"].messages.empty())
+        for c in stewards.values():
+            c.close()
         self.assertIn("water.json: rolled back: version 3 of water-telemetry is older than "
                       "version 4, which this broker has accepted", self.broker.log())
         self.assertFalse(self.lab_may_subscribe())

@@ -1477,6 +1477,11 @@ static void a_rolled_back_policy_is_refused_across_a_restart(void **state)
 	assert_int_not_equal(tf_engine_reload(f->e, &err), TF_OK);
 	assert_non_null(strstr(err.msg, "water.json: rolled back: version 3"));
 	assert_int_equal(tf_engine_policies(f->e)->policies[0].version, 4);
+	/* Its alert is about the policy: its owner's stewards read it. */
+	assert_true(f->n_alerts > 0);
+	assert_string_equal(f->alert_topics[f->n_alerts - 1], "$trustflow/alerts/water-telemetry");
+	assert_non_null(strstr(f->alerts[f->n_alerts - 1], "\"policy\":\"water-telemetry@4\""));
+	assert_non_null(strstr(f->alerts[f->n_alerts - 1], "reload-failed"));
 	write_water(f, 4, true);
 	assert_int_not_equal(tf_engine_reload(f->e, &err), TF_OK);
 	assert_non_null(strstr(err.msg, "has other bytes"));

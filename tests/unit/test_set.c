@@ -144,7 +144,9 @@ static const char *policy_text(const char *id, const char *owner, const char *to
 static int load(const struct tree *t, bool default_allow, struct tf_policy_set **out,
 		struct tf_err *err)
 {
-	struct tf_policy_set_options opts = { t->ids, t->dir, default_allow, false, NULL };
+	struct tf_policy_set_options opts = {
+		.identities = t->ids, .policy_dir = t->dir, .default_allow = default_allow,
+	};
 
 	memset(err, 0, sizeof(*err));
 	return tf_policy_set_load(&opts, out, err);
@@ -605,7 +607,7 @@ static void broken_file_anywhere_fails_the_whole_load(void **state)
 static void missing_directory_or_identities_is_an_io_error(void **state)
 {
 	struct tf_policy_set *set = (struct tf_policy_set *)1;
-	struct tf_policy_set_options opts = { NULL, NULL, false, false, NULL };
+	struct tf_policy_set_options opts = { .identities = NULL };
 	struct tf_err err;
 	char expected[256];
 	struct tree t;
