@@ -346,6 +346,26 @@ void tf_jctx_init(struct tf_jctx *c, const char *file, struct tf_err *err)
 	c->path[1] = '\0';
 	c->len = 1;
 	c->dropped = 0;
+	c->report = NULL;
+	c->report_ctx = NULL;
+	c->failures = 0;
+}
+
+void tf_jctx_collect(struct tf_jctx *c, void (*report)(void *ctx, const char *msg), void *ctx)
+{
+	c->report = report;
+	c->report_ctx = ctx;
+}
+
+bool tf_jctx_goes_on(const struct tf_jctx *c, int rc)
+{
+	return rc == TF_OK || (rc == TF_ERR_INVALID && c->report != NULL);
+}
+
+void tf_jctx_keep(int *rc, int step)
+{
+	if (*rc == TF_OK || step == TF_ERR_NOMEM)
+		*rc = step;
 }
 
 static bool plain_name(const char *name)
@@ -420,11 +440,18 @@ int tf_jfail(struct tf_jctx *c, const char *fmt, ...)
 	char msg[320];
 	va_list ap;
 
+	char full[sizeof(c->path) + 640];
+
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return tf_err_set(c->err, TF_ERR_INVALID, "%s: %s%s: %s", c->file, c->path,
-		c->dropped ? "..." : "", msg);
+	snprintf(full, sizeof(full), "%s: %s%s: %s", c->file, c->path, c->dropped ? "..." : "",
+		msg);
+	if (c->report != NULL)
+		c->report(c->report_ctx, full);
+	if (c->failures++ == 0 || c->report == NULL)
+		tf_err_set(c->err, TF_ERR_INVALID, "%s", full);
+	return TF_ERR_INVALID;
 }
 
 int tf_jfail_at(struct tf_jctx *c, const char *member, const char *fmt, ...)
@@ -445,6 +472,7 @@ int tf_jfail_at(struct tf_jctx *c, const char *member, const char *fmt, ...)
 int tf_jcheck_object(struct tf_jctx *c, const cJSON *node, const char *const *names)
 {
 	const cJSON *m;
+	int rc = TF_OK;
 
 	if (!cJSON_IsObject(node))
 		return tf_jfail(c, "must be an object");
@@ -455,9 +483,11 @@ int tf_jcheck_object(struct tf_jctx *c, const cJSON *node, const char *const *na
 			if (strcmp(*n, m->string) == 0)
 				break;
 		if (*n == NULL)
-			return tf_jfail_at(c, m->string, "unknown member");
+			tf_jctx_keep(&rc, tf_jfail_at(c, m->string, "unknown member"));
+		if (!tf_jctx_goes_on(c, rc))
+			return rc;
 	}
-	return TF_OK;
+	return rc;
 }
 
 /* Fetches member name of obj; pushes its path. Returns NULL when absent

@@ -50,16 +50,35 @@ struct tf_jctx {
 	size_t len;          /* of path */
 	unsigned dropped;    /* steps left out of a full path */
 	char path[480];      /* "$" then ".member" or "[index]" per level */
+	/* Collecting (tf_jctx_collect): each problem is also reported here,
+	 * and loaders go on past a problem where what follows does not
+	 * depend on it. NULL: a loader stops at the first. */
+	void (*report)(void *ctx, const char *msg);
+	void *report_ctx;
+	unsigned failures;   /* problems so far */
 };
 
 void tf_jctx_init(struct tf_jctx *c, const char *file, struct tf_err *err);
+
+/* Makes c report every problem to report (tfctl policy check: one line
+ * per problem); err keeps the first, as without. */
+void tf_jctx_collect(struct tf_jctx *c, void (*report)(void *ctx, const char *msg), void *ctx);
+
+/* Whether a loader goes on after rc: after success, or after a problem
+ * in the input when c collects them. */
+bool tf_jctx_goes_on(const struct tf_jctx *c, int rc);
+
+/* Keeps the first failure of a sequence of steps in *rc (out of memory
+ * overrides: nothing more can be said then). */
+void tf_jctx_keep(int *rc, int step);
 
 /* Path steps. Each returns the length to hand back to tf_jctx_pop(). */
 size_t tf_jctx_member(struct tf_jctx *c, const char *name);
 size_t tf_jctx_index(struct tf_jctx *c, int index);
 void tf_jctx_pop(struct tf_jctx *c, size_t len);
 
-/* Sets err to "file: path: message" and returns TF_ERR_INVALID. */
+/* Sets err to "file: path: message" (the first problem, when c collects
+ * them; reported too) and returns TF_ERR_INVALID. */
 int tf_jfail(struct tf_jctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* As tf_jfail, at member name of the current object. */
@@ -67,7 +86,8 @@ int tf_jfail_at(struct tf_jctx *c, const char *member, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* node must be an object whose members all appear in names (a
- * NULL-terminated list). Errors name the first unknown member. */
+ * NULL-terminated list). Errors name the first unknown member (every one,
+ * when c collects). */
 int tf_jcheck_object(struct tf_jctx *c, const cJSON *node, const char *const *names);
 
 /* Member getters. Each reports errors at the member's path. When the

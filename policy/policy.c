@@ -188,15 +188,21 @@ static int load_consumers(struct tf_jctx *c, const cJSON *root, const struct tf_
 	memset(rules, 0, sizeof(*rules) * (size_t)(cJSON_GetArraySize(list) + 1));
 	cJSON_ArrayForEach(item, list) {
 		size_t mark = tf_jctx_member(c, "consumers");
+		int step;
 
 		tf_jctx_index(c, index);
-		rc = load_rule(c, item, ids, arena, &rules[index]);
+		step = load_rule(c, item, ids, arena, &rules[index]);
 		tf_jctx_pop(c, mark);
-		if (rc != TF_OK)
+		/* Each rule is checked apart: a check collecting problems
+		 * finds those of every rule. */
+		tf_jctx_keep(&rc, step);
+		if (!tf_jctx_goes_on(c, rc))
 			return rc;
 		p->n_views += rules[index].view != NULL;
 		index++;
 	}
+	if (rc != TF_OK)
+		return rc;
 	p->consumers = rules;
 	p->n_consumers = (uint32_t)index;
 	return TF_OK;
@@ -341,44 +347,60 @@ static int load_header(struct tf_jctx *c, const cJSON *root, const struct tf_ide
 	return TF_OK;
 }
 
+static int load_forwarding(struct tf_jctx *c, const cJSON *root, struct tf_policy *p)
+{
+	const char *forwarding;
+	int rc = tf_jstring(c, root, "forwarding", false, 16, &forwarding);
+
+	if (rc != TF_OK || forwarding == NULL)
+		return rc;
+	if (strcmp(forwarding, "deny") == 0)
+		p->forwarding_deny = true;
+	else if (strcmp(forwarding, "allow") != 0)
+		return tf_jfail_at(c, "forwarding", "must be \"allow\" or \"deny\"");
+	return TF_OK;
+}
+
 int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_identities *ids,
 		struct tf_arena *arena, struct tf_policy *out)
 {
-	const char *forwarding;
 	int64_t retention_s = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	rc = tf_jcheck_object(c, root, policy_members);
-	if (rc == TF_OK)
-		rc = load_header(c, root, ids, arena, out);
-	if (rc == TF_OK)
-		rc = load_strings(c, root, &topics_list, arena, &out->topics, &out->n_topics);
-	if (rc == TF_OK)
-		rc = load_publishers(c, root, ids, arena, out);
-	if (rc == TF_OK)
-		rc = load_consumers(c, root, ids, arena, out);
-	if (rc == TF_OK)
-		rc = tf_jint(c, root, "retention_seconds", false, 1, TF_POLICY_MAX_RETENTION_S,
-			&retention_s, NULL);
-	if (rc == TF_OK)
-		rc = tf_jstring(c, root, "forwarding", false, 16, &forwarding);
-	if (rc == TF_OK && forwarding != NULL) {
-		if (strcmp(forwarding, "deny") == 0)
-			out->forwarding_deny = true;
-		else if (strcmp(forwarding, "allow") != 0)
-			rc = tf_jfail_at(c, "forwarding", "must be \"allow\" or \"deny\"");
-	}
-	if (rc == TF_OK)
-		rc = load_limits(c, root, out);
-	if (rc == TF_OK)
-		rc = load_action(c, root, "on_violation", TF_VIOLATION_DROP, arena, &out->on_violation);
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, load_header(c, root, ids, arena, out));
+	/* The members after the header are checked apart from each other, so
+	 * that a check collecting problems finds them all; all need the
+	 * header. */
+	if (out->label == NULL)
+		goto out;
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, load_strings(c, root, &topics_list, arena, &out->topics,
+			&out->n_topics));
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, load_publishers(c, root, ids, arena, out));
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, load_consumers(c, root, ids, arena, out));
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, tf_jint(c, root, "retention_seconds", false, 1,
+			TF_POLICY_MAX_RETENTION_S, &retention_s, NULL));
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, load_forwarding(c, root, out));
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, load_limits(c, root, out));
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, load_action(c, root, "on_violation", TF_VIOLATION_DROP, arena,
+			&out->on_violation));
 	/* An anomaly is a suspicion, not a broken rule: by default nothing is
 	 * lost (policy-v1). */
-	if (rc == TF_OK)
-		rc = load_action(c, root, "on_anomaly", TF_VIOLATION_ALERT, arena, &out->on_anomaly);
-	if (rc == TF_OK)
-		rc = load_schema(c, root, out);
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, load_action(c, root, "on_anomaly", TF_VIOLATION_ALERT, arena,
+			&out->on_anomaly));
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, load_schema(c, root, out));
+out:
 	if (rc != TF_OK) {
 		tf_policy_release(out);
 		return rc;
@@ -442,8 +464,10 @@ static int keep_bytes(const char *display_name, const char *text, size_t len,
 	return TF_OK;
 }
 
-int tf_policy_load(const char *path, const char *display_name, const struct tf_identities *ids,
-		bool require_signed, struct tf_arena *arena, struct tf_policy *out, struct tf_err *err)
+/* tf_policy_load, and with report every problem of the file. */
+static int load_file(const char *path, const char *display_name, const struct tf_identities *ids,
+		bool require_signed, void (*report)(void *ctx, const char *msg), void *report_ctx,
+		struct tf_arena *arena, struct tf_policy *out, struct tf_err *err)
 {
 	struct tf_jctx c;
 	cJSON *root;
@@ -460,6 +484,8 @@ int tf_policy_load(const char *path, const char *display_name, const struct tf_i
 	rc = tf_json_parse(text, len, display_name, &root, err);
 	if (rc == TF_OK) {
 		tf_jctx_init(&c, display_name, err);
+		if (report != NULL)
+			tf_jctx_collect(&c, report, report_ctx);
 		rc = tf_policy_from_json(&c, root, ids, arena, out);
 		cJSON_Delete(root);
 	}
@@ -472,6 +498,19 @@ int tf_policy_load(const char *path, const char *display_name, const struct tf_i
 		tf_policy_release(out);
 	free(text);
 	return rc;
+}
+
+int tf_policy_load(const char *path, const char *display_name, const struct tf_identities *ids,
+		bool require_signed, struct tf_arena *arena, struct tf_policy *out, struct tf_err *err)
+{
+	return load_file(path, display_name, ids, require_signed, NULL, NULL, arena, out, err);
+}
+
+int tf_policy_check_file(const char *path, const struct tf_identities *ids,
+		void (*report)(void *ctx, const char *msg), void *report_ctx, struct tf_arena *arena,
+		struct tf_policy *out, struct tf_err *err)
+{
+	return load_file(path, NULL, ids, false, report, report_ctx, arena, out, err);
 }
 
 void tf_policy_release(struct tf_policy *p)

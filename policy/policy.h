@@ -100,6 +100,15 @@ int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_id
 int tf_policy_load(const char *path, const char *display_name, const struct tf_identities *ids,
 		bool require_signed, struct tf_arena *arena, struct tf_policy *out, struct tf_err *err);
 
+/* As tf_policy_load (signatures checked where the owner has policy_keys),
+ * telling report of every problem in the file's members, not just the
+ * first (tfctl policy check); err holds the first. A problem found
+ * outside the members (the file unreadable, its syntax, its signature)
+ * is only in err. */
+int tf_policy_check_file(const char *path, const struct tf_identities *ids,
+		void (*report)(void *ctx, const char *msg), void *report_ctx, struct tf_arena *arena,
+		struct tf_policy *out, struct tf_err *err);
+
 /* Frees what the policy owns outside the arena. */
 void tf_policy_release(struct tf_policy *p);
 

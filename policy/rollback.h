@@ -18,7 +18,9 @@
 #include "policy/id.h"
 #include "policy/policy.h"
 
-/* An entry as the trace store keeps it: "<version> <owner> <sha256 hex>". */
+/* An entry as the trace store keeps it: under "policy:<id>" (a setting of
+ * the store), "<version> <owner> <sha256 hex>". */
+#define TF_ROLLBACK_META_PREFIX "policy:"
 #define TF_ROLLBACK_TEXT_MAX (20 + 1 + TF_ID_MAX_LEN + 1 + 64)
 
 struct tf_rollback_entry {

@@ -11,59 +11,37 @@
 
 #include "broker/engine/engine_internal.h"
 #include "broker/stamp/provenance.h"
+#include "broker/trace/trace_query.h"
 #include "broker/trace/trace_store.h"
 #include "broker/trace/trace_writer.h"
 #include "policy/rollback.h"
 
-/* The trace store's name of a policy's entry: this, then the policy id. */
-#define ROLLBACK_META_PREFIX "policy:"
 #define POLICIES_TOPIC_PREFIX "$trustflow/policies/"
-
-struct rollback_scan {
-	struct tf_rollback *r;
-	int rc;
-};
-
-static void restore_entry(void *ctx, const char *rest, size_t rest_len, const void *value,
-		size_t len)
-{
-	struct rollback_scan *scan = ctx;
-	char id[TF_ID_MAX_LEN + 1], owner[TF_ID_MAX_LEN + 1];
-	unsigned char sha[32];
-	int64_t version;
-
-	/* Written by engine_accept_policies; anything else is not an entry. */
-	if (scan->rc != TF_OK || rest_len == 0 || rest_len > TF_ID_MAX_LEN
-			|| !tf_rollback_parse(value, len, &version, owner, sha))
-		return;
-	memcpy(id, rest, rest_len);
-	id[rest_len] = '\0';
-	scan->rc = tf_rollback_note(scan->r, id, owner, version, sha);
-}
 
 int engine_load_rollback(struct engine_ctx *c, struct tf_rollback **out, struct tf_err *err)
 {
-	struct rollback_scan scan = { tf_rollback_new(), TF_OK };
+	struct tf_rollback *r = tf_rollback_new();
 	struct tf_trace_store *s;
+	int rc = TF_OK;
 
 	*out = NULL;
-	if (scan.r == NULL)
+	if (r == NULL)
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	if (c->trace != NULL) {
 		s = tf_trace_writer_store(c->trace);
-		scan.rc = tf_trace_read_begin(s, err);
-		if (scan.rc == TF_OK) {
-			tf_trace_scan_meta(s, ROLLBACK_META_PREFIX, restore_entry, &scan);
+		rc = tf_trace_read_begin(s, err);
+		if (rc == TF_OK) {
+			rc = tf_query_rollback(s, r);
 			tf_trace_read_end(s);
-			if (scan.rc != TF_OK)
-				tf_err_set(err, scan.rc, "out of memory");
+			if (rc != TF_OK)
+				tf_err_set(err, rc, "out of memory");
 		}
 	}
-	if (scan.rc != TF_OK) {
-		tf_rollback_free(scan.r);
-		return scan.rc;
+	if (rc != TF_OK) {
+		tf_rollback_free(r);
+		return rc;
 	}
-	*out = scan.r;
+	*out = r;
 	return TF_OK;
 }
 
@@ -88,7 +66,7 @@ static char *base64(const unsigned char *bytes, size_t len)
 static void record_policy(struct engine_ctx *c, const struct tf_rollback *r,
 		const struct tf_policy *p, const char *topic, const char *file_b64)
 {
-	char sha[TF_SHA256_HEX + 1], meta_name[sizeof(ROLLBACK_META_PREFIX) + TF_ID_MAX_LEN];
+	char sha[TF_SHA256_HEX + 1], meta_name[sizeof(TF_ROLLBACK_META_PREFIX) + TF_ID_MAX_LEN];
 	char meta_value[TF_ROLLBACK_TEXT_MAX + 1];
 	const char *name = strrchr(p->file, '/');
 	struct tf_trace_input in = { .kind = TF_EVENT_POLICY, .ts_ms = engine_now_ms(c),
@@ -97,7 +75,7 @@ static void record_policy(struct engine_ctx *c, const struct tf_rollback *r,
 		.meta_name = meta_name, .meta_value = meta_value };
 
 	tf_hex(p->sha256, 32, sha);
-	snprintf(meta_name, sizeof(meta_name), ROLLBACK_META_PREFIX "%s", p->id);
+	snprintf(meta_name, sizeof(meta_name), TF_ROLLBACK_META_PREFIX "%s", p->id);
 	tf_rollback_format(tf_rollback_find(r, p->id), meta_value);
 	if (tf_trace_writer_record(c->trace, &in) != TF_OK)
 		engine_log(c, TF_LOG_ERR, "trustflow: the trace cannot record policy %s: it is in "

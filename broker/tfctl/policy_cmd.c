@@ -21,15 +21,18 @@
 #include "policy/set.h"
 
 static const char policy_usage[] =
-	"usage: tfctl policy check [--identities FILE] PATH...\n"
+	"usage: tfctl policy check [--identities FILE] [--trace DIR] PATH...\n"
 	"       tfctl policy explain --identities FILE --policies DIR --client USER\n"
 	"                            --topic TOPIC (--publish | --receive | --subscribe)\n"
 	"                            [--at TIME] [--default-access allow|deny]\n"
 	"       tfctl policy sign --key OWNER.pem FILE\n"
 	"\n"
-	"check    validates policy files (PATH: files, or directories of *.json) and,\n"
-	"         with --identities, that file too and everything the files must agree\n"
-	"         on; prints one line per error, `file: $.json.path: message`.\n"
+	"check    validates policy files (PATH: files, or directories of *.json) and\n"
+	"         everything the files must agree on; with --identities, that file\n"
+	"         too and the owners' signatures (saying which key signed); with\n"
+	"         --trace, a broker's trace store, that no file rolls back a version\n"
+	"         that broker accepted. Prints one line per problem,\n"
+	"         `file: $.json.path: message`, and `file: signed by KID, ...`.\n"
 	"explain  says whether USER may publish on, receive from or subscribe to TOPIC,\n"
 	"         and why, as JSON. TIME is RFC 3339 or ms since the epoch (default\n"
 	"         now). Exit status 0 for allow, 1 for deny.\n"
@@ -37,119 +40,15 @@ static const char policy_usage[] =
 	"         into FILE.sig beside it, and prints the key id; the key's public\n"
 	"         half goes in the owner's policy_keys (docs/policy-guide.md).\n";
 
-static int usage_error(const char *what)
+int tfctl_policy_usage(const char *what)
 {
 	fprintf(stderr, "tfctl policy: %s\n%s", what, policy_usage);
 	return TFCTL_USAGE;
 }
 
-/* --- check --------------------------------------------------------------- */
-
-struct check_state {
-	struct tf_policy *policies;
-	uint32_t n, cap;
-	struct tf_arena arena;
-	const struct tf_identities *ids;
-	int errors;
-	bool unreadable;
-};
-
-static void check_file(struct check_state *st, const char *path)
+static int usage_error(const char *what)
 {
-	struct tf_err err = { "" };
-	struct tf_policy p;
-	int rc;
-
-	rc = tf_policy_load(path, NULL, st->ids, false, &st->arena, &p, &err);
-	if (rc != TF_OK) {
-		printf("%s\n", err.msg);
-		st->errors++;
-		st->unreadable |= rc == TF_ERR_IO;
-		return;
-	}
-	if (!tf_grow(&st->policies, &st->cap, st->n, 16, UINT32_MAX)) {
-		tf_policy_release(&p);
-		fprintf(stderr, "tfctl: out of memory\n");
-		st->errors++;
-		st->unreadable = true;
-		return;
-	}
-	st->policies[st->n++] = p;
-}
-
-static void check_path(struct check_state *st, const char *path)
-{
-	struct tf_err err = { "" };
-	struct stat sb;
-	char **names;
-	uint32_t n;
-
-	if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-		check_file(st, path);
-		return;
-	}
-	if (tf_dir_list(path, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, &err) != TF_OK) {
-		printf("%s\n", err.msg);
-		st->errors++;
-		st->unreadable = true;
-		return;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		size_t len = strlen(path) + strlen(names[i]) + 2;
-		char *file = malloc(len);
-
-		if (file == NULL)
-			break;
-		snprintf(file, len, "%s/%s", path, names[i]);
-		check_file(st, file);
-		free(file);
-	}
-	tf_dir_list_free(names, n);
-}
-
-static int cmd_check(int argc, char **argv)
-{
-	struct check_state st = { 0 };
-	struct tf_identities *ids = NULL;
-	struct tf_policy_set *set = NULL;
-	struct tf_err err = { "" };
-	const char *identities = NULL;
-	int first = 0, rc;
-
-	if (argc >= 2 && strcmp(argv[0], "--identities") == 0) {
-		identities = argv[1];
-		first = 2;
-	}
-	if (first >= argc)
-		return usage_error("check needs at least one policy file or directory");
-	if (identities != NULL) {
-		rc = tf_identities_load(identities, NULL, &ids, &err);
-		if (rc != TF_OK) {
-			printf("%s\n", err.msg);
-			st.errors++;
-			st.unreadable |= rc == TF_ERR_IO;
-		}
-	}
-	st.ids = ids;
-	for (int i = first; i < argc; i++)
-		check_path(&st, argv[i]);
-	/* The checks across files need every file to be valid on its own. */
-	if (st.errors == 0) {
-		if (tf_policy_set_assemble(ids, st.policies, st.n, &st.arena, &set, &err) != TF_OK) {
-			printf("%s\n", err.msg);
-			st.errors++;
-		}
-		tf_policy_set_free(set);
-	} else {
-		for (uint32_t i = 0; i < st.n; i++)
-			tf_policy_release(&st.policies[i]);
-		free(st.policies);
-		tf_arena_free(&st.arena);
-		tf_identities_free(ids);
-	}
-	if (st.unreadable)
-		return TFCTL_USAGE;
-	return st.errors ? TFCTL_NO : TFCTL_OK;
+	return tfctl_policy_usage(what);
 }
 
 /* --- explain ------------------------------------------------------------- */
@@ -310,7 +209,7 @@ int tfctl_policy(int argc, char **argv)
 	if (argc < 1)
 		return usage_error("a subcommand is required");
 	if (strcmp(argv[0], "check") == 0)
-		return cmd_check(argc - 1, argv + 1);
+		return tfctl_policy_check(argc - 1, argv + 1);
 	if (strcmp(argv[0], "explain") == 0)
 		return cmd_explain(argc - 1, argv + 1);
 	if (strcmp(argv[0], "sign") == 0)

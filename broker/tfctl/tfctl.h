@@ -18,4 +18,9 @@ int tfctl_alerts(int argc, char **argv);
 int tfctl_quarantine(int argc, char **argv);
 int tfctl_report(int argc, char **argv);
 
+/* tfctl policy check (policy_check.c), and the usage error of the policy
+ * group (prints what is wrong and the usage; returns TFCTL_USAGE). */
+int tfctl_policy_check(int argc, char **argv);
+int tfctl_policy_usage(const char *what);
+
 #endif

@@ -485,7 +485,37 @@ int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha25
 	return b.rc;
 }
 
-/* --- a policy's history ------------------------------------------------------- */
+/* --- the versions accepted, and a policy's history ------------------------------ */
+
+struct rollback_scan {
+	struct tf_rollback *r;
+	int rc;
+};
+
+static void restore_entry(void *ctx, const char *rest, size_t rest_len, const void *value,
+		size_t len)
+{
+	struct rollback_scan *scan = ctx;
+	char id[TF_ID_MAX_LEN + 1], owner[TF_ID_MAX_LEN + 1];
+	unsigned char sha[32];
+	int64_t version;
+
+	/* Anything but what the broker writes is not an entry. */
+	if (scan->rc != TF_OK || rest_len == 0 || rest_len > TF_ID_MAX_LEN
+			|| !tf_rollback_parse(value, len, &version, owner, sha))
+		return;
+	memcpy(id, rest, rest_len);
+	id[rest_len] = '\0';
+	scan->rc = tf_rollback_note(scan->r, id, owner, version, sha);
+}
+
+int tf_query_rollback(struct tf_trace_store *s, struct tf_rollback *r)
+{
+	struct rollback_scan scan = { r, TF_OK };
+
+	tf_trace_scan_meta(s, TF_ROLLBACK_META_PREFIX, restore_entry, &scan);
+	return scan.rc;
+}
 
 struct history_build {
 	FILE *out;
@@ -534,7 +564,7 @@ int tf_query_policy_history(struct tf_trace_store *s, const char *policy_id, FIL
 	 * topic that the policy's events are filed under. */
 	if (!tf_id_is_valid(policy_id))
 		return tf_err_set(err, TF_ERR_INVALID, "--policy: not a policy id");
-	snprintf(name, sizeof(name), "policy:%s", policy_id);
+	snprintf(name, sizeof(name), TF_ROLLBACK_META_PREFIX "%s", policy_id);
 	if (!tf_trace_meta(s, name, kept, sizeof(kept))
 			|| !tf_rollback_parse(kept, strlen(kept), &version, owner, sha))
 		return TF_OK;

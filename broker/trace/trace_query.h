@@ -38,6 +38,11 @@ int tf_query_recipients(struct tf_trace_store *s, const char *policy, int64_t si
 int tf_query_find(struct tf_trace_store *s, const char *topic, const char *sha256,
 		int64_t since_ms, FILE *out, size_t *count, struct tf_err *err);
 
+/* The versions accepted per policy id (policy/rollback.h) the store
+ * keeps, added to r. Errors: TF_ERR_NOMEM. */
+struct tf_rollback;
+int tf_query_rollback(struct tf_trace_store *s, struct tf_rollback *r);
+
 /* One line per version of the policy policy_id (an id, without version)
  * the broker accepted, oldest first, as long as the trace keeps it
  * (trace_retention_days): {"policy", "version", "org", "ts" (when it came

@@ -151,6 +151,28 @@ class SignedPolicyTest(harness.BrokerTestCase):
         self.assertFalse(self.lab_may_subscribe())
         self.assertEqual(self.maint_receives(), [TOPIC, SENTINEL])
 
+    def test_check_says_who_signed_and_what_the_broker_would_refuse(self):
+        """tfctl policy check, before the operator reloads: which key
+        signed, and, against the broker's trace store, a rollback."""
+        self.write_signed(WATER_V4)
+        self.broker.start()
+        self.broker.stop()
+        self.write_signed(WATER_V3_WITH_LAB)
+        ids = self.broker.identities_path
+        out = run([TFCTL, "policy", "check", "--identities", ids, self.water], check=False)
+        self.assertEqual((out.returncode, out.stdout), (0, f"{self.water}: signed by "
+                         f"{self.owner_kid}, a policy key of city-waterworks\n"))
+        out = run([TFCTL, "policy", "check", "--identities", ids, "--trace",
+                   self.broker.trace_dir, self.water], check=False)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stdout, f"{self.water}: rolled back: version 3 of water-telemetry "
+                         "is older than version 4, which this broker has accepted\n")
+        # Unsigned, or changed after signing.
+        self.broker.write_policy("water.json", WATER_V4)
+        out = run([TFCTL, "policy", "check", "--identities", ids, self.water], check=False)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("its signature was made by none of its owner's policy_keys", out.stdout)
+
     def test_the_same_version_re_signed_with_other_content_is_refused(self):
         self.write_signed(WATER)
         self.broker.start()

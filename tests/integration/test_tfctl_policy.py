@@ -133,6 +133,42 @@ class PolicyCheckTest(unittest.TestCase):
                       out.stdout)
         self.assertIn("a.json", out.stdout)
 
+    def test_every_problem_of_a_file_gets_its_line(self):
+        """An owner fixes a file in one go: each member's problem, each
+        consumer rule's, in the order of the file."""
+        policy = load_water()
+        policy["consumer"] = []
+        policy["consumers"][0]["not_after"] = "next spring"
+        policy["consumers"].append({"orgs": ["maint-corp"]})
+        policy["retention_seconds"] = 0
+        policy["forwarding"] = "maybe"
+        path = self.write("p.json", policy)
+        out = self.check("--identities", DEMO_IDS, path)
+        self.assertEqual(out.returncode, 1)
+        lines = out.stdout.splitlines()
+        rule = len(policy["consumers"]) - 1
+        self.assertEqual([line.split(": ")[1] for line in lines], [
+            "$.consumer", "$.consumers[0].not_after", f"$.consumers[{rule}].orgs[0]",
+            "$.retention_seconds", "$.forwarding"])
+        self.assertTrue(all(line.startswith(path + ": ") for line in lines))
+
+    def test_every_problem_across_files_gets_its_line(self):
+        water = load_water()
+        self.write("a.json", water)
+        self.write("b.json", dict(water, id="b-copy"))                       # same filter
+        self.write("c.json", {"trustflow_policy": 1, "id": "capture", "version": 1,
+                              "owner": "other-co", "topics": [TOPIC]})       # inside a's
+        self.write("d.json", dict(water, topics=["city/gas/#"]))             # a's id
+        out = self.check("--identities", DEMO_IDS, self.dir)
+        self.assertEqual(out.returncode, 1)
+        lines = out.stdout.splitlines()
+        self.assertEqual(len(lines), 3, out.stdout)
+        self.assertIn("d.json: $.id: policy id \"water-telemetry\" is already used by", lines[0])
+        self.assertIn("b.json: $.topics[0]: topic filter \"city/water/+/telemetry\" is also in",
+                      lines[1])
+        self.assertIn("overlaps", lines[2])
+        self.assertIn("c.json", lines[2])
+
     def test_broken_identities_are_reported(self):
         ids = self.write("ids.json", '{"trustflow_identities": 2, "organizations": {}, "clients": {}}')
         out = self.check("--identities", ids, WATER)

@@ -562,6 +562,45 @@ static void check_object_names_the_unknown_member(void **state)
 	getter_done(&g);
 }
 
+struct reported {
+	char lines[4][256];
+	int n;
+};
+
+static void note_report(void *ctx, const char *msg)
+{
+	struct reported *r = ctx;
+
+	assert_true(r->n < 4);
+	snprintf(r->lines[r->n++], sizeof(r->lines[0]), "%s", msg);
+}
+
+/* Collecting, every problem is reported, and err keeps the first. */
+static void a_collecting_context_reports_every_problem(void **state)
+{
+	static const char *const names[] = { "max_messages_per_second", NULL };
+	struct reported r = { .n = 0 };
+	struct getter g;
+
+	(void)state;
+	getter_init(&g, "{\"max_rate\": 2, \"max_messages_per_second\": 1, \"other\": 3}");
+	tf_jctx_collect(&g.c, note_report, &r);
+	assert_int_equal(tf_jcheck_object(&g.c, g.obj, names), TF_ERR_INVALID);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.lines[0], FILE_NAME ": $.limits.max_rate: unknown member");
+	assert_string_equal(r.lines[1], FILE_NAME ": $.limits.other: unknown member");
+	assert_string_equal(g.err.msg, r.lines[0]);
+	assert_true(tf_jctx_goes_on(&g.c, TF_ERR_INVALID));
+	assert_false(tf_jctx_goes_on(&g.c, TF_ERR_NOMEM));
+	getter_done(&g);
+	/* Not collecting, a loader stops at the first. */
+	getter_init(&g, "{\"max_rate\": 2, \"other\": 3}");
+	assert_int_equal(tf_jcheck_object(&g.c, g.obj, names), TF_ERR_INVALID);
+	assert_string_equal(g.err.msg, FILE_NAME ": $.limits.max_rate: unknown member");
+	assert_false(tf_jctx_goes_on(&g.c, TF_ERR_INVALID));
+	getter_done(&g);
+}
+
 static void jint_accepts_integers_within_bounds(void **state)
 {
 	struct getter g;
@@ -746,6 +785,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(valid_json_parses),
+		cmocka_unit_test(a_collecting_context_reports_every_problem),
 		cmocka_unit_test(only_the_given_length_is_read),
 		cmocka_unit_test(well_formed_multibyte_utf8_is_accepted),
 		cmocka_unit_test(overlong_utf8_is_reported_with_line_and_column),
