@@ -69,8 +69,33 @@ class PolicyCheckTest(unittest.TestCase):
         out = self.check("--identities", DEMO_IDS, a, b)
         self.assertEqual(out.returncode, 1)
         self.assertEqual(out.stdout.splitlines(), [
-            f"{a}: $.consumers[0].not_after: not an RFC 3339 time",
+            f"{a}: $.consumers[0].not_after: not an RFC 3339 time or date, such as"
+            " 2026-06-30T12:00:00Z or 2026-06-30",
             f"{b}: $.consumer: unknown member",
+        ])
+
+    def test_times_owners_write(self):
+        """A date alone is taken; a date-time without an offset, or a day
+        that does not exist, is refused with the file and the JSON path."""
+        good = load_water()
+        good["consumers"][0]["not_before"] = "2026-06-01"
+        good["consumers"][0]["not_after"] = "2026-06-30"
+        out = self.check("--identities", DEMO_IDS, self.write("good.json", good))
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+        ambiguous = load_water()
+        ambiguous["consumers"][0]["not_after"] = "2026-06-30T12:00"
+        leap = load_water()
+        leap["consumers"][0]["not_before"] = "2026-02-29"
+        a = self.write("a.json", ambiguous)
+        b = self.write("b.json", leap)
+        out = self.check("--identities", DEMO_IDS, a, b)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stdout.splitlines(), [
+            f"{a}: $.consumers[0].not_after: not an RFC 3339 time: a date-time without an"
+            " offset is ambiguous: end it with Z for UTC or an offset such as +02:00"
+            " (2026-06-30T12:00:00Z), or write the date alone (2026-06-30)",
+            f"{b}: $.consumers[0].not_before: not an RFC 3339 time: no such date: 2026-02 has"
+            " no day 29",
         ])
 
     def test_overlap_between_owners_names_both_files(self):
@@ -162,6 +187,24 @@ class PolicyExplainTest(unittest.TestCase):
         rc, d = self.explain("maint-app", "receive", "--at", "2027-07-01T00:00:00Z")
         self.assertEqual((rc, d["decision"], d["rule"]), (1, "deny", None))
         self.assertEqual(d["reason"], "its consumer rule has expired")
+
+    def test_a_date_alone_holds_through_that_day(self):
+        tmp = tempfile.mkdtemp(prefix="tf-explain-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        policy = load_water()
+        policy["consumers"][0]["not_before"] = "2026-06-01"
+        policy["consumers"][0]["not_after"] = "2026-06-30"
+        harness.write_json(os.path.join(tmp, "water-telemetry.json"), policy)
+        for at, decision in (("2026-05-31T23:59:59.999Z", "deny"),
+                             ("2026-06-01T00:00:00Z", "allow"),
+                             ("2026-06-30T23:59:59.999Z", "allow"),
+                             ("2026-07-01T01:59:59.999+02:00", "allow"),
+                             ("2026-07-01T00:00:00Z", "deny")):
+            with self.subTest(at=at):
+                out = run([TFCTL, "policy", "explain", "--identities", DEMO_IDS, "--policies",
+                           tmp, "--client", "maint-app", "--topic", TOPIC, "--receive",
+                           "--at", at], check=False)
+                self.assertEqual(json.loads(out.stdout)["decision"], decision)
 
     def test_owner_and_publishers(self):
         rc, d = self.explain("ww-operator", "receive")
