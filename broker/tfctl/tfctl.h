@@ -11,6 +11,7 @@ enum tfctl_exit {
 
 /* Command groups: argv[0] is the first word after the group's name. */
 int tfctl_policy(int argc, char **argv);
+int tfctl_policy_new(int argc, char **argv);   /* policy_new.c, for tfctl_policy */
 int tfctl_key(int argc, char **argv);
 int tfctl_verify(int argc, char **argv);
 int tfctl_trace(int argc, char **argv);

@@ -2,6 +2,7 @@
 them on real files."""
 
 import base64
+import datetime
 import json
 import os
 import shutil
@@ -278,6 +279,128 @@ class PolicySignTest(unittest.TestCase):
                 self.assertEqual(out.returncode, 2)
                 self.assertIn(says, out.stderr)
         self.assertEqual(sorted(os.listdir(self.dir)), ["owner.pem", "water-telemetry.json"])
+
+
+def utc_days():
+    """Today's date in UTC, and yesterday's (for a test that runs across
+    midnight), as tfctl writes them."""
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    return {str(today), str(today - datetime.timedelta(days=1))}
+
+
+class PolicyNewTest(unittest.TestCase):
+    """tfctl policy new: a starting policy that passes check and shares
+    nothing until its owner names someone."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="tf-new-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def new(self, *args):
+        return run([TFCTL, "policy", "new"] + list(args), check=False)
+
+    def check(self, *args):
+        return run([TFCTL, "policy", "check"] + list(args), check=False)
+
+    def test_the_template_passes_check_with_the_owner_and_topics_given(self):
+        days = utc_days()
+        out = self.new("--owner", "city-waterworks", "--id", "water-pressure",
+                       "--topic", "city/water/+/pressure", "--topic", "city/water/+/level")
+        self.assertEqual((out.returncode, out.stderr), (0, ""))
+        path = os.path.join(self.dir, "water-pressure.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(out.stdout)
+        for args in ([path], ["--identities", DEMO_IDS, path],
+                     ["--identities", DEMO_IDS, DEMO_POLICIES, path]):
+            with self.subTest(args=args):
+                checked = self.check(*args)
+                self.assertEqual((checked.returncode, checked.stdout, checked.stderr), (0, "", ""))
+        policy = json.loads(out.stdout)
+        self.assertEqual((policy["trustflow_policy"], policy["id"], policy["version"],
+                          policy["owner"]), (1, "water-pressure", 1, "city-waterworks"))
+        self.assertEqual(policy["topics"], ["city/water/+/pressure", "city/water/+/level"])
+        self.assertEqual(policy["publishers"], {"roles": ["sensor"]})
+        self.assertEqual(policy["retention_seconds"], 86400)
+        self.assertIn("replace this description", policy["description"])
+        [rule] = policy["consumers"]
+        self.assertEqual(rule["orgs"], [])
+        self.assertTrue(rule["purposes"])
+        # A window of dates alone: today through the day before next year's.
+        self.assertIn(rule["not_before"], days)
+        start = datetime.date.fromisoformat(rule["not_before"])
+        until = datetime.date.fromisoformat(rule["not_after"])
+        try:
+            next_year = start.replace(year=start.year + 1)
+        except ValueError:  # from 29 February, a year later is 1 March
+            next_year = datetime.date(start.year + 1, 3, 1)
+        self.assertEqual(until + datetime.timedelta(days=1), next_year)
+
+    def test_without_topic_the_owner_and_id_make_one(self):
+        out = self.new("--owner", "city-waterworks", "--id", "water-pressure")
+        self.assertEqual(out.returncode, 0)
+        self.assertEqual(json.loads(out.stdout)["topics"], ["city-waterworks/water-pressure/#"])
+
+    def test_the_template_shares_nothing_until_its_owner_names_a_partner(self):
+        policies = os.path.join(self.dir, "policies")
+        os.mkdir(policies)
+        path = os.path.join(policies, "p.json")
+        out = self.new("--owner", "city-waterworks", "--id", "water-pressure",
+                       "--topic", "city/water/+/pressure", "--out", path)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+
+        def explain(client):
+            out = run([TFCTL, "policy", "explain", "--identities", DEMO_IDS, "--policies",
+                       policies, "--client", client, "--topic", "city/water/d7/pressure",
+                       "--receive"], check=False)
+            return json.loads(out.stdout)["decision"]
+
+        for client, decision in (("ww-operator", "allow"), ("maint-app", "deny"),
+                                 ("lab-analyst", "deny"), ("snoop", "deny")):
+            with self.subTest(client=client):
+                self.assertEqual(explain(client), decision)
+        with open(path, encoding="utf-8") as f:
+            policy = json.load(f)
+        policy["consumers"][0]["orgs"] = ["maint-co"]
+        policy["consumers"][0]["purposes"] = ["maintenance"]
+        harness.write_json(path, policy)
+        self.assertEqual(explain("maint-app"), "allow")
+
+    def test_out_refuses_to_overwrite(self):
+        path = os.path.join(self.dir, "p.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("an owner's edits\n")
+        out = self.new("--owner", "city-waterworks", "--id", "p", "--out", path)
+        self.assertEqual((out.returncode, out.stdout), (2, ""))
+        self.assertIn(f"{path} exists; not overwriting it", out.stderr)
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "an owner's edits\n")
+        # Nor through a link to another file.
+        link = os.path.join(self.dir, "link.json")
+        os.symlink(path, link)
+        self.assertEqual(self.new("--owner", "o", "--id", "p", "--out", link).returncode, 2)
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "an owner's edits\n")
+
+    def test_bad_usage_prints_no_policy(self):
+        missing = os.path.join(self.dir, "none", "p.json")
+        for args, says in ((["--id", "p"], "needs --owner ORG and --id ID"),
+                           (["--owner", "o"], "needs --owner ORG and --id ID"),
+                           (["--owner", "o x", "--id", "p"], "ORG and ID are"),
+                           (["--owner", "o", "--id", "p", "--topic", "a/#/b"],
+                            '--topic "a/#/b": not a valid topic filter: # must be the last level'),
+                           (["--owner", "o", "--id", "p", "--topic", "$SYS/x"],
+                            "not a valid topic filter"),
+                           (["--owner", "o", "--id", "p", "--topic", "a", "--topic", "a"],
+                            '--topic "a" is given twice'),
+                           (["--owner", "o", "--id", "p", "--id", "q"], "repeated option"),
+                           (["--owner", "o", "--id", "p", "--topic"], "missing its value"),
+                           (["--owner", "o", "--id", "p", "--frob", "x"], "unknown"),
+                           (["--owner", "o", "--id", "p", "--out", missing], "cannot write")):
+            with self.subTest(args=args):
+                out = self.new(*args)
+                self.assertEqual((out.returncode, out.stdout), (2, ""))
+                self.assertIn(says, out.stderr)
+        self.assertEqual(os.listdir(self.dir), [])
 
 
 if __name__ == "__main__":
