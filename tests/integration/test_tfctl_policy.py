@@ -5,6 +5,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import shutil
 import tempfile
 import unittest
@@ -20,6 +21,10 @@ DEMO_IDS = os.path.join(DEMO, "identities.json")
 DEMO_POLICIES = os.path.join(DEMO, "policies")
 WATER = os.path.join(DEMO_POLICIES, "water-telemetry.json")
 TOPIC = "city/water/d7/telemetry"
+EXAMPLES = os.path.join(SRCDIR, "policy", "examples")
+EXAMPLE_IDS = os.path.join(EXAMPLES, "identities.json")
+EXAMPLE_POLICIES = os.path.join(EXAMPLES, "policies")
+GUIDE = os.path.join(SRCDIR, "docs", "policy-guide.md")
 
 
 def load_water():
@@ -401,6 +406,62 @@ class PolicyNewTest(unittest.TestCase):
                 self.assertEqual((out.returncode, out.stdout), (2, ""))
                 self.assertIn(says, out.stderr)
         self.assertEqual(os.listdir(self.dir), [])
+
+
+class GuideExamplesTest(unittest.TestCase):
+    """The guide's examples for common situations are the files of
+    policy/examples, whole, and do what the guide says."""
+
+    def guide_examples(self):
+        with open(GUIDE, encoding="utf-8") as f:
+            text = f.read()
+        return re.findall(r"^`(policy/examples/policies/[^`]+\.json)`:\n\n```json\n(.*?)```",
+                          text, re.S | re.M)
+
+    def test_each_example_is_a_file_that_passes_check(self):
+        examples = self.guide_examples()
+        self.assertEqual(len(examples), 4)
+        for name, block in examples:
+            with self.subTest(example=name):
+                path = os.path.join(SRCDIR, name)
+                with open(path, encoding="utf-8") as f:
+                    self.assertEqual(f.read(), block, "the guide shows another text")
+                out = run([TFCTL, "policy", "check", "--identities", EXAMPLE_IDS, path],
+                          check=False)
+                self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+
+    def explain(self, client, topic, action, *at):
+        out = run([TFCTL, "policy", "explain", "--identities", EXAMPLE_IDS, "--policies",
+                   EXAMPLE_POLICIES, "--client", client, "--topic", topic, "--" + action]
+                  + (["--at", at[0]] if at else []), check=False)
+        return json.loads(out.stdout)
+
+    def test_the_examples_do_what_the_guide_says(self):
+        cases = (
+            # A partner, for one purpose, through 30 June 2027.
+            ("maint-app", "city/water/d1/pressure", "receive", "2026-06-30T23:59:59.999Z",
+             "deny"),
+            ("maint-app", "city/water/d1/pressure", "receive", "2026-07-01T00:00:00Z", "allow"),
+            ("maint-app", "city/water/d1/pressure", "receive", "2027-06-30T23:59:59.999Z",
+             "allow"),
+            ("maint-app", "city/water/d1/pressure", "receive", "2027-07-01T00:00:00Z", "deny"),
+            ("dispatch", "city/water/d1/pressure", "receive", "2026-12-01T00:00:00Z", "deny"),
+            # A contractor: the view only.
+            ("survey-app", "city/water/d1/meter", "receive", None, "deny"),
+            ("survey-app", "views/survey-co/city/water/d1/meter", "receive", None, "allow"),
+            ("maint-app", "views/survey-co/city/water/d1/meter", "receive", None, "deny"),
+            # The owner only.
+            ("dispatch", "logistics/fleet/van-7/position", "receive", None, "allow"),
+            ("open-data-portal", "logistics/fleet/van-7/position", "receive", None, "deny"),
+            # Limits and quarantine: the counters publish, the lab receives.
+            ("tram-counter-03", "city/transport/tram/4/passengers", "publish", None, "allow"),
+            ("bus-tracker-12", "city/transport/tram/4/passengers", "publish", None, "deny"),
+            ("lab-analyst", "city/transport/tram/4/passengers", "receive", None, "allow"),
+        )
+        for client, topic, action, at, decision in cases:
+            with self.subTest(client=client, topic=topic, at=at):
+                d = self.explain(client, topic, action, *([at] if at else []))
+                self.assertEqual(d["decision"], decision, d)
 
 
 if __name__ == "__main__":
