@@ -84,9 +84,10 @@ static bool date_exists(unsigned year, unsigned month, unsigned day)
 	return month >= 1 && month <= 12 && day >= 1 && day <= days_in_month(year, month);
 }
 
-/* The time of day, fraction and offset at s, after the date and its 'T',
- * into seconds of the day, ms of the fraction and the offset's seconds.
- * Range checks on the time are the caller's. */
+/* The time of day, fraction and offset at s (after the date and its 'T')
+ * into hms (hours, minutes, seconds), the fraction's ms and the offset's
+ * seconds; false unless that is all of s. Range checks on hms are the
+ * caller's. */
 static bool time_part(const char *s, unsigned hms[3], unsigned *frac_ms, int64_t *offset_s)
 {
 	unsigned oh, om;
