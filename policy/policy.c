@@ -126,16 +126,35 @@ static int load_strings(struct tf_jctx *c, const cJSON *obj, const struct string
 	return TF_OK;
 }
 
-static int load_time(struct tf_jctx *c, const cJSON *rule, const char *name, int64_t *out)
+/* not_before or not_after (ends_window) of a rule. A date alone means
+ * the whole of that day in UTC: as a not_before the rule starts at its
+ * first instant, as a not_after it holds through its last and ends at the
+ * first instant of the next day, as owners who write "until 2026-06-30"
+ * mean. A date-time is the instant it names, and the rule is in force
+ * while not_before <= now < not_after. */
+static int load_time(struct tf_jctx *c, const cJSON *rule, const char *name, bool ends_window,
+		int64_t *out)
 {
+	char why[TF_RFC3339_WHY_MAX];
 	const char *text;
 	int rc = tf_jstring(c, rule, name, false, 64, &text);
 
 	if (rc != TF_OK || text == NULL)
 		return rc;
-	if (!tf_rfc3339_parse(text, out))
-		return tf_jfail_at(c, name, "not an RFC 3339 time");
-	return TF_OK;
+	switch (tf_rfc3339_parse_day_or_time(text, out, why)) {
+	case TF_RFC3339_DATE_TIME:
+		return TF_OK;
+	case TF_RFC3339_DATE:
+		if (ends_window)
+			*out += TF_RFC3339_DAY_MS;
+		return TF_OK;
+	case TF_RFC3339_INVALID:
+		break;
+	}
+	if (why[0] != '\0')
+		return tf_jfail_at(c, name, "not an RFC 3339 time: %s", why);
+	return tf_jfail_at(c, name, "not an RFC 3339 time or date, such as "
+		"2026-06-30T12:00:00Z or 2026-06-30");
 }
 
 static int load_rule(struct tf_jctx *c, const cJSON *rule, const struct tf_identities *ids,
@@ -150,9 +169,9 @@ static int load_rule(struct tf_jctx *c, const cJSON *rule, const struct tf_ident
 	if (rc == TF_OK)
 		rc = tf_selector_load(c, rule, ids, arena, &r->who);
 	if (rc == TF_OK)
-		rc = load_time(c, rule, "not_before", &r->not_before);
+		rc = load_time(c, rule, "not_before", false, &r->not_before);
 	if (rc == TF_OK)
-		rc = load_time(c, rule, "not_after", &r->not_after);
+		rc = load_time(c, rule, "not_after", true, &r->not_after);
 	if (rc == TF_OK && r->not_before >= r->not_after)
 		rc = tf_jfail_at(c, "not_after", "must be later than not_before");
 	if (rc == TF_OK)

@@ -72,15 +72,30 @@ static bool expect(const char **s, char a, char b)
 	return true;
 }
 
-bool tf_rfc3339_parse(const char *s, int64_t *ms)
+/* The date at *s, "YYYY-MM-DD", without its range checks. */
+static bool date_part(const char **s, unsigned *year, unsigned *month, unsigned *day)
 {
-	unsigned year, month, day, hour, minute, second, oh, om, frac_ms = 0;
-	int64_t offset_s = 0;
+	return digits(s, 4, year) && expect(s, '-', '-') && digits(s, 2, month)
+		&& expect(s, '-', '-') && digits(s, 2, day);
+}
 
-	if (!digits(&s, 4, &year) || !expect(&s, '-', '-') || !digits(&s, 2, &month)
-			|| !expect(&s, '-', '-') || !digits(&s, 2, &day) || !expect(&s, 'T', 't')
-			|| !digits(&s, 2, &hour) || !expect(&s, ':', ':') || !digits(&s, 2, &minute)
-			|| !expect(&s, ':', ':') || !digits(&s, 2, &second))
+static bool date_exists(unsigned year, unsigned month, unsigned day)
+{
+	return month >= 1 && month <= 12 && day >= 1 && day <= days_in_month(year, month);
+}
+
+/* The time of day, fraction and offset at s (after the date and its 'T')
+ * into hms (hours, minutes, seconds), the fraction's ms and the offset's
+ * seconds; false unless that is all of s. Range checks on hms are the
+ * caller's. */
+static bool time_part(const char *s, unsigned hms[3], unsigned *frac_ms, int64_t *offset_s)
+{
+	unsigned oh, om;
+
+	*frac_ms = 0;
+	*offset_s = 0;
+	if (!digits(&s, 2, &hms[0]) || !expect(&s, ':', ':') || !digits(&s, 2, &hms[1])
+			|| !expect(&s, ':', ':') || !digits(&s, 2, &hms[2]))
 		return false;
 	if (*s == '.') {
 		int n = 0;
@@ -88,14 +103,14 @@ bool tf_rfc3339_parse(const char *s, int64_t *ms)
 		s++;
 		while (*s >= '0' && *s <= '9') {
 			if (n < 3)
-				frac_ms = frac_ms * 10 + (unsigned)(*s - '0');
+				*frac_ms = *frac_ms * 10 + (unsigned)(*s - '0');
 			n++;
 			s++;
 		}
 		if (n == 0)
 			return false;
 		for (; n < 3; n++)
-			frac_ms *= 10;
+			*frac_ms *= 10;
 	}
 	if (*s == 'Z' || *s == 'z') {
 		s++;
@@ -106,20 +121,111 @@ bool tf_rfc3339_parse(const char *s, int64_t *ms)
 		if (!digits(&s, 2, &oh) || !expect(&s, ':', ':') || !digits(&s, 2, &om)
 				|| oh > 23 || om > 59)
 			return false;
-		offset_s = sign * (int64_t)(oh * 3600 + om * 60);
+		*offset_s = sign * (int64_t)(oh * 3600 + om * 60);
 	} else {
 		return false;
 	}
-	if (*s != '\0' || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month)
-			|| hour > 23 || minute > 59 || second > 60)
-		return false;
+	return *s == '\0';
+}
+
+static bool time_exists(const unsigned hms[3])
+{
+	return hms[0] <= 23 && hms[1] <= 59 && hms[2] <= 60;
+}
+
+/* ms since the epoch of a checked date and time; a leap second (:60)
+ * counts as :59.999. */
+static int64_t to_ms(unsigned year, unsigned month, unsigned day, const unsigned hms[3],
+		unsigned frac_ms, int64_t offset_s)
+{
+	unsigned second = hms[2];
+
 	if (second == 60) {
 		second = 59;
 		frac_ms = 999;
 	}
-	*ms = ((days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second)
+	return ((days_from_civil(year, month, day) * 86400 + hms[0] * 3600 + hms[1] * 60 + second)
 		- offset_s) * 1000 + frac_ms;
+}
+
+bool tf_rfc3339_parse(const char *s, int64_t *ms)
+{
+	unsigned year, month, day, hms[3], frac_ms;
+	int64_t offset_s;
+
+	if (!date_part(&s, &year, &month, &day) || !expect(&s, 'T', 't')
+			|| !time_part(s, hms, &frac_ms, &offset_s)
+			|| !date_exists(year, month, day) || !time_exists(hms))
+		return false;
+	*ms = to_ms(year, month, day, hms, frac_ms, offset_s);
 	return true;
+}
+
+/* Whether s is nothing but digits, ':' and '.': a time of day that lacks
+ * its offset (and maybe its seconds). */
+static bool clock_only(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if ((*s < '0' || *s > '9') && *s != ':' && *s != '.')
+			return false;
+	return true;
+}
+
+static void say_no_such_date(unsigned year, unsigned month, unsigned day,
+		char why[TF_RFC3339_WHY_MAX])
+{
+	/* The modulos tell the compiler each field's width. */
+	if (month < 1 || month > 12)
+		snprintf(why, TF_RFC3339_WHY_MAX, "no such date: there is no month %02u", month % 100u);
+	else
+		snprintf(why, TF_RFC3339_WHY_MAX, "no such date: %04u-%02u has no day %02u",
+			year % 10000u, month % 100u, day % 100u);
+}
+
+enum tf_rfc3339_form tf_rfc3339_parse_day_or_time(const char *s, int64_t *ms,
+		char why[TF_RFC3339_WHY_MAX])
+{
+	static const unsigned midnight[3] = { 0, 0, 0 };
+	unsigned year, month, day, hms[3], frac_ms;
+	const char *rest = s;
+	int64_t offset_s;
+
+	why[0] = '\0';
+	if (!date_part(&rest, &year, &month, &day))
+		return TF_RFC3339_INVALID;
+	if (*rest != '\0' && *rest != 'T' && *rest != 't') {
+		if (rest[0] == ' ' && rest[1] >= '0' && rest[1] <= '9')
+			snprintf(why, TF_RFC3339_WHY_MAX, "put a T between the date and the time "
+				"(%.10sT12:00:00Z)", s);
+		return TF_RFC3339_INVALID;
+	}
+	if (!date_exists(year, month, day)) {
+		say_no_such_date(year, month, day, why);
+		return TF_RFC3339_INVALID;
+	}
+	if (*rest == '\0') {
+		*ms = to_ms(year, month, day, midnight, 0, 0);
+		return TF_RFC3339_DATE;
+	}
+	rest++;
+	/* "2026-06-30T12:00" names a different moment in every time zone. */
+	if (clock_only(rest)) {
+		snprintf(why, TF_RFC3339_WHY_MAX, "a date-time without an offset is ambiguous: end it "
+			"with Z for UTC or an offset such as +02:00 (%.10sT12:00:00Z), or write the "
+			"date alone (%.10s)", s, s);
+		return TF_RFC3339_INVALID;
+	}
+	if (!time_part(rest, hms, &frac_ms, &offset_s))
+		return TF_RFC3339_INVALID;
+	if (!time_exists(hms)) {
+		snprintf(why, TF_RFC3339_WHY_MAX, "no such time of day (hours 00 to 23, minutes and "
+			"seconds 00 to 59)");
+		return TF_RFC3339_INVALID;
+	}
+	*ms = to_ms(year, month, day, hms, frac_ms, offset_s);
+	return TF_RFC3339_DATE_TIME;
 }
 
 /* Division rounding towards minus infinity (b > 0), so that times before

@@ -1,4 +1,5 @@
-/* tfctl policy check | explain (operations-v1) | sign (federation-v1). */
+/* tfctl policy explain (operations-v1) | sign (federation-v1), and the
+ * group's usage; check is in policy_check.c, new in policy_new.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@ static const char policy_usage[] =
 	"                            --topic TOPIC (--publish | --receive | --subscribe)\n"
 	"                            [--at TIME] [--default-access allow|deny]\n"
 	"       tfctl policy sign --key OWNER.pem FILE\n"
+	"       tfctl policy new --owner ORG --id ID [--topic FILTER]... [--out FILE]\n"
 	"\n"
 	"check    validates policy files (PATH: files, or directories of *.json) and\n"
 	"         everything the files must agree on; with --identities, that file\n"
@@ -38,7 +40,12 @@ static const char policy_usage[] =
 	"         now). Exit status 0 for allow, 1 for deny.\n"
 	"sign     signs the policy file FILE with the owner's key (tfctl key generate)\n"
 	"         into FILE.sig beside it, and prints the key id; the key's public\n"
-	"         half goes in the owner's policy_keys (docs/policy-guide.md).\n";
+	"         half goes in the owner's policy_keys (docs/policy-guide.md).\n"
+	"new      prints a starting policy of ORG with id ID for the topic filters\n"
+	"         given (default ORG/ID/#), to edit: its description says how. It\n"
+	"         passes check, and shares the data with no one outside ORG until\n"
+	"         its consumer rule names an organization. --out FILE writes it to\n"
+	"         FILE instead, which must not exist yet.\n";
 
 int tfctl_policy_usage(const char *what)
 {
@@ -214,6 +221,8 @@ int tfctl_policy(int argc, char **argv)
 		return cmd_explain(argc - 1, argv + 1);
 	if (strcmp(argv[0], "sign") == 0)
 		return cmd_sign(argc - 1, argv + 1);
+	if (strcmp(argv[0], "new") == 0)
+		return tfctl_policy_new(argc - 1, argv + 1);
 	if (strcmp(argv[0], "--help") == 0) {
 		fputs(policy_usage, stdout);
 		return TFCTL_OK;

@@ -18,9 +18,11 @@ int tfctl_alerts(int argc, char **argv);
 int tfctl_quarantine(int argc, char **argv);
 int tfctl_report(int argc, char **argv);
 
-/* tfctl policy check (policy_check.c), and the usage error of the policy
- * group (prints what is wrong and the usage; returns TFCTL_USAGE). */
+/* tfctl policy check (policy_check.c) and new (policy_new.c), and the
+ * usage error of the policy group (prints what is wrong and the usage;
+ * returns TFCTL_USAGE). */
 int tfctl_policy_check(int argc, char **argv);
+int tfctl_policy_new(int argc, char **argv);
 int tfctl_policy_usage(const char *what);
 
 #endif

@@ -92,8 +92,9 @@ class Broker:
     `passwords` (username -> password) makes a password file;
     `extra_conf` is appended verbatim; `with_plugin=False` gives a plain
     mosquitto (benchmarks); `conf_template` replaces the generated config
-    with a file whose listener and data directory are rewritten to this
-    broker's own.
+    with a file whose listeners and data directory are rewritten to this
+    broker's own: its first listener to `port`, any further ones to free
+    ports of their own (`other_ports`, in the file's order).
     """
 
     def __init__(self, plugin_options=None, extra_conf="", with_plugin=True,
@@ -111,6 +112,7 @@ class Broker:
         self.trace_dir = os.path.join(self.data_dir if conf_template else self.dir, "trace")
         os.mkdir(self.data_dir)
         self.port = None
+        self.other_ports = []
         self.proc = None
         self.passwords = passwords
         self.identities_path = os.path.join(self.dir, "identities.json")
@@ -181,11 +183,17 @@ class Broker:
 
     def _templated_conf(self):
         out = []
+        self.other_ports = []
+        first_listener = True
         with open(self.conf_template, encoding="utf-8") as f:
             for line in f:
                 words = line.split()
-                if words[:1] == ["listener"]:
+                if words[:1] == ["listener"] and first_listener:
+                    first_listener = False
                     line = f"listener {self.port} 127.0.0.1\n"
+                elif words[:1] == ["listener"]:
+                    self.other_ports.append(free_port())
+                    line = f"listener {self.other_ports[-1]} 127.0.0.1\n"
                 elif words[:1] == ["persistence_location"]:
                     line = f"persistence_location {self.data_dir}/\n"
                 elif words[:1] == ["plugin_opt_signing_key"]:
@@ -455,6 +463,12 @@ class BrokerTestCase(unittest.TestCase):
         broker = Broker(**kwargs)
         self.addCleanup(self._finish_broker, broker)
         return broker
+
+    def unstarted_broker(self, **kwargs):
+        """A broker whose files the test puts in place (in broker.dir and
+        broker.data_dir) before it calls start(); stopped and removed as
+        start_broker's are."""
+        return self.broker_expecting_failure(**kwargs)
 
     def client(self, broker, client_id, **kwargs):
         c = Client(broker, client_id, **kwargs)

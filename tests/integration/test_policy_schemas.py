@@ -142,9 +142,29 @@ def rfc3339_valid(instance):
     return second <= 60
 
 
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+def date_valid(instance):
+    """A date alone, as tf_rfc3339_parse_day_or_time() takes it: RFC 3339's
+    full-date, a day that exists. (Python's own date.fromisoformat takes
+    more forms than RFC 3339, such as 20270331.)"""
+    if not isinstance(instance, str):
+        return True
+    m = _DATE.fullmatch(instance)
+    if m is None:
+        return False
+    try:
+        datetime.date(*(int(g) for g in m.groups()))
+    except ValueError:
+        return False
+    return True
+
+
 def format_checker():
     checker = jsonschema.FormatChecker()
     checker.checks("date-time")(rfc3339_valid)
+    checker.checks("date")(date_valid)
     return checker
 
 
@@ -444,7 +464,11 @@ class BadPoliciesTest(SchemaCase):
          ["consumers", 0, "not_after"]),
         ("not_after February 30", (["consumers", 0, "not_after"], "2027-02-30T00:00:00Z"),
          ["consumers", 0, "not_after"]),
-        ("not_after a date only", (["consumers", 0, "not_after"], "2027-03-31"),
+        ("not_after a date that does not exist", (["consumers", 0, "not_after"], "2027-02-30"),
+         ["consumers", 0, "not_after"]),
+        ("not_after a date with a zone", (["consumers", 0, "not_after"], "2027-03-31Z"),
+         ["consumers", 0, "not_after"]),
+        ("not_after without seconds or zone", (["consumers", 0, "not_after"], "2027-03-31T12:00"),
          ["consumers", 0, "not_after"]),
         ("not_after with a space", (["consumers", 0, "not_after"], "2027-03-31 00:00:00"),
          ["consumers", 0, "not_after"]),
@@ -612,9 +636,12 @@ class RulesAgreeWithTheBrokerTest(SchemaCase):
         times = self.subschema_validator(self.policy_schema, "time")
         good = ["2027-03-31T00:00:00Z", "2027-03-31t00:00:00z", "2027-03-31T00:00:00.123Z",
                 "2027-03-31T00:00:00+02:00", "2027-03-31T00:00:00-23:59",
-                "2016-12-31T23:59:60Z", "2024-02-29T12:00:00Z"]
+                "2016-12-31T23:59:60Z", "2024-02-29T12:00:00Z",
+                "2027-03-31", "2024-02-29", "2000-02-29"]
         bad = ["tomorrow", "", "2027-02-30T00:00:00Z", "2023-02-29T00:00:00Z",
-               "2027-03-31", "2027-03-31 00:00:00", "2027-03-31T00:00:00",
+               "2027-02-30", "2023-02-29", "2100-02-29", "2027-13-01", "2027-03-31Z",
+               "20270331", "2027-3-31", "2027-03-31T12:00",
+               "2027-03-31 00:00:00", "2027-03-31T00:00:00",
                "2027-03-31T24:00:00Z", "2027-13-01T00:00:00Z", "2027-03-31T00:00:00.Z",
                "2027-03-31T00:00:00+24:00", "2027-03-31T00:00Z", "27-03-31T00:00:00Z"]
         for s in good:
@@ -625,14 +652,19 @@ class RulesAgreeWithTheBrokerTest(SchemaCase):
                 self.assertFalse(times.is_valid(s))
 
     def test_the_format_checker_checks_dates(self):
-        """February 30 fits the pattern; only the date-time format check
-        catches it, so this proves the checker is in use."""
+        """February 30 fits the patterns; only the date-time and date format
+        checks catch it, so this proves the checkers are in use."""
         checker = format_checker()
         self.assertIn("date-time", checker.checkers)
+        self.assertIn("date", checker.checkers)
         self.assertFalse(checker.conforms("2027-02-30T00:00:00Z", "date-time"))
         self.assertTrue(checker.conforms("2027-02-28T00:00:00Z", "date-time"))
-        pattern = self.policy_schema["$defs"]["time"]["pattern"]
-        self.assertIsNotNone(re.search(pattern, "2027-02-30T00:00:00Z"))
+        self.assertFalse(checker.conforms("2027-02-30", "date"))
+        self.assertTrue(checker.conforms("2027-02-28", "date"))
+        forms = {f["format"]: f["pattern"] for f in self.policy_schema["$defs"]["time"]["anyOf"]}
+        self.assertEqual(sorted(forms), ["date", "date-time"])
+        self.assertIsNotNone(re.search(forms["date-time"], "2027-02-30T00:00:00Z"))
+        self.assertIsNotNone(re.search(forms["date"], "2027-02-30"))
 
 
 if __name__ == "__main__":

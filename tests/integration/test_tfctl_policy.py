@@ -2,8 +2,10 @@
 them on real files."""
 
 import base64
+import datetime
 import json
 import os
+import re
 import shutil
 import tempfile
 import unittest
@@ -19,6 +21,10 @@ DEMO_IDS = os.path.join(DEMO, "identities.json")
 DEMO_POLICIES = os.path.join(DEMO, "policies")
 WATER = os.path.join(DEMO_POLICIES, "water-telemetry.json")
 TOPIC = "city/water/d7/telemetry"
+EXAMPLES = os.path.join(SRCDIR, "policy", "examples")
+EXAMPLE_IDS = os.path.join(EXAMPLES, "identities.json")
+EXAMPLE_POLICIES = os.path.join(EXAMPLES, "policies")
+GUIDE = os.path.join(SRCDIR, "docs", "policy-guide.md")
 
 
 def load_water():
@@ -69,8 +75,33 @@ class PolicyCheckTest(unittest.TestCase):
         out = self.check("--identities", DEMO_IDS, a, b)
         self.assertEqual(out.returncode, 1)
         self.assertEqual(out.stdout.splitlines(), [
-            f"{a}: $.consumers[0].not_after: not an RFC 3339 time",
+            f"{a}: $.consumers[0].not_after: not an RFC 3339 time or date, such as"
+            " 2026-06-30T12:00:00Z or 2026-06-30",
             f"{b}: $.consumer: unknown member",
+        ])
+
+    def test_times_owners_write(self):
+        """A date alone is taken; a date-time without an offset, or a day
+        that does not exist, is refused with the file and the JSON path."""
+        good = load_water()
+        good["consumers"][0]["not_before"] = "2026-06-01"
+        good["consumers"][0]["not_after"] = "2026-06-30"
+        out = self.check("--identities", DEMO_IDS, self.write("good.json", good))
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+        ambiguous = load_water()
+        ambiguous["consumers"][0]["not_after"] = "2026-06-30T12:00"
+        leap = load_water()
+        leap["consumers"][0]["not_before"] = "2026-02-29"
+        a = self.write("a.json", ambiguous)
+        b = self.write("b.json", leap)
+        out = self.check("--identities", DEMO_IDS, a, b)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stdout.splitlines(), [
+            f"{a}: $.consumers[0].not_after: not an RFC 3339 time: a date-time without an"
+            " offset is ambiguous: end it with Z for UTC or an offset such as +02:00"
+            " (2026-06-30T12:00:00Z), or write the date alone (2026-06-30)",
+            f"{b}: $.consumers[0].not_before: not an RFC 3339 time: no such date: 2026-02 has"
+            " no day 29",
         ])
 
     def test_overlap_between_owners_names_both_files(self):
@@ -199,6 +230,24 @@ class PolicyExplainTest(unittest.TestCase):
         self.assertEqual((rc, d["decision"], d["rule"]), (1, "deny", None))
         self.assertEqual(d["reason"], "its consumer rule has expired")
 
+    def test_a_date_alone_holds_through_that_day(self):
+        tmp = tempfile.mkdtemp(prefix="tf-explain-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        policy = load_water()
+        policy["consumers"][0]["not_before"] = "2026-06-01"
+        policy["consumers"][0]["not_after"] = "2026-06-30"
+        harness.write_json(os.path.join(tmp, "water-telemetry.json"), policy)
+        for at, decision in (("2026-05-31T23:59:59.999Z", "deny"),
+                             ("2026-06-01T00:00:00Z", "allow"),
+                             ("2026-06-30T23:59:59.999Z", "allow"),
+                             ("2026-07-01T01:59:59.999+02:00", "allow"),
+                             ("2026-07-01T00:00:00Z", "deny")):
+            with self.subTest(at=at):
+                out = run([TFCTL, "policy", "explain", "--identities", DEMO_IDS, "--policies",
+                           tmp, "--client", "maint-app", "--topic", TOPIC, "--receive",
+                           "--at", at], check=False)
+                self.assertEqual(json.loads(out.stdout)["decision"], decision)
+
     def test_owner_and_publishers(self):
         rc, d = self.explain("ww-operator", "receive")
         self.assertEqual((rc, d["rule"]), (0, "owner"))
@@ -271,6 +320,184 @@ class PolicySignTest(unittest.TestCase):
                 self.assertEqual(out.returncode, 2)
                 self.assertIn(says, out.stderr)
         self.assertEqual(sorted(os.listdir(self.dir)), ["owner.pem", "water-telemetry.json"])
+
+
+def utc_days():
+    """Today's date in UTC, and yesterday's (for a test that runs across
+    midnight), as tfctl writes them."""
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    return {str(today), str(today - datetime.timedelta(days=1))}
+
+
+class PolicyNewTest(unittest.TestCase):
+    """tfctl policy new: a starting policy that passes check and shares
+    nothing until its owner names someone."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="tf-new-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def new(self, *args):
+        return run([TFCTL, "policy", "new"] + list(args), check=False)
+
+    def check(self, *args):
+        return run([TFCTL, "policy", "check"] + list(args), check=False)
+
+    def test_the_template_passes_check_with_the_owner_and_topics_given(self):
+        days = utc_days()
+        out = self.new("--owner", "city-waterworks", "--id", "water-pressure",
+                       "--topic", "city/water/+/pressure", "--topic", "city/water/+/level")
+        self.assertEqual((out.returncode, out.stderr), (0, ""))
+        path = os.path.join(self.dir, "water-pressure.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(out.stdout)
+        for args in ([path], ["--identities", DEMO_IDS, path],
+                     ["--identities", DEMO_IDS, DEMO_POLICIES, path]):
+            with self.subTest(args=args):
+                checked = self.check(*args)
+                self.assertEqual((checked.returncode, checked.stdout, checked.stderr), (0, "", ""))
+        policy = json.loads(out.stdout)
+        self.assertEqual((policy["trustflow_policy"], policy["id"], policy["version"],
+                          policy["owner"]), (1, "water-pressure", 1, "city-waterworks"))
+        self.assertEqual(policy["topics"], ["city/water/+/pressure", "city/water/+/level"])
+        self.assertEqual(policy["publishers"], {"roles": ["sensor"]})
+        self.assertEqual(policy["retention_seconds"], 86400)
+        self.assertIn("replace this description", policy["description"])
+        [rule] = policy["consumers"]
+        self.assertEqual(rule["orgs"], [])
+        self.assertTrue(rule["purposes"])
+        # A window of dates alone: today through the day before next year's.
+        self.assertIn(rule["not_before"], days)
+        start = datetime.date.fromisoformat(rule["not_before"])
+        until = datetime.date.fromisoformat(rule["not_after"])
+        try:
+            next_year = start.replace(year=start.year + 1)
+        except ValueError:  # from 29 February, a year later is 1 March
+            next_year = datetime.date(start.year + 1, 3, 1)
+        self.assertEqual(until + datetime.timedelta(days=1), next_year)
+
+    def test_without_topic_the_owner_and_id_make_one(self):
+        out = self.new("--owner", "city-waterworks", "--id", "water-pressure")
+        self.assertEqual(out.returncode, 0)
+        self.assertEqual(json.loads(out.stdout)["topics"], ["city-waterworks/water-pressure/#"])
+
+    def test_the_template_shares_nothing_until_its_owner_names_a_partner(self):
+        policies = os.path.join(self.dir, "policies")
+        os.mkdir(policies)
+        path = os.path.join(policies, "p.json")
+        out = self.new("--owner", "city-waterworks", "--id", "water-pressure",
+                       "--topic", "city/water/+/pressure", "--out", path)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+
+        def explain(client):
+            out = run([TFCTL, "policy", "explain", "--identities", DEMO_IDS, "--policies",
+                       policies, "--client", client, "--topic", "city/water/d7/pressure",
+                       "--receive"], check=False)
+            return json.loads(out.stdout)["decision"]
+
+        for client, decision in (("ww-operator", "allow"), ("maint-app", "deny"),
+                                 ("lab-analyst", "deny"), ("snoop", "deny")):
+            with self.subTest(client=client):
+                self.assertEqual(explain(client), decision)
+        with open(path, encoding="utf-8") as f:
+            policy = json.load(f)
+        policy["consumers"][0]["orgs"] = ["maint-co"]
+        policy["consumers"][0]["purposes"] = ["maintenance"]
+        harness.write_json(path, policy)
+        self.assertEqual(explain("maint-app"), "allow")
+
+    def test_out_refuses_to_overwrite(self):
+        path = os.path.join(self.dir, "p.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("an owner's edits\n")
+        out = self.new("--owner", "city-waterworks", "--id", "p", "--out", path)
+        self.assertEqual((out.returncode, out.stdout), (2, ""))
+        self.assertIn(f"{path} exists; not overwriting it", out.stderr)
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "an owner's edits\n")
+        # Nor through a link to another file.
+        link = os.path.join(self.dir, "link.json")
+        os.symlink(path, link)
+        self.assertEqual(self.new("--owner", "o", "--id", "p", "--out", link).returncode, 2)
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "an owner's edits\n")
+
+    def test_bad_usage_prints_no_policy(self):
+        missing = os.path.join(self.dir, "none", "p.json")
+        for args, says in ((["--id", "p"], "needs --owner ORG and --id ID"),
+                           (["--owner", "o"], "needs --owner ORG and --id ID"),
+                           (["--owner", "o x", "--id", "p"], "ORG and ID are"),
+                           (["--owner", "o", "--id", "p", "--topic", "a/#/b"],
+                            '--topic "a/#/b": not a valid topic filter: # must be the last level'),
+                           (["--owner", "o", "--id", "p", "--topic", "$SYS/x"],
+                            "not a valid topic filter"),
+                           (["--owner", "o", "--id", "p", "--topic", "a", "--topic", "a"],
+                            '--topic "a" is given twice'),
+                           (["--owner", "o", "--id", "p", "--id", "q"], "repeated option"),
+                           (["--owner", "o", "--id", "p", "--topic"], "missing its value"),
+                           (["--owner", "o", "--id", "p", "--frob", "x"], "unknown"),
+                           (["--owner", "o", "--id", "p", "--out", missing], "cannot write")):
+            with self.subTest(args=args):
+                out = self.new(*args)
+                self.assertEqual((out.returncode, out.stdout), (2, ""))
+                self.assertIn(says, out.stderr)
+        self.assertEqual(os.listdir(self.dir), [])
+
+
+class GuideExamplesTest(unittest.TestCase):
+    """The guide's examples for common situations are the files of
+    policy/examples, whole, and do what the guide says."""
+
+    def guide_examples(self):
+        with open(GUIDE, encoding="utf-8") as f:
+            text = f.read()
+        return re.findall(r"^`(policy/examples/policies/[^`]+\.json)`:\n\n```json\n(.*?)```",
+                          text, re.S | re.M)
+
+    def test_each_example_is_a_file_that_passes_check(self):
+        examples = self.guide_examples()
+        self.assertEqual(len(examples), 4)
+        for name, block in examples:
+            with self.subTest(example=name):
+                path = os.path.join(SRCDIR, name)
+                with open(path, encoding="utf-8") as f:
+                    self.assertEqual(f.read(), block, "the guide shows another text")
+                out = run([TFCTL, "policy", "check", "--identities", EXAMPLE_IDS, path],
+                          check=False)
+                self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+
+    def explain(self, client, topic, action, *at):
+        out = run([TFCTL, "policy", "explain", "--identities", EXAMPLE_IDS, "--policies",
+                   EXAMPLE_POLICIES, "--client", client, "--topic", topic, "--" + action]
+                  + (["--at", at[0]] if at else []), check=False)
+        return json.loads(out.stdout)
+
+    def test_the_examples_do_what_the_guide_says(self):
+        cases = (
+            # A partner, for one purpose, through 30 June 2027.
+            ("maint-app", "city/water/d1/pressure", "receive", "2026-06-30T23:59:59.999Z",
+             "deny"),
+            ("maint-app", "city/water/d1/pressure", "receive", "2026-07-01T00:00:00Z", "allow"),
+            ("maint-app", "city/water/d1/pressure", "receive", "2027-06-30T23:59:59.999Z",
+             "allow"),
+            ("maint-app", "city/water/d1/pressure", "receive", "2027-07-01T00:00:00Z", "deny"),
+            ("dispatch", "city/water/d1/pressure", "receive", "2026-12-01T00:00:00Z", "deny"),
+            # A contractor: the view only.
+            ("survey-app", "city/water/d1/meter", "receive", None, "deny"),
+            ("survey-app", "views/survey-co/city/water/d1/meter", "receive", None, "allow"),
+            ("maint-app", "views/survey-co/city/water/d1/meter", "receive", None, "deny"),
+            # The owner only.
+            ("dispatch", "logistics/fleet/van-7/position", "receive", None, "allow"),
+            ("open-data-portal", "logistics/fleet/van-7/position", "receive", None, "deny"),
+            # Limits and quarantine: the counters publish, the lab receives.
+            ("tram-counter-03", "city/transport/tram/4/passengers", "publish", None, "allow"),
+            ("bus-tracker-12", "city/transport/tram/4/passengers", "publish", None, "deny"),
+            ("lab-analyst", "city/transport/tram/4/passengers", "receive", None, "allow"),
+        )
+        for client, topic, action, at, decision in cases:
+            with self.subTest(client=client, topic=topic, at=at):
+                d = self.explain(client, topic, action, *([at] if at else []))
+                self.assertEqual(d["decision"], decision, d)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,21 @@ static const char timed[] =
 	" \"not_before\": \"2026-07-01T00:00:00Z\", \"not_after\": \"2026-08-01T00:00:00Z\"}]}";
 #define TIMED "timed@1"
 
+/* The same window as timed, written as dates: July 2026, in UTC. */
+static const char dated[] =
+	"{\"trustflow_policy\": 1, \"id\": \"dated\", \"version\": 1, \"owner\": \"city-waterworks\","
+	" \"topics\": [\"dated/+\"], \"consumers\": [{\"orgs\": [\"maint-co\"],"
+	" \"not_before\": \"2026-07-01\", \"not_after\": \"2026-07-31\"}]}";
+#define DATED "dated@1"
+
+/* One leap day only. */
+static const char leap_day[] =
+	"{\"trustflow_policy\": 1, \"id\": \"leap-day\", \"version\": 1,"
+	" \"owner\": \"city-waterworks\", \"topics\": [\"leap/+\"], \"consumers\":"
+	" [{\"orgs\": [\"maint-co\"], \"not_before\": \"2024-02-29\", \"not_after\": \"2024-02-29\"}]}";
+#define LEAP_DAY "leap-day@1"
+#define T_2024_02_29  1709164800000LL
+
 /* One policy per selector key, all owned by city-waterworks. */
 static const char sel_clients[] =
 	"{\"trustflow_policy\": 1, \"id\": \"sel-clients\", \"version\": 1,"
@@ -606,6 +621,32 @@ static void consumer_rules_hold_between_not_before_and_not_after(void **state)
 		DENY, WATER, NONE);
 	EXPECT(recv_at(set, "maint-app", WATER_TOPIC, WATER_EXPIRY + 1, WATER_EXPIRY),
 		DENY, WATER, NONE);
+	tf_policy_set_free(set);
+}
+
+/* A date alone as not_after holds through that day (UTC); as not_before
+ * it starts at the day's first instant. */
+static void date_windows_hold_through_their_last_day(void **state)
+{
+	struct tf_policy_set *set = BUILD(false, water, dated, leap_day);
+
+	(void)state;
+	EXPECT(recv_at(set, "maint-app", "dated/x", TIMED_FROM - 1, TIMED_FROM - 1),
+		DENY, DATED, NONE);
+	EXPECT(recv_at(set, "maint-app", "dated/x", TIMED_FROM, TIMED_FROM), ALLOW, DATED, 0);
+	/* 2026-07-31T23:59:59.999Z: still July 31. */
+	EXPECT(recv_at(set, "maint-app", "dated/x", TIMED_UNTIL - 1, TIMED_UNTIL - 1),
+		ALLOW, DATED, 0);
+	/* 2026-08-01T00:00:00Z: the rule has ended. */
+	EXPECT(recv_at(set, "maint-app", "dated/x", TIMED_UNTIL, TIMED_UNTIL), DENY, DATED, NONE);
+	EXPECT(recv_at(set, "maint-app", "leap/x", T_2024_02_29 - 1, T_2024_02_29 - 1),
+		DENY, LEAP_DAY, NONE);
+	EXPECT(recv_at(set, "maint-app", "leap/x", T_2024_02_29, T_2024_02_29),
+		ALLOW, LEAP_DAY, 0);
+	EXPECT(recv_at(set, "maint-app", "leap/x", T_2024_02_29 + DAY_MS - 1,
+		T_2024_02_29 + DAY_MS - 1), ALLOW, LEAP_DAY, 0);
+	EXPECT(recv_at(set, "maint-app", "leap/x", T_2024_02_29 + DAY_MS, T_2024_02_29 + DAY_MS),
+		DENY, LEAP_DAY, NONE);
 	tf_policy_set_free(set);
 }
 
@@ -1270,6 +1311,7 @@ int main(void)
 		cmocka_unit_test(consumer_rule_keys_must_all_match),
 		cmocka_unit_test(empty_selector_matches_every_identified_client),
 		cmocka_unit_test(consumer_rules_hold_between_not_before_and_not_after),
+		cmocka_unit_test(date_windows_hold_through_their_last_day),
 		cmocka_unit_test(fields_rule_receives_only_its_view),
 		cmocka_unit_test(retention_withholds_old_and_undated_messages),
 		cmocka_unit_test(views_are_not_subject_to_the_receive_time_check),

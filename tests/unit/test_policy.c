@@ -2,7 +2,7 @@
  * validating one policy file of policy-v1. Every validation rule has a
  * test that checks the message names the file, the exact JSON path and the
  * problem ("policies/water.json: $.consumers[1].not_after: not an RFC 3339
- * time").
+ * time or date").
  *
  * Fixtures are inline: the spec's example policy, changed member by member
  * through cJSON, and an identities file that adds research-lab to the
@@ -816,22 +816,177 @@ static void selector_lists_hold_ids(void **state)
 
 static void not_after_must_be_rfc3339(void **state)
 {
-	static const char *const bad[] = { "\"tomorrow\"", "\"2027-02-30T00:00:00Z\"",
-		"\"2027-03-31\"", "\"2027-03-31 00:00:00\"", "\"\"" };
+	static const char *const bad[] = { "\"tomorrow\"", "\"31 March 2027\"", "\"\"",
+		"\"2027-03-31Z\"", "\"20270331\"", "\"2027-03-31T00:00Z\"" };
 	cJSON *root;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		root = json(example);
 		set(consumer(root, 1), "not_after", bad[i]);
-		expect_error(root, FILE_NAME ": $.consumers[1].not_after: not an RFC 3339 time");
+		expect_error(root, FILE_NAME ": $.consumers[1].not_after: not an RFC 3339 time or date, "
+			"such as 2026-06-30T12:00:00Z or 2026-06-30");
 	}
 	root = json(example);
 	set(consumer(root, 0), "not_before", "\"soon\"");
-	expect_error(root, FILE_NAME ": $.consumers[0].not_before: not an RFC 3339 time");
+	expect_error(root, FILE_NAME ": $.consumers[0].not_before: not an RFC 3339 time or date");
 	root = json(example);
 	set(consumer(root, 0), "not_after", "1806451200");
 	expect_error(root, FILE_NAME ": $.consumers[0].not_after: must be a string");
+}
+
+/* Dates that do not exist are named, with a date-time or alone. */
+static void impossible_dates_are_refused(void **state)
+{
+	static const struct { const char *value, *message; } cases[] = {
+		{ "\"2026-02-30\"", "not an RFC 3339 time: no such date: 2026-02 has no day 30" },
+		{ "\"2026-02-29\"", "not an RFC 3339 time: no such date: 2026-02 has no day 29" },
+		{ "\"2100-02-29\"", "not an RFC 3339 time: no such date: 2100-02 has no day 29" },
+		{ "\"2027-02-30T00:00:00Z\"",
+		  "not an RFC 3339 time: no such date: 2027-02 has no day 30" },
+		{ "\"2026-04-31\"", "not an RFC 3339 time: no such date: 2026-04 has no day 31" },
+		{ "\"2026-13-01\"", "not an RFC 3339 time: no such date: there is no month 13" },
+		{ "\"2026-06-30T24:00:00Z\"", "not an RFC 3339 time: no such time of day" },
+	};
+	char expected[512];
+	cJSON *root;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		root = json(example);
+		set(consumer(root, 0), "not_after", cases[i].value);
+		snprintf(expected, sizeof(expected), FILE_NAME ": $.consumers[0].not_after: %s",
+			cases[i].message);
+		expect_error(root, expected);
+	}
+	root = json(example);
+	set(consumer(root, 0), "not_before", "\"2023-02-29\"");
+	expect_error(root, FILE_NAME ": $.consumers[0].not_before: not an RFC 3339 time: no such "
+		"date: 2023-02 has no day 29");
+}
+
+/* A date-time without an offset names another moment in every time zone:
+ * refused, with advice that uses the author's date. */
+static void date_times_without_an_offset_are_refused(void **state)
+{
+	static const char *const ambiguous[] = { "\"2026-06-30T12:00\"",
+		"\"2026-06-30T12:00:00\"", "\"2026-06-30T00:00:00.000\"", "\"2026-06-30T12\"" };
+	cJSON *root;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ambiguous) / sizeof(ambiguous[0]); i++) {
+		root = json(example);
+		set(consumer(root, 0), "not_after", ambiguous[i]);
+		expect_error(root, FILE_NAME ": $.consumers[0].not_after: not an RFC 3339 time: a "
+			"date-time without an offset is ambiguous: end it with Z for UTC or an offset "
+			"such as +02:00 (2026-06-30T12:00:00Z), or write the date alone (2026-06-30)");
+	}
+	root = json(example);
+	set(consumer(root, 0), "not_before", "\"2026-06-01T08:00\"");
+	expect_error(root, FILE_NAME ": $.consumers[0].not_before: not an RFC 3339 time: a "
+		"date-time without an offset is ambiguous");
+	root = json(example);
+	set(consumer(root, 0), "not_before", "\"2026-06-01 08:00:00Z\"");
+	expect_error(root, FILE_NAME ": $.consumers[0].not_before: not an RFC 3339 time: put a T "
+		"between the date and the time (2026-06-01T12:00:00Z)");
+}
+
+/* Loads the example with consumer rule 0's window set to the JSON texts
+ * from and until (NULL: absent), into *rule. */
+static void load_window(const char *from, const char *until, struct tf_consumer_rule *rule)
+{
+	struct tf_arena a = { 0 };
+	struct tf_policy p;
+	struct tf_err err;
+	cJSON *root = json(example);
+
+	set(consumer(root, 0), "not_before", from);
+	set(consumer(root, 0), "not_after", until);
+	if (load_tree(root, ids, &a, &p, &err) != TF_OK)
+		fail_msg("does not load: %s", err.msg);
+	cJSON_Delete(root);
+	*rule = p.consumers[0];
+	rule->fields = NULL;
+	rule->view = NULL;
+	memset(&rule->who, 0, sizeof(rule->who));
+	tf_policy_release(&p);
+	tf_arena_free(&a);
+}
+
+#define MS(secs) ((secs) * 1000LL)
+/* date -u -d ... +%s */
+#define T_2026_06_01  MS(1780272000LL)
+#define T_2026_06_30  MS(1782777600LL)
+#define T_2026_07_01  MS(1782864000LL)
+#define T_2024_02_29  MS(1709164800LL)
+#define T_2024_03_01  MS(1709251200LL)
+#define T_2026_06_30_1000_P0200  MS(1782806400LL)   /* 2026-06-30T10:00:00+02:00 */
+
+/* A date alone as not_after: the rule holds through that whole day (UTC)
+ * and ends at the first instant of the next; as not_before, it starts at
+ * the first instant of the day. The rule is in force while
+ * not_before <= now < not_after. */
+static void a_date_alone_covers_the_whole_day(void **state)
+{
+	struct tf_consumer_rule r;
+
+	(void)state;
+	load_window("\"2026-06-01\"", "\"2026-06-30\"", &r);
+	assert_true(r.not_before == T_2026_06_01);
+	assert_true(r.not_after == T_2026_07_01);
+	/* One day: from its first instant to the first instant of the next. */
+	load_window("\"2026-06-30\"", "\"2026-06-30\"", &r);
+	assert_true(r.not_before == T_2026_06_30);
+	assert_true(r.not_after == T_2026_07_01);
+	/* A leap day, and the last day of February in a leap year. */
+	load_window("\"2024-02-29\"", "\"2024-02-29\"", &r);
+	assert_true(r.not_before == T_2024_02_29);
+	assert_true(r.not_after == T_2024_03_01);
+	load_window(NULL, "\"2024-02-28\"", &r);
+	assert_true(r.not_before == INT64_MIN);
+	assert_true(r.not_after == T_2024_02_29);
+	/* Dates and date-times mix. */
+	load_window("\"2026-06-30T10:00:00+02:00\"", "\"2026-06-30\"", &r);
+	assert_true(r.not_before == T_2026_06_30_1000_P0200);
+	assert_true(r.not_after == T_2026_07_01);
+	load_window("\"2026-06-01\"", "\"2026-06-30T10:00:00+02:00\"", &r);
+	assert_true(r.not_before == T_2026_06_01);
+	assert_true(r.not_after == T_2026_06_30_1000_P0200);
+}
+
+/* A full date-time keeps its meaning: the instant the rule ends. */
+static void a_date_time_is_the_instant_it_names(void **state)
+{
+	struct tf_consumer_rule r;
+
+	(void)state;
+	load_window("\"2026-06-01T00:00:00Z\"", "\"2026-06-30T00:00:00Z\"", &r);
+	assert_true(r.not_before == T_2026_06_01);
+	assert_true(r.not_after == T_2026_06_30);
+	load_window(NULL, "\"2026-06-30T23:59:59.999Z\"", &r);
+	assert_true(r.not_after == T_2026_07_01 - 1);
+	load_window(NULL, "\"2026-07-01T00:00:00+00:00\"", &r);
+	assert_true(r.not_after == T_2026_07_01);
+}
+
+/* not_before must still be earlier than not_after, each read as above. */
+static void date_windows_must_not_be_empty(void **state)
+{
+	cJSON *root = json(example);
+
+	(void)state;
+	set(consumer(root, 0), "not_before", "\"2026-07-01\"");
+	set(consumer(root, 0), "not_after", "\"2026-06-30\"");
+	expect_error(root, FILE_NAME ": $.consumers[0].not_after: must be later than not_before");
+	/* The day ends at 2026-07-01T00:00:00Z: a rule from then on is empty. */
+	root = json(example);
+	set(consumer(root, 0), "not_before", "\"2026-07-01T00:00:00Z\"");
+	set(consumer(root, 0), "not_after", "\"2026-06-30\"");
+	expect_error(root, FILE_NAME ": $.consumers[0].not_after: must be later than not_before");
+	root = json(example);
+	set(consumer(root, 0), "not_before", "\"2026-06-30T23:59:59.999Z\"");
+	set(consumer(root, 0), "not_after", "\"2026-06-30\"");
+	expect_ok(root);
 }
 
 static void not_before_must_precede_not_after(void **state)
@@ -1217,6 +1372,11 @@ int main(void)
 		cmocka_unit_test(consumer_org_must_be_known),
 		cmocka_unit_test(selector_lists_hold_ids),
 		cmocka_unit_test(not_after_must_be_rfc3339),
+		cmocka_unit_test(impossible_dates_are_refused),
+		cmocka_unit_test(date_times_without_an_offset_are_refused),
+		cmocka_unit_test(a_date_alone_covers_the_whole_day),
+		cmocka_unit_test(a_date_time_is_the_instant_it_names),
+		cmocka_unit_test(date_windows_must_not_be_empty),
 		cmocka_unit_test(not_before_must_precede_not_after),
 		cmocka_unit_test(fields_need_a_view),
 		cmocka_unit_test(view_needs_fields),

@@ -1,5 +1,5 @@
 /* Unit tests for policy/rfc3339.c: RFC 3339 date-times to and from
- * milliseconds since the epoch.
+ * milliseconds since the epoch, and the dates alone of policy files.
  *
  * The expected epoch values were computed independently of the code under
  * test, with GNU date: date -u -d 2027-03-31T00:00:00Z +%s, and so on. */
@@ -26,6 +26,11 @@
 #define T_1900_01_01          (-2208988800LL * S)
 #define T_0000_01_01          (-62167219200LL * S)
 #define T_9999_12_31_235959   (253402300799LL * S)
+#define T_2026_06_30          (1782777600LL * S)
+#define T_2026_07_01          (1782864000LL * S)
+#define T_2024_03_01          (1709251200LL * S)
+#define T_2026_12_31          (1798675200LL * S)
+#define T_2027_01_01          (1798761600LL * S)
 
 static int64_t parsed(const char *s)
 {
@@ -306,6 +311,135 @@ static void time_arg_rejects_garbage(void **state)
 	assert_false(tf_time_arg_parse("now", &ms));
 }
 
+/* tf_rfc3339_parse_day_or_time(): a policy file's not_before/not_after. */
+
+static int64_t day_or_time(const char *s, enum tf_rfc3339_form form)
+{
+	char why[TF_RFC3339_WHY_MAX];
+	int64_t ms = INT64_MIN;
+	enum tf_rfc3339_form got = tf_rfc3339_parse_day_or_time(s, &ms, why);
+
+	if (got != form) {
+		print_error("\"%s\" was read as form %d, not %d (%s)\n", s, (int)got, (int)form, why);
+		fail();
+	}
+	assert_string_equal(why, "");
+	return ms;
+}
+
+/* s is refused; why must contain because ("" : why must be empty). */
+static void day_or_time_refused(const char *s, const char *because)
+{
+	char why[TF_RFC3339_WHY_MAX];
+	int64_t ms = 42;
+
+	if (tf_rfc3339_parse_day_or_time(s, &ms, why) != TF_RFC3339_INVALID) {
+		print_error("\"%s\" was accepted as %lld\n", s, (long long)ms);
+		fail();
+	}
+	assert_int_equal(ms, 42);
+	if (because[0] == '\0' ? why[0] != '\0' : strstr(why, because) == NULL) {
+		print_error("\"%s\": why is \"%s\", not about \"%s\"\n", s, why, because);
+		fail();
+	}
+}
+
+static void a_date_alone_is_its_first_instant_in_utc(void **state)
+{
+	(void)state;
+	assert_int_equal(day_or_time("2026-06-30", TF_RFC3339_DATE), T_2026_06_30);
+	assert_int_equal(day_or_time("2026-12-31", TF_RFC3339_DATE), T_2026_12_31);
+	assert_int_equal(day_or_time("1970-01-01", TF_RFC3339_DATE), 0);
+	assert_int_equal(day_or_time("1969-12-31", TF_RFC3339_DATE), -86400 * S);
+	assert_int_equal(day_or_time("2027-03-31", TF_RFC3339_DATE), T_2027_03_31);
+	assert_int_equal(day_or_time("2026-06-30", TF_RFC3339_DATE) + TF_RFC3339_DAY_MS,
+		T_2026_07_01);
+	/* The last day of a year: the next day is in the next year. */
+	assert_int_equal(day_or_time("2026-12-31", TF_RFC3339_DATE) + TF_RFC3339_DAY_MS,
+		T_2027_01_01);
+}
+
+static void dates_alone_know_leap_days(void **state)
+{
+	(void)state;
+	assert_int_equal(day_or_time("2024-02-29", TF_RFC3339_DATE), T_2024_02_29);
+	assert_int_equal(day_or_time("2024-02-29", TF_RFC3339_DATE) + TF_RFC3339_DAY_MS,
+		T_2024_03_01);
+	assert_int_equal(day_or_time("2000-02-29", TF_RFC3339_DATE), T_2000_02_29);
+	day_or_time_refused("2023-02-29", "2023-02 has no day 29");
+	day_or_time_refused("2100-02-29", "2100-02 has no day 29");
+	day_or_time_refused("1900-02-29", "1900-02 has no day 29");
+	day_or_time_refused("2024-02-30", "2024-02 has no day 30");
+}
+
+static void impossible_dates_are_named(void **state)
+{
+	(void)state;
+	day_or_time_refused("2026-02-30", "no such date: 2026-02 has no day 30");
+	day_or_time_refused("2026-04-31", "2026-04 has no day 31");
+	day_or_time_refused("2026-01-32", "2026-01 has no day 32");
+	day_or_time_refused("2026-01-00", "2026-01 has no day 00");
+	day_or_time_refused("2026-13-01", "no such date: there is no month 13");
+	day_or_time_refused("2026-00-10", "there is no month 00");
+	/* With a time too: the date is wrong whatever the time. */
+	day_or_time_refused("2026-02-30T00:00:00Z", "2026-02 has no day 30");
+}
+
+static void date_times_keep_their_meaning(void **state)
+{
+	/* Every date-time tf_rfc3339_parse() takes means the same here. */
+	static const char *const same[] = {
+		"1970-01-01T00:00:00Z", "2024-06-15T12:34:56+02:00", "1969-12-31T23:59:59.5Z",
+		"9999-12-31T23:59:59Z", "0000-01-01T00:00:00-23:59",
+	};
+
+	(void)state;
+	assert_int_equal(day_or_time("2026-06-30T00:00:00Z", TF_RFC3339_DATE_TIME), T_2026_06_30);
+	assert_int_equal(day_or_time("2027-03-30T22:00:00-02:00", TF_RFC3339_DATE_TIME),
+		T_2027_03_31);
+	assert_int_equal(day_or_time("2024-06-15t12:34:56.789z", TF_RFC3339_DATE_TIME),
+		T_2024_06_15_123456 + 789);
+	assert_int_equal(day_or_time("2016-12-31T23:59:60Z", TF_RFC3339_DATE_TIME),
+		T_2016_12_31_235959 + 999);
+	assert_int_equal(day_or_time("2024-02-29T23:59:59.999Z", TF_RFC3339_DATE_TIME),
+		T_2024_03_01 - 1);
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+		assert_int_equal(day_or_time(same[i], TF_RFC3339_DATE_TIME), parsed(same[i]));
+}
+
+static void date_times_without_an_offset_are_ambiguous(void **state)
+{
+	(void)state;
+	day_or_time_refused("2026-06-30T12:00", "without an offset is ambiguous");
+	day_or_time_refused("2026-06-30T12:00:00", "without an offset is ambiguous");
+	day_or_time_refused("2026-06-30T12:00:00.5", "without an offset is ambiguous");
+	day_or_time_refused("2026-06-30t23:59:59", "without an offset is ambiguous");
+	day_or_time_refused("2026-06-30T12", "without an offset is ambiguous");
+	/* The advice uses the author's own date. */
+	day_or_time_refused("2026-06-30T12:00",
+		"(2026-06-30T12:00:00Z), or write the date alone (2026-06-30)");
+	day_or_time_refused("2026-06-30 12:00:00Z", "put a T between the date and the time");
+}
+
+static void other_day_or_time_errors(void **state)
+{
+	/* Nothing like a time: no advice beyond the caller's. */
+	static const char *const junk[] = {
+		"", "tomorrow", "next spring", "2026", "2026-06", "2026-6-30", "26-06-30",
+		"2026/06/30", "20260630", " 2026-06-30", "2026-06-30 ", "2026-06-30Z",
+		"2026-06-30T", "2026-06-30T12:00Z", "2026-06-30T12:00:00+0200",
+		"2026-06-30T12:00:00+24:00", "2026-06-30T12:00:00ZZ", "2026-06-30Tnoon",
+		"+2026-06-30", "2026-06-30T12:00:00 UTC",
+	};
+
+	(void)state;
+	day_or_time_refused("2026-06-30T24:00:00Z", "no such time of day");
+	day_or_time_refused("2026-06-30T12:60:00Z", "no such time of day");
+	day_or_time_refused("2026-06-30T12:00:61Z", "no such time of day");
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+		day_or_time_refused(junk[i], "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +458,12 @@ int main(void)
 		cmocka_unit_test(format_round_trips),
 		cmocka_unit_test(time_arg_accepts_ms_and_rfc3339),
 		cmocka_unit_test(time_arg_rejects_garbage),
+		cmocka_unit_test(a_date_alone_is_its_first_instant_in_utc),
+		cmocka_unit_test(dates_alone_know_leap_days),
+		cmocka_unit_test(impossible_dates_are_named),
+		cmocka_unit_test(date_times_keep_their_meaning),
+		cmocka_unit_test(date_times_without_an_offset_are_ambiguous),
+		cmocka_unit_test(other_day_or_time_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
