@@ -113,6 +113,29 @@ class SignedPolicyTest(harness.BrokerTestCase):
         self.assertFalse(self.lab_may_subscribe())
         self.assertEqual(self.maint_receives(), [TOPIC, SENTINEL])
 
+    def test_a_signature_by_another_organizations_key_is_refused(self):
+        other = os.path.join(os.path.dirname(self.owner_key), "other.pem")
+        run([TFCTL, "key", "generate", "--out", other])
+        run([TFCTL, "policy", "sign", "--key", other, self.water])
+        self.assertNotEqual(self.broker.start_expecting_failure(), 0)
+        self.assertIn("water.json.sig: its signature was made by none of its owner's "
+                      "policy_keys", self.broker.log())
+
+    def test_an_owner_without_keys_is_unsigned_unless_every_policy_must_be(self):
+        """maint-co lists no policy_keys: its unsigned policy is in force,
+        until require_signed_policies asks every owner to sign."""
+        self.sign()
+        self.broker.write_policy("maint.json", {
+            "trustflow_policy": 1, "id": "maint-reports", "version": 1, "owner": "maint-co",
+            "topics": ["maint/reports/#"]})
+        self.broker.start()
+        self.assertLess(publish_v5(self.broker, "maint-app", "maint/reports/1", "{}"), 0x80)
+        self.broker.stop()
+        self.broker.plugin_options["require_signed_policies"] = "true"
+        self.assertNotEqual(self.broker.start_expecting_failure(), 0)
+        self.assertIn("maint.json: its owner maint-co has no policy_keys, and every policy "
+                      "must be signed (require_signed_policies)", self.broker.log())
+
     def write_signed(self, policy):
         self.broker.write_policy("water.json", policy)
         self.sign()

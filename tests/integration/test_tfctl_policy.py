@@ -1,8 +1,10 @@
 """tfctl policy check and explain, as a data owner and an operator use
 them on real files."""
 
+import atexit
 import base64
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -21,6 +23,24 @@ DEMO_IDS = os.path.join(DEMO, "identities.json")
 DEMO_POLICIES = os.path.join(DEMO, "policies")
 WATER = os.path.join(DEMO_POLICIES, "water-telemetry.json")
 TOPIC = "city/water/d7/telemetry"
+
+
+def unsigned_identities():
+    """The demo identities without the owner's policy_keys: for the tests
+    of what a policy says, on copies the demo owner did not sign (the
+    owners' signatures are tested in test_signed_policies.py)."""
+    with open(DEMO_IDS, encoding="utf-8") as f:
+        ids = json.load(f)
+    for org in ids["organizations"].values():
+        org.pop("policy_keys", None)
+    work = tempfile.mkdtemp(prefix="tf-ids-")
+    atexit.register(shutil.rmtree, work, True)
+    path = os.path.join(work, "identities.json")
+    harness.write_json(path, ids)
+    return path
+
+
+UNSIGNED_IDS = unsigned_identities()
 EXAMPLES = os.path.join(SRCDIR, "policy", "examples")
 EXAMPLE_IDS = os.path.join(EXAMPLES, "identities.json")
 EXAMPLE_POLICIES = os.path.join(EXAMPLES, "policies")
@@ -45,12 +65,17 @@ class PolicyCheckTest(unittest.TestCase):
     def check(self, *args):
         return run([TFCTL, "policy", "check"] + list(args), check=False)
 
-    def test_demo_files_pass_silently(self):
-        for args in ([DEMO_POLICIES], ["--identities", DEMO_IDS, DEMO_POLICIES],
-                     ["--identities", DEMO_IDS, WATER]):
+    def test_demo_files_pass_and_say_who_signed(self):
+        with open(DEMO_IDS, encoding="utf-8") as f:
+            key = json.load(f)["organizations"]["city-waterworks"]["policy_keys"][0]
+        kid = hashlib.sha256(base64.b64decode(key)[-32:]).hexdigest()[:16]   # the raw key
+        signed = f"{WATER}: signed by {kid}, a policy key of city-waterworks\n"
+        for args, says in (([DEMO_POLICIES], ""),
+                           (["--identities", DEMO_IDS, DEMO_POLICIES], signed),
+                           (["--identities", DEMO_IDS, WATER], signed)):
             with self.subTest(args=args):
                 out = self.check(*args)
-                self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+                self.assertEqual((out.returncode, out.stdout, out.stderr), (0, says, ""))
 
     def test_examples_pass_silently(self):
         examples = os.path.join(SRCDIR, "policy", "examples")
@@ -72,7 +97,7 @@ class PolicyCheckTest(unittest.TestCase):
         typo["consumer"] = []
         a = self.write("a.json", bad_time)
         b = self.write("b.json", typo)
-        out = self.check("--identities", DEMO_IDS, a, b)
+        out = self.check("--identities", UNSIGNED_IDS, a, b)
         self.assertEqual(out.returncode, 1)
         self.assertEqual(out.stdout.splitlines(), [
             f"{a}: $.consumers[0].not_after: not an RFC 3339 time or date, such as"
@@ -86,7 +111,7 @@ class PolicyCheckTest(unittest.TestCase):
         good = load_water()
         good["consumers"][0]["not_before"] = "2026-06-01"
         good["consumers"][0]["not_after"] = "2026-06-30"
-        out = self.check("--identities", DEMO_IDS, self.write("good.json", good))
+        out = self.check("--identities", UNSIGNED_IDS, self.write("good.json", good))
         self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
         ambiguous = load_water()
         ambiguous["consumers"][0]["not_after"] = "2026-06-30T12:00"
@@ -94,7 +119,7 @@ class PolicyCheckTest(unittest.TestCase):
         leap["consumers"][0]["not_before"] = "2026-02-29"
         a = self.write("a.json", ambiguous)
         b = self.write("b.json", leap)
-        out = self.check("--identities", DEMO_IDS, a, b)
+        out = self.check("--identities", UNSIGNED_IDS, a, b)
         self.assertEqual(out.returncode, 1)
         self.assertEqual(out.stdout.splitlines(), [
             f"{a}: $.consumers[0].not_after: not an RFC 3339 time: a date-time without an"
@@ -111,7 +136,7 @@ class PolicyCheckTest(unittest.TestCase):
         shutil.copy(WATER, os.path.join(self.dir, "water-telemetry.json"))
         path = self.write("capture.json", capture)
         water = os.path.join(self.dir, "water-telemetry.json")
-        for args in ([self.dir], ["--identities", DEMO_IDS, self.dir]):
+        for args in ([self.dir], ["--identities", UNSIGNED_IDS, self.dir]):
             with self.subTest(args=args):
                 out = self.check(*args)
                 self.assertEqual(out.returncode, 1)
@@ -123,13 +148,13 @@ class PolicyCheckTest(unittest.TestCase):
         # The waterworks may nest its own.
         capture["owner"] = "city-waterworks"
         self.write("capture.json", capture)
-        out = self.check("--identities", DEMO_IDS, self.dir)
+        out = self.check("--identities", UNSIGNED_IDS, self.dir)
         self.assertEqual((out.returncode, out.stdout), (0, ""))
 
     def test_on_anomaly_is_checked_like_on_violation(self):
         good = load_water()
         good["on_anomaly"] = {"action": "reroute", "reroute_to": "suspect/water"}
-        self.assertEqual(self.check("--identities", DEMO_IDS,
+        self.assertEqual(self.check("--identities", UNSIGNED_IDS,
                                     self.write("good.json", good)).returncode, 0)
         typo = load_water()
         typo["on_anomaly"] = {"action": "alert", "notify": True}
@@ -137,7 +162,7 @@ class PolicyCheckTest(unittest.TestCase):
         wild["on_anomaly"] = {"action": "reroute", "reroute_to": "suspect/#"}
         a = self.write("a.json", typo)
         b = self.write("b.json", wild)
-        out = self.check("--identities", DEMO_IDS, a, b)
+        out = self.check("--identities", UNSIGNED_IDS, a, b)
         self.assertEqual(out.returncode, 1)
         self.assertEqual(out.stdout.splitlines(), [
             f"{a}: $.on_anomaly.notify: unknown member",
@@ -150,7 +175,7 @@ class PolicyCheckTest(unittest.TestCase):
         policy["consumers"][0]["orgs"] = ["maint-corp"]
         path = self.write("p.json", policy)
         self.assertEqual(self.check(path).returncode, 0)
-        out = self.check("--identities", DEMO_IDS, path)
+        out = self.check("--identities", UNSIGNED_IDS, path)
         self.assertEqual(out.returncode, 1)
         self.assertIn(f"{path}: $.consumers[0].orgs[0]: unknown organization \"maint-corp\"",
                       out.stdout)
@@ -174,7 +199,7 @@ class PolicyCheckTest(unittest.TestCase):
         policy["retention_seconds"] = 0
         policy["forwarding"] = "maybe"
         path = self.write("p.json", policy)
-        out = self.check("--identities", DEMO_IDS, path)
+        out = self.check("--identities", UNSIGNED_IDS, path)
         self.assertEqual(out.returncode, 1)
         lines = out.stdout.splitlines()
         rule = len(policy["consumers"]) - 1
@@ -190,7 +215,7 @@ class PolicyCheckTest(unittest.TestCase):
         self.write("c.json", {"trustflow_policy": 1, "id": "capture", "version": 1,
                               "owner": "other-co", "topics": [TOPIC]})       # inside a's
         self.write("d.json", dict(water, topics=["city/gas/#"]))             # a's id
-        out = self.check("--identities", DEMO_IDS, self.dir)
+        out = self.check("--identities", UNSIGNED_IDS, self.dir)
         self.assertEqual(out.returncode, 1)
         lines = out.stdout.splitlines()
         self.assertEqual(len(lines), 3, out.stdout)
@@ -214,7 +239,7 @@ class PolicyCheckTest(unittest.TestCase):
 
 class PolicyExplainTest(unittest.TestCase):
     def explain(self, client, action, *extra, topic=TOPIC):
-        out = run([TFCTL, "policy", "explain", "--identities", DEMO_IDS, "--policies",
+        out = run([TFCTL, "policy", "explain", "--identities", UNSIGNED_IDS, "--policies",
                    DEMO_POLICIES, "--client", client, "--topic", topic, f"--{action}"]
                   + list(extra), check=False)
         return out.returncode, json.loads(out.stdout) if out.stdout else None
@@ -222,7 +247,7 @@ class PolicyExplainTest(unittest.TestCase):
     def test_allowed_consumer(self):
         rc, d = self.explain("maint-app", "receive", "--at", "2027-01-01T00:00:00Z")
         self.assertEqual(rc, 0)
-        self.assertEqual(d, {"decision": "allow", "policy": "water-telemetry@1", "rule": 0,
+        self.assertEqual(d, {"decision": "allow", "policy": "water-telemetry@2", "rule": 0,
                              "reason": "matches a consumer rule"})
 
     def test_expired_consumer(self):
@@ -243,7 +268,7 @@ class PolicyExplainTest(unittest.TestCase):
                              ("2026-07-01T01:59:59.999+02:00", "allow"),
                              ("2026-07-01T00:00:00Z", "deny")):
             with self.subTest(at=at):
-                out = run([TFCTL, "policy", "explain", "--identities", DEMO_IDS, "--policies",
+                out = run([TFCTL, "policy", "explain", "--identities", UNSIGNED_IDS, "--policies",
                            tmp, "--client", "maint-app", "--topic", TOPIC, "--receive",
                            "--at", at], check=False)
                 self.assertEqual(json.loads(out.stdout)["decision"], decision)
@@ -351,8 +376,8 @@ class PolicyNewTest(unittest.TestCase):
         path = os.path.join(self.dir, "water-pressure.json")
         with open(path, "w", encoding="utf-8") as f:
             f.write(out.stdout)
-        for args in ([path], ["--identities", DEMO_IDS, path],
-                     ["--identities", DEMO_IDS, DEMO_POLICIES, path]):
+        for args in ([path], ["--identities", UNSIGNED_IDS, path],
+                     ["--identities", UNSIGNED_IDS, DEMO_POLICIES, path]):
             with self.subTest(args=args):
                 checked = self.check(*args)
                 self.assertEqual((checked.returncode, checked.stdout, checked.stderr), (0, "", ""))
@@ -390,7 +415,7 @@ class PolicyNewTest(unittest.TestCase):
         self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
 
         def explain(client):
-            out = run([TFCTL, "policy", "explain", "--identities", DEMO_IDS, "--policies",
+            out = run([TFCTL, "policy", "explain", "--identities", UNSIGNED_IDS, "--policies",
                        policies, "--client", client, "--topic", "city/water/d7/pressure",
                        "--receive"], check=False)
             return json.loads(out.stdout)["decision"]

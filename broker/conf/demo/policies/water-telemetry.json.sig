@@ -1,0 +1,1 @@
+hr4YdGcl7DKow9Hlpi7PLTkDsoRWQ3NZ8yxZSqGKU+smkpsuRP+GEisaP1soHzr6Z+4+BedcIIL8+cm6ES62Dw==
