@@ -426,6 +426,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		tf_engine_free(e);
 		return rc;
 	}
+	engine_accept_policies(&e->ctx, e->rollback, NULL, e->ctx.set);
 	if (refused[0] != '\0') {
 		report_start_on_accepted(e, opts->trace_db, refused);
 	} else {
@@ -434,7 +435,6 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 		free(digest);
 		keep_accepted(e);
 	}
-	engine_accept_policies(&e->ctx, e->rollback, NULL, e->ctx.set);
 	log_loaded(e);
 	*out = e;
 	return TF_OK;
