@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker/util/arena.h"
+#include "broker/util/growable.h"
 #include "broker/util/strmap.h"
 #include "policy/id.h"
 #include "policy/policysig.h"
@@ -14,6 +15,8 @@ struct tf_identities {
 	struct tf_strmap *client_index; /* username -> index */
 	struct tf_strmap *symbols;      /* role or purpose -> symbol */
 	struct tf_strmap *client_ids;   /* declared client id -> client index */
+	const char **symbol_names;      /* symbol -> role or purpose name (malloc) */
+	uint32_t symbol_cap;            /* of symbol_names */
 	const char **org_ids;           /* index -> org id */
 	struct tf_keyring **policy_keys;   /* index -> its keys; NULL: none (or no org has) */
 	uint32_t n_key_slots;              /* of policy_keys */
@@ -34,6 +37,7 @@ void tf_identities_free(struct tf_identities *ids)
 	tf_strmap_free(ids->client_index);
 	tf_strmap_free(ids->symbols);
 	tf_strmap_free(ids->client_ids);
+	free(ids->symbol_names);
 	for (uint32_t i = 0; i < ids->n_key_slots; i++)
 		tf_keyring_free(ids->policy_keys[i]);
 	free(ids->policy_keys);
@@ -44,6 +48,24 @@ void tf_identities_free(struct tf_identities *ids)
 static int nomem(struct tf_jctx *c)
 {
 	return tf_err_set(c->err, TF_ERR_NOMEM, "%s: out of memory", c->file);
+}
+
+/* The symbol of a role or purpose name, new when no client had it yet;
+ * a new symbol's name is kept for tf_identities_symbol_name. */
+static int intern(struct tf_jctx *c, struct tf_identities *ids, const char *name, uint32_t *sym)
+{
+	uint32_t next = (uint32_t)tf_strmap_count(ids->symbols);
+	const char *copy;
+
+	if (tf_strmap_get(ids->symbols, name, strlen(name), sym))
+		return TF_OK;
+	if (!tf_grow(&ids->symbol_names, &ids->symbol_cap, next, 16, UINT32_MAX)
+			|| (copy = tf_arena_strdup(&ids->arena, name)) == NULL
+			|| tf_strmap_put(ids->symbols, name, strlen(name), next, NULL) < 0)
+		return nomem(c);
+	ids->symbol_names[next] = copy;
+	*sym = next;
+	return TF_OK;
 }
 
 /* Reads an optional list of ids (roles or purposes) into sorted symbols,
@@ -67,16 +89,14 @@ static int load_labels(struct tf_jctx *c, struct tf_identities *ids, const cJSON
 	mark = tf_jctx_member(c, name);
 	cJSON_ArrayForEach(item, list) {
 		size_t imark = tf_jctx_index(c, index++);
-		uint32_t sym = (uint32_t)tf_strmap_count(ids->symbols);
+		uint32_t sym = TF_NONE;
 
-		if (!cJSON_IsString(item) || !tf_id_is_valid(item->valuestring)) {
+		if (!cJSON_IsString(item) || !tf_id_is_valid(item->valuestring))
 			rc = tf_jfail(c, "not a valid id");
-		} else if (tf_strmap_put(ids->symbols, item->valuestring, strlen(item->valuestring),
-				sym, &sym) < 0) {
-			rc = nomem(c);
-		} else {
+		else
+			rc = intern(c, ids, item->valuestring, &sym);
+		if (rc == TF_OK)
 			syms[n++] = sym;
-		}
 		tf_jctx_pop(c, imark);
 		if (rc != TF_OK)
 			break;
@@ -432,6 +452,16 @@ uint32_t tf_identities_symbol_count(const struct tf_identities *ids)
 	return (uint32_t)tf_strmap_count(ids->symbols);
 }
 
+const char *tf_identities_symbol_name(const struct tf_identities *ids, uint32_t sym)
+{
+	return sym < tf_identities_symbol_count(ids) ? ids->symbol_names[sym] : "";
+}
+
+const struct tf_client *tf_identities_client_at(const struct tf_identities *ids, uint32_t i)
+{
+	return i < ids->n_clients ? &ids->clients[i] : NULL;
+}
+
 uint32_t tf_identities_symbol(const struct tf_identities *ids, const char *name)
 {
 	uint32_t sym;
@@ -480,5 +510,5 @@ size_t tf_identities_bytes(const struct tf_identities *ids)
 {
 	return sizeof(*ids) + ids->arena.total + tf_strmap_bytes(ids->org_index)
 		+ tf_strmap_bytes(ids->client_index) + tf_strmap_bytes(ids->symbols)
-		+ tf_strmap_bytes(ids->client_ids);
+		+ tf_strmap_bytes(ids->client_ids) + (size_t)ids->symbol_cap * sizeof(char *);
 }

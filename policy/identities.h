@@ -83,6 +83,14 @@ uint32_t tf_identities_client_index(const struct tf_identities *ids, const char 
  * it (then no client can match it either). */
 uint32_t tf_identities_symbol(const struct tf_identities *ids, const char *name);
 
+/* The role or purpose name of symbol sym ("" when there is no such
+ * symbol). Borrowed, valid until the identities are freed. */
+const char *tf_identities_symbol_name(const struct tf_identities *ids, uint32_t sym);
+
+/* Client i (0 to tf_identities_client_count - 1, in the file's order), or
+ * NULL past the last. Borrowed, valid until the identities are freed. */
+const struct tf_client *tf_identities_client_at(const struct tf_identities *ids, uint32_t i);
+
 /* Whether a sorted symbol list holds sym. */
 bool tf_symbols_contain(const uint32_t *list, uint32_t n, uint32_t sym);
 

@@ -270,6 +270,16 @@ static void labels_are_sorted_unique_and_shared(void **state)
 	assert_true(tf_symbols_contain(a->purposes, a->n_purposes, sx));
 	assert_int_equal(b->n_roles, 1);
 	assert_int_equal(b->roles[0], sy);
+	/* Each symbol names itself (explanations of decisions show them). */
+	assert_string_equal(tf_identities_symbol_name(ids, sx), "x");
+	assert_string_equal(tf_identities_symbol_name(ids, sy), "y");
+	assert_string_equal(tf_identities_symbol_name(ids, sz), "z");
+	assert_string_equal(tf_identities_symbol_name(ids, 3), "");
+	assert_string_equal(tf_identities_symbol_name(ids, TF_NONE), "");
+	/* Clients by index, in the file's order. */
+	assert_ptr_equal(tf_identities_client_at(ids, 0), a);
+	assert_ptr_equal(tf_identities_client_at(ids, 1), b);
+	assert_null(tf_identities_client_at(ids, 2));
 	tf_identities_free(ids);
 }
 
