@@ -1,10 +1,12 @@
 #include "policy/decide.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "policy/rfc3339.h"
 #include "policy/topic.h"
 
 #define TF_PREFIX "$trustflow/"
@@ -23,6 +25,8 @@ static void set_decision(struct tf_decision *d, enum tf_verdict v, const struct 
 	d->view = false;
 	d->rule = rule;
 	d->reason = reason;
+	d->closest = TF_RULE_NONE;
+	d->missed = 0;
 }
 
 static bool has_role(const struct tf_client *who, uint32_t role)
@@ -33,11 +37,6 @@ static bool has_role(const struct tf_client *who, uint32_t role)
 static bool is_operator(const struct tf_policy_set *set, const struct tf_client *who)
 {
 	return has_role(who, set->role_admin) || has_role(who, set->role_steward);
-}
-
-static bool rule_in_force(const struct tf_consumer_rule *r, int64_t now_ms)
-{
-	return r->not_before <= now_ms && now_ms < r->not_after;
 }
 
 static void decide_ungoverned(const struct tf_policy_set *set, struct tf_decision *d)
@@ -198,6 +197,8 @@ void tf_decide_publish(const struct tf_policy_set *set, const struct tf_client *
 		set_decision(d, TF_ALLOW, p, TF_RULE_PUBLISHERS, "matches the policy's publishers");
 	} else if (p->has_publishers) {
 		set_decision(d, TF_DENY, p, TF_RULE_NONE, "not among the policy's publishers");
+		d->closest = TF_RULE_PUBLISHERS;
+		d->missed = tf_selector_misses(&p->publishers, who);
 	} else if (who->org == p->owner) {
 		set_decision(d, TF_ALLOW, p, TF_RULE_OWNER_ORG, "a client of the owner organization");
 	} else {
@@ -206,42 +207,104 @@ void tf_decide_publish(const struct tf_policy_set *set, const struct tf_client *
 	}
 }
 
-/* Delivery of an original message of p (not a view copy). */
+/* What consumer rule r lacks to let who receive now: TF_SEL_* and
+ * TF_MISS_* bits, 0 when it does. */
+static unsigned rule_misses(const struct tf_consumer_rule *r, const struct tf_client *who,
+		int64_t now_ms)
+{
+	unsigned m = tf_selector_misses(&r->who, who);
+
+	if (now_ms < r->not_before)
+		m |= TF_MISS_NOT_YET;
+	else if (now_ms >= r->not_after)
+		m |= TF_MISS_EXPIRED;
+	if (r->fields != NULL)
+		m |= TF_MISS_VIEW_ONLY;
+	return m;
+}
+
+/* How far a rule that misses m is from letting its client receive the
+ * original: another org's or client's rule is far, one whose roles or
+ * purposes the client lacks nearer, one out of its time window nearer
+ * still, and one that gives it a view is nearly there. The closest rule
+ * is the one to explain a refusal by. */
+static unsigned distance(unsigned m)
+{
+	return ((m & TF_SEL_ORGS) ? 8u : 0u) + ((m & TF_SEL_CLIENTS) ? 8u : 0u)
+		+ ((m & TF_SEL_ROLES) ? 4u : 0u) + ((m & TF_SEL_PURPOSES) ? 4u : 0u)
+		+ ((m & (TF_MISS_NOT_YET | TF_MISS_EXPIRED)) ? 2u : 0u)
+		+ ((m & TF_MISS_VIEW_ONLY) ? 1u : 0u);
+}
+
+/* The static reason for a refusal under a rule that missed m: the first
+ * condition it failed, in the order of distance(). */
+static const char *miss_reason(unsigned m, const struct tf_client *who)
+{
+	if (m & TF_SEL_ORGS)
+		return "its organization is not among the consumer rule's orgs";
+	if (m & TF_SEL_CLIENTS)
+		return "not among the consumer rule's clients";
+	if (m & TF_SEL_ROLES)
+		return who->n_roles == 0 ? "it has no role; the consumer rule requires one"
+					 : "none of its roles is among the consumer rule's roles";
+	if (m & TF_SEL_PURPOSES)
+		return who->n_purposes == 0 ? "it has no purpose; the consumer rule requires one"
+					    : "none of its purposes is among the consumer rule's purposes";
+	if (m & TF_MISS_NOT_YET)
+		return "its consumer rule is not in force yet";
+	if (m & TF_MISS_EXPIRED)
+		return "its consumer rule has expired";
+	if (m & TF_MISS_VIEW_ONLY)
+		return "its rule gives it only the view with selected fields";
+	return "no consumer rule matches";
+}
+
+/* Delivery of an original message of p (not a view copy). A refusal
+ * names the rule that came closest and what failed under it; finding it
+ * takes no more than the scan that found no rule. */
 static void receive_original(const struct tf_policy *p, const struct tf_client *who,
 		int64_t now_ms, struct tf_decision *d)
 {
-	const char *reason = "no consumer rule matches";
+	unsigned best = 0, best_distance = ~0u;
+	int closest = TF_RULE_NONE;
 
 	if (who->org == p->owner) {
 		set_decision(d, TF_ALLOW, p, TF_RULE_OWNER_ORG, "a client of the owner organization");
 		return;
 	}
 	for (uint32_t i = 0; i < p->n_consumers; i++) {
-		const struct tf_consumer_rule *r = &p->consumers[i];
+		unsigned m = rule_misses(&p->consumers[i], who, now_ms);
 
-		if (!tf_selector_matches(&r->who, who))
-			continue;
-		if (r->fields != NULL) {
-			reason = "its rule gives it only the view with selected fields";
-		} else if (!rule_in_force(r, now_ms)) {
-			reason = now_ms < r->not_before ? "its consumer rule is not in force yet"
-							 : "its consumer rule has expired";
-		} else {
+		if (m == 0) {
 			set_decision(d, TF_ALLOW, p, (int)i, "matches a consumer rule");
 			return;
 		}
+		if (distance(m) < best_distance) {
+			best_distance = distance(m);
+			best = m;
+			closest = (int)i;
+		}
 	}
-	set_decision(d, TF_DENY, p, TF_RULE_NONE, reason);
+	set_decision(d, TF_DENY, p, TF_RULE_NONE, p->n_consumers == 0
+		? "the policy names no consumers" : miss_reason(best, who));
+	d->closest = closest;
+	d->missed = best;
 }
 
 /* Delivery of a view copy: only to the clients of the view's rule. */
 static void receive_view(const struct tf_policy *p, const struct tf_consumer_rule *r,
 		uint32_t rule, const struct tf_client *who, int64_t now_ms, struct tf_decision *d)
 {
-	if (tf_selector_matches(&r->who, who) && rule_in_force(r, now_ms))
+	/* The view itself is what this rule gives. */
+	unsigned m = rule_misses(r, who, now_ms) & ~TF_MISS_VIEW_ONLY;
+
+	if (m == 0) {
 		set_decision(d, TF_ALLOW, p, (int)rule, "matches the consumer rule of this view");
-	else
-		set_decision(d, TF_DENY, p, TF_RULE_NONE, "a view: only its rule's consumers read it");
+	} else {
+		set_decision(d, TF_DENY, p, TF_RULE_NONE, miss_reason(m, who));
+		d->closest = (int)rule;
+		d->missed = m;
+	}
 	d->view = true;
 }
 
@@ -525,8 +588,202 @@ const char *tf_verdict_name(enum tf_verdict v)
 	return "deny";
 }
 
-cJSON *tf_decision_json(const struct tf_decision *d)
+/* --- explaining ----------------------------------------------------------- */
+
+/* A bounded text being written: once something does not fit, it and
+ * everything after are left out, so the text is a prefix of the whole,
+ * cut between UTF-8 characters (a view or a field name may hold any). */
+struct text {
+	char *buf;
+	size_t size, len;
+	bool full;
+};
+
+/* Drops a character that a cut left incomplete at the end of t. */
+static void cut_at_character(struct text *t)
 {
+	size_t lead = t->len, need;
+	unsigned char c;
+
+	while (lead > 0 && ((unsigned char)t->buf[lead - 1] & 0xc0) == 0x80)
+		lead--;
+	if (lead == 0)
+		return;
+	c = (unsigned char)t->buf[--lead];
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+	if (t->len - lead < need) {
+		t->len = lead;
+		t->buf[t->len] = '\0';
+	}
+}
+
+static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(t->buf + t->len, t->size - t->len, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && t->len + (size_t)n < t->size) {
+		t->len += (size_t)n;
+	} else {
+		t->full = true;
+		t->len = n < 0 ? t->len : t->size - 1;
+		t->buf[t->len] = '\0';
+		cut_at_character(t);
+	}
+}
+
+#define SELECTOR_MISSES (TF_SEL_ORGS | TF_SEL_CLIENTS | TF_SEL_ROLES | TF_SEL_PURPOSES)
+
+/* Names listed before a list is cut short. */
+#define LIST_MAX 8
+
+enum name_kind { NAMES_ORGS, NAMES_CLIENTS, NAMES_SYMBOLS };
+
+static const char *name_of(const struct tf_identities *ids, enum name_kind kind, uint32_t item)
+{
+	const struct tf_client *c;
+
+	switch (kind) {
+	case NAMES_ORGS:
+		return tf_identities_org_id(ids, item);
+	case NAMES_CLIENTS:
+		c = tf_identities_client_at(ids, item);
+		return c != NULL ? c->username : "";
+	case NAMES_SYMBOLS:
+		return tf_identities_symbol_name(ids, item);
+	}
+	return "";
+}
+
+/* "(a, b, c)"; more than LIST_MAX names end in "... N in all". Names that
+ * no identity carries were left out when the policy loaded (tfctl policy
+ * check --identities warns of them). */
+static void put_names(struct text *t, const struct tf_identities *ids, enum name_kind kind,
+		const uint32_t *items, uint32_t n)
+{
+	put(t, "(");
+	for (uint32_t i = 0; i < n && i < LIST_MAX; i++)
+		put(t, "%s%s", i > 0 ? ", " : "", name_of(ids, kind, items[i]));
+	if (n > LIST_MAX)
+		put(t, ", ... %u in all", n);
+	put(t, n == 0 ? "none)" : ")");
+}
+
+static void put_time(struct text *t, int64_t ms)
+{
+	char when[25];
+
+	tf_rfc3339_format(ms, when);
+	/* Whole seconds as policies write them: 2027-06-30T00:00:00Z. */
+	if (strcmp(when + 19, ".000Z") == 0)
+		strcpy(when + 19, "Z");
+	put(t, "%s", when);
+}
+
+/* One label key (roles or purposes) that the client failed: which of its
+ * own it has, and which the rule (or the publishers) wanted. */
+static void put_labels(struct text *t, const struct tf_identities *ids, const char *kind,
+		const char *kinds, const uint32_t *own, uint32_t n_own,
+		const struct tf_selector_key *key, bool publishers)
+{
+	const char *whose = publishers ? "the publishers'" : "the rule's";
+
+	if (n_own == 0) {
+		put(t, "the client has no %s; %s requires one of ", kind,
+			publishers ? "the publishers' selector" : "the rule");
+	} else if (n_own == 1) {
+		put(t, "%s %s not among %s %s ", kind, tf_identities_symbol_name(ids, own[0]), whose,
+			kinds);
+	} else {
+		put(t, "%s ", kinds);
+		put_names(t, ids, NAMES_SYMBOLS, own, n_own);
+		put(t, " not among %s %s ", whose, kinds);
+	}
+	put_names(t, ids, NAMES_SYMBOLS, key->items, key->n);
+}
+
+void tf_decision_explain(const struct tf_policy_set *set, const struct tf_client *who,
+		const struct tf_decision *d, char *buf, size_t size)
+{
+	const struct tf_identities *ids = set->ids;
+	const struct tf_consumer_rule *r = NULL;
+	const struct tf_selector *sel;
+	struct text t = { buf, size, 0, false };
+	const char *whose;
+	const char *sep = "";
+
+	buf[0] = '\0';
+	if (d->missed == 0 || d->policy == NULL || who == NULL || ids == NULL
+			|| (d->closest < 0 && d->closest != TF_RULE_PUBLISHERS)
+			|| (d->closest >= 0 && (uint32_t)d->closest >= d->policy->n_consumers)) {
+		put(&t, "%s", d->reason);
+		return;
+	}
+	if (d->closest == TF_RULE_PUBLISHERS) {
+		sel = &d->policy->publishers;
+		whose = "the publishers'";
+		put(&t, "publishers: ");
+	} else {
+		r = &d->policy->consumers[d->closest];
+		sel = &r->who;
+		whose = "the rule's";
+		put(&t, "consumer rule %d: ", d->closest);
+	}
+	if (d->missed & TF_SEL_ORGS) {
+		put(&t, "org %s not among %s orgs ", tf_identities_org_id(ids, who->org), whose);
+		put_names(&t, ids, NAMES_ORGS, sel->orgs.items, sel->orgs.n);
+		sep = "; ";
+	}
+	if (d->missed & TF_SEL_CLIENTS) {
+		put(&t, "%sclient %s not among %s clients ", sep, who->username, whose);
+		put_names(&t, ids, NAMES_CLIENTS, sel->clients.items, sel->clients.n);
+		sep = "; ";
+	}
+	if (d->missed & TF_SEL_ROLES) {
+		put(&t, "%s", sep);
+		put_labels(&t, ids, "role", "roles", who->roles, who->n_roles, &sel->roles,
+			r == NULL);
+		sep = "; ";
+	}
+	if (d->missed & TF_SEL_PURPOSES) {
+		put(&t, "%s", sep);
+		put_labels(&t, ids, "purpose", "purposes", who->purposes, who->n_purposes,
+			&sel->purposes, r == NULL);
+		sep = "; ";
+	}
+	if (r != NULL && (d->missed & TF_MISS_NOT_YET)) {
+		put(&t, "%snot in force until ", sep);
+		put_time(&t, r->not_before);
+		sep = "; ";
+	}
+	if (r != NULL && (d->missed & TF_MISS_EXPIRED)) {
+		put(&t, "%sexpired at ", sep);
+		put_time(&t, r->not_after);
+		sep = "; ";
+	}
+	/* That a rule for others gives a view is beside the point. */
+	if (r != NULL && (d->missed & TF_MISS_VIEW_ONLY) && r->view != NULL
+			&& (d->missed & SELECTOR_MISSES) == 0) {
+		put(&t, "%sgives only the view under %s, with the fields (", sep, r->view);
+		for (uint32_t i = 0; i < r->n_fields && i < LIST_MAX; i++)
+			put(&t, "%s%s", i > 0 ? ", " : "", r->fields[i]);
+		if (r->n_fields > LIST_MAX)
+			put(&t, ", ... %u in all", r->n_fields);
+		put(&t, ")");
+	}
+}
+
+cJSON *tf_decision_json(const struct tf_policy_set *set, const struct tf_client *who,
+		const struct tf_decision *d)
+{
+	char reason[2048];
 	cJSON *out = cJSON_CreateObject();
 	bool ok = out != NULL
 		&& cJSON_AddStringToObject(out, "decision", d->verdict == TF_ALLOW ? "allow" : "deny");
@@ -545,8 +802,10 @@ cJSON *tf_decision_json(const struct tf_decision *d)
 		ok = cJSON_AddNullToObject(out, "rule") != NULL;
 	if (ok && d->view)
 		ok = cJSON_AddTrueToObject(out, "view") != NULL;
-	if (ok)
-		ok = cJSON_AddStringToObject(out, "reason", d->reason) != NULL;
+	if (ok) {
+		tf_decision_explain(set, who, d, reason, sizeof(reason));
+		ok = cJSON_AddStringToObject(out, "reason", reason) != NULL;
+	}
 	if (!ok) {
 		cJSON_Delete(out);
 		return NULL;

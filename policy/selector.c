@@ -106,3 +106,19 @@ bool tf_selector_matches(const struct tf_selector *s, const struct tf_client *cl
 		return false;
 	return true;
 }
+
+unsigned tf_selector_misses(const struct tf_selector *s, const struct tf_client *client)
+{
+	unsigned m = 0;
+
+	if (s->orgs.present && !tf_symbols_contain(s->orgs.items, s->orgs.n, client->org))
+		m |= TF_SEL_ORGS;
+	if (s->clients.present && !tf_symbols_contain(s->clients.items, s->clients.n, client->index))
+		m |= TF_SEL_CLIENTS;
+	if (s->roles.present && !intersect(s->roles.items, s->roles.n, client->roles, client->n_roles))
+		m |= TF_SEL_ROLES;
+	if (s->purposes.present
+			&& !intersect(s->purposes.items, s->purposes.n, client->purposes, client->n_purposes))
+		m |= TF_SEL_PURPOSES;
+	return m;
+}

@@ -45,4 +45,16 @@ int tf_selector_load(struct tf_jctx *c, const cJSON *obj, const struct tf_identi
 /* Whether the selector matches client (NULL: unidentified). */
 bool tf_selector_matches(const struct tf_selector *s, const struct tf_client *client);
 
+/* The keys of a selector, as bits. */
+#define TF_SEL_ORGS     0x1u
+#define TF_SEL_CLIENTS  0x2u
+#define TF_SEL_ROLES    0x4u
+#define TF_SEL_PURPOSES 0x8u
+
+/* Which of the keys present in s the client (not NULL) does not match,
+ * as TF_SEL_* bits: 0 exactly when tf_selector_matches. Checks every key,
+ * where tf_selector_matches stops at the first that fails: for saying why
+ * a client was refused. */
+unsigned tf_selector_misses(const struct tf_selector *s, const struct tf_client *client);
+
 #endif

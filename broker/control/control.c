@@ -271,7 +271,7 @@ static const char *explain(const struct caller *c, const cJSON *cmd, cJSON *data
 	/* A steward asks about its own org's policies only. */
 	if (!may_manage(c, d.policy))
 		return "not authorized";
-	out = tf_decision_json(&d);
+	out = tf_decision_json(c->set, who, &d);
 	if (out == NULL)
 		return "out of memory";
 	become_data(out, data);

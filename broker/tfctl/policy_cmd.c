@@ -110,9 +110,10 @@ static int parse_explain(int argc, char **argv, struct explain_args *a)
 	return TFCTL_OK;
 }
 
-static void print_decision(const struct tf_decision *d)
+static void print_decision(const struct tf_policy_set *set, const struct tf_client *who,
+		const struct tf_decision *d)
 {
-	cJSON *out = tf_decision_json(d);
+	cJSON *out = tf_decision_json(set, who, d);
 	char *text = out ? cJSON_PrintUnformatted(out) : NULL;
 
 	if (text != NULL)
@@ -149,7 +150,7 @@ static int cmd_explain(int argc, char **argv)
 		tf_decide_receive(set, who, a.topic, a.at_ms, a.at_ms, &d);
 	else
 		tf_decide_subscribe(set, who, a.topic, a.at_ms, &d);
-	print_decision(&d);
+	print_decision(set, who, &d);
 	rc = d.verdict == TF_ALLOW ? TFCTL_OK : TFCTL_NO;
 	tf_policy_set_free(set);
 	return rc;

@@ -91,17 +91,23 @@ class ControlTest(harness.BrokerTestCase):
         steward = self.operator("ww-steward")
         self.violate("ww-sensor-01", WATER_TOPIC)
         self.violate("lab-sensor", AIR_TOPIC)
-        listed, own, other, reload = self.ask(
+        listed, own, sender, other, reload = self.ask(
             steward, {"command": "listAlerts"},
             {"command": "explain", "client": "lab-analyst", "topic": WATER_TOPIC,
              "action": "receive"},
+            {"command": "explain", "client": "ww-steward", "topic": WATER_TOPIC,
+             "action": "publish"},
             {"command": "explain", "client": "lab-analyst", "topic": AIR_TOPIC,
              "action": "receive"},
             {"command": "reloadPolicies"})
         self.assertEqual([a["policy"] for a in listed["data"]["alerts"]], ["water-telemetry@3"])
         self.assertEqual((own["data"]["decision"], own["data"]["policy"]),
                          ("deny", "water-telemetry@3"))
-        self.assertTrue(own["data"]["reason"])
+        self.assertEqual(own["data"]["reason"], "the policy names no consumers")
+        # The explanation names what failed, as tfctl policy explain does.
+        self.assertEqual(sender["data"], {
+            "decision": "deny", "policy": "water-telemetry@3", "rule": None,
+            "reason": "publishers: role data-steward not among the publishers' roles (sensor)"})
         self.assertEqual(other, {"command": "explain", "error": "not authorized"})
         self.assertEqual(reload, {"command": "reloadPolicies", "error": "not authorized"})
 

@@ -253,7 +253,8 @@ class PolicyExplainTest(unittest.TestCase):
     def test_expired_consumer(self):
         rc, d = self.explain("maint-app", "receive", "--at", "2027-07-01T00:00:00Z")
         self.assertEqual((rc, d["decision"], d["rule"]), (1, "deny", None))
-        self.assertEqual(d["reason"], "its consumer rule has expired")
+        # The demo's "not_after": "2027-06-30" covers that whole day.
+        self.assertEqual(d["reason"], "consumer rule 0: expired at 2027-07-01T00:00:00Z")
 
     def test_a_date_alone_holds_through_that_day(self):
         tmp = tempfile.mkdtemp(prefix="tf-explain-")
@@ -299,6 +300,76 @@ class PolicyExplainTest(unittest.TestCase):
         self.assertEqual(rc, 2)
         out = run([TFCTL, "policy", "explain", "--client", "x"], check=False)
         self.assertEqual(out.returncode, 2)
+
+
+class PolicyExplainWhyTest(unittest.TestCase):
+    """A refusal names the consumer rule that came closest and what failed
+    under it, in the words of the policy and the identities files."""
+
+    IDENTITIES = {
+        "trustflow_identities": 1,
+        "organizations": {"city-waterworks": {}, "maint-co": {}, "research-lab": {}},
+        "clients": {
+            "ww-sensor-01": {"org": "city-waterworks", "roles": ["sensor"]},
+            "maint-billing": {"org": "maint-co", "roles": ["operator"],
+                              "purposes": ["billing"]},
+            "maint-app": {"org": "maint-co", "roles": ["operator"],
+                          "purposes": ["maintenance"]},
+            "maint-research": {"org": "maint-co", "roles": ["operator"],
+                               "purposes": ["research"]},
+            "maint-bare": {"org": "maint-co"},
+            "lab-analyst": {"org": "research-lab", "roles": ["analyst"],
+                            "purposes": ["research"]},
+        },
+    }
+    LEAKS = {
+        "trustflow_policy": 1, "id": "leaks", "version": 2, "owner": "city-waterworks",
+        "topics": ["city/water/+/leak"],
+        "consumers": [
+            {"orgs": ["research-lab"], "roles": ["analyst"]},
+            {"orgs": ["maint-co"], "purposes": ["billing", "maintenance"],
+             "not_before": "2026-01-01T00:00:00Z", "not_after": "2026-06-30T23:59:59Z"},
+            {"orgs": ["research-lab"], "fields": ["district"], "view": "views/lab",
+             "not_after": "2026-06-30T23:59:59Z"},
+        ],
+    }
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="tf-why-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.ids = os.path.join(self.dir, "identities.json")
+        harness.write_json(self.ids, self.IDENTITIES)
+        os.mkdir(os.path.join(self.dir, "policies"))
+        harness.write_json(os.path.join(self.dir, "policies", "leaks.json"), self.LEAKS)
+
+    def why(self, client, at, topic="city/water/d7/leak", action="receive"):
+        out = run([TFCTL, "policy", "explain", "--identities", self.ids, "--policies",
+                   os.path.join(self.dir, "policies"), "--client", client, "--topic", topic,
+                   f"--{action}", "--at", at], check=False)
+        d = json.loads(out.stdout)
+        self.assertEqual((out.returncode, d["decision"], d["rule"]), (1, "deny", None))
+        return d["reason"]
+
+    def test_each_failed_condition_is_named(self):
+        june = "2026-06-01T00:00:00Z"
+        self.assertEqual(self.why("maint-research", june),
+                         "consumer rule 1: purpose research not among the rule's purposes "
+                         "(billing, maintenance)")
+        self.assertEqual(self.why("maint-bare", june),
+                         "consumer rule 1: the client has no purpose; the rule requires one of "
+                         "(billing, maintenance)")
+        self.assertEqual(self.why("maint-app", "2025-12-31T00:00:00Z"),
+                         "consumer rule 1: not in force until 2026-01-01T00:00:00Z")
+        self.assertEqual(self.why("maint-app", "2026-07-01T00:00:00Z"),
+                         "consumer rule 1: expired at 2026-06-30T23:59:59Z")
+        # The view's own consumer, once its rule expired, on the view.
+        self.assertEqual(self.why("lab-analyst", "2026-07-01T00:00:00Z",
+                                  topic="views/lab/city/water/d7/leak"),
+                         "consumer rule 2: expired at 2026-06-30T23:59:59Z")
+        self.assertEqual(self.why("maint-app", june, topic="views/lab/city/water/d7/leak"),
+                         "consumer rule 2: org maint-co not among the rule's orgs (research-lab)")
+        self.assertEqual(self.why("ww-sensor-01", june, action="publish", topic="views/lab/x"),
+                         "a view: only the broker publishes here")
 
 
 class PolicySignTest(unittest.TestCase):

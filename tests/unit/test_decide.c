@@ -671,6 +671,220 @@ static void fields_rule_receives_only_its_view(void **state)
 	tf_policy_set_free(set);
 }
 
+/* ==== why: the closest rule and what failed under it ==== */
+
+/* Decides d's explanation and checks its closest rule, what it missed,
+ * the static reason the trace records and the words explain gives. */
+static void expect_why(const struct tf_policy_set *set, const char *user,
+		const struct tf_decision *d, int closest, unsigned missed, const char *reason,
+		const char *explained, int line)
+{
+	char text[2048];
+	cJSON *json;
+	const cJSON *r;
+
+	if (d->closest != closest || d->missed != missed)
+		fail_msg("line %d: closest %d missed %#x, expected %d %#x (reason: %s)", line,
+			d->closest, d->missed, closest, missed, d->reason);
+	if (strcmp(d->reason, reason) != 0)
+		fail_msg("line %d: reason \"%s\", expected \"%s\"", line, d->reason, reason);
+	tf_decision_explain(set, who(set, user), d, text, sizeof(text));
+	if (strcmp(text, explained) != 0)
+		fail_msg("line %d: explained \"%s\", expected \"%s\"", line, text, explained);
+	/* explain's JSON gives the same words. */
+	json = tf_decision_json(set, who(set, user), d);
+	assert_non_null(json);
+	r = cJSON_GetObjectItemCaseSensitive(json, "reason");
+	assert_true(cJSON_IsString(r));
+	assert_string_equal(r->valuestring, explained);
+	cJSON_Delete(json);
+}
+
+#define EXPECT_WHY(set, call, user, closest, missed, reason, explained) do { \
+		struct tf_decision d_ = (call); \
+		assert_int_equal(d_.verdict, TF_DENY); \
+		expect_why(set, user, &d_, closest, missed, reason, explained, __LINE__); \
+	} while (0)
+
+#define PURPOSES TF_SEL_PURPOSES
+#define ROLES    TF_SEL_ROLES
+#define ORGS     TF_SEL_ORGS
+#define CLIENTS  TF_SEL_CLIENTS
+
+static void a_refusal_names_what_failed_under_the_closest_rule(void **state)
+{
+	struct tf_policy_set *set = BUILD(false, water, timed, sel_clients, sel_orgs, sel_roles,
+		sel_all);
+
+	(void)state;
+	/* The issue's cases: a purpose that is not the rule's, no purpose at
+	 * all, an expired rule, a rule not in force yet. */
+	EXPECT_WHY(set, recv(set, "maint-billing", WATER_TOPIC), "maint-billing", 0, PURPOSES,
+		"none of its purposes is among the consumer rule's purposes",
+		"consumer rule 0: purpose billing not among the rule's purposes (maintenance)");
+	EXPECT_WHY(set, recv(set, "maint-nopurpose", WATER_TOPIC), "maint-nopurpose", 0, PURPOSES,
+		"it has no purpose; the consumer rule requires one",
+		"consumer rule 0: the client has no purpose; the rule requires one of (maintenance)");
+	EXPECT_WHY(set, recv_at(set, "maint-app", WATER_TOPIC, WATER_EXPIRY, WATER_EXPIRY),
+		"maint-app", 0, TF_MISS_EXPIRED, "its consumer rule has expired",
+		"consumer rule 0: expired at 2027-03-31T00:00:00Z");
+	EXPECT_WHY(set, recv_at(set, "maint-app", "timed/x", TIMED_FROM - 1, TIMED_FROM - 1),
+		"maint-app", 0, TF_MISS_NOT_YET, "its consumer rule is not in force yet",
+		"consumer rule 0: not in force until 2026-07-01T00:00:00Z");
+	/* Roles: one role, none; names no client carries ("auditor") are not
+	 * listed. */
+	EXPECT_WHY(set, recv(set, "maint-app", "sel/roles"), "maint-app", 0, ROLES,
+		"none of its roles is among the consumer rule's roles",
+		"consumer rule 0: role operator not among the rule's roles (analyst)");
+	EXPECT_WHY(set, recv(set, "vip", "sel/roles"), "vip", 0, ROLES,
+		"it has no role; the consumer rule requires one",
+		"consumer rule 0: the client has no role; the rule requires one of (analyst)");
+	/* Orgs and clients. */
+	EXPECT_WHY(set, recv(set, "maint-app", "sel/orgs"), "maint-app", 0, ORGS,
+		"its organization is not among the consumer rule's orgs",
+		"consumer rule 0: org maint-co not among the rule's orgs (research-lab, other-co)");
+	EXPECT_WHY(set, recv(set, "other-app", "sel/clients"), "other-app", 0, CLIENTS,
+		"not among the consumer rule's clients",
+		"consumer rule 0: client other-app not among the rule's clients (vip)");
+	/* Every condition that failed, in order; the static reason names the
+	 * first. */
+	EXPECT_WHY(set, recv(set, "lab-bot", "sel/all"), "lab-bot", 0, ORGS | ROLES,
+		"its organization is not among the consumer rule's orgs",
+		"consumer rule 0: org research-lab not among the rule's orgs (maint-co); "
+		"role analyst not among the rule's roles (operator)");
+	EXPECT_WHY(set, recv_at(set, "other-app", "timed/x", TIMED_UNTIL, TIMED_UNTIL),
+		"other-app", 0, ORGS | TF_MISS_EXPIRED,
+		"its organization is not among the consumer rule's orgs",
+		"consumer rule 0: org other-co not among the rule's orgs (maint-co); "
+		"expired at 2026-08-01T00:00:00Z");
+	/* Publishers. */
+	EXPECT_WHY(set, pub(set, "ww-viewer", WATER_TOPIC), "ww-viewer", PUBS, ROLES,
+		"not among the policy's publishers",
+		"publishers: role viewer not among the publishers' roles (sensor)");
+	tf_policy_set_free(set);
+}
+
+static void the_closest_rule_is_the_one_the_client_nearly_meets(void **state)
+{
+	static const char two[] =
+		"{\"trustflow_policy\": 1, \"id\": \"two\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"two/+\"],"
+		" \"consumers\": [{\"orgs\": [\"research-lab\"]},"
+		" {\"orgs\": [\"maint-co\"], \"purposes\": [\"maintenance\"],"
+		" \"not_after\": \"2026-05-01T00:00:00Z\"},"
+		" {\"orgs\": [\"maint-co\"], \"purposes\": [\"maintenance\"]}]}";
+	struct tf_policy_set *set = BUILD(false, water, two);
+
+	(void)state;
+	/* maint-billing is of rules 1 and 2's org: their purposes are what
+	 * fail, not rule 0's org. An expired rule is nearer than one whose
+	 * purposes fail; ties go to the first. */
+	EXPECT_WHY(set, recv(set, "maint-billing", "two/x"), "maint-billing", 2, PURPOSES,
+		"none of its purposes is among the consumer rule's purposes",
+		"consumer rule 2: purpose billing not among the rule's purposes (maintenance)");
+	EXPECT_WHY(set, recv(set, "other-app", "two/x"), "other-app", 0, ORGS,
+		"its organization is not among the consumer rule's orgs",
+		"consumer rule 0: org other-co not among the rule's orgs (research-lab)");
+	/* lab-bot gets the view: that is what explains the original's
+	 * refusal. */
+	EXPECT_WHY(set, recv(set, "lab-bot", WATER_TOPIC), "lab-bot", 1, TF_MISS_VIEW_ONLY,
+		"its rule gives it only the view with selected fields",
+		"consumer rule 1: gives only the view under views/research-lab, with the fields "
+		"(flow)");
+	/* No consumers at all. */
+	tf_policy_set_free(set);
+	set = BUILD(false, maint);
+	EXPECT_WHY(set, recv(set, "ww-viewer", "maint/x"), "ww-viewer",
+		NONE, 0, "the policy names no consumers", "the policy names no consumers");
+	tf_policy_set_free(set);
+}
+
+/* The case of the issue: a view's own consumer after its rule expired
+ * was told only "a view: only its rule's consumers read it". */
+static void a_view_refusal_names_its_rule_s_condition(void **state)
+{
+	static const char expiring_view[] =
+		"{\"trustflow_policy\": 1, \"id\": \"ev\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"ev/+\"],"
+		" \"consumers\": [{\"orgs\": [\"maint-co\"]},"
+		" {\"orgs\": [\"research-lab\"], \"fields\": [\"flow\", \"level\"],"
+		" \"view\": \"views/ev\", \"not_after\": \"2026-06-30T23:59:59Z\"}]}";
+	struct tf_policy_set *set = BUILD(false, expiring_view);
+
+	(void)state;
+	EXPECT_VIEW(recv(set, "lab-bot", "views/ev/ev/a"), ALLOW, "ev@1", 1, true);
+	EXPECT_WHY(set, recv_at(set, "lab-bot", "views/ev/ev/a", NOW + 30 * DAY_MS,
+		NOW + 30 * DAY_MS), "lab-bot", 1, TF_MISS_EXPIRED, "its consumer rule has expired",
+		"consumer rule 1: expired at 2026-06-30T23:59:59Z");
+	EXPECT_WHY(set, recv(set, "maint-app", "views/ev/ev/a"), "maint-app", 1, ORGS,
+		"its organization is not among the consumer rule's orgs",
+		"consumer rule 1: org maint-co not among the rule's orgs (research-lab)");
+	/* Before it expired, the original's refusal names the view. */
+	EXPECT_WHY(set, recv(set, "lab-bot", "ev/a"), "lab-bot", 1, TF_MISS_VIEW_ONLY,
+		"its rule gives it only the view with selected fields",
+		"consumer rule 1: gives only the view under views/ev, with the fields (flow, level)");
+	tf_policy_set_free(set);
+}
+
+static void explanations_are_bounded(void **state)
+{
+	static const char many[] =
+		"{\"trustflow_policy\": 1, \"id\": \"many\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"many\"],"
+		" \"consumers\": [{\"clients\": [\"ww-sensor-01\", \"other-sensor\", \"ww-viewer\","
+		" \"ops-admin\", \"ww-steward\", \"other-steward\", \"maint-app\", \"maint-nopurpose\","
+		" \"maint-billing\", \"lab-bot\"]}]}";
+	struct tf_policy_set *set = BUILD(false, many);
+	struct tf_decision d = recv(set, "vip", "many");
+	char small[16];
+
+	(void)state;
+	EXPECT_WHY(set, d, "vip", 0, CLIENTS, "not among the consumer rule's clients",
+		"consumer rule 0: client vip not among the rule's clients (ww-sensor-01, "
+		"other-sensor, ww-viewer, ops-admin, ww-steward, other-steward, maint-app, "
+		"maint-nopurpose, ... 10 in all)");
+	/* Cut at the buffer, always terminated. */
+	memset(small, 'x', sizeof(small));
+	tf_decision_explain(set, who(set, "vip"), &d, small, sizeof(small));
+	assert_string_equal(small, "consumer rule 0");
+	/* Every cut is a prefix of the whole, between UTF-8 characters: a view
+	 * and field names may hold any. */
+	{
+		static const char utf8[] =
+			"{\"trustflow_policy\": 1, \"id\": \"utf8\", \"version\": 1,"
+			" \"owner\": \"city-waterworks\", \"topics\": [\"u\"],"
+			" \"consumers\": [{\"orgs\": [\"research-lab\"], \"fields\": [\"d\xc3\xa9" "bit\","
+			" \"\xe6\xb0\xb4\xe4\xbd\x8d\", \"\xf0\x9f\x92\xa7\"],"
+			" \"view\": \"views/\xc3\xa9\"}]}";
+		struct tf_policy_set *u = BUILD(false, utf8);
+		struct tf_decision v = recv(u, "lab-bot", "u");
+		char whole[256], cut[256];
+		size_t n;
+
+		tf_decision_explain(u, who(u, "lab-bot"), &v, whole, sizeof(whole));
+		assert_string_equal(whole, "consumer rule 0: gives only the view under views/\xc3\xa9,"
+			" with the fields (d\xc3\xa9" "bit, \xe6\xb0\xb4\xe4\xbd\x8d, \xf0\x9f\x92\xa7)");
+		for (size_t size = 1; size <= strlen(whole) + 1; size++) {
+			tf_decision_explain(u, who(u, "lab-bot"), &v, cut, size);
+			n = strlen(cut);
+			assert_true(n < size);
+			assert_memory_equal(cut, whole, n);
+			/* Not inside a character: the next byte starts one. */
+			assert_true(((unsigned char)whole[n] & 0xc0) != 0x80);
+			/* And nothing that fit was left out. */
+			assert_true(n + 4 >= size - 1 || n == strlen(whole));
+		}
+		tf_policy_set_free(u);
+	}
+	/* An allow, and a refusal under no selector, explain as their reason. */
+	d = recv(set, "vip", "nowhere");
+	tf_decision_explain(set, who(set, "vip"), &d, small, sizeof(small));
+	assert_int_equal(d.closest, NONE);
+	assert_int_equal(d.missed, 0);
+	assert_int_equal(strncmp(small, d.reason, sizeof(small) - 1), 0);
+	tf_policy_set_free(set);
+}
+
 static void retention_withholds_old_and_undated_messages(void **state)
 {
 	struct tf_policy_set *set = BUILD(false, water, maint);
@@ -1313,6 +1527,10 @@ int main(void)
 		cmocka_unit_test(consumer_rules_hold_between_not_before_and_not_after),
 		cmocka_unit_test(date_windows_hold_through_their_last_day),
 		cmocka_unit_test(fields_rule_receives_only_its_view),
+		cmocka_unit_test(a_refusal_names_what_failed_under_the_closest_rule),
+		cmocka_unit_test(the_closest_rule_is_the_one_the_client_nearly_meets),
+		cmocka_unit_test(a_view_refusal_names_its_rule_s_condition),
+		cmocka_unit_test(explanations_are_bounded),
 		cmocka_unit_test(retention_withholds_old_and_undated_messages),
 		cmocka_unit_test(views_are_not_subject_to_the_receive_time_check),
 		cmocka_unit_test(unidentified_clients_never_receive_governed_data),
