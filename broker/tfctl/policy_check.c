@@ -2,7 +2,7 @@
  * the policy files, one line each, as the broker would refuse them: each
  * file's members, its owner's signature (which key made it), a version
  * a broker's trace store holds a higher one of, and what the files must
- * agree on. */
+ * agree on; and warnings of names in selectors that no identity has. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -16,7 +16,9 @@
 #include "broker/util/growable.h"
 #include "broker/tfctl/tfctl.h"
 #include "policy/identities.h"
+#include "policy/jsonfile.h"
 #include "policy/rollback.h"
+#include "policy/selector.h"
 #include "policy/set.h"
 
 struct check_state {
@@ -25,9 +27,13 @@ struct check_state {
 	char **files;          /* every file named, in order */
 	uint32_t n_files, cap_files;
 	bool *good;            /* files[i] passed the checks of one file */
+	unsigned char *uses;   /* per symbol of ids: USE_ROLE, USE_PURPOSE bits */
 	int problems;
 	bool unreadable;
 };
+
+#define USE_ROLE    1u
+#define USE_PURPOSE 2u
 
 static void print_problem(void *ctx, const char *msg)
 {
@@ -80,6 +86,102 @@ static void add_path(struct check_state *st, const char *path)
 	tf_dir_list_free(names, n);
 }
 
+/* How the identities use each role or purpose name: a name that is only
+ * some client's role matches no one in `purposes`. NULL when out of
+ * memory (then no warnings). Caller frees. */
+static unsigned char *label_uses(const struct tf_identities *ids)
+{
+	unsigned char *uses = calloc((size_t)tf_identities_symbol_count(ids) + 1, 1);
+	const struct tf_client *c;
+
+	for (uint32_t i = 0; uses != NULL && (c = tf_identities_client_at(ids, i)) != NULL; i++) {
+		for (uint32_t k = 0; k < c->n_roles; k++)
+			uses[c->roles[k]] |= USE_ROLE;
+		for (uint32_t k = 0; k < c->n_purposes; k++)
+			uses[c->purposes[k]] |= USE_PURPOSE;
+	}
+	return uses;
+}
+
+/* Warns of the names in selector sel (at JSON path `path` of file) that
+ * no identity has. An unknown organization is a problem of the file; an
+ * unknown client, role or purpose is not (the operator may add it
+ * later), but the key then matches no one through it, which is most
+ * likely a typo that shuts a partner out. A selector with an empty list
+ * matches no one as written (the template of tfctl policy new: "orgs":
+ * []), so nothing is shut out unawares: no warnings there. */
+static void warn_unknown_names(const struct check_state *st, const char *file, const char *path,
+		const cJSON *sel)
+{
+	static const struct {
+		const char *key, *what, *why, *other;
+		unsigned use;  /* 0: a client */
+	} keys[] = {
+		{ "clients", "client", "not in the identities file", NULL, 0 },
+		{ "roles", "role", "no client in the identities file has it",
+		  "no client in the identities file has it as a role, only as a purpose", USE_ROLE },
+		{ "purposes", "purpose", "no client in the identities file declares it",
+		  "no client in the identities file declares it as a purpose, only as a role",
+		  USE_PURPOSE },
+	};
+
+	for (const char *const *key = tf_selector_members; *key != NULL; key++) {
+		const cJSON *list = cJSON_GetObjectItemCaseSensitive(sel, *key);
+
+		if (cJSON_IsArray(list) && cJSON_GetArraySize(list) == 0)
+			return;
+	}
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		const cJSON *list = cJSON_GetObjectItemCaseSensitive(sel, keys[k].key), *item;
+		int index = -1;
+
+		cJSON_ArrayForEach(item, list) {
+			const char *name = cJSON_GetStringValue(item), *why = keys[k].why;
+			uint32_t sym;
+			bool known;
+
+			index++;
+			if (name == NULL)
+				continue;
+			if (keys[k].use == 0) {
+				known = tf_identities_client_index(st->ids, name) != TF_NONE;
+			} else {
+				sym = tf_identities_symbol(st->ids, name);
+				known = sym != TF_NONE && (st->uses[sym] & keys[k].use) != 0;
+				if (sym != TF_NONE && st->uses[sym] != 0)
+					why = keys[k].other;
+			}
+			if (!known)
+				printf("%s: %s.%s[%d]: warning: unknown %s \"%s\" (%s)\n", file, path,
+					keys[k].key, index, keys[k].what, name, why);
+		}
+	}
+}
+
+/* The warnings of a policy that passed its checks: names in its
+ * publishers and consumer rules that the identities do not know, read
+ * from the very bytes checked (the loaded policy keeps only the names that
+ * resolve). Warnings are not problems: the exit status stays. */
+static void warn_policy(const struct check_state *st, const struct tf_policy *p)
+{
+	struct tf_err err = { "" };
+	const cJSON *rule;
+	cJSON *root;
+	char at[32];
+	int index = 0;
+
+	if (st->ids == NULL || st->uses == NULL || p->bytes == NULL
+			|| tf_json_parse((const char *)p->bytes, p->n_bytes, p->file, &root, &err) != TF_OK)
+		return;
+	warn_unknown_names(st, p->file, "$.publishers",
+		cJSON_GetObjectItemCaseSensitive(root, "publishers"));
+	cJSON_ArrayForEach(rule, cJSON_GetObjectItemCaseSensitive(root, "consumers")) {
+		snprintf(at, sizeof(at), "$.consumers[%d]", index++);
+		warn_unknown_names(st, p->file, at, rule);
+	}
+	cJSON_Delete(root);
+}
+
 /* The checks of one file: its members, its owner's signature, and the
  * version the trace store holds. Says which key signed it. */
 static void check_file(struct check_state *st, uint32_t i)
@@ -100,6 +202,8 @@ static void check_file(struct check_state *st, uint32_t i)
 	st->good[i] = rc == TF_OK;
 	if (rc == TF_OK && p.signed_by != NULL)
 		printf("%s: signed by %s, a policy key of %s\n", p.file, p.signed_by, p.owner_id);
+	if (rc == TF_OK)
+		warn_policy(st, &p);
 	tf_policy_release(&p);
 	tf_arena_free(&arena);
 }
@@ -221,6 +325,9 @@ int tfctl_policy_check(int argc, char **argv)
 		}
 	}
 	st.ids = ids;
+	if (ids != NULL && (st.uses = label_uses(ids)) == NULL)
+		fputs("tfctl: out of memory: names the identities do not know are not reported\n",
+			stderr);
 	st.rollback = rollback;
 	for (int i = first; i < argc; i++)
 		add_path(&st, argv[i]);
@@ -240,6 +347,7 @@ int tfctl_policy_check(int argc, char **argv)
 		free(st.files[i]);
 	free(st.files);
 	free(st.good);
+	free(st.uses);
 	tf_identities_free(ids);
 	tf_rollback_free(rollback);
 	return rc;

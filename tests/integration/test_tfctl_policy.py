@@ -180,6 +180,45 @@ class PolicyCheckTest(unittest.TestCase):
         self.assertIn(f"{path}: $.consumers[0].orgs[0]: unknown organization \"maint-corp\"",
                       out.stdout)
 
+    def test_names_no_identity_has_are_warnings(self):
+        # A misspelt purpose silently shuts a partner out: check says so,
+        # in the shape of its errors, but the file is valid.
+        policy = load_water()
+        policy["publishers"] = {"roles": ["sensr", "sensor"]}
+        policy["consumers"][0]["purposes"] = ["reserch", "maintenance", "operator"]
+        policy["consumers"].append({"clients": ["maint-ap", "maint-app"],
+                                    "roles": ["operator", "research"]})
+        # A rule that matches no one as written shuts no one out unawares.
+        policy["consumers"].append({"orgs": [], "purposes": ["agreed-purpose"]})
+        path = self.write("p.json", policy)
+        warnings = [
+            f"{path}: $.publishers.roles[0]: warning: unknown role \"sensr\" (no client in "
+            "the identities file has it)",
+            f"{path}: $.consumers[0].purposes[0]: warning: unknown purpose \"reserch\" (no "
+            "client in the identities file declares it)",
+            f"{path}: $.consumers[0].purposes[2]: warning: unknown purpose \"operator\" (no "
+            "client in the identities file declares it as a purpose, only as a role)",
+            f"{path}: $.consumers[2].clients[0]: warning: unknown client \"maint-ap\" (not in "
+            "the identities file)",
+            f"{path}: $.consumers[2].roles[1]: warning: unknown role \"research\" (no client "
+            "in the identities file has it as a role, only as a purpose)",
+        ]
+        out = self.check("--identities", UNSIGNED_IDS, path)
+        self.assertEqual((out.returncode, out.stdout.splitlines(), out.stderr),
+                         (0, warnings, ""))
+        # Without identities there is nothing to know names by.
+        self.assertEqual((self.check(path).returncode, self.check(path).stdout), (0, ""))
+        # Beside an error, the exit status is the error's; warnings stay.
+        broken = load_water()
+        broken["id"] = "other"
+        broken["topics"] = ["city/other"]
+        broken["retention_seconds"] = 0
+        bad = self.write("q.json", broken)
+        out = self.check("--identities", UNSIGNED_IDS, self.dir)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stdout.splitlines(), warnings + [
+            f"{bad}: $.retention_seconds: must be an integer from 1 to 3153600000"])
+
     def test_checks_across_files(self):
         self.write("a.json", load_water())
         self.write("b.json", dict(load_water(), id="copy"))
