@@ -268,10 +268,12 @@ static void receive_original(const struct tf_policy *p, const struct tf_client *
 	unsigned best = 0, best_distance = ~0u;
 	int closest = TF_RULE_NONE;
 
-	if (who->org == p->owner) {
+	if (p->owner_receives && who->org == p->owner) {
 		set_decision(d, TF_ALLOW, p, TF_RULE_OWNER_ORG, "a client of the owner organization");
 		return;
 	}
+	/* With owner_receives false, the owner's clients too receive only
+	 * under a consumer rule. */
 	for (uint32_t i = 0; i < p->n_consumers; i++) {
 		unsigned m = rule_misses(&p->consumers[i], who, now_ms);
 
@@ -509,7 +511,7 @@ static bool refs_allow(const struct tf_policy_set *set, const struct tf_client *
 		const struct tf_consumer_rule *r;
 
 		if (refs[i].rule == TF_RULE_OWNER) {
-			if (!ref_reaches(set, p, refs[i], filter))
+			if (!p->owner_receives || !ref_reaches(set, p, refs[i], filter))
 				continue;
 			set_decision(d, TF_ALLOW, p, TF_RULE_OWNER_ORG, "can receive as the owner organization");
 			return true;

@@ -11,8 +11,8 @@
 
 static const char *const policy_members[] = {
 	"trustflow_policy", "id", "version", "owner", "description", "topics", "publishers",
-	"consumers", "retention_seconds", "forwarding", "limits", "schema", "on_violation",
-	"on_anomaly", NULL
+	"consumers", "owner_receives", "retention_seconds", "forwarding", "limits", "schema",
+	"on_violation", "on_anomaly", NULL
 };
 static const char *const rule_members[] = {
 	"orgs", "clients", "roles", "purposes", "not_before", "not_after", "fields", "view", NULL
@@ -387,6 +387,8 @@ int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_id
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	/* The owner's own clients receive unless the owner narrows that too. */
+	out->owner_receives = true;
 	rc = tf_jcheck_object(c, root, policy_members);
 	if (tf_jctx_goes_on(c, rc))
 		tf_jctx_keep(&rc, load_header(c, root, ids, arena, out));
@@ -402,6 +404,9 @@ int tf_policy_from_json(struct tf_jctx *c, const cJSON *root, const struct tf_id
 		tf_jctx_keep(&rc, load_publishers(c, root, ids, arena, out));
 	if (tf_jctx_goes_on(c, rc))
 		tf_jctx_keep(&rc, load_consumers(c, root, ids, arena, out));
+	if (tf_jctx_goes_on(c, rc))
+		tf_jctx_keep(&rc, tf_jbool(c, root, "owner_receives", false, &out->owner_receives,
+			NULL));
 	if (tf_jctx_goes_on(c, rc))
 		tf_jctx_keep(&rc, tf_jint(c, root, "retention_seconds", false, 1,
 			TF_POLICY_MAX_RETENTION_S, &retention_s, NULL));

@@ -66,6 +66,8 @@ struct tf_policy {
 	const struct tf_consumer_rule *consumers;
 	uint32_t n_consumers;
 	uint32_t n_views;        /* consumer rules with fields and a view */
+	bool owner_receives;     /* the owner org receives originals (default);
+	                          * false: only as its consumer rules say */
 	int64_t retention_ms;    /* 0: no retention limit */
 	bool forwarding_deny;
 	uint32_t max_messages_per_second; /* 0: no limit */

@@ -220,6 +220,9 @@ static void index_pass(struct tf_policy_set *set, struct csr tables[4], bool fil
 
 			if (r < p->n_consumers) {
 				key = rule_key(&p->consumers[r].who, &t);
+			} else if (!p->owner_receives) {
+				/* Its clients receive under its rules, if at all. */
+				continue;
 			} else {
 				key = &owner;
 				t = 0;

@@ -5,14 +5,15 @@ nothing governed; denied publishes (another organization's sensor on the
 owner's topics among them) are refused with "not authorized";
 views carry only the fields a rule allows; a broken reload, or one in
 which another owner captures a topic inside the waterworks' filter,
-changes nothing.
+changes nothing; a policy with `owner_receives: false` keeps its data from
+the owner's own clients that no consumer rule names.
 """
 
 import os
 import time
 
 import harness
-from harness import publish_v5
+from harness import publish_v5, trace_message, wait_for
 
 import paho.mqtt.client as paho
 
@@ -62,6 +63,17 @@ OTHER = {
 }
 
 PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
+
+# "Leak alarms only to the contractor": the owner narrows its own org too.
+ALARMS = {
+    "trustflow_policy": 1, "id": "leak-alarms", "version": 1, "owner": "city-waterworks",
+    "topics": ["city/water/+/leak"], "publishers": {"roles": ["sensor"]},
+    "owner_receives": False,
+    "consumers": [{"orgs": ["maint-co"]}],
+}
+LEAK = "city/water/d7/leak"
+
+verify = harness.stamp_verifier()
 
 
 class PolicyEnforcementTest(harness.BrokerTestCase):
@@ -279,6 +291,35 @@ class PolicyEnforcementTest(harness.BrokerTestCase):
         self.assertEqual(self.publish(username="snoop"), NOT_AUTHORIZED)
         self.assertLess(self.publish(), 0x80)
         self.assertEqual(maint.receive().payload.decode(), READING)
+
+
+class OwnerReceivesTest(harness.BrokerTestCase):
+    def test_leak_alarms_reach_only_the_contractor(self):
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": WATER, "alarms.json": ALARMS})
+        operator = self.client(broker, "operator", username="ww-operator", password="demo")
+        maint = self.client(broker, "maint", username="maint-nopurpose", password="demo")
+        # The owner's own client may not subscribe to the alarms alone...
+        self.assertEqual(operator.subscribe("city/water/+/leak"), NOT_AUTHORIZED)
+        # ...and a wider subscription, for its telemetry, gets no alarm.
+        self.assertEqual(operator.subscribe("city/water/#"), 1)
+        self.assertEqual(maint.subscribe("city/water/+/leak"), 1)
+        # The owner's sensors still publish them.
+        self.assertLess(publish_v5(broker, "ww-sensor-01", LEAK, '{"leak": true}'), 0x80)
+        alarm = maint.receive()
+        self.assertEqual((alarm.topic, alarm.payload.decode()), (LEAK, '{"leak": true}'))
+        self.assertLess(publish_v5(broker, "ww-sensor-01", SENTINEL, '{"flow": 0}'), 0x80)
+        self.assertEqual([m.topic for m in operator.receive_until(SENTINEL)], [SENTINEL])
+        # The trace records the refusal, and why.
+        msg_id = verify.stamp_of(alarm)["tf-id"]
+        m = wait_for("the withheld alarm in the trace",
+                     lambda: (m := trace_message(broker.trace_dir, msg_id)) and m["withheld"]
+                     and m)
+        self.assertEqual([(d["client"], d["org"]) for d in m["deliveries"]],
+                         [("maint-nopurpose", "maint-co")])
+        self.assertEqual([(w["client"], w["reason"]) for w in m["withheld"]],
+                         [("ww-operator", "its organization is not among the consumer rule's "
+                           "orgs")])
 
 
 class ExpiryTest(harness.BrokerTestCase):

@@ -347,6 +347,7 @@ class GoodFilesTest(SchemaCase):
                                  "not_after": "2016-12-31T23:59:60z"})
         doc["consumers"].append({})
         doc["publishers"] = {}
+        doc["owner_receives"] = False
         doc["on_violation"] = {"action": "reroute", "reroute_to": "quarantine/water",
                                "disconnect": True}
         doc["on_anomaly"] = {"action": "quarantine", "disconnect": False}
@@ -481,6 +482,8 @@ class BadPoliciesTest(SchemaCase):
         ("retention 0", (["retention_seconds"], 0), ["retention_seconds"]),
         ("retention over 100 years", (["retention_seconds"], 3153600001),
          ["retention_seconds"]),
+        ("owner_receives as text", (["owner_receives"], "no"), ["owner_receives"]),
+        ("owner_receives 0", (["owner_receives"], 0), ["owner_receives"]),
         ("forwarding maybe", (["forwarding"], "maybe"), ["forwarding"]),
         ("forwarding true", (["forwarding"], True), ["forwarding"]),
         ("rate 0", (["limits", "max_messages_per_second"], 0),

@@ -336,6 +336,46 @@ static void expect_decision(const struct tf_decision *d, enum tf_verdict verdict
 #define OWNER TF_RULE_OWNER_ORG
 #define PUBS  TF_RULE_PUBLISHERS
 
+/* ---- explanations ---- */
+
+/* Decides d's explanation and checks its closest rule, what it missed,
+ * the static reason the trace records and the words explain gives. */
+static void expect_why(const struct tf_policy_set *set, const char *user,
+		const struct tf_decision *d, int closest, unsigned missed, const char *reason,
+		const char *explained, int line)
+{
+	char text[2048];
+	cJSON *json;
+	const cJSON *r;
+
+	if (d->closest != closest || d->missed != missed)
+		fail_msg("line %d: closest %d missed %#x, expected %d %#x (reason: %s)", line,
+			d->closest, d->missed, closest, missed, d->reason);
+	if (strcmp(d->reason, reason) != 0)
+		fail_msg("line %d: reason \"%s\", expected \"%s\"", line, d->reason, reason);
+	tf_decision_explain(set, who(set, user), d, text, sizeof(text));
+	if (strcmp(text, explained) != 0)
+		fail_msg("line %d: explained \"%s\", expected \"%s\"", line, text, explained);
+	/* explain's JSON gives the same words. */
+	json = tf_decision_json(set, who(set, user), d);
+	assert_non_null(json);
+	r = cJSON_GetObjectItemCaseSensitive(json, "reason");
+	assert_true(cJSON_IsString(r));
+	assert_string_equal(r->valuestring, explained);
+	cJSON_Delete(json);
+}
+
+#define EXPECT_WHY(set, call, user, closest, missed, reason, explained) do { \
+		struct tf_decision d_ = (call); \
+		assert_int_equal(d_.verdict, TF_DENY); \
+		expect_why(set, user, &d_, closest, missed, reason, explained, __LINE__); \
+	} while (0)
+
+#define PURPOSES TF_SEL_PURPOSES
+#define ROLES    TF_SEL_ROLES
+#define ORGS     TF_SEL_ORGS
+#define CLIENTS  TF_SEL_CLIENTS
+
 /* ==== publish ==== */
 
 static void publish_needs_a_publishers_match(void **state)
@@ -523,6 +563,58 @@ static void owner_org_always_receives(void **state)
 	tf_policy_set_free(set);
 }
 
+/* owner_receives false: "leak alarms only to the contractor". The
+ * owner's clients receive only what a consumer rule gives them; its
+ * stewards keep the policy's alerts; publishing is unchanged. */
+static void owner_receives_false_narrows_the_owner_org(void **state)
+{
+	static const char alarms[] =
+		"{\"trustflow_policy\": 1, \"id\": \"alarms\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"alarm/+\"], \"owner_receives\": false,"
+		" \"consumers\": [{\"orgs\": [\"maint-co\"]},"
+		" {\"orgs\": [\"city-waterworks\"], \"roles\": [\"viewer\"]},"
+		" {\"orgs\": [\"city-waterworks\"], \"roles\": [\"sensor\"], \"fields\": [\"at\"],"
+		" \"view\": \"views/alarm\"}]}";
+	static const char sealed[] =
+		"{\"trustflow_policy\": 1, \"id\": \"sealed\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"sealed/#\"],"
+		" \"owner_receives\": false}";
+	struct tf_policy_set *set = BUILD(false, alarms, sealed, water);
+
+	(void)state;
+	EXPECT(recv(set, "maint-app", "alarm/x"), ALLOW, "alarms@1", 0);
+	EXPECT(recv(set, "maint-nopurpose", "alarm/x"), ALLOW, "alarms@1", 0);
+	/* The owner's viewer under its own rule, not as the owner. */
+	EXPECT(recv(set, "ww-viewer", "alarm/x"), ALLOW, "alarms@1", 1);
+	/* Its sensor gets only the view; its admin and steward nothing. */
+	EXPECT(recv(set, "ww-sensor-01", "alarm/x"), DENY, "alarms@1", NONE);
+	EXPECT_VIEW(recv(set, "ww-sensor-01", "views/alarm/alarm/x"), ALLOW, "alarms@1", 2, true);
+	EXPECT(recv(set, "ops-admin", "alarm/x"), DENY, "alarms@1", NONE);
+	EXPECT_WHY(set, recv(set, "ww-steward", "alarm/x"), "ww-steward", 1, ROLES,
+		"none of its roles is among the consumer rule's roles",
+		"consumer rule 1: role data-steward not among the rule's roles (viewer)");
+	EXPECT(recv(set, "lab-bot", "alarm/x"), DENY, "alarms@1", NONE);
+	/* Subscriptions: the same, from the index. */
+	EXPECT(sub(set, "maint-app", "alarm/#"), ALLOW, "alarms@1", 0);
+	EXPECT(sub(set, "ww-viewer", "alarm/+"), ALLOW, "alarms@1", 1);
+	EXPECT_VIEW(sub(set, "ww-sensor-01", "views/alarm/#"), ALLOW, "alarms@1", 2, true);
+	EXPECT(sub(set, "ww-sensor-01", "alarm/+"), DENY, NULL, NONE);
+	EXPECT(sub(set, "ops-admin", "alarm/+"), DENY, NULL, NONE);
+	EXPECT(sub(set, "ww-steward", "alarm/x"), DENY, NULL, NONE);
+	/* No rule at all: not even the owner receives. */
+	EXPECT_WHY(set, recv(set, "ww-viewer", "sealed/a"), "ww-viewer", NONE, 0,
+		"the policy names no consumers", "the policy names no consumers");
+	EXPECT(sub(set, "ww-viewer", "sealed/#"), DENY, NULL, NONE);
+	/* A wildcard reaches the owner's other data still. */
+	EXPECT(sub(set, "ww-steward", "#"), ALLOW, WATER, OWNER);
+	/* The owner still publishes; its stewards keep the alerts. */
+	EXPECT(pub(set, "ww-viewer", "alarm/x"), ALLOW, "alarms@1", OWNER);
+	EXPECT(recv(set, "ww-steward", "$trustflow/alerts/alarms"), ALLOW, NULL, NONE);
+	EXPECT(sub(set, "ww-steward", "$trustflow/alerts/alarms"), ALLOW, NULL, NONE);
+	EXPECT(recv(set, "other-steward", "$trustflow/alerts/alarms"), DENY, NULL, NONE);
+	tf_policy_set_free(set);
+}
+
 static void consumer_rule_keys_must_all_match(void **state)
 {
 	struct tf_policy_set *set = BUILD(false, water, sel_clients, sel_orgs, sel_roles,
@@ -672,44 +764,6 @@ static void fields_rule_receives_only_its_view(void **state)
 }
 
 /* ==== why: the closest rule and what failed under it ==== */
-
-/* Decides d's explanation and checks its closest rule, what it missed,
- * the static reason the trace records and the words explain gives. */
-static void expect_why(const struct tf_policy_set *set, const char *user,
-		const struct tf_decision *d, int closest, unsigned missed, const char *reason,
-		const char *explained, int line)
-{
-	char text[2048];
-	cJSON *json;
-	const cJSON *r;
-
-	if (d->closest != closest || d->missed != missed)
-		fail_msg("line %d: closest %d missed %#x, expected %d %#x (reason: %s)", line,
-			d->closest, d->missed, closest, missed, d->reason);
-	if (strcmp(d->reason, reason) != 0)
-		fail_msg("line %d: reason \"%s\", expected \"%s\"", line, d->reason, reason);
-	tf_decision_explain(set, who(set, user), d, text, sizeof(text));
-	if (strcmp(text, explained) != 0)
-		fail_msg("line %d: explained \"%s\", expected \"%s\"", line, text, explained);
-	/* explain's JSON gives the same words. */
-	json = tf_decision_json(set, who(set, user), d);
-	assert_non_null(json);
-	r = cJSON_GetObjectItemCaseSensitive(json, "reason");
-	assert_true(cJSON_IsString(r));
-	assert_string_equal(r->valuestring, explained);
-	cJSON_Delete(json);
-}
-
-#define EXPECT_WHY(set, call, user, closest, missed, reason, explained) do { \
-		struct tf_decision d_ = (call); \
-		assert_int_equal(d_.verdict, TF_DENY); \
-		expect_why(set, user, &d_, closest, missed, reason, explained, __LINE__); \
-	} while (0)
-
-#define PURPOSES TF_SEL_PURPOSES
-#define ROLES    TF_SEL_ROLES
-#define ORGS     TF_SEL_ORGS
-#define CLIENTS  TF_SEL_CLIENTS
 
 static void a_refusal_names_what_failed_under_the_closest_rule(void **state)
 {
@@ -1522,6 +1576,7 @@ int main(void)
 		cmocka_unit_test(publish_on_the_control_topic_is_for_operators),
 		cmocka_unit_test(publish_on_other_dollar_topics_is_deferred),
 		cmocka_unit_test(owner_org_always_receives),
+		cmocka_unit_test(owner_receives_false_narrows_the_owner_org),
 		cmocka_unit_test(consumer_rule_keys_must_all_match),
 		cmocka_unit_test(empty_selector_matches_every_identified_client),
 		cmocka_unit_test(consumer_rules_hold_between_not_before_and_not_after),

@@ -370,6 +370,7 @@ static void optional_members_have_defaults(void **state)
 	assert_int_equal(p.n_consumers, 0);
 	assert_int_equal(p.retention_ms, 0);
 	assert_false(p.forwarding_deny);
+	assert_true(p.owner_receives);
 	assert_int_equal(p.max_messages_per_second, 0);
 	assert_int_equal(p.max_payload_bytes, 0);
 	assert_null(p.schema);
@@ -1078,6 +1079,36 @@ static void retention_must_be_positive(void **state)
 	}
 }
 
+static void owner_receives_is_a_boolean(void **state)
+{
+	struct tf_arena a = { 0 };
+	struct tf_policy p;
+	struct tf_err err;
+	cJSON *root = json(example);
+
+	(void)state;
+	set(root, "owner_receives", "false");
+	if (load_tree(root, ids, &a, &p, &err) != TF_OK)
+		fail_msg("%s", err.msg);
+	cJSON_Delete(root);
+	assert_false(p.owner_receives);
+	tf_policy_release(&p);
+	root = json(example);
+	set(root, "owner_receives", "true");
+	if (load_tree(root, ids, &a, &p, &err) != TF_OK)
+		fail_msg("%s", err.msg);
+	cJSON_Delete(root);
+	assert_true(p.owner_receives);
+	tf_policy_release(&p);
+	tf_arena_free(&a);
+	root = json(example);
+	set(root, "owner_receives", "\"no\"");
+	expect_error(root, FILE_NAME ": $.owner_receives: must be true or false");
+	root = json(example);
+	set(root, "owner_receives", "0");
+	expect_error(root, FILE_NAME ": $.owner_receives: must be true or false");
+}
+
 static void forwarding_is_allow_or_deny(void **state)
 {
 	cJSON *root = json(example);
@@ -1383,6 +1414,7 @@ int main(void)
 		cmocka_unit_test(view_must_not_have_wildcards),
 		cmocka_unit_test(fields_must_be_a_non_empty_list_of_names),
 		cmocka_unit_test(retention_must_be_positive),
+		cmocka_unit_test(owner_receives_is_a_boolean),
 		cmocka_unit_test(forwarding_is_allow_or_deny),
 		cmocka_unit_test(limits_must_be_positive),
 		cmocka_unit_test(action_must_be_known),

@@ -802,6 +802,40 @@ static void assemble_with_identities_indexes_receivers(void **state)
 	tf_policy_set_free(set);
 }
 
+/* owner_receives false: the owner org is under its rules like any other,
+ * so the subscribe index has no owner ref for it, only the refs of the
+ * rules that name it. */
+static void owner_receives_false_leaves_the_owner_ref_out(void **state)
+{
+	struct tree t;
+	struct tf_policy_set *set;
+	struct tf_err err;
+	uint32_t ww, mc;
+
+	(void)state;
+	make_tree(&t, identities_text);
+	put(&t, "a.json", policy_text("alarms", "city-waterworks", "[\"alarm/+\"]",
+		", \"owner_receives\": false, \"consumers\": [{\"orgs\": [\"maint-co\"]},"
+		" {\"orgs\": [\"city-waterworks\"], \"roles\": [\"sensor\"]}]"));
+	put(&t, "b.json", policy_text("water", "city-waterworks", "[\"water/+\"]", ""));
+	if (load(&t, false, &set, &err) != TF_OK)
+		fail_msg("%s", err.msg);
+	assert_false(tf_policy_set_find(set, "alarms")->owner_receives);
+	assert_true(tf_policy_set_find(set, "water")->owner_receives);
+	ww = tf_identities_org(set->ids, "city-waterworks");
+	mc = tf_identities_org(set->ids, "maint-co");
+	/* The waterworks: rule 1 of alarms, and the owner of water. */
+	assert_int_equal(set->org_off[ww + 1] - set->org_off[ww], 2);
+	assert_int_equal(set->org_refs[set->org_off[ww]].policy, 0);
+	assert_int_equal(set->org_refs[set->org_off[ww]].rule, 1);
+	assert_int_equal(set->org_refs[set->org_off[ww] + 1].policy, 1);
+	assert_int_equal(set->org_refs[set->org_off[ww] + 1].rule, TF_RULE_OWNER);
+	assert_int_equal(set->org_off[mc + 1] - set->org_off[mc], 1);
+	assert_int_equal(set->org_refs[set->org_off[mc]].rule, 0);
+	tf_policy_set_free(set);
+	remove_tree(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -820,6 +854,7 @@ int main(void)
 		cmocka_unit_test(find_and_operator_roles),
 		cmocka_unit_test(assemble_without_identities_checks_across_files),
 		cmocka_unit_test(assemble_with_identities_indexes_receivers),
+		cmocka_unit_test(owner_receives_false_leaves_the_owner_ref_out),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
