@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
  * (Howard Hinnant's days_from_civil). */
@@ -260,6 +261,13 @@ void tf_rfc3339_format(int64_t ms, char buf[25])
 	snprintf(buf, 25, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)y % 10000u, m % 13u,
 		d % 32u, (unsigned)(sod / 3600) % 24u, (unsigned)(sod / 60 % 60) % 60u,
 		(unsigned)(sod % 60) % 60u, (unsigned)floor_mod(ms, 1000) % 1000u);
+}
+
+void tf_rfc3339_format_short(int64_t ms, char buf[25])
+{
+	tf_rfc3339_format(ms, buf);
+	if (strcmp(buf + 19, ".000Z") == 0)
+		strcpy(buf + 19, "Z");
 }
 
 bool tf_time_arg_parse(const char *s, int64_t *ms)

@@ -39,6 +39,10 @@ enum tf_rfc3339_form tf_rfc3339_parse_day_or_time(const char *s, int64_t *ms,
  * which must hold 25 bytes. Years outside 0000..9999 are clamped. */
 void tf_rfc3339_format(int64_t ms, char buf[25]);
 
+/* The same, without the fraction when ms is a whole second:
+ * "2027-06-30T00:00:00Z", as policy files write their times. */
+void tf_rfc3339_format_short(int64_t ms, char buf[25]);
+
 /* A time given on a command line: RFC 3339, or decimal milliseconds since
  * the epoch. */
 bool tf_time_arg_parse(const char *s, int64_t *ms);

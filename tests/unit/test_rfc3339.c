@@ -210,6 +210,22 @@ static void format_known_values(void **state)
 	formats(T_0000_01_01, "0000-01-01T00:00:00.000Z");
 }
 
+/* Whole seconds as policy files write them. */
+static void format_short_drops_only_a_zero_fraction(void **state)
+{
+	char buf[25];
+
+	(void)state;
+	tf_rfc3339_format_short(T_2027_03_31, buf);
+	assert_string_equal(buf, "2027-03-31T00:00:00Z");
+	tf_rfc3339_format_short(T_2024_06_15_123456 + 789, buf);
+	assert_string_equal(buf, "2024-06-15T12:34:56.789Z");
+	tf_rfc3339_format_short(-1000, buf);
+	assert_string_equal(buf, "1969-12-31T23:59:59Z");
+	tf_rfc3339_format_short(T_2024_06_15_123456 + 10, buf);
+	assert_string_equal(buf, "2024-06-15T12:34:56.010Z");
+}
+
 static void format_before_1970(void **state)
 {
 	(void)state;
@@ -453,6 +469,7 @@ int main(void)
 		cmocka_unit_test(offset_errors),
 		cmocka_unit_test(leap_second_counts_as_the_last_millisecond),
 		cmocka_unit_test(format_known_values),
+		cmocka_unit_test(format_short_drops_only_a_zero_fraction),
 		cmocka_unit_test(format_before_1970),
 		cmocka_unit_test(format_clamps_the_year),
 		cmocka_unit_test(format_round_trips),
