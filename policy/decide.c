@@ -293,6 +293,24 @@ static void receive_original(const struct tf_policy *p, const struct tf_client *
 	d->missed = best;
 }
 
+bool tf_decide_receives_under(const struct tf_policy *p, const struct tf_client *who, int rule,
+		int64_t at_ms)
+{
+	const struct tf_consumer_rule *r;
+	bool as_owner = p->owner_receives && who->org == p->owner;
+
+	if (rule == TF_RULE_OWNER_ORG)
+		return as_owner;
+	if (rule < 0 || (uint32_t)rule >= p->n_consumers)
+		return false;
+	r = &p->consumers[rule];
+	if (r->fields == NULL && as_owner)
+		return false;
+	if (at_ms != TF_TIME_UNKNOWN && (at_ms < r->not_before || at_ms >= r->not_after))
+		return false;
+	return tf_selector_matches(&r->who, who);
+}
+
 /* Delivery of a view copy: only to the clients of the view's rule. */
 static void receive_view(const struct tf_policy *p, const struct tf_consumer_rule *r,
 		uint32_t rule, const struct tf_client *who, int64_t now_ms, struct tf_decision *d)
@@ -682,10 +700,7 @@ static void put_time(struct text *t, int64_t ms)
 {
 	char when[25];
 
-	tf_rfc3339_format(ms, when);
-	/* Whole seconds as policies write them: 2027-06-30T00:00:00Z. */
-	if (strcmp(when + 19, ".000Z") == 0)
-		strcpy(when + 19, "Z");
+	tf_rfc3339_format_short(ms, when);
 	put(t, "%s", when);
 }
 

@@ -58,6 +58,17 @@ void tf_decide_publish(const struct tf_policy_set *set, const struct tf_client *
 void tf_decide_receive(const struct tf_policy_set *set, const struct tf_client *who,
 		const char *topic, int64_t now_ms, int64_t received_ms, struct tf_decision *d);
 
+/* Whether who (identified) receives data of p under rule, a consumer rule
+ * index or TF_RULE_OWNER_ORG, as tf_decide_receive would name that rule:
+ * the owner org's clients receive originals as the owner (unless
+ * owner_receives is false), so a consumer rule without fields gives them
+ * nothing more; a view rule gives whoever it matches its view. at_ms:
+ * the rule must be in force then; TF_TIME_UNKNOWN: at any time of its
+ * window. (A message's retention is not considered.) For tfctl policy
+ * receivers, which asks it of every client. */
+bool tf_decide_receives_under(const struct tf_policy *p, const struct tf_client *who, int rule,
+		int64_t at_ms);
+
 /* filter may be a shared subscription ($share/<group>/<filter>). */
 void tf_decide_subscribe(const struct tf_policy_set *set, const struct tf_client *who,
 		const char *filter, int64_t now_ms, struct tf_decision *d);

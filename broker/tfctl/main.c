@@ -15,6 +15,8 @@ static void print_usage(FILE *out)
 	      "       tfctl policy explain --identities FILE --policies DIR --client USER\n"
 	      "                            --topic TOPIC (--publish | --receive | --subscribe)\n"
 	      "                            [--at TIME] [--default-access allow|deny]\n"
+	      "       tfctl policy receivers --identities FILE --policies DIR --policy ID\n"
+	      "                              [--at TIME]\n"
 	      "       tfctl policy sign --key OWNER.pem FILE\n"
 	      "       tfctl policy new --owner ORG --id ID [--topic FILTER]... [--out FILE]\n"
 	      "       tfctl key generate --out FILE\n"

@@ -26,6 +26,8 @@ static const char policy_usage[] =
 	"       tfctl policy explain --identities FILE --policies DIR --client USER\n"
 	"                            --topic TOPIC (--publish | --receive | --subscribe)\n"
 	"                            [--at TIME] [--default-access allow|deny]\n"
+	"       tfctl policy receivers --identities FILE --policies DIR --policy ID\n"
+	"                              [--at TIME]\n"
 	"       tfctl policy sign --key OWNER.pem FILE\n"
 	"       tfctl policy new --owner ORG --id ID [--topic FILTER]... [--out FILE]\n"
 	"\n"
@@ -41,6 +43,13 @@ static const char policy_usage[] =
 	"explain  says whether USER may publish on, receive from or subscribe to TOPIC,\n"
 	"         and why, as JSON. TIME is RFC 3339 or ms since the epoch (default\n"
 	"         now). Exit status 0 for allow, 1 for deny.\n"
+	"receivers\n"
+	"         lists every client of the identities that may receive the data of\n"
+	"         policy ID, one JSON object a line for each rule that gives it some:\n"
+	"         {\"client\", \"org\", \"rule\": N or \"owner\", \"form\": \"original\" or\n"
+	"         \"view\", \"view\": the view's prefix or null, \"not_before\", \"not_after\":\n"
+	"         RFC 3339 or null}. With --at, only the rules in force at TIME. Exit\n"
+	"         status 1 when there is no policy ID.\n"
 	"sign     signs the policy file FILE with the owner's key (tfctl key generate)\n"
 	"         into FILE.sig beside it, and prints the key id; the key's public\n"
 	"         half goes in the owner's policy_keys (docs/policy-guide.md).\n"
@@ -159,6 +168,122 @@ static int cmd_explain(int argc, char **argv)
 	return rc;
 }
 
+/* --- receivers ------------------------------------------------------------ */
+
+struct receivers_args {
+	const char *identities, *policies, *policy;
+	int64_t at_ms;  /* TF_TIME_UNKNOWN: any time */
+};
+
+static int parse_receivers(int argc, char **argv, struct receivers_args *a)
+{
+	a->at_ms = TF_TIME_UNKNOWN;
+	for (int i = 0; i < argc; i++) {
+		const char *opt = argv[i];
+		const char **slot = NULL;
+
+		if (strcmp(opt, "--identities") == 0)
+			slot = &a->identities;
+		else if (strcmp(opt, "--policies") == 0)
+			slot = &a->policies;
+		else if (strcmp(opt, "--policy") == 0)
+			slot = &a->policy;
+		else if (strcmp(opt, "--at") != 0)
+			return usage_error("unknown option");
+		if (i + 1 >= argc)
+			return usage_error("an option is missing its value");
+		if (slot != NULL)
+			*slot = argv[++i];
+		else if (!tf_time_arg_parse(argv[++i], &a->at_ms))
+			return usage_error("--at: not an RFC 3339 time or ms since the epoch");
+	}
+	if (!a->identities || !a->policies || !a->policy)
+		return usage_error("receivers needs --identities, --policies and --policy");
+	return TFCTL_OK;
+}
+
+static bool add_time(cJSON *obj, const char *name, int64_t ms, int64_t absent)
+{
+	char when[25];
+
+	if (ms == absent)
+		return cJSON_AddNullToObject(obj, name) != NULL;
+	tf_rfc3339_format_short(ms, when);
+	return cJSON_AddStringToObject(obj, name, when) != NULL;
+}
+
+/* One line: who receives p's data under rule (an index, or
+ * TF_RULE_OWNER_ORG). False when out of memory. */
+static bool print_receiver(const struct tf_policy_set *set, const struct tf_policy *p,
+		const struct tf_client *who, int rule)
+{
+	const struct tf_consumer_rule *r = rule >= 0 ? &p->consumers[rule] : NULL;
+	cJSON *line = cJSON_CreateObject();
+	bool ok = line != NULL
+		&& cJSON_AddStringToObject(line, "client", who->username) != NULL
+		&& cJSON_AddStringToObject(line, "org", tf_identities_org_id(set->ids, who->org)) != NULL
+		&& (r != NULL ? cJSON_AddNumberToObject(line, "rule", rule) != NULL
+			      : cJSON_AddStringToObject(line, "rule", "owner") != NULL)
+		&& cJSON_AddStringToObject(line, "form", r != NULL && r->view != NULL
+			? "view" : "original") != NULL
+		&& (r != NULL && r->view != NULL ? cJSON_AddStringToObject(line, "view", r->view) != NULL
+						 : cJSON_AddNullToObject(line, "view") != NULL)
+		&& add_time(line, "not_before", r != NULL ? r->not_before : INT64_MIN, INT64_MIN)
+		&& add_time(line, "not_after", r != NULL ? r->not_after : INT64_MAX, INT64_MAX);
+	char *text = ok ? cJSON_PrintUnformatted(line) : NULL;
+
+	if (text != NULL)
+		printf("%s\n", text);
+	free(text);
+	cJSON_Delete(line);
+	return text != NULL;
+}
+
+/* Every client of the identities that may receive the policy's data, in
+ * the identities' order, one line per rule that gives it some: the owner
+ * first, then the consumer rules in the policy's order. It asks every
+ * client of every rule: an offline question, answered once. */
+static int cmd_receivers(int argc, char **argv)
+{
+	struct receivers_args a = { 0 };
+	struct tf_policy_set_options load = { .identities = NULL };
+	const struct tf_policy *p;
+	const struct tf_client *who;
+	struct tf_policy_set *set;
+	struct tf_err err = { "" };
+	int rc = parse_receivers(argc, argv, &a);
+
+	if (rc != TFCTL_OK)
+		return rc;
+	load.identities = a.identities;
+	load.policy_dir = a.policies;
+	if (tf_policy_set_load(&load, &set, &err) != TF_OK) {
+		fprintf(stderr, "tfctl: %s\n", err.msg);
+		return TFCTL_USAGE;
+	}
+	p = tf_policy_set_find(set, a.policy);
+	if (p == NULL) {
+		fprintf(stderr, "tfctl: no policy \"%s\" in %s\n", a.policy, a.policies);
+		tf_policy_set_free(set);
+		return TFCTL_NO;
+	}
+	for (uint32_t i = 0; rc == TFCTL_OK && (who = tf_identities_client_at(set->ids, i)) != NULL;
+			i++) {
+		bool ok = !tf_decide_receives_under(p, who, TF_RULE_OWNER_ORG, a.at_ms)
+			|| print_receiver(set, p, who, TF_RULE_OWNER_ORG);
+
+		for (uint32_t r = 0; ok && r < p->n_consumers; r++)
+			ok = !tf_decide_receives_under(p, who, (int)r, a.at_ms)
+				|| print_receiver(set, p, who, (int)r);
+		if (!ok) {
+			fputs("tfctl: out of memory\n", stderr);
+			rc = TFCTL_USAGE;
+		}
+	}
+	tf_policy_set_free(set);
+	return rc;
+}
+
 /* --- sign ---------------------------------------------------------------- */
 
 /* Writes text to path through a temporary file beside it, so that no
@@ -223,6 +348,8 @@ int tfctl_policy(int argc, char **argv)
 		return tfctl_policy_check(argc - 1, argv + 1);
 	if (strcmp(argv[0], "explain") == 0)
 		return cmd_explain(argc - 1, argv + 1);
+	if (strcmp(argv[0], "receivers") == 0)
+		return cmd_receivers(argc - 1, argv + 1);
 	if (strcmp(argv[0], "sign") == 0)
 		return cmd_sign(argc - 1, argv + 1);
 	if (strcmp(argv[0], "new") == 0)

@@ -411,6 +411,101 @@ class PolicyExplainWhyTest(unittest.TestCase):
                          "a view: only the broker publishes here")
 
 
+class PolicyReceiversTest(unittest.TestCase):
+    """tfctl policy receivers: "who may receive my data?", answered from the
+    files, for every client of the identities file."""
+
+    def receivers(self, ids, policies, policy, *extra):
+        out = run([TFCTL, "policy", "receivers", "--identities", ids, "--policies", policies,
+                   "--policy", policy] + list(extra), check=False)
+        return out.returncode, [json.loads(line) for line in out.stdout.splitlines()]
+
+    @staticmethod
+    def line(client, org, rule, view=None, not_before=None, not_after=None):
+        return {"client": client, "org": org, "rule": rule,
+                "form": "view" if view else "original", "view": view,
+                "not_before": not_before, "not_after": not_after}
+
+    def test_the_demo_policy(self):
+        owner = [self.line(c, "city-waterworks", "owner")
+                 for c in ("ww-sensor-01", "ww-operator", "ops-admin")]
+        # The demo's "not_after": "2027-06-30" covers that whole day.
+        maint = self.line("maint-app", "maint-co", 0, not_after="2027-07-01T00:00:00Z")
+        lab = self.line("lab-analyst", "research-lab", 1, view="views/research-lab")
+        self.assertEqual(self.receivers(DEMO_IDS, DEMO_POLICIES, "water-telemetry"),
+                         (0, owner + [maint, lab]))
+        # --at: the rules in force then; the contract has ended by July 2027.
+        self.assertEqual(self.receivers(DEMO_IDS, DEMO_POLICIES, "water-telemetry", "--at",
+                                        "2027-07-01T00:00:00Z"), (0, owner + [lab]))
+        self.assertEqual(self.receivers(DEMO_IDS, DEMO_POLICIES, "water-telemetry", "--at",
+                                        "1798675200000"), (0, owner + [maint, lab]))
+        # It says what explain says, client by client.
+        with open(DEMO_IDS, encoding="utf-8") as f:
+            clients = json.load(f)["clients"]
+        for client in clients:
+            out = run([TFCTL, "policy", "explain", "--identities", DEMO_IDS, "--policies",
+                       DEMO_POLICIES, "--client", client, "--topic", TOPIC, "--receive",
+                       "--at", "2027-01-01T00:00:00Z"], check=False)
+            rule = json.loads(out.stdout)["rule"]
+            listed = [r["rule"] for r in owner + [maint] if r["client"] == client]
+            self.assertEqual([rule] if rule is not None else [], listed, client)
+
+    def test_owner_receives_false_windows_and_views(self):
+        tmp = tempfile.mkdtemp(prefix="tf-receivers-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        ids = os.path.join(tmp, "identities.json")
+        harness.write_json(ids, PolicyExplainWhyTest.IDENTITIES)
+        os.mkdir(os.path.join(tmp, "policies"))
+        alarms = {
+            "trustflow_policy": 1, "id": "leak-alarms", "version": 1,
+            "owner": "city-waterworks", "topics": ["city/water/+/alarm"],
+            "owner_receives": False,
+            "consumers": [
+                {"orgs": ["maint-co"], "purposes": ["maintenance", "billing"],
+                 "not_before": "2026-01-01T00:00:00Z", "not_after": "2026-12-31T23:59:59.5Z"},
+                {"orgs": ["city-waterworks"], "roles": ["sensor"]},
+                {"orgs": ["research-lab", "city-waterworks"], "fields": ["district"],
+                 "view": "views/alarms"},
+            ],
+        }
+        harness.write_json(os.path.join(tmp, "policies", "alarms.json"), alarms)
+        harness.write_json(os.path.join(tmp, "policies", "leaks.json"),
+                           PolicyExplainWhyTest.LEAKS)
+        policies = os.path.join(tmp, "policies")
+        window = {"not_before": "2026-01-01T00:00:00Z", "not_after": "2026-12-31T23:59:59.500Z"}
+        # No "owner" line: the owner's clients receive under rules 1 and 2
+        # only. In the identities' order, each rule that gives some.
+        sensor = [self.line("ww-sensor-01", "city-waterworks", 1),
+                  self.line("ww-sensor-01", "city-waterworks", 2, view="views/alarms")]
+        billing = self.line("maint-billing", "maint-co", 0, **window)
+        maint = self.line("maint-app", "maint-co", 0, **window)
+        lab = self.line("lab-analyst", "research-lab", 2, view="views/alarms")
+        self.assertEqual(self.receivers(ids, policies, "leak-alarms"),
+                         (0, sensor + [billing, maint, lab]))
+        self.assertEqual(self.receivers(ids, policies, "leak-alarms", "--at",
+                                        "2027-01-01T00:00:00Z"), (0, sensor + [lab]))
+        # The other policy of the set: its owner receives.
+        rc, lines = self.receivers(ids, policies, "leaks", "--at", "2026-03-01T00:00:00Z")
+        self.assertEqual((rc, [(r["client"], r["rule"]) for r in lines]),
+                         (0, [("ww-sensor-01", "owner"), ("maint-billing", 1), ("maint-app", 1),
+                              ("lab-analyst", 0), ("lab-analyst", 2)]))
+
+    def test_unknown_policy_and_bad_usage(self):
+        out = run([TFCTL, "policy", "receivers", "--identities", DEMO_IDS, "--policies",
+                   DEMO_POLICIES, "--policy", "no-such-policy"], check=False)
+        self.assertEqual((out.returncode, out.stdout), (1, ""))
+        self.assertIn("no policy \"no-such-policy\"", out.stderr)
+        for args in (["--identities", DEMO_IDS, "--policy", "water-telemetry"],
+                     ["--identities", DEMO_IDS, "--policies", DEMO_POLICIES, "--policy",
+                      "water-telemetry", "--at", "soon"],
+                     ["--policy"]):
+            with self.subTest(args=args):
+                out = run([TFCTL, "policy", "receivers"] + args, check=False)
+                self.assertEqual(out.returncode, 2)
+        self.assertIn("tfctl policy receivers", run([TFCTL, "policy", "--help"]).stdout)
+        self.assertIn("tfctl policy receivers", run([TFCTL, "--help"]).stdout)
+
+
 class PolicySignTest(unittest.TestCase):
     """tfctl policy sign makes the detached signature of federation-v1,
     checked here with Python's cryptography, an implementation of its own."""

@@ -615,6 +615,84 @@ static void owner_receives_false_narrows_the_owner_org(void **state)
 	tf_policy_set_free(set);
 }
 
+/* tf_decide_receives_under, which tfctl policy receivers asks of every
+ * client, says what tf_decide_receive decides: for every client and
+ * time, a client receives an original exactly when the owner or an
+ * original-form rule gives it, the first of them being the rule named;
+ * and a view exactly when its rule gives it. */
+static void receives_under_agrees_with_receive(void **state)
+{
+	static const char alarms[] =
+		"{\"trustflow_policy\": 1, \"id\": \"alarms\", \"version\": 1,"
+		" \"owner\": \"city-waterworks\", \"topics\": [\"alarm/+\"], \"owner_receives\": false,"
+		" \"consumers\": [{\"orgs\": [\"city-waterworks\"], \"roles\": [\"viewer\"],"
+		" \"not_before\": \"2026-07-01T00:00:00Z\"},"
+		" {\"orgs\": [\"city-waterworks\", \"research-lab\"], \"fields\": [\"at\"],"
+		" \"view\": \"views/alarm\", \"not_after\": \"2026-08-01T00:00:00Z\"}]}";
+	static const struct { const char *id, *topic; } cases[] = {
+		{ "water-telemetry", WATER_TOPIC }, { "timed", "timed/x" }, { "alarms", "alarm/x" },
+		{ "sel-all", "sel/all" }, { "sel-second", "sel/second" }, { "maint-data", "maint/x" },
+		{ "sel-empty", "sel/empty" },
+	};
+	static const int64_t times[] = {
+		NOW, TIMED_FROM - 1, TIMED_FROM, TIMED_UNTIL - 1, TIMED_UNTIL, WATER_EXPIRY,
+	};
+	struct tf_policy_set *set = BUILD(false, water, timed, alarms, sel_all, sel_second, maint,
+		sel_empty);
+	unsigned allowed = 0, views = 0;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		const struct tf_policy *p = tf_policy_set_find(set, cases[k].id);
+
+		assert_non_null(p);
+		for (size_t c = 0; c < N_CLIENTS; c++) {
+			const struct tf_client *cl = who(set, all_clients[c]);
+
+			for (size_t t = 0; t < sizeof(times) / sizeof(times[0]); t++) {
+				int64_t at = times[t];
+				struct tf_decision d = recv_at(set, all_clients[c], cases[k].topic, at, at);
+				int first = tf_decide_receives_under(p, cl, OWNER, at) ? OWNER : NONE;
+
+				for (uint32_t r = 0; r < p->n_consumers; r++) {
+					bool under = tf_decide_receives_under(p, cl, (int)r, at);
+					char view[128];
+
+					/* At some time of its window, if now. */
+					assert_true(!under || tf_decide_receives_under(p, cl, (int)r,
+						TF_TIME_UNKNOWN));
+					if (p->consumers[r].view == NULL) {
+						/* The owner's clients receive as the owner. */
+						assert_false(under && first == OWNER);
+						if (under && first == NONE)
+							first = (int)r;
+						continue;
+					}
+					snprintf(view, sizeof(view), "%s/%s", p->consumers[r].view,
+						cases[k].topic);
+					d = recv_at(set, all_clients[c], view, at, at);
+					if ((d.verdict == TF_ALLOW) != under)
+						fail_msg("%s, %s, rule %u at %lld: view %s, under %d",
+							cases[k].id, all_clients[c], r, (long long)at,
+							tf_verdict_name(d.verdict), under);
+					views += under;
+				}
+				d = recv_at(set, all_clients[c], cases[k].topic, at, at);
+				expect_decision(&d, first != NONE ? TF_ALLOW : TF_DENY, p->label,
+					first != NONE ? first : NONE, all_clients[c], (int)t);
+				allowed += first != NONE;
+			}
+		}
+	}
+	/* Each kind of answer came up. */
+	assert_true(allowed > 50);
+	assert_true(views > 5);
+	/* Out of range. */
+	assert_false(tf_decide_receives_under(&set->policies[0], who(set, "lab-bot"), 7, NOW));
+	assert_false(tf_decide_receives_under(&set->policies[0], who(set, "lab-bot"), NONE, NOW));
+	tf_policy_set_free(set);
+}
+
 static void consumer_rule_keys_must_all_match(void **state)
 {
 	struct tf_policy_set *set = BUILD(false, water, sel_clients, sel_orgs, sel_roles,
@@ -1577,6 +1655,7 @@ int main(void)
 		cmocka_unit_test(publish_on_other_dollar_topics_is_deferred),
 		cmocka_unit_test(owner_org_always_receives),
 		cmocka_unit_test(owner_receives_false_narrows_the_owner_org),
+		cmocka_unit_test(receives_under_agrees_with_receive),
 		cmocka_unit_test(consumer_rule_keys_must_all_match),
 		cmocka_unit_test(empty_selector_matches_every_identified_client),
 		cmocka_unit_test(consumer_rules_hold_between_not_before_and_not_after),
