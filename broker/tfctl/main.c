@@ -11,7 +11,7 @@
 static void print_usage(FILE *out)
 {
 	fputs("usage: tfctl [--help | --version]\n"
-	      "       tfctl policy check [--identities FILE] PATH...\n"
+	      "       tfctl policy check [--identities FILE] [--trace DIR] PATH...\n"
 	      "       tfctl policy explain --identities FILE --policies DIR --client USER\n"
 	      "                            --topic TOPIC (--publish | --receive | --subscribe)\n"
 	      "                            [--at TIME] [--default-access allow|deny]\n"
@@ -25,7 +25,8 @@ static void print_usage(FILE *out)
 	      "                    [--username U --password P]\n"
 	      "       tfctl trace --db DIR (message ID | recipients --policy ID [--since T]\n"
 	      "                   [--until T] | find --topic TOPIC [--sha256 HEX] [--since T] |\n"
-	      "                   verify [--key PEM]... | export [--since T])\n"
+	      "                   verify [--key PEM]... | export [--since T] |\n"
+	      "                   policy --policy ID)\n"
 	      "       tfctl alerts --username U --password P [--host H] [--port P] [--since T]\n"
 	      "                    [--follow]\n"
 	      "       tfctl quarantine (list [--policy ID] | release FLOW | discard FLOW)\n"
