@@ -70,6 +70,46 @@ static int usage_error(const char *what)
 	return tfctl_policy_usage(what);
 }
 
+/* --- options --------------------------------------------------------------- */
+
+/* An option that takes a value, and where the value goes. */
+struct value_option {
+	const char *name;
+	const char **slot;
+};
+
+/* Reads the options of argv: those of values, --at TIME into *at_ms, and,
+ * when action is not NULL, one of --publish, --receive, --subscribe
+ * (its name without the dashes) into *action. */
+static int parse_options(int argc, char **argv, const struct value_option *values, size_t n,
+		int64_t *at_ms, const char **action)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *opt = argv[i];
+		const char **slot = NULL;
+
+		if (action != NULL && (strcmp(opt, "--publish") == 0 || strcmp(opt, "--receive") == 0
+				|| strcmp(opt, "--subscribe") == 0)) {
+			if (*action != NULL)
+				return usage_error("give one of --publish, --receive, --subscribe");
+			*action = opt + 2;
+			continue;
+		}
+		for (size_t k = 0; k < n && slot == NULL; k++)
+			if (strcmp(opt, values[k].name) == 0)
+				slot = values[k].slot;
+		if (slot == NULL && strcmp(opt, "--at") != 0)
+			return usage_error("unknown option");
+		if (i + 1 >= argc)
+			return usage_error("an option is missing its value");
+		if (slot != NULL)
+			*slot = argv[++i];
+		else if (!tf_time_arg_parse(argv[++i], at_ms))
+			return usage_error("--at: not an RFC 3339 time or ms since the epoch");
+	}
+	return TFCTL_OK;
+}
+
 /* --- explain ------------------------------------------------------------- */
 
 struct explain_args {
@@ -79,40 +119,20 @@ struct explain_args {
 
 static int parse_explain(int argc, char **argv, struct explain_args *a)
 {
+	const struct value_option values[] = {
+		{ "--identities", &a->identities }, { "--policies", &a->policies },
+		{ "--client", &a->client }, { "--topic", &a->topic },
+		{ "--default-access", &a->default_access },
+	};
 	struct timespec ts;
+	int rc;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	a->at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	for (int i = 0; i < argc; i++) {
-		const char *opt = argv[i];
-		const char **slot = NULL;
-
-		if (strcmp(opt, "--publish") == 0 || strcmp(opt, "--receive") == 0
-				|| strcmp(opt, "--subscribe") == 0) {
-			if (a->action != NULL)
-				return usage_error("give one of --publish, --receive, --subscribe");
-			a->action = opt + 2;
-			continue;
-		}
-		if (strcmp(opt, "--identities") == 0)
-			slot = &a->identities;
-		else if (strcmp(opt, "--policies") == 0)
-			slot = &a->policies;
-		else if (strcmp(opt, "--client") == 0)
-			slot = &a->client;
-		else if (strcmp(opt, "--topic") == 0)
-			slot = &a->topic;
-		else if (strcmp(opt, "--default-access") == 0)
-			slot = &a->default_access;
-		else if (strcmp(opt, "--at") != 0)
-			return usage_error("unknown option");
-		if (i + 1 >= argc)
-			return usage_error("an option is missing its value");
-		if (slot != NULL)
-			*slot = argv[++i];
-		else if (!tf_time_arg_parse(argv[++i], &a->at_ms))
-			return usage_error("--at: not an RFC 3339 time or ms since the epoch");
-	}
+	rc = parse_options(argc, argv, values, sizeof(values) / sizeof(values[0]), &a->at_ms,
+		&a->action);
+	if (rc != TFCTL_OK)
+		return rc;
 	if (!a->identities || !a->policies || !a->client || !a->topic || !a->action)
 		return usage_error("explain needs --identities, --policies, --client, --topic "
 			"and one of --publish, --receive, --subscribe");
@@ -177,26 +197,17 @@ struct receivers_args {
 
 static int parse_receivers(int argc, char **argv, struct receivers_args *a)
 {
-	a->at_ms = TF_TIME_UNKNOWN;
-	for (int i = 0; i < argc; i++) {
-		const char *opt = argv[i];
-		const char **slot = NULL;
+	const struct value_option values[] = {
+		{ "--identities", &a->identities }, { "--policies", &a->policies },
+		{ "--policy", &a->policy },
+	};
+	int rc;
 
-		if (strcmp(opt, "--identities") == 0)
-			slot = &a->identities;
-		else if (strcmp(opt, "--policies") == 0)
-			slot = &a->policies;
-		else if (strcmp(opt, "--policy") == 0)
-			slot = &a->policy;
-		else if (strcmp(opt, "--at") != 0)
-			return usage_error("unknown option");
-		if (i + 1 >= argc)
-			return usage_error("an option is missing its value");
-		if (slot != NULL)
-			*slot = argv[++i];
-		else if (!tf_time_arg_parse(argv[++i], &a->at_ms))
-			return usage_error("--at: not an RFC 3339 time or ms since the epoch");
-	}
+	a->at_ms = TF_TIME_UNKNOWN;
+	rc = parse_options(argc, argv, values, sizeof(values) / sizeof(values[0]), &a->at_ms,
+		NULL);
+	if (rc != TFCTL_OK)
+		return rc;
 	if (!a->identities || !a->policies || !a->policy)
 		return usage_error("receivers needs --identities, --policies and --policy");
 	return TFCTL_OK;
