@@ -23,11 +23,19 @@ struct tf_identities {
 	uint32_t n_orgs;
 	struct tf_client *clients;
 	uint32_t n_clients;
+	struct tf_peer *peers;          /* (malloc) */
+	struct tf_keyring **peer_keys;  /* peer index -> its keys (malloc) */
+	uint32_t n_peers;
+	struct tf_strmap *peer_index;   /* broker id -> peer */
+	struct tf_strmap *link_index;   /* link -> peer */
 };
 
-static const char *const top_members[] = { "trustflow_identities", "organizations", "clients", NULL };
+static const char *const top_members[] = {
+	"trustflow_identities", "organizations", "clients", "brokers", NULL,
+};
 static const char *const org_members[] = { "name", "policy_keys", NULL };
 static const char *const client_members[] = { "org", "roles", "purposes", "client_ids", NULL };
+static const char *const peer_members[] = { "org", "link", "keys", NULL };
 
 void tf_identities_free(struct tf_identities *ids)
 {
@@ -41,6 +49,12 @@ void tf_identities_free(struct tf_identities *ids)
 	for (uint32_t i = 0; i < ids->n_key_slots; i++)
 		tf_keyring_free(ids->policy_keys[i]);
 	free(ids->policy_keys);
+	for (uint32_t i = 0; i < ids->n_peers; i++)
+		tf_keyring_free(ids->peer_keys[i]);
+	free(ids->peer_keys);
+	free(ids->peers);
+	tf_strmap_free(ids->peer_index);
+	tf_strmap_free(ids->link_index);
 	tf_arena_free(&ids->arena);
 	free(ids);
 }
@@ -171,28 +185,16 @@ static int check_client_ids(struct tf_jctx *c, struct tf_identities *ids)
 	return TF_OK;
 }
 
-/* The organization's optional policy_keys, as the keyring of org (the
- * organization being loaded; n: how many there are). */
-static int load_policy_keys(struct tf_jctx *c, struct tf_identities *ids, const cJSON *entry,
-		uint32_t org, int n)
+/* The Ed25519 public keys of list, member name of the entry being read,
+ * into ring. */
+static int load_keys(struct tf_jctx *c, const cJSON *list, const char *name,
+		struct tf_keyring *ring)
 {
-	const cJSON *list, *key;
-	struct tf_keyring *ring;
-	int rc, index = 0;
+	const cJSON *key;
+	int rc = TF_OK, index = 0;
 
-	rc = tf_jarray(c, entry, "policy_keys", false, 1, TF_POLICY_KEYS_MAX, &list);
-	if (rc != TF_OK || list == NULL)
-		return rc;
-	if (ids->policy_keys == NULL) {
-		if ((ids->policy_keys = calloc((size_t)n, sizeof(*ids->policy_keys))) == NULL)
-			return nomem(c);
-		ids->n_key_slots = (uint32_t)n;
-	}
-	ring = ids->policy_keys[org] = tf_keyring_new();
-	if (ring == NULL)
-		return nomem(c);
 	cJSON_ArrayForEach(key, list) {
-		size_t mark = tf_jctx_member(c, "policy_keys");
+		size_t mark = tf_jctx_member(c, name);
 		struct tf_err why = { "" };
 
 		tf_jctx_index(c, index++);
@@ -207,6 +209,26 @@ static int load_policy_keys(struct tf_jctx *c, struct tf_identities *ids, const 
 			return rc;
 	}
 	return TF_OK;
+}
+
+/* The organization's optional policy_keys, as the keyring of org (the
+ * organization being loaded; n: how many there are). */
+static int load_policy_keys(struct tf_jctx *c, struct tf_identities *ids, const cJSON *entry,
+		uint32_t org, int n)
+{
+	const cJSON *list;
+	int rc = tf_jarray(c, entry, "policy_keys", false, 1, TF_POLICY_KEYS_MAX, &list);
+
+	if (rc != TF_OK || list == NULL)
+		return rc;
+	if (ids->policy_keys == NULL) {
+		if ((ids->policy_keys = calloc((size_t)n, sizeof(*ids->policy_keys))) == NULL)
+			return nomem(c);
+		ids->n_key_slots = (uint32_t)n;
+	}
+	if ((ids->policy_keys[org] = tf_keyring_new()) == NULL)
+		return nomem(c);
+	return load_keys(c, list, "policy_keys", ids->policy_keys[org]);
 }
 
 static int load_orgs(struct tf_jctx *c, struct tf_identities *ids, const cJSON *orgs)
@@ -304,6 +326,92 @@ static int load_clients(struct tf_jctx *c, struct tf_identities *ids, const cJSO
 	return TF_OK;
 }
 
+/* One entry of "brokers": a peer broker (federation-v1, section 1). Its
+ * link is a username of its own, not a client's: a client must not pass
+ * for a peer, nor a peer's bridge for a client. */
+static int load_peer(struct tf_jctx *c, struct tf_identities *ids, const cJSON *entry)
+{
+	struct tf_peer *peer = &ids->peers[ids->n_peers];
+	const char *org, *link;
+	const cJSON *keys;
+	uint32_t other;
+	int rc;
+
+	if (!tf_id_is_valid(entry->string))
+		return tf_jfail(c, "not a valid broker id");
+	rc = tf_jcheck_object(c, entry, peer_members);
+	if (rc == TF_OK)
+		rc = tf_jid(c, entry, "org", true, &org);
+	if (rc == TF_OK && (peer->org = tf_identities_org(ids, org)) == TF_NONE)
+		rc = tf_jfail_at(c, "org", "unknown organization \"%s\"", org);
+	if (rc == TF_OK)
+		rc = tf_jid(c, entry, "link", true, &link);
+	if (rc == TF_OK && tf_identities_client_index(ids, link) != TF_NONE)
+		rc = tf_jfail_at(c, "link", "\"%s\" is a client's username: a peer's link must be a "
+			"username of its own", link);
+	if (rc == TF_OK && tf_strmap_get(ids->link_index, link, strlen(link), &other))
+		rc = tf_jfail_at(c, "link", "\"%s\" is also the link of peer %s", link,
+			ids->peers[other].broker_id);
+	if (rc == TF_OK)
+		rc = tf_jarray(c, entry, "keys", true, 1, TF_PEER_KEYS_MAX, &keys);
+	if (rc != TF_OK)
+		return rc;
+	if ((ids->peer_keys[ids->n_peers] = tf_keyring_new()) == NULL)
+		return nomem(c);
+	peer->keys = ids->peer_keys[ids->n_peers];
+	rc = load_keys(c, keys, "keys", ids->peer_keys[ids->n_peers]);
+	if (rc != TF_OK) {
+		tf_keyring_free(ids->peer_keys[ids->n_peers]);
+		ids->peer_keys[ids->n_peers] = NULL;
+		return rc;
+	}
+	peer->broker_id = tf_arena_strdup(&ids->arena, entry->string);
+	peer->link = tf_arena_strdup(&ids->arena, link);
+	if (peer->broker_id == NULL || peer->link == NULL
+			|| tf_strmap_put(ids->peer_index, entry->string, strlen(entry->string),
+				ids->n_peers, NULL) < 0
+			|| tf_strmap_put(ids->link_index, link, strlen(link), ids->n_peers, NULL) < 0) {
+		tf_keyring_free(ids->peer_keys[ids->n_peers]);
+		ids->peer_keys[ids->n_peers] = NULL;
+		return nomem(c);
+	}
+	ids->n_peers++;
+	return TF_OK;
+}
+
+static int load_peers(struct tf_jctx *c, struct tf_identities *ids, const cJSON *root)
+{
+	const cJSON *brokers = cJSON_GetObjectItemCaseSensitive(root, "brokers"), *entry;
+	size_t mark;
+	int n, rc = TF_OK;
+
+	if (brokers == NULL)
+		return TF_OK;
+	mark = tf_jctx_member(c, "brokers");
+	n = cJSON_GetArraySize(brokers);
+	if (!cJSON_IsObject(brokers))
+		rc = tf_jfail(c, "must be an object");
+	else if (n > TF_PEERS_MAX)
+		rc = tf_jfail(c, "has %d brokers, more than the %d allowed", n, TF_PEERS_MAX);
+	else if ((ids->peer_index = tf_strmap_new()) == NULL
+			|| (ids->link_index = tf_strmap_new()) == NULL
+			|| (ids->peers = calloc((size_t)n + 1, sizeof(*ids->peers))) == NULL
+			|| (ids->peer_keys = calloc((size_t)n + 1, sizeof(*ids->peer_keys))) == NULL)
+		rc = nomem(c);
+	if (rc == TF_OK) {
+		cJSON_ArrayForEach(entry, brokers) {
+			size_t at = tf_jctx_member(c, entry->string);
+
+			rc = load_peer(c, ids, entry);
+			tf_jctx_pop(c, at);
+			if (rc != TF_OK)
+				break;
+		}
+	}
+	tf_jctx_pop(c, mark);
+	return rc;
+}
+
 /* Fetches a required member that must be an object (a map). */
 static int map_member(struct tf_jctx *c, const cJSON *root, const char *name, const cJSON **out)
 {
@@ -360,6 +468,8 @@ int tf_identities_from_json(struct tf_jctx *c, const cJSON *root, struct tf_iden
 	if (rc == TF_OK)
 		rc = check_client_ids(c, ids);
 	tf_jctx_pop(c, mark);
+	if (rc == TF_OK)
+		rc = load_peers(c, ids, root);
 	if (rc != TF_OK)
 		goto err;
 	*out = ids;
@@ -386,6 +496,31 @@ int tf_identities_load(const char *path, const char *display_name,
 	rc = tf_identities_from_json(&c, root, out);
 	cJSON_Delete(root);
 	return rc;
+}
+
+const struct tf_peer *tf_identities_peer(const struct tf_identities *ids, const char *broker_id)
+{
+	uint32_t i;
+
+	if (ids->peer_index == NULL
+			|| !tf_strmap_get(ids->peer_index, broker_id, strlen(broker_id), &i))
+		return NULL;
+	return &ids->peers[i];
+}
+
+const struct tf_peer *tf_identities_peer_by_link(const struct tf_identities *ids,
+		const char *link)
+{
+	uint32_t i;
+
+	if (ids->link_index == NULL || !tf_strmap_get(ids->link_index, link, strlen(link), &i))
+		return NULL;
+	return &ids->peers[i];
+}
+
+uint32_t tf_identities_peer_count(const struct tf_identities *ids)
+{
+	return ids->n_peers;
 }
 
 const struct tf_keyring *tf_identities_policy_keys(const struct tf_identities *ids,

@@ -1,5 +1,6 @@
 /* The identities file of policy-v1: organizations, and the clients (MQTT
- * usernames) that belong to them with their roles and purposes.
+ * usernames) that belong to them with their roles and purposes; and of
+ * federation-v1, the organizations' policy keys and the peer brokers.
  *
  * Loaded once per policy set and immutable afterwards. Roles and purposes
  * are interned as symbols (small integers), so that matching a selector
@@ -21,6 +22,8 @@
 #define TF_IDENTITIES_MAX_LABELS  64   /* roles, purposes and client ids, per client */
 #define TF_ORG_NAME_MAX           256
 #define TF_POLICY_KEYS_MAX        16   /* per organization */
+#define TF_PEER_KEYS_MAX          16   /* per peer broker */
+#define TF_PEERS_MAX              1024
 
 /* No such organization, client or symbol. */
 #define TF_NONE UINT32_MAX
@@ -34,6 +37,15 @@ struct tf_client {
 	const uint32_t *roles;     /* symbols, ascending */
 	const uint32_t *purposes;  /* symbols, ascending */
 	uint32_t n_client_ids;     /* declared client ids; 0: any not reserved */
+};
+
+/* A peer broker (federation-v1, section 1): a broker that may hand this
+ * one messages over a bridge, authenticated here as its link. */
+struct tf_peer {
+	const char *broker_id;     /* borrowed from the identities */
+	uint32_t org;              /* index into the organizations */
+	const char *link;          /* the username its bridge logs in with */
+	const struct tf_keyring *keys;   /* its stamp-signing keys */
 };
 
 struct tf_identities;
@@ -68,6 +80,14 @@ const struct tf_client *tf_identities_client_id_owner(const struct tf_identities
 struct tf_keyring;
 const struct tf_keyring *tf_identities_policy_keys(const struct tf_identities *ids,
 		uint32_t org);
+
+/* The peer broker with this broker id, or whose bridge logs in as link;
+ * NULL when there is none. Borrowed, valid until the identities are
+ * freed. */
+const struct tf_peer *tf_identities_peer(const struct tf_identities *ids, const char *broker_id);
+const struct tf_peer *tf_identities_peer_by_link(const struct tf_identities *ids,
+		const char *link);
+uint32_t tf_identities_peer_count(const struct tf_identities *ids);
 
 /* Index of the organization with this id, or TF_NONE. */
 uint32_t tf_identities_org(const struct tf_identities *ids, const char *org_id);

@@ -334,6 +334,12 @@ int tf_policy_set_load(const struct tf_policy_set_options *opts, struct tf_polic
 	set->default_allow = opts->default_allow;
 	set->refused = UINT32_MAX;
 	rc = tf_identities_load(opts->identities, NULL, &set->ids, err);
+	/* A peer entry under this broker's own id would let a bridge pass
+	 * messages off as this broker's (federation-v1). */
+	if (rc == TF_OK && opts->broker_id != NULL && tf_identities_peer(set->ids, opts->broker_id))
+		rc = tf_err_set(err, TF_ERR_INVALID, "%s: $.brokers.%s: is this broker's own "
+			"broker_id: a broker has no peer entry of its own", opts->identities,
+			opts->broker_id);
 	if (rc == TF_OK)
 		rc = load_policies(set, opts, err);
 	if (rc == TF_OK)

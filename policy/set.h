@@ -49,6 +49,7 @@ struct tf_policy_set {
 struct tf_policy_set_options {
 	const char *identities;   /* path of the identities file */
 	const char *policy_dir;   /* directory of *.json policies */
+	const char *broker_id;    /* this broker's: no peer may have it; NULL: not checked */
 	bool default_allow;       /* default_access allow (else deny) */
 	bool require_signed;      /* require_signed_policies (tf_policy_load) */
 	/* The versions accepted before (policy/rollback.h); NULL: no check. */

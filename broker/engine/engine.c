@@ -405,6 +405,7 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->load.default_allow = strcmp(opts->default_access, "allow") == 0;
 	e->load.require_signed = strcmp(opts->require_signed_policies, "true") == 0;
 	e->load.refused_id = e->refused_id;
+	e->load.broker_id = e->ctx.broker_id;
 	rc = load_signer(e, opts, err);
 	if (rc == TF_OK)
 		rc = start_signing(e, opts, err);

@@ -635,12 +635,80 @@ static void policy_keys_are_checked_where_they_stand(void **state)
 		FILE_NAME ": $.organizations.o.policy_keys...");
 }
 
+/* An identities file with a peer broker entry: BROKERS is the value of
+ * "brokers". */
+#define WITH_BROKERS(BROKERS) \
+	"{\"trustflow_identities\": 1, \"organizations\": {\"grid-op\": {}, \"retail-a\": {}}," \
+	" \"clients\": {\"meter-1\": {\"org\": \"grid-op\"}}, \"brokers\": " BROKERS "}"
+
+static void peers_are_found_by_broker_id_and_by_link(void **state)
+{
+	struct tf_identities *ids = load_ok(WITH_BROKERS(
+		"{\"broker-b\": {\"org\": \"retail-a\", \"link\": \"bridge-from-b\","
+		" \"keys\": [\"" POLICY_KEY "\"]}}"));
+	const struct tf_peer *peer;
+
+	(void)state;
+	assert_int_equal(tf_identities_peer_count(ids), 1);
+	peer = tf_identities_peer(ids, "broker-b");
+	assert_non_null(peer);
+	assert_ptr_equal(tf_identities_peer_by_link(ids, "bridge-from-b"), peer);
+	assert_string_equal(peer->broker_id, "broker-b");
+	assert_string_equal(peer->link, "bridge-from-b");
+	assert_int_equal(peer->org, tf_identities_org(ids, "retail-a"));
+	assert_int_equal(tf_keyring_count(peer->keys), 1);
+	assert_string_equal(tf_keyring_kid(peer->keys, 0), POLICY_KID);
+	/* A peer's link is not a client, and a client is not a peer. */
+	assert_null(tf_identities_client(ids, "bridge-from-b"));
+	assert_null(tf_identities_peer_by_link(ids, "meter-1"));
+	assert_null(tf_identities_peer(ids, "broker-c"));
+	tf_identities_free(ids);
+	/* Without brokers: none. */
+	ids = load_ok("{\"trustflow_identities\": 1, \"organizations\": {}, \"clients\": {}}");
+	assert_int_equal(tf_identities_peer_count(ids), 0);
+	assert_null(tf_identities_peer_by_link(ids, "bridge-from-b"));
+	tf_identities_free(ids);
+}
+
+static void peers_are_checked_where_they_stand(void **state)
+{
+	(void)state;
+	/* A client's username as a link: the client would pass for the peer. */
+	expect_invalid(WITH_BROKERS("{\"b\": {\"org\": \"retail-a\", \"link\": \"meter-1\","
+		" \"keys\": [\"" POLICY_KEY "\"]}}"),
+		FILE_NAME ": $.brokers.b.link: \"meter-1\" is a client's username: a peer's link must be "
+		"a username of its own");
+	expect_invalid(WITH_BROKERS("{\"b\": {\"org\": \"retail-a\", \"link\": \"l\","
+		" \"keys\": [\"" POLICY_KEY "\"]}, \"c\": {\"org\": \"grid-op\", \"link\": \"l\","
+		" \"keys\": [\"" POLICY_KEY "\"]}}"),
+		FILE_NAME ": $.brokers.c.link: \"l\" is also the link of peer b");
+	expect_invalid(WITH_BROKERS("{\"b\": {\"org\": \"nobody\", \"link\": \"l\","
+		" \"keys\": [\"" POLICY_KEY "\"]}}"),
+		FILE_NAME ": $.brokers.b.org: unknown organization \"nobody\"");
+	expect_invalid(WITH_BROKERS("{\"b\": {\"org\": \"retail-a\", \"link\": \"l\","
+		" \"keys\": [\"bm90IGEga2V5\"]}}"),
+		FILE_NAME ": $.brokers.b.keys[0]: not an Ed25519 public key...");
+	expect_invalid(WITH_BROKERS("{\"b\": {\"org\": \"retail-a\", \"link\": \"l\","
+		" \"keys\": []}}"), FILE_NAME ": $.brokers.b.keys...");
+	expect_invalid(WITH_BROKERS("{\"b\": {\"org\": \"retail-a\", \"link\": \"l\"}}"),
+		FILE_NAME ": $.brokers.b.keys: is required");
+	expect_invalid(WITH_BROKERS("{\"b\": {\"org\": \"retail-a\", \"link\": \"l\","
+		" \"keys\": [\"" POLICY_KEY "\"], \"trusted\": true}}"),
+		FILE_NAME ": $.brokers.b.trusted: unknown member");
+	expect_invalid(WITH_BROKERS("{\"b c\": {\"org\": \"retail-a\", \"link\": \"l\","
+		" \"keys\": [\"" POLICY_KEY "\"]}}"),
+		FILE_NAME ": $.brokers[\"b c\"]: not a valid broker id");
+	expect_invalid(WITH_BROKERS("[]"), FILE_NAME ": $.brokers: must be an object");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(example_loads_with_orgs_and_clients),
 		cmocka_unit_test(policy_keys_are_each_organizations_keyring),
 		cmocka_unit_test(policy_keys_are_checked_where_they_stand),
+		cmocka_unit_test(peers_are_found_by_broker_id_and_by_link),
+		cmocka_unit_test(peers_are_checked_where_they_stand),
 		cmocka_unit_test(clients_have_org_roles_and_purposes),
 		cmocka_unit_test(unknown_usernames_are_unidentified),
 		cmocka_unit_test(example_file_loads),

@@ -636,6 +636,34 @@ static void missing_directory_or_identities_is_an_io_error(void **state)
 	remove_tree(&t);
 }
 
+/* A peer entry under this broker's own id would let a bridge pass
+ * messages off as the broker's own (federation-v1): refused. */
+static void a_peer_with_this_brokers_own_id_is_refused(void **state)
+{
+	struct tf_policy_set *set = NULL;
+	struct tf_policy_set_options opts = { .identities = NULL };
+	struct tf_err err;
+	char expected[256];
+	struct tree t;
+
+	(void)state;
+	make_tree(&t, "{\"trustflow_identities\": 1, \"organizations\": {\"o\": {}},"
+		" \"clients\": {}, \"brokers\": {\"broker-a\": {\"org\": \"o\", \"link\":"
+		" \"from-a\", \"keys\": [\"MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"]}}}");
+	opts.identities = t.ids;
+	opts.policy_dir = t.dir;
+	opts.broker_id = "broker-b";
+	assert_int_equal(tf_policy_set_load(&opts, &set, &err), TF_OK);
+	tf_policy_set_free(set);
+	opts.broker_id = "broker-a";
+	assert_int_equal(tf_policy_set_load(&opts, &set, &err), TF_ERR_INVALID);
+	assert_null(set);
+	snprintf(expected, sizeof(expected), "%s: $.brokers.broker-a: is this broker's own "
+		"broker_id: a broker has no peer entry of its own", t.ids);
+	assert_string_equal(err.msg, expected);
+	remove_tree(&t);
+}
+
 /* ---- lookups ---- */
 
 static void find_and_operator_roles(void **state)
@@ -851,6 +879,7 @@ int main(void)
 		cmocka_unit_test(views_that_overlap_nothing_govern_their_prefix),
 		cmocka_unit_test(broken_file_anywhere_fails_the_whole_load),
 		cmocka_unit_test(missing_directory_or_identities_is_an_io_error),
+		cmocka_unit_test(a_peer_with_this_brokers_own_id_is_refused),
 		cmocka_unit_test(find_and_operator_roles),
 		cmocka_unit_test(assemble_without_identities_checks_across_files),
 		cmocka_unit_test(assemble_with_identities_indexes_receivers),
