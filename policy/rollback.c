@@ -151,15 +151,6 @@ void tf_rollback_format(const struct tf_rollback_entry *e, char out[TF_ROLLBACK_
 	snprintf(out, TF_ROLLBACK_TEXT_MAX + 1, "%" PRId64 " %s %s", e->version, e->owner, sha);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 bool tf_rollback_parse(const char *text, size_t len, int64_t *version,
 		char owner[TF_ID_MAX_LEN + 1], unsigned char sha256[32])
 {
@@ -186,15 +177,8 @@ bool tf_rollback_parse(const char *text, size_t len, int64_t *version,
 		return false;
 	text = space + 1;
 	/* <sha256>: 64 lowercase hex digits, and nothing after. */
-	if (end - text != 64)
+	if (!tf_unhex(text, (size_t)(end - text), sha256, 32))
 		return false;
-	for (int i = 0; i < 32; i++) {
-		int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		sha256[i] = (unsigned char)(hi << 4 | lo);
-	}
 	*version = v;
 	return true;
 }

@@ -69,6 +69,29 @@ void tf_hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+bool tf_unhex(const char *hex, size_t len, unsigned char *out, size_t n)
+{
+	if (len != 2 * n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
 void tf_sha256(const void *data, size_t len, unsigned char out[32])
 {
 	unsigned int out_len = 32;

@@ -190,6 +190,10 @@ size_t tf_stamp_signing_input(const struct tf_stamp *stamp, char *buf, size_t ca
 /* The n bytes of in as 2n lowercase hex digits and a NUL, into out. */
 void tf_hex(const unsigned char *in, size_t n, char *out);
 
+/* The n bytes that hex[0..len) spells as tf_hex writes them, into out:
+ * false unless len is 2n and every character a lowercase hex digit. */
+bool tf_unhex(const char *hex, size_t len, unsigned char *out, size_t n);
+
 /* SHA-256 of data, as 32 raw bytes. */
 void tf_sha256(const void *data, size_t len, unsigned char out[32]);
 

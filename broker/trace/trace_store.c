@@ -61,37 +61,14 @@ uint64_t tf_trace_get_u64(const unsigned char in[8])
 	return v;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static bool hex_bytes(const char *hex, size_t n, unsigned char *out)
-{
-	if (strlen(hex) != 2 * n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return true;
-}
-
 bool tf_trace_id_bytes(const char *hex, unsigned char out[16])
 {
-	return hex_bytes(hex, 16, out);
+	return tf_unhex(hex, strlen(hex), out, 16);
 }
 
 bool tf_trace_sha_bytes(const char *hex, unsigned char out[32])
 {
-	return hex_bytes(hex, 32, out);
+	return tf_unhex(hex, strlen(hex), out, 32);
 }
 
 void tf_trace_policy_id(const char *label, char *out, size_t cap)
