@@ -150,9 +150,10 @@ void engine_accept_policies(struct engine_ctx *c, struct tf_rollback *r,
 		const struct tf_policy *p = &fresh->policies[i];
 		char topic[sizeof(POLICIES_TOPIC_PREFIX) + 2 * TF_ID_MAX_LEN + 2];
 		bool first = !tf_rollback_holds(r, p);
+		bool publish = c->hooks.publish_policy != NULL && !unchanged(old, p);
 		char *file_b64;
 
-		if (!first && (unchanged(old, p) || c->hooks.publish_policy == NULL))
+		if (!first && !publish)
 			continue;
 		if ((file_b64 = base64(p->bytes, p->n_bytes)) == NULL) {
 			engine_log(c, TF_LOG_ERR, "trustflow: out of memory recording policy %s",
@@ -163,7 +164,7 @@ void engine_accept_policies(struct engine_ctx *c, struct tf_rollback *r,
 		if (first && tf_rollback_note(r, p->id, p->owner_id, p->version, p->sha256) == TF_OK
 				&& c->trace != NULL)
 			record_policy(c, r, p, topic, file_b64);
-		if (c->hooks.publish_policy != NULL && !unchanged(old, p))
+		if (publish)
 			publish_policy(c, p, topic, file_b64);
 		free(file_b64);
 	}
