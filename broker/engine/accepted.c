@@ -94,11 +94,31 @@ static int sync_dir(const char *dir)
 	return rc;
 }
 
+/* Copies the policy file name of policy_dir into policies, and its
+ * owner's signature name.sig when there is one: the copy needs it as
+ * much. */
+static int copy_policy(const char *policy_dir, const char *policies, const char *name,
+		struct tf_err *err)
+{
+	char src[PATH_CAP], dst[PATH_CAP], sig[PATH_CAP];
+	int rc;
+
+	if (!path_of(src, policy_dir, name) || !path_of(dst, policies, name)
+			|| snprintf(sig, sizeof(sig), "%s.sig", name) >= (int)sizeof(sig))
+		return tf_err_set(err, TF_ERR_IO, "%s: path too long", name);
+	rc = copy_file(src, dst, err);
+	if (rc != TF_OK)
+		return rc;
+	if (!path_of(src, policy_dir, sig) || !path_of(dst, policies, sig))
+		return tf_err_set(err, TF_ERR_IO, "%s: path too long", sig);
+	return access(src, F_OK) == 0 ? copy_file(src, dst, err) : TF_OK;
+}
+
 /* Writes the copy into dir (made anew). */
 static int write_copy(const char *dir, const char *identities, const char *policy_dir,
 		struct tf_err *err)
 {
-	char policies[PATH_CAP], src[PATH_CAP], dst[PATH_CAP], **names = NULL;
+	char policies[PATH_CAP], dst[PATH_CAP], **names = NULL;
 	uint32_t n = 0;
 	int rc;
 
@@ -109,19 +129,8 @@ static int write_copy(const char *dir, const char *identities, const char *polic
 	rc = copy_file(identities, dst, err);
 	if (rc == TF_OK)
 		rc = tf_dir_list(policy_dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, err);
-	for (uint32_t i = 0; rc == TF_OK && i < n; i++) {
-		if (!path_of(src, policy_dir, names[i]) || !path_of(dst, policies, names[i]))
-			rc = tf_err_set(err, TF_ERR_IO, "%s: path too long", names[i]);
-		else
-			rc = copy_file(src, dst, err);
-		/* Its owner's signature, which the copy needs as much. */
-		if (rc == TF_OK && strlen(src) + 4 < PATH_CAP && strlen(dst) + 4 < PATH_CAP) {
-			strcat(src, ".sig");
-			strcat(dst, ".sig");
-			if (access(src, F_OK) == 0)
-				rc = copy_file(src, dst, err);
-		}
-	}
+	for (uint32_t i = 0; rc == TF_OK && i < n; i++)
+		rc = copy_policy(policy_dir, policies, names[i], err);
 	tf_dir_list_free(names, n);
 	if (rc == TF_OK && (sync_dir(policies) != 0 || sync_dir(dir) != 0))
 		rc = tf_err_set(err, TF_ERR_IO, "%s: cannot sync: %s", dir, strerror(errno));
