@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,7 +18,7 @@ import time
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 import harness
-from harness import TFCTL, publish_v5, run, wait_for
+from harness import MOSQUITTO_SUB, TFCTL, publish_v5, run, wait_for
 
 TOPIC = "city/water/d7/telemetry"
 SENTINEL = "city/water/d0/telemetry"
@@ -293,6 +295,30 @@ class SignedPolicyTest(harness.BrokerTestCase):
         bad = run([sys.executable, "-c", script, export, owner, msg_id], check=False)
         self.assertNotEqual(bad.returncode, 0)
         self.assertIn("InvalidSignature", bad.stderr)
+
+    def test_a_will_does_not_replace_the_published_policy(self):
+        """The owner's own steward dies with a retained will on its
+        policy's topic, forged rules in it: only the broker publishes
+        there, so the copy everyone checks stays the signed one."""
+        self.sign()
+        self.broker.start()
+        forged = json.dumps({"file": base64.b64encode(
+            json.dumps(WATER_V3_WITH_LAB).encode()).decode(), "sig": ""})
+        sub = subprocess.Popen(
+            [MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(self.broker.port), "-V", "5",
+             "-u", "ww-steward", "-P", "demo", "-i", "steward-with-will",
+             "-t", "$trustflow/keys/#", "--will-topic", POLICY_TOPIC, "--will-payload", forged,
+             "--will-qos", "1", "--will-retain"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sub.stdout.readline()                 # connected: it received the key
+        sub.send_signal(signal.SIGKILL)
+        sub.wait()
+        wait_for("the broker to see the steward gone",
+                 lambda: "steward-with-will closed its connection" in self.broker.log())
+        code, got = self.retained_policies("ww-steward")
+        self.assertEqual([m.topic for m in got], [POLICY_TOPIC])
+        with open(self.water, "rb") as f:
+            self.assertEqual(base64.b64decode(json.loads(got[0].payload)["file"]), f.read())
 
     def test_the_trace_lists_the_policys_history(self):
         self.write_signed(WATER)
