@@ -142,7 +142,7 @@ void tf_publish_copies(const struct tf_plugin *plugin, const struct tf_message_r
 		const struct tf_copy *c = &res->copies[i];
 		mosquitto_property *props = NULL;
 
-		if (tf_props_add_stamp(plugin, &props, &c->stamp) != MOSQ_ERR_SUCCESS
+		if (tf_props_add_stamp(plugin, &props, NULL, 0, &c->stamp) != MOSQ_ERR_SUCCESS
 				|| (c->expiry_s > 0 && mosquitto_property_add_int32(&props,
 					MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, c->expiry_s) != MOSQ_ERR_SUCCESS)) {
 			mosquitto_property_free_all(&props);
@@ -210,7 +210,7 @@ static int on_message(int event, void *event_data, void *userdata)
 		deliver = move_message(ed, res.redirect);
 	}
 	if (deliver && res.stamped
-			&& tf_props_add_stamp(plugin, &ed->properties, &res.stamp) != MOSQ_ERR_SUCCESS) {
+			&& tf_props_add_stamp(plugin, &ed->properties, NULL, 0, &res.stamp) != MOSQ_ERR_SUCCESS) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory stamping %s; "
 			"not delivered", ed->topic);
 		deliver = false;

@@ -72,7 +72,7 @@ static void publish_held(void *ctx, const struct tf_held *m)
 	const struct tf_plugin *plugin = ctx;
 	mosquitto_property *props = NULL;
 
-	if (tf_props_add_stamp(plugin, &props, &m->stamp) != MOSQ_ERR_SUCCESS) {
+	if (tf_props_add_stamp(plugin, &props, NULL, 0, &m->stamp) != MOSQ_ERR_SUCCESS) {
 		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory releasing %s", m->topic);
 		return;

@@ -61,12 +61,13 @@ void tf_callbacks_unregister(struct tf_plugin *plugin);
  * on error *props is unchanged. */
 int tf_props_strip_stamp(mosquitto_property **props);
 
-/* Appends a stamp as user properties, in the plugin's stamp_form: the one
- * way every stamped message (messages, views, wills, releases) gets its
- * stamp. Returns a MOSQ_ERR_*: MOSQ_ERR_NOMEM, or MOSQ_ERR_INVAL when a
+/* Appends a stamp as user properties, in the plugin's stamp_form, after
+ * the n_hops hop records of the stamps before it (a relayed message's;
+ * federation-v1): the one way every stamped message (messages, views,
+ * wills, releases, relayed messages) gets its stamp. Returns a MOSQ_ERR_*: MOSQ_ERR_NOMEM, or MOSQ_ERR_INVAL when a
  * value is longer than an MQTT string (the message must not go out). */
 int tf_props_add_stamp(const struct tf_plugin *plugin, mosquitto_property **props,
-		const struct tf_stamp *stamp);
+		const char *const *hops, uint32_t n_hops, const struct tf_stamp *stamp);
 
 /* The engine's log hook: writes to mosquitto's log. */
 void tf_shim_log(void *ctx, enum tf_log_level level, const char *text);

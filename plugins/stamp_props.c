@@ -97,16 +97,17 @@ int tf_props_strip_stamp(mosquitto_property **props)
 	return MOSQ_ERR_SUCCESS;
 }
 
-/* The eleven tf-* properties. */
+/* The eleven tf-* properties of format 1, thirteen of format 2. */
 static int add_full(mosquitto_property **props, const struct tf_stamp *st)
 {
 	/* In the order of tf_stamp_names. */
-	const char *const values[] = {
+	const char *const values[TF_STAMP_NAMES_V2] = {
 		st->v, st->id, st->broker, st->kid, st->ts, st->org, st->client, st->policy,
-		st->sha256, st->seq, st->sig,
+		st->sha256, st->seq, st->sig, st->topic, st->prev,
 	};
+	size_t n = st->prev != NULL ? TF_STAMP_NAMES_V2 : TF_STAMP_NAMES_V1;
 
-	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+	for (size_t i = 0; i < n; i++) {
 		int rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY,
 			tf_stamp_names[i], values[i]);
 
@@ -140,8 +141,16 @@ static int add_compact(mosquitto_property **props, const struct tf_stamp *st)
 }
 
 int tf_props_add_stamp(const struct tf_plugin *plugin, mosquitto_property **props,
-		const struct tf_stamp *st)
+		const char *const *hops, uint32_t n_hops, const struct tf_stamp *st)
 {
+	/* A relayed message's earlier stamps, oldest first, in either form. */
+	for (uint32_t i = 0; i < n_hops; i++) {
+		int rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY,
+			TF_STAMP_HOP_NAME, hops[i]);
+
+		if (rc != MOSQ_ERR_SUCCESS)
+			return rc;
+	}
 	/* One form per message, never both (provenance-v1, "Compact form"). */
 	if (plugin->stamp_form == TF_STAMP_FORM_FULL)
 		return add_full(props, st);

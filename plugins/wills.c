@@ -195,7 +195,7 @@ static void publish_will(struct tf_plugin *plugin, const struct will *w)
 		return;
 	}
 	topic = res.redirect ? res.redirect : w->topic;
-	if (res.stamped && tf_props_add_stamp(plugin, &props, &res.stamp) != MOSQ_ERR_SUCCESS) {
+	if (res.stamped && tf_props_add_stamp(plugin, &props, NULL, 0, &res.stamp) != MOSQ_ERR_SUCCESS) {
 		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory stamping the will on %s; "
 			"not delivered", topic);

@@ -45,12 +45,12 @@ def decode_compact(value):
     """The fields of a compact value (the `tf` property) as a dict of
     tf-* names, without tf-sha256. Raises StampError."""
     if len(value.encode("utf-8")) > COMPACT_MAX:
-        raise StampError("compact stamp too long")
+        raise StampError("compact stamp or hop record too long")
     parts = value.split("|")
     if len(parts) != len(COMPACT_FIELDS):
-        raise StampError("compact stamp without 10 fields")
+        raise StampError("wrong number of fields in a compact stamp or hop record")
     if not all(re.fullmatch(r"(?:[^%]|%25|%7C)*", p) for p in parts):
-        raise StampError("bad escape in compact stamp")
+        raise StampError("bad escape in a compact stamp or hop record")
     # One pass, so that %257C reads back as %7C.
     return {"tf-" + f: re.sub(r"%25|%7C", lambda m: "%" if m.group() == "%25" else "|", p)
             for f, p in zip(COMPACT_FIELDS, parts)}

@@ -104,6 +104,6 @@ bool tf_held_decode(const void *record, size_t len, struct tf_held *m, char *scr
 	m->qos = strings[2][0] - '0';
 	m->retain = strings[3][0] == '1';
 	m->stamp = (struct tf_stamp){ "1", strings[4], strings[5], strings[6], strings[7],
-		strings[8], strings[9], strings[10], m->topic, strings[11], strings[12], strings[13] };
+		strings[8], strings[9], strings[10], m->topic, strings[11], strings[12], strings[13], NULL };
 	return true;
 }

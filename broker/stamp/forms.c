@@ -2,7 +2,8 @@
 
 #include <string.h>
 
-#define COMPACT_FIELDS 10
+#define COMPACT_FIELDS 10   /* format 1 */
+#define RECORD_FIELDS 12    /* a hop record, and format 2 compact */
 
 bool tf_stamp_form_parse(const char *name, enum tf_stamp_form *out)
 {
@@ -15,16 +16,12 @@ bool tf_stamp_form_parse(const char *name, enum tf_stamp_form *out)
 	return true;
 }
 
-size_t tf_stamp_compact_encode(const struct tf_stamp *st, char *buf, size_t cap)
+/* Joins n values with `|`, each escaped, into buf of cap bytes. */
+static size_t encode_fields(const char *const *values, int n, char *buf, size_t cap)
 {
-	/* The signing order without topic and sha256. */
-	const char *const values[COMPACT_FIELDS] = {
-		st->v, st->id, st->broker, st->kid, st->ts, st->org, st->client, st->policy,
-		st->seq, st->sig,
-	};
 	size_t len = 0;
 
-	for (int i = 0; i < COMPACT_FIELDS; i++) {
+	for (int i = 0; i < n; i++) {
 		if (i > 0) {
 			if (len + 1 < cap)
 				buf[len] = '|';
@@ -34,16 +31,39 @@ size_t tf_stamp_compact_encode(const struct tf_stamp *st, char *buf, size_t cap)
 		 * `%` of an escape is never escaped again: one pass does both. */
 		for (const char *c = values[i]; *c != '\0'; c++) {
 			const char *esc = *c == '%' ? "%25" : *c == '|' ? "%7C" : NULL;
-			size_t n = esc != NULL ? 3 : 1;
+			size_t n_out = esc != NULL ? 3 : 1;
 
-			if (len + n < cap)
-				memcpy(buf + len, esc != NULL ? esc : c, n);
-			len += n;
+			if (len + n_out < cap)
+				memcpy(buf + len, esc != NULL ? esc : c, n_out);
+			len += n_out;
 		}
 	}
 	if (len < cap)
 		buf[len] = '\0';
 	return len;
+}
+
+size_t tf_stamp_record_encode(const struct tf_stamp *st, char *buf, size_t cap)
+{
+	const char *const values[RECORD_FIELDS] = {
+		st->v, st->id, st->broker, st->kid, st->ts, st->org, st->client, st->policy,
+		st->topic, st->seq, st->prev ? st->prev : "", st->sig,
+	};
+
+	return encode_fields(values, RECORD_FIELDS, buf, cap);
+}
+
+size_t tf_stamp_compact_encode(const struct tf_stamp *st, char *buf, size_t cap)
+{
+	/* Format 1: the signing order without topic and sha256. */
+	const char *const values[COMPACT_FIELDS] = {
+		st->v, st->id, st->broker, st->kid, st->ts, st->org, st->client, st->policy,
+		st->seq, st->sig,
+	};
+
+	if (st->prev != NULL)
+		return tf_stamp_record_encode(st, buf, cap);
+	return encode_fields(values, COMPACT_FIELDS, buf, cap);
 }
 
 /* Unescapes the NUL-terminated field s in place. Returns false on a `%`
@@ -69,23 +89,14 @@ static bool unescape(char *s)
 	return true;
 }
 
-enum tf_stamp_check tf_stamp_compact_decode(char *value, struct tf_stamp *st)
+/* Splits value (NUL-terminated, at most TF_STAMP_COMPACT_MAX bytes) at
+ * its n - 1 bars and unescapes each field in place into *slots[i]. */
+static enum tf_stamp_check decode_fields(char *value, const char **const *slots, int n)
 {
-	const char **slots[COMPACT_FIELDS] = {
-		&st->v, &st->id, &st->broker, &st->kid, &st->ts, &st->org, &st->client, &st->policy,
-		&st->seq, &st->sig,
-	};
-	size_t len = strnlen(value, TF_STAMP_COMPACT_MAX + 1), bars = 0;
 	char *p = value;
 
-	if (len > TF_STAMP_COMPACT_MAX)
-		return TF_STAMP_TOO_LONG;
-	for (size_t i = 0; i < len; i++)
-		bars += value[i] == '|';
-	if (bars != COMPACT_FIELDS - 1)
-		return TF_STAMP_FIELD_COUNT;
 	/* Split first, then unescape: an escaped `|` is never a separator. */
-	for (int i = 0; i < COMPACT_FIELDS; i++) {
+	for (int i = 0; i < n; i++) {
 		char *end = p + strcspn(p, "|");
 		bool last = *end == '\0';
 
@@ -99,6 +110,56 @@ enum tf_stamp_check tf_stamp_compact_decode(char *value, struct tf_stamp *st)
 	return TF_STAMP_VALID;
 }
 
+/* The number of fields of value, 0 when it is longer than a compact value
+ * may be. */
+static size_t count_fields(const char *value)
+{
+	size_t len = strnlen(value, TF_STAMP_COMPACT_MAX + 1), bars = 0;
+
+	if (len > TF_STAMP_COMPACT_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		bars += value[i] == '|';
+	return bars + 1;
+}
+
+enum tf_stamp_check tf_stamp_record_decode(char *value, struct tf_stamp *st)
+{
+	const char **const slots[RECORD_FIELDS] = {
+		&st->v, &st->id, &st->broker, &st->kid, &st->ts, &st->org, &st->client, &st->policy,
+		&st->topic, &st->seq, &st->prev, &st->sig,
+	};
+	size_t n = count_fields(value);
+	enum tf_stamp_check rc;
+
+	if (n == 0)
+		return TF_STAMP_TOO_LONG;
+	if (n != RECORD_FIELDS)
+		return TF_STAMP_FIELD_COUNT;
+	rc = decode_fields(value, slots, RECORD_FIELDS);
+	/* A format-1 record's prev is empty: it has none. */
+	if (rc == TF_STAMP_VALID && st->prev[0] == '\0')
+		st->prev = NULL;
+	return rc;
+}
+
+enum tf_stamp_check tf_stamp_compact_decode(char *value, struct tf_stamp *st)
+{
+	const char **const slots[COMPACT_FIELDS] = {
+		&st->v, &st->id, &st->broker, &st->kid, &st->ts, &st->org, &st->client, &st->policy,
+		&st->seq, &st->sig,
+	};
+	size_t n = count_fields(value);
+
+	if (n == 0)
+		return TF_STAMP_TOO_LONG;
+	if (n == RECORD_FIELDS)
+		return tf_stamp_record_decode(value, st);
+	if (n != COMPACT_FIELDS)
+		return TF_STAMP_FIELD_COUNT;
+	return decode_fields(value, slots, COMPACT_FIELDS);
+}
+
 bool tf_stamp_reader_add(struct tf_stamp_reader *r, const char *name, char *value)
 {
 	if (strcmp(name, TF_STAMP_COMPACT_NAME) == 0) {
@@ -109,7 +170,15 @@ bool tf_stamp_reader_add(struct tf_stamp_reader *r, const char *name, char *valu
 		r->compact = value;
 		return true;
 	}
-	for (size_t i = 0; i < sizeof(r->full) / sizeof(r->full[0]); i++) {
+	if (strcmp(name, TF_STAMP_HOP_NAME) == 0) {
+		if (r->n_hops == TF_CHAIN_MAX - 1) {
+			r->too_many_hops = true;
+			return false;
+		}
+		r->hops[r->n_hops++] = value;
+		return true;
+	}
+	for (size_t i = 0; i < TF_STAMP_NAMES_V2; i++) {
 		if (strcmp(name, tf_stamp_names[i]) == 0) {
 			/* The first of a name counts; the broker sends each once. */
 			if (r->full[i] != NULL)
@@ -128,7 +197,7 @@ enum tf_stamp_check tf_stamp_reader_finish(struct tf_stamp_reader *r, const char
 	enum tf_stamp_check rc;
 
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < sizeof(r->full) / sizeof(r->full[0]); i++)
+	for (size_t i = 0; i < TF_STAMP_NAMES_V2; i++)
 		full = full || r->full[i] != NULL;
 	if (full && r->compact != NULL)
 		return TF_STAMP_BOTH_FORMS;
@@ -136,14 +205,17 @@ enum tf_stamp_check tf_stamp_reader_finish(struct tf_stamp_reader *r, const char
 		return TF_STAMP_MALFORMED;
 	out->topic = topic;
 	if (full) {
-		/* In the order of tf_stamp_names. */
+		/* In the order of tf_stamp_names; a format-2 stamp names its
+		 * topic. */
 		*out = (struct tf_stamp){ r->full[0], r->full[1], r->full[2], r->full[3],
-			r->full[4], r->full[5], r->full[6], r->full[7], topic, r->full[8], r->full[9],
-			r->full[10] };
+			r->full[4], r->full[5], r->full[6], r->full[7],
+			r->full[11] != NULL ? r->full[11] : topic, r->full[8], r->full[9],
+			r->full[10], r->full[12] };
 		return TF_STAMP_VALID;
 	}
 	if (r->compact == NULL)
 		return TF_STAMP_MISSING;
+	/* A format-2 compact value carries its topic, overwriting this. */
 	rc = tf_stamp_compact_decode(r->compact, out);
 	if (rc != TF_STAMP_VALID) {
 		/* Nothing half read is shown as the message's. */

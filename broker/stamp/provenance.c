@@ -18,13 +18,14 @@
 #include "broker/stamp/signer_pool.h"
 
 #define STAMP_HEADER "trustflow-stamp-1\n"
+#define RELAY_STAMP_HEADER "trustflow-stamp-2\n"
 #define MAX_KEYS 64
 /* Random bytes fetched at a time: a message id takes 10. */
 #define RANDOM_POOL 4096
 
-const char *const tf_stamp_names[11] = {
+const char *const tf_stamp_names[TF_STAMP_NAMES_V2] = {
 	"tf-v", "tf-id", "tf-broker", "tf-kid", "tf-ts", "tf-org", "tf-client", "tf-policy",
-	"tf-sha256", "tf-seq", "tf-sig",
+	"tf-sha256", "tf-seq", "tf-sig", "tf-topic", "tf-prev",
 };
 
 static const char hexdigits[] = "0123456789abcdef";
@@ -134,12 +135,16 @@ size_t tf_stamp_signing_input(const struct tf_stamp *st, char *buf, size_t cap)
 	/* Field names as they appear in the input, in signing order. */
 	static const char *const names[] = {
 		"v", "id", "broker", "kid", "ts", "org", "client", "policy", "topic", "sha256", "seq",
+		"prev",
 	};
 	const char *const values[] = {
 		st->v, st->id, st->broker, st->kid, st->ts, st->org, st->client, st->policy,
-		st->topic, st->sha256, st->seq,
+		st->topic, st->sha256, st->seq, st->prev,
 	};
 
+	/* Format 2 signs its prev too, under a header of its own. */
+	if (st->prev != NULL)
+		return tf_fields_encode(RELAY_STAMP_HEADER, names, values, 12, buf, cap);
 	return tf_fields_encode(STAMP_HEADER, names, values, 11, buf, cap);
 }
 
@@ -365,8 +370,9 @@ int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
 	buf->ts[tf_put_decimal(buf->ts, (uint64_t)req->ts_ms)] = '\0';
 	buf->seq[tf_put_decimal(buf->seq, req->seq)] = '\0';
 	tf_sha256_hex(req->payload, req->payloadlen, buf->sha256);
-	*out = (struct tf_stamp){ "1", buf->id, req->broker, buf->kid, buf->ts, req->org,
-		req->client, req->policy, req->topic, buf->sha256, buf->seq, buf->sig };
+	*out = (struct tf_stamp){ req->prev ? "2" : "1", buf->id, req->broker, buf->kid, buf->ts,
+		req->org, req->client, req->policy, req->topic, buf->sha256, buf->seq, buf->sig,
+		req->prev };
 
 	need = tf_stamp_signing_input(out, s->input, s->input_cap);
 	if (need > s->input_cap) {
@@ -504,6 +510,24 @@ static bool is_decimal(const char *s)
 	return true;
 }
 
+/* A prev link: 16 bytes in standard base64 with padding. */
+static bool is_prev(const char *s)
+{
+	unsigned char raw[18];
+
+	return strlen(s) == TF_PREV_B64_LEN && strcmp(s + TF_PREV_B64_LEN - 2, "==") == 0
+		&& EVP_DecodeBlock(raw, (const unsigned char *)s, TF_PREV_B64_LEN) == 18;
+}
+
+/* Whether the stamp's v and prev agree: format 1 without a prev, format 2
+ * with a well-formed one. */
+static bool format_known(const struct tf_stamp *st)
+{
+	if (strcmp(st->v, "1") == 0)
+		return st->prev == NULL;
+	return strcmp(st->v, "2") == 0 && st->prev != NULL && is_prev(st->prev);
+}
+
 static EVP_PKEY *keyring_find(const struct tf_keyring *r, const char *kid)
 {
 	for (int i = 0; i < r->n; i++)
@@ -548,7 +572,7 @@ enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_s
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (fields[i] == NULL)
 			return TF_STAMP_MISSING;
-	if (strcmp(st->v, "1") != 0 || !is_hex(st->id, TF_MSGID_LEN) || !is_hex(st->kid, TF_KID_LEN)
+	if (!format_known(st) || !is_hex(st->id, TF_MSGID_LEN) || !is_hex(st->kid, TF_KID_LEN)
 			|| !is_decimal(st->ts) || !is_hex(st->sha256, TF_SHA256_HEX)
 			|| !is_decimal(st->seq) || !decode_sig(st->sig, sig))
 		return TF_STAMP_MALFORMED;
@@ -591,9 +615,13 @@ const char *tf_stamp_check_reason(enum tf_stamp_check c)
 	case TF_STAMP_HASH_MISMATCH: return "payload hash mismatch";
 	case TF_STAMP_BAD_SIGNATURE: return "bad signature";
 	case TF_STAMP_BOTH_FORMS:    return "stamp in both forms";
-	case TF_STAMP_FIELD_COUNT:   return "compact stamp without 10 fields";
-	case TF_STAMP_BAD_ESCAPE:    return "bad escape in compact stamp";
-	case TF_STAMP_TOO_LONG:      return "compact stamp too long";
+	case TF_STAMP_FIELD_COUNT:   return "wrong number of fields in a compact stamp or hop record";
+	case TF_STAMP_BAD_ESCAPE:    return "bad escape in a compact stamp or hop record";
+	case TF_STAMP_TOO_LONG:      return "compact stamp or hop record too long";
+	case TF_STAMP_TOPIC_MISMATCH: return "stamped for another topic";
+	case TF_STAMP_BROKEN_CHAIN:  return "broken chain";
+	case TF_STAMP_LOOP:          return "a broker twice in the chain";
+	case TF_STAMP_CHAIN_TOO_LONG: return "chain too long";
 	}
 	return "bad signature";
 }

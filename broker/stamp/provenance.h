@@ -23,14 +23,19 @@
 #define TF_MSGID_LEN    32  /* hex digits of a message id */
 #define TF_SHA256_HEX   64
 #define TF_SIG_B64_LEN  88  /* a 64-byte signature in base64 with padding */
+#define TF_PREV_B64_LEN 24  /* tf-prev: 16 bytes in base64 with padding */
 
-/* The eleven fields of a stamp, in signing order, as the strings that
- * travel as tf-* user properties (`topic` travels as the message's own
- * topic). A stamp made here points into a struct tf_stamp_buf and into
- * the caller's strings. */
+/* The fields of a stamp, in signing order, as the strings that travel as
+ * tf-* user properties. Format 1 (provenance-v1), the stamp of the broker
+ * a message was published on, has eleven (`topic` travels as the
+ * message's own topic); format 2 (federation-v1), the stamp of a broker
+ * relaying a message from a peer, adds `prev`, the link to the stamp
+ * before it, and carries its topic as tf-topic. A stamp made here points
+ * into a struct tf_stamp_buf and into the caller's strings. */
 struct tf_stamp {
 	const char *v, *id, *broker, *kid, *ts, *org, *client, *policy, *topic, *sha256, *seq;
 	const char *sig;
+	const char *prev;       /* format 2 only; NULL in format 1 */
 };
 
 /* Storage for the fields a signer writes. */
@@ -43,8 +48,12 @@ struct tf_stamp_buf {
 	char sig[TF_SIG_B64_LEN + 1];
 };
 
-/* The user property names, in signing order, without `topic`. */
-extern const char *const tf_stamp_names[11];
+/* The user property names of the full form: format 1's eleven, in
+ * signing order without `topic`, then format 2's two more, tf-topic and
+ * tf-prev. */
+#define TF_STAMP_NAMES_V1 11
+#define TF_STAMP_NAMES_V2 13
+extern const char *const tf_stamp_names[TF_STAMP_NAMES_V2];
 
 /* --- signing -------------------------------------------------------------- */
 
@@ -104,6 +113,8 @@ struct tf_stamp_request {
 	int64_t ts_ms;           /* receive time */
 	uint64_t seq;
 	const char *id;          /* NULL: make one from ts_ms and random bytes */
+	const char *prev;        /* NULL: a format-1 stamp; else a relayed message's
+	                          * format-2 stamp linked to the stamp before by prev */
 };
 
 /* Makes and signs a stamp; its fields point into buf and into req's
@@ -164,11 +175,18 @@ enum tf_stamp_check {
 	TF_STAMP_FIELD_COUNT,    /* a compact `tf` value without exactly ten fields */
 	TF_STAMP_BAD_ESCAPE,     /* a `%` in a compact value not followed by 25 or 7C */
 	TF_STAMP_TOO_LONG,       /* a compact value longer than an MQTT string can be */
+	/* Chains of stamps (federation-v1, broker/stamp/chain.h). */
+	TF_STAMP_TOPIC_MISMATCH, /* a format-2 stamp's topic is not the arrival topic */
+	TF_STAMP_BROKEN_CHAIN,   /* a prev link, a message id or a policy does not chain */
+	TF_STAMP_LOOP,           /* a broker appears twice */
+	TF_STAMP_CHAIN_TOO_LONG, /* more than TF_CHAIN_MAX stamps */
 };
 
 /* Checks a received stamp (fields from the tf-* properties, NULL where a
- * property was absent; topic the one it arrived on) against the payload.
- * Never allocates more than the signing input. */
+ * property was absent; topic the one it arrived on, or a format-2 stamp's
+ * tf-topic) against the payload, by its format: a format-1 stamp has no
+ * prev, a format-2 one a well-formed prev (its links are checked by
+ * broker/stamp/chain.h). Never allocates more than the signing input. */
 enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_stamp *stamp,
 		const void *payload, size_t payloadlen);
 

@@ -86,7 +86,7 @@ static bool copy_first(struct pending *p, const struct tf_stamp *st, const char 
 	snprintf(p->buf.seq, sizeof(p->buf.seq), "%s", st->seq);
 	snprintf(p->buf.sig, sizeof(p->buf.sig), "%s", st->sig);
 	p->first.stamp = (struct tf_stamp){ "1", p->buf.id, NULL, p->buf.kid, p->buf.ts, NULL,
-		NULL, NULL, NULL, p->buf.sha256, p->buf.seq, p->buf.sig };
+		NULL, NULL, NULL, p->buf.sha256, p->buf.seq, p->buf.sig, NULL };
 	at = p->text;
 	for (int i = 0; i < 6; i++) {
 		size_t n = strlen(parts[i]) + 1;

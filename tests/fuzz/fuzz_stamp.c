@@ -70,7 +70,7 @@ static void full_form(char *text, size_t size)
 	}
 	payloadlen = size - (size_t)(p - text);
 	st = (struct tf_stamp){ fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
-		fields[6], fields[7], fields[8], fields[9], fields[10], fields[11] };
+		fields[6], fields[7], fields[8], fields[9], fields[10], fields[11], NULL };
 	verdict = tf_stamp_check(ring(), &st, p, payloadlen);
 	FUZZ_CHECK(verdict_in_range(verdict));
 	if (verdict == TF_STAMP_VALID && payloadlen > 0) {

@@ -104,9 +104,9 @@ class VerifyTest(harness.BrokerTestCase):
             publisher.publish(topic, "x", properties=props)
         rc, lines, _ = self.finish(proc)
         self.assertEqual((rc, lines), (1, [
-            "FAIL - t/escape bad escape in compact stamp",
-            "FAIL - t/percent bad escape in compact stamp",
-            "FAIL - t/count compact stamp without 10 fields",
+            "FAIL - t/escape bad escape in a compact stamp or hop record",
+            "FAIL - t/percent bad escape in a compact stamp or hop record",
+            "FAIL - t/count wrong number of fields in a compact stamp or hop record",
             "FAIL - t/both stamp in both forms",
             "FAIL - t/twice malformed stamp",
         ]))

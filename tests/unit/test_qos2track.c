@@ -19,7 +19,7 @@ static struct tf_stamp stamp(const char *id, const char *seq)
 {
 	struct tf_stamp st = { "1", id, "broker-1", "21fe31dfa154a261", "1764158400000",
 		"city-waterworks", "ww-sensor-01", "water-telemetry@3", "city/water/d7/telemetry",
-		"fa9a08d761793b6ff6fe10b881cc97ad17d51c2e6c77adb8e841d854491cccf6", seq, "c2ln" };
+		"fa9a08d761793b6ff6fe10b881cc97ad17d51c2e6c77adb8e841d854491cccf6", seq, "c2ln", NULL };
 
 	return st;
 }
