@@ -14,7 +14,7 @@
 #include "broker/trace/trace_store.h"
 #include "broker/util/error.h"
 
-struct tf_chain;
+struct tf_event_hasher;
 struct tf_strmap;
 
 /* The store's formats: this version's, and trustflow 0.1's. */
@@ -71,7 +71,7 @@ struct tf_trace_store {
 	/* The writer's. */
 	char *buf;                  /* an event's text encoding, for its hash */
 	size_t cap;
-	struct tf_chain *chain;
+	struct tf_event_hasher *chain;
 	struct tf_record_builder record;
 	uint64_t record_seq;        /* the seq of the record's first event */
 	bool record_has_message;    /* the record's first event is a message's */

@@ -193,27 +193,27 @@ int tf_event_decode(const char *bytes, size_t len, struct tf_event *ev, char *sc
 	return TF_OK;
 }
 
-struct tf_chain {
+struct tf_event_hasher {
 	EVP_MD_CTX *ctx;
 	EVP_MD *sha256;     /* fetched once: OpenSSL 3 looks it up per use otherwise */
 };
 
-struct tf_chain *tf_chain_new(void)
+struct tf_event_hasher *tf_event_hasher_new(void)
 {
-	struct tf_chain *c = calloc(1, sizeof(*c));
+	struct tf_event_hasher *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return NULL;
 	c->ctx = EVP_MD_CTX_new();
 	c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	if (c->ctx == NULL || c->sha256 == NULL) {
-		tf_chain_free(c);
+		tf_event_hasher_free(c);
 		return NULL;
 	}
 	return c;
 }
 
-void tf_chain_free(struct tf_chain *c)
+void tf_event_hasher_free(struct tf_event_hasher *c)
 {
 	if (c == NULL)
 		return;
@@ -222,7 +222,7 @@ void tf_chain_free(struct tf_chain *c)
 	free(c);
 }
 
-void tf_event_chain(struct tf_chain *c, const unsigned char prev[32], const char *bytes,
+void tf_event_chain(struct tf_event_hasher *c, const unsigned char prev[32], const char *bytes,
 		size_t len, unsigned char out[32])
 {
 	EVP_MD_CTX *ctx = c ? c->ctx : EVP_MD_CTX_new();

@@ -63,13 +63,13 @@ int tf_event_decode(const char *bytes, size_t len, struct tf_event *ev, char *sc
 
 /* A SHA-256 context for hashing many events in a row (the store's
  * writer, verify); NULL when out of memory. */
-struct tf_chain;
-struct tf_chain *tf_chain_new(void);
-void tf_chain_free(struct tf_chain *c);
+struct tf_event_hasher;
+struct tf_event_hasher *tf_event_hasher_new(void);
+void tf_event_hasher_free(struct tf_event_hasher *c);
 
 /* The chain hash of an event: SHA-256(prev || bytes). c: a context from
- * tf_chain_new, or NULL for a one-off (slower). */
-void tf_event_chain(struct tf_chain *c, const unsigned char prev[32], const char *bytes,
+ * tf_event_hasher_new, or NULL for a one-off (slower). */
+void tf_event_chain(struct tf_event_hasher *c, const unsigned char prev[32], const char *bytes,
 		size_t len, unsigned char out[32]);
 
 #endif

@@ -503,7 +503,7 @@ int tf_trace_open(const char *dir, bool writable, uint64_t max_bytes,
 	pthread_rwlock_init(&s->map_lock, NULL);
 	if (writable) {
 		/* Without it each event is hashed with a context of its own. */
-		s->chain = tf_chain_new();
+		s->chain = tf_event_hasher_new();
 		s->name_cache = tf_strmap_new();
 		if (s->name_cache == NULL) {
 			tf_trace_close(s);
@@ -551,7 +551,7 @@ void tf_trace_close(struct tf_trace_store *s)
 	free(s->keys);
 	tf_record_builder_free(&s->record);
 	tf_strmap_free(s->name_cache);
-	tf_chain_free(s->chain);
+	tf_event_hasher_free(s->chain);
 	free(s->dir);
 	pthread_rwlock_destroy(&s->map_lock);
 	free(s);
@@ -1280,7 +1280,7 @@ static void hash_before(struct tf_trace_store *s, MDB_cursor *c, unsigned char o
 
 /* The walk of tf_trace_walk; chain NULL: the events only, without their
  * hashes (prev and hash zero, stored NULL). */
-static int walk(struct tf_trace_store *s, struct name_slot *slots, struct tf_chain *chain,
+static int walk(struct tf_trace_store *s, struct name_slot *slots, struct tf_event_hasher *chain,
 		uint64_t from, tf_trace_step_visit visit, void *ctx)
 {
 	struct tf_record_reader reader;
@@ -1369,10 +1369,10 @@ static int walk(struct tf_trace_store *s, struct name_slot *slots, struct tf_cha
 int tf_trace_walk(struct tf_trace_store *s, uint64_t from, tf_trace_step_visit visit, void *ctx)
 {
 	struct name_slot *slots = calloc(NAME_SLOTS, sizeof(*slots));
-	struct tf_chain *chain = tf_chain_new();
+	struct tf_event_hasher *chain = tf_event_hasher_new();
 	int rc = chain != NULL ? walk(s, slots, chain, from, visit, ctx) : -1;
 
-	tf_chain_free(chain);
+	tf_event_hasher_free(chain);
 	free(slots);
 	return rc;
 }
