@@ -178,11 +178,106 @@ static bool move_message(struct mosquitto_evt_message *ed, const char *topic)
 
 #define HELD_TOPIC "$trustflow/held"
 
+/* The user property values a stamp reader kept, freed together. */
+struct kept_values {
+	char *values[TF_STAMP_NAMES_V2 + TF_CHAIN_MAX + 1];
+	size_t n;
+};
+
+/* Reads the chain of stamps a peer's message carries (before they are
+ * removed from it); the chain points into reader and kept. Returns false
+ * when out of memory. */
+static bool read_chain(const mosquitto_property *props, const char *topic, const void *payload,
+		uint32_t payloadlen, struct tf_stamp_reader *reader, struct tf_chain *chain,
+		enum tf_stamp_check *read, struct kept_values *kept)
+{
+	memset(reader, 0, sizeof(*reader));
+	for (const mosquitto_property *p = props; p != NULL; p = mosquitto_property_next(p)) {
+		char *name = NULL, *value = NULL;
+
+		if (mosquitto_property_identifier(p) != MQTT_PROP_USER_PROPERTY)
+			continue;
+		if (mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value,
+				false) == NULL)
+			return false;
+		if (kept->n < sizeof(kept->values) / sizeof(kept->values[0])
+				&& tf_stamp_reader_add(reader, name, value))
+			kept->values[kept->n++] = value;
+		else
+			free(value);
+		free(name);
+	}
+	*read = tf_chain_read(reader, topic, payload, payloadlen, chain);
+	return true;
+}
+
+/* Publishes the message (its properties, the stamp among them) once for
+ * each peer broker it goes to, on that peer's egress topic: the bridge
+ * opened to the peer carries it there without the prefix. */
+static void publish_egress(const struct mosquitto_evt_message *ed, const struct tf_egress *egress)
+{
+	for (uint32_t i = 0; i < egress->n; i++) {
+		size_t len = strlen(TF_EGRESS_PREFIX) + strlen(egress->peers[i]) + 1
+			+ strlen(ed->topic) + 1;
+		char *topic = malloc(len);
+		mosquitto_property *props = NULL;
+
+		if (topic == NULL || tf_props_copy(ed->properties, &props) != MOSQ_ERR_SUCCESS) {
+			free(topic);
+			mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory; %s not sent to "
+				"peer %s", ed->topic, egress->peers[i]);
+			continue;
+		}
+		snprintf(topic, len, "%s%s/%s", TF_EGRESS_PREFIX, egress->peers[i], ed->topic);
+		/* Not retained: the peer keeps what it retains itself. */
+		if (mosquitto_broker_publish_copy(NULL, topic, (int)ed->payloadlen, ed->payload,
+				ed->qos, false, props) != MOSQ_ERR_SUCCESS) {
+			mosquitto_property_free_all(&props);
+			mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: %s could not be sent to peer %s",
+				ed->topic, egress->peers[i]);
+		}
+		free(topic);
+	}
+}
+
+/* What the engine says of a message, done to it: held, rerouted or
+ * passed on with its stamp, its views and its copies for peers. Returns
+ * whether mosquitto delivers it. */
+static bool pass_on(struct tf_plugin *plugin, struct mosquitto_evt_message *ed,
+		const struct tf_message *m)
+{
+	struct tf_message_result res;
+	bool deliver;
+
+	tf_engine_on_message(plugin->engine, m, &res);
+	deliver = res.deliver;
+	if (deliver && res.hold) {
+		/* Held by the broker: acknowledged, passed to no one, never retained. */
+		ed->retain = false;
+		deliver = move_message(ed, HELD_TOPIC);
+	} else if (deliver && res.redirect != NULL) {
+		deliver = move_message(ed, res.redirect);
+	}
+	if (deliver && res.stamped && tf_props_add_stamp(plugin, &ed->properties,
+			(const char *const *)res.hops, res.n_hops, &res.stamp) != MOSQ_ERR_SUCCESS) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory stamping %s; "
+			"not delivered", ed->topic);
+		deliver = false;
+	}
+	if (deliver) {
+		tf_publish_copies(plugin, &res, ed->qos, ed->retain);
+		publish_egress(ed, &res.egress);
+	}
+	if (res.disconnect)
+		tf_kick_later(plugin, m->client_id);
+	tf_message_result_free(&res);
+	return deliver;
+}
+
 static int on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
 	struct tf_plugin *plugin = userdata;
-	struct tf_message_result res;
 	struct tf_message m = {
 		.client_id = mosquitto_client_id(ed->client),
 		.username = mosquitto_client_username(ed->client),
@@ -193,33 +288,34 @@ static int on_message(int event, void *event_data, void *userdata)
 		.qos = ed->qos,
 		.retain = ed->retain,
 	};
+	struct tf_stamp_reader reader;
+	struct tf_chain chain;
+	struct kept_values kept = { .n = 0 };
 	bool deliver;
 
 	(void)event;
 	tf_wills_message_seen(plugin->wills);
-	/* No client can forge or pre-fill a stamp, on any topic. */
-	if (tf_props_strip_stamp(&ed->properties) != MOSQ_ERR_SUCCESS)
+	/* Only a bridge opened here has no address (real clients always
+	 * do): a bridge brings nothing in where it was opened, for there its
+	 * peer is authenticated by nothing (federation-v1 bridges push). */
+	if (mosquitto_client_address(ed->client) == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "trustflow: a message on %s came in over a "
+			"bridge opened here (%s); refused: peers hand messages over bridges they open",
+			ed->topic, m.client_id ? m.client_id : "");
 		return MOSQ_ERR_ACL_DENIED;
-	tf_engine_on_message(plugin->engine, &m, &res);
-	deliver = res.deliver;
-	if (deliver && res.hold) {
-		/* Held by the broker: acknowledged, passed to no one, never retained. */
-		ed->retain = false;
-		deliver = move_message(ed, HELD_TOPIC);
-	} else if (deliver && res.redirect != NULL) {
-		deliver = move_message(ed, res.redirect);
 	}
-	if (deliver && res.stamped
-			&& tf_props_add_stamp(plugin, &ed->properties, NULL, 0, &res.stamp) != MOSQ_ERR_SUCCESS) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory stamping %s; "
-			"not delivered", ed->topic);
-		deliver = false;
+	if (m.username != NULL && tf_engine_is_peer_link(plugin->engine, m.username)) {
+		m.chain = &chain;
+		if (!read_chain(ed->properties, ed->topic, ed->payload, ed->payloadlen, &reader,
+				&chain, &m.chain_read, &kept))
+			m.chain_read = TF_STAMP_MALFORMED;
 	}
-	if (deliver)
-		tf_publish_copies(plugin, &res, ed->qos, ed->retain);
-	if (res.disconnect)
-		tf_kick_later(plugin, m.client_id);
-	tf_message_result_free(&res);
+	/* No client can forge or pre-fill a stamp, on any topic; a peer's
+	 * chain was read above and is stamped anew. */
+	deliver = tf_props_strip_stamp(&ed->properties) == MOSQ_ERR_SUCCESS
+		&& pass_on(plugin, ed, &m);
+	for (size_t i = 0; i < kept.n; i++)
+		free(kept.values[i]);
 	/* ACL_DENIED refuses the message (PUBACK "not authorized" to an MQTT
 	 * v5 publisher); any other error would disconnect the publisher. */
 	return deliver ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;

@@ -61,6 +61,11 @@ void tf_callbacks_unregister(struct tf_plugin *plugin);
  * on error *props is unchanged. */
 int tf_props_strip_stamp(mosquitto_property **props);
 
+/* A copy of a PUBLISH's properties as MESSAGE has them, for a message the
+ * plugin publishes beside it (stamp_props.c). Returns a MOSQ_ERR_*; on
+ * error *out is NULL. */
+int tf_props_copy(const mosquitto_property *props, mosquitto_property **out);
+
 /* Appends a stamp as user properties, in the plugin's stamp_form, after
  * the n_hops hop records of the stamps before it (a relayed message's;
  * federation-v1): the one way every stamped message (messages, views,

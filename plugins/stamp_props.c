@@ -70,6 +70,20 @@ static int copy_property(const mosquitto_property *p, mosquitto_property **out)
 	}
 }
 
+int tf_props_copy(const mosquitto_property *props, mosquitto_property **out)
+{
+	*out = NULL;
+	for (const mosquitto_property *p = props; p != NULL; p = mosquitto_property_next(p)) {
+		int rc = copy_property(p, out);
+
+		if (rc != MOSQ_ERR_SUCCESS) {
+			mosquitto_property_free_all(out);
+			return rc;
+		}
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
 int tf_props_strip_stamp(mosquitto_property **props)
 {
 	const mosquitto_property *p;

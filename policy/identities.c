@@ -523,6 +523,11 @@ uint32_t tf_identities_peer_count(const struct tf_identities *ids)
 	return ids->n_peers;
 }
 
+const struct tf_peer *tf_identities_peer_at(const struct tf_identities *ids, uint32_t i)
+{
+	return i < ids->n_peers ? &ids->peers[i] : NULL;
+}
+
 const struct tf_keyring *tf_identities_policy_keys(const struct tf_identities *ids,
 		uint32_t org)
 {

@@ -88,6 +88,8 @@ const struct tf_peer *tf_identities_peer(const struct tf_identities *ids, const 
 const struct tf_peer *tf_identities_peer_by_link(const struct tf_identities *ids,
 		const char *link);
 uint32_t tf_identities_peer_count(const struct tf_identities *ids);
+/* The i-th peer, in the file's order (NULL past the last). */
+const struct tf_peer *tf_identities_peer_at(const struct tf_identities *ids, uint32_t i);
 
 /* Index of the organization with this id, or TF_NONE. */
 uint32_t tf_identities_org(const struct tf_identities *ids, const char *org_id);

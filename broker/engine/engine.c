@@ -716,8 +716,18 @@ int64_t tf_engine_now(const struct tf_engine *e)
 bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, const char *org_id)
 {
 	const struct tf_client *who = engine_identify(&e->ctx, username);
+	const struct tf_peer *peer = engine_peer_of_link(&e->ctx, username);
 
-	return who != NULL && org_id != NULL && strcmp(engine_org_name(&e->ctx, who), org_id) == 0;
+	if (org_id == NULL)
+		return false;
+	if (peer != NULL)
+		return strcmp(tf_identities_org_id(e->ctx.set->ids, peer->org), org_id) == 0;
+	return who != NULL && strcmp(engine_org_name(&e->ctx, who), org_id) == 0;
+}
+
+bool tf_engine_is_peer_link(const struct tf_engine *e, const char *username)
+{
+	return engine_peer_of_link(&e->ctx, username) != NULL;
 }
 
 /* Any event but an ACL READ for the client being accepted: mosquitto has
@@ -786,6 +796,10 @@ enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id
 	connection_accepted(e);
 	if (engine_is_blocked(&e->ctx, client_id, username, now))
 		return TF_DENY;
+	/* A peer hands over messages on any topic; each is checked when it
+	 * comes (tf_engine_on_message). Nothing else: no `$` topic. */
+	if (engine_peer_of_link(&e->ctx, username) != NULL)
+		return topic[0] == '$' ? TF_DENY : TF_ALLOW;
 	tf_decide_publish(e->ctx.set, engine_identify(&e->ctx, username), topic, &d);
 	if (d.verdict != TF_DENY)
 		return d.verdict;
@@ -809,6 +823,10 @@ enum tf_verdict tf_engine_may_subscribe(struct tf_engine *e, const char *client_
 
 	connection_accepted(e);
 	if (engine_is_blocked(&e->ctx, client_id, username, now))
+		return TF_DENY;
+	/* Peers push (their bridges are opened by the sending side); a peer
+	 * subscribing here would pull data past the egress decision. */
+	if (engine_peer_of_link(&e->ctx, username) != NULL)
 		return TF_DENY;
 	tf_decide_subscribe(e->ctx.set, engine_identify(&e->ctx, username), filter, now, &d);
 	if (d.verdict == TF_DENY)
@@ -1227,24 +1245,45 @@ static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64
 
 /* A message passed on as published: stamped, recorded, tracked for its
  * deliveries, its views made. */
+/* The stamp of a message passed on, and its record: a peer's relayed
+ * message gets a format-2 stamp after its chain. Returns false when it
+ * cannot be stamped or recorded (res refused). */
+static bool stamp_and_record(struct tf_engine *e, const struct tf_message *m,
+		const struct tf_policy *p, int64_t now, struct tf_message_result *res)
+{
+	const struct tf_peer *peer = m->chain != NULL ? engine_peer_of_link(&e->ctx, m->username)
+		: NULL;
+	int rc = TF_OK;
+
+	if (peer != NULL ? !engine_stamp_relayed(&e->ctx, peer, m, now, res)
+			: !engine_stamp(&e->ctx, m, p, m->topic, m->payload, m->payloadlen, now,
+				&res->stamp_buf, &res->stamp)) {
+		engine_refuse(res, "cannot be stamped");
+		return false;
+	}
+	res->stamped = true;
+	/* What cannot be recorded is not passed on. */
+	if (e->ctx.trace != NULL && peer != NULL)
+		rc = engine_record_relayed(&e->ctx, now, &res->stamp, m->payloadlen, peer->broker_id,
+			res->hops, res->n_hops, filed_by_content(e, m));
+	else if (e->ctx.trace != NULL)
+		rc = engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL,
+			filed_by_content(e, m));
+	if (rc != TF_OK) {
+		engine_refuse(res, "the trace store cannot record it");
+		return false;
+	}
+	return true;
+}
+
 static void deliver(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
 		const cJSON *json, struct engine_canon *canon, int64_t now,
 		struct tf_message_result *res)
 {
-	if (!engine_stamp(&e->ctx, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
-			&res->stamp)) {
-		engine_refuse(res, "cannot be stamped");
+	if (!stamp_and_record(e, m, p, now, res))
 		return;
-	}
-	res->stamped = true;
-	/* What cannot be recorded is not passed on. */
-	if (e->ctx.trace != NULL
-			&& engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL,
-				filed_by_content(e, m)) != TF_OK) {
-		engine_refuse(res, "the trace store cannot record it");
-		return;
-	}
 	track(e, m, p, &res->stamp, now);
+	engine_egress(&e->ctx, m, p, now, res);
 	make_views(e, p, m, json, now, res);
 	if (m->retain)
 		note_retained(e, m, p, now);
@@ -1321,10 +1360,35 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		deliver(e, m, p, json, canon, now, res);
 		break;
 	}
-	if (m->qos == 2 && res->deliver && (res->stamped || res->hold))
+	if (m->qos == 2 && m->chain == NULL && res->deliver && (res->stamped || res->hold))
 		pend_qos2(e, m, p, qos2_key, res, now);
 	if (!res->deliver)
 		tf_message_result_free(res);
+}
+
+/* A message a peer relayed: checked, then passed on as its policy says,
+ * as any message on a governed topic is. */
+static void on_relayed(struct tf_engine *e, const struct tf_message *m, int64_t now,
+		struct tf_message_result *res)
+{
+	const struct tf_peer *peer = engine_peer_of_link(&e->ctx, m->username);
+	const struct tf_policy *p = NULL;
+	struct engine_canon canon = { .made = false };
+	const char *why;
+
+	if (peer == NULL) {
+		engine_refuse(res, "not from a peer broker");
+		return;
+	}
+	why = engine_relay_check(&e->ctx, peer, m, now, &p);
+	if (why != NULL) {
+		engine_refuse(res, why);
+		return;
+	}
+	/* QoS 2 resends are mosquitto's to drop: a peer's bridge session
+	 * outlives its connections (cleansession false). */
+	on_governed(e, m, p, (uint32_t)(p - e->ctx.set->policies), 0, &canon, now, res);
+	engine_canon_free(&canon);
 }
 
 void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
@@ -1347,8 +1411,15 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	res->disconnect = false;
 	res->n_copies = 0;
 	res->copies = NULL;
+	res->n_hops = 0;
+	res->hops = NULL;
+	res->egress = (struct tf_egress){ 0, NULL };
 	if (m->topic[0] == '$')
 		return;
+	if (m->chain != NULL) {
+		on_relayed(e, m, now, res);
+		return;
+	}
 	if (m->qos == 2) {
 		qos2_key = tf_qos2_key(m->client_id ? m->client_id : "", m->topic, m->payload,
 			m->payloadlen);
@@ -1380,6 +1451,13 @@ out:
 
 void tf_message_result_free(struct tf_message_result *res)
 {
+	for (uint32_t i = 0; i < res->n_hops; i++)
+		free(res->hops[i]);
+	free(res->hops);
+	res->hops = NULL;
+	res->n_hops = 0;
+	free(res->egress.peers);
+	res->egress = (struct tf_egress){ 0, NULL };
 	for (uint32_t i = 0; i < res->n_copies; i++) {
 		free(res->copies[i].topic);
 		free(res->copies[i].payload);

@@ -12,6 +12,7 @@
 #include "broker/util/error.h"
 #include "broker/guard/held.h"
 #include "broker/engine/options.h"
+#include "broker/stamp/chain.h"
 #include "broker/stamp/provenance.h"
 #include "policy/decide.h"
 
@@ -113,9 +114,20 @@ int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by
 		uint64_t *count, struct tf_err *err);
 
 /* Whether the client with username belongs to the organization org_id
- * (for require_cert_org_match: the O of its TLS certificate). An unknown
- * client belongs to none. */
+ * (for require_cert_org_match: the O of its TLS certificate); a peer
+ * broker's link belongs to the peer's organization. An unknown client
+ * belongs to none. */
 bool tf_engine_client_in_org(const struct tf_engine *e, const char *username, const char *org_id);
+
+/* Whether username is the link of a peer broker (federation-v1): the
+ * identity its bridge is authenticated with here. Its messages carry the
+ * chain of stamps the engine checks (tf_message.chain). */
+bool tf_engine_is_peer_link(const struct tf_engine *e, const char *username);
+
+/* The topic prefix of the copies of messages for a peer broker,
+ * `$trustflow/egress/<broker id>/`: the bridge opened here to that peer
+ * carries this prefix, mapped away, and nothing else. */
+#define TF_EGRESS_PREFIX "$trustflow/egress/"
 
 /* A client connecting with client_id as username (NULL: none), before
  * mosquitto checks its password. conn identifies its connection (never
@@ -162,6 +174,14 @@ struct tf_copy {
 	struct tf_stamp_buf stamp_buf;
 };
 
+/* A copy of a message for each peer broker whose organization may have
+ * it (federation-v1, section 3): the caller publishes the message, with
+ * its stamp, on TF_EGRESS_PREFIX<peer><topic>. */
+struct tf_egress {
+	uint32_t n;
+	const char **peers;     /* broker ids, borrowed until the next reload */
+};
+
 struct tf_message {
 	const char *client_id;
 	const char *username;   /* NULL: none */
@@ -175,6 +195,12 @@ struct tf_message {
 	 * got (a will): topic and payload are the plugin's copies, and its
 	 * deliveries are known by topic and payload. */
 	bool republished;
+	/* From a peer broker's link (tf_engine_is_peer_link): the chain of
+	 * stamps it carried as read (chain_read: TF_STAMP_VALID when read;
+	 * chain then points into the caller's strings). NULL for any other
+	 * client, whose tf-* properties the caller removes unread. */
+	const struct tf_chain *chain;
+	enum tf_stamp_check chain_read;
 };
 
 struct tf_message_result {
@@ -187,13 +213,22 @@ struct tf_message_result {
 	bool stamped;           /* stamp holds the message's stamp */
 	struct tf_stamp stamp;  /* points into stamp_buf, the set in force and the message */
 	struct tf_stamp_buf stamp_buf;
+	/* A relayed message's earlier stamps as hop records, oldest first,
+	 * to go before its stamp (format 2); owned by the result. */
+	uint32_t n_hops;
+	char **hops;
+	struct tf_egress egress; /* the peers it goes to; owned by the result */
 	uint32_t n_copies;
 	struct tf_copy *copies; /* owned by the result; NULL when none */
 };
 
 /* A message a client published, after its publish was allowed: checks
  * limits and schema, records what retention needs, stamps it, records it
- * in the trace, and makes the view copies (stamped and recorded too). A
+ * in the trace, makes the view copies (stamped and recorded too), and
+ * names the peer brokers it goes to. A message a peer relayed is
+ * delivered only when its chain checks out (federation-v1, section 4),
+ * with a format-2 stamp after its earlier ones; else it is refused,
+ * alerted and recorded. A
  * QoS 2 message that its client sends again after reconnecting, before
  * the first was released, gets the first one's stamp and nothing else
  * (broker/tracking/qos2track.h): mosquitto drops it as a duplicate. The

@@ -1,5 +1,5 @@
 /* Inside the engine: what its parts share, and how they are layered.
- * The engine is one object in six files, listed here from the top
+ * The engine is one object in seven files, listed here from the top
  * layer down; each file calls only files listed below it, never one
  * above it (tests/tools/engine_layers.py checks this in `make check`):
  *
@@ -10,6 +10,9 @@
  *   engine_policies.c    a set coming into force, as owners see it: the
  *                        versions kept against a rollback, the policies'
  *                        trace records and published copies
+ *   engine_federation.c  peer brokers (federation-v1): which peers a
+ *                        message goes to, and checking and stamping what
+ *                        a peer relays
  *   engine_guard.c       alerts, and the anomaly guard's part in decisions
  *                        (refusal bursts, leaks)
  *   engine_quarantine.c  holding, rerouting, releasing and discarding
@@ -77,6 +80,35 @@ int engine_load_rollback(struct engine_ctx *c, struct tf_rollback **out, struct 
  * removed (at start, of any in r that fresh lacks). */
 void engine_accept_policies(struct engine_ctx *c, struct tf_rollback *r,
 		const struct tf_policy_set *old, const struct tf_policy_set *fresh);
+
+/* --- engine_federation.c: peer brokers ---------------------------------------- */
+
+/* The peer broker whose link username is, or NULL. */
+const struct tf_peer *engine_peer_of_link(const struct engine_ctx *c, const char *username);
+
+/* Checks what peer relayed (m->chain): the newest stamp is the peer's,
+ * under one of its keys, over the payload and the arrival topic; the
+ * chain links, has no broker twice (this one included) and room for this
+ * broker's stamp; the origin's policy is held here at its version or a
+ * higher one, governs the topic here, lets data leave its broker and lets
+ * the peer's organization have it. Returns NULL and *policy when it
+ * checks out; else why not (static), after alerting and recording the
+ * refusal. */
+const char *engine_relay_check(struct engine_ctx *c, const struct tf_peer *peer,
+		const struct tf_message *m, int64_t now, const struct tf_policy **policy);
+
+/* The format-2 stamp of a message peer relayed (checked), for topic: the
+ * hop records of its chain go into res (owned), the stamp after them.
+ * Returns false when it cannot be made (logged). */
+bool engine_stamp_relayed(struct engine_ctx *c, const struct tf_peer *peer,
+		const struct tf_message *m, int64_t now, struct tf_message_result *res);
+
+/* The peers a stamped message of policy p on topic goes to: each peer
+ * broker whose organization p lets receive it now, unless p denies
+ * forwarding or the peer's stamp is already in the message's chain.
+ * Each is recorded as a delivery, "forwarded". Fills res->egress. */
+void engine_egress(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
+		int64_t now, struct tf_message_result *res);
 
 /* --- engine_context.c (and inline): the base --------------------------------- */
 
@@ -183,6 +215,13 @@ bool engine_record_delivery(struct engine_ctx *c, int64_t now, const struct tf_m
 		const struct tf_decision *d, const char *outcome);
 #define ENGINE_QUEUE_DROPPED "no longer in the session's queue when it came back (mosquitto " \
 	"drops QoS 0 messages to offline sessions, a full queue's newest, and all at a clean start)"
+/* The message event of a message a peer relayed: its format-2 stamp, the
+ * peer, and the hop records before the stamp. */
+int engine_record_relayed(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
+		uint32_t size, const char *peer, char *const *hops, uint32_t n_hops, bool by_content);
+/* The delivery event of a message sent on to peer (egress). */
+bool engine_record_forwarded(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
+		const struct tf_peer *peer);
 void engine_record_dropped(struct engine_ctx *c, int64_t now, const char *client_id,
 		const char *username, const unsigned char id[16], const char *label);
 /* The hash of every file a policy set is read from, one per line as

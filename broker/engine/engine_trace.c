@@ -49,6 +49,43 @@ int engine_record_stamped(struct engine_ctx *c, int64_t now, const struct tf_sta
 	return record_message(c, now, &f);
 }
 
+int engine_record_relayed(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
+		uint32_t size, const char *peer, char *const *hops, uint32_t n_hops, bool by_content)
+{
+	char sz[11];
+	cJSON *records = cJSON_CreateArray();
+	char *hops_json = NULL;
+	int rc = TF_ERR_NOMEM;
+
+	for (uint32_t i = 0; records != NULL && i < n_hops; i++)
+		if (!cJSON_AddItemToArray(records, cJSON_CreateString(hops[i])))
+			goto out;
+	hops_json = records ? cJSON_PrintUnformatted(records) : NULL;
+	if (hops_json != NULL) {
+		struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
+			.values = { st->id, st->topic, st->org, st->client, st->policy, st->sha256, sz,
+				"delivered", "", st->seq, st->kid, st->sig, "", peer, hops_json },
+			.file_sha256 = by_content ? st->sha256 : NULL };
+
+		sz[tf_put_decimal(sz, size)] = '\0';
+		rc = tf_trace_writer_record(c->trace, &in);
+	}
+out:
+	cJSON_Delete(records);
+	cJSON_free(hops_json);
+	return rc;
+}
+
+bool engine_record_forwarded(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
+		const struct tf_peer *peer)
+{
+	struct tf_trace_input in = { .kind = TF_EVENT_DELIVERY, .ts_ms = now,
+		.values = { st->id, st->policy, peer->broker_id,
+			tf_identities_org_id(c->set->ids, peer->org), "forwarded", "", peer->link } };
+
+	return tf_trace_writer_record(c->trace, &in) == TF_OK;
+}
+
 /* The message event of a stamped message that went elsewhere: held in
  * quarantine (with its record, under its flow) or rerouted. */
 int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,

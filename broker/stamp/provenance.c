@@ -370,9 +370,11 @@ int tf_signer_stamp(struct tf_signer *s, const struct tf_stamp_request *req,
 	buf->ts[tf_put_decimal(buf->ts, (uint64_t)req->ts_ms)] = '\0';
 	buf->seq[tf_put_decimal(buf->seq, req->seq)] = '\0';
 	tf_sha256_hex(req->payload, req->payloadlen, buf->sha256);
+	if (req->prev != NULL)
+		snprintf(buf->prev, sizeof(buf->prev), "%s", req->prev);
 	*out = (struct tf_stamp){ req->prev ? "2" : "1", buf->id, req->broker, buf->kid, buf->ts,
 		req->org, req->client, req->policy, req->topic, buf->sha256, buf->seq, buf->sig,
-		req->prev };
+		req->prev ? buf->prev : NULL };
 
 	need = tf_stamp_signing_input(out, s->input, s->input_cap);
 	if (need > s->input_cap) {

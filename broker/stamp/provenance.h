@@ -46,6 +46,7 @@ struct tf_stamp_buf {
 	char sha256[TF_SHA256_HEX + 1];
 	char seq[21];
 	char sig[TF_SIG_B64_LEN + 1];
+	char prev[TF_PREV_B64_LEN + 1];
 };
 
 /* The user property names of the full form: format 1's eleven, in

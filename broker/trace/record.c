@@ -33,9 +33,10 @@ enum field_class {
  * of their text. Sizes and sequence numbers take a few bytes as varints. */
 static const unsigned char schema[TF_EVENT_KINDS][TF_EVENT_MAX_FIELDS] = {
 	/* id, topic, org, client, policy, sha256, size, status, reason,
-	 * stamp_seq, kid, sig, of */
+	 * stamp_seq, kid, sig, of, peer, hops (signed records: different
+	 * every time) */
 	[TF_EVENT_MESSAGE] = { F_ID, F_NAME, F_NAME, F_NAME, F_NAME, F_SHA, F_NUMBER, F_NAME,
-		F_NAME, F_NUMBER, F_NAME, F_SIG, F_ID },
+		F_NAME, F_NUMBER, F_NAME, F_SIG, F_ID, F_NAME, F_TEXT },
 	/* id, policy, client, org, outcome, reason, client_id */
 	[TF_EVENT_DELIVERY] = { F_ID, F_NAME, F_NAME, F_NAME, F_NAME, F_NAME, F_NAME },
 	/* id, flow, by, reason (free text given with an override) */

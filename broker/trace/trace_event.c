@@ -21,12 +21,14 @@ static const char *const kind_names[TF_EVENT_KINDS] = {
 };
 
 /* of: the id of the message a view copy was made of; empty for any
- * other message. client_id: the session a delivery went to (client names
- * the identity). Events recorded before these fields existed end before
- * them. */
+ * other message. peer: the peer broker a relayed message came from;
+ * hops: its earlier stamps, a JSON array of hop records, oldest first
+ * (federation-v1); both empty for any other message. client_id: the
+ * session a delivery went to (client names the identity). Events
+ * recorded before these fields existed end before them. */
 static const char *const message_fields[] = {
 	"id", "topic", "org", "client", "policy", "sha256", "size", "status", "reason",
-	"stamp_seq", "kid", "sig", "of",
+	"stamp_seq", "kid", "sig", "of", "peer", "hops",
 };
 static const char *const delivery_fields[] = {
 	"id", "policy", "client", "org", "outcome", "reason", "client_id",
@@ -54,7 +56,7 @@ static const struct {
 	const char *const *names;
 	size_t n, since_1_0;
 } kind_fields[TF_EVENT_KINDS] = {
-	[TF_EVENT_MESSAGE] = { message_fields, 13, 12 },
+	[TF_EVENT_MESSAGE] = { message_fields, 15, 12 },
 	[TF_EVENT_DELIVERY] = { delivery_fields, 7, 6 },
 	[TF_EVENT_RELEASE] = { held_fields, 4, 3 },
 	[TF_EVENT_DISCARD] = { held_fields, 4, 3 },

@@ -31,7 +31,7 @@ enum tf_event_kind {
 };
 #define TF_EVENT_KINDS 7
 
-#define TF_EVENT_MAX_FIELDS 13
+#define TF_EVENT_MAX_FIELDS 15
 #define TF_EVENT_MAX_BYTES  (1024u * 1024)
 
 struct tf_event {
@@ -40,7 +40,8 @@ struct tf_event {
 	int64_t ts_ms;
 	/* The kind's fields, in the order tf_event_fields() gives; borrowed.
 	 * A trailing field added to a kind later is NULL in events recorded
-	 * before it (release and discard: "reason"; message: "of"; delivery:
+	 * before it (release and discard: "reason"; message: "of", "peer",
+	 * "hops"; delivery:
 	 * "client_id"). */
 	const char *values[TF_EVENT_MAX_FIELDS];
 };

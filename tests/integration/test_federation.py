@@ -1,0 +1,237 @@
+"""Federation (federation-v1) on real brokers and real bridges: three
+organizations' brokers A -> B -> C, each bridge an MQTT v5 bridge opened
+by the sending side with mutual TLS (certificates made by
+scripts/make-demo-certs.sh, the certificate's CN the peer's link).
+
+A consumer at C whom the owner's policy names gets data published at A
+with a chain of stamps that verifies here with Python's own Ed25519 (not
+the project's code path); a client at C the policy does not name gets
+nothing; data under `forwarding: deny` never leaves A."""
+import base64
+import hashlib
+import os
+import subprocess
+import tempfile
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import harness
+
+SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+BROKERS = ("broker-a", "broker-b", "broker-c")
+ORG_OF = {"broker-a": "city", "broker-b": "utility", "broker-c": "contractor"}
+# The link a broker's bridge logs in with at the next broker: its
+# certificate's CN.
+LINK_OF = {b: f"bridge-{b}" for b in BROKERS}
+
+CLIENTS = {
+    "meter-1": {"org": "city"},
+    "utility-app": {"org": "utility"},
+    "contractor-app": {"org": "contractor"},
+    "stranger-app": {"org": "stranger"},
+}
+
+METERS = {
+    "trustflow_policy": 1, "id": "meter-data", "version": 1, "owner": "city",
+    "topics": ["city/meters/#"],
+    "consumers": [{"orgs": ["utility", "contractor"]}],
+}
+PRIVATE = {
+    "trustflow_policy": 1, "id": "city-private", "version": 1, "owner": "city",
+    "topics": ["city/private/#"], "forwarding": "deny",
+    "consumers": [{"orgs": ["utility", "contractor"]}],
+}
+
+
+def spki_b64(key):
+    return base64.b64encode(key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+
+
+def identities(peers, keys):
+    """The identities file of a broker whose peers are `peers`."""
+    return {
+        "trustflow_identities": 1,
+        "organizations": {org: {"name": org.title()}
+                          for org in ("city", "utility", "contractor", "stranger")},
+        "clients": CLIENTS,
+        "brokers": {p: {"org": ORG_OF[p], "link": LINK_OF[p], "keys": [spki_b64(keys[p])]}
+                    for p in peers},
+    }
+
+
+# -- an independent check of a chain (federation-v1, section 5) -------------
+
+def unescape(value):
+    return value.replace("%7C", "|").replace("%25", "%")
+
+
+RECORD = ("v", "id", "broker", "kid", "ts", "org", "client", "policy", "topic", "seq",
+          "prev", "sig")
+SIGNED = ("v", "id", "broker", "kid", "ts", "org", "client", "policy", "topic", "sha256",
+          "seq")
+
+
+def parse_record(value):
+    parts = value.split("|")
+    assert len(parts) == len(RECORD), value
+    return dict(zip(RECORD, (unescape(p) for p in parts)))
+
+
+def signing_input(stamp):
+    names = SIGNED + (("prev",) if stamp["v"] == "2" else ())
+    out = f"trustflow-stamp-{stamp['v']}\n".encode()
+    for name in names:
+        value = stamp[name].encode()
+        out += name.encode() + b":" + str(len(value)).encode() + b":" + value + b"\n"
+    return out
+
+
+def link(record_value):
+    return base64.b64encode(hashlib.sha256(record_value.encode()).digest()[:16]).decode()
+
+
+def verify_chain(msg, public_keys):
+    """The stamps of a received message, oldest first, after checking every
+    link and signature; AssertionError when any fails. public_keys: broker
+    id -> Ed25519 public key."""
+    props = getattr(msg.properties, "UserProperty", [])
+    hops = [v for k, v in props if k == "tf-hop"]
+    compact = [v for k, v in props if k == "tf"]
+    assert len(compact) == 1, props
+    newest = parse_record(compact[0])
+    assert newest["topic"] == msg.topic
+    sha = hashlib.sha256(msg.payload).hexdigest()
+    stamps = [parse_record(h) for h in hops] + [newest]
+    for i, stamp in enumerate(stamps):
+        stamp["sha256"] = sha
+        if i == 0:
+            assert stamp["v"] == "1" and stamp["prev"] == "", stamp
+        else:
+            assert stamp["v"] == "2" and stamp["prev"] == link(hops[i - 1]), stamp
+        assert stamp["id"] == stamps[0]["id"] and stamp["policy"] == stamps[0]["policy"]
+        public_keys[stamp["broker"]].verify(base64.b64decode(stamp["sig"]),
+                                            signing_input(stamp))
+    assert len({s["broker"] for s in stamps}) == len(stamps)
+    return stamps
+
+
+class FederationTest(harness.BrokerTestCase):
+    def setUp(self):
+        self.certs = tempfile.mkdtemp(prefix="tf-fed-certs-")
+        self.addCleanup(harness.shutil.rmtree, self.certs, True)
+        cert_ids = os.path.join(self.certs, "links.json")
+        harness.write_json(cert_ids, {"clients": {LINK_OF[b]: {"org": ORG_OF[b]}
+                                                  for b in BROKERS}})
+        subprocess.run(["bash", os.path.join(SRCDIR, "scripts", "make-demo-certs.sh"),
+                        self.certs, cert_ids, "localhost", "127.0.0.1"],
+                       check=True, capture_output=True)
+        self.keys = {b: Ed25519PrivateKey.generate() for b in BROKERS}
+        self.tls_ports = {b: harness.free_port() for b in BROKERS}
+        # Who hands whom messages: A -> B -> C.
+        peers = {"broker-a": ["broker-b"], "broker-b": ["broker-a", "broker-c"],
+                 "broker-c": ["broker-b"]}
+        bridge_to = {"broker-a": "broker-b", "broker-b": "broker-c"}
+        self.brokers = {}
+        for b in BROKERS:
+            broker = self.unstarted_broker(
+                identities=identities(peers[b], self.keys),
+                policies={"meters.json": METERS, "private.json": PRIVATE},
+                plugin_options={"broker_id": b},
+                passwords={u: "demo" for u in CLIENTS},
+                extra_conf=self.tls_listener(b) + (self.bridge(b, bridge_to[b])
+                                                  if b in bridge_to else ""))
+            key_path = broker.plugin_options["signing_key"]
+            with open(key_path, "wb") as f:
+                f.write(self.keys[b].private_bytes(serialization.Encoding.PEM,
+                                                   serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+            os.chmod(key_path, 0o600)
+            self.brokers[b] = broker
+        # Receivers first, so that each bridge finds its peer listening.
+        for b in reversed(BROKERS):
+            self.brokers[b].start()
+        for b in bridge_to:
+            harness.wait_for(f"{b}'s bridge", lambda b=b: "Connecting bridge"
+                             in self.brokers[b].log() and f"{LINK_OF[b]}" in
+                             self.brokers[bridge_to[b]].log())
+
+    def tls_listener(self, b):
+        return (f"listener {self.tls_ports[b]} 127.0.0.1\n"
+                f"cafile {self.certs}/ca.crt\n"
+                f"certfile {self.certs}/broker.crt\n"
+                f"keyfile {self.certs}/broker.key\n"
+                "require_certificate true\nuse_identity_as_username true\n")
+
+    def bridge(self, b, to):
+        link_cert = os.path.join(self.certs, "clients", LINK_OF[b])
+        return (f"connection {b}-to-{to}\n"
+                f"address 127.0.0.1:{self.tls_ports[to]}\n"
+                "bridge_protocol_version mqttv50\n"
+                f"remote_clientid {b}\n"
+                "cleansession false\nnotifications false\n"
+                "bridge_attempt_unsubscribe false\n"
+                f"topic # out 1 {harness_egress(to)} \"\"\n"
+                f"bridge_cafile {self.certs}/ca.crt\n"
+                f"bridge_certfile {link_cert}.crt\n"
+                f"bridge_keyfile {link_cert}.key\n")
+
+    def public_keys(self):
+        return {b: k.public_key() for b, k in self.keys.items()}
+
+    def test_a_consumer_at_c_gets_data_from_a_with_a_chain_that_verifies(self):
+        at_c = self.client(self.brokers["broker-c"], "contractor-app",
+                           username="contractor-app",
+                           password="demo")
+        stranger = self.client(self.brokers["broker-c"], "stranger-app",
+                               username="stranger-app",
+                           password="demo")
+        self.assertEqual(at_c.subscribe("city/meters/#"), 1)
+        stranger.subscribe("city/meters/#")
+        at_a = self.client(self.brokers["broker-a"], "meter-1", username="meter-1",
+                           password="demo")
+        at_a.publish("city/meters/m1", b'{"kwh": 12.5}')
+
+        msg = at_c.receive()
+        self.assertEqual((msg.topic, msg.payload), ("city/meters/m1", b'{"kwh": 12.5}'))
+        stamps = verify_chain(msg, self.public_keys())
+        self.assertEqual([s["broker"] for s in stamps], list(BROKERS))
+        origin = stamps[0]
+        self.assertEqual((origin["org"], origin["client"], origin["policy"]),
+                         ("city", "meter-1", "meter-data@1"))
+        # Each relaying broker names the peer that handed it the message.
+        self.assertEqual([(s["org"], s["client"]) for s in stamps[1:]],
+                         [("city", LINK_OF["broker-a"]), ("utility", LINK_OF["broker-b"])])
+        # Whom the policy does not name gets nothing at C.
+        at_a.publish("city/meters/end", b"{}")
+        self.assertEqual(at_c.receive().topic, "city/meters/end")
+        with self.assertRaises(AssertionError):
+            stranger.receive(timeout=1)
+
+    def test_data_under_forwarding_deny_never_leaves_its_broker(self):
+        at_b = self.client(self.brokers["broker-b"], "utility-app", username="utility-app",
+                           password="demo")
+        at_b.subscribe("city/#")
+        local = self.client(self.brokers["broker-a"], "utility-app", username="utility-app",
+                           password="demo")
+        local.subscribe("city/#")
+        at_a = self.client(self.brokers["broker-a"], "meter-1", username="meter-1",
+                           password="demo")
+        at_a.publish("city/private/p1", b"secret")
+        at_a.publish("city/meters/after", b"{}")
+        # At A, its consumers get it; at B only what may leave comes.
+        self.assertEqual([m.topic for m in local.receive_until("city/meters/after")],
+                         ["city/private/p1", "city/meters/after"])
+        self.assertEqual([m.topic for m in at_b.receive_until("city/meters/after")],
+                         ["city/meters/after"])
+
+
+def harness_egress(peer):
+    """The local prefix of the bridge to peer (TF_EGRESS_PREFIX)."""
+    return f"$trustflow/egress/{peer}/"
+
+
+if __name__ == "__main__":
+    harness.main()
