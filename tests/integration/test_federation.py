@@ -6,12 +6,17 @@ scripts/make-demo-certs.sh, the certificate's CN the peer's link).
 A consumer at C whom the owner's policy names gets data published at A
 with a chain of stamps that verifies here with Python's own Ed25519 (not
 the project's code path); a client at C the policy does not name gets
-nothing; data under `forwarding: deny` never leaves A."""
+nothing; data under `forwarding: deny` never leaves A. A peer's bridge
+that hands over a forged or altered stamp, a broken chain, a stamp under
+an unknown key, another peer's stamps, a loop or a policy version the
+receiver does not hold is refused (PUBACK 0x87), alerted and recorded."""
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import tempfile
+import time
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,6 +36,7 @@ CLIENTS = {
     "utility-app": {"org": "utility"},
     "contractor-app": {"org": "contractor"},
     "stranger-app": {"org": "stranger"},
+    "ops-b": {"org": "utility", "roles": ["trustflow-admin"]},
 }
 
 METERS = {
@@ -87,6 +93,28 @@ def signing_input(stamp):
         value = stamp[name].encode()
         out += name.encode() + b":" + str(len(value)).encode() + b":" + value + b"\n"
     return out
+
+
+def escape(value):
+    return value.replace("%", "%25").replace("|", "%7C")
+
+
+def record(stamp):
+    return "|".join(escape(stamp.get(f) or "") for f in RECORD)
+
+
+def kid_of(key):
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def signed(key, **fields):
+    """A stamp of the given fields, signed with key (format 2 when it has a
+    prev)."""
+    stamp = dict(fields, v="2" if "prev" in fields else "1", kid=kid_of(key))
+    stamp["sig"] = base64.b64encode(key.sign(signing_input(stamp))).decode()
+    return stamp
 
 
 def link(record_value):
@@ -227,6 +255,109 @@ class FederationTest(harness.BrokerTestCase):
         self.assertEqual([m.topic for m in at_b.receive_until("city/meters/after")],
                          ["city/meters/after"])
 
+    # -- a peer's bridge that does not play by the rules -------------------
+
+    def origin_stamp(self, topic, payload, broker="broker-a", key=None,
+                     policy="meter-data@1", msg_id=None):
+        return signed(key or self.keys[broker], id=msg_id or os.urandom(16).hex(),
+                      broker=broker, ts=str(int(time.time() * 1000)), org="city",
+                      client="meter-1", policy=policy, topic=topic,
+                      sha256=hashlib.sha256(payload).hexdigest(), seq="1")
+
+    def hand_over(self, link_of, topic, payload, hops, newest):
+        """Publishes at B as the peer whose link is link_of (its bridge's
+        certificate), with hops and newest (compact) as the stamps; returns
+        the PUBACK reason code."""
+        cert = os.path.join(self.certs, "clients", link_of)
+        cmd = [harness.MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(self.tls_ports["broker-b"]),
+               "-V", "mqttv5", "-d", "-q", "1", "-t", topic, "-m", payload.decode(),
+               "--cafile", os.path.join(self.certs, "ca.crt"), "--cert", cert + ".crt",
+               "--key", cert + ".key", "-i", f"rogue-{os.urandom(3).hex()}"]
+        for hop in hops:
+            cmd += ["-D", "publish", "user-property", "tf-hop", record(hop)]
+        value = record(newest) if newest["v"] == "2" else "|".join(
+            escape(newest[f]) for f in RECORD if f not in ("topic", "prev"))
+        cmd += ["-D", "publish", "user-property", "tf", value]
+        out = harness.run(cmd, check=False)
+        for line in out.stdout.splitlines():
+            if "received PUBACK" in line:
+                return int(line.rsplit("RC:", 1)[1].rstrip(")"))
+        raise AssertionError(f"no PUBACK:\n{out.stdout}{out.stderr}")
+
+    def test_a_peers_forged_or_broken_chains_are_refused_alerted_and_recorded(self):
+        b = self.brokers["broker-b"]
+        ops = self.client(b, "ops-b", username="ops-b", password="demo")
+        self.assertEqual(ops.subscribe("$trustflow/alerts/#"), 1)
+        at_b = self.client(b, "utility-app", username="utility-app", password="demo")
+        at_b.subscribe("city/#")
+        topic, payload = "city/meters/m9", b'{"kwh": 1}'
+        a_link, c_link = LINK_OF["broker-a"], LINK_OF["broker-c"]
+        stranger_key = Ed25519PrivateKey.generate()
+
+        # What the rules let through comes through: the refusals below are
+        # the abuse's.
+        good = self.origin_stamp(topic, payload)
+        self.assertIn(self.hand_over(a_link, topic, payload, [], good), (0, 16))
+        self.assertEqual(at_b.receive().payload, payload)
+
+        def relayed_by_a(origin, prev=None):
+            return signed(self.keys["broker-a"], id=origin["id"], broker="broker-a",
+                          ts=origin["ts"], org="city", client="meter-1",
+                          policy=origin["policy"], topic=topic, sha256=origin["sha256"],
+                          seq="2", prev=prev or link(record(origin)))
+
+        c_origin = self.origin_stamp(topic, payload, broker="broker-c")
+        forged = dict(self.origin_stamp(topic, payload), client="someone-else")
+        cases = {
+            "forged": ([], forged),
+            "altered payload": ([], self.origin_stamp(topic, b'{"kwh": 999}')),
+            "unknown key": ([], self.origin_stamp(topic, payload, key=stranger_key)),
+            "broken chain": ([c_origin], relayed_by_a(c_origin, prev="A" * 22 + "==")),
+            "loop": ([self.origin_stamp(topic, payload, broker="broker-b",
+                                        key=self.keys["broker-b"])],
+                     None),
+            "policy not held": ([], self.origin_stamp(topic, payload,
+                                                      policy="meter-data@2")),
+        }
+        loop_origin = cases["loop"][0][0]
+        cases["loop"] = ([loop_origin], relayed_by_a(loop_origin))
+        for name, (hops, newest) in cases.items():
+            with self.subTest(name):
+                self.assertEqual(self.hand_over(a_link, topic, payload, hops, newest), 135)
+        # A peer passing for another: C's link with A's stamps.
+        with self.subTest("another peer's id"):
+            self.assertEqual(self.hand_over(c_link, topic, payload, [],
+                                            self.origin_stamp(topic, payload)), 135)
+
+        # The first refusal is alerted at once (those right after it from the
+        # same peer fold into it: docs/guard.md).
+        while True:
+            alert = json.loads(ops.receive().payload)
+            if alert["kind"] == "relay-refused":
+                break
+        self.assertIn("newest stamp's signature does not hold", alert["detail"])
+        self.assertEqual((alert["org"], alert["client"]), ("city", a_link))
+        # Nothing refused reached B's subscriber.
+        at_b_end = self.origin_stamp("city/meters/end", b"{}")
+        self.assertIn(self.hand_over(a_link, "city/meters/end", b"{}", [], at_b_end), (0, 16))
+        self.assertEqual([m.topic for m in at_b.receive_until("city/meters/end")],
+                         ["city/meters/end"])
+        # Each refusal is in B's trace, with its reason.
+        def refusals():
+            out = harness.run([harness.TFCTL, "trace", "--db", b.trace_dir, "find",
+                               "--topic", topic]).stdout
+            found = [json.loads(line) for line in out.splitlines() if line.strip()]
+            found = [m for m in found if m.get("status") == "refused"]
+            return found if len(found) == len(cases) + 1 else None
+        reasons = {m["reason"] for m in harness.wait_for("the refusals in B's trace", refusals)}
+        # (The compact form carries no payload hash: an altered payload
+        # fails the signature.)
+        self.assertEqual(reasons, {
+            "its newest stamp's signature does not hold",
+            "its newest stamp is under a key the peer does not have", "its chain is broken",
+            "this broker's stamp is already in its chain",
+            "its policy is held here only at a lower version",
+            "its newest stamp is not the linked peer's"})
 
 def harness_egress(peer):
     """The local prefix of the bridge to peer (TF_EGRESS_PREFIX)."""
