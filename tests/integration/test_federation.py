@@ -146,7 +146,11 @@ def verify_chain(msg, public_keys):
     return stamps
 
 
-class FederationTest(harness.BrokerTestCase):
+class Federation(harness.BrokerTestCase):
+    """Three brokers; BRIDGES: who opens a bridge to whom (and so hands it
+    messages)."""
+    BRIDGES = {"broker-a": "broker-b", "broker-b": "broker-c"}
+
     def setUp(self):
         self.certs = tempfile.mkdtemp(prefix="tf-fed-certs-")
         self.addCleanup(harness.shutil.rmtree, self.certs, True)
@@ -158,10 +162,9 @@ class FederationTest(harness.BrokerTestCase):
                        check=True, capture_output=True)
         self.keys = {b: Ed25519PrivateKey.generate() for b in BROKERS}
         self.tls_ports = {b: harness.free_port() for b in BROKERS}
-        # Who hands whom messages: A -> B -> C.
-        peers = {"broker-a": ["broker-b"], "broker-b": ["broker-a", "broker-c"],
-                 "broker-c": ["broker-b"]}
-        bridge_to = {"broker-a": "broker-b", "broker-b": "broker-c"}
+        bridge_to = self.BRIDGES
+        peers = {b: sorted({t for f, t in bridge_to.items() if f == b}
+                           | {f for f, t in bridge_to.items() if t == b}) for b in BROKERS}
         self.brokers = {}
         for b in BROKERS:
             broker = self.unstarted_broker(
@@ -201,6 +204,7 @@ class FederationTest(harness.BrokerTestCase):
                 f"remote_clientid {b}\n"
                 "cleansession false\nnotifications false\n"
                 "bridge_attempt_unsubscribe false\n"
+                "restart_timeout 1\n"
                 f"topic # out 1 {harness_egress(to)} \"\"\n"
                 f"bridge_cafile {self.certs}/ca.crt\n"
                 f"bridge_certfile {link_cert}.crt\n"
@@ -208,6 +212,10 @@ class FederationTest(harness.BrokerTestCase):
 
     def public_keys(self):
         return {b: k.public_key() for b, k in self.keys.items()}
+
+
+class FederationTest(Federation):
+    """A -> B -> C."""
 
     def test_a_consumer_at_c_gets_data_from_a_with_a_chain_that_verifies(self):
         at_c = self.client(self.brokers["broker-c"], "contractor-app",
@@ -358,6 +366,54 @@ class FederationTest(harness.BrokerTestCase):
             "this broker's stamp is already in its chain",
             "its policy is held here only at a lower version",
             "its newest stamp is not the linked peer's"})
+
+    def test_a_peer_restarted_while_qos1_messages_are_published_loses_none(self):
+        at_c = self.client(self.brokers["broker-c"], "contractor-app",
+                           username="contractor-app", password="demo")
+        at_c.subscribe("city/meters/#")
+        at_a = self.client(self.brokers["broker-a"], "meter-1", username="meter-1",
+                           password="demo")
+        b = self.brokers["broker-b"]
+        b.stop()
+        sent = [f"city/meters/outage-{i}" for i in range(20)]
+        for topic in sent:
+            at_a.publish(topic, b'{"kwh": 2}', qos=1)
+        b.start()
+        got = [m for m in at_c.receive_until(sent[-1], timeout=30)]
+        self.assertEqual([m.topic for m in got], sent)
+        for m in got:
+            self.assertEqual([s["broker"] for s in verify_chain(m, self.public_keys())],
+                             list(BROKERS))
+
+
+class RingTest(Federation):
+    """A -> B -> C -> A: a ring of bridges carries a message once around at
+    most."""
+    BRIDGES = {"broker-a": "broker-b", "broker-b": "broker-c", "broker-c": "broker-a"}
+
+    def test_a_message_goes_once_around_a_ring_and_stops(self):
+        subscribers = {}
+        for b, user in {"broker-a": "meter-1", "broker-b": "utility-app",
+                        "broker-c": "contractor-app"}.items():
+            subscribers[b] = self.client(self.brokers[b], f"{user}-sub", username=user,
+                                         password="demo")
+            subscribers[b].subscribe("city/meters/#")
+        at_a = self.client(self.brokers["broker-a"], "meter-1", username="meter-1",
+                           password="demo")
+        at_a.publish("city/meters/round", b'{"kwh": 3}')
+        at_a.publish("city/meters/end", b"{}")
+        for b, sub in subscribers.items():
+            with self.subTest(b):
+                self.assertEqual([m.topic for m in sub.receive_until("city/meters/end")],
+                                 ["city/meters/round", "city/meters/end"])
+        # C did not hand it back to A (it would have come before the end):
+        # A's trace holds the one message its client published.
+        def found():
+            return harness.run([harness.TFCTL, "trace", "--db",
+                                self.brokers["broker-a"].trace_dir, "find", "--topic",
+                                "city/meters/round"]).stdout.splitlines()
+        self.assertEqual(len(harness.wait_for("A's record", found)), 1)
+
 
 def harness_egress(peer):
     """The local prefix of the bridge to peer (TF_EGRESS_PREFIX)."""
