@@ -74,8 +74,8 @@ static void every_kind_round_trips(void **state)
 	(void)state;
 	for (int k = 0; k < TF_EVENT_KINDS; k++) {
 		struct tf_event ev = { (enum tf_event_kind)k, 7, 1000, { NULL } }, back;
-		const char *values[] = { "a", "line\nbreak", "colon:s", "", "x", "y", "z", "w", "v",
-			"u", "t", "s", "r" };
+		const char *values[TF_EVENT_MAX_FIELDS] = { "a", "line\nbreak", "colon:s", "", "x", "y",
+			"z", "w", "v", "u", "t", "s", "r", "q", "p" };
 		size_t n;
 		char buf[2048], scratch[2048];
 		struct tf_err err;
@@ -125,7 +125,7 @@ static void malformed_events_are_refused_with_the_place(void **state)
 		"flow:1:f\nid:1:i\nby:1:b\n", "out of order");
 	/* Trailing bytes, and one field short. */
 	strcpy(buf, message_bytes);
-	strcat(buf, "of:0:\nx");
+	strcat(buf, "of:0:\npeer:0:\nhops:0:\nx");
 	decode_refuses(buf, "bytes after the last field");
 	strcpy(buf, message_bytes);
 	*strstr(buf, "sig:88:") = '\0';
