@@ -102,7 +102,8 @@ static void report(const struct tf_chain *c, const char *topic, enum tf_stamp_ch
 		if (c->n > 1)
 			print_path(c);
 	} else {
-		printf("FAIL %s %s %s", id != NULL ? id : "-", topic, tf_stamp_check_reason(verdict));
+		printf("FAIL %s %s %s", id != NULL ? id : "-", topic,
+			tf_stamp_check_reason(verdict));
 		if (c->n > 1)
 			printf(" at stamp %u (%s)", (unsigned)at + 1,
 				c->stamps[at].broker != NULL ? c->stamps[at].broker : "-");

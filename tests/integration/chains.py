@@ -87,7 +87,7 @@ class Chain:
         stamp = {
             "v": "1" if prev is None else "2", "id": self.id, "broker": broker,
             "kid": key.kid, "ts": str(1764158400000 + i), "policy": POLICY, "topic": topic,
-            "org": "city-waterworks" if i == 0 else ORGS[self.stamps[-1]["broker"]],
+            "org": "city-waterworks" if i == 0 else ORGS.get(self.stamps[-1]["broker"], "peer"),
             "client": "ww-sensor-01" if i == 0 else "bridge-" + self.stamps[-1]["broker"],
             "sha256": hashlib.sha256(PAYLOAD).hexdigest(), "seq": str(42 + i),
         }
@@ -167,6 +167,14 @@ def cases(keys, stranger):
     topic = PREFIX + "single"
     chain = Chain(msg_id("single")).add(a, "broker-a", topic, prev=None)
     out.append(Case(topic, chain, chain.properties("compact"), "ok"))
+    # By a publisher of no organization, whose name has a bar and a
+    # percent sign: escaped in its record, shown as it is.
+    topic = PREFIX + "unidentified"
+    chain = Chain(msg_id("unidentified")).add(
+        a, "broker-a", ORIGIN_TOPIC, prev=None, changes={"org": "", "client": "meter|%7C"})
+    chain.add(b, "broker-b", topic).add(c, "broker-c", topic)
+    out.append(Case(topic, chain, chain.properties("compact"), "ok",
+                    path="-/meter|%7C -> broker-a -> broker-b -> broker-c"))
 
     # A hop record changed on the way: the stamp after it no longer links.
     topic, chain = three("tampered")
@@ -205,6 +213,11 @@ def cases(keys, stranger):
     pairs = chain.properties("full")
     pairs[1] = ("tf-hop", pairs[1][1].replace("|bridge-broker-a|", "|bridge%broker-a|"))
     out.append(Case(topic, chain, pairs, "bad escape in a compact stamp or hop record"))
+    # Eight tf-hop records: nine stamps, one more than a chain may have.
+    topic, chain = start("long")
+    for i in range(1, 9):
+        chain.add(b, f"broker-{i}", topic)
+    out.append(Case(topic, chain, chain.properties("full"), "chain too long"))
     return out
 
 

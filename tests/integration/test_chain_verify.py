@@ -44,7 +44,7 @@ class ChainVerifyTest(chains.ChainTestCase):
 
     def test_tfctl_verify_exits_0_when_every_chain_holds(self):
         valid = [case for case in self.cases if case.verdict == "ok"]
-        self.assertEqual(len(valid), 3)
+        self.assertEqual(len(valid), 4)
         rc, lines, err = self.tfctl(valid)
         self.assertEqual((rc, lines), (0, [case.line() for case in valid]), err)
         self.assertEqual(lines[0], f"ok {valid[0].id} {chains.PREFIX}valid-full path: "

@@ -60,6 +60,7 @@ static int setup(void **state)
 	static const char *const names[N_KEYS] = { "a", "b", "c", "stranger" };
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct tf_err err;
+	const char *pem;
 	char path[128];
 
 	if (f == NULL)
@@ -71,8 +72,9 @@ static int setup(void **state)
 		snprintf(path, sizeof(path), "%s/%s.pem", f->dir, names[i]);
 		if (tf_signer_generate(path, &f->keys[i], &err) != TF_OK)
 			return -1;
-		if (i != KEY_STRANGER && tf_keyring_add_pem(f->ring, tf_signer_public_pem(f->keys[i]),
-				strlen(tf_signer_public_pem(f->keys[i])), NULL, &err) != TF_OK)
+		pem = tf_signer_public_pem(f->keys[i]);
+		if (i != KEY_STRANGER
+				&& tf_keyring_add_pem(f->ring, pem, strlen(pem), NULL, &err) != TF_OK)
 			return -1;
 	}
 	*state = f;
