@@ -8,8 +8,9 @@ libssl-dev libsodium-dev libcjson-dev liblmdb-dev libcmocka-dev
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 python3 python3-paho-mqtt python3-jsonschema python3-cryptography openssl"
 
-# What the test suite needs besides: a browser for the impact report's page.
-TF_TEST_PACKAGES="chromium"
+# What the test suite needs besides: a browser for the impact report's page,
+# Node.js for the JavaScript of docs/provenance.md.
+TF_TEST_PACKAGES="chromium nodejs"
 
 TF_SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 

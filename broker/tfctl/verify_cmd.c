@@ -1,5 +1,6 @@
 /* tfctl verify (operations-v1): an MQTT v5 subscriber that checks the
- * stamp of every message it receives. */
+ * stamp of every message it receives, and of a message relayed from
+ * broker to broker its whole chain of stamps (federation-v1, section 5). */
 #include "config.h"
 
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <mqtt_protocol.h>
 
 #include "broker/util/number.h"
+#include "broker/stamp/chain.h"
 #include "broker/stamp/forms.h"
 #include "broker/stamp/provenance.h"
 #include "broker/tfctl/session.h"
@@ -22,10 +24,16 @@ static const char verify_usage[] =
 	"Subscribes to FILTER (default #) with MQTT v5 and checks the stamp of every\n"
 	"message against the public keys given (PEM files; a private key file gives\n"
 	"its public half), in either form (the tf-* properties or the compact tf).\n"
-	"Prints `ok <tf-id> <topic>` or\n"
-	"`FAIL <tf-id|-> <topic> <reason>` for each; stops after N messages (default:\n"
-	"never). Exit status 1 if any FAIL, 2 on bad usage or when the broker cannot\n"
-	"be reached.\n";
+	"A message relayed between brokers carries a chain of stamps (its tf-hop\n"
+	"properties and the newest stamp): every stamp of it is checked, each with\n"
+	"the key its kid names, so give the keys of every broker on the path.\n"
+	"Prints for each message `ok <tf-id> <topic>`, for a chain\n"
+	"`ok <tf-id> <topic> path: <org>/<client> -> <broker> -> ... -> <broker>`\n"
+	"(the origin's organization, - if none, and client, then each broker from\n"
+	"the origin's to the last), or `FAIL <tf-id|-> <topic> <reason>`, for a\n"
+	"chain with ` at stamp <n> (<broker>)` after it (1 is the origin's). Stops\n"
+	"after N messages (default: never). Exit status 1 if any FAIL, 2 on bad\n"
+	"usage or when the broker cannot be reached.\n";
 
 struct verify_state {
 	struct tf_keyring *keys;
@@ -40,9 +48,10 @@ static int usage_error(const char *what)
 	return TFCTL_USAGE;
 }
 
-/* The values a reader kept, freed together. */
+/* The values a reader kept, freed together: as many as it ever keeps
+ * (broker/stamp/forms.h), so that no stamp property goes unoffered. */
 struct kept_values {
-	char *values[12];   /* a reader keeps at most twelve */
+	char *values[TF_STAMP_NAMES_V2 + 1 + TF_CHAIN_MAX - 1];  /* full, compact, tf-hop */
 	size_t n;
 };
 
@@ -69,29 +78,61 @@ static void read_properties(const mosquitto_property *props, struct tf_stamp_rea
 	}
 }
 
+/* The path of a chain that checked out: who published the message, then
+ * each broker it went through, oldest first. */
+static void print_path(const struct tf_chain *c)
+{
+	const struct tf_stamp *origin = &c->stamps[0];
+
+	printf(" path: %s/%s", origin->org[0] != '\0' ? origin->org : "-", origin->client);
+	for (uint32_t i = 0; i < c->n; i++)
+		printf(" -> %s", c->stamps[i].broker);
+}
+
+/* One line per message. A message with one stamp prints as it always has;
+ * a chain adds its path, or which stamp failed. */
+static void report(const struct tf_chain *c, const char *topic, enum tf_stamp_check verdict,
+		uint32_t at)
+{
+	/* The message id is the newest stamp's: read, if not believed. */
+	const char *id = c->n > 0 ? c->stamps[c->n - 1].id : NULL;
+
+	if (verdict == TF_STAMP_VALID) {
+		printf("ok %s %s", id, topic);
+		if (c->n > 1)
+			print_path(c);
+	} else {
+		printf("FAIL %s %s %s", id != NULL ? id : "-", topic,
+			tf_stamp_check_reason(verdict));
+		if (c->n > 1)
+			printf(" at stamp %u (%s)", (unsigned)at + 1,
+				c->stamps[at].broker != NULL ? c->stamps[at].broker : "-");
+	}
+	putchar('\n');
+	fflush(stdout);
+}
+
 static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto_message *msg,
 		const mosquitto_property *props)
 {
 	struct verify_state *st = ctx;
 	struct tf_stamp_reader reader = { 0 };
 	struct kept_values kept = { 0 };
-	struct tf_stamp stamp;
+	struct tf_chain chain;
 	enum tf_stamp_check verdict;
+	uint32_t at = 0;
 
-	/* Either form: the tf-* properties or the compact tf. */
+	/* Either form: the tf-* properties or the compact tf, and the tf-hop
+	 * records of a relayed message. A chain that cannot be read is
+	 * reported without an id: n is 0. */
 	read_properties(props, &reader, &kept);
-	verdict = tf_stamp_reader_finish(&reader, msg->topic, msg->payload,
-		(size_t)msg->payloadlen, &stamp);
+	verdict = tf_chain_read(&reader, msg->topic, msg->payload, (size_t)msg->payloadlen, &chain);
 	if (verdict == TF_STAMP_VALID)
-		verdict = tf_stamp_check(st->keys, &stamp, msg->payload, (size_t)msg->payloadlen);
-	if (verdict == TF_STAMP_VALID) {
-		printf("ok %s %s\n", stamp.id, msg->topic);
-	} else {
-		printf("FAIL %s %s %s\n", stamp.id ? stamp.id : "-", msg->topic,
-			tf_stamp_check_reason(verdict));
+		verdict = tf_chain_check(&chain, st->keys, msg->topic, msg->payload,
+			(size_t)msg->payloadlen, &at);
+	report(&chain, msg->topic, verdict, at);
+	if (verdict != TF_STAMP_VALID)
 		st->failed = true;
-	}
-	fflush(stdout);
 	for (size_t i = 0; i < kept.n; i++)
 		free(kept.values[i]);
 	if (st->count > 0 && ++st->seen >= st->count)
