@@ -153,8 +153,13 @@ enum tf_stamp_check tf_stamp_compact_decode(char *value, struct tf_stamp *st)
 
 	if (n == 0)
 		return TF_STAMP_TOO_LONG;
-	if (n == RECORD_FIELDS)
-		return tf_stamp_record_decode(value, st);
+	if (n == RECORD_FIELDS) {
+		enum tf_stamp_check rc = tf_stamp_record_decode(value, st);
+
+		/* Twelve fields are format 2's, which has a prev; format 1's
+		 * compact value has ten. */
+		return rc == TF_STAMP_VALID && st->prev == NULL ? TF_STAMP_FIELD_COUNT : rc;
+	}
 	if (n != COMPACT_FIELDS)
 		return TF_STAMP_FIELD_COUNT;
 	return decode_fields(value, slots, COMPACT_FIELDS);
@@ -205,12 +210,16 @@ enum tf_stamp_check tf_stamp_reader_finish(struct tf_stamp_reader *r, const char
 		return TF_STAMP_MALFORMED;
 	out->topic = topic;
 	if (full) {
-		/* In the order of tf_stamp_names; a format-2 stamp names its
-		 * topic. */
+		/* In the order of tf_stamp_names. A format-2 stamp names its
+		 * topic (without tf-topic it lacks a field); a format-1 one
+		 * was made for the arrival topic. */
+		bool relayed = r->full[12] != NULL || (r->full[0] != NULL
+			&& strcmp(r->full[0], "1") != 0);
+
 		*out = (struct tf_stamp){ r->full[0], r->full[1], r->full[2], r->full[3],
 			r->full[4], r->full[5], r->full[6], r->full[7],
-			r->full[11] != NULL ? r->full[11] : topic, r->full[8], r->full[9],
-			r->full[10], r->full[12] };
+			relayed ? r->full[11] : topic, r->full[8], r->full[9], r->full[10],
+			r->full[12] };
 		return TF_STAMP_VALID;
 	}
 	if (r->compact == NULL)

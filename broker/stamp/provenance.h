@@ -173,7 +173,8 @@ enum tf_stamp_check {
 	TF_STAMP_BAD_SIGNATURE,  /* the fields or topic are not the ones signed */
 	/* Reading a stamp off a message (broker/stamp/forms.h). */
 	TF_STAMP_BOTH_FORMS,     /* tf-* properties and a `tf` property together */
-	TF_STAMP_FIELD_COUNT,    /* a compact `tf` value without exactly ten fields */
+	TF_STAMP_FIELD_COUNT,    /* a compact `tf` value with neither ten fields (format 1) nor
+	                          * twelve and a prev (format 2), a hop record without twelve */
 	TF_STAMP_BAD_ESCAPE,     /* a `%` in a compact value not followed by 25 or 7C */
 	TF_STAMP_TOO_LONG,       /* a compact value longer than an MQTT string can be */
 	/* Chains of stamps (federation-v1, broker/stamp/chain.h). */
