@@ -251,8 +251,9 @@ static bool pass_on(struct tf_plugin *plugin, struct mosquitto_evt_message *ed,
 
 	tf_engine_on_message(plugin->engine, m, &res);
 	deliver = res.deliver;
-	if (deliver && res.hold) {
-		/* Held by the broker: acknowledged, passed to no one, never retained. */
+	if (deliver && (res.hold || res.taken)) {
+		/* Held or taken by the broker: acknowledged, passed to no one,
+		 * never retained. */
 		ed->retain = false;
 		deliver = move_message(ed, HELD_TOPIC);
 	} else if (deliver && res.redirect != NULL) {

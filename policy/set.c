@@ -33,36 +33,109 @@ void tf_policy_set_free(struct tf_policy_set *set)
 	free(set);
 }
 
+/* Loads the *.json files of dir into set->policies from index
+ * set->n_policies on; signed: each must be signed by its owner
+ * (require_signed_policies, or a peer's policy). */
+static int load_dir(struct tf_policy_set *set, const char *dir, char **names, uint32_t n,
+		bool require_signed, struct tf_err *err)
+{
+	int rc = TF_OK;
+
+	for (uint32_t i = 0; i < n && rc == TF_OK; i++) {
+		char path[4096];
+		uint32_t at = set->n_policies;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		rc = tf_policy_load(path, NULL, set->ids, require_signed, &set->arena,
+			&set->policies[at], err);
+		if (rc == TF_OK)
+			set->n_policies++;
+		else
+			set->refused = at;
+	}
+	return rc;
+}
+
+/* A policy id both in a local file and among the peers' policies: of the
+ * same owner, the higher version stays (the peer's at the same version:
+ * it is the one being kept up to date); of another owner, the local file
+ * is refused, for it would take over the owner's data (federation-v1,
+ * section 2). Returns the index of the one to drop, or an error. */
+static int settle_twin(struct tf_policy_set *set, uint32_t local, uint32_t peer,
+		uint32_t *drop, struct tf_err *err)
+{
+	const struct tf_policy *l = &set->policies[local], *p = &set->policies[peer];
+
+	if (strcmp(l->owner_id, p->owner_id) != 0) {
+		set->refused = local;
+		return tf_err_set(err, TF_ERR_INVALID, "%s: $.id: policy id \"%s\" is %s's, whose "
+			"signed policy a peer broker handed over; a local file cannot give it to %s",
+			l->file, l->id, p->owner_id, l->owner_id);
+	}
+	*drop = l->version > p->version ? peer : local;
+	return TF_OK;
+}
+
+/* Settles each id that a peer's policy (from index first_peer on) and a
+ * local one share (settle_twin), dropping one of the two. */
+static int settle_peer_policies(struct tf_policy_set *set, uint32_t first_peer,
+		struct tf_err *err)
+{
+	bool *dropped = calloc(set->n_policies ? set->n_policies : 1, sizeof(*dropped));
+	uint32_t kept = 0;
+	int rc = TF_OK;
+
+	if (dropped == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory loading policies");
+	for (uint32_t i = first_peer; i < set->n_policies && rc == TF_OK; i++) {
+		for (uint32_t j = 0; j < first_peer; j++) {
+			uint32_t drop;
+
+			if (dropped[j] || strcmp(set->policies[i].id, set->policies[j].id) != 0)
+				continue;
+			if ((rc = settle_twin(set, j, i, &drop, err)) == TF_OK)
+				dropped[drop] = true;
+			break;
+		}
+	}
+	for (uint32_t i = 0; i < set->n_policies && rc == TF_OK; i++) {
+		if (dropped[i])
+			tf_policy_release(&set->policies[i]);
+		else
+			set->policies[kept++] = set->policies[i];
+	}
+	if (rc == TF_OK)
+		set->n_policies = kept;
+	free(dropped);
+	return rc;
+}
+
 static int load_policies(struct tf_policy_set *set, const struct tf_policy_set_options *opts,
 		struct tf_err *err)
 {
-	const char *dir = opts->policy_dir;
-	char **names;
-	uint32_t n;
+	char **names = NULL, **peer_names = NULL;
+	uint32_t n = 0, n_peer = 0, n_local;
 	int rc;
 
-	rc = tf_dir_list(dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, err);
-	if (rc != TF_OK)
-		return rc;
-	set->policies = calloc(n ? n : 1, sizeof(*set->policies));
-	if (set->policies == NULL) {
-		tf_dir_list_free(names, n);
-		return tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", dir);
-	}
-	for (uint32_t i = 0; i < n && rc == TF_OK; i++) {
-		char path[4096];
-
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		rc = tf_policy_load(path, NULL, set->ids, opts->require_signed, &set->arena,
-			&set->policies[i], err);
-		if (rc == TF_OK)
-			set->n_policies++;
-		if (rc == TF_OK)
-			rc = tf_rollback_check(opts->rollback, &set->policies[i], err);
-		if (rc != TF_OK)
+	rc = tf_dir_list(opts->policy_dir, ".json", TF_POLICY_SET_MAX_FILES, &names, &n, err);
+	if (rc == TF_OK && opts->peer_policy_dir != NULL)
+		rc = tf_dir_list(opts->peer_policy_dir, ".json", TF_POLICY_SET_MAX_FILES, &peer_names,
+			&n_peer, err);
+	if (rc == TF_OK && (set->policies = calloc(n + n_peer ? n + n_peer : 1,
+			sizeof(*set->policies))) == NULL)
+		rc = tf_err_set(err, TF_ERR_NOMEM, "%s: out of memory", opts->policy_dir);
+	if (rc == TF_OK)
+		rc = load_dir(set, opts->policy_dir, names, n, opts->require_signed, err);
+	n_local = set->n_policies;
+	if (rc == TF_OK && n_peer > 0)
+		rc = load_dir(set, opts->peer_policy_dir, peer_names, n_peer, true, err);
+	if (rc == TF_OK)
+		rc = settle_peer_policies(set, n_local, err);
+	for (uint32_t i = 0; i < set->n_policies && rc == TF_OK; i++)
+		if ((rc = tf_rollback_check(opts->rollback, &set->policies[i], err)) != TF_OK)
 			set->refused = i;
-	}
 	tf_dir_list_free(names, n);
+	tf_dir_list_free(peer_names, n_peer);
 	return rc;
 }
 

@@ -49,6 +49,11 @@ struct tf_policy_set {
 struct tf_policy_set_options {
 	const char *identities;   /* path of the identities file */
 	const char *policy_dir;   /* directory of *.json policies */
+	/* Directory of the policies peer brokers handed over (federation-v1,
+	 * section 2), each signed by its owner; NULL: none. A local file
+	 * with the id of one of them is refused when another owner's, and
+	 * gives way to it when older. */
+	const char *peer_policy_dir;
 	const char *broker_id;    /* this broker's: no peer may have it; NULL: not checked */
 	bool default_allow;       /* default_access allow (else deny) */
 	bool require_signed;      /* require_signed_policies (tf_policy_load) */

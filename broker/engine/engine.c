@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -57,6 +58,7 @@ struct tf_engine {
 	struct tf_rollback *rollback;       /* the versions accepted (load.rollback) */
 	char refused_id[TF_ID_MAX_LEN + 1]; /* load.refused_id */
 	char *identities, *policy_dir;      /* owned copies behind load */
+	char *peer_policy_dir;              /* owned, behind load and ctx; NULL: none */
 	char *trace_dir;                    /* the trace store's; NULL: none */
 	struct tf_msgtrack *track;
 	struct tf_qos2track *qos2;          /* QoS 2 messages not yet released */
@@ -148,6 +150,7 @@ void tf_engine_free(struct tf_engine *e)
 	free(e->identities);
 	free(e->policy_dir);
 	free(e->trace_dir);
+	free(e->peer_policy_dir);
 	free(e);
 }
 
@@ -299,6 +302,27 @@ static void keep_accepted(struct tf_engine *e)
 			"for a later start (%s)", err.msg);
 }
 
+/* The directory where the owners' policies that peers hand over are kept:
+ * beside the trace store, for it needs the store's rollback table. */
+static int make_peer_policy_dir(struct tf_engine *e, struct tf_err *err)
+{
+	size_t len;
+
+	if (e->trace_dir == NULL)
+		return TF_OK;
+	len = strlen(e->trace_dir) + sizeof("/peer-policies");
+	if ((e->peer_policy_dir = malloc(len)) == NULL)
+		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+	snprintf(e->peer_policy_dir, len, "%s/peer-policies", e->trace_dir);
+	if (mkdir(e->trace_dir, 0700) != 0 && errno != EEXIST)
+		return tf_err_set(err, TF_ERR_IO, "%s: %s", e->trace_dir, strerror(errno));
+	if (mkdir(e->peer_policy_dir, 0700) != 0 && errno != EEXIST)
+		return tf_err_set(err, TF_ERR_IO, "%s: %s", e->peer_policy_dir, strerror(errno));
+	e->load.peer_policy_dir = e->peer_policy_dir;
+	e->ctx.peer_policy_dir = e->peer_policy_dir;
+	return TF_OK;
+}
+
 /* The policy set at start: the files the options name, or, when they are
  * refused and a copy of the last accepted set is kept in the trace
  * store's directory, that copy (refused then holds why the files were
@@ -406,7 +430,9 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->load.require_signed = strcmp(opts->require_signed_policies, "true") == 0;
 	e->load.refused_id = e->refused_id;
 	e->load.broker_id = e->ctx.broker_id;
-	rc = load_signer(e, opts, err);
+	rc = make_peer_policy_dir(e, err);
+	if (rc == TF_OK)
+		rc = load_signer(e, opts, err);
 	if (rc == TF_OK)
 		rc = start_signing(e, opts, err);
 	if (rc == TF_OK)
@@ -796,10 +822,12 @@ enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id
 	connection_accepted(e);
 	if (engine_is_blocked(&e->ctx, client_id, username, now))
 		return TF_DENY;
-	/* A peer hands over messages on any topic; each is checked when it
-	 * comes (tf_engine_on_message). Nothing else: no `$` topic. */
+	/* A peer hands over messages on any topic, and owners' policies;
+	 * each is checked when it comes (tf_engine_on_message). No other `$`
+	 * topic. */
 	if (engine_peer_of_link(&e->ctx, username) != NULL)
-		return topic[0] == '$' ? TF_DENY : TF_ALLOW;
+		return topic[0] != '$' || strncmp(topic, ENGINE_POLICIES_PREFIX,
+			strlen(ENGINE_POLICIES_PREFIX)) == 0 ? TF_ALLOW : TF_DENY;
 	tf_decide_publish(e->ctx.set, engine_identify(&e->ctx, username), topic, &d);
 	if (d.verdict != TF_DENY)
 		return d.verdict;
@@ -1366,6 +1394,30 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 		tf_message_result_free(res);
 }
 
+/* A message on a `$` topic: left to mosquitto, but for a peer's policy
+ * (federation-v1, section 2), which the engine takes: acknowledged, passed
+ * to no one; this broker publishes its own copy once it holds it. */
+static void on_dollar(struct tf_engine *e, const struct tf_message *m,
+		struct tf_message_result *res)
+{
+	const struct tf_peer *peer = engine_peer_of_link(&e->ctx, m->username);
+	const char *why;
+	bool changed;
+
+	if (peer == NULL || strncmp(m->topic, ENGINE_POLICIES_PREFIX,
+			strlen(ENGINE_POLICIES_PREFIX)) != 0)
+		return;
+	why = engine_take_peer_policy(&e->ctx, peer, m->topic, m->payload, m->payloadlen,
+		&changed);
+	if (why != NULL) {
+		engine_refuse(res, why);
+		return;
+	}
+	res->taken = true;
+	if (changed)
+		tf_engine_reload_in_background(e);
+}
+
 /* A message a peer relayed: checked, then passed on as its policy says,
  * as any message on a governed topic is. */
 static void on_relayed(struct tf_engine *e, const struct tf_message *m, int64_t now,
@@ -1407,6 +1459,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	res->reason = NULL;
 	res->stamped = false;
 	res->hold = false;
+	res->taken = false;
 	res->redirect = NULL;
 	res->disconnect = false;
 	res->n_copies = 0;
@@ -1414,8 +1467,10 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	res->n_hops = 0;
 	res->hops = NULL;
 	res->egress = (struct tf_egress){ 0, NULL };
-	if (m->topic[0] == '$')
+	if (m->topic[0] == '$') {
+		on_dollar(e, m, res);
 		return;
+	}
 	if (m->chain != NULL) {
 		on_relayed(e, m, now, res);
 		return;

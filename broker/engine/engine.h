@@ -207,6 +207,7 @@ struct tf_message_result {
 	bool deliver;           /* false: refuse the message */
 	const char *reason;     /* why not delivered (static) */
 	bool hold;              /* quarantined: pass it to no one (the broker keeps it) */
+	bool taken;             /* taken by the broker (a peer's policy): pass it to no one */
 	const char *redirect;   /* rerouted: deliver on this topic (borrowed until the
 	                         * next reload); NULL: on its own */
 	bool disconnect;        /* disconnect the publisher (on_violation.disconnect) */

@@ -4,13 +4,21 @@
  * by link before anything is delivered, then stamped in format 2. */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
 #include "broker/engine/engine_internal.h"
+#include "broker/util/arena.h"
+#include "policy/id.h"
 #include "policy/identities.h"
+#include "policy/policysig.h"
 
 const struct tf_peer *engine_peer_of_link(const struct engine_ctx *c, const char *username)
 {
@@ -245,4 +253,236 @@ void engine_egress(struct engine_ctx *c, const struct tf_message *m, const struc
 			continue;
 		res->egress.peers[res->egress.n++] = peer->broker_id;
 	}
+}
+
+bool engine_same_peers(const struct tf_policy_set *a, const struct tf_policy_set *b)
+{
+	uint32_t n = tf_identities_peer_count(a->ids);
+
+	if (n != tf_identities_peer_count(b->ids))
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct tf_peer *pa = tf_identities_peer_at(a->ids, i);
+		const struct tf_peer *pb = tf_identities_peer(b->ids, pa->broker_id);
+
+		if (pb == NULL || strcmp(tf_identities_org_id(a->ids, pa->org),
+				tf_identities_org_id(b->ids, pb->org)) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* --- owners' policies between peers ------------------------------------------ */
+
+/* Whether peer's organization may receive data of p under any rule, at
+ * any time of the rule's window. */
+static bool peer_receives_policy(const struct tf_peer *peer, const struct tf_policy *p)
+{
+	struct tf_client as_client = peer_as_client(peer);
+
+	if (p->forwarding_deny)
+		return false;
+	if (tf_decide_receives_under(p, &as_client, TF_RULE_OWNER_ORG, TF_TIME_UNKNOWN))
+		return true;
+	for (uint32_t r = 0; r < p->n_consumers; r++)
+		if (tf_decide_receives_under(p, &as_client, (int)r, TF_TIME_UNKNOWN))
+			return true;
+	return false;
+}
+
+void engine_policy_egress(struct engine_ctx *c, const struct tf_policy *p, const char *topic,
+		const char *json)
+{
+	for (uint32_t i = 0; i < tf_identities_peer_count(c->set->ids); i++) {
+		const struct tf_peer *peer = tf_identities_peer_at(c->set->ids, i);
+		char egress[sizeof(TF_EGRESS_PREFIX) + TF_ID_MAX_LEN + 1 + 512];
+
+		if (!peer_receives_policy(peer, p))
+			continue;
+		snprintf(egress, sizeof(egress), TF_EGRESS_PREFIX "%s/%s", peer->broker_id, topic);
+		c->hooks.publish_policy(c->hooks.ctx, egress, json);
+	}
+}
+
+#define PEER_POLICY_MALFORMED  "not a published policy ({\"file\", \"sig\"})"
+#define PEER_POLICY_NO_STORE   "this broker keeps no peers' policies (it has no trace_db)"
+#define PEER_POLICY_REFUSED    "its file is refused here"
+#define PEER_POLICY_WRONG_TOPIC "its file is not the policy its topic names"
+#define PEER_POLICY_OTHER_OWNER "another owner's policy holds its id here"
+#define PEER_POLICY_SAME_VERSION "it has other bytes than the version held here"
+#define PEER_POLICY_NOT_KEPT   "it cannot be kept"
+
+/* The file bytes of a published copy's base64, into a buffer the caller
+ * frees; NULL when malformed or too large. */
+static unsigned char *decode_file(const char *b64, size_t *len)
+{
+	size_t n = strlen(b64);
+	unsigned char *out;
+	int decoded;
+
+	if (n == 0 || n % 4 != 0 || n / 4 * 3 > TF_POLICY_MAX_BYTES)
+		return NULL;
+	out = malloc(n / 4 * 3 + 1);
+	if (out == NULL)
+		return NULL;
+	decoded = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
+	if (decoded < 0) {
+		free(out);
+		return NULL;
+	}
+	/* EVP_DecodeBlock counts the padding as bytes. */
+	*len = (size_t)decoded - (b64[n - 1] == '=') - (b64[n - 2] == '=');
+	return out;
+}
+
+static bool write_file(const char *path, const void *bytes, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	bool ok = f != NULL && fwrite(bytes, 1, len, f) == len;
+
+	if (f != NULL && fclose(f) != 0)
+		ok = false;
+	return ok;
+}
+
+#define PATH_CAP 4096
+
+/* dir/name and suffix into out (PATH_CAP bytes); false when too long. */
+static bool path_in(char out[PATH_CAP], const char *dir, const char *name, const char *suffix)
+{
+	int n = snprintf(out, PATH_CAP, "%s/%s%s", dir, name, suffix);
+
+	return n >= 0 && n < PATH_CAP;
+}
+
+/* Writes the file and its signature as <dir>/.incoming(.sig), to be
+ * loaded as any policy file is (a name the set's *.json leaves out). */
+static bool write_incoming(const char *dir, const unsigned char *file, size_t len,
+		const char *sig, char path[PATH_CAP])
+{
+	char sig_path[PATH_CAP];
+
+	return path_in(path, dir, ".incoming", "") && path_in(sig_path, dir, ".incoming", ".sig")
+		&& write_file(path, file, len) && write_file(sig_path, sig, strlen(sig));
+}
+
+/* Puts the checked incoming file in place as <dir>/<id>.json. */
+static bool keep_incoming(const char *dir, const char *id)
+{
+	char from[PATH_CAP], from_sig[PATH_CAP], to[PATH_CAP], to_sig[PATH_CAP];
+
+	/* The signature first: a file never sits without its own. */
+	return path_in(from, dir, ".incoming", "") && path_in(from_sig, dir, ".incoming", ".sig")
+		&& path_in(to, dir, id, ".json") && path_in(to_sig, dir, id, ".json.sig")
+		&& rename(from_sig, to_sig) == 0 && rename(from, to) == 0;
+}
+
+/* Why the policy p, handed over on the topic of owner and id, is not
+ * taken, or NULL; *newer: it is newer than the one held. */
+static const char *judge_peer_policy(const struct engine_ctx *c, const struct tf_policy *p,
+		const char *owner, const char *id, bool *newer)
+{
+	const struct tf_policy *held = tf_policy_set_find(c->set, p->id);
+
+	*newer = false;
+	if (strcmp(p->owner_id, owner) != 0 || strcmp(p->id, id) != 0)
+		return PEER_POLICY_WRONG_TOPIC;
+	if (held != NULL && strcmp(held->owner_id, p->owner_id) != 0)
+		return PEER_POLICY_OTHER_OWNER;
+	if (held != NULL && held->version == p->version
+			&& memcmp(held->sha256, p->sha256, 32) != 0)
+		return PEER_POLICY_SAME_VERSION;
+	*newer = held == NULL || held->version < p->version;
+	return NULL;
+}
+
+/* Splits ENGINE_POLICIES_PREFIX<owner>/<id> into owner and id. */
+static bool policy_topic_parts(const char *topic, char owner[TF_ID_MAX_LEN + 1],
+		char id[TF_ID_MAX_LEN + 1])
+{
+	const char *rest = topic + strlen(ENGINE_POLICIES_PREFIX);
+	const char *slash = strchr(rest, '/');
+	size_t owner_len = slash ? (size_t)(slash - rest) : 0;
+
+	if (slash == NULL || owner_len > TF_ID_MAX_LEN || strlen(slash + 1) > TF_ID_MAX_LEN)
+		return false;
+	memcpy(owner, rest, owner_len);
+	owner[owner_len] = '\0';
+	strcpy(id, slash + 1);
+	return tf_id_is_valid(owner) && tf_id_is_valid(id);
+}
+
+/* Loads and judges the published copy json; *changed when kept. */
+static const char *take_policy_copy(struct engine_ctx *c, const cJSON *json, const char *owner,
+		const char *id, bool *changed, char *detail, size_t cap)
+{
+	const cJSON *file = cJSON_GetObjectItemCaseSensitive(json, "file");
+	const cJSON *sig = cJSON_GetObjectItemCaseSensitive(json, "sig");
+	struct tf_arena arena = { 0 };
+	struct tf_policy p;
+	struct tf_err err = { "" };
+	char incoming[PATH_CAP];
+	unsigned char *bytes;
+	const char *why = NULL;
+	size_t len = 0;
+	bool newer;
+
+	if (!cJSON_IsString(file) || !cJSON_IsString(sig)
+			|| (bytes = decode_file(file->valuestring, &len)) == NULL)
+		return PEER_POLICY_MALFORMED;
+	if (!write_incoming(c->peer_policy_dir, bytes, len, sig->valuestring, incoming)) {
+		snprintf(detail, cap, "%.300s: %s", c->peer_policy_dir, strerror(errno));
+		why = PEER_POLICY_NOT_KEPT;
+	} else if (tf_policy_load(incoming, id, c->set->ids, true, &arena, &p, &err)
+			!= TF_OK) {
+		/* Signed by the owner's key, as any foreign policy must be. */
+		snprintf(detail, cap, "%s", err.msg);
+		why = PEER_POLICY_REFUSED;
+	} else {
+		why = judge_peer_policy(c, &p, owner, id, &newer);
+		if (why == NULL && newer && !keep_incoming(c->peer_policy_dir, p.id)) {
+			snprintf(detail, cap, "%.300s: %s", c->peer_policy_dir, strerror(errno));
+			why = PEER_POLICY_NOT_KEPT;
+		}
+		*changed = why == NULL && newer;
+		tf_policy_release(&p);
+	}
+	free(bytes);
+	tf_arena_free(&arena);
+	return why;
+}
+
+const char *engine_take_peer_policy(struct engine_ctx *c, const struct tf_peer *peer,
+		const char *topic, const void *payload, uint32_t payloadlen, bool *changed)
+{
+	char owner[TF_ID_MAX_LEN + 1], id[TF_ID_MAX_LEN + 1], detail[600] = "", text[900];
+	cJSON *json;
+	const char *why;
+
+	*changed = false;
+	if (payloadlen == 0)
+		return NULL;
+	if (!policy_topic_parts(topic, owner, id))
+		why = PEER_POLICY_WRONG_TOPIC;
+	else if (c->peer_policy_dir == NULL)
+		why = PEER_POLICY_NO_STORE;
+	else if ((json = cJSON_ParseWithLength(payload, payloadlen)) == NULL)
+		why = PEER_POLICY_MALFORMED;
+	else {
+		why = take_policy_copy(c, json, owner, id, changed, detail, sizeof(detail));
+		cJSON_Delete(json);
+	}
+	if (why == NULL) {
+		if (*changed)
+			engine_log(c, TF_LOG_NOTICE, "trustflow: peer %s handed over policy %s of %s; "
+				"loading it", peer->broker_id, id, owner);
+		return NULL;
+	}
+	snprintf(text, sizeof(text), "a policy on %s handed over by peer %s refused: %s%s%s",
+		topic, peer->broker_id, why, detail[0] ? ": " : "", detail);
+	engine_log(c, TF_LOG_WARNING, "trustflow: %s", text);
+	/* Under the policy's id: its owner's stewards hear of it. */
+	engine_raise_alert(c, "peer-policy-refused", policy_topic_parts(topic, owner, id) ? id : "",
+		tf_identities_org_id(c->set->ids, peer->org), peer->link, text, "drop");
+	return why;
 }

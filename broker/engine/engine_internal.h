@@ -61,7 +61,13 @@ struct engine_ctx {
 	struct tf_guard *guard;             /* anomaly detectors */
 	struct tf_quarantine *quarantine;   /* the flows held */
 	struct tf_retained *retained;       /* retained copies to remove later */
+	/* Where the owners' policies peers hand over are kept (federation-v1,
+	 * section 2): <trace_db>/peer-policies; NULL without a trace store. */
+	const char *peer_policy_dir;
 };
+
+/* Where a broker publishes each accepted policy (federation-v1). */
+#define ENGINE_POLICIES_PREFIX "$trustflow/policies/"
 
 /* --- engine_policies.c: a set coming into force ------------------------------ */
 
@@ -102,6 +108,28 @@ const char *engine_relay_check(struct engine_ctx *c, const struct tf_peer *peer,
  * Returns false when it cannot be made (logged). */
 bool engine_stamp_relayed(struct engine_ctx *c, const struct tf_peer *peer,
 		const struct tf_message *m, int64_t now, struct tf_message_result *res);
+
+/* A peer hands over an owner's signed policy, as published retained on
+ * ENGINE_POLICIES_PREFIX<owner>/<id> ({"file", "sig"}): accepted when
+ * its owner signed it with a key the identities list for the owner, it
+ * is the policy the topic names, and it is newer than the one held of
+ * that id and owner; then kept in c->peer_policy_dir and *changed set
+ * (the set must be loaded again). One held already, or an older one, is
+ * taken without change. Returns NULL when taken, else why it is refused
+ * (static; alerted). An empty payload (a copy removed) is taken: a
+ * peer does not withdraw an owner's policy. */
+const char *engine_take_peer_policy(struct engine_ctx *c, const struct tf_peer *peer,
+		const char *topic, const void *payload, uint32_t payloadlen, bool *changed);
+
+/* Publishes json, the published copy of policy p on topic, to each peer
+ * whose organization p lets receive data: retained on
+ * TF_EGRESS_PREFIX<peer>/<topic>, which the bridge to the peer replays
+ * at every connection. */
+void engine_policy_egress(struct engine_ctx *c, const struct tf_policy *p, const char *topic,
+		const char *json);
+
+/* Whether two sets have the same peers (broker ids and organizations). */
+bool engine_same_peers(const struct tf_policy_set *a, const struct tf_policy_set *b);
 
 /* The peers a stamped message of policy p on topic goes to: each peer
  * broker whose organization p lets receive it now, unless p denies

@@ -16,7 +16,6 @@
 #include "broker/trace/trace_writer.h"
 #include "policy/rollback.h"
 
-#define POLICIES_TOPIC_PREFIX "$trustflow/policies/"
 
 int engine_load_rollback(struct engine_ctx *c, struct tf_rollback **out, struct tf_err *err)
 {
@@ -47,7 +46,7 @@ int engine_load_rollback(struct engine_ctx *c, struct tf_rollback **out, struct 
 
 static void policy_topic(const char *owner, const char *id, char *out, size_t cap)
 {
-	snprintf(out, cap, POLICIES_TOPIC_PREFIX "%s/%s", owner, id);
+	snprintf(out, cap, ENGINE_POLICIES_PREFIX "%s/%s", owner, id);
 }
 
 /* Standard base64 of bytes[0..len), NUL-terminated; NULL when out of
@@ -99,6 +98,7 @@ static void publish_policy(struct engine_ctx *c, const struct tf_policy *p, cons
 		return;
 	}
 	c->hooks.publish_policy(c->hooks.ctx, topic, json);
+	engine_policy_egress(c, p, topic, json);
 	free(json);
 }
 
@@ -113,7 +113,7 @@ static bool unchanged(const struct tf_policy_set *old, const struct tf_policy *p
 
 static void clear_policy(struct engine_ctx *c, const char *owner, const char *id)
 {
-	char topic[sizeof(POLICIES_TOPIC_PREFIX) + 2 * TF_ID_MAX_LEN + 2];
+	char topic[sizeof(ENGINE_POLICIES_PREFIX) + 2 * TF_ID_MAX_LEN + 2];
 
 	policy_topic(owner, id, topic, sizeof(topic));
 	c->hooks.clear_retained(c->hooks.ctx, topic);
@@ -144,13 +144,16 @@ static void clear_removed(struct engine_ctx *c, const struct tf_rollback *r,
 void engine_accept_policies(struct engine_ctx *c, struct tf_rollback *r,
 		const struct tf_policy_set *old, const struct tf_policy_set *fresh)
 {
+	/* New peers get every policy they may have. */
+	bool peers_changed = old == NULL || !engine_same_peers(old, fresh);
+
 	if (c->hooks.publish_policy != NULL)
 		clear_removed(c, r, old, fresh);
 	for (uint32_t i = 0; i < fresh->n_policies; i++) {
 		const struct tf_policy *p = &fresh->policies[i];
-		char topic[sizeof(POLICIES_TOPIC_PREFIX) + 2 * TF_ID_MAX_LEN + 2];
+		char topic[sizeof(ENGINE_POLICIES_PREFIX) + 2 * TF_ID_MAX_LEN + 2];
 		bool first = !tf_rollback_holds(r, p);
-		bool publish = c->hooks.publish_policy != NULL && !unchanged(old, p);
+		bool publish = c->hooks.publish_policy != NULL && (peers_changed || !unchanged(old, p));
 		char *file_b64;
 
 		if (!first && !publish)

@@ -56,12 +56,14 @@ def spki_b64(key):
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
 
 
-def identities(peers, keys):
-    """The identities file of a broker whose peers are `peers`."""
+def identities(peers, keys, owner_key):
+    """The identities file of a broker whose peers are `peers`; the city
+    signs its policies with owner_key."""
+    orgs = {org: {"name": org.title()} for org in ("city", "utility", "contractor", "stranger")}
+    orgs["city"]["policy_keys"] = [spki_b64(owner_key)]
     return {
         "trustflow_identities": 1,
-        "organizations": {org: {"name": org.title()}
-                          for org in ("city", "utility", "contractor", "stranger")},
+        "organizations": orgs,
         "clients": CLIENTS,
         "brokers": {p: {"org": ORG_OF[p], "link": LINK_OF[p], "keys": [spki_b64(keys[p])]}
                     for p in peers},
@@ -161,6 +163,9 @@ class Federation(harness.BrokerTestCase):
                         self.certs, cert_ids, "localhost", "127.0.0.1"],
                        check=True, capture_output=True)
         self.keys = {b: Ed25519PrivateKey.generate() for b in BROKERS}
+        self.owner_key = Ed25519PrivateKey.generate()
+        self.owner_pem = os.path.join(self.certs, "city-policy-key.pem")
+        write_private_key(self.owner_pem, self.owner_key)
         self.tls_ports = {b: harness.free_port() for b in BROKERS}
         bridge_to = self.BRIDGES
         peers = {b: sorted({t for f, t in bridge_to.items() if f == b}
@@ -168,19 +173,18 @@ class Federation(harness.BrokerTestCase):
         self.brokers = {}
         for b in BROKERS:
             broker = self.unstarted_broker(
-                identities=identities(peers[b], self.keys),
-                policies={"meters.json": METERS, "private.json": PRIVATE},
+                identities=identities(peers[b], self.keys, self.owner_key),
                 plugin_options={"broker_id": b},
                 passwords={u: "demo" for u in CLIENTS},
                 extra_conf=self.tls_listener(b) + (self.bridge(b, bridge_to[b])
                                                   if b in bridge_to else ""))
-            key_path = broker.plugin_options["signing_key"]
-            with open(key_path, "wb") as f:
-                f.write(self.keys[b].private_bytes(serialization.Encoding.PEM,
-                                                   serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-            os.chmod(key_path, 0o600)
+            write_private_key(broker.plugin_options["signing_key"], self.keys[b])
             self.brokers[b] = broker
+        # The owner's policies are files at A only: B and C learn them from
+        # their peers.
+        a = self.brokers["broker-a"]
+        for name, policy in (("meters.json", METERS), ("private.json", PRIVATE)):
+            self.put_policy(a, name, policy)
         # Receivers first, so that each bridge finds its peer listening.
         for b in reversed(BROKERS):
             self.brokers[b].start()
@@ -188,6 +192,23 @@ class Federation(harness.BrokerTestCase):
             harness.wait_for(f"{b}'s bridge", lambda b=b: "Connecting bridge"
                              in self.brokers[b].log() and f"{LINK_OF[b]}" in
                              self.brokers[bridge_to[b]].log())
+        for b in BROKERS:
+            self.wait_for_policy(b, "meter-data@1")
+
+    def put_policy(self, broker, name, policy):
+        """Writes a policy file into broker's policy_dir, signed by the city."""
+        broker.write_policy(name, policy)
+        harness.run([harness.TFCTL, "policy", "sign", "--key", self.owner_pem,
+                     os.path.join(broker.policy_dir, name)])
+
+    def policy_versions(self, b):
+        out = harness.run([harness.TFCTL, "trace", "--db", self.brokers[b].trace_dir, "policy",
+                           "--policy", "meter-data"], check=False).stdout
+        return [json.loads(line)["policy"] for line in out.splitlines() if line.strip()]
+
+    def wait_for_policy(self, b, label):
+        """Waits until broker b holds (has recorded) the policy version label."""
+        harness.wait_for(f"{b} to hold {label}", lambda: label in self.policy_versions(b))
 
     def tls_listener(self, b):
         return (f"listener {self.tls_ports[b]} 127.0.0.1\n"
@@ -385,6 +406,59 @@ class FederationTest(Federation):
             self.assertEqual([s["broker"] for s in verify_chain(m, self.public_keys())],
                              list(BROKERS))
 
+    def test_the_owners_new_version_travels_and_governs_every_broker(self):
+        at_c = self.client(self.brokers["broker-c"], "contractor-app",
+                           username="contractor-app", password="demo")
+        at_c.subscribe("city/meters/#")
+        a = self.brokers["broker-a"]
+        self.put_policy(a, "meters.json", dict(METERS, version=2))
+        a.reload()
+        for b in BROKERS:
+            self.wait_for_policy(b, "meter-data@2")
+        at_a = self.client(a, "meter-1", username="meter-1", password="demo")
+        at_a.publish("city/meters/v2", b'{"kwh": 4}')
+        stamps = verify_chain(at_c.receive(), self.public_keys())
+        self.assertEqual({s["policy"] for s in stamps}, {"meter-data@2"})
+
+    def test_a_local_file_cannot_take_a_foreign_owners_policy_id(self):
+        c = self.brokers["broker-c"]
+        c.write_policy("mine.json", dict(METERS, owner="contractor", version=9,
+                                         topics=["contractor/meters/#"]))
+        c.reload()
+        self.assertIn("mine.json: $.id: policy id \"meter-data\" is city's, whose signed "
+                      "policy a peer broker handed over", c.log())
+        self.assertEqual(self.policy_versions("broker-c"), ["meter-data@1"])
+
+    def test_a_policy_not_signed_by_its_owner_is_refused_from_a_peer(self):
+        b = self.brokers["broker-b"]
+        ops = self.client(b, "ops-b", username="ops-b", password="demo")
+        ops.subscribe("$trustflow/alerts/#")
+        widened = json.dumps(dict(METERS, version=5, consumers=[{"orgs": ["stranger"]}]))
+        forged_sig = base64.b64encode(self.keys["broker-a"].sign(
+            b"trustflow-policy-1\n" + widened.encode())).decode()
+        payload = json.dumps({"file": base64.b64encode(widened.encode()).decode(),
+                              "sig": forged_sig})
+        cert = os.path.join(self.certs, "clients", LINK_OF["broker-a"])
+        out = harness.run([harness.MOSQUITTO_PUB, "-h", "127.0.0.1", "-p",
+                           str(self.tls_ports["broker-b"]), "-V", "mqttv5", "-d", "-q", "1",
+                           "-t", "$trustflow/policies/city/meter-data", "-m", payload,
+                           "--cafile", os.path.join(self.certs, "ca.crt"),
+                           "--cert", cert + ".crt", "--key", cert + ".key",
+                           "-i", "rogue-policy"])
+        self.assertIn("RC:135", out.stdout)
+        while True:
+            alert = json.loads(ops.receive().payload)
+            if alert["kind"] == "peer-policy-refused":
+                break
+        self.assertIn("its file is refused here", alert["detail"])
+        self.assertEqual(self.policy_versions("broker-b"), ["meter-data@1"])
+
+    def test_copies_for_peers_are_for_the_bridges_alone(self):
+        a = self.brokers["broker-a"]
+        nosy = self.client(a, "utility-app", username="utility-app", password="demo")
+        self.assertEqual(nosy.subscribe(harness_egress("broker-b") + "#"), 135)
+        self.assertEqual(nosy.subscribe("$trustflow/egress/#"), 135)
+
 
 class RingTest(Federation):
     """A -> B -> C -> A: a ring of bridges carries a message once around at
@@ -413,6 +487,13 @@ class RingTest(Federation):
                                 self.brokers["broker-a"].trace_dir, "find", "--topic",
                                 "city/meters/round"]).stdout.splitlines()
         self.assertEqual(len(harness.wait_for("A's record", found)), 1)
+
+
+def write_private_key(path, key):
+    with open(path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    os.chmod(path, 0o600)
 
 
 def harness_egress(peer):
