@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -27,8 +28,8 @@ SRCDIR = os.environ.get("TF_SRCDIR", os.path.join(os.path.dirname(__file__), "..
 
 BROKERS = ("broker-a", "broker-b", "broker-c")
 ORG_OF = {"broker-a": "city", "broker-b": "utility", "broker-c": "contractor"}
-# The link a broker's bridge logs in with at the next broker: its
-# certificate's CN.
+# The link a broker's bridge logs in with at its peers: its certificate's
+# CN, as make-federation.sh names it.
 LINK_OF = {b: f"bridge-{b}" for b in BROKERS}
 
 CLIENTS = {
@@ -56,18 +57,12 @@ def spki_b64(key):
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
 
 
-def identities(peers, keys, owner_key):
-    """The identities file of a broker whose peers are `peers`; the city
-    signs its policies with owner_key."""
+def identities(owner_key):
+    """A broker's identities file, but for its peers (make-federation.sh's
+    peers.json is merged in); the city signs its policies with owner_key."""
     orgs = {org: {"name": org.title()} for org in ("city", "utility", "contractor", "stranger")}
     orgs["city"]["policy_keys"] = [spki_b64(owner_key)]
-    return {
-        "trustflow_identities": 1,
-        "organizations": orgs,
-        "clients": CLIENTS,
-        "brokers": {p: {"org": ORG_OF[p], "link": LINK_OF[p], "keys": [spki_b64(keys[p])]}
-                    for p in peers},
-    }
+    return {"trustflow_identities": 1, "organizations": orgs, "clients": CLIENTS}
 
 
 # -- an independent check of a chain (federation-v1, section 5) -------------
@@ -154,32 +149,39 @@ class Federation(harness.BrokerTestCase):
     BRIDGES = {"broker-a": "broker-b", "broker-b": "broker-c"}
 
     def setUp(self):
-        self.certs = tempfile.mkdtemp(prefix="tf-fed-certs-")
+        # The federation's files as an operator makes them.
+        self.certs = tempfile.mkdtemp(prefix="tf-fed-")
         self.addCleanup(harness.shutil.rmtree, self.certs, True)
-        cert_ids = os.path.join(self.certs, "links.json")
-        harness.write_json(cert_ids, {"clients": {LINK_OF[b]: {"org": ORG_OF[b]}
-                                                  for b in BROKERS}})
-        subprocess.run(["bash", os.path.join(SRCDIR, "scripts", "make-demo-certs.sh"),
-                        self.certs, cert_ids, "localhost", "127.0.0.1"],
-                       check=True, capture_output=True)
-        self.keys = {b: Ed25519PrivateKey.generate() for b in BROKERS}
+        self.tls_ports = {b: harness.free_port() for b in BROKERS}
+        cmd = ["bash", os.path.join(SRCDIR, "scripts", "make-federation.sh"), self.certs]
+        for b in BROKERS:
+            cmd += ["--broker", b, ORG_OF[b], f"127.0.0.1:{self.tls_ports[b]}"]
+        for f, t in self.BRIDGES.items():
+            cmd += ["--bridge", f, t]
+        subprocess.run(cmd, check=True, capture_output=True)
+        self.keys = {}
+        for b in BROKERS:
+            with open(self.file_of(b, "signing-key.pem"), "rb") as f:
+                self.keys[b] = serialization.load_pem_private_key(f.read(), None)
         self.owner_key = Ed25519PrivateKey.generate()
         self.owner_pem = os.path.join(self.certs, "city-policy-key.pem")
         write_private_key(self.owner_pem, self.owner_key)
-        self.tls_ports = {b: harness.free_port() for b in BROKERS}
         bridge_to = self.BRIDGES
-        peers = {b: sorted({t for f, t in bridge_to.items() if f == b}
-                           | {f for f, t in bridge_to.items() if t == b}) for b in BROKERS}
         self.brokers = {}
         for b in BROKERS:
-            broker = self.unstarted_broker(
-                identities=identities(peers[b], self.keys, self.owner_key),
-                plugin_options={"broker_id": b},
-                passwords={u: "demo" for u in CLIENTS},
-                extra_conf=self.tls_listener(b) + (self.bridge(b, bridge_to[b])
-                                                  if b in bridge_to else ""))
-            write_private_key(broker.plugin_options["signing_key"], self.keys[b])
-            self.brokers[b] = broker
+            ids = identities(self.owner_key)
+            with open(self.file_of(b, "peers.json"), encoding="utf-8") as f:
+                ids.update(json.load(f))
+            with open(self.file_of(b, "listener.conf"), encoding="utf-8") as f:
+                conf = f.read()
+            with open(self.file_of(b, "bridges.conf"), encoding="utf-8") as f:
+                # Back soon after a peer's restart.
+                conf += re.sub(r"^(connection .*)$", r"\1\nrestart_timeout 1", f.read(),
+                               flags=re.M)
+            self.brokers[b] = self.unstarted_broker(
+                identities=ids, plugin_options={"broker_id": b,
+                                                "signing_key": self.file_of(b, "signing-key.pem")},
+                passwords={u: "demo" for u in CLIENTS}, extra_conf=conf)
         # The owner's policies are files at A only: B and C learn them from
         # their peers.
         a = self.brokers["broker-a"]
@@ -210,26 +212,9 @@ class Federation(harness.BrokerTestCase):
         """Waits until broker b holds (has recorded) the policy version label."""
         harness.wait_for(f"{b} to hold {label}", lambda: label in self.policy_versions(b))
 
-    def tls_listener(self, b):
-        return (f"listener {self.tls_ports[b]} 127.0.0.1\n"
-                f"cafile {self.certs}/ca.crt\n"
-                f"certfile {self.certs}/broker.crt\n"
-                f"keyfile {self.certs}/broker.key\n"
-                "require_certificate true\nuse_identity_as_username true\n")
-
-    def bridge(self, b, to):
-        link_cert = os.path.join(self.certs, "clients", LINK_OF[b])
-        return (f"connection {b}-to-{to}\n"
-                f"address 127.0.0.1:{self.tls_ports[to]}\n"
-                "bridge_protocol_version mqttv50\n"
-                f"remote_clientid {b}\n"
-                "cleansession false\nnotifications false\n"
-                "bridge_attempt_unsubscribe false\n"
-                "restart_timeout 1\n"
-                f"topic # out 1 {harness_egress(to)} \"\"\n"
-                f"bridge_cafile {self.certs}/ca.crt\n"
-                f"bridge_certfile {link_cert}.crt\n"
-                f"bridge_keyfile {link_cert}.key\n")
+    def file_of(self, b, name):
+        """A file make-federation.sh made for broker b."""
+        return os.path.join(self.certs, b, name)
 
     def public_keys(self):
         return {b: k.public_key() for b, k in self.keys.items()}
@@ -293,11 +278,11 @@ class FederationTest(Federation):
                       client="meter-1", policy=policy, topic=topic,
                       sha256=hashlib.sha256(payload).hexdigest(), seq="1")
 
-    def hand_over(self, link_of, topic, payload, hops, newest):
-        """Publishes at B as the peer whose link is link_of (its bridge's
-        certificate), with hops and newest (compact) as the stamps; returns
-        the PUBACK reason code."""
-        cert = os.path.join(self.certs, "clients", link_of)
+    def hand_over(self, peer, topic, payload, hops, newest):
+        """Publishes at B as peer's bridge (with its link certificate), with
+        hops and newest (compact) as the stamps; returns the PUBACK reason
+        code."""
+        cert = self.file_of(peer, "link")
         cmd = [harness.MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(self.tls_ports["broker-b"]),
                "-V", "mqttv5", "-d", "-q", "1", "-t", topic, "-m", payload.decode(),
                "--cafile", os.path.join(self.certs, "ca.crt"), "--cert", cert + ".crt",
@@ -320,13 +305,13 @@ class FederationTest(Federation):
         at_b = self.client(b, "utility-app", username="utility-app", password="demo")
         at_b.subscribe("city/#")
         topic, payload = "city/meters/m9", b'{"kwh": 1}'
-        a_link, c_link = LINK_OF["broker-a"], LINK_OF["broker-c"]
+        a_link = LINK_OF["broker-a"]
         stranger_key = Ed25519PrivateKey.generate()
 
         # What the rules let through comes through: the refusals below are
         # the abuse's.
         good = self.origin_stamp(topic, payload)
-        self.assertIn(self.hand_over(a_link, topic, payload, [], good), (0, 16))
+        self.assertIn(self.hand_over("broker-a", topic, payload, [], good), (0, 16))
         self.assertEqual(at_b.receive().payload, payload)
 
         def relayed_by_a(origin, prev=None):
@@ -352,10 +337,10 @@ class FederationTest(Federation):
         cases["loop"] = ([loop_origin], relayed_by_a(loop_origin))
         for name, (hops, newest) in cases.items():
             with self.subTest(name):
-                self.assertEqual(self.hand_over(a_link, topic, payload, hops, newest), 135)
+                self.assertEqual(self.hand_over("broker-a", topic, payload, hops, newest), 135)
         # A peer passing for another: C's link with A's stamps.
         with self.subTest("another peer's id"):
-            self.assertEqual(self.hand_over(c_link, topic, payload, [],
+            self.assertEqual(self.hand_over("broker-c", topic, payload, [],
                                             self.origin_stamp(topic, payload)), 135)
 
         # The first refusal is alerted at once (those right after it from the
@@ -368,7 +353,7 @@ class FederationTest(Federation):
         self.assertEqual((alert["org"], alert["client"]), ("city", a_link))
         # Nothing refused reached B's subscriber.
         at_b_end = self.origin_stamp("city/meters/end", b"{}")
-        self.assertIn(self.hand_over(a_link, "city/meters/end", b"{}", [], at_b_end), (0, 16))
+        self.assertIn(self.hand_over("broker-a", "city/meters/end", b"{}", [], at_b_end), (0, 16))
         self.assertEqual([m.topic for m in at_b.receive_until("city/meters/end")],
                          ["city/meters/end"])
         # Each refusal is in B's trace, with its reason.
@@ -438,7 +423,7 @@ class FederationTest(Federation):
             b"trustflow-policy-1\n" + widened.encode())).decode()
         payload = json.dumps({"file": base64.b64encode(widened.encode()).decode(),
                               "sig": forged_sig})
-        cert = os.path.join(self.certs, "clients", LINK_OF["broker-a"])
+        cert = self.file_of("broker-a", "link")
         out = harness.run([harness.MOSQUITTO_PUB, "-h", "127.0.0.1", "-p",
                            str(self.tls_ports["broker-b"]), "-V", "mqttv5", "-d", "-q", "1",
                            "-t", "$trustflow/policies/city/meter-data", "-m", payload,
