@@ -342,6 +342,20 @@ class FederationTest(Federation):
         with self.subTest("another peer's id"):
             self.assertEqual(self.hand_over("broker-c", topic, payload, [],
                                             self.origin_stamp(topic, payload)), 135)
+        with self.subTest("not governed here by its policy"):
+            self.assertEqual(self.hand_over("broker-a", "elsewhere/x", payload, [],
+                                            self.origin_stamp("elsewhere/x", payload)), 135)
+        with self.subTest("no room for B's stamp"):
+            chain = [self.origin_stamp(topic, payload, broker="x0", key=stranger_key)]
+            for i in range(1, 7):
+                chain.append(signed(stranger_key, id=chain[0]["id"], broker=f"x{i}",
+                                    ts=chain[0]["ts"], org="far", client="bridge",
+                                    policy=chain[0]["policy"], topic=topic,
+                                    sha256=chain[0]["sha256"], seq="1",
+                                    prev=link(record(chain[-1]))))
+            self.assertEqual(self.hand_over("broker-a", topic, payload, chain,
+                                            relayed_by_a(chain[0], link(record(chain[-1])))),
+                             135)
 
         # The first refusal is alerted at once (those right after it from the
         # same peer fold into it: docs/guard.md).
@@ -362,7 +376,7 @@ class FederationTest(Federation):
                                "--topic", topic]).stdout
             found = [json.loads(line) for line in out.splitlines() if line.strip()]
             found = [m for m in found if m.get("status") == "refused"]
-            return found if len(found) == len(cases) + 1 else None
+            return found if len(found) == len(cases) + 2 else None
         reasons = {m["reason"] for m in harness.wait_for("the refusals in B's trace", refusals)}
         # (The compact form carries no payload hash: an altered payload
         # fails the signature.)
@@ -371,7 +385,13 @@ class FederationTest(Federation):
             "its newest stamp is under a key the peer does not have", "its chain is broken",
             "this broker's stamp is already in its chain",
             "its policy is held here only at a lower version",
-            "its newest stamp is not the linked peer's"})
+            "its newest stamp is not the linked peer's",
+            "its chain has no room for this broker's stamp"})
+        # The one on another topic is in the trace too.
+        out = harness.run([harness.TFCTL, "trace", "--db", b.trace_dir, "find", "--topic",
+                           "elsewhere/x"]).stdout
+        self.assertEqual([json.loads(line)["reason"] for line in out.splitlines()],
+                         ["its topic is not governed here by its policy"])
 
     def test_a_peer_restarted_while_qos1_messages_are_published_loses_none(self):
         at_c = self.client(self.brokers["broker-c"], "contractor-app",
