@@ -9,8 +9,9 @@ mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 python3 python3-paho-mqtt python3-jsonschema python3-cryptography openssl"
 
 # What the test suite needs besides: a browser for the impact report's page,
-# Node.js for the JavaScript of docs/provenance.md.
-TF_TEST_PACKAGES="chromium nodejs"
+# Node.js for the JavaScript of docs/provenance.md, YAML for the federation
+# demo's compose file.
+TF_TEST_PACKAGES="chromium nodejs python3-yaml"
 
 TF_SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 

@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 
+import yaml
+
 import harness
 from harness import TFCTL, publish_v5, run
 
@@ -144,6 +146,93 @@ class DockerImageTest(harness.BrokerTestCase):
         self.assertTrue(verify["ok"])
         self.assertGreaterEqual(verify["events"], 3)     # policy set, message, delivery
         self.assertGreaterEqual(verify["checkpoints"], 1)
+
+    # -- the federation demo ------------------------------------------------
+
+    def start_compose_services(self, compose, project):
+        """Runs compose's services with the engine as `docker compose up`
+        would: on a network of the project's own, each reachable by its
+        service name, its named volumes the project's, its ports on free
+        host ports, one-shot services (entrypoint, no ports) first and to
+        their end. Returns service -> {container port: host port}."""
+        network = f"{project}-net"
+        self.engine("network", "create", network)
+        self.addCleanup(subprocess.run, [ENGINE, "network", "rm", "-f", network],
+                        capture_output=True)
+        for volume in compose.get("volumes", {}):
+            self.addCleanup(subprocess.run, [ENGINE, "volume", "rm", "-f",
+                                             f"{project}-{volume}"], capture_output=True)
+        ports = {}
+        for name, service in compose["services"].items():
+            args = ["run", "--name", f"{project}-{name}", "--network", network,
+                    "--network-alias", name]
+            for key, value in service.get("environment", {}).items():
+                args += ["-e", f"{key}={value}"]
+            for volume in service.get("volumes", []):
+                source, target = volume.split(":", 1)
+                args += ["-v", f"{project}-{source}:{target}"]
+            ports[name] = {}
+            for mapping in service.get("ports", []):
+                inside = int(mapping.split(":")[-1])
+                ports[name][inside] = harness.free_port()
+                args += ["-p", f"127.0.0.1:{ports[name][inside]}:{inside}"]
+            if "entrypoint" in service:
+                args += ["--entrypoint", service["entrypoint"][0]]
+            self.addCleanup(subprocess.run, [ENGINE, "rm", "-f", f"{project}-{name}"],
+                            capture_output=True)
+            one_shot = "entrypoint" in service and not service.get("ports")
+            self.engine(*(args + ([] if one_shot else ["-d"]) + [self.tag]), timeout=300)
+        return ports
+
+    def wait_up(self, port, name):
+        deadline = time.monotonic() + 60
+        while run([harness.MOSQUITTO_SUB, "-p", str(port), "-t", "$trustflow/keys/#", "-C", "1",
+                   "-W", "2"], check=False).returncode != 0:
+            self.assertLess(time.monotonic(), deadline,
+                            self.engine("logs", name, check=False).stderr)
+            time.sleep(0.5)
+
+    def test_the_federation_demo_carries_data_from_a_to_c_with_a_chain_that_verifies(self):
+        with open(os.path.join(SRCDIR, "docker", "federation", "compose.yaml"),
+                  encoding="utf-8") as f:
+            compose = yaml.safe_load(f)
+        project = f"tf-fed-{os.getpid()}"
+        ports = self.start_compose_services(compose, project)
+        keys = tempfile.mkdtemp(prefix="tf-fed-keys-")
+        self.addCleanup(shutil.rmtree, keys, True)
+        key_files = []
+        for b in ("broker-a", "broker-b", "broker-c"):
+            port = ports[b][1883]
+            self.wait_up(port, f"{project}-{b}")
+            key_files.append(os.path.join(keys, f"{b}.pem"))
+            with open(key_files[-1], "w", encoding="utf-8") as f:
+                f.write(run([harness.MOSQUITTO_SUB, "-p", str(port), "-t", "$trustflow/keys/#",
+                             "-C", "1", "-W", "5"]).stdout)
+        a, c = Endpoint(ports["broker-a"][1883]), Endpoint(ports["broker-c"][1883])
+        lab = self.client(c, "c-lab", username="lab-analyst", password="demo")
+        self.assertEqual(lab.subscribe("city/water/+/quality"), 1)
+        verifier = subprocess.Popen([TFCTL, "verify", "--key"] + key_files
+                                    + ["--port", str(c.port), "--username", "lab-analyst",
+                                       "--password", "demo", "--topic", "city/water/+/quality",
+                                       "--count", "1"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(verifier.kill)
+        # Readings at A until C has the owner's policy and the verifier one.
+        deadline = time.monotonic() + 90
+        while True:
+            self.assertLess(time.monotonic(), deadline, "nothing reached broker-c:\n" + "".join(
+                self.engine("logs", f"{project}-{b}", check=False).stderr[-3000:]
+                for b in ("broker-a", "broker-b", "broker-c")))
+            publish_v5(a, "ww-sensor-01", "city/water/d7/quality", '{"ph": 7.1}')
+            try:
+                out, _ = verifier.communicate(timeout=1)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self.assertRegex(out, r"^ok [0-9a-f]{32} city/water/d7/quality path: "
+                         r"city-waterworks/ww-sensor-01 -> broker-a -> broker-b -> broker-c")
+        self.assertEqual(verifier.returncode, 0)
+        self.assertEqual(json.loads(lab.receive().payload), {"ph": 7.1})
 
 
 if __name__ == "__main__":
