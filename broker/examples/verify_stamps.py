@@ -2,13 +2,18 @@
 """Check trustflow provenance stamps in Python (paho-mqtt and cryptography).
 
     python3 verify_stamps.py --host 127.0.0.1 --port 1883 --topic 'city/#' \
-        [--username U --password P] [--key PEM]... [--count N]
+        [--username U --password P] [--key-of BROKER PEM]... [--key PEM]... [--count N]
 
 Subscribes with MQTT v5, reads the broker's public keys from
-$trustflow/keys/# (or, with --key, takes only the keys in the PEM files
-given: pinned keys, such as those of every broker a relayed message comes
-through), and prints for every message `ok <tf-id> <topic>` or
-`FAIL <tf-id|-> <topic> <reason>`, as `tfctl verify` does. The functions
+$trustflow/keys/# (or, with --key-of or --key, takes only the keys in the
+PEM files given: pinned keys, such as those of every broker a relayed
+message comes through), and prints for every message `ok <tf-id> <topic>`
+or `FAIL <tf-id|-> <topic> <reason>`, as `tfctl verify` does.
+`--key-of BROKER PEM` trusts a key for the stamps of broker id BROKER
+only (`key of another broker` otherwise); `--key PEM`, like the keys read
+from $trustflow/keys/#, for any broker: a stamp under it may name whatever
+broker its signer wrote. Check a chain with --key-of for every broker on
+its path. The functions
 `stamp_fields`, `signing_input` and `check` can be used on their own in any
 subscriber: they follow provenance-v1 ("Compact form", "Checking a stamp")
 and nothing else. A stamp comes in one of two forms, as the broker's option
@@ -58,6 +63,13 @@ HOP_NAME = "tf-hop"
 CHAIN_MAX = 8
 
 
+def relayed(props):
+    """Whether a stamp (a dict of tf-* names) is a relaying broker's,
+    format 2, as the C reader tells: it has a tf-prev, or a tf-v other than
+    1."""
+    return "tf-prev" in props or props.get("tf-v", "1") != "1"
+
+
 class StampError(ValueError):
     """A message whose stamp cannot be read; str() is the reason."""
 
@@ -89,9 +101,13 @@ def decode_record(value):
 def decode_compact(value):
     """The fields of a compact value (the `tf` property) as a dict of
     tf-* names, without tf-sha256. Raises StampError. A relaying broker's
-    (format 2) is a hop record, with the topic it signed."""
+    (format 2) is a hop record, with the topic it signed: twelve fields are
+    format 2's, and need a prev."""
     if len(value.split("|")) == len(RECORD_FIELDS):
-        return decode_record(value)
+        props = decode_record(value)
+        if "tf-prev" not in props:
+            raise StampError("wrong number of fields in a compact stamp or hop record")
+        return props
     return dict(zip(("tf-" + f for f in COMPACT_FIELDS), _split(value, [len(COMPACT_FIELDS)])))
 
 
@@ -100,7 +116,10 @@ def stamp_fields(pairs, payload):
     properties (a list of (name, value)) in either form: the tf-*
     properties (the first of each name counts), or the compact `tf`, to
     which tf-sha256 is added as the SHA-256 of the payload received.
-    Neither form: {} (check() says "missing stamp"). Raises StampError for
+    Neither form: {} (check() says "missing stamp"). In the full form a
+    format-1 stamp signed the topic the message arrived on (a tf-topic
+    beside it does not count), and a format-2 one names its own: without
+    tf-topic, its tf-topic is None ("missing stamp"). Raises StampError for
     a message with both forms, `tf` twice, or a malformed compact value."""
     full, compact = {}, [v for n, v in pairs if n == "tf"]
     for name, value in pairs:
@@ -111,6 +130,10 @@ def stamp_fields(pairs, payload):
     if len(compact) > 1:
         raise StampError("malformed stamp")
     if not compact:
+        if not relayed(full):
+            full.pop("tf-topic", None)
+        elif "tf-topic" not in full:
+            full["tf-topic"] = None
         return full
     props = decode_compact(compact[0])
     props["tf-sha256"] = hashlib.sha256(payload).hexdigest()
@@ -146,14 +169,24 @@ def signing_input(props, topic):
     return out
 
 
-def check(props, topic, payload, keys):
+def missing(props, names):
+    """Whether a stamp lacks one of names, or the tf-topic a format-2 stamp
+    must have."""
+    return any(name not in props for name in names) or props.get("tf-topic", "") is None
+
+
+def check(props, topic, payload, keys, bound=None):
     """'ok', or why the stamp does not hold: 'missing stamp', 'unknown key',
-    'payload hash mismatch', 'bad signature'. keys maps kid -> key."""
-    if any(name not in props for name in FULL_NAMES):
+    'key of another broker', 'payload hash mismatch', 'bad signature'.
+    keys maps kid -> key; bound maps the kid of a key trusted for one broker
+    only to that broker's id (a key not in it is trusted for any broker)."""
+    if missing(props, FULL_NAMES):
         return "missing stamp"
     key = keys.get(props["tf-kid"])
     if key is None:
         return "unknown key"
+    if (bound or {}).get(props["tf-kid"], props["tf-broker"]) != props["tf-broker"]:
+        return "key of another broker"
     if hashlib.sha256(payload).hexdigest() != props["tf-sha256"]:
         return "payload hash mismatch"
     try:
@@ -196,7 +229,7 @@ def check_links(stamps, links, topic):
     newest was made for topic, the one the message arrived on."""
     origin = stamps[0]
     for i, st in enumerate(stamps):
-        if any(name not in st for name in ("tf-v", "tf-id", "tf-broker", "tf-policy")):
+        if missing(st, ("tf-v", "tf-id", "tf-broker", "tf-policy")):
             return "missing stamp", i
         if (st["tf-v"], "tf-prev" in st) != (("1", False) if i == 0 else ("2", True)):
             return "malformed stamp", i
@@ -211,13 +244,14 @@ def check_links(stamps, links, topic):
     return "ok", 0
 
 
-def check_chain(stamps, links, topic, payload, keys):
+def check_chain(stamps, links, topic, payload, keys, bound=None):
     """What a receiver checks (federation-v1, section 5): the links, then
-    each stamp, newest first, with check(). ('ok', 0) or the first failure
-    and the index of its stamp."""
+    each stamp, newest first, with check() (keys and bound as there: each
+    stamp must verify with its broker's key, which only bound can tell).
+    ('ok', 0) or the first failure and the index of its stamp."""
     verdict, at = check_links(stamps, links, topic)
     for i in reversed(range(len(stamps)) if verdict == "ok" else []):
-        verdict = check(stamps[i], topic, payload, keys)
+        verdict = check(stamps[i], topic, payload, keys, bound)
         if verdict != "ok":
             return verdict, i
     return verdict, at
@@ -231,11 +265,11 @@ def path_of(stamps):
                        + [st["tf-broker"] for st in stamps])
 
 
-def verdict_line(pairs, topic, payload, keys):
+def verdict_line(pairs, topic, payload, keys, bound=None):
     """The line tfctl verify prints for a message."""
     try:
         stamps, links = read_chain(pairs, payload)
-        verdict, at = check_chain(stamps, links, topic, payload, keys)
+        verdict, at = check_chain(stamps, links, topic, payload, keys, bound)
     except StampError as e:
         stamps, verdict, at = [], str(e), 0
     msg_id = stamps[-1].get("tf-id", "-") if stamps else "-"
@@ -275,18 +309,27 @@ def main():
     ap.add_argument("--topic", default="#")
     ap.add_argument("--username")
     ap.add_argument("--password")
+    ap.add_argument("--key-of", action="append", default=[], nargs=2, metavar=("BROKER", "PEM"),
+                    help="a PEM file of a key to trust for the stamps of broker BROKER only, "
+                    "instead of the broker's published keys")
     ap.add_argument("--key", action="append", default=[],
-                    help="a PEM file of a key to trust, instead of the broker's published keys")
+                    help="a PEM file of a key to trust for any broker, instead of the broker's "
+                    "published keys")
     ap.add_argument("--count", type=int, default=0, help="stop after N messages")
     args = ap.parse_args()
 
-    keys, seen, failed = dict(load_key_file(path) for path in args.key), [0], [False]
+    keys, bound, seen, failed = dict(load_key_file(path) for path in args.key), {}, [0], [False]
+    for broker, path in args.key_of:
+        kid, keys[kid] = load_key_file(path)
+        if bound.setdefault(kid, broker) != broker:
+            ap.error(f"{path}: key {kid} is bound to broker {bound[kid]} already")
+    pinned = args.key or args.key_of
     client = mqtt.Client(protocol=mqtt.MQTTv5)
     if args.username:
         client.username_pw_set(args.username, args.password)
 
     def on_connect(c, _userdata, _flags, _rc, _props=None):
-        if not args.key:
+        if not pinned:
             c.subscribe("$trustflow/keys/#")
         c.subscribe(args.topic)
 
@@ -296,7 +339,7 @@ def main():
             keys[kid] = key
             return
         pairs = getattr(msg.properties, "UserProperty", None) or []
-        line = verdict_line(pairs, msg.topic, msg.payload, keys)
+        line = verdict_line(pairs, msg.topic, msg.payload, keys, bound)
         failed[0] = failed[0] or not line.startswith("ok ")
         print(line, flush=True)
         seen[0] += 1

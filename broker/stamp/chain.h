@@ -51,8 +51,11 @@ enum tf_stamp_check tf_chain_check_links(const struct tf_chain *c, const char *t
 		uint32_t *at);
 
 /* What a receiver checks (federation-v1, section 5): the links, then each
- * stamp, newest first, over payload under keys (tf_stamp_check). Returns
- * the first failure, its stamp's index in *at. */
+ * stamp, newest first, over payload under keys (tf_stamp_check). Each
+ * stamp must verify "with its broker's key": bind every key of keys to its
+ * broker (tf_keyring_bind), or a key trusted for any broker lets its
+ * holder make up stamps of other brokers, a whole path through them
+ * included. Returns the first failure, its stamp's index in *at. */
 enum tf_stamp_check tf_chain_check(const struct tf_chain *c, const struct tf_keyring *keys,
 		const char *topic, const void *payload, size_t payloadlen, uint32_t *at);
 

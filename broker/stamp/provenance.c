@@ -45,6 +45,7 @@ struct tf_signer {
 struct tf_keyring {
 	EVP_PKEY *keys[MAX_KEYS];
 	char kids[MAX_KEYS][TF_KID_LEN + 1];
+	char *brokers[MAX_KEYS];  /* the broker each key is bound to (malloc); NULL: any */
 	int n;
 };
 
@@ -409,8 +410,10 @@ void tf_keyring_free(struct tf_keyring *r)
 {
 	if (r == NULL)
 		return;
-	for (int i = 0; i < r->n; i++)
+	for (int i = 0; i < r->n; i++) {
 		EVP_PKEY_free(r->keys[i]);
+		free(r->brokers[i]);
+	}
 	free(r);
 }
 
@@ -472,6 +475,27 @@ int tf_keyring_add_file(struct tf_keyring *r, const char *path, char *kid_out,
 	return TF_OK;
 }
 
+int tf_keyring_bind(struct tf_keyring *r, const char *kid, const char *broker,
+		struct tf_err *err)
+{
+	if (broker[0] == '\0')
+		return tf_err_set(err, TF_ERR_INVALID, "an empty broker id");
+	for (int i = 0; i < r->n; i++) {
+		if (strcmp(r->kids[i], kid) != 0)
+			continue;
+		if (r->brokers[i] != NULL) {
+			if (strcmp(r->brokers[i], broker) == 0)
+				return TF_OK;
+			return tf_err_set(err, TF_ERR_INVALID, "key %s is bound to broker %s already",
+				kid, r->brokers[i]);
+		}
+		if ((r->brokers[i] = strdup(broker)) == NULL)
+			return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
+		return TF_OK;
+	}
+	return tf_err_set(err, TF_ERR_INVALID, "no key %s in the ring", kid);
+}
+
 int tf_keyring_count(const struct tf_keyring *r)
 {
 	return r->n;
@@ -530,12 +554,20 @@ static bool format_known(const struct tf_stamp *st)
 	return strcmp(st->v, "2") == 0 && st->prev != NULL && is_prev(st->prev);
 }
 
-static EVP_PKEY *keyring_find(const struct tf_keyring *r, const char *kid)
+/* The index of the key kid in the ring, or -1. */
+static int keyring_index(const struct tf_keyring *r, const char *kid)
 {
 	for (int i = 0; i < r->n; i++)
 		if (strcmp(r->kids[i], kid) == 0)
-			return r->keys[i];
-	return NULL;
+			return i;
+	return -1;
+}
+
+static EVP_PKEY *keyring_find(const struct tf_keyring *r, const char *kid)
+{
+	int i = keyring_index(r, kid);
+
+	return i >= 0 ? r->keys[i] : NULL;
 }
 
 /* A signature in standard base64 with padding into its 64 bytes (sig
@@ -566,10 +598,9 @@ enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_s
 	};
 	unsigned char sig[66];
 	char sha[TF_SHA256_HEX + 1];
-	EVP_PKEY *key;
 	char *input;
 	size_t need;
-	int ok;
+	int ok, k;
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (fields[i] == NULL)
@@ -578,9 +609,13 @@ enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_s
 			|| !is_decimal(st->ts) || !is_hex(st->sha256, TF_SHA256_HEX)
 			|| !is_decimal(st->seq) || !decode_sig(st->sig, sig))
 		return TF_STAMP_MALFORMED;
-	key = keyring_find(r, st->kid);
-	if (key == NULL)
+	k = keyring_index(r, st->kid);
+	if (k < 0)
 		return TF_STAMP_UNKNOWN_KEY;
+	/* A key bound to a broker speaks for that broker alone: whoever holds
+	 * one trusted key must not be able to sign in the name of others. */
+	if (r->brokers[k] != NULL && strcmp(r->brokers[k], st->broker) != 0)
+		return TF_STAMP_WRONG_BROKER;
 	tf_sha256_hex(payload, payloadlen, sha);
 	if (strcmp(sha, st->sha256) != 0)
 		return TF_STAMP_HASH_MISMATCH;
@@ -588,7 +623,7 @@ enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_s
 	need = tf_stamp_signing_input(st, NULL, 0);
 	input = malloc(need);
 	ok = input != NULL && tf_stamp_signing_input(st, input, need) == need
-		&& verify_raw(key, input, need, sig);
+		&& verify_raw(r->keys[k], input, need, sig);
 	free(input);
 	return ok ? TF_STAMP_VALID : TF_STAMP_BAD_SIGNATURE;
 }
@@ -624,6 +659,7 @@ const char *tf_stamp_check_reason(enum tf_stamp_check c)
 	case TF_STAMP_BROKEN_CHAIN:  return "broken chain";
 	case TF_STAMP_LOOP:          return "a broker twice in the chain";
 	case TF_STAMP_CHAIN_TOO_LONG: return "chain too long";
+	case TF_STAMP_WRONG_BROKER:  return "key of another broker";
 	}
 	return "bad signature";
 }

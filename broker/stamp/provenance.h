@@ -140,7 +140,11 @@ int tf_signer_make_id(struct tf_signer *s, int64_t ts_ms, char out[TF_MSGID_LEN 
 /* --- checking ------------------------------------------------------------- */
 
 /* Public keys by key id, for checking stamps made before and after a
- * rotation. */
+ * rotation, each trusted for any broker or bound to one (tf_keyring_bind).
+ * A chain of stamps (federation-v1) names a broker in each stamp, and each
+ * must be signed with that broker's key: with every key bound, a stamp
+ * naming broker-b under broker-a's key fails, where an unbound key of
+ * broker-a would vouch for any broker id its holder writes. */
 struct tf_keyring;
 
 struct tf_keyring *tf_keyring_new(void);
@@ -153,6 +157,15 @@ void tf_keyring_free(struct tf_keyring *r);
 int tf_keyring_add_pem(struct tf_keyring *r, const char *pem, size_t len, char *kid_out,
 		struct tf_err *err);
 int tf_keyring_add_file(struct tf_keyring *r, const char *path, char *kid_out,
+		struct tf_err *err);
+
+/* Binds the key kid, already in the ring, to broker: from now on
+ * tf_stamp_check accepts it only on a stamp whose broker is that one
+ * (TF_STAMP_WRONG_BROKER otherwise). A key never bound is trusted for any
+ * broker, as before. A key is bound to one broker at most; binding it to
+ * the same one again is TF_OK. Errors: TF_ERR_INVALID (no such key, an
+ * empty broker id, a key bound to another broker already), TF_ERR_NOMEM. */
+int tf_keyring_bind(struct tf_keyring *r, const char *kid, const char *broker,
 		struct tf_err *err);
 
 /* The number of keys, and the i-th key id (borrowed, valid while the
@@ -182,18 +195,22 @@ enum tf_stamp_check {
 	TF_STAMP_BROKEN_CHAIN,   /* a prev link, a message id or a policy does not chain */
 	TF_STAMP_LOOP,           /* a broker appears twice */
 	TF_STAMP_CHAIN_TOO_LONG, /* more than TF_CHAIN_MAX stamps */
+	TF_STAMP_WRONG_BROKER,   /* tf-kid names a key bound to another broker than tf-broker */
 };
 
 /* Checks a received stamp (fields from the tf-* properties, NULL where a
  * property was absent; topic the one it arrived on, or a format-2 stamp's
  * tf-topic) against the payload, by its format: a format-1 stamp has no
  * prev, a format-2 one a well-formed prev (its links are checked by
- * broker/stamp/chain.h). Never allocates more than the signing input. */
+ * broker/stamp/chain.h). Its key is the one tf-kid names, and must be
+ * bound to the stamp's broker or to none. Never allocates more than the
+ * signing input. */
 enum tf_stamp_check tf_stamp_check(const struct tf_keyring *r, const struct tf_stamp *stamp,
 		const void *payload, size_t payloadlen);
 
 /* Checks a signature (base64, as tf_signer_sign makes it) over data made
- * with the key kid: VALID, UNKNOWN_KEY, MALFORMED or BAD_SIGNATURE. */
+ * with the key kid, bound or not: VALID, UNKNOWN_KEY, MALFORMED or
+ * BAD_SIGNATURE. */
 enum tf_stamp_check tf_keyring_verify(const struct tf_keyring *r, const char *kid,
 		const void *data, size_t len, const char *sig_b64);
 

@@ -18,15 +18,21 @@
 #include "broker/tfctl/tfctl.h"
 
 static const char verify_usage[] =
-	"usage: tfctl verify --key PEM... [--host H] [--port P] [--topic FILTER] [--count N]\n"
-	"                    [--username U --password P]\n"
+	"usage: tfctl verify (--key PEM... | --key-of BROKER PEM)... [--host H] [--port P]\n"
+	"                    [--topic FILTER] [--count N] [--username U --password P]\n"
 	"\n"
 	"Subscribes to FILTER (default #) with MQTT v5 and checks the stamp of every\n"
 	"message against the public keys given (PEM files; a private key file gives\n"
 	"its public half), in either form (the tf-* properties or the compact tf).\n"
-	"A message relayed between brokers carries a chain of stamps (its tf-hop\n"
-	"properties and the newest stamp): every stamp of it is checked, each with\n"
-	"the key its kid names, so give the keys of every broker on the path.\n"
+	"--key-of BROKER PEM (repeatable) trusts the key for stamps of broker id\n"
+	"BROKER only: a stamp that names another broker under it fails with `key of\n"
+	"another broker`. --key PEM... trusts each key for any broker: a stamp under\n"
+	"it may name whatever broker its signer wrote. A key given both ways is\n"
+	"bound. A message relayed between brokers carries a chain of stamps (its\n"
+	"tf-hop properties and the newest stamp): every stamp of it is checked, each\n"
+	"with the key its kid names, so give the key of every broker on the path,\n"
+	"each with --key-of: with --key, anyone holding one of the keys could make\n"
+	"up stamps of the other brokers, a whole path through them included.\n"
 	"Prints for each message `ok <tf-id> <topic>`, for a chain\n"
 	"`ok <tf-id> <topic> path: <org>/<client> -> <broker> -> ... -> <broker>`\n"
 	"(the origin's organization, - if none, and client, then each broker from\n"
@@ -46,6 +52,24 @@ static int usage_error(const char *what)
 {
 	fprintf(stderr, "tfctl verify: %s\n%s", what, verify_usage);
 	return TFCTL_USAGE;
+}
+
+/* Adds the key in the PEM file path to keys, bound to broker (NULL: for
+ * any broker). Returns TF_OK, or the error of tf_keyring_add_file or
+ * tf_keyring_bind, which err describes. */
+static int add_key(struct tf_keyring *keys, const char *path, const char *broker,
+		struct tf_err *err)
+{
+	char kid[TF_KID_LEN + 1];
+	struct tf_err why;
+	int rc = tf_keyring_add_file(keys, path, kid, err);
+
+	if (rc != TF_OK || broker == NULL)
+		return rc;
+	rc = tf_keyring_bind(keys, kid, broker, &why);
+	if (rc != TF_OK)
+		return tf_err_set(err, rc, "%s: %s", path, why.msg);
+	return TF_OK;
 }
 
 /* The values a reader kept, freed together: as many as it ever keeps
@@ -157,12 +181,27 @@ int tfctl_verify(int argc, char **argv)
 		if (strcmp(opt, "--key") == 0) {
 			/* One or more key files, up to the next option. */
 			while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
-				if (tf_keyring_add_file(st.keys, argv[++i], NULL, &err) != TF_OK) {
+				if (add_key(st.keys, argv[++i], NULL, &err) != TF_OK) {
 					fprintf(stderr, "tfctl: %s\n", err.msg);
 					goto out;
 				}
 				n_keys++;
 			}
+			continue;
+		}
+		if (strcmp(opt, "--key-of") == 0) {
+			/* A broker id and one key file, bound to it. */
+			if (i + 2 >= argc || strncmp(argv[i + 1], "--", 2) == 0
+					|| strncmp(argv[i + 2], "--", 2) == 0) {
+				rc = usage_error("--key-of takes a broker id and a PEM file");
+				goto out;
+			}
+			if (add_key(st.keys, argv[i + 2], argv[i + 1], &err) != TF_OK) {
+				fprintf(stderr, "tfctl: %s\n", err.msg);
+				goto out;
+			}
+			n_keys++;
+			i += 2;
 			continue;
 		}
 		if (val == NULL) {
@@ -179,7 +218,7 @@ int tfctl_verify(int argc, char **argv)
 		i++;
 	}
 	if (n_keys == 0) {
-		rc = usage_error("at least one --key is required");
+		rc = usage_error("at least one --key or --key-of is required");
 		goto out;
 	}
 	rc = tfctl_session_run(&session);

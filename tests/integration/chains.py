@@ -39,6 +39,8 @@ FULL = ["v", "id", "broker", "kid", "ts", "org", "client", "policy", "sha256", "
 # A relay's stamp names the peer it came from: its organization and the
 # username of its bridge (federation-v1, section 4).
 ORGS = {"broker-a": "city-waterworks", "broker-b": "grid-op", "broker-c": "research-lab"}
+# The brokers whose keys the verifiers are given, in the order of their Keys.
+BROKERS = ["broker-a", "broker-b", "broker-c"]
 
 
 class Key:
@@ -122,16 +124,23 @@ PATH = "city-waterworks/ww-sensor-01 -> broker-a -> broker-b -> broker-c"
 
 class Case:
     """A message to publish on topic with user properties pairs, and what
-    a verifier must say of it: verdict "ok" and, for a chain, its path; or
+    a verifier must say of it, given each broker's key bound to its broker
+    (tfctl verify --key-of): verdict "ok" and, for a chain, its path; or
     the reason, and for a chain the stamp at fault (at, counting from 1,
-    the origin's) and its broker."""
+    the origin's) and its broker. unbound: the Case it is with the same
+    keys trusted for any broker (--key), when that differs."""
 
-    def __init__(self, topic, chain, pairs, verdict, path=None, at=None, broker=None):
+    def __init__(self, topic, chain, pairs, verdict, path=None, at=None, broker=None,
+                 unbound=None):
         self.topic, self.id, self.pairs = topic, chain.id, pairs
         self.verdict, self.path, self.at, self.broker = verdict, path, at, broker
+        self.unbound = unbound
 
-    def line(self):
-        """The line tfctl verify prints (docs/provenance.md)."""
+    def line(self, bound=True):
+        """The line tfctl verify prints (docs/provenance.md), with the keys
+        bound to their brokers or not."""
+        if not bound and self.unbound is not None:
+            return self.unbound.line()
         if self.verdict == "ok":
             return f"ok {self.id} {self.topic}" + (f" path: {self.path}" if self.path else "")
         if self.at is None:
@@ -199,6 +208,19 @@ def cases(keys, stranger):
     chain.add(b, "broker-b", topic).add(a, "broker-a", topic)
     out.append(Case(topic, chain, chain.properties("compact"), "a broker twice in the chain",
                     at=3, broker="broker-a"))
+    # A made up the path: all three stamps under its key, naming B and C.
+    # Checked with keys trusted for any broker, it holds.
+    topic, chain = start("one-key")
+    chain.add(a, "broker-b", topic).add(a, "broker-c", topic)
+    out.append(Case(topic, chain, chain.properties("full"), "key of another broker", at=3,
+                    broker="broker-c",
+                    unbound=Case(topic, chain, [], "ok", path=PATH)))
+    # B's stamp alone under A's key.
+    topic, chain = start("borrowed-key")
+    chain.add(a, "broker-b", topic).add(c, "broker-c", topic)
+    out.append(Case(topic, chain, chain.properties("compact"), "key of another broker", at=2,
+                    broker="broker-b",
+                    unbound=Case(topic, chain, [], "ok", path=PATH)))
     # C's stamp under a key the verifiers do not hold.
     topic, chain = start("unknown")
     chain.add(b, "broker-b", topic).add(stranger, "broker-c", topic)
@@ -208,6 +230,17 @@ def cases(keys, stranger):
     topic, chain = three("topic", {"topic": PREFIX + "elsewhere"})
     out.append(Case(topic, chain, chain.properties("compact"), "stamped for another topic",
                     at=3, broker="broker-c"))
+    # C's stamp in full form without its tf-topic: a field missing, though
+    # the message arrives on the topic C signed.
+    topic, chain = three("no-topic")
+    pairs = [p for p in chain.properties("full") if p[0] != "tf-topic"]
+    out.append(Case(topic, chain, pairs, "missing stamp", at=3, broker="broker-c"))
+    # A format-1 stamp sent as its hop record (twelve fields, prev empty):
+    # no compact stamp, though every field of it checks out.
+    topic = PREFIX + "twelve"
+    chain = Chain(msg_id("twelve")).add(a, "broker-a", topic, prev=None)
+    out.append(Case(topic, chain, [("tf", record_of(chain.stamps[0]))],
+                    "wrong number of fields in a compact stamp or hop record"))
     # A hop record that is no record: the chain cannot be read.
     topic, chain = three("escape")
     pairs = chain.properties("full")
@@ -259,7 +292,7 @@ class ChainTestCase(harness.BrokerTestCase):
 
     def setUp(self):
         self.broker = self.start_broker(with_plugin=False)
-        self.keys = [Key(self.broker.dir, name) for name in ("broker-a", "broker-b", "broker-c")]
+        self.keys = [Key(self.broker.dir, name) for name in BROKERS]
         self.stranger = Key(self.broker.dir, "stranger")
         self.cases = cases(self.keys, self.stranger)
         self.publisher = self.client(self.broker, "publisher")
@@ -295,5 +328,14 @@ class ChainTestCase(harness.BrokerTestCase):
             self.assertEqual(pairs, [list(p) for p in case.pairs])
             out.append({"topic": msg.topic, "pairs": pairs,
                         "payload": base64.b64encode(msg.payload).decode(),
-                        "keys": [k.pem for k in self.keys]})
+                        "keys": {name: [k.pem] for name, k in zip(BROKERS, self.keys)}})
+        return out
+
+    def key_options(self, bound):
+        """The keys for tfctl verify and verify_stamps.py: --key-of BROKER
+        PEM for each broker, or (bound False) each with --key, trusted for
+        any broker."""
+        out = []
+        for name, key in zip(BROKERS, self.keys):
+            out += ["--key-of", name, key.path] if bound else ["--key", key.path]
         return out

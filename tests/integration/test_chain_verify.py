@@ -4,9 +4,12 @@ sent through a plain mosquitto, which passes user properties unchanged, to
 `tfctl verify`, to broker/examples/verify_stamps.py and to the Python of
 docs/provenance.md ("Relayed messages: checking a chain"). A chain of three
 in either form is ok with its path; a changed or rewritten hop record, a
-prev that does not link, a loop, an unknown key, a stamp for another topic
-and a malformed hop record each fail with their reason and the stamp at
-fault."""
+prev that does not link, a loop, an unknown key, a stamp under another
+broker's key (a path made up by one broker), a stamp for another topic, a
+format-2 stamp without its tf-topic and a malformed hop record or compact
+value each fail with their reason and the stamp at fault. With keys
+trusted for any broker (--key), the made-up path holds: the weakness
+--key-of closes."""
 
 import json
 import os
@@ -31,16 +34,36 @@ for m in json.load(sys.stdin):
 
 
 class ChainVerifyTest(chains.ChainTestCase):
-    def tfctl(self, cases):
-        cmd = [TFCTL, "verify", "--key"] + [k.path for k in self.keys] + [
+    def tfctl(self, cases, bound=True):
+        cmd = [TFCTL, "verify"] + self.key_options(bound) + [
             "--port", str(self.broker.port), "--topic", chains.PREFIX + "#",
             "--count", str(len(cases))]
         return self.run_verifier(cmd, 1, "tfctl verify", cases)
+
+    def example(self, bound):
+        cmd = [sys.executable, EXAMPLE, "--port", str(self.broker.port),
+               "--topic", chains.PREFIX + "#", "--count", str(len(self.cases))]
+        # With pinned keys it subscribes to the topic alone.
+        return self.run_verifier(cmd + self.key_options(bound), 1, "verify_stamps.py",
+                                 self.cases)
+
+    def made_up(self):
+        """The case whose three stamps are all under broker-a's key."""
+        return next(case for case in self.cases if case.topic.endswith("/one-key"))
 
     def test_tfctl_verify_prints_each_chains_path_or_its_fault(self):
         rc, lines, err = self.tfctl(self.cases)
         self.assertEqual(lines, [case.line() for case in self.cases], err)
         self.assertEqual(rc, 1)
+        self.assertIn(f"FAIL {self.made_up().id} {chains.PREFIX}one-key key of another broker "
+                      "at stamp 3 (broker-c)", lines)
+
+    def test_tfctl_verify_with_keys_for_any_broker_takes_a_made_up_path(self):
+        rc, lines, err = self.tfctl(self.cases, bound=False)
+        self.assertEqual(lines, [case.line(bound=False) for case in self.cases], err)
+        self.assertEqual(rc, 1)
+        self.assertIn(f"ok {self.made_up().id} {chains.PREFIX}one-key path: {chains.PATH}",
+                      lines)
 
     def test_tfctl_verify_exits_0_when_every_chain_holds(self):
         valid = [case for case in self.cases if case.verdict == "ok"]
@@ -51,13 +74,13 @@ class ChainVerifyTest(chains.ChainTestCase):
                          "city-waterworks/ww-sensor-01 -> broker-a -> broker-b -> broker-c")
 
     def test_the_python_example_prints_the_same(self):
-        cmd = [sys.executable, EXAMPLE, "--port", str(self.broker.port),
-               "--topic", chains.PREFIX + "#", "--count", str(len(self.cases))]
-        for key in self.keys:
-            cmd += ["--key", key.path]
-        # With pinned keys it subscribes to the topic alone.
-        rc, lines, err = self.run_verifier(cmd, 1, "verify_stamps.py", self.cases)
+        rc, lines, err = self.example(bound=True)
         self.assertEqual(lines, [case.line() for case in self.cases], err)
+        self.assertEqual(rc, 1)
+
+    def test_the_python_example_with_keys_for_any_broker_prints_the_same(self):
+        rc, lines, err = self.example(bound=False)
+        self.assertEqual(lines, [case.line(bound=False) for case in self.cases], err)
         self.assertEqual(rc, 1)
 
     def test_the_python_in_the_docs_checks_what_a_subscriber_receives(self):

@@ -1,9 +1,10 @@
 """The JavaScript of docs/provenance.md ("Relayed messages: checking a
 chain") under Node.js, on the chains of tests/integration/chains.py as a
 subscriber receives them through a plain mosquitto: the user properties
-in order, and as MQTT.js hands them over (an object, pairsOf()). Each
-chain is ok with its path, or fails with the reason and the stamp that
-tfctl verify names."""
+in order, and as MQTT.js hands them over (an object, pairsOf()), with
+each broker's key given by broker id. Each chain is ok with its path, or
+fails with the reason and the stamp that tfctl verify --key-of names: a
+path made up by one broker, signing every stamp with its key, fails."""
 
 import json
 import os

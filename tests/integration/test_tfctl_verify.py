@@ -3,6 +3,7 @@ either form, FAIL with the reason otherwise."""
 
 import os
 import subprocess
+import tempfile
 
 import harness
 from harness import TFCTL, publish_v5
@@ -116,6 +117,23 @@ class VerifyTest(harness.BrokerTestCase):
         self.assertEqual(out.returncode, 2)
         out = harness.run([TFCTL, "verify", "--key", "/nonexistent.pem"], check=False)
         self.assertEqual(out.returncode, 2)
+
+    def test_key_of_takes_a_broker_and_one_key_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            key = os.path.join(tmp, "broker-a.pem")
+            harness.run([TFCTL, "key", "generate", "--out", key])
+            for args in (["--key-of", "broker-a"], ["--key-of", key],
+                         ["--key-of", "broker-a", "--port", "1"],
+                         ["--key-of", "broker-a", "/nonexistent.pem"]):
+                out = harness.run([TFCTL, "verify"] + args, check=False)
+                self.assertEqual(out.returncode, 2, args)
+            # One key is one broker's: bound to two, it is refused.
+            out = harness.run([TFCTL, "verify", "--key-of", "broker-a", key, "--key-of",
+                               "broker-b", key, "--port", "1"], check=False)
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("bound to broker broker-a already", out.stderr)
+            self.assertIn("--key-of BROKER PEM", harness.run(
+                [TFCTL, "verify"], check=False).stderr)
 
 
 if __name__ == "__main__":

@@ -171,6 +171,48 @@ static void a_wrong_key_is_refused(void **state)
 	tf_signer_free(stranger);
 }
 
+/* A key bound to a broker verifies that broker's stamps only; bound or
+ * not, it is the key tf-kid names that must sign. */
+static void a_bound_key_speaks_for_its_broker_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_stamp other_broker = f->stamp;
+	struct tf_err err;
+	const char *kid = tf_signer_kid(f->keys.signer);
+
+	/* Unbound: trusted for any broker, so the broker a stamp names is
+	 * taken on the key holder's word (the signature decides). */
+	other_broker.broker = "city-broker-2";
+	assert_int_equal(check(f, &other_broker, vector_payload), TF_STAMP_BAD_SIGNATURE);
+
+	assert_int_equal(tf_keyring_bind(f->keys.ring, kid, "city-broker-1", &err), TF_OK);
+	assert_int_equal(check(f, &f->stamp, vector_payload), TF_STAMP_VALID);
+	/* Refused before its signature is looked at, and before its payload. */
+	assert_int_equal(check(f, &other_broker, vector_payload), TF_STAMP_WRONG_BROKER);
+	assert_int_equal(check(f, &other_broker, "{}"), TF_STAMP_WRONG_BROKER);
+	assert_string_equal(tf_stamp_check_reason(TF_STAMP_WRONG_BROKER), "key of another broker");
+	/* The binding is by exact id. */
+	other_broker.broker = "City-broker-1";
+	assert_int_equal(check(f, &other_broker, vector_payload), TF_STAMP_WRONG_BROKER);
+	other_broker.broker = "city-broker-";
+	assert_int_equal(check(f, &other_broker, vector_payload), TF_STAMP_WRONG_BROKER);
+
+	/* Bound to the same broker again: as it was. To another, or to none,
+	 * or a key the ring does not hold: refused, the binding unchanged. */
+	assert_int_equal(tf_keyring_bind(f->keys.ring, kid, "city-broker-1", &err), TF_OK);
+	assert_int_equal(tf_keyring_bind(f->keys.ring, kid, "city-broker-2", &err),
+		TF_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "city-broker-1"));
+	assert_int_equal(tf_keyring_bind(f->keys.ring, kid, "", &err), TF_ERR_INVALID);
+	assert_int_equal(tf_keyring_bind(f->keys.ring, "0000000000000000", "city-broker-1", &err),
+		TF_ERR_INVALID);
+	assert_int_equal(check(f, &f->stamp, vector_payload), TF_STAMP_VALID);
+	/* Signatures other than stamps' name no broker: the key still checks
+	 * them. */
+	assert_int_equal(tf_keyring_verify(f->keys.ring, kid, vector_input,
+		sizeof(vector_input) - 1, vector_sig), TF_STAMP_VALID);
+}
+
 static void missing_and_malformed_fields(void **state)
 {
 	struct fixture *f = *state;
@@ -293,6 +335,7 @@ int main(void)
 		T(a_changed_topic_or_property_breaks_the_signature),
 		T(a_changed_signature_or_hash_is_refused),
 		T(a_wrong_key_is_refused),
+		T(a_bound_key_speaks_for_its_broker_alone),
 		T(missing_and_malformed_fields),
 		T(generated_ids_hold_the_time_and_differ),
 		T(keys_with_loose_permissions_are_refused),

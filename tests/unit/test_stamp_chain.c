@@ -31,6 +31,7 @@ struct fixture {
 	char dir[64];
 	struct tf_signer *keys[N_KEYS];
 	struct tf_keyring *ring;   /* A's, B's and C's public keys, not the stranger's */
+	struct tf_keyring *bound;  /* the same, each bound to its broker, broker-a ... broker-c */
 };
 
 /* A chain as the brokers on its path made it, oldest first. What the next
@@ -58,6 +59,7 @@ struct message {
 static int setup(void **state)
 {
 	static const char *const names[N_KEYS] = { "a", "b", "c", "stranger" };
+	static const char *const brokers[N_KEYS] = { "broker-a", "broker-b", "broker-c", NULL };
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct tf_err err;
 	const char *pem;
@@ -66,7 +68,8 @@ static int setup(void **state)
 	if (f == NULL)
 		return -1;
 	strcpy(f->dir, "/tmp/tf-chain-XXXXXX");
-	if (mkdtemp(f->dir) == NULL || (f->ring = tf_keyring_new()) == NULL)
+	if (mkdtemp(f->dir) == NULL || (f->ring = tf_keyring_new()) == NULL
+			|| (f->bound = tf_keyring_new()) == NULL)
 		return -1;
 	for (int i = 0; i < N_KEYS; i++) {
 		snprintf(path, sizeof(path), "%s/%s.pem", f->dir, names[i]);
@@ -74,7 +77,10 @@ static int setup(void **state)
 			return -1;
 		pem = tf_signer_public_pem(f->keys[i]);
 		if (i != KEY_STRANGER
-				&& tf_keyring_add_pem(f->ring, pem, strlen(pem), NULL, &err) != TF_OK)
+				&& (tf_keyring_add_pem(f->ring, pem, strlen(pem), NULL, &err) != TF_OK
+				|| tf_keyring_add_pem(f->bound, pem, strlen(pem), NULL, &err) != TF_OK
+				|| tf_keyring_bind(f->bound, tf_signer_kid(f->keys[i]), brokers[i],
+					&err) != TF_OK))
 			return -1;
 	}
 	*state = f;
@@ -89,6 +95,7 @@ static int teardown(void **state)
 	for (int i = 0; i < N_KEYS; i++)
 		tf_signer_free(f->keys[i]);
 	tf_keyring_free(f->ring);
+	tf_keyring_free(f->bound);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd) != 0)
 		return -1;
@@ -214,24 +221,32 @@ static void drop(struct message *m)
 		free(m->values[i]);
 }
 
-/* Reads the chain off m, which arrived on topic, and checks it under the
- * fixture's keys: the first failure, its stamp in *at (UINT32_MAX when
- * the chain could not be read). */
-static enum tf_stamp_check receive(struct fixture *f, struct message *m, const char *topic,
-		uint32_t *at)
+/* Reads the chain off m, which arrived on topic, and checks it under
+ * ring: the first failure, its stamp in *at (UINT32_MAX when the chain
+ * could not be read). */
+static enum tf_stamp_check receive_with(const struct tf_keyring *ring, struct message *m,
+		const char *topic, uint32_t *at)
 {
 	enum tf_stamp_check rc = tf_chain_read(&m->reader, topic, PAYLOAD, strlen(PAYLOAD),
 		&m->chain);
 
 	*at = UINT32_MAX;
 	if (rc == TF_STAMP_VALID)
-		rc = tf_chain_check(&m->chain, f->ring, topic, PAYLOAD, strlen(PAYLOAD), at);
+		rc = tf_chain_check(&m->chain, ring, topic, PAYLOAD, strlen(PAYLOAD), at);
 	return rc;
 }
 
-/* Delivers b whole in either form on topic: both give verdict at stamp at. */
-static void expect(struct fixture *f, const struct built *b, const char *topic,
-		enum tf_stamp_check verdict, uint32_t at)
+/* The same under the fixture's keys, trusted for any broker. */
+static enum tf_stamp_check receive(struct fixture *f, struct message *m, const char *topic,
+		uint32_t *at)
+{
+	return receive_with(f->ring, m, topic, at);
+}
+
+/* Delivers b whole in either form on topic, checked under ring: both give
+ * verdict at stamp at. */
+static void expect_with(const struct tf_keyring *ring, const struct built *b,
+		const char *topic, enum tf_stamp_check verdict, uint32_t at)
 {
 	static const enum tf_stamp_form forms[] = { TF_STAMP_FORM_FULL, TF_STAMP_FORM_COMPACT };
 	struct message m;
@@ -239,10 +254,16 @@ static void expect(struct fixture *f, const struct built *b, const char *topic,
 
 	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
 		deliver(&m, b, forms[i]);
-		assert_int_equal(receive(f, &m, topic, &got_at), verdict);
+		assert_int_equal(receive_with(ring, &m, topic, &got_at), verdict);
 		assert_int_equal(got_at, at);
 		drop(&m);
 	}
+}
+
+static void expect(struct fixture *f, const struct built *b, const char *topic,
+		enum tf_stamp_check verdict, uint32_t at)
+{
+	expect_with(f->ring, b, topic, verdict, at);
 }
 
 static void a_chain_of_three_is_valid_in_both_forms(void **state)
@@ -456,6 +477,92 @@ static void a_key_not_in_the_ring_is_unknown(void **state)
 	expect(f, &b, RELAY_TOPIC, TF_STAMP_UNKNOWN_KEY, 0);
 }
 
+/* With each key bound to its broker, a stamp verifies only with the key
+ * of the broker it names (federation-v1, section 5): the path A -> B -> C
+ * made up by A alone, signing all three stamps, fails at the newest. */
+static void a_path_signed_with_one_brokers_key_fails_when_keys_are_bound(void **state)
+{
+	struct fixture *f = *state;
+	struct built b;
+
+	/* Each broker's own key: valid either way. */
+	three(f, &b);
+	expect_with(f->bound, &b, RELAY_TOPIC, TF_STAMP_VALID, 0);
+	expect_with(f->ring, &b, RELAY_TOPIC, TF_STAMP_VALID, 0);
+
+	start(&b);
+	add(&b, f->keys[KEY_A], "broker-a", NULL);
+	relay(&b, f->keys[KEY_A], "broker-b");
+	relay(&b, f->keys[KEY_A], "broker-c");
+	expect_with(f->bound, &b, RELAY_TOPIC, TF_STAMP_WRONG_BROKER, 2);
+	/* The weakness of keys trusted for any broker: A's key vouches for
+	 * whatever broker ids A writes, and the invented path holds. */
+	expect(f, &b, RELAY_TOPIC, TF_STAMP_VALID, 0);
+
+	/* Only B's stamp under A's key: found at B's. */
+	start(&b);
+	add(&b, f->keys[KEY_A], "broker-a", NULL);
+	relay(&b, f->keys[KEY_A], "broker-b");
+	relay(&b, f->keys[KEY_C], "broker-c");
+	expect_with(f->bound, &b, RELAY_TOPIC, TF_STAMP_WRONG_BROKER, 1);
+
+	/* The origin's under C's key, the relays' their own. */
+	start(&b);
+	add(&b, f->keys[KEY_C], "broker-a", NULL);
+	relay(&b, f->keys[KEY_B], "broker-b");
+	relay(&b, f->keys[KEY_C], "broker-c");
+	expect_with(f->bound, &b, RELAY_TOPIC, TF_STAMP_WRONG_BROKER, 0);
+
+	/* A key bound to no broker of the chain, and one not held at all. */
+	start(&b);
+	add(&b, f->keys[KEY_A], "broker-a", NULL);
+	relay(&b, f->keys[KEY_B], "broker-b");
+	relay(&b, f->keys[KEY_B], "broker-d");
+	expect_with(f->bound, &b, RELAY_TOPIC, TF_STAMP_WRONG_BROKER, 2);
+	start(&b);
+	add(&b, f->keys[KEY_A], "broker-a", NULL);
+	relay(&b, f->keys[KEY_B], "broker-b");
+	relay(&b, f->keys[KEY_STRANGER], "broker-c");
+	expect_with(f->bound, &b, RELAY_TOPIC, TF_STAMP_UNKNOWN_KEY, 2);
+}
+
+/* Bound and unbound keys in one ring: an unbound one is trusted for any
+ * broker, a bound one for its own. */
+static void bound_and_unbound_keys_together(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_keyring *mixed = tf_keyring_new();
+	struct tf_err err;
+	struct built b;
+	const char *pem;
+
+	assert_non_null(mixed);
+	for (int i = KEY_A; i <= KEY_C; i++) {
+		pem = tf_signer_public_pem(f->keys[i]);
+		assert_int_equal(tf_keyring_add_pem(mixed, pem, strlen(pem), NULL, &err), TF_OK);
+	}
+	assert_int_equal(tf_keyring_bind(mixed, tf_signer_kid(f->keys[KEY_A]), "broker-a", &err),
+		TF_OK);
+
+	/* A's key for broker-b: refused. B's unbound key for broker-c: taken. */
+	start(&b);
+	add(&b, f->keys[KEY_A], "broker-a", NULL);
+	relay(&b, f->keys[KEY_B], "broker-b");
+	relay(&b, f->keys[KEY_B], "broker-c");
+	expect_with(mixed, &b, RELAY_TOPIC, TF_STAMP_VALID, 0);
+	start(&b);
+	add(&b, f->keys[KEY_A], "broker-a", NULL);
+	relay(&b, f->keys[KEY_A], "broker-b");
+	relay(&b, f->keys[KEY_C], "broker-c");
+	expect_with(mixed, &b, RELAY_TOPIC, TF_STAMP_WRONG_BROKER, 1);
+
+	/* A key added again stays bound. */
+	pem = tf_signer_public_pem(f->keys[KEY_A]);
+	assert_int_equal(tf_keyring_add_pem(mixed, pem, strlen(pem), NULL, &err), TF_OK);
+	expect_with(mixed, &b, RELAY_TOPIC, TF_STAMP_WRONG_BROKER, 1);
+	tf_keyring_free(mixed);
+}
+
 static void each_format_in_its_place(void **state)
 {
 	struct fixture *f = *state;
@@ -621,6 +728,8 @@ int main(void)
 		T(a_record_dropped_from_the_middle_breaks_the_chain),
 		T(a_broker_twice_is_a_loop),
 		T(a_key_not_in_the_ring_is_unknown),
+		T(a_path_signed_with_one_brokers_key_fails_when_keys_are_bound),
+		T(bound_and_unbound_keys_together),
 		T(each_format_in_its_place),
 		T(one_message_id_and_one_policy),
 		T(malformed_hop_records_are_refused),

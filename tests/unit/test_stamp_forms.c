@@ -305,6 +305,96 @@ static void the_reader_takes_either_form_and_never_both(void **state)
 		strlen(vector_payload), &st), TF_STAMP_MALFORMED);
 }
 
+/* A relaying broker's stamp (format 2), by the vector's key, delivered on
+ * RELAY_TOPIC and linked to a made-up record. */
+#define RELAY_TOPIC "partners/city/water/d7/telemetry"
+#define RELAY_PREV "AAAAAAAAAAAAAAAAAAAAAA=="
+
+static void relay_stamp(struct fixture *f, struct tf_stamp_buf *buf, struct tf_stamp *out)
+{
+	struct tf_stamp_request req = {
+		.broker = "city-broker-2", .org = "city-waterworks", .client = "bridge-city-broker-1",
+		.policy = "water-telemetry@3", .topic = RELAY_TOPIC, .payload = vector_payload,
+		.payloadlen = strlen(vector_payload), .ts_ms = 1764158400001LL, .seq = 43,
+		.id = "019ac008e6005f1e2d3c4b5a69780123", .prev = RELAY_PREV,
+	};
+	struct tf_err err;
+
+	assert_int_equal(tf_signer_stamp(f->keys.signer, &req, buf, out, &err), TF_OK);
+}
+
+/* A format-2 stamp in full form names its topic with tf-topic: without
+ * it a field is missing, even on a message that arrived on the very topic
+ * it signed (the arrival topic does not stand in for it, as it does for
+ * format 1). */
+static void a_full_format_2_stamp_without_its_topic_is_missing_a_field(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_stamp_buf buf;
+	struct tf_stamp signed_stamp, st;
+
+	relay_stamp(f, &buf, &signed_stamp);
+	for (int with_topic = 1; with_topic >= 0; with_topic--) {
+		const char *const values[TF_STAMP_NAMES_V2] = {
+			signed_stamp.v, signed_stamp.id, signed_stamp.broker, signed_stamp.kid,
+			signed_stamp.ts, signed_stamp.org, signed_stamp.client, signed_stamp.policy,
+			signed_stamp.sha256, signed_stamp.seq, signed_stamp.sig, signed_stamp.topic,
+			signed_stamp.prev,
+		};
+		struct tf_stamp_reader r = { 0 };
+		char copies[TF_STAMP_NAMES_V2][128];
+
+		for (int i = 0; i < TF_STAMP_NAMES_V2; i++) {
+			if (i == 11 && !with_topic)
+				continue;
+			snprintf(copies[i], sizeof(copies[i]), "%s", values[i]);
+			assert_true(tf_stamp_reader_add(&r, tf_stamp_names[i], copies[i]));
+		}
+		assert_int_equal(tf_stamp_reader_finish(&r, RELAY_TOPIC, vector_payload,
+			strlen(vector_payload), &st), TF_STAMP_VALID);
+		if (with_topic) {
+			assert_string_equal(st.topic, RELAY_TOPIC);
+			assert_int_equal(tf_stamp_check(f->keys.ring, &st, vector_payload,
+				strlen(vector_payload)), TF_STAMP_VALID);
+		} else {
+			assert_null(st.topic);
+			assert_int_equal(tf_stamp_check(f->keys.ring, &st, vector_payload,
+				strlen(vector_payload)), TF_STAMP_MISSING);
+		}
+	}
+}
+
+/* Twelve fields in a compact value are a hop record, format 2's: with an
+ * empty prev (a format-1 stamp's record) it is no compact stamp, though
+ * every field of it checks out. */
+static void a_twelve_field_compact_value_needs_a_prev(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_stamp_buf buf;
+	struct tf_stamp relayed, format1 = vector_stamp;
+	char value[512];
+
+	/* The relay's, with its prev: a compact stamp. */
+	relay_stamp(f, &buf, &relayed);
+	assert_true(tf_stamp_record_encode(&relayed, value, sizeof(value)) < sizeof(value));
+	assert_int_equal(check_compact(f->keys.ring, value, RELAY_TOPIC, vector_payload),
+		TF_STAMP_VALID);
+
+	/* The vector's record: twelve fields, the prev empty. */
+	assert_true(tf_stamp_record_encode(&format1, value, sizeof(value)) < sizeof(value));
+	assert_non_null(strstr(value, "|42||"));
+	assert_int_equal(check_compact(f->keys.ring, value, vector_topic, vector_payload),
+		TF_STAMP_FIELD_COUNT);
+	/* A prev that is there but does not belong to format 1: read, then
+	 * judged malformed. */
+	format1.prev = RELAY_PREV;
+	assert_true(tf_stamp_record_encode(&format1, value, sizeof(value)) < sizeof(value));
+	assert_int_equal(check_compact(f->keys.ring, value, vector_topic, vector_payload),
+		TF_STAMP_MALFORMED);
+	assert_string_equal(tf_stamp_check_reason(TF_STAMP_FIELD_COUNT),
+		"wrong number of fields in a compact stamp or hop record");
+}
+
 static void form_names(void **state)
 {
 	enum tf_stamp_form form;
@@ -332,6 +422,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_value_longer_than_an_mqtt_string_is_refused, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(the_reader_takes_either_form_and_never_both, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			a_full_format_2_stamp_without_its_topic_is_missing_a_field, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_twelve_field_compact_value_needs_a_prev, setup,
 			teardown),
 		cmocka_unit_test(form_names),
 	};
