@@ -172,6 +172,10 @@ int tfctl_verify(int argc, char **argv)
 	struct tf_err err = { "" };
 	int n_keys = 0, rc = TFCTL_USAGE;
 
+	if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+		fputs(verify_usage, stdout);
+		return TFCTL_OK;
+	}
 	st.keys = tf_keyring_new();
 	if (st.keys == NULL)
 		return usage_error("out of memory");

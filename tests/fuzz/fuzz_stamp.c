@@ -46,7 +46,7 @@ static struct tf_keyring *ring(void)
 
 static bool verdict_in_range(enum tf_stamp_check v)
 {
-	return v >= TF_STAMP_VALID && v <= TF_STAMP_TOO_LONG;
+	return v >= TF_STAMP_VALID && v <= TF_STAMP_WRONG_BROKER;
 }
 
 /* The full form: twelve lines, then the payload. text is the input with

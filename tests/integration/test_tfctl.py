@@ -16,6 +16,13 @@ class TfctlTest(unittest.TestCase):
         self.assertIn("usage: tfctl", out.stdout)
         self.assertIn("broker_id", out.stdout)
 
+    def test_every_command_has_its_help(self):
+        for command in ("verify", "trace", "policy", "key", "alerts", "quarantine", "report"):
+            with self.subTest(command):
+                out = run([TFCTL, command, "--help"], check=False)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertIn(f"tfctl {command}", out.stdout)
+
     def test_unknown_command_is_a_usage_error(self):
         out = run([TFCTL, "frobnicate"], check=False)
         self.assertEqual(out.returncode, 2)
