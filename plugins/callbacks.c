@@ -211,32 +211,29 @@ static bool read_chain(const mosquitto_property *props, const char *topic, const
 	return true;
 }
 
-/* Publishes the message (its properties, the stamp among them) once for
- * each peer broker it goes to, on that peer's egress topic: the bridge
- * opened to the peer carries it there without the prefix. */
-static void publish_egress(const struct mosquitto_evt_message *ed, const struct tf_egress *egress)
+void tf_publish_egress(const char *topic, const void *payload, uint32_t payloadlen, int qos,
+		const mosquitto_property *props, const struct tf_egress *egress)
 {
 	for (uint32_t i = 0; i < egress->n; i++) {
-		size_t len = strlen(TF_EGRESS_PREFIX) + strlen(egress->peers[i]) + 1
-			+ strlen(ed->topic) + 1;
-		char *topic = malloc(len);
-		mosquitto_property *props = NULL;
+		size_t len = strlen(TF_EGRESS_PREFIX) + strlen(egress->peers[i]) + 1 + strlen(topic) + 1;
+		char *egress_topic = malloc(len);
+		mosquitto_property *copy = NULL;
 
-		if (topic == NULL || tf_props_copy(ed->properties, &props) != MOSQ_ERR_SUCCESS) {
-			free(topic);
+		if (egress_topic == NULL || tf_props_copy(props, &copy) != MOSQ_ERR_SUCCESS) {
+			free(egress_topic);
 			mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory; %s not sent to "
-				"peer %s", ed->topic, egress->peers[i]);
+				"peer %s", topic, egress->peers[i]);
 			continue;
 		}
-		snprintf(topic, len, "%s%s/%s", TF_EGRESS_PREFIX, egress->peers[i], ed->topic);
+		snprintf(egress_topic, len, "%s%s/%s", TF_EGRESS_PREFIX, egress->peers[i], topic);
 		/* Not retained: the peer keeps what it retains itself. */
-		if (mosquitto_broker_publish_copy(NULL, topic, (int)ed->payloadlen, ed->payload,
-				ed->qos, false, props) != MOSQ_ERR_SUCCESS) {
-			mosquitto_property_free_all(&props);
+		if (mosquitto_broker_publish_copy(NULL, egress_topic, (int)payloadlen, payload, qos,
+				false, copy) != MOSQ_ERR_SUCCESS) {
+			mosquitto_property_free_all(&copy);
 			mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: %s could not be sent to peer %s",
-				ed->topic, egress->peers[i]);
+				topic, egress->peers[i]);
 		}
-		free(topic);
+		free(egress_topic);
 	}
 }
 
@@ -267,7 +264,8 @@ static bool pass_on(struct tf_plugin *plugin, struct mosquitto_evt_message *ed,
 	}
 	if (deliver) {
 		tf_publish_copies(plugin, &res, ed->qos, ed->retain);
-		publish_egress(ed, &res.egress);
+		tf_publish_egress(ed->topic, ed->payload, ed->payloadlen, ed->qos, ed->properties,
+			&res.egress);
 	}
 	if (res.disconnect)
 		tf_kick_later(plugin, m->client_id);

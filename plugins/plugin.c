@@ -67,16 +67,18 @@ static void publish_alert(void *ctx, const char *topic, const char *json)
 
 /* Publishes a released message with its stamp, as if just published
  * (subscribers' READ checks apply). */
-static void publish_held(void *ctx, const struct tf_held *m)
+static void publish_held(void *ctx, const struct tf_held *m, const struct tf_egress *egress)
 {
 	const struct tf_plugin *plugin = ctx;
 	mosquitto_property *props = NULL;
 
-	if (tf_props_add_stamp(plugin, &props, NULL, 0, &m->stamp) != MOSQ_ERR_SUCCESS) {
+	if (tf_props_add_stamp(plugin, &props, m->hops, m->n_hops, &m->stamp) != MOSQ_ERR_SUCCESS) {
 		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: out of memory releasing %s", m->topic);
 		return;
 	}
+	/* The peers' copies first: publishing hands props over. */
+	tf_publish_egress(m->topic, m->payload, m->payloadlen, m->qos, props, egress);
 	if (mosquitto_broker_publish_copy(NULL, m->topic, (int)m->payloadlen, m->payload, m->qos,
 			m->retain, props) != MOSQ_ERR_SUCCESS) {
 		mosquitto_property_free_all(&props);

@@ -32,6 +32,12 @@ struct tf_plugin {
 /* Queues a client to be disconnected at the next TICK (callbacks.c). */
 void tf_kick_later(struct tf_plugin *plugin, const char *client_id);
 
+/* Publishes a message (its properties, the stamp among them) once for
+ * each peer broker of egress, on that peer's egress topic: the bridge
+ * opened to the peer carries it there without the prefix (callbacks.c). */
+void tf_publish_egress(const char *topic, const void *payload, uint32_t payloadlen, int qos,
+		const mosquitto_property *props, const struct tf_egress *egress);
+
 /* Publishes the copies (views) of a message result, each with its stamp
  * (callbacks.c). */
 void tf_publish_copies(const struct tf_plugin *plugin, const struct tf_message_result *res,

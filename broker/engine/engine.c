@@ -1107,7 +1107,7 @@ static void make_views(struct tf_engine *e, const struct tf_policy *p, const str
 		if (!engine_stamp(&e->ctx, m, p, c->topic, c->payload, c->payloadlen, now, &c->stamp_buf,
 				&c->stamp) || (e->ctx.trace != NULL
 				&& engine_record_stamped(&e->ctx, now, &c->stamp, c->payloadlen,
-					res->stamp.id, true) != TF_OK)) {
+					res->stamp.id, true, NULL) != TF_OK)) {
 			res->n_copies--;
 			free(c->topic);
 			free(c->payload);
@@ -1261,7 +1261,7 @@ static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64
 	if (e->ctx.trace != NULL) {
 		if (res->stamped)
 			engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL,
-				filed_by_content(e, m));
+				filed_by_content(e, m), NULL);
 		else
 			engine_record_unstamped(&e->ctx, now, m->client_id, m->username, m->topic, NULL,
 				m->payload, m->payloadlen, "delivered", NULL);
@@ -1273,45 +1273,52 @@ static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64
 
 /* A message passed on as published: stamped, recorded, tracked for its
  * deliveries, its views made. */
-/* The stamp of a message passed on, and its record: a peer's relayed
- * message gets a format-2 stamp after its chain. Returns false when it
+/* The stamp of a message passed on, and its record (a peer's relayed
+ * message: its format-2 stamp after its chain). Returns false when it
  * cannot be stamped or recorded (res refused). */
 static bool stamp_and_record(struct tf_engine *e, const struct tf_message *m,
 		const struct tf_policy *p, int64_t now, struct tf_message_result *res)
 {
-	const struct tf_peer *peer = m->chain != NULL ? engine_peer_of_link(&e->ctx, m->username)
-		: NULL;
-	int rc = TF_OK;
+	struct engine_relayed relayed;
 
-	if (peer != NULL ? !engine_stamp_relayed(&e->ctx, peer, m, now, res)
-			: !engine_stamp(&e->ctx, m, p, m->topic, m->payload, m->payloadlen, now,
-				&res->stamp_buf, &res->stamp)) {
+	if (!engine_stamp_message(&e->ctx, m, p, m->topic, now, res)) {
 		engine_refuse(res, "cannot be stamped");
 		return false;
 	}
 	res->stamped = true;
 	/* What cannot be recorded is not passed on. */
-	if (e->ctx.trace != NULL && peer != NULL)
-		rc = engine_record_relayed(&e->ctx, now, &res->stamp, m->payloadlen, peer->broker_id,
-			res->hops, res->n_hops, filed_by_content(e, m));
-	else if (e->ctx.trace != NULL)
-		rc = engine_record_stamped(&e->ctx, now, &res->stamp, m->payloadlen, NULL,
-			filed_by_content(e, m));
-	if (rc != TF_OK) {
+	if (e->ctx.trace != NULL && engine_record_stamped(&e->ctx, now, &res->stamp,
+			m->payloadlen, NULL, filed_by_content(e, m),
+			engine_relayed_of(&e->ctx, m, res, &relayed)) != TF_OK) {
 		engine_refuse(res, "the trace store cannot record it");
 		return false;
 	}
 	return true;
 }
 
+/* A message passed on as published: stamped, recorded, tracked for its
+ * deliveries, its views made, and sent on to the peers that may have it. */
+/* The brokers that stamped a relayed message before this one (none for
+ * a message published here), into out; returns how many. */
+static uint32_t chain_brokers(const struct tf_message *m, const char *out[TF_CHAIN_MAX])
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; m->chain != NULL && i < m->chain->n && i < TF_CHAIN_MAX; i++)
+		out[n++] = m->chain->stamps[i].broker;
+	return n;
+}
+
 static void deliver(struct tf_engine *e, const struct tf_message *m, const struct tf_policy *p,
 		const cJSON *json, struct engine_canon *canon, int64_t now,
 		struct tf_message_result *res)
 {
+	const char *chain[TF_CHAIN_MAX];
+
 	if (!stamp_and_record(e, m, p, now, res))
 		return;
 	track(e, m, p, &res->stamp, now);
-	engine_egress(&e->ctx, m, p, now, res);
+	engine_egress(&e->ctx, &res->stamp, p, chain, chain_brokers(m, chain), now, &res->egress);
 	make_views(e, p, m, json, now, res);
 	if (m->retain)
 		note_retained(e, m, p, now);

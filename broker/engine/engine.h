@@ -19,6 +19,8 @@
 /* Log levels of messages for the operator. */
 enum tf_log_level { TF_LOG_INFO, TF_LOG_NOTICE, TF_LOG_WARNING, TF_LOG_ERR };
 
+struct tf_egress;
+
 struct tf_engine_hooks {
 	/* Writes a line to the broker's log. Not called per delivery. */
 	void (*log)(void *ctx, enum tf_log_level level, const char *text);
@@ -39,9 +41,10 @@ struct tf_engine_hooks {
 	/* Publishes an alert (JSON, not retained) on topic. NULL: alerts are
 	 * only kept and recorded. */
 	void (*publish_alert)(void *ctx, const char *topic, const char *json);
-	/* Publishes a released message with its stamp (as user properties),
-	 * as if just published. NULL: releasing is not possible. */
-	void (*publish_held)(void *ctx, const struct tf_held *m);
+	/* Publishes a released message with its stamp (as user properties,
+	 * after its hop records when relayed), as if just published, and a
+	 * copy for each peer of egress. NULL: releasing is not possible. */
+	void (*publish_held)(void *ctx, const struct tf_held *m, const struct tf_egress *egress);
 	/* Disconnects the client with this client id (soon, not from within
 	 * this call). NULL: none can be. */
 	void (*disconnect)(void *ctx, const char *client_id);

@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "broker/engine/engine_internal.h"
 #include "broker/tracking/retained.h"
@@ -63,14 +65,26 @@ bool engine_breaks_schema(const struct tf_policy *p, uint32_t payloadlen, const 
 /* The signed stamp of a message (or of a view copy) published by m's
  * client under policy p (NULL: ungoverned). Returns false when it cannot
  * be made (logged). */
+/* The organization a stamp names for m's client: its own, or for a peer
+ * broker's link its peer's; "" when unidentified. */
+static const char *stamp_org(const struct engine_ctx *c, const struct tf_message *m)
+{
+	const struct tf_client *who = engine_identify(c, m->username);
+	const struct tf_peer *peer = who == NULL && m->username != NULL
+		? tf_identities_peer_by_link(c->set->ids, m->username) : NULL;
+
+	if (who != NULL)
+		return tf_identities_org_id(c->set->ids, who->org);
+	return peer != NULL ? tf_identities_org_id(c->set->ids, peer->org) : "";
+}
+
 bool engine_stamp(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *topic, const void *payload, size_t payloadlen, int64_t now,
 		struct tf_stamp_buf *buf, struct tf_stamp *out)
 {
-	const struct tf_client *who = engine_identify(c, m->username);
 	struct tf_stamp_request req = {
 		.broker = c->broker_id,
-		.org = who ? tf_identities_org_id(c->set->ids, who->org) : "",
+		.org = stamp_org(c, m),
 		.client = m->username ? m->username : m->client_id,
 		.policy = p ? p->label : "",
 		.topic = topic,
@@ -88,6 +102,67 @@ bool engine_stamp(struct engine_ctx *c, const struct tf_message *m, const struct
 	}
 	c->seq++;
 	return true;
+}
+
+/* The format-2 stamp of a message a peer relayed (its chain checked:
+ * engine_relay_check), for topic: the hop records of its chain go into
+ * res (owned), the stamp after them, under the origin's id and policy. */
+static bool stamp_relayed(struct engine_ctx *c, const struct tf_message *m, const char *topic,
+		int64_t now, struct tf_message_result *res)
+{
+	const struct tf_chain *chain = m->chain;
+	const struct tf_stamp *origin = &chain->stamps[0];
+	char prev[TF_PREV_B64_LEN + 1];   /* the stamp keeps its own copy */
+	struct tf_stamp_request req = {
+		.broker = c->broker_id,
+		.org = stamp_org(c, m),
+		.client = m->username,
+		.policy = origin->policy,
+		.topic = topic,
+		.payload = m->payload,
+		.payloadlen = m->payloadlen,
+		.ts_ms = now,
+		.seq = c->seq + 1,
+		.id = origin->id,
+		.prev = prev,
+	};
+	struct tf_err err = { "" };
+
+	/* Every stamp it came with becomes a hop record, the peer's too. */
+	res->hops = calloc(chain->n, sizeof(*res->hops));
+	if (res->hops == NULL)
+		goto nomem;
+	for (uint32_t i = 0; i < chain->n; i++) {
+		size_t len = tf_stamp_record_encode(&chain->stamps[i], NULL, 0);
+
+		res->hops[i] = malloc(len + 1);
+		if (res->hops[i] == NULL)
+			goto nomem;
+		res->n_hops++;
+		tf_stamp_record_encode(&chain->stamps[i], res->hops[i], len + 1);
+	}
+	tf_chain_link(res->hops[chain->n - 1], strlen(res->hops[chain->n - 1]), prev);
+	if (tf_signer_stamp(c->signer, &req, &res->stamp_buf, &res->stamp, &err) != TF_OK) {
+		engine_log(c, TF_LOG_ERR, "trustflow: %s relayed by %s cannot be stamped (%s); not "
+			"delivered", topic, m->username, err.msg);
+		return false;
+	}
+	c->seq++;
+	return true;
+nomem:
+	engine_log(c, TF_LOG_ERR, "trustflow: out of memory relaying %s from %s; not delivered",
+		topic, m->username);
+	return false;
+}
+
+bool engine_stamp_message(struct engine_ctx *c, const struct tf_message *m,
+		const struct tf_policy *p, const char *topic, int64_t now,
+		struct tf_message_result *res)
+{
+	if (m->chain != NULL)
+		return stamp_relayed(c, m, topic, now, res);
+	return engine_stamp(c, m, p, topic, m->payload, m->payloadlen, now, &res->stamp_buf,
+		&res->stamp);
 }
 
 void engine_note_retained(struct engine_ctx *c, const char *topic, uint32_t payloadlen,

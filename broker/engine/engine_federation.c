@@ -1,7 +1,7 @@
-/* Peer brokers (federation-v1): the peers a message goes to (egress,
- * decided when it is published, for mosquitto shows a plugin nothing of
- * what a bridge sends), and what a peer hands this broker: checked link
- * by link before anything is delivered, then stamped in format 2. */
+/* Peer brokers (federation-v1): what a peer hands this broker, messages
+ * checked link by link before anything is delivered (then stamped in
+ * format 2, broker/engine/engine_context.c) and owners' policies taken
+ * when their owners signed them. What goes to peers is engine_egress.c's. */
 #include "config.h"
 
 #include <errno.h>
@@ -23,23 +23,6 @@
 const struct tf_peer *engine_peer_of_link(const struct engine_ctx *c, const char *username)
 {
 	return username != NULL ? tf_identities_peer_by_link(c->set->ids, username) : NULL;
-}
-
-/* A peer as a consumer: its organization, no roles, no purposes, no
- * client name of the identities (federation-v1, section 3). */
-static struct tf_client peer_as_client(const struct tf_peer *peer)
-{
-	return (struct tf_client){ .username = peer->link, .index = TF_NONE, .org = peer->org };
-}
-
-static bool peer_may_have(const struct engine_ctx *c, const struct tf_peer *peer,
-		const struct tf_policy *p, const char *topic, int64_t now)
-{
-	struct tf_client as_client = peer_as_client(peer);
-	struct tf_decision d;
-
-	tf_decide_receive(c->set, &as_client, topic, now, now, &d);
-	return d.verdict == TF_ALLOW && d.policy == p && !d.view;
 }
 
 /* --- relaying -------------------------------------------------------------- */
@@ -142,7 +125,7 @@ static const char *relay_refusal(struct engine_ctx *c, const struct tf_peer *pee
 		return RELAY_NOT_GOVERNED;
 	if ((*policy)->forwarding_deny)
 		return RELAY_NO_FORWARD;
-	if (!peer_may_have(c, peer, *policy, m->topic, now))
+	if (!engine_peer_may_have(c, peer, *policy, m->topic, now))
 		return RELAY_NOT_CONSUMER;
 	return NULL;
 }
@@ -167,142 +150,7 @@ const char *engine_relay_check(struct engine_ctx *c, const struct tf_peer *peer,
 	return why;
 }
 
-bool engine_stamp_relayed(struct engine_ctx *c, const struct tf_peer *peer,
-		const struct tf_message *m, int64_t now, struct tf_message_result *res)
-{
-	const struct tf_chain *chain = m->chain;
-	const struct tf_stamp *origin = &chain->stamps[0];
-	char prev[TF_PREV_B64_LEN + 1];   /* the stamp keeps its own copy */
-	struct tf_stamp_request req = {
-		.broker = c->broker_id,
-		.org = tf_identities_org_id(c->set->ids, peer->org),
-		.client = peer->link,
-		.policy = origin->policy,
-		.topic = m->topic,
-		.payload = m->payload,
-		.payloadlen = m->payloadlen,
-		.ts_ms = now,
-		.seq = c->seq + 1,
-		.id = origin->id,
-		.prev = prev,
-	};
-	struct tf_err err = { "" };
-
-	/* Every stamp it came with becomes a hop record, the peer's too. */
-	res->hops = calloc(chain->n, sizeof(*res->hops));
-	if (res->hops == NULL)
-		goto nomem;
-	for (uint32_t i = 0; i < chain->n; i++) {
-		size_t len = tf_stamp_record_encode(&chain->stamps[i], NULL, 0);
-
-		res->hops[i] = malloc(len + 1);
-		if (res->hops[i] == NULL)
-			goto nomem;
-		res->n_hops++;
-		tf_stamp_record_encode(&chain->stamps[i], res->hops[i], len + 1);
-	}
-	tf_chain_link(res->hops[chain->n - 1], strlen(res->hops[chain->n - 1]), prev);
-	if (tf_signer_stamp(c->signer, &req, &res->stamp_buf, &res->stamp, &err) != TF_OK) {
-		engine_log(c, TF_LOG_ERR, "trustflow: %s relayed by %s cannot be stamped (%s); not "
-			"delivered", m->topic, peer->broker_id, err.msg);
-		return false;
-	}
-	c->seq++;
-	return true;
-nomem:
-	engine_log(c, TF_LOG_ERR, "trustflow: out of memory relaying %s from %s; not delivered",
-		m->topic, peer->broker_id);
-	return false;
-}
-
-/* --- egress ---------------------------------------------------------------- */
-
-/* Whether broker_id stamped the message already (it came through it). */
-static bool in_chain(const struct tf_message *m, const char *broker_id)
-{
-	if (m->chain == NULL)
-		return false;
-	for (uint32_t i = 0; i < m->chain->n; i++)
-		if (strcmp(m->chain->stamps[i].broker, broker_id) == 0)
-			return true;
-	return false;
-}
-
-void engine_egress(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
-		int64_t now, struct tf_message_result *res)
-{
-	uint32_t n_peers = tf_identities_peer_count(c->set->ids);
-
-	if (n_peers == 0 || p->forwarding_deny)
-		return;
-	for (uint32_t i = 0; i < n_peers; i++) {
-		const struct tf_peer *peer = tf_identities_peer_at(c->set->ids, i);
-
-		if (in_chain(m, peer->broker_id) || !peer_may_have(c, peer, p, m->topic, now))
-			continue;
-		if (res->egress.peers == NULL) {
-			res->egress.peers = calloc(n_peers, sizeof(*res->egress.peers));
-			if (res->egress.peers == NULL) {
-				engine_log(c, TF_LOG_ERR, "trustflow: out of memory: %s goes to no peer",
-					m->topic);
-				return;
-			}
-		}
-		/* What cannot be recorded does not leave. */
-		if (c->trace != NULL && !engine_record_forwarded(c, now, &res->stamp, peer))
-			continue;
-		res->egress.peers[res->egress.n++] = peer->broker_id;
-	}
-}
-
-bool engine_same_peers(const struct tf_policy_set *a, const struct tf_policy_set *b)
-{
-	uint32_t n = tf_identities_peer_count(a->ids);
-
-	if (n != tf_identities_peer_count(b->ids))
-		return false;
-	for (uint32_t i = 0; i < n; i++) {
-		const struct tf_peer *pa = tf_identities_peer_at(a->ids, i);
-		const struct tf_peer *pb = tf_identities_peer(b->ids, pa->broker_id);
-
-		if (pb == NULL || strcmp(tf_identities_org_id(a->ids, pa->org),
-				tf_identities_org_id(b->ids, pb->org)) != 0)
-			return false;
-	}
-	return true;
-}
-
 /* --- owners' policies between peers ------------------------------------------ */
-
-/* Whether peer's organization may receive data of p under any rule, at
- * any time of the rule's window. */
-static bool peer_receives_policy(const struct tf_peer *peer, const struct tf_policy *p)
-{
-	struct tf_client as_client = peer_as_client(peer);
-
-	if (p->forwarding_deny)
-		return false;
-	if (tf_decide_receives_under(p, &as_client, TF_RULE_OWNER_ORG, TF_TIME_UNKNOWN))
-		return true;
-	for (uint32_t r = 0; r < p->n_consumers; r++)
-		if (tf_decide_receives_under(p, &as_client, (int)r, TF_TIME_UNKNOWN))
-			return true;
-	return false;
-}
-
-void engine_policy_egress(struct engine_ctx *c, const struct tf_policy *p, const char *topic,
-		const char *json)
-{
-	for (uint32_t i = 0; i < tf_identities_peer_count(c->set->ids); i++) {
-		const struct tf_peer *peer = tf_identities_peer_at(c->set->ids, i);
-		char egress[sizeof(TF_EGRESS_PREFIX) + TF_ID_MAX_LEN + 1 + 512];
-
-		if (!peer_receives_policy(peer, p))
-			continue;
-		snprintf(egress, sizeof(egress), TF_EGRESS_PREFIX "%s/%s", peer->broker_id, topic);
-		c->hooks.publish_policy(c->hooks.ctx, egress, json);
-	}
-}
 
 #define PEER_POLICY_MALFORMED  "not a published policy ({\"file\", \"sig\"})"
 #define PEER_POLICY_NO_STORE   "this broker keeps no peers' policies (it has no trace_db)"

@@ -1,5 +1,5 @@
 /* Inside the engine: what its parts share, and how they are layered.
- * The engine is one object in seven files, listed here from the top
+ * The engine is one object in eight files, listed here from the top
  * layer down; each file calls only files listed below it, never one
  * above it (tests/tools/engine_layers.py checks this in `make check`):
  *
@@ -10,12 +10,12 @@
  *   engine_policies.c    a set coming into force, as owners see it: the
  *                        versions kept against a rollback, the policies'
  *                        trace records and published copies
- *   engine_federation.c  peer brokers (federation-v1): which peers a
- *                        message goes to, and checking and stamping what
- *                        a peer relays
+ *   engine_federation.c  what peer brokers hand over (federation-v1):
+ *                        relayed messages checked, owners' policies taken
  *   engine_guard.c       alerts, and the anomaly guard's part in decisions
  *                        (refusal bursts, leaks)
  *   engine_quarantine.c  holding, rerouting, releasing and discarding
+ *   engine_egress.c      what goes to peer brokers (federation-v1)
  *   engine_trace.c       the trace events the engine records, and the
  *                        trace writer's start and reports
  *   engine_context.c     the base: the log, option numbers, content rules,
@@ -103,12 +103,6 @@ const struct tf_peer *engine_peer_of_link(const struct engine_ctx *c, const char
 const char *engine_relay_check(struct engine_ctx *c, const struct tf_peer *peer,
 		const struct tf_message *m, int64_t now, const struct tf_policy **policy);
 
-/* The format-2 stamp of a message peer relayed (checked), for topic: the
- * hop records of its chain go into res (owned), the stamp after them.
- * Returns false when it cannot be made (logged). */
-bool engine_stamp_relayed(struct engine_ctx *c, const struct tf_peer *peer,
-		const struct tf_message *m, int64_t now, struct tf_message_result *res);
-
 /* A peer hands over an owner's signed policy, as published retained on
  * ENGINE_POLICIES_PREFIX<owner>/<id> ({"file", "sig"}): accepted when
  * its owner signed it with a key the identities list for the owner, it
@@ -120,23 +114,6 @@ bool engine_stamp_relayed(struct engine_ctx *c, const struct tf_peer *peer,
  * peer does not withdraw an owner's policy. */
 const char *engine_take_peer_policy(struct engine_ctx *c, const struct tf_peer *peer,
 		const char *topic, const void *payload, uint32_t payloadlen, bool *changed);
-
-/* Publishes json, the published copy of policy p on topic, to each peer
- * whose organization p lets receive data: retained on
- * TF_EGRESS_PREFIX<peer>/<topic>, which the bridge to the peer replays
- * at every connection. */
-void engine_policy_egress(struct engine_ctx *c, const struct tf_policy *p, const char *topic,
-		const char *json);
-
-/* Whether two sets have the same peers (broker ids and organizations). */
-bool engine_same_peers(const struct tf_policy_set *a, const struct tf_policy_set *b);
-
-/* The peers a stamped message of policy p on topic goes to: each peer
- * broker whose organization p lets receive it now, unless p denies
- * forwarding or the peer's stamp is already in the message's chain.
- * Each is recorded as a delivery, "forwarded". Fills res->egress. */
-void engine_egress(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
-		int64_t now, struct tf_message_result *res);
 
 /* --- engine_context.c (and inline): the base --------------------------------- */
 
@@ -216,24 +193,80 @@ void engine_canon_free(struct engine_canon *canon);
 long engine_option_number(const char *text);
 
 /* The signed stamp of a message (or view copy) published by m's client
- * under policy p (NULL: ungoverned) on topic. Returns false when it
- * cannot be made (logged). */
+ * under policy p (NULL: ungoverned) on topic: format 1, under a new id.
+ * Returns false when it cannot be made (logged). */
 bool engine_stamp(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *topic, const void *payload, size_t payloadlen, int64_t now,
 		struct tf_stamp_buf *buf, struct tf_stamp *out);
 
+/* The stamp of message m itself, passed on under policy p on topic (its
+ * own, or where it is held or rerouted to), into res: as engine_stamp
+ * does, but for a message a peer relayed (m->chain, checked), its
+ * format-2 stamp under the origin's id and policy, after the hop records
+ * of its chain (res->hops, owned by res). Returns false when it cannot be
+ * made (logged). */
+bool engine_stamp_message(struct engine_ctx *c, const struct tf_message *m,
+		const struct tf_policy *p, const char *topic, int64_t now,
+		struct tf_message_result *res);
+
+/* --- engine_egress.c: what goes to peers --------------------------------------- */
+
+/* Whether peer's organization may receive, under p, data on topic now. */
+bool engine_peer_may_have(const struct engine_ctx *c, const struct tf_peer *peer,
+		const struct tf_policy *p, const char *topic, int64_t now);
+
+/* The peers a message stamped st (for its topic) under policy p goes to,
+ * into out (its peers owned by out): each peer broker whose organization
+ * p lets receive it now, unless p denies forwarding or the peer is among
+ * the n_chain brokers that stamped it before (it came through them). Each
+ * is recorded as a delivery, "forwarded"; one that cannot be recorded
+ * does not get it. */
+void engine_egress(struct engine_ctx *c, const struct tf_stamp *st, const struct tf_policy *p,
+		const char *const *chain, uint32_t n_chain, int64_t now, struct tf_egress *out);
+
+/* Publishes json, the published copy of policy p on topic, to each peer
+ * whose organization p lets receive data: retained on
+ * TF_EGRESS_PREFIX<peer>/<topic>, which the bridge to the peer replays
+ * at every connection. */
+void engine_policy_egress(struct engine_ctx *c, const struct tf_policy *p, const char *topic,
+		const char *json);
+
+/* Whether two sets have the same peers (broker ids and organizations). */
+bool engine_same_peers(const struct tf_policy_set *a, const struct tf_policy_set *b);
+
 /* --- engine_trace.c ------------------------------------------------------------ */
 
 int engine_start_trace(struct engine_ctx *c, const struct tf_options *opts, struct tf_err *err);
+/* What a relayed message's event adds (federation-v1): the peer it came
+ * from and the hop records of its stamps before this broker's. */
+struct engine_relayed {
+	const char *peer;
+	char *const *hops;
+	uint32_t n_hops;
+};
+/* That of m, stamped into res, when a peer relayed it (out filled);
+ * NULL for any other message. */
+static inline const struct engine_relayed *engine_relayed_of(const struct engine_ctx *c,
+		const struct tf_message *m, const struct tf_message_result *res,
+		struct engine_relayed *out)
+{
+	const struct tf_peer *peer = m->chain != NULL && m->username != NULL
+		? tf_identities_peer_by_link(c->set->ids, m->username) : NULL;
+
+	if (peer == NULL)
+		return NULL;
+	*out = (struct engine_relayed){ peer->broker_id, res->hops, res->n_hops };
+	return out;
+}
 /* by_content: file the message by content in the trace, for mosquitto
  * may deliver it when the engine no longer knows its id (engine.c,
  * filed_by_content). A view copy always is; a diverted message (held,
  * rerouted) too, for its deliveries come by content. */
 int engine_record_stamped(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
-		uint32_t size, const char *of, bool by_content);
+		uint32_t size, const char *of, bool by_content, const struct engine_relayed *relayed);
 int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
 		uint32_t size, const char *status, const char *reason, const char *hold_flow,
-		const void *hold, uint32_t hold_len);
+		const void *hold, uint32_t hold_len, const struct engine_relayed *relayed);
 void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *client_id,
 		const char *username, const char *topic, const struct tf_policy *p,
 		const void *payload, uint32_t payloadlen, const char *status, const char *reason);
@@ -243,10 +276,6 @@ bool engine_record_delivery(struct engine_ctx *c, int64_t now, const struct tf_m
 		const struct tf_decision *d, const char *outcome);
 #define ENGINE_QUEUE_DROPPED "no longer in the session's queue when it came back (mosquitto " \
 	"drops QoS 0 messages to offline sessions, a full queue's newest, and all at a clean start)"
-/* The message event of a message a peer relayed: its format-2 stamp, the
- * peer, and the hop records before the stamp. */
-int engine_record_relayed(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
-		uint32_t size, const char *peer, char *const *hops, uint32_t n_hops, bool by_content);
 /* The delivery event of a message sent on to peer (egress). */
 bool engine_record_forwarded(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
 		const struct tf_peer *peer);

@@ -14,28 +14,29 @@
 #include "broker/trace/trace_writer.h"
 #include "policy/decide.h"
 #include "policy/govern.h"
-
-/* Scratch for decoding held records: their strings. */
-#define HELD_SCRATCH 8192
+#include "policy/id.h"
+#include "policy/identities.h"
 
 static int count_held(void *ctx, const char *flow, uint64_t seq, const void *record, size_t len)
 {
 	struct engine_ctx *c = ctx;
 	struct tf_held m;
-	char scratch[HELD_SCRATCH];
+	char *scratch = malloc(TF_HELD_SCRATCH(len));
 	long ts = 0;
+	bool added;
 
 	(void)seq;
-	if (!tf_held_decode(record, len, &m, scratch, sizeof(scratch))) {
+	if (scratch == NULL || !tf_held_decode(record, len, &m, scratch, TF_HELD_SCRATCH(len))) {
+		free(scratch);
 		engine_log(c, TF_LOG_ERR, "trustflow: a held message of %s is unreadable; it stays in "
 			"the store", flow);
 		return 0;
 	}
 	/* The broker wrote a decimal ts; a damaged one leaves 0 (unknown). */
 	(void)tf_parse_long(m.stamp.ts, 0, LONG_MAX, &ts);
-	if (!tf_quarantine_add(c->quarantine, flow, m.stamp.policy, m.stamp.client, ts))
-		return 1;
-	return 0;
+	added = tf_quarantine_add(c->quarantine, flow, m.stamp.policy, m.stamp.client, ts);
+	free(scratch);
+	return added ? 0 : 1;
 }
 
 /* The flows held when the broker stopped, from the trace store. */
@@ -87,7 +88,7 @@ static int take_held(void *ctx, const char *flow, uint64_t seq, const void *reco
 	if (i == HELD_BATCH)
 		return 1;
 	b->records[i] = malloc(len);
-	b->scratch[i] = malloc(HELD_SCRATCH);
+	b->scratch[i] = malloc(TF_HELD_SCRATCH(len));
 	if (b->records[i] == NULL || b->scratch[i] == NULL) {
 		free(b->records[i]);
 		free(b->scratch[i]);
@@ -95,7 +96,8 @@ static int take_held(void *ctx, const char *flow, uint64_t seq, const void *reco
 		return 1;
 	}
 	memcpy(b->records[i], record, len);
-	if (!tf_held_decode(b->records[i], len, &b->items[i], b->scratch[i], HELD_SCRATCH)) {
+	if (!tf_held_decode(b->records[i], len, &b->items[i], b->scratch[i],
+			TF_HELD_SCRATCH(len))) {
 		free(b->records[i]);
 		free(b->scratch[i]);
 		b->failed = true;
@@ -179,13 +181,62 @@ static enum held_fate judge_held(struct engine_ctx *c, const struct tf_held *m, 
 			(long long)(p->retention_ms / 1000));
 		return HELD_EXPIRED;
 	}
-	tf_decide_publish(c->set, engine_identify(c, m->stamp.client), m->topic, &d);
-	if (d.verdict != TF_ALLOW) {
-		snprintf(why, cap, "denied-publish under %s: %s", p->label,
-			d.reason ? d.reason : "not allowed");
-		return HELD_BREAKS;
+	if (m->stamp.prev != NULL) {
+		/* Relayed: its client is a peer's link, which must still be a
+		 * peer whose organization the policy lets have the data. */
+		const struct tf_peer *peer = tf_identities_peer_by_link(c->set->ids, m->stamp.client);
+
+		if (peer == NULL || !engine_peer_may_have(c, peer, p, m->topic, now)) {
+			snprintf(why, cap, "relayed by %s, which is no longer a peer that %s lets "
+				"have it", m->stamp.client, p->label);
+			return HELD_BREAKS;
+		}
+	} else {
+		tf_decide_publish(c->set, engine_identify(c, m->stamp.client), m->topic, &d);
+		if (d.verdict != TF_ALLOW) {
+			snprintf(why, cap, "denied-publish under %s: %s", p->label,
+				d.reason ? d.reason : "not allowed");
+			return HELD_BREAKS;
+		}
 	}
 	return held_breaks_content(p, m, why, cap) ? HELD_BREAKS : HELD_RELEASE;
+}
+
+/* The broker id of a hop record: its third field (broker ids hold no `|`
+ * nor `%`, so it is the same escaped), into out; "" when malformed. */
+static void hop_broker(const char *record, char out[TF_ID_MAX_LEN + 1])
+{
+	const char *start = strchr(record, '|'), *end;
+
+	out[0] = '\0';
+	if (start == NULL || (start = strchr(start + 1, '|')) == NULL)
+		return;
+	start++;
+	end = strchr(start, '|');
+	if (end != NULL && (size_t)(end - start) <= TF_ID_MAX_LEN) {
+		memcpy(out, start, (size_t)(end - start));
+		out[end - start] = '\0';
+	}
+}
+
+/* Publishes a released message, and sends it on to the peers that may
+ * have it now, as if it had just come. */
+static void publish_released(struct engine_ctx *c, const struct tf_held *m, int64_t now)
+{
+	struct tf_governance g = tf_govern_lookup(c->set->govern, m->topic);
+	char brokers[TF_CHAIN_MAX][TF_ID_MAX_LEN + 1];
+	const char *chain[TF_CHAIN_MAX];
+	struct tf_egress egress = { 0, NULL };
+
+	for (uint32_t i = 0; i < m->n_hops && i < TF_CHAIN_MAX; i++) {
+		hop_broker(m->hops[i], brokers[i]);
+		chain[i] = brokers[i];
+	}
+	if (g.kind == TF_GOVERN_POLICY)
+		engine_egress(c, &m->stamp, &c->set->policies[g.policy], chain, m->n_hops, now,
+			&egress);
+	c->hooks.publish_held(c->hooks.ctx, m, &egress);
+	free(egress.peers);
 }
 
 /* Releases, discards or keeps back one held message (seq in the store),
@@ -226,7 +277,7 @@ static int end_one(struct engine_ctx *c, const char *flow, const char *by, uint6
 	/* Its deliveries are decided as of when the broker received it. */
 	tf_quarantine_note_release(c->quarantine, m->topic, m->payload, m->payloadlen, now,
 		held_received(m));
-	c->hooks.publish_held(c->hooks.ctx, m);
+	publish_released(c, m, now);
 	if (m->retain) {
 		struct tf_governance g = tf_govern_lookup(c->set->govern, m->topic);
 
@@ -325,7 +376,9 @@ int engine_discard_flow(struct engine_ctx *c, const char *flow, const char *by,
 void engine_hold(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *flow, const char *why, int64_t now, struct tf_message_result *res)
 {
-	struct tf_held held = { m->topic, m->payload, m->payloadlen, m->qos, m->retain, { 0 } };
+	struct tf_held held = { m->topic, m->payload, m->payloadlen, m->qos, m->retain, { 0 },
+		0, { NULL } };
+	struct engine_relayed relayed;
 	uint32_t len;
 	void *record;
 
@@ -335,15 +388,17 @@ void engine_hold(struct engine_ctx *c, const struct tf_message *m, const struct 
 		engine_refuse(res, "quarantine needs a trace store");
 		return;
 	}
-	if (!engine_stamp(c, m, p, m->topic, m->payload, m->payloadlen, now, &res->stamp_buf,
-			&res->stamp)) {
+	if (!engine_stamp_message(c, m, p, m->topic, now, res)) {
 		engine_refuse(res, "cannot be stamped");
 		return;
 	}
 	held.stamp = res->stamp;
+	for (uint32_t i = 0; i < res->n_hops && i < TF_CHAIN_MAX; i++)
+		held.hops[held.n_hops++] = res->hops[i];
 	record = tf_held_encode(&held, &len);
 	if (record == NULL || engine_record_diverted(c, now, &res->stamp, m->payloadlen, "quarantined",
-			why, flow, record, len) != TF_OK || tf_trace_writer_flush(c->trace) != TF_OK) {
+			why, flow, record, len, engine_relayed_of(c, m, res, &relayed)) != TF_OK
+			|| tf_trace_writer_flush(c->trace) != TF_OK) {
 		free(record);
 		engine_log(c, TF_LOG_ERR, "trustflow: %s cannot be quarantined (%s); refused", m->topic,
 			record == NULL ? "too large to hold" : "the trace store cannot record it");
@@ -363,16 +418,16 @@ void engine_hold(struct engine_ctx *c, const struct tf_message *m, const struct 
 void engine_reroute(struct engine_ctx *c, const struct tf_message *m, const struct tf_policy *p,
 		const char *to, const char *why, int64_t now, struct tf_message_result *res)
 {
+	struct engine_relayed relayed;
 	char reason[300];
 
-	if (!engine_stamp(c, m, p, to, m->payload, m->payloadlen, now, &res->stamp_buf,
-			&res->stamp)) {
+	if (!engine_stamp_message(c, m, p, to, now, res)) {
 		engine_refuse(res, "cannot be stamped");
 		return;
 	}
 	snprintf(reason, sizeof(reason), "%s; from %s", why, m->topic);
 	if (c->trace != NULL && engine_record_diverted(c, now, &res->stamp, m->payloadlen, "rerouted",
-			reason, NULL, NULL, 0) != TF_OK) {
+			reason, NULL, NULL, 0, engine_relayed_of(c, m, res, &relayed)) != TF_OK) {
 		engine_refuse(res, "the trace store cannot record it");
 		return;
 	}

@@ -22,58 +22,61 @@ struct message_facts {
 	const struct tf_stamp *stamp;   /* NULL: not stamped */
 	const char *of;                 /* a view copy's original; NULL: none */
 	bool by_content;                /* filed by content (tf_trace_input) */
+	const struct engine_relayed *relayed;   /* NULL: not from a peer */
+	/* A quarantined message's record, kept under its flow; NULL: none. */
+	const char *hold_flow;
+	const void *hold;
+	uint32_t hold_len;
 };
+
+/* A relayed message's hop records as the JSON array its event keeps
+ * (caller frees with cJSON_free); NULL when out of memory. */
+static char *hops_json(const struct engine_relayed *r)
+{
+	cJSON *records = cJSON_CreateArray();
+	char *json = NULL;
+	bool ok = records != NULL;
+
+	for (uint32_t i = 0; ok && i < r->n_hops; i++)
+		ok = cJSON_AddItemToArray(records, cJSON_CreateString(r->hops[i]));
+	if (ok)
+		json = cJSON_PrintUnformatted(records);
+	cJSON_Delete(records);
+	return json;
+}
 
 static int record_message(struct engine_ctx *c, int64_t now, const struct message_facts *f)
 {
 	char size[11];
+	char *hops = f->relayed ? hops_json(f->relayed) : NULL;
 	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
 		.values = {
 		f->id, f->topic, f->org, f->client, f->policy, f->sha256, size, f->status,
 		f->reason ? f->reason : "", f->stamp ? f->stamp->seq : "",
-		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "", f->of ? f->of : "" },
-		.file_sha256 = f->by_content ? f->sha256 : NULL };
+		f->stamp ? f->stamp->kid : "", f->stamp ? f->stamp->sig : "", f->of ? f->of : "",
+		/* Only a relayed message has these fields. */
+		f->relayed ? f->relayed->peer : NULL, hops },
+		.file_sha256 = f->by_content ? f->sha256 : NULL,
+		.hold_flow = f->hold_flow, .hold = f->hold, .hold_len = f->hold_len };
+	int rc;
 
+	if (f->relayed != NULL && hops == NULL)
+		return TF_ERR_NOMEM;
 	size[tf_put_decimal(size, f->size)] = '\0';
-	return tf_trace_writer_record(c->trace, &in);
+	rc = tf_trace_writer_record(c->trace, &in);
+	cJSON_free(hops);
+	return rc;
 }
 
 /* The message event of a stamped message, or of a view copy of the
  * message whose id is of (else NULL). */
 int engine_record_stamped(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
-		uint32_t size, const char *of, bool by_content)
+		uint32_t size, const char *of, bool by_content, const struct engine_relayed *relayed)
 {
 	struct message_facts f = { st->id, st->topic, st->org, st->client, st->policy, st->sha256,
-		"delivered", NULL, size, st, of, by_content || of != NULL };
+		"delivered", NULL, size, st, of, by_content || of != NULL, relayed, NULL, NULL, 0 };
 
 	return record_message(c, now, &f);
-}
-
-int engine_record_relayed(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
-		uint32_t size, const char *peer, char *const *hops, uint32_t n_hops, bool by_content)
-{
-	char sz[11];
-	cJSON *records = cJSON_CreateArray();
-	char *hops_json = NULL;
-	int rc = TF_ERR_NOMEM;
-
-	for (uint32_t i = 0; records != NULL && i < n_hops; i++)
-		if (!cJSON_AddItemToArray(records, cJSON_CreateString(hops[i])))
-			goto out;
-	hops_json = records ? cJSON_PrintUnformatted(records) : NULL;
-	if (hops_json != NULL) {
-		struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
-			.values = { st->id, st->topic, st->org, st->client, st->policy, st->sha256, sz,
-				"delivered", "", st->seq, st->kid, st->sig, "", peer, hops_json },
-			.file_sha256 = by_content ? st->sha256 : NULL };
-
-		sz[tf_put_decimal(sz, size)] = '\0';
-		rc = tf_trace_writer_record(c->trace, &in);
-	}
-out:
-	cJSON_Delete(records);
-	cJSON_free(hops_json);
-	return rc;
 }
 
 bool engine_record_forwarded(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
@@ -90,16 +93,12 @@ bool engine_record_forwarded(struct engine_ctx *c, int64_t now, const struct tf_
  * quarantine (with its record, under its flow) or rerouted. */
 int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_stamp *st,
 		uint32_t size, const char *status, const char *reason, const char *hold_flow,
-		const void *hold, uint32_t hold_len)
+		const void *hold, uint32_t hold_len, const struct engine_relayed *relayed)
 {
-	char sz[11];
-	struct tf_trace_input in = { .kind = TF_EVENT_MESSAGE, .ts_ms = now,
-		.values = { st->id, st->topic, st->org, st->client, st->policy, st->sha256, sz,
-			status, reason, st->seq, st->kid, st->sig, "" },
-		.file_sha256 = st->sha256, .hold_flow = hold_flow, .hold = hold, .hold_len = hold_len };
+	struct message_facts f = { st->id, st->topic, st->org, st->client, st->policy, st->sha256,
+		status, reason, size, st, NULL, true, relayed, hold_flow, hold, hold_len };
 
-	sz[tf_put_decimal(sz, size)] = '\0';
-	return tf_trace_writer_record(c->trace, &in);
+	return record_message(c, now, &f);
 }
 
 /* The message event of a message without a stamp: refused at publish,
@@ -113,7 +112,7 @@ void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *clie
 	char id[TF_MSGID_LEN + 1], sha[TF_SHA256_HEX + 1];
 	struct message_facts f = { id, topic, engine_org_name(c, engine_identify(c, username)),
 		engine_client_name(client_id, username), p ? p->label : "", sha, status, reason,
-		payloadlen, NULL, NULL, strcmp(status, "delivered") == 0 };
+		payloadlen, NULL, NULL, strcmp(status, "delivered") == 0, NULL, NULL, NULL, 0 };
 
 	if (tf_signer_make_id(c->signer, now, id, NULL) != TF_OK)
 		return;

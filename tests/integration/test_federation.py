@@ -145,8 +145,11 @@ def verify_chain(msg, public_keys):
 
 class Federation(harness.BrokerTestCase):
     """Three brokers; BRIDGES: who opens a bridge to whom (and so hands it
-    messages)."""
+    messages); OPTIONS: plugin options of a broker; METERS: the owner's
+    policy of the meters' data."""
     BRIDGES = {"broker-a": "broker-b", "broker-b": "broker-c"}
+    OPTIONS = {}
+    METERS = METERS
 
     def setUp(self):
         # The federation's files as an operator makes them.
@@ -179,13 +182,14 @@ class Federation(harness.BrokerTestCase):
                 conf += re.sub(r"^(connection .*)$", r"\1\nrestart_timeout 1", f.read(),
                                flags=re.M)
             self.brokers[b] = self.unstarted_broker(
-                identities=ids, plugin_options={"broker_id": b,
-                                                "signing_key": self.file_of(b, "signing-key.pem")},
+                identities=ids, plugin_options=dict(
+                    {"broker_id": b, "signing_key": self.file_of(b, "signing-key.pem")},
+                    **self.OPTIONS.get(b, {})),
                 passwords={u: "demo" for u in CLIENTS}, extra_conf=conf)
         # The owner's policies are files at A only: B and C learn them from
         # their peers.
         a = self.brokers["broker-a"]
-        for name, policy in (("meters.json", METERS), ("private.json", PRIVATE)):
+        for name, policy in (("meters.json", self.METERS), ("private.json", PRIVATE)):
             self.put_policy(a, name, policy)
         # Receivers first, so that each bridge finds its peer listening.
         for b in reversed(BROKERS):
@@ -463,6 +467,46 @@ class FederationTest(Federation):
         nosy = self.client(a, "utility-app", username="utility-app", password="demo")
         self.assertEqual(nosy.subscribe(harness_egress("broker-b") + "#"), 135)
         self.assertEqual(nosy.subscribe("$trustflow/egress/#"), 135)
+
+
+class QuarantineAtARelayTest(Federation):
+    """B holds a flow a peer relays (its replay detector, on at B alone,
+    finds a payload repeated; the owner's policy quarantines anomalies);
+    released, the held messages keep their chains and go on to C."""
+    OPTIONS = {"broker-b": {"guard_replay_window_s": "60"}}
+    METERS = dict(METERS, on_anomaly={"action": "quarantine"})
+
+    def test_held_relayed_messages_are_released_with_their_chains_and_go_on(self):
+        b = self.brokers["broker-b"]
+        at_b = self.client(b, "utility-app", username="utility-app", password="demo")
+        at_c = self.client(self.brokers["broker-c"], "contractor-app",
+                           username="contractor-app", password="demo")
+        for sub in (at_b, at_c):
+            sub.subscribe("city/meters/#")
+        at_a = self.client(self.brokers["broker-a"], "meter-1", username="meter-1",
+                           password="demo")
+        for payload in (b'{"kwh": 5}', b'{"kwh": 5}', b'{"kwh": 6}'):
+            at_a.publish("city/meters/m5", payload)
+        # The first passes; the repeat is held, and the rest of its flow.
+        self.assertEqual(at_b.receive().payload, b'{"kwh": 5}')
+        self.assertEqual(at_c.receive().payload, b'{"kwh": 5}')
+        flow = "meter-data/" + LINK_OF["broker-a"]
+        listed = harness.wait_for("the held flow", lambda: [
+            json.loads(line) for line in harness.run(
+                [harness.TFCTL, "quarantine", "list", "--username", "ops-b", "--password",
+                 "demo", "--port", str(b.port)]).stdout.splitlines()
+            if json.loads(line)["held"] == 2])
+        self.assertEqual(listed[0]["flow"], flow)
+        out = harness.run([harness.TFCTL, "quarantine", "release", flow, "--username", "ops-b",
+                           "--password", "demo", "--port", str(b.port)])
+        self.assertEqual(json.loads(out.stdout)["released"], 2)
+        for sub, path in ((at_b, ["broker-a", "broker-b"]), (at_c, list(BROKERS))):
+            got = [sub.receive(), sub.receive()]
+            self.assertEqual([m.payload for m in got], [b'{"kwh": 5}', b'{"kwh": 6}'])
+            for m in got:
+                stamps = verify_chain(m, self.public_keys())
+                self.assertEqual([s["broker"] for s in stamps], path)
+                self.assertEqual(stamps[0]["client"], "meter-1")
 
 
 class RingTest(Federation):
