@@ -210,7 +210,12 @@ class DockerImageTest(harness.BrokerTestCase):
                              "-C", "1", "-W", "5"]).stdout)
         a, c = Endpoint(ports["broker-a"][1883]), Endpoint(ports["broker-c"][1883])
         lab = self.client(c, "c-lab", username="lab-analyst", password="demo")
-        self.assertEqual(lab.subscribe("city/water/+/quality"), 1)
+        # C may subscribe it once it holds the owner's policy, from B.
+        deadline = time.monotonic() + 60
+        while lab.subscribe("city/water/+/quality") != 1:
+            self.assertLess(time.monotonic(), deadline, "broker-c never held water-quality:\n"
+                            + self.engine("logs", f"{project}-broker-c", check=False).stderr)
+            time.sleep(0.5)
         verifier = subprocess.Popen([TFCTL, "verify", "--key"] + key_files
                                     + ["--port", str(c.port), "--username", "lab-analyst",
                                        "--password", "demo", "--topic", "city/water/+/quality",
