@@ -97,13 +97,7 @@ class DockerImageTest(harness.BrokerTestCase):
         self.addCleanup(subprocess.run, [ENGINE, "rm", "-f", name], capture_output=True)
         broker = Endpoint(port)
 
-        # Up when it has published its key.
-        deadline = time.monotonic() + 60
-        while run([harness.MOSQUITTO_SUB, "-p", str(port), "-t", "$trustflow/keys/#", "-C", "1",
-                   "-W", "2"], check=False).returncode != 0:
-            self.assertLess(time.monotonic(), deadline,
-                            self.engine("logs", name, check=False).stderr)
-            time.sleep(0.5)
+        self.wait_up(port, name)
         if ENGINE == "podman":
             self.assertEqual(self.engine("healthcheck", "run", name, check=False).returncode, 0)
 
@@ -185,6 +179,8 @@ class DockerImageTest(harness.BrokerTestCase):
         return ports
 
     def wait_up(self, port, name):
+        """Waits until the broker of container name, on port, is up: when
+        it has published its key."""
         deadline = time.monotonic() + 60
         while run([harness.MOSQUITTO_SUB, "-p", str(port), "-t", "$trustflow/keys/#", "-C", "1",
                    "-W", "2"], check=False).returncode != 0:
