@@ -18,33 +18,21 @@ shift $(( $# >= 2 ? 2 : 1 ))
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(localhost)
 
+# The shared TLS helpers: beside this script, or where the image keeps them.
+here=$(dirname "$(readlink -f "$0")")
+# shellcheck source=scripts/tls-ca.sh
+source "$here/tls-ca.sh" 2>/dev/null || source /usr/share/trustflow/tls-ca.sh
+
 mkdir -p "$out/clients"
 umask 077
 
-key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-
-if [ ! -f "$out/ca.key" ]; then
-	key "$out/ca.key"
-	openssl req -x509 -new -key "$out/ca.key" -sha256 -days 825 \
-		-subj "/O=trustflow demo/CN=trustflow demo CA" -out "$out/ca.crt"
-fi
-
-# issue NAME SUBJECT EXTENSIONS: a key and a certificate signed by the CA.
-issue() {
-	local name=$1 subject=$2 ext=$3
-	key "$name.key"
-	openssl req -new -key "$name.key" -subj "$subject" -out "$name.csr"
-	openssl x509 -req -in "$name.csr" -CA "$out/ca.crt" -CAkey "$out/ca.key" \
-		-CAcreateserial -days 825 -sha256 -extfile <(printf '%s\n' "$ext") \
-		-out "$name.crt" 2>/dev/null
-	rm -f "$name.csr"
-}
+tf_ca "$out" "/O=trustflow demo/CN=trustflow demo CA"
 
 san=""
 for n in "${names[@]}"; do
 	if [[ $n =~ ^[0-9.]+$ ]]; then san+="IP:$n,"; else san+="DNS:$n,"; fi
 done
-issue "$out/broker" "/O=trustflow/CN=${names[0]}" \
+tf_issue "$out" "$out/broker" "/O=trustflow/CN=${names[0]}" \
 	"subjectAltName=${san%,}
 extendedKeyUsage=serverAuth"
 
@@ -54,7 +42,6 @@ import json, sys
 for user, client in json.load(open(sys.argv[1]))["clients"].items():
     print(f"{user}\t{client['org']}")
 PY
-	issue "$out/clients/$user" "/O=$org/CN=$user" "extendedKeyUsage=clientAuth"
+	tf_issue "$out" "$out/clients/$user" "/O=$org/CN=$user" "extendedKeyUsage=clientAuth"
 done
-chmod 644 "$out/ca.crt" "$out/broker.crt" "$out"/clients/*.crt
 echo "certificates in $out: ca.crt, broker.crt/.key, clients/<username>.crt/.key" >&2

@@ -59,26 +59,14 @@ index_of() {
 }
 for i in "${!from[@]}"; do index_of "${from[$i]}" >/dev/null; index_of "${to[$i]}" >/dev/null; done
 
+# The shared TLS helpers: beside this script, or where the image keeps them.
+here=$(dirname "$(readlink -f "$0")")
+# shellcheck source=scripts/tls-ca.sh
+source "$here/tls-ca.sh" 2>/dev/null || source /usr/share/trustflow/tls-ca.sh
+
 mkdir -p "$out"
 umask 077
-tls_key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-
-if [ ! -f "$out/ca.key" ]; then
-	tls_key "$out/ca.key"
-	openssl req -x509 -new -key "$out/ca.key" -sha256 -days 825 \
-		-subj "/O=trustflow federation/CN=trustflow federation CA" -out "$out/ca.crt"
-fi
-
-# issue NAME SUBJECT EXTENSIONS: a key and a certificate signed by the CA.
-issue() {
-	local name=$1 subject=$2 ext=$3
-	tls_key "$name.key"
-	openssl req -new -key "$name.key" -subj "$subject" -out "$name.csr"
-	openssl x509 -req -in "$name.csr" -CA "$out/ca.crt" -CAkey "$out/ca.key" \
-		-CAcreateserial -days 825 -sha256 -extfile <(printf '%s\n' "$ext") \
-		-out "$name.crt" 2>/dev/null
-	rm -f "$name.csr"
-}
+tf_ca "$out" "/O=trustflow federation/CN=trustflow federation CA"
 
 link_of() { echo "bridge-$1"; }
 dir_of() { if [ -n "$conf_dir" ]; then echo "$conf_dir"; else (cd "$out/$1" && pwd); fi; }
@@ -87,17 +75,16 @@ for i in "${!ids[@]}"; do
 	id=${ids[$i]} d=$out/${ids[$i]}
 	mkdir -p "$d"
 	cp "$out/ca.crt" "$d/ca.crt"
+	chmod 644 "$d/ca.crt"
 	if [[ ${hosts[$i]} =~ ^[0-9.]+$ ]]; then san="IP:${hosts[$i]}"; else san="DNS:${hosts[$i]}"; fi
-	issue "$d/server" "/O=${orgs[$i]}/CN=${hosts[$i]}" \
+	tf_issue "$out" "$d/server" "/O=${orgs[$i]}/CN=${hosts[$i]}" \
 		"subjectAltName=$san,DNS:localhost,IP:127.0.0.1
 extendedKeyUsage=serverAuth"
-	issue "$d/link" "/O=${orgs[$i]}/CN=$(link_of "$id")" "extendedKeyUsage=clientAuth"
+	tf_issue "$out" "$d/link" "/O=${orgs[$i]}/CN=$(link_of "$id")" "extendedKeyUsage=clientAuth"
 	[ -f "$d/signing-key.pem" ] || openssl genpkey -algorithm ed25519 -out "$d/signing-key.pem"
 	chmod 600 "$d/signing-key.pem"
-	chmod 644 "$d"/*.crt
 	chmod 755 "$d"
 done
-chmod 644 "$out/ca.crt"
 
 # The public stamp key of broker i, as an identities file lists it: the
 # base64 of its SubjectPublicKeyInfo DER (a PEM body on one line).
