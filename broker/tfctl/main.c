@@ -25,7 +25,7 @@ static void print_usage(FILE *out)
 	      "                    [--username U --password P]\n"
 	      "       tfctl trace --db DIR (message ID | recipients --policy ID [--since T]\n"
 	      "                   [--until T] | find --topic TOPIC [--sha256 HEX] [--since T] |\n"
-	      "                   verify [--key PEM]... | export [--since T] |\n"
+	      "                   verify [--key PEM]... | export [--since T] [--checkpoints] |\n"
 	      "                   policy --policy ID)\n"
 	      "       tfctl alerts --username U --password P [--host H] [--port P] [--since T]\n"
 	      "                    [--follow]\n"

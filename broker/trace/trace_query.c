@@ -822,6 +822,46 @@ int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_
 	return x.rc;
 }
 
+struct export_checkpoints {
+	uint64_t from;   /* the first checkpoint printed covers this seq or a later one */
+	FILE *out;
+	size_t count;
+	int rc;
+	struct tf_err *err;
+};
+
+static int visit_export_checkpoint(void *ctx, const struct tf_checkpoint *cp)
+{
+	struct export_checkpoints *x = ctx;
+	char *text;
+
+	if (cp->seq < x->from)
+		return 0;
+	text = tf_checkpoint_to_json(cp);
+	if (text == NULL) {
+		x->rc = tf_err_set(x->err, TF_ERR_NOMEM, "out of memory");
+		return 1;
+	}
+	fprintf(x->out, "{\"checkpoint\":%s}\n", text);
+	free(text);
+	x->count++;
+	return 0;
+}
+
+int tf_query_export_checkpoints(struct tf_trace_store *s, int64_t since_ms, FILE *out,
+		size_t *count, struct tf_err *err)
+{
+	uint64_t first = tf_trace_seq_at(s, since_ms);
+	struct export_checkpoints x = { first > 0 ? first - 1 : 0, out, 0, TF_OK, err };
+	int rc = tf_trace_scan_checkpoints(s, visit_export_checkpoint, &x, err);
+
+	*count = x.count;
+	if (rc == TF_ERR_INVALID)
+		return tf_err_set(err, TF_ERR_INVALID, "a stored checkpoint is malformed; run "
+			"tfctl trace verify");
+	return rc != TF_OK && x.rc == TF_OK ? rc : x.rc;
+}
+
 /* --- impact --------------------------------------------------------------------------- */
 
 struct impact_build {
