@@ -27,6 +27,8 @@ static void print_usage(FILE *out)
 	      "                   [--until T] | find --topic TOPIC [--sha256 HEX] [--since T] |\n"
 	      "                   verify [--key PEM]... | export [--since T] [--checkpoints] |\n"
 	      "                   policy --policy ID)\n"
+	      "       tfctl trace join [--key-of BROKER PEM]... [--checkpoints FILE]... ID\n"
+	      "                        EXPORT...\n"
 	      "       tfctl alerts --username U --password P [--host H] [--port P] [--since T]\n"
 	      "                    [--follow]\n"
 	      "       tfctl quarantine (list [--policy ID] | release FLOW | discard FLOW)\n"

@@ -1,6 +1,7 @@
 /* tfctl trace --db DIR message | recipients | find | verify | export
  * (operations-v1) | policy (a policy's history, federation-v1): the trace store, read while the broker writes it; and
- * migrate, which copies a store of trustflow 0.1 into the current format. */
+ * migrate, which copies a store of trustflow 0.1 into the current format.
+ * tfctl trace join, which reads exports and no store, is join_cmd.c's. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -21,6 +22,7 @@ static const char trace_usage[] =
 	"       tfctl trace --db DIR export [--since T] [--checkpoints]\n"
 	"       tfctl trace --db DIR policy --policy ID\n"
 	"       tfctl trace --db DIR migrate --out NEW_DIR\n"
+	"       tfctl trace join [--key-of BROKER PEM]... [--checkpoints FILE]... ID EXPORT...\n"
 	"\n"
 	"message     what happened to one message: who received it, who did not and why\n"
 	"recipients  one line per client that received data of a policy\n"
@@ -36,6 +38,9 @@ static const char trace_usage[] =
 	"            version does not open) into NEW_DIR in the current format; every\n"
 	"            event keeps its seq, time, fields and chain hash, so checkpoints\n"
 	"            kept outside stay valid. DIR is left as it was\n"
+	"join        joins several brokers' exports (--checkpoints) by message id: every\n"
+	"            recipient on every broker, each broker's part checked against its\n"
+	"            own signed checkpoints (tfctl trace join --help)\n"
 	"\n"
 	"T is RFC 3339 or ms since the epoch. Exit status: 0 success, 1 no such\n"
 	"message or a failed verification, 2 bad usage or an unreadable store.\n";
@@ -249,6 +254,8 @@ int tfctl_trace(int argc, char **argv)
 		fputs(trace_usage, stdout);
 		return TFCTL_OK;
 	}
+	if (argc >= 1 && strcmp(argv[0], "join") == 0)
+		return tfctl_trace_join(argc - 1, argv + 1);
 	if (argc < 3 || strcmp(argv[0], "--db") != 0)
 		return usage_error("--db DIR and a command are required");
 	if (strcmp(argv[2], "migrate") == 0)
