@@ -29,7 +29,7 @@ struct session_chain {
 struct message_build {
 	struct tf_trace_store *s;
 	const char *id;           /* the message asked for (32 hex digits) */
-	cJSON *obj, *deliveries, *withheld, *dropped;
+	cJSON *obj, *deliveries, *withheld, *dropped, *forwarded;
 	bool with_deliveries;
 	bool failed;
 	struct waiting *waiting;
@@ -224,6 +224,12 @@ static bool add_delivery(struct message_build *b, const struct tf_event *ev)
 		cJSON_AddItemToArray(b->deliveries, item);
 		return true;
 	}
+	/* Sent on to a peer broker (client: its broker id, client_id: its
+	 * link): neither a delivery here nor a withholding. */
+	if (strcmp(outcome, "forwarded") == 0) {
+		cJSON_AddItemToArray(b->forwarded, item);
+		return true;
+	}
 	if (!add_string(item, "reason", ev->values[5])) {
 		cJSON_Delete(item);
 		return false;
@@ -259,7 +265,9 @@ static int visit_message_event(void *ctx, const struct tf_event *ev)
 			b->deliveries = cJSON_AddArrayToObject(b->obj, "deliveries");
 			b->withheld = cJSON_AddArrayToObject(b->obj, "withheld");
 			b->dropped = cJSON_AddArrayToObject(b->obj, "dropped");
-			b->failed |= b->deliveries == NULL || b->withheld == NULL || b->dropped == NULL;
+			b->forwarded = cJSON_AddArrayToObject(b->obj, "forwarded");
+			b->failed |= b->deliveries == NULL || b->withheld == NULL || b->dropped == NULL
+				|| b->forwarded == NULL;
 		}
 		return b->failed;
 	case TF_EVENT_DELIVERY:   /* id policy client org outcome reason client_id */

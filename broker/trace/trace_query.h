@@ -18,7 +18,8 @@
 #include "broker/trace/trace_store.h"
 
 /* The message object of message id (32 hex digits), with its deliveries
- * and withholdings: caller owns; cJSON_Delete. NULL with TF_ERR_INVALID
+ * and withholdings, and in "forwarded" the peer brokers it was sent on to
+ * (federation-v1): caller owns; cJSON_Delete. NULL with TF_ERR_INVALID
  * when there is no such message (or the id is malformed). */
 cJSON *tf_query_message(struct tf_trace_store *s, const char *id, struct tf_err *err);
 
