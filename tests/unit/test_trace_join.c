@@ -274,6 +274,16 @@ static char *replaced(const char *text, const char *from, const char *to)
 	return out;
 }
 
+static char *concat(const char *a, const char *b)
+{
+	char *out = malloc(strlen(a) + strlen(b) + 1);
+
+	assert_non_null(out);
+	strcpy(out, a);
+	strcat(out, b);
+	return out;
+}
+
 /* --- joining ---------------------------------------------------------------------- */
 
 static void bind(struct tf_join *j, const char *broker, struct tf_signer *signer)
@@ -439,6 +449,86 @@ static void export_checkpoints_prints_each_in_its_published_form(void **state)
 	free(plain);
 }
 
+static char *export_since(struct broker *b, int64_t since)
+{
+	struct tf_err err;
+	char *text = NULL;
+	size_t len = 0, n;
+	FILE *out = open_memstream(&text, &len);
+
+	assert_non_null(out);
+	assert_int_equal(tf_trace_read_begin(b->s, &err), TF_OK);
+	assert_int_equal(tf_query_export(b->s, since, out, &n, &err), TF_OK);
+	assert_int_equal(tf_query_export_checkpoints(b->s, since, out, &n, &err), TF_OK);
+	tf_trace_read_end(b->s);
+	assert_int_equal(fclose(out), 0);
+	return text;
+}
+
+static int count(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *at = strstr(text, needle); at != NULL; at = strstr(at + 1, needle))
+		n++;
+	return n;
+}
+
+/* An export from a time on carries the checkpoints from the event before
+ * its first on, and joins from there: its first line's prev is proven by
+ * a checkpoint at that event. */
+static void an_export_since_a_time_carries_the_checkpoints_that_bear_on_it(void **state)
+{
+	struct fixture *f = *state;
+	struct broker *b = &f->b[A];
+	struct tf_trace_input in[] = {
+		message(ID, "city", "meter-1", SIG_A, NULL, NULL, T0),
+		delivery(ID, "city-dashboard", "city", "delivered", "dash-1", T0 + 1),
+	};
+	struct tf_trace_input odd = delivery(OTHER, "lab-cat", "uni-lab", "delivered", "cat-1",
+		T0 - 999);
+	struct broker other = { 0 };
+	char *since_t0, *since_later, *events;
+	bool ok;
+	cJSON *answer;
+
+	before(b);                              /* events 1 and 2 */
+	checkpoint(b, "broker-a", b->signer);   /* at 2 */
+	append(b, in, 1);
+	append(b, in + 1, 1);                   /* events 3 and 4 */
+	checkpoint(b, "broker-a", b->signer);   /* at 4 */
+	since_t0 = export_since(b, T0);
+	since_later = export_since(b, T0 + 1);
+	assert_int_equal(count(since_t0, "\"kind\""), 2);
+	assert_int_equal(count(since_t0, "{\"checkpoint\":"), 2);
+	assert_int_equal(count(since_later, "\"kind\""), 1);
+	assert_int_equal(count(since_later, "{\"checkpoint\":"), 1);
+	answer = join3(f, since_t0, NULL, NULL, &ok);
+	assert_true(ok);
+	assert_int_equal(member(member(part(answer, "broker-a"), "checkpoint"), "seq")->valuedouble,
+		4);
+	cJSON_Delete(answer);
+	/* The same events after others: their prev is not the chain's at
+	 * event 2, which the checkpoint there signed. */
+	assert_int_equal(open_broker(&other), 0);
+	append(&other, &odd, 1);
+	append(&other, &odd, 1);
+	append(&other, in, 1);
+	append(&other, in + 1, 1);
+	events = export_since(&other, T0);
+	assert_int_equal(count(events, "{\"checkpoint\":"), 0);
+	b->export = concat(events, strstr(since_t0, "{\"checkpoint\":"));
+	answer = join3(f, b->export, NULL, NULL, &ok);
+	assert_false(ok);
+	assert_string_equal(part_reason(answer, "broker-a"), "the chain at event 2 is not the one "
+		"its checkpoint at seq 2 signed: events were changed, removed or inserted");
+	cJSON_Delete(answer);
+	free(events);
+	close_broker(&other);
+	free(since_t0);
+	free(since_later);
+}
+
 static void three_brokers_join_in_path_order_with_every_recipient(void **state)
 {
 	struct fixture *f = *state;
@@ -547,16 +637,6 @@ static void a_recipient_changed_in_an_export_fails_that_part(void **state)
 		"contractor-ops:stranger:withheld");
 	cJSON_Delete(answer);
 	free(edited);
-}
-
-static char *concat(const char *a, const char *b)
-{
-	char *out = malloc(strlen(a) + strlen(b) + 1);
-
-	assert_non_null(out);
-	strcpy(out, a);
-	strcat(out, b);
-	return out;
 }
 
 /* An operator who rewrites its trace without a delivery, every hash
@@ -916,6 +996,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(export_checkpoints_prints_each_in_its_published_form),
+		T(an_export_since_a_time_carries_the_checkpoints_that_bear_on_it),
 		T(three_brokers_join_in_path_order_with_every_recipient),
 		T(a_delivery_removed_from_an_export_fails_that_part),
 		T(a_recipient_changed_in_an_export_fails_that_part),
