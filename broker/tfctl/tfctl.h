@@ -25,4 +25,8 @@ int tfctl_policy_check(int argc, char **argv);
 int tfctl_policy_new(int argc, char **argv);
 int tfctl_policy_usage(const char *what);
 
+/* tfctl trace join (join_cmd.c): the exports of several brokers, joined
+ * by message id; needs no store. */
+int tfctl_trace_join(int argc, char **argv);
+
 #endif

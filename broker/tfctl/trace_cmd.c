@@ -1,8 +1,10 @@
 /* tfctl trace --db DIR message | recipients | find | verify | export
  * (operations-v1) | policy (a policy's history, federation-v1): the trace store, read while the broker writes it; and
- * migrate, which copies a store of trustflow 0.1 into the current format. */
+ * migrate, which copies a store of trustflow 0.1 into the current format.
+ * tfctl trace join, which reads exports and no store, is join_cmd.c's. */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +19,10 @@ static const char trace_usage[] =
 	"       tfctl trace --db DIR recipients --policy ID [--since T] [--until T]\n"
 	"       tfctl trace --db DIR find --topic TOPIC [--sha256 HEX] [--since T]\n"
 	"       tfctl trace --db DIR verify [--key PEM]...\n"
-	"       tfctl trace --db DIR export [--since T]\n"
+	"       tfctl trace --db DIR export [--since T] [--checkpoints]\n"
 	"       tfctl trace --db DIR policy --policy ID\n"
 	"       tfctl trace --db DIR migrate --out NEW_DIR\n"
+	"       tfctl trace join [--key-of BROKER PEM]... [--checkpoints FILE]... ID EXPORT...\n"
 	"\n"
 	"message     what happened to one message: who received it, who did not and why\n"
 	"recipients  one line per client that received data of a policy\n"
@@ -27,13 +30,17 @@ static const char trace_usage[] =
 	"            TOPIC may be a filter (+, #), which reads every event from --since on\n"
 	"verify      recomputes the hash chain and checks the signed checkpoints;\n"
 	"            without --key, against the public keys the broker recorded\n"
-	"export      every event, one line each, with its chain hash\n"
+	"export      every event, one line each, with its chain hash; --checkpoints: then\n"
+	"            the stored checkpoints that bear on them, {\"checkpoint\": {...}} each\n"
 	"policy      one line per version of a policy the broker accepted: when it came\n"
 	"            into force, its file's SHA-256, and the key that signed it\n"
 	"migrate     copies a store written by trustflow 0.1 (format 1, which this\n"
 	"            version does not open) into NEW_DIR in the current format; every\n"
 	"            event keeps its seq, time, fields and chain hash, so checkpoints\n"
 	"            kept outside stay valid. DIR is left as it was\n"
+	"join        joins several brokers' exports (--checkpoints) by message id: every\n"
+	"            recipient on every broker, each broker's part checked against its\n"
+	"            own signed checkpoints (tfctl trace join --help)\n"
 	"\n"
 	"T is RFC 3339 or ms since the epoch. Exit status: 0 success, 1 no such\n"
 	"message or a failed verification, 2 bad usage or an unreadable store.\n";
@@ -173,12 +180,25 @@ static int cmd_export(struct tf_trace_store *s, int argc, char **argv)
 {
 	struct trace_args a = { 0 };
 	struct tf_err err = { "" };
+	char *rest[4];
+	int n_rest = 0, rc;
+	bool checkpoints = false;
 	size_t n;
-	int rc = parse_args(argc, argv, " --since ", &a);
 
-	if (rc != TFCTL_OK)
+	/* --checkpoints, a flag, anywhere among the options. */
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--checkpoints") == 0 && !checkpoints)
+			checkpoints = true;
+		else if (n_rest == (int)(sizeof(rest) / sizeof(rest[0])))
+			return usage_error("too many arguments to export");
+		else
+			rest[n_rest++] = argv[i];
+	}
+	if ((rc = parse_args(n_rest, rest, " --since ", &a)) != TFCTL_OK)
 		return rc;
 	if (tf_query_export(s, a.since_ms, stdout, &n, &err) != TF_OK)
+		return failed(&err);
+	if (checkpoints && tf_query_export_checkpoints(s, a.since_ms, stdout, &n, &err) != TF_OK)
 		return failed(&err);
 	return TFCTL_OK;
 }
@@ -234,6 +254,8 @@ int tfctl_trace(int argc, char **argv)
 		fputs(trace_usage, stdout);
 		return TFCTL_OK;
 	}
+	if (argc >= 1 && strcmp(argv[0], "join") == 0)
+		return tfctl_trace_join(argc - 1, argv + 1);
 	if (argc < 3 || strcmp(argv[0], "--db") != 0)
 		return usage_error("--db DIR and a command are required");
 	if (strcmp(argv[2], "migrate") == 0)

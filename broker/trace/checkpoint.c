@@ -95,18 +95,14 @@ static int take_number(const cJSON *o, const char *name, uint64_t *out, struct t
 	return TF_OK;
 }
 
-int tf_checkpoint_from_json(const char *text, size_t len, struct tf_checkpoint *cp,
-		struct tf_err *err)
+int tf_checkpoint_from_object(const cJSON *o, struct tf_checkpoint *cp, struct tf_err *err)
 {
-	cJSON *o = cJSON_ParseWithLength(text, len);
 	uint64_t ts = 0;
 	int rc;
 
 	memset(cp, 0, sizeof(*cp));
-	if (!cJSON_IsObject(o)) {
-		cJSON_Delete(o);
+	if (!cJSON_IsObject(o))
 		return tf_err_set(err, TF_ERR_INVALID, "checkpoint: not a JSON object");
-	}
 	if ((rc = take_string(o, "broker", cp->broker, sizeof(cp->broker), err)) == TF_OK
 			&& (rc = take_string(o, "kid", cp->kid, sizeof(cp->kid), err)) == TF_OK
 			&& (rc = take_number(o, "seq", &cp->seq, err)) == TF_OK
@@ -116,6 +112,15 @@ int tf_checkpoint_from_json(const char *text, size_t len, struct tf_checkpoint *
 	cp->ts_ms = (int64_t)ts;
 	if (rc == TF_OK && strlen(cp->hash) != TF_SHA256_HEX)
 		rc = tf_err_set(err, TF_ERR_INVALID, "checkpoint: \"hash\" is not 64 hex digits");
+	return rc;
+}
+
+int tf_checkpoint_from_json(const char *text, size_t len, struct tf_checkpoint *cp,
+		struct tf_err *err)
+{
+	cJSON *o = cJSON_ParseWithLength(text, len);
+	int rc = tf_checkpoint_from_object(o, cp, err);
+
 	cJSON_Delete(o);
 	return rc;
 }

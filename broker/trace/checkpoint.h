@@ -46,4 +46,9 @@ char *tf_checkpoint_to_json(const struct tf_checkpoint *cp);
 int tf_checkpoint_from_json(const char *text, size_t len, struct tf_checkpoint *cp,
 		struct tf_err *err);
 
+/* The same from a parsed object (o may be NULL: not an object). */
+struct cJSON;
+int tf_checkpoint_from_object(const struct cJSON *o, struct tf_checkpoint *cp,
+		struct tf_err *err);
+
 #endif

@@ -76,6 +76,11 @@ const char *const *tf_event_fields(enum tf_event_kind kind, size_t *count)
 	return kind_fields[kind].names;
 }
 
+size_t tf_event_fields_min(enum tf_event_kind kind)
+{
+	return kind_fields[kind].since_1_0;
+}
+
 size_t tf_event_encode(const struct tf_event *ev, char *buf, size_t cap)
 {
 	const char *names[3 + TF_EVENT_MAX_FIELDS] = { "kind", "seq", "ts" };

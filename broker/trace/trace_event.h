@@ -52,6 +52,10 @@ const char *tf_event_kind_name(enum tf_event_kind kind);
 /* The field names of a kind, in order (static), and how many. */
 const char *const *tf_event_fields(enum tf_event_kind kind, size_t *count);
 
+/* How many of a kind's fields every event of it has (the rest were
+ * added later, and events recorded before may end without them). */
+size_t tf_event_fields_min(enum tf_event_kind kind);
+
 /* Encodes ev into buf of cap bytes; returns the length it needs (more
  * than cap: nothing useful was written). */
 size_t tf_event_encode(const struct tf_event *ev, char *buf, size_t cap);

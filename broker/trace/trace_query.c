@@ -29,7 +29,7 @@ struct session_chain {
 struct message_build {
 	struct tf_trace_store *s;
 	const char *id;           /* the message asked for (32 hex digits) */
-	cJSON *obj, *deliveries, *withheld, *dropped;
+	cJSON *obj, *deliveries, *withheld, *dropped, *forwarded;
 	bool with_deliveries;
 	bool failed;
 	struct waiting *waiting;
@@ -224,6 +224,12 @@ static bool add_delivery(struct message_build *b, const struct tf_event *ev)
 		cJSON_AddItemToArray(b->deliveries, item);
 		return true;
 	}
+	/* Sent on to a peer broker (client: its broker id, client_id: its
+	 * link): neither a delivery here nor a withholding. */
+	if (strcmp(outcome, "forwarded") == 0) {
+		cJSON_AddItemToArray(b->forwarded, item);
+		return true;
+	}
 	if (!add_string(item, "reason", ev->values[5])) {
 		cJSON_Delete(item);
 		return false;
@@ -259,7 +265,9 @@ static int visit_message_event(void *ctx, const struct tf_event *ev)
 			b->deliveries = cJSON_AddArrayToObject(b->obj, "deliveries");
 			b->withheld = cJSON_AddArrayToObject(b->obj, "withheld");
 			b->dropped = cJSON_AddArrayToObject(b->obj, "dropped");
-			b->failed |= b->deliveries == NULL || b->withheld == NULL || b->dropped == NULL;
+			b->forwarded = cJSON_AddArrayToObject(b->obj, "forwarded");
+			b->failed |= b->deliveries == NULL || b->withheld == NULL || b->dropped == NULL
+				|| b->forwarded == NULL;
 		}
 		return b->failed;
 	case TF_EVENT_DELIVERY:   /* id policy client org outcome reason client_id */
@@ -820,6 +828,46 @@ int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_
 	tf_trace_walk(s, tf_trace_seq_at(s, since_ms), visit_export_step, &x);
 	*count = x.count;
 	return x.rc;
+}
+
+struct export_checkpoints {
+	uint64_t from;   /* the first checkpoint printed covers this seq or a later one */
+	FILE *out;
+	size_t count;
+	int rc;
+	struct tf_err *err;
+};
+
+static int visit_export_checkpoint(void *ctx, const struct tf_checkpoint *cp)
+{
+	struct export_checkpoints *x = ctx;
+	char *text;
+
+	if (cp->seq < x->from)
+		return 0;
+	text = tf_checkpoint_to_json(cp);
+	if (text == NULL) {
+		x->rc = tf_err_set(x->err, TF_ERR_NOMEM, "out of memory");
+		return 1;
+	}
+	fprintf(x->out, "{\"checkpoint\":%s}\n", text);
+	free(text);
+	x->count++;
+	return 0;
+}
+
+int tf_query_export_checkpoints(struct tf_trace_store *s, int64_t since_ms, FILE *out,
+		size_t *count, struct tf_err *err)
+{
+	uint64_t first = tf_trace_seq_at(s, since_ms);
+	struct export_checkpoints x = { first > 0 ? first - 1 : 0, out, 0, TF_OK, err };
+	int rc = tf_trace_scan_checkpoints(s, visit_export_checkpoint, &x, err);
+
+	*count = x.count;
+	if (rc == TF_ERR_INVALID)
+		return tf_err_set(err, TF_ERR_INVALID, "a stored checkpoint is malformed; run "
+			"tfctl trace verify");
+	return rc != TF_OK && x.rc == TF_OK ? rc : x.rc;
 }
 
 /* --- impact --------------------------------------------------------------------------- */

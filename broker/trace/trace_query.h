@@ -18,7 +18,8 @@
 #include "broker/trace/trace_store.h"
 
 /* The message object of message id (32 hex digits), with its deliveries
- * and withholdings: caller owns; cJSON_Delete. NULL with TF_ERR_INVALID
+ * and withholdings, and in "forwarded" the peer brokers it was sent on to
+ * (federation-v1): caller owns; cJSON_Delete. NULL with TF_ERR_INVALID
  * when there is no such message (or the id is malformed). */
 cJSON *tf_query_message(struct tf_trace_store *s, const char *id, struct tf_err *err);
 
@@ -75,6 +76,15 @@ void tf_query_print_verify(const struct tf_verify_result *r, FILE *out);
  * also with "prev" (the chain hash before it). */
 int tf_query_export(struct tf_trace_store *s, int64_t since_ms, FILE *out, size_t *count,
 		struct tf_err *err);
+
+/* The stored checkpoints that bear on what tf_query_export(since_ms)
+ * prints, one line each, oldest first: {"checkpoint": {"broker", "kid",
+ * "seq", "hash", "ts", "sig"}}, the checkpoint in its published form
+ * (checkpoint.h), for every checkpoint whose seq is the one before the
+ * first event exported or later. With the events, all an auditor needs
+ * to check them without the store (tfctl trace join). */
+int tf_query_export_checkpoints(struct tf_trace_store *s, int64_t since_ms, FILE *out,
+		size_t *count, struct tf_err *err);
 
 /* When the broker received the latest message on topic with this payload
  * filed by content (its message event's time; the engine files each

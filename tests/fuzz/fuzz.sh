@@ -101,7 +101,7 @@ build_target() {
 # The JSON targets get the dictionary of JSON tokens and member names.
 dict_for() {
 	case "$1" in
-	identities | policy | schema | control) echo "-dict=$srcdir/tests/fuzz/json.dict" ;;
+	identities | policy | schema | control | join) echo "-dict=$srcdir/tests/fuzz/json.dict" ;;
 	esac
 }
 

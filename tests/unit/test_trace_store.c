@@ -363,6 +363,36 @@ static void message_object_lists_deliveries_and_withholdings(void **state)
 	tf_trace_read_end(f->s);
 }
 
+/* A message sent on to a peer broker: the forward is neither a delivery
+ * here nor a withholding. */
+static void a_forward_to_a_peer_is_listed_as_forwarded(void **state)
+{
+	struct fixture *f = *state;
+	struct tf_trace_input in[] = {
+		message(ID1, TOPIC, "ww-sensor-01", SHA1, "delivered", T0, "42"),
+		{ .kind = TF_EVENT_DELIVERY, .ts_ms = T0 + 1, .values = { ID1, "water-telemetry@3",
+			"broker-b", "retail-a", "forwarded", "", "bridge-from-b" } },
+		delivery(ID1, "maint-app", "maint-co", true, T0 + 2),
+	};
+	const cJSON *fw;
+	struct tf_err err;
+	cJSON *o;
+
+	append(f, in, 3);
+	begin(f);
+	o = tf_query_message(f->s, ID1, &err);
+	assert_non_null(o);
+	fw = cJSON_GetObjectItem(o, "forwarded");
+	assert_int_equal(cJSON_GetArraySize(fw), 1);
+	assert_string_equal(str(cJSON_GetArrayItem(fw, 0), "client"), "broker-b");
+	assert_string_equal(str(cJSON_GetArrayItem(fw, 0), "org"), "retail-a");
+	assert_string_equal(str(cJSON_GetArrayItem(fw, 0), "client_id"), "bridge-from-b");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "withheld")), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "deliveries")), 1);
+	cJSON_Delete(o);
+	tf_trace_read_end(f->s);
+}
+
 static void a_release_changes_the_status(void **state)
 {
 	struct fixture *f = *state;
@@ -1090,6 +1120,7 @@ int main(void)
 		T(event_times_never_go_back),
 		T(a_delivery_of_an_unknown_message_is_matched_by_topic_and_hash),
 		T(message_object_lists_deliveries_and_withholdings),
+		T(a_forward_to_a_peer_is_listed_as_forwarded),
 		T(a_release_changes_the_status),
 		T(recipients_counts_deliveries_made_per_client),
 		T(find_by_topic_and_hash),
