@@ -235,6 +235,29 @@ class DockerImageTest(harness.BrokerTestCase):
         self.assertEqual(verifier.returncode, 0)
         self.assertEqual(json.loads(lab.receive().payload), {"ph": 7.1})
 
+        # Who received it, on every broker, as README.md asks it: each
+        # broker's export joined, once checkpoints cover the message.
+        msg_id = out.split()[1]
+        exports = []
+        for b in ("broker-a", "broker-b", "broker-c"):
+            exports.append(os.path.join(keys, f"{b}.jsonl"))
+        key_args = [arg for b, key in zip(("broker-a", "broker-b", "broker-c"), key_files)
+                    for arg in ("--key-of", b, key)]
+
+        def joined():
+            for b, path in zip(("broker-a", "broker-b", "broker-c"), exports):
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(self.engine("exec", f"{project}-{b}", "tfctl", "trace", "--db",
+                                        "/var/lib/trustflow/trace", "export",
+                                        "--checkpoints").stdout)
+            result = run([TFCTL, "trace", "join"] + key_args + [msg_id] + exports, check=False)
+            return json.loads(result.stdout) if result.returncode == 0 else None
+        report = harness.wait_for("a joined trace that checks out", joined, timeout=60)
+        self.assertEqual(report["path"], ["broker-a", "broker-b", "broker-c"])
+        at_c = report["brokers"][2]
+        self.assertIn(("lab-analyst", "research-lab", "delivered"),
+                      {(r["client"], r["org"], r["outcome"]) for r in at_c["recipients"]})
+
 
 if __name__ == "__main__":
     if ENGINE is None:
