@@ -104,6 +104,24 @@ bool engine_stamp(struct engine_ctx *c, const struct tf_message *m, const struct
 	return true;
 }
 
+bool engine_chain_records(const struct tf_chain *chain, char ***records, uint32_t *n)
+{
+	*records = calloc(chain->n ? chain->n : 1, sizeof(**records));
+	*n = 0;
+	if (*records == NULL)
+		return false;
+	for (uint32_t i = 0; i < chain->n; i++) {
+		size_t len = tf_stamp_record_encode(&chain->stamps[i], NULL, 0);
+
+		(*records)[i] = malloc(len + 1);
+		if ((*records)[i] == NULL)
+			return false;
+		(*n)++;
+		tf_stamp_record_encode(&chain->stamps[i], (*records)[i], len + 1);
+	}
+	return true;
+}
+
 /* The format-2 stamp of a message a peer relayed (its chain checked:
  * engine_relay_check), for topic: the hop records of its chain go into
  * res (owned), the stamp after them, under the origin's id and policy. */
@@ -129,18 +147,8 @@ static bool stamp_relayed(struct engine_ctx *c, const struct tf_message *m, cons
 	struct tf_err err = { "" };
 
 	/* Every stamp it came with becomes a hop record, the peer's too. */
-	res->hops = calloc(chain->n, sizeof(*res->hops));
-	if (res->hops == NULL)
+	if (!engine_chain_records(chain, &res->hops, &res->n_hops))
 		goto nomem;
-	for (uint32_t i = 0; i < chain->n; i++) {
-		size_t len = tf_stamp_record_encode(&chain->stamps[i], NULL, 0);
-
-		res->hops[i] = malloc(len + 1);
-		if (res->hops[i] == NULL)
-			goto nomem;
-		res->n_hops++;
-		tf_stamp_record_encode(&chain->stamps[i], res->hops[i], len + 1);
-	}
 	tf_chain_link(res->hops[chain->n - 1], strlen(res->hops[chain->n - 1]), prev);
 	if (tf_signer_stamp(c->signer, &req, &res->stamp_buf, &res->stamp, &err) != TF_OK) {
 		engine_log(c, TF_LOG_ERR, "trustflow: %s relayed by %s cannot be stamped (%s); not "

@@ -145,8 +145,7 @@ const char *engine_relay_check(struct engine_ctx *c, const struct tf_peer *peer,
 	engine_raise_alert(c, "relay-refused", *policy ? (*policy)->label : "",
 		tf_identities_org_id(c->set->ids, peer->org), peer->link, text, "drop");
 	if (c->trace != NULL)
-		engine_record_unstamped(c, now, m->client_id, m->username, m->topic, *policy,
-			m->payload, m->payloadlen, "refused", why);
+		engine_record_refused_relay(c, now, m, peer, *policy, why);
 	return why;
 }
 

@@ -199,6 +199,11 @@ bool engine_stamp(struct engine_ctx *c, const struct tf_message *m, const struct
 		const char *topic, const void *payload, size_t payloadlen, int64_t now,
 		struct tf_stamp_buf *buf, struct tf_stamp *out);
 
+/* The hop records of chain's stamps, oldest first, into *records (n of
+ * them; the caller frees each and the array, also on failure). Returns
+ * false when out of memory. */
+bool engine_chain_records(const struct tf_chain *chain, char ***records, uint32_t *n);
+
 /* The stamp of message m itself, passed on under policy p on topic (its
  * own, or where it is held or rerouted to), into res: as engine_stamp
  * does, but for a message a peer relayed (m->chain, checked), its
@@ -270,6 +275,12 @@ int engine_record_diverted(struct engine_ctx *c, int64_t now, const struct tf_st
 void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *client_id,
 		const char *username, const char *topic, const struct tf_policy *p,
 		const void *payload, uint32_t payloadlen, const char *status, const char *reason);
+/* The message event of a message a peer relayed and this broker refused
+ * (status "refused", why): under an id of its own, naming the peer, its
+ * organization and link, and the stamps it came with as hop records
+ * (none when they could not be read), for whoever looks into it. */
+void engine_record_refused_relay(struct engine_ctx *c, int64_t now, const struct tf_message *m,
+		const struct tf_peer *peer, const struct tf_policy *p, const char *why);
 bool engine_record_delivery(struct engine_ctx *c, int64_t now, const struct tf_msgtrack_hit *hit,
 		const char *client_id, const char *username, const struct tf_client *who,
 		const char *topic, const void *payload, uint32_t payloadlen,

@@ -123,6 +123,31 @@ void engine_record_unstamped(struct engine_ctx *c, int64_t now, const char *clie
 	record_message(c, now, &f);
 }
 
+void engine_record_refused_relay(struct engine_ctx *c, int64_t now, const struct tf_message *m,
+		const struct tf_peer *peer, const struct tf_policy *p, const char *why)
+{
+	char id[TF_MSGID_LEN + 1], sha[TF_SHA256_HEX + 1];
+	struct engine_relayed came = { peer->broker_id, NULL, 0 };
+	char **records = NULL;
+	uint32_t n = 0;
+	struct message_facts f = { id, m->topic, tf_identities_org_id(c->set->ids, peer->org),
+		peer->link, p ? p->label : "", sha, "refused", why, m->payloadlen, NULL, NULL, false,
+		&came, NULL, NULL, 0 };
+
+	if (m->chain != NULL && m->chain_read == TF_STAMP_VALID
+			&& engine_chain_records(m->chain, &records, &n)) {
+		came.hops = records;
+		came.n_hops = n;
+	}
+	if (tf_signer_make_id(c->signer, now, id, NULL) == TF_OK) {
+		tf_sha256_hex(m->payload, m->payloadlen, sha);
+		record_message(c, now, &f);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		free(records[i]);
+	free(records);
+}
+
 char *engine_policy_files_digest(const char *identities, const char *policy_dir)
 {
 	char **names = NULL, *text = NULL;

@@ -52,23 +52,25 @@ static bool add_string(cJSON *o, const char *name, const char *v)
 }
 
 /* A relayed message's hop records (a JSON array, as recorded) as an
- * array, and the prev of its format-2 stamp, the link to the last of
- * them, so that its stamp can be checked from the trace alone; false when
- * out of memory or not an array of records. */
-static bool add_hops(cJSON *o, const char *hops)
+ * array, and, when it was stamped here, the prev of its format-2 stamp,
+ * the link to the last of them, so that its stamp can be checked from
+ * the trace alone; false when out of memory or not an array of records. */
+static bool add_hops(cJSON *o, const char *hops, bool stamped)
 {
 	cJSON *records = cJSON_Parse(hops);
 	const cJSON *last = cJSON_GetArrayItem(records, cJSON_GetArraySize(records) - 1);
 	char prev[TF_PREV_B64_LEN + 1];
 
-	if (!cJSON_IsArray(records) || !cJSON_IsString(last)) {
+	if (!cJSON_IsArray(records) || (stamped && !cJSON_IsString(last))) {
 		cJSON_Delete(records);
 		return false;
 	}
-	tf_chain_link(last->valuestring, strlen(last->valuestring), prev);
-	if (!add_string(o, "prev", prev)) {
-		cJSON_Delete(records);
-		return false;
+	if (stamped) {
+		tf_chain_link(last->valuestring, strlen(last->valuestring), prev);
+		if (!add_string(o, "prev", prev)) {
+			cJSON_Delete(records);
+			return false;
+		}
 	}
 	return cJSON_AddItemToObject(o, "hops", records);
 }
@@ -99,7 +101,8 @@ static bool fill_message(cJSON *o, const struct tf_event *ev, const char *broker
 		ok = ok && add_string(o, "of", f[12]);
 	/* A relayed message: the peer it came from and its earlier stamps. */
 	if (f[13] != NULL && f[13][0] != '\0')
-		ok = ok && add_string(o, "peer", f[13]) && add_hops(o, f[14] ? f[14] : "");
+		ok = ok && add_string(o, "peer", f[13])
+			&& add_hops(o, f[14] ? f[14] : "", f[10][0] != '\0');
 	/* What a subscriber without MQTT v5 needs to check the stamp. */
 	if (f[10][0] != '\0')
 		ok = ok && add_string(o, "broker", broker) && add_string(o, "kid", f[10])

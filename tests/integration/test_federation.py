@@ -381,7 +381,13 @@ class FederationTest(Federation):
             found = [json.loads(line) for line in out.splitlines() if line.strip()]
             found = [m for m in found if m.get("status") == "refused"]
             return found if len(found) == len(cases) + 2 else None
-        reasons = {m["reason"] for m in harness.wait_for("the refusals in B's trace", refusals)}
+        refused = harness.wait_for("the refusals in B's trace", refusals)
+        reasons = {m["reason"] for m in refused}
+        # Each names the peer it came from and the stamps it came with.
+        self.assertEqual({m["peer"] for m in refused}, {"broker-a", "broker-c"})
+        broken = [m for m in refused if m["reason"] == "its chain is broken"][0]
+        self.assertEqual(len(broken["hops"]), 2)
+        self.assertEqual(broken["hops"][0], record(c_origin))
         # (The compact form carries no payload hash: an altered payload
         # fails the signature.)
         self.assertEqual(reasons, {
