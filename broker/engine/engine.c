@@ -474,7 +474,10 @@ static const char *client_id_refusal(const struct tf_engine *e, const char *clie
 {
 	const struct tf_client *owner = tf_identities_client_id_owner(e->ctx.set->ids, client_id);
 	const struct tf_client *who = engine_identify(&e->ctx, username);
+	const struct tf_peer *bridge = engine_peer_of_client_id(&e->ctx, client_id);
 
+	if (bridge != NULL && bridge != engine_peer_of_link(&e->ctx, username))
+		return "reserved to a peer broker's bridge";
 	if (owner != NULL && owner != who)
 		return "reserved to another client by the identities file";
 	if (who != NULL && who->n_client_ids > 0 && owner != who)

@@ -25,6 +25,18 @@ const struct tf_peer *engine_peer_of_link(const struct engine_ctx *c, const char
 	return username != NULL ? tf_identities_peer_by_link(c->set->ids, username) : NULL;
 }
 
+const struct tf_peer *engine_peer_of_client_id(const struct engine_ctx *c,
+		const char *client_id)
+{
+	const struct tf_peer *peer = tf_identities_peer(c->set->ids, client_id);
+
+	if (peer == NULL)
+		peer = tf_identities_peer_by_link(c->set->ids, client_id);
+	if (peer == NULL && strncmp(client_id, "local.", 6) == 0)
+		peer = tf_identities_peer(c->set->ids, client_id + 6);
+	return peer;
+}
+
 /* --- relaying -------------------------------------------------------------- */
 
 #define RELAY_UNREADABLE   "its chain of stamps cannot be read"

@@ -92,6 +92,14 @@ void engine_accept_policies(struct engine_ctx *c, struct tf_rollback *r,
 /* The peer broker whose link username is, or NULL. */
 const struct tf_peer *engine_peer_of_link(const struct engine_ctx *c, const char *username);
 
+/* The peer broker whose bridge a client id may belong to: the peer's
+ * broker id (its bridge's remote_clientid here), its link, or
+ * local.<broker id> (mosquitto's default id for the bridge opened here to
+ * it); NULL for any other. A client taking such an id would take the
+ * bridge's session over, and the messages queued in it. */
+const struct tf_peer *engine_peer_of_client_id(const struct engine_ctx *c,
+		const char *client_id);
+
 /* Checks what peer relayed (m->chain): the newest stamp is the peer's,
  * under one of its keys, over the payload and the arrival topic; the
  * chain links, has no broker twice (this one included) and room for this

@@ -468,6 +468,24 @@ class FederationTest(Federation):
         self.assertIn("its file is refused here", alert["detail"])
         self.assertEqual(self.policy_versions("broker-b"), ["meter-data@1"])
 
+    def test_no_client_takes_a_bridges_client_id(self):
+        # A's bridge to B is local.broker-b at A and broker-a at B: a
+        # client taking either would take its session, and what it queues.
+        for b, client_id in (("broker-a", "local.broker-b"), ("broker-b", "broker-a"),
+                             ("broker-b", LINK_OF["broker-a"])):
+            with self.subTest(client_id):
+                with self.assertRaisesRegex(AssertionError, "connection refused"):
+                    harness.Client(self.brokers[b], client_id, username="utility-app",
+                                   password="demo")
+        # The bridges carry on.
+        at_c = self.client(self.brokers["broker-c"], "contractor-app",
+                           username="contractor-app", password="demo")
+        at_c.subscribe("city/meters/#")
+        at_a = self.client(self.brokers["broker-a"], "meter-1", username="meter-1",
+                           password="demo")
+        at_a.publish("city/meters/after", b"{}")
+        self.assertEqual(at_c.receive().topic, "city/meters/after")
+
     def test_copies_for_peers_are_for_the_bridges_alone(self):
         a = self.brokers["broker-a"]
         nosy = self.client(a, "utility-app", username="utility-app", password="demo")
