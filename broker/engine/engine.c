@@ -1481,7 +1481,9 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		on_dollar(e, m, res);
 		return;
 	}
-	if (m->chain != NULL) {
+	/* Anything from a peer's link is checked as relayed (a will, with no
+	 * chain, is refused there). */
+	if (m->chain != NULL || engine_peer_of_link(&e->ctx, m->username) != NULL) {
 		on_relayed(e, m, now, res);
 		return;
 	}

@@ -232,7 +232,8 @@ struct tf_message_result {
  * names the peer brokers it goes to. A message a peer relayed is
  * delivered only when its chain checks out (federation-v1, section 4),
  * with a format-2 stamp after its earlier ones; else it is refused,
- * alerted and recorded. A
+ * alerted and recorded, as is anything else from a peer's link (its
+ * bridge's will). A
  * QoS 2 message that its client sends again after reconnecting, before
  * the first was released, gets the first one's stamp and nothing else
  * (broker/tracking/qos2track.h): mosquitto drops it as a duplicate. The

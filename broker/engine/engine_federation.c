@@ -39,6 +39,7 @@ const struct tf_peer *engine_peer_of_client_id(const struct engine_ctx *c,
 
 /* --- relaying -------------------------------------------------------------- */
 
+#define RELAY_NOT_RELAYED  "a peer broker hands over relayed messages only"
 #define RELAY_UNREADABLE   "its chain of stamps cannot be read"
 #define RELAY_TOO_LONG     "its chain has no room for this broker's stamp"
 #define RELAY_NOT_PEER     "its newest stamp is not the linked peer's"
@@ -104,7 +105,11 @@ static const char *relay_refusal(struct engine_ctx *c, const struct tf_peer *pee
 	const char *why;
 	uint32_t at = 0;
 
-	if (chain == NULL || m->chain_read != TF_STAMP_VALID) {
+	/* Not relayed at all: a will of the peer's bridge, say, which would
+	 * pass for data that no stamp vouches for. */
+	if (chain == NULL)
+		return RELAY_NOT_RELAYED;
+	if (m->chain_read != TF_STAMP_VALID) {
 		snprintf(detail, cap, "%s", tf_stamp_check_reason(m->chain_read));
 		return m->chain_read == TF_STAMP_CHAIN_TOO_LONG ? RELAY_TOO_LONG : RELAY_UNREADABLE;
 	}

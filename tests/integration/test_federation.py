@@ -468,6 +468,31 @@ class FederationTest(Federation):
         self.assertIn("its file is refused here", alert["detail"])
         self.assertEqual(self.policy_versions("broker-b"), ["meter-data@1"])
 
+    def test_a_peers_will_is_not_delivered(self):
+        at_b = self.client(self.brokers["broker-b"], "utility-app", username="utility-app",
+                           password="demo")
+        at_b.subscribe("city/meters/#")
+        cert = self.file_of("broker-a", "link")
+        will = subprocess.Popen([
+            harness.MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(self.tls_ports["broker-b"]),
+            "-V", "5", "-i", "rogue-will", "-t", "nothing/here",
+            "--cafile", os.path.join(self.certs, "ca.crt"), "--cert", cert + ".crt",
+            "--key", cert + ".key", "--will-topic", "city/meters/will",
+            "--will-payload", '{"kwh": 666}', "--will-qos", "1"])
+        harness.wait_for("the peer's connection", lambda: "rogue-will" in
+                         self.brokers["broker-b"].log())
+        will.kill()     # gone without a goodbye: mosquitto sends its will
+        will.wait()
+        harness.wait_for("the will refused", lambda: "hands over relayed messages only" in
+                         harness.run([harness.TFCTL, "trace", "--db",
+                                      self.brokers["broker-b"].trace_dir, "find", "--topic",
+                                      "city/meters/will"]).stdout)
+        at_a = self.client(self.brokers["broker-a"], "meter-1", username="meter-1",
+                           password="demo")
+        at_a.publish("city/meters/end", b"{}")
+        self.assertEqual([m.topic for m in at_b.receive_until("city/meters/end")],
+                         ["city/meters/end"])
+
     def test_no_client_takes_a_bridges_client_id(self):
         # A's bridge to B is local.broker-b at A and broker-a at B: a
         # client taking either would take its session, and what it queues.
