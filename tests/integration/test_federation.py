@@ -558,6 +558,33 @@ class QuarantineAtARelayTest(Federation):
                 self.assertEqual(stamps[0]["client"], "meter-1")
 
 
+class PullBridgeTest(harness.BrokerTestCase):
+    """A bridge opened here that brings messages in (`in`) carries nothing:
+    on the side that opened it the remote is authenticated by nothing."""
+
+    def test_messages_pulled_over_a_bridge_opened_here_are_refused(self):
+        remote = self.start_broker(with_plugin=False)
+        here = self.start_broker(
+            identities={"trustflow_identities": 1, "organizations": {"city": {}},
+                        "clients": {"meter-1": {"org": "city"}}},
+            policies={"open.json": {"trustflow_policy": 1, "id": "open", "version": 1,
+                                    "owner": "city", "topics": ["pull/#"],
+                                    "publishers": {}, "consumers": [{"orgs": ["city"]}]}},
+            passwords={"meter-1": "demo"},
+            extra_conf=(f"connection pull\naddress 127.0.0.1:{remote.port}\n"
+                        "bridge_protocol_version mqttv50\nnotifications false\n"
+                        "topic pull/# in 1\n"))
+        harness.wait_for("the bridge", lambda: "Received CONNACK on connection" in here.log())
+        sub = self.client(here, "meter-1", username="meter-1", password="demo")
+        self.assertEqual(sub.subscribe("pull/#"), 1)
+        harness.run([harness.MOSQUITTO_PUB, "-p", str(remote.port), "-t", "pull/x", "-m", "{}",
+                     "-q", "1"])
+        harness.wait_for("the refusal", lambda: "came in over a bridge opened here"
+                         in here.log())
+        with self.assertRaises(AssertionError):
+            sub.receive(timeout=1)
+
+
 class RingTest(Federation):
     """A -> B -> C -> A: a ring of bridges carries a message once around at
     most."""
