@@ -323,6 +323,31 @@ static int make_peer_policy_dir(struct tf_engine *e, struct tf_err *err)
 	return TF_OK;
 }
 
+/* A set refused because of a policy a peer handed over (its file in the
+ * peer policy directory: it overlaps a local owner's topics, or is older
+ * than a version accepted before) must not keep every later load from
+ * succeeding, nor the broker from starting: the file is removed, with a
+ * log line and an alert to the policy's owner. Returns whether it was. */
+static bool drop_refused_peer_policy(struct tf_engine *e, const char *refused_id,
+		const char *why)
+{
+	char path[4200], sig[4300];
+
+	if (e->peer_policy_dir == NULL || refused_id[0] == '\0'
+			|| snprintf(path, sizeof(path), "%s/%s.json", e->peer_policy_dir, refused_id)
+				>= (int)sizeof(path)
+			|| unlink(path) != 0)
+		return false;
+	snprintf(sig, sizeof(sig), "%s.sig", path);
+	unlink(sig);
+	engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: policy %s, handed over by a peer, is "
+		"refused here (%s); removed", refused_id, why);
+	/* At start there is no set yet to address an alert by: the log says it. */
+	if (e->ctx.set != NULL)
+		engine_raise_alert(&e->ctx, "peer-policy-refused", refused_id, "", "", why, "drop");
+	return true;
+}
+
 /* The policy set at start: the files the options name, or, when they are
  * refused and a copy of the last accepted set is kept in the trace
  * store's directory, that copy (refused then holds why the files were
@@ -336,6 +361,8 @@ static int load_at_start(struct tf_engine *e, const struct tf_options *opts, cha
 	struct tf_err kept_err = { "" };
 	int rc = tf_policy_set_load(&e->load, &e->ctx.set, err);
 
+	if (rc == TF_ERR_INVALID && drop_refused_peer_policy(e, e->refused_id, err->msg))
+		rc = tf_policy_set_load(&e->load, &e->ctx.set, err);
 	kept.refused_id = NULL;   /* refused_id says what was wrong with the files */
 
 	if (rc == TF_OK || rc == TF_ERR_NOMEM || opts->trace_db[0] == '\0'
@@ -564,6 +591,9 @@ static int apply_reload(struct tf_engine *e, int rc, struct tf_policy_set *fresh
 	if (rc != TF_OK) {
 		char result[sizeof(err->msg) + 16];
 
+		/* What else changed loads again without it. */
+		if (drop_refused_peer_policy(e, refused_id, err->msg))
+			e->reload.again = true;
 		snprintf(result, sizeof(result), "refused: %s", err->msg);
 		engine_log(&e->ctx, TF_LOG_ERR, "trustflow: policy reload rejected: %s; the previous "
 			"policies stay in force", err->msg);

@@ -8,14 +8,15 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
 #include "broker/engine/engine_internal.h"
 #include "broker/util/arena.h"
+#include "broker/util/number.h"
 #include "policy/id.h"
 #include "policy/identities.h"
 #include "policy/policysig.h"
@@ -72,19 +73,19 @@ static const struct tf_policy *origin_policy(const struct engine_ctx *c, const c
 		const char **why)
 {
 	size_t id_len = tf_policy_label_id_len(label);
-	char id[512];
+	const char *digits = label + id_len + 1;
+	char id[TF_ID_MAX_LEN + 1];
 	const struct tf_policy *p;
-	char *end;
-	long long version;
+	long version;
 
 	*why = RELAY_NOT_HELD;
-	if (id_len >= sizeof(id) || label[id_len] != '@')
+	if (id_len > TF_ID_MAX_LEN || label[id_len] != '@'
+			|| !tf_parse_long(digits, 0, LONG_MAX, &version))
 		return NULL;
 	memcpy(id, label, id_len);
 	id[id_len] = '\0';
-	version = strtoll(label + id_len + 1, &end, 10);
 	p = tf_policy_set_find(c->set, id);
-	if (p == NULL || *end != '\0')
+	if (p == NULL)
 		return NULL;
 	if (p->version < version) {
 		*why = RELAY_OLDER;

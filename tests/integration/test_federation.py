@@ -444,6 +444,26 @@ class FederationTest(Federation):
                       "policy a peer broker handed over", c.log())
         self.assertEqual(self.policy_versions("broker-c"), ["meter-data@1"])
 
+    def test_a_peers_policy_refused_here_is_removed_and_blocks_nothing(self):
+        # C's operator gives the contractor a policy over all of city/: the
+        # owner's meter-data, which C holds from B, overlaps it.
+        c = self.brokers["broker-c"]
+        c.write_policy("mine.json", {"trustflow_policy": 1, "id": "contractor-city",
+                                     "version": 1, "owner": "contractor", "topics": ["city/#"],
+                                     "consumers": [{"orgs": ["contractor"]}]})
+        c.reload()
+        harness.wait_for("the peer's policy removed", lambda: "policy meter-data, handed over "
+                         "by a peer, is refused here" in c.log())
+        self.assertFalse(os.path.exists(os.path.join(c.trace_dir, "peer-policies",
+                                                     "meter-data.json")))
+        # The load goes on without it, and so does a restart.
+        harness.wait_for("the local policy in force", lambda: "contractor-city" in harness.run(
+            [harness.TFCTL, "trace", "--db", c.trace_dir, "policy", "--policy",
+             "contractor-city"], check=False).stdout)
+        c.stop()
+        c.start()
+        self.assertNotIn("policy reload rejected", c.log().split("mosquitto version")[-1])
+
     def test_a_policy_not_signed_by_its_owner_is_refused_from_a_peer(self):
         b = self.brokers["broker-b"]
         ops = self.client(b, "ops-b", username="ops-b", password="demo")
