@@ -89,7 +89,7 @@ static int settle_peer_policies(struct tf_policy_set *set, uint32_t first_peer,
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory loading policies");
 	for (uint32_t i = first_peer; i < set->n_policies && rc == TF_OK; i++) {
 		for (uint32_t j = 0; j < first_peer; j++) {
-			uint32_t drop;
+			uint32_t drop = 0;
 
 			if (dropped[j] || strcmp(set->policies[i].id, set->policies[j].id) != 0)
 				continue;
