@@ -493,16 +493,18 @@ class FederationTest(Federation):
                            password="demo")
         at_b.subscribe("city/meters/#")
         cert = self.file_of("broker-a", "link")
+        # Connected (publishing lines from stdin: none come) until killed.
         will = subprocess.Popen([
-            harness.MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(self.tls_ports["broker-b"]),
-            "-V", "5", "-i", "rogue-will", "-t", "nothing/here",
+            harness.MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(self.tls_ports["broker-b"]),
+            "-V", "5", "-i", "rogue-will", "-t", "nothing/here", "-l",
             "--cafile", os.path.join(self.certs, "ca.crt"), "--cert", cert + ".crt",
             "--key", cert + ".key", "--will-topic", "city/meters/will",
-            "--will-payload", '{"kwh": 666}', "--will-qos", "1"])
+            "--will-payload", '{"kwh": 666}', "--will-qos", "1"], stdin=subprocess.PIPE)
         harness.wait_for("the peer's connection", lambda: "rogue-will" in
                          self.brokers["broker-b"].log())
         will.kill()     # gone without a goodbye: mosquitto sends its will
         will.wait()
+        will.stdin.close()
         harness.wait_for("the will refused", lambda: "hands over relayed messages only" in
                          harness.run([harness.TFCTL, "trace", "--db",
                                       self.brokers["broker-b"].trace_dir, "find", "--topic",
