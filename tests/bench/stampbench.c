@@ -24,9 +24,13 @@
 #include "broker/stamp/provenance.h"
 
 #define POOL_SIZE 32768
-/* The workers wake once a sixteenth of the pool is used: the last stamp
- * of a round wakes them, to fill it again before the next. */
-#define ROUND (POOL_SIZE / 16 + 1)
+/* The workers wake once half of the pool is used (signer_pool.c's low
+ * water): the last stamp of a round wakes them, to fill it again before
+ * the next. */
+#define ROUND (POOL_SIZE / 2 + 1)
+/* A pool that is not full again by then never will be: the workers'
+ * refill point moved, and ROUND with it. */
+#define FILL_TIMEOUT_S 60
 
 static double now_s(void)
 {
@@ -36,14 +40,23 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Waits until the signer's pool is full again. */
+/* Waits until the signer's pool is full again; exits when it stays
+ * short (a bench that waits for ever says nothing). */
 static void wait_for_a_full_pool(struct tf_signer *signer)
 {
 	struct timespec pause = { 0, 10000000 };
 	struct tf_signer_stats st;
+	double deadline = now_s() + FILL_TIMEOUT_S;
 
-	for (tf_signer_stats(signer, &st); st.level < st.size; tf_signer_stats(signer, &st))
+	for (tf_signer_stats(signer, &st); st.level < st.size; tf_signer_stats(signer, &st)) {
+		if (now_s() > deadline) {
+			fprintf(stderr, "stampbench: the signing pool stays at %" PRIu32 " of %" PRIu32
+				" nonces: its workers are not woken by a round of %d stamps\n",
+				st.level, st.size, ROUND);
+			exit(1);
+		}
 		nanosleep(&pause, NULL);
+	}
 }
 
 /* The mean broker-thread cost of n stamps with the pool, in us. */
