@@ -637,7 +637,8 @@ def relay_cost():
     sign, verify = ed25519_rates()
     cost = json.loads(subprocess.run([STAMPBENCH, str(RELAY_STAMPBENCH), "relay"],
                                      capture_output=True, text=True, check=True).stdout)
-    print(f"relay cost on the broker's thread (stampbench relay, {cost['relayed']:,} messages):"
+    print(f"relay cost on the broker's thread (stampbench relay, {cost['relayed']:,} messages,"
+          " the thread's CPU time):"
           f" checking the peer's stamp {cost['relay_check_us']:.2f} us (tf_stamp_check"
           f" {cost['stamp_check_us']:.2f} us; the bare Ed25519 verification: OpenSSL"
           f" {cost['verify_openssl_us']:.2f} us, libsodium {cost['verify_sodium_us']:.2f} us),"
