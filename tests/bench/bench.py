@@ -16,9 +16,18 @@ does and queries a store of over 10 million events.
 
 Scale: gen_policies.py writes 100,000 policies and 1,000,000 identities;
 policybench loads them and times per-delivery decisions.
+
+Relay (`--only relay` runs it alone): two brokers A -> B joined by
+mosquitto's MQTT v5 bridge, opened by A, out only; loadgen publishes at A
+and subscribes at B. The same for plain mosquitto and for trustflow (B
+checks A's stamp and adds its own): msg/s at B and their ratio, then the
+latency from publish at A to delivery at B at a steady moderate rate, and
+what a relayed message costs B's thread (stampbench relay).
 """
 
 import argparse
+import base64
+import copy
 import json
 import os
 import statistics
@@ -76,6 +85,47 @@ CURVE_WORKERS = [1, 2, 4]
 SIZE = 256
 
 
+# -- relaying between brokers (federation-v1) --------------------------------
+# A -> B, one MQTT v5 bridge opened by A, out only, as docs/federation.md
+# configures it. Its link logs in at B with a password on loopback TCP, for
+# plain mosquitto and trustflow alike (TLS would add the same cost to both,
+# and hide the plugin's). The bridge's topic line is the only difference:
+# plain mosquitto bridges the benchmark's topics; trustflow bridges the
+# egress prefix its plugin publishes each peer's copies on, mapped away.
+RELAY_LINK = "bridge-broker-a"
+RELAY_PASSWORDS = dict(PASSWORDS, **{RELAY_LINK: "bench"})
+RELAY_BRIDGE = """
+connection to-broker-b
+address 127.0.0.1:{port}
+bridge_protocol_version mqttv50
+remote_clientid broker-a
+remote_username {link}
+remote_password bench
+cleansession false
+notifications false
+bridge_attempt_unsubscribe false
+topic {topic}
+"""
+RELAY_TOPIC = {"mosquitto": "bench/# out 1",
+               "trustflow": '# out 1 $trustflow/egress/broker-b/ ""'}
+# B's organization runs B; the owner's policy lets it have the data (a
+# consumer rule without purposes: a broker has none) besides the consumer
+# organization whose client subscribes at B. The same file, signed by the
+# owner, is in both brokers' policy directories (a peer's copy of the same
+# version and bytes changes nothing), so both start governed.
+RELAY_POLICY = dict(BENCH_POLICY,
+                    consumers=BENCH_POLICY["consumers"] + [{"orgs": ["bench-relay"]}])
+RELAY_SCENARIOS = [
+    ("relay, QoS 0", ["--qos", "0", "--messages", "100000", "--subscribers", "1"]),
+    ("relay, QoS 1", ["--qos", "1", "--messages", "100000", "--subscribers", "1"]),
+]
+# The latency of a hop: a steady rate well below either's capacity.
+RELAY_LATENCY_RATE = 500
+RELAY_LATENCY_S = 10
+RELAY_LATENCY_QOS = 1
+RELAY_STAMPBENCH = 20000
+
+
 def run_load(broker, args):
     cmd = [LOADGEN, "--port", str(broker.port), "--size", str(SIZE)] + USERS + args
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -100,11 +150,17 @@ def machine():
 
 def ed25519_sign_rate():
     """Signatures per second of this machine's OpenSSL (one core)."""
+    return ed25519_rates()[0]
+
+
+def ed25519_rates():
+    """Signatures and verifications per second of this machine's OpenSSL
+    (one core)."""
     out = subprocess.run(["openssl", "speed", "-seconds", "3", "ed25519"], capture_output=True,
                          text=True, check=True).stdout
     for line in out.splitlines():
         if "Ed25519" in line and "EdDSA" in line:
-            return float(line.split()[-2])
+            return float(line.split()[-2]), float(line.split()[-1])
     raise SystemExit("openssl speed printed no Ed25519 line:\n" + out)
 
 
@@ -117,7 +173,8 @@ def main():
     parser.add_argument("--scale-orgs", type=int, default=100000)
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--only", metavar="SCENARIO",
-                        help="run only the throughput scenarios whose name starts so")
+                        help="run only the throughput scenarios whose name starts so;"
+                        " 'relay' runs the relay part alone")
     opts = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -136,12 +193,13 @@ def main():
                                    plugin_options={"trace_db": None}, **governed),
     }
     results = []
+    scenarios = [(name, args) for name, args in SCENARIOS
+                 if not opts.only or name.startswith(opts.only)]
     try:
         for b in brokers.values():
-            b.start()
-        for name, args in SCENARIOS:
-            if opts.only and not name.startswith(opts.only):
-                continue
+            if scenarios:
+                b.start()
+        for name, args in scenarios:
             runs = {k: [] for k in brokers}
             for r in range(opts.rounds):
                 # Rotate which broker goes first, so none always meets a
@@ -172,12 +230,24 @@ def main():
             b.stop()
     for b in brokers.values():
         harness.shutil.rmtree(b.dir, ignore_errors=True)
-    if opts.only:
-        return
+    if not opts.only:
+        results += signing(results[0]["trustflow"]["msg_per_s"], opts.rounds, governed, quiet)
+    results += relay(opts, quiet)
+    if not opts.only and not opts.skip_scale:
+        results += trace_store()
+        results.append(scale(opts))
+    if opts.json:
+        with open(opts.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+
+
+def signing(tf_qos0, rounds, governed, quiet):
+    """The raw signing rate against trustflow's 1 -> 1 QoS 0 rate, a
+    stamp's cost, the signing curve and the guard's alerts."""
+    results = []
     # Every stamped message costs one Ed25519 signature on the broker's
     # thread: the raw signing rate bounds a single publisher's rate.
     rate = ed25519_sign_rate()
-    tf_qos0 = results[0]["trustflow"]["msg_per_s"]
     print(f"raw Ed25519 signing (openssl speed): {rate:,.0f}/s; trustflow 1 -> 1 QoS 0 reaches"
           f" {tf_qos0 / rate:.0%} of it", flush=True)
     results.append({"scenario": "ed25519", "sign_per_s": rate, "fraction": tf_qos0 / rate})
@@ -190,14 +260,9 @@ def main():
           f" message on the broker's thread ({cost['pool_workers']} workers filling it;"
           f" {cost['pool_fallbacks']} found it empty; target: at most 4 us)", flush=True)
     results.append(dict(cost, scenario="stamp cost"))
-    results.append(signing_curve(opts.rounds, governed, quiet))
-    results.append(guard_latency(opts.rounds))
-    if not opts.skip_scale:
-        results += trace_store()
-        results.append(scale(opts))
-    if opts.json:
-        with open(opts.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+    results.append(signing_curve(rounds, governed, quiet))
+    results.append(guard_latency(rounds))
+    return results
 
 
 def signing_curve(rounds, governed, quiet):
@@ -341,6 +406,249 @@ def scale(opts):
           f" {r['decision_median_ns'] / 1000:.2f} us, p99 {r['decision_p99_ns'] / 1000:.2f} us"
           f" over {r['samples']:,} samples", flush=True)
     return dict(r, scenario="scale")
+
+
+# -- relaying between brokers -------------------------------------------------
+
+class RelayPair:
+    """Brokers A -> B, plain mosquitto or trustflow (kind), bridged as
+    RELAY_BRIDGE says. For trustflow, work holds the owner's key and both
+    brokers' stamp keys; each lists the other as a peer."""
+
+    def __init__(self, kind, quiet, work):
+        self.kind = kind
+        plugin = kind == "trustflow"
+        if plugin:
+            keys = {n: self._key(work, n) for n in ("owner", "broker-a", "broker-b")}
+            ids_a = self._identities(keys, "broker-b", "bench-relay", "bridge-broker-b")
+            ids_b = self._identities(keys, "broker-a", "bench-owner", RELAY_LINK)
+        self.a = harness.Broker(with_plugin=plugin, log_types=quiet, passwords=RELAY_PASSWORDS,
+                                **({"identities": ids_a, "plugin_options": {
+                                    "broker_id": "broker-a",
+                                    "signing_key": keys["broker-a"][0]}} if plugin else {}))
+        self.b = harness.Broker(with_plugin=plugin, log_types=quiet, passwords=RELAY_PASSWORDS,
+                                **({"identities": ids_b, "plugin_options": {
+                                    "broker_id": "broker-b",
+                                    "signing_key": keys["broker-b"][0]}} if plugin else {}))
+        if plugin:
+            for broker in (self.a, self.b):
+                broker.write_policy("bench.json", RELAY_POLICY)
+                harness.run([harness.TFCTL, "policy", "sign", "--key", keys["owner"][0],
+                             os.path.join(broker.policy_dir, "bench.json")])
+
+    @staticmethod
+    def _key(work, name):
+        """A new Ed25519 key in work: its file, and its public key as an
+        identities file lists it (base64 of the SubjectPublicKeyInfo)."""
+        path = os.path.join(work, f"{name}.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", path],
+                       check=True, capture_output=True)
+        os.chmod(path, 0o600)
+        der = subprocess.run(["openssl", "pkey", "-in", path, "-pubout", "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        return path, base64.b64encode(der).decode()
+
+    @staticmethod
+    def _identities(keys, peer, peer_org, peer_link):
+        ids = copy.deepcopy(BENCH_IDENTITIES)
+        ids["organizations"]["bench-owner"]["policy_keys"] = [keys["owner"][1]]
+        ids["organizations"]["bench-relay"] = {}
+        ids["brokers"] = {peer: {"org": peer_org, "link": peer_link, "keys": [keys[peer][1]]}}
+        return ids
+
+    def start(self):
+        # The receiver first, so that the bridge finds it listening.
+        self.b.start()
+        self.a.extra_conf = RELAY_BRIDGE.format(port=self.b.port, link=RELAY_LINK,
+                                                topic=RELAY_TOPIC[self.kind])
+        self.a.start()
+        # Ready when messages published at A reach B.
+        deadline = time.monotonic() + 30
+        while run_relay_load(self, ["--qos", "1", "--messages", "200", "--drain-timeout", "1"],
+                             check=False)["lost"]:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.kind}: nothing bridged from A to B; A's log:\n"
+                                 + self.a.log() + "\nB's log:\n" + self.b.log())
+        return self
+
+    def stop(self):
+        for broker in (self.a, self.b):
+            broker.stop()
+
+    def remove(self):
+        for broker in (self.a, self.b):
+            harness.shutil.rmtree(broker.dir, ignore_errors=True)
+
+
+def run_relay_load(pair, args, check=True):
+    """loadgen publishing at pair's A, subscribing at its B."""
+    cmd = [LOADGEN, "--port", str(pair.a.port), "--sub-port", str(pair.b.port),
+           "--size", str(SIZE)] + USERS + args
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        if not check:
+            return {"lost": 1}
+        raise SystemExit(f"loadgen failed ({out.returncode}): {out.stderr}\nA's log:\n"
+                         + pair.a.log() + "\nB's log:\n" + pair.b.log())
+    return json.loads(out.stdout)
+
+
+def log_findings(pair):
+    """The lines of a pair's logs that say something went wrong: refusals,
+    drops, alerts, errors and warnings (but mosquitto's warning that it
+    runs as root, which says something of the machine only)."""
+    found = []
+    for side, broker in (("A", pair.a), ("B", pair.b)):
+        for line in broker.log().splitlines():
+            low = line.lower()
+            if "should not be run as root" in low:
+                continue
+            if any(w in low for w in ("refused", "dropped", "alert", "error", "warning",
+                                      "denied")):
+                found.append(f"{pair.kind} {side}: {line}")
+    return found
+
+
+def thread_cpu_s(broker):
+    """CPU seconds (user and system) of the broker's main thread, the one
+    mosquitto runs every plugin callback on, and of the whole process."""
+    def cpu(path):
+        with open(path, encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    pid = broker.proc.pid
+    return cpu(f"/proc/{pid}/task/{pid}/stat"), cpu(f"/proc/{pid}/stat")
+
+
+def spread(values, fmt="{:,.0f}"):
+    return (fmt + "-" + fmt).format(min(values), max(values))
+
+
+def relay(opts, quiet):
+    """Relay throughput and latency of one hop, plain mosquitto against
+    trustflow, and what a relayed message costs the broker's thread."""
+    def wanted(name):
+        return not opts.only or name.startswith(opts.only)
+
+    scenarios = [(n, a) for n, a in RELAY_SCENARIOS if wanted(n)]
+    results = []
+    if scenarios or wanted("relay latency"):
+        work = harness.tempfile.mkdtemp(prefix="tf-relay-")
+        pairs = {k: RelayPair(k, quiet, work) for k in ("mosquitto", "trustflow")}
+        print("relay: A -> B over an MQTT v5 bridge (opened by A, out only, QoS 1, the link"
+              " logging in with a password on loopback TCP); loadgen publishes at A and"
+              " subscribes at B", flush=True)
+        try:
+            for p in pairs.values():
+                p.start()
+            for name, args in scenarios:
+                results.append(relay_throughput(pairs, name, args, opts.rounds))
+            if wanted("relay latency"):
+                results.append(relay_latency(pairs, opts.rounds))
+        finally:
+            for p in pairs.values():
+                p.stop()
+        findings = [f for p in pairs.values() for f in log_findings(p)]
+        print(f"relay: the brokers' logs: {len(findings)} lines of refusals, drops, errors or"
+              " warnings" + "".join(f"\n  {f}" for f in findings[:20]), flush=True)
+        results.append({"scenario": "relay logs", "findings": findings})
+        for p in pairs.values():
+            p.remove()
+        harness.shutil.rmtree(work, ignore_errors=True)
+    if wanted("relay cost"):
+        results.append(relay_cost())
+    return results
+
+
+def relay_throughput(pairs, name, args, rounds):
+    """msg/s at B, and the CPU time per message of each broker's main
+    thread (mosquitto's, which every plugin callback runs on) and of the
+    whole process (with the trace writer and the signing workers)."""
+    runs = {k: [] for k in pairs}
+    for r in range(rounds):
+        names = list(pairs)
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            pair = pairs[k]
+            before = thread_cpu_s(pair.a) + thread_cpu_s(pair.b)
+            run = run_relay_load(pair, args)
+            after = thread_cpu_s(pair.a) + thread_cpu_s(pair.b)
+            for i, what in enumerate(("a_thread_us", "a_process_us", "b_thread_us",
+                                      "b_process_us")):
+                run[what] = (after[i] - before[i]) * 1e6 / max(run["received"], 1)
+            runs[k].append(run)
+    row = {"scenario": name, "size": SIZE, "rounds": rounds}
+    for k, rs in runs.items():
+        row[k] = {
+            "msg_per_s": statistics.median(x["msg_per_s"] for x in rs),
+            "rounds_msg_per_s": [x["msg_per_s"] for x in rs],
+            "lost": sum(x["lost"] for x in rs),
+            "messages": rs[0]["expected"],
+        }
+        for what in ("a_thread_us", "a_process_us", "b_thread_us", "b_process_us"):
+            row[k][what] = statistics.median(x[what] for x in rs)
+    row["ratio"] = row["trustflow"]["msg_per_s"] / row["mosquitto"]["msg_per_s"]
+    ratios = [t["msg_per_s"] / m["msg_per_s"] for t, m in zip(runs["trustflow"], runs["mosquitto"])]
+    row["rounds_ratio"] = ratios
+    print(f"{name:<16}" + "".join(
+        f" {k} {row[k]['msg_per_s']:>9,.0f} msg/s at B (lost {row[k]['lost']};"
+        f" rounds {spread(row[k]['rounds_msg_per_s'])}) " for k in pairs)
+        + f" ratio {row['ratio']:.2f} (rounds {spread(ratios, '{:.2f}')})", flush=True)
+    print(f"{'':<16} CPU per message, main thread (whole process):" + ";".join(
+        f" {k} A {row[k]['a_thread_us']:.1f} us ({row[k]['a_process_us']:.1f}),"
+        f" B {row[k]['b_thread_us']:.1f} us ({row[k]['b_process_us']:.1f})" for k in pairs),
+        flush=True)
+    return row
+
+
+def relay_latency(pairs, rounds):
+    """Publish at A to delivery at B, RELAY_LATENCY_RATE messages a second
+    for RELAY_LATENCY_S seconds per round, timed by loadgen in one process."""
+    args = ["--qos", str(RELAY_LATENCY_QOS), "--rate", str(RELAY_LATENCY_RATE),
+            "--messages", str(RELAY_LATENCY_RATE * RELAY_LATENCY_S), "--subscribers", "1"]
+    runs = {k: [] for k in pairs}
+    for r in range(rounds):
+        names = list(pairs)
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            runs[k].append(run_relay_load(pairs[k], args))
+    row = {"scenario": "relay latency", "rate": RELAY_LATENCY_RATE,
+           "seconds": RELAY_LATENCY_S, "qos": RELAY_LATENCY_QOS, "rounds": rounds}
+    line = (f"relay latency, publish at A to delivery at B, {RELAY_LATENCY_RATE} msg/s QoS"
+            f" {RELAY_LATENCY_QOS} for {RELAY_LATENCY_S} s, median of {rounds} rounds:")
+    for k, rs in runs.items():
+        row[k] = {q: statistics.median(x[f"latency_{q}_us"] for x in rs)
+                  for q in ("p50", "p99", "p999", "max")}
+        row[k]["rounds_p50_us"] = [x["latency_p50_us"] for x in rs]
+        row[k]["rounds_p99_us"] = [x["latency_p99_us"] for x in rs]
+        row[k]["lost"] = sum(x["lost"] for x in rs)
+        line += (f" {k} p50 {row[k]['p50']:.0f} us (rounds {spread(row[k]['rounds_p50_us'])}),"
+                 f" p99 {row[k]['p99']:.0f} us (rounds {spread(row[k]['rounds_p99_us'])}),"
+                 f" lost {row[k]['lost']};")
+    row["added_p50_us"] = row["trustflow"]["p50"] - row["mosquitto"]["p50"]
+    row["added_p99_us"] = row["trustflow"]["p99"] - row["mosquitto"]["p99"]
+    print(line + f" a trustflow hop adds {row['added_p50_us']:.0f} us at p50,"
+          f" {row['added_p99_us']:.0f} us at p99", flush=True)
+    return row
+
+
+def relay_cost():
+    """What relaying adds on the broker's thread per message: checking the
+    peer's stamp (one Ed25519 verification) and its own stamp (one
+    signature, with the pool or without)."""
+    sign, verify = ed25519_rates()
+    cost = json.loads(subprocess.run([STAMPBENCH, str(RELAY_STAMPBENCH), "relay"],
+                                     capture_output=True, text=True, check=True).stdout)
+    print(f"relay cost on the broker's thread (stampbench relay, {cost['relayed']:,} messages,"
+          " the thread's CPU time):"
+          f" checking the peer's stamp {cost['relay_check_us']:.2f} us (tf_stamp_check"
+          f" {cost['stamp_check_us']:.2f} us; the bare Ed25519 verification: OpenSSL"
+          f" {cost['verify_openssl_us']:.2f} us, libsodium {cost['verify_sodium_us']:.2f} us),"
+          f" its own stamp {cost['relay_stamp_pool_us']:.2f} us with the pool"
+          f" ({cost['relay_stamp_us']:.2f} us deterministic): {cost['relay_pool_us']:.2f} us a"
+          f" relayed message, at most {1e6 / cost['relay_pool_us']:,.0f} msg/s on one thread;"
+          f" openssl speed: {sign:,.0f} signatures/s, {verify:,.0f} verifications/s",
+          flush=True)
+    return dict(cost, scenario="relay cost", openssl_sign_per_s=sign,
+                openssl_verify_per_s=verify)
 
 
 if __name__ == "__main__":

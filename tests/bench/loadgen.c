@@ -7,6 +7,16 @@
  * broker sustains rather than how deep its queues are. Prints one JSON
  * line: sent, expected and received deliveries, lost, seconds, msg/s.
  *
+ * --sub-port: the subscribers connect to another broker than the
+ * publisher (a bridge between the two carries the messages); default the
+ * publisher's port.
+ *
+ * --rate N: instead of as fast as the window allows, publish N messages a
+ * second, evenly spaced, each carrying the time it was sent (CLOCK_MONOTONIC,
+ * after its sequence number in the payload's first 16 bytes), and report
+ * besides the delivery latency of every delivery: p50, p99, p99.9, mean
+ * and max in microseconds, measured in this one process.
+ *
  * Exit status: 0 when the run completed (losses are reported, not fatal),
  * 2 on bad usage or when a client cannot connect. */
 #include <errno.h>
@@ -28,6 +38,8 @@
 struct settings {
 	const char *host;
 	int port;
+	int sub_port;              /* of the subscribers' broker; 0: port */
+	long rate;                 /* messages a second; 0: as fast as the window allows */
 	int qos;
 	long messages;
 	long size;
@@ -51,6 +63,10 @@ struct run_state {
 	atomic_long failed;        /* CONNACKs with an error */
 	pthread_mutex_t lock;
 	pthread_cond_t progress;   /* signalled as deliveries arrive */
+	/* --rate: each delivery's latency in ns, in arrival order. */
+	int64_t *latency_ns;
+	atomic_long latencies;
+	long latency_cap;
 };
 
 static double now_s(void)
@@ -59,6 +75,14 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Waits for the progress signal or 1 ms, whichever comes first. */
@@ -117,7 +141,15 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 	long n;
 
 	(void)mosq;
-	(void)msg;
+	if (st->latency_ns != NULL && msg->payloadlen >= 16) {
+		int64_t sent_ns;
+		long i;
+
+		memcpy(&sent_ns, (const unsigned char *)msg->payload + 8, sizeof(sent_ns));
+		i = atomic_fetch_add(&st->latencies, 1);
+		if (i < st->latency_cap)
+			st->latency_ns[i] = now_ns() - sent_ns;
+	}
 	n = atomic_fetch_add(&st->received, 1) + 1;
 	/* Waking the publisher on every delivery would cost more than the
 	 * delivery; it also wakes itself every millisecond. */
@@ -161,7 +193,8 @@ static struct mosquitto *client_start(const struct settings *s, struct run_state
 	} else {
 		mosquitto_connect_callback_set(mosq, on_connect);
 	}
-	if (mosquitto_connect(mosq, s->host, s->port, 60) != MOSQ_ERR_SUCCESS
+	if (mosquitto_connect(mosq, s->host, subscriber ? s->sub_port : s->port, 60)
+			!= MOSQ_ERR_SUCCESS
 			|| (!subscriber && mosquitto_loop_start(mosq) != MOSQ_ERR_SUCCESS)) {
 		mosquitto_destroy(mosq);
 		return NULL;
@@ -214,11 +247,48 @@ static void *subscribers_loop(void *arg)
 	return NULL;
 }
 
+static int cmp_int64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The latency of the n-th fraction of the sorted samples, in us. */
+static double percentile_us(const int64_t *sorted, long n, double q)
+{
+	long i = (long)(q * (double)(n - 1) + 0.5);
+
+	return (double)sorted[i] / 1e3;
+}
+
+/* --rate: the JSON fields of the deliveries' latencies (sorted in place). */
+static void print_latencies(struct run_state *st, long rate)
+{
+	long n = atomic_load(&st->latencies);
+	double sum = 0;
+
+	if (n > st->latency_cap)
+		n = st->latency_cap;
+	printf(", \"rate\": %ld, \"latency_samples\": %ld", rate, n);
+	if (n == 0)
+		return;
+	qsort(st->latency_ns, (size_t)n, sizeof(*st->latency_ns), cmp_int64);
+	for (long i = 0; i < n; i++)
+		sum += (double)st->latency_ns[i];
+	printf(", \"latency_p50_us\": %.1f, \"latency_p99_us\": %.1f, \"latency_p999_us\": %.1f, "
+	       "\"latency_mean_us\": %.1f, \"latency_max_us\": %.1f",
+	       percentile_us(st->latency_ns, n, 0.50), percentile_us(st->latency_ns, n, 0.99),
+	       percentile_us(st->latency_ns, n, 0.999), sum / (double)n / 1e3,
+	       (double)st->latency_ns[n - 1] / 1e3);
+}
+
 static void usage(void)
 {
 	fputs("usage: loadgen --port P [--host H] [--qos 0|1|2] [--messages N] [--size BYTES]\n"
 	      "               [--subscribers K] [--window N] [--drain-timeout S] [--topic T]\n"
-	      "               [--pub-user NAME] [--sub-user NAME] [--password P]\n",
+	      "               [--pub-user NAME] [--sub-user NAME] [--password P]\n"
+	      "               [--sub-port P] [--rate MSG_PER_S]\n",
 	      stderr);
 }
 
@@ -248,6 +318,10 @@ static bool parse_args(int argc, char **argv, struct settings *s)
 			s->password = val;
 		else if (strcmp(opt, "--port") == 0 && (ok = tf_parse_long(val, 1, 65535, &v)))
 			s->port = (int)v;
+		else if (strcmp(opt, "--sub-port") == 0 && (ok = tf_parse_long(val, 1, 65535, &v)))
+			s->sub_port = (int)v;
+		else if (strcmp(opt, "--rate") == 0)
+			ok = tf_parse_long(val, 1, 10000000, &s->rate);
 		else if (strcmp(opt, "--qos") == 0 && (ok = tf_parse_long(val, 0, 2, &v)))
 			s->qos = (int)v;
 		else if (strcmp(opt, "--messages") == 0)
@@ -272,6 +346,13 @@ static bool parse_args(int argc, char **argv, struct settings *s)
 		fputs("loadgen: --port is required\n", stderr);
 		return false;
 	}
+	if (s->sub_port == 0)
+		s->sub_port = s->port;
+	if (s->rate > 0 && s->size < 16) {
+		fputs("loadgen: --rate needs --size 16 or more (sequence number and send time)\n",
+			stderr);
+		return false;
+	}
 	return true;
 }
 
@@ -281,6 +362,7 @@ static bool parse_args(int argc, char **argv, struct settings *s)
 static long publish_all(const struct settings *s, struct run_state *st, struct mosquitto *pub,
 		unsigned char *payload)
 {
+	int64_t start_ns = now_ns();
 	long sent;
 
 	for (sent = 0; sent < s->messages; sent++) {
@@ -304,6 +386,18 @@ static long publish_all(const struct settings *s, struct run_state *st, struct m
 		}
 		/* The sequence number makes each payload distinct. */
 		memcpy(payload, &sent, sizeof(sent));
+		if (s->rate > 0) {
+			struct timespec due = { 0 };
+			int64_t due_ns = start_ns + (int64_t)((double)sent * 1e9 / (double)s->rate);
+			int64_t sent_ns;
+
+			due.tv_sec = (time_t)(due_ns / 1000000000);
+			due.tv_nsec = (long)(due_ns % 1000000000);
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) == EINTR)
+				;
+			sent_ns = now_ns();
+			memcpy(payload + 8, &sent_ns, sizeof(sent_ns));
+		}
 		if (mosquitto_publish(pub, NULL, s->topic, (int)s->size, payload, s->qos, false)
 				!= MOSQ_ERR_SUCCESS)
 			return sent;
@@ -366,13 +460,22 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	memset(payload, 'x', (size_t)s.size);
+	if (s.rate > 0) {
+		st.latency_cap = s.messages * s.subscribers;
+		st.latency_ns = calloc((size_t)st.latency_cap, sizeof(*st.latency_ns));
+		if (st.latency_ns == NULL) {
+			fputs("loadgen: out of memory\n", stderr);
+			goto out;
+		}
+	}
 	for (long i = 0; i < s.subscribers; i++) {
 		char id[32];
 
 		snprintf(id, sizeof(id), "loadgen-sub-%ld", i);
 		subs.clients[i] = client_start(&s, &st, id, true);
 		if (subs.clients[i] == NULL) {
-			fprintf(stderr, "loadgen: cannot connect %s to %s:%d\n", id, s.host, s.port);
+			fprintf(stderr, "loadgen: cannot connect %s to %s:%d\n", id, s.host,
+				s.sub_port);
 			goto out;
 		}
 	}
@@ -402,9 +505,17 @@ int main(int argc, char **argv)
 
 	printf("{\"qos\": %d, \"size\": %ld, \"subscribers\": %ld, \"messages\": %ld, "
 	       "\"sent\": %ld, \"expected\": %ld, \"received\": %ld, \"lost\": %ld, "
-	       "\"seconds\": %.3f, \"msg_per_s\": %.0f}\n",
+	       "\"seconds\": %.3f, \"msg_per_s\": %.0f",
 	       s.qos, s.size, s.subscribers, s.messages, sent, expected, received,
 	       expected > received ? expected - received : 0, elapsed, (double)received / elapsed);
+	if (s.rate > 0) {
+		/* Every latency is written once the subscribers' thread has ended. */
+		atomic_store(&st.stop, true);
+		pthread_join(subs_thread, NULL);
+		subs_running = false;
+		print_latencies(&st, s.rate);
+	}
+	puts("}");
 	status = 0;
 out:
 	client_stop(pub, false);
@@ -416,6 +527,7 @@ out:
 		client_stop(subs.clients[i], true);
 	free(subs.clients);
 	free(subs.fds);
+	free(st.latency_ns);
 	free(payload);
 	mosquitto_lib_cleanup();
 	return status;
