@@ -549,8 +549,8 @@ def relay(opts, quiet):
             for p in pairs.values():
                 p.stop()
         findings = [f for p in pairs.values() for f in log_findings(p)]
-        print(f"relay: the brokers' logs: {len(findings)} lines of refusals, drops, errors or"
-              " warnings" + "".join(f"\n  {f}" for f in findings[:20]), flush=True)
+        print(f"relay: the brokers' logs: {len(findings)} lines of refusals, drops, alerts,"
+              " errors or warnings" + "".join(f"\n  {f}" for f in findings[:20]), flush=True)
         results.append({"scenario": "relay logs", "findings": findings})
         for p in pairs.values():
             p.remove()
@@ -644,7 +644,8 @@ def relay_cost():
           f" {cost['verify_openssl_us']:.2f} us, libsodium {cost['verify_sodium_us']:.2f} us),"
           f" its own stamp {cost['relay_stamp_pool_us']:.2f} us with the pool"
           f" ({cost['relay_stamp_us']:.2f} us deterministic): {cost['relay_pool_us']:.2f} us a"
-          f" relayed message, at most {1e6 / cost['relay_pool_us']:,.0f} msg/s on one thread;"
+          f" relayed message (this alone bounds one thread at {1e6 / cost['relay_pool_us']:,.0f}"
+          " msg/s);"
           f" openssl speed: {sign:,.0f} signatures/s, {verify:,.0f} verifications/s",
           flush=True)
     return dict(cost, scenario="relay cost", openssl_sign_per_s=sign,
