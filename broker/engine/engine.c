@@ -335,15 +335,8 @@ static int make_peer_policy_dir(struct tf_engine *e, struct tf_err *err)
 static bool drop_refused_peer_policy(struct tf_engine *e, const char *refused_id,
 		const char *why)
 {
-	char path[4200], sig[4300];
-
-	if (e->peer_policy_dir == NULL || refused_id[0] == '\0'
-			|| snprintf(path, sizeof(path), "%s/%s.json", e->peer_policy_dir, refused_id)
-				>= (int)sizeof(path)
-			|| unlink(path) != 0)
+	if (refused_id[0] == '\0' || !engine_remove_peer_policy(&e->ctx, refused_id))
 		return false;
-	snprintf(sig, sizeof(sig), "%s.sig", path);
-	unlink(sig);
 	engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: policy %s, handed over by a peer, is "
 		"refused here (%s); removed", refused_id, why);
 	/* At start there is no set yet to address an alert by: the log says it. */

@@ -126,6 +126,10 @@ const char *engine_relay_check(struct engine_ctx *c, const struct tf_peer *peer,
 const char *engine_take_peer_policy(struct engine_ctx *c, const struct tf_peer *peer,
 		const char *topic, const void *payload, uint32_t payloadlen, bool *changed);
 
+/* Removes the file (and its signature) of the peer's policy id from
+ * c->peer_policy_dir; returns whether there was one. */
+bool engine_remove_peer_policy(const struct engine_ctx *c, const char *id);
+
 /* --- engine_context.c (and inline): the base --------------------------------- */
 
 void engine_log(struct engine_ctx *c, enum tf_log_level level, const char *fmt, ...)

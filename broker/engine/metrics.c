@@ -407,9 +407,10 @@ void tf_metrics_delivered(struct tf_metrics *m, const char *policy, const char *
 	struct policy_metrics *p;
 	struct row *row;
 
-	tf_metrics_add(m, policy, TF_METRIC_DELIVERED, 1, now);
+	m->all.n[TF_METRIC_DELIVERED]++;
 	if (policy == NULL || (p = policy_of(m, policy, now)) == NULL)
 		return;
+	p->c.n[TF_METRIC_DELIVERED]++;
 	window_add(&p->deliveries, now, 1);
 	if ((row = rows_get(&p->clients, client, org)) != NULL) {
 		window_add(&row->w, now, 1);
