@@ -4,11 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/util/fnv.h"
 #include "broker/util/strmap.h"
 
-#define TEN_S 10000
-#define MINUTE 60000
-#define HOUR (60 * MINUTE)
+#define HOUR 3600000
 #define NEVER INT64_MIN
 
 static const char *const metric_names[TF_METRIC_COUNT] = {
@@ -24,19 +23,26 @@ static const char *const metric_names[TF_METRIC_COUNT] = {
 
 /* --- windows: counts in the last minute and hour ---------------------------- */
 
-/* Counts per span (10 s for the minute, a minute for the hour), each a
- * ring by span number; last_*: the newest span counted into (the spans
- * between it and a newer one are zeroed as time passes them). */
+/* Counts per span, 10 s for the minute and 5 minutes for the hour (a
+ * window is as many spans ending with the current one), each a ring by
+ * span number; last_*: the newest span counted into (the spans between
+ * it and a newer one are zeroed as time passes them). 80 bytes: one per
+ * recipient of each policy. */
+#define TEN_S 10000
+#define FIVE_MIN 300000
+#define MINUTE_SPANS 6
+#define HOUR_SPANS 12
+
 struct window {
-	uint32_t tens[6], minutes[60];
-	int64_t last_ten, last_minute;
+	uint32_t tens[MINUTE_SPANS], fives[HOUR_SPANS];
+	int64_t last_ten, last_five;
 };
 
 static void window_init(struct window *w)
 {
 	memset(w, 0, sizeof(*w));
 	w->last_ten = NEVER;
-	w->last_minute = NEVER;
+	w->last_five = NEVER;
 }
 
 static void spans_add(uint32_t *count, int n, int64_t *last, int64_t span, uint32_t k)
@@ -70,16 +76,16 @@ static void window_add(struct window *w, int64_t now, uint32_t k)
 {
 	if (now < 0)
 		now = 0;
-	spans_add(w->tens, 6, &w->last_ten, now / TEN_S, k);
-	spans_add(w->minutes, 60, &w->last_minute, now / MINUTE, k);
+	spans_add(w->tens, MINUTE_SPANS, &w->last_ten, now / TEN_S, k);
+	spans_add(w->fives, HOUR_SPANS, &w->last_five, now / FIVE_MIN, k);
 }
 
 static uint64_t window_sum(const struct window *w, int64_t now, bool hour)
 {
 	if (now < 0)
 		now = 0;
-	return hour ? spans_sum(w->minutes, 60, w->last_minute, now / MINUTE)
-		: spans_sum(w->tens, 6, w->last_ten, now / TEN_S);
+	return hour ? spans_sum(w->fives, HOUR_SPANS, w->last_five, now / FIVE_MIN)
+		: spans_sum(w->tens, MINUTE_SPANS, w->last_ten, now / TEN_S);
 }
 
 /* --- tallies: counts by name (refusal reasons, alert kinds) -------------------- */
@@ -152,10 +158,15 @@ struct row {
 	struct window w;
 };
 
+/* A policy's recipients (or their organizations), by name: an open
+ * addressing table of positions in rows. Its own, not a tf_strmap, whose
+ * key arena takes 64 KiB at its first key: a broker holds two of these
+ * per policy with traffic. */
 struct rows {
-	struct tf_strmap *index;   /* name -> position in rows */
 	struct row *rows;
 	uint32_t n, cap;
+	uint32_t *slots;    /* a row's position + 1; 0: empty */
+	uint32_t mask;      /* slots - 1, a power of two less one */
 };
 
 static void rows_free(struct rows *r)
@@ -165,25 +176,59 @@ static void rows_free(struct rows *r)
 		free(r->rows[i].org);
 	}
 	free(r->rows);
-	tf_strmap_free(r->index);
-	*r = (struct rows){ NULL, NULL, 0, 0 };
+	free(r->slots);
+	*r = (struct rows){ NULL, 0, 0, NULL, 0 };
+}
+
+static uint32_t name_slot(const struct rows *r, const char *name)
+{
+	uint64_t h = tf_fnv1a(TF_FNV_OFFSET, name, strlen(name));
+
+	return (uint32_t)(h ^ (h >> 32)) & r->mask;
+}
+
+/* The slot of name, or the empty slot where it would go. */
+static uint32_t rows_slot(const struct rows *r, const char *name)
+{
+	uint32_t i = name_slot(r, name);
+
+	while (r->slots[i] != 0 && strcmp(r->rows[r->slots[i] - 1].name, name) != 0)
+		i = (i + 1) & r->mask;
+	return i;
+}
+
+/* Indexes the rows anew in a table of slots (a power of two, more than
+ * twice the rows). False when out of memory (nothing changed). */
+static bool rows_index(struct rows *r, uint32_t slots)
+{
+	uint32_t *fresh = calloc(slots, sizeof(*fresh));
+
+	if (fresh == NULL)
+		return false;
+	free(r->slots);
+	r->slots = fresh;
+	r->mask = slots - 1;
+	for (uint32_t i = 0; i < r->n; i++)
+		r->slots[rows_slot(r, r->rows[i].name)] = i + 1;
+	return true;
 }
 
 /* The row of name, made when new; past TF_METRICS_MAX_ROWS, the row "".
  * NULL when out of memory. */
 static struct row *rows_get(struct rows *r, const char *name, const char *org)
 {
-	uint32_t i;
 	struct row *row;
+	uint32_t slot;
 
-	if (r->index == NULL && (r->index = tf_strmap_new()) == NULL)
+	if (r->slots == NULL && !rows_index(r, 8))
 		return NULL;
-	if (tf_strmap_get(r->index, name, strlen(name), &i))
-		return &r->rows[i];
+	slot = rows_slot(r, name);
+	if (r->slots[slot] != 0)
+		return &r->rows[r->slots[slot] - 1];
 	if (r->n >= TF_METRICS_MAX_ROWS && name[0] != '\0')
 		return rows_get(r, "", org != NULL ? "" : NULL);
 	if (r->n == r->cap) {
-		uint32_t cap = r->cap ? r->cap * 2 : 8;
+		uint32_t cap = r->cap ? r->cap * 2 : 4;
 		struct row *grown = realloc(r->rows, sizeof(*grown) * cap);
 
 		if (grown == NULL)
@@ -194,61 +239,42 @@ static struct row *rows_get(struct rows *r, const char *name, const char *org)
 	row = &r->rows[r->n];
 	row->name = strdup(name);
 	row->org = org != NULL ? strdup(org) : NULL;
-	if (row->name == NULL || (org != NULL && row->org == NULL)
-			|| tf_strmap_put(r->index, name, strlen(name), r->n, NULL) != 1) {
+	if (row->name == NULL || (org != NULL && row->org == NULL)) {
 		free(row->name);
 		free(row->org);
 		return NULL;
 	}
 	window_init(&row->w);
 	row->last_ms = NEVER;
-	r->n++;
-	return row;
-}
-
-struct idle_ctx {
-	const struct rows *r;
-	int64_t since;
-};
-
-static const char *kept_if_recent(void *ctx, uint32_t i, size_t *len)
-{
-	const struct idle_ctx *c = ctx;
-	const struct row *row = &c->r->rows[i];
-
-	if (row->last_ms < c->since)
+	r->slots[slot] = ++r->n;
+	/* At most half full, so that probes stay short. */
+	if (2 * r->n > r->mask && !rows_index(r, 2 * (r->mask + 1)))
 		return NULL;
-	*len = strlen(row->name);
-	return row->name;
+	return row;
 }
 
 /* Drops the rows with no delivery in the last hour: they are in no
  * window any more. */
 static void rows_drop_idle(struct rows *r, int64_t now)
 {
-	struct idle_ctx c = { r, now - HOUR };
-	struct tf_strmap *index;
+	int64_t since = now - HOUR;
 	uint32_t kept = 0;
 
-	for (uint32_t i = 0; i < r->n; i++)
-		kept += r->rows[i].last_ms >= c.since;
-	if (kept == r->n)
-		return;
-	index = tf_strmap_renumbered(r->n, kept_if_recent, &c);
-	if (index == NULL)
-		return;
-	kept = 0;
 	for (uint32_t i = 0; i < r->n; i++) {
-		if (r->rows[i].last_ms >= c.since) {
+		if (r->rows[i].last_ms >= since) {
 			r->rows[kept++] = r->rows[i];
 		} else {
 			free(r->rows[i].name);
 			free(r->rows[i].org);
 		}
 	}
-	tf_strmap_free(r->index);
-	r->index = index;
+	if (kept == r->n)
+		return;
 	r->n = kept;
+	/* Indexed anew, in the same table. */
+	memset(r->slots, 0, sizeof(*r->slots) * (r->mask + 1));
+	for (uint32_t i = 0; i < r->n; i++)
+		r->slots[rows_slot(r, r->rows[i].name)] = i + 1;
 }
 
 struct ranked {
