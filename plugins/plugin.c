@@ -103,6 +103,18 @@ static void publish_checkpoint(void *ctx, const char *json)
 		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish a trace checkpoint");
 }
 
+/* Publishes metrics, retained, for administrators (and each policy's for
+ * its owner's data stewards, policy/decide.c). QoS 0: the next ones come
+ * within the interval. */
+static void publish_metrics(void *ctx, const char *topic, const char *json)
+{
+	(void)ctx;
+	if (mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 0, true, NULL)
+			!= MOSQ_ERR_SUCCESS)
+		mosquitto_log_printf(MOSQ_LOG_ERR, "trustflow: cannot publish the metrics on %s",
+			topic);
+}
+
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
 	for (int i = 0; i < supported_version_count; i++) {
@@ -125,9 +137,17 @@ static void plugin_free(struct tf_plugin *plugin)
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
-	struct tf_engine_hooks hooks = { tf_shim_log, NULL, clear_retained, publish_key,
-		publish_checkpoint, publish_policy, publish_alert, publish_held, disconnect_client,
-		NULL };
+	struct tf_engine_hooks hooks = {
+		.log = tf_shim_log,
+		.clear_retained = clear_retained,
+		.publish_key = publish_key,
+		.publish_checkpoint = publish_checkpoint,
+		.publish_policy = publish_policy,
+		.publish_alert = publish_alert,
+		.publish_held = publish_held,
+		.publish_metrics = publish_metrics,
+		.disconnect = disconnect_client,
+	};
 	struct tf_plugin *plugin;
 	struct tf_err err = { "" };
 	int rc;

@@ -96,11 +96,25 @@ static bool may_read_policy(const struct tf_policy_set *set, const struct tf_cli
 	return strlen(org) == (size_t)(slash - rest) && strncmp(org, rest, (size_t)(slash - rest)) == 0;
 }
 
+/* The metrics (docs/control-api.md): the broker's, $trustflow/metrics,
+ * are for admins; a policy's, $trustflow/metrics/<id>, like its alerts. */
+static bool may_read_metrics(const struct tf_policy_set *set, const struct tf_client *who,
+		const char *topic)
+{
+	if (strcmp(topic, TF_PREFIX "metrics") == 0)
+		return has_role(who, set->role_admin);
+	return starts_with(topic, TF_PREFIX "metrics/")
+		&& may_read_alert(set, who, topic + strlen(TF_PREFIX "metrics/"));
+}
+
 static void receive_dollar(const struct tf_policy_set *set, const struct tf_client *who,
 		const char *topic, struct tf_decision *d)
 {
 	if (starts_with(topic, TF_PREFIX "keys/") || strcmp(topic, TF_PREFIX "checkpoints") == 0)
 		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "public verification material");
+	else if (may_read_metrics(set, who, topic))
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE,
+			"metrics for an administrator or data steward");
 	else if (starts_with(topic, TF_PREFIX "alerts/")
 			&& may_read_alert(set, who, topic + strlen(TF_PREFIX "alerts/")))
 		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "alerts for an administrator or data steward");
@@ -144,7 +158,15 @@ static void subscribe_dollar(const struct tf_policy_set *set, const struct tf_cl
 		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE, "alerts for an administrator or data steward");
 		return;
 	}
-	/* Likewise for published policies: each is decided on delivery. */
+	/* Likewise for metrics and published policies: each is decided on
+	 * delivery. */
+	if ((is_operator(set, who) && tf_filters_overlap(filter, TF_PREFIX "metrics/+"))
+			|| (has_role(who, set->role_admin)
+				&& tf_filters_overlap(filter, TF_PREFIX "metrics"))) {
+		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE,
+			"metrics for an administrator or data steward");
+		return;
+	}
 	if (is_operator(set, who) && tf_filters_overlap(filter, TF_PREFIX "policies/+/+")) {
 		set_decision(d, TF_ALLOW, NULL, TF_RULE_NONE,
 			"policies for an administrator or data steward");

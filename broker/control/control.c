@@ -251,6 +251,42 @@ static const char *get_message(const struct caller *c, const cJSON *cmd, cJSON *
 	return NULL;
 }
 
+/* tfctl report impact, asked of the running broker: for the console,
+ * which draws it as the report's page does. */
+static const char *impact_report(const struct caller *c, const cJSON *cmd, cJSON *data)
+{
+	struct tf_trace_store *s = tf_engine_trace_store(c->e);
+	const char *id = arg(cmd, "alert");
+	int64_t window_s = TF_IMPACT_WINDOW_DEFAULT_S;
+	struct tf_err err = { "" };
+	const cJSON *alert, *policy;
+	cJSON *impact;
+
+	if (id == NULL)
+		return "alert: an alert id is required";
+	if (!int_arg(cmd, "window", 1, TF_IMPACT_WINDOW_MAX_S, &window_s))
+		return "window: must be an integer from 1 to 31622400 (seconds)";
+	if (s == NULL)
+		return "this broker has no trace store";
+	if (tf_trace_read_begin(s, &err) != TF_OK)
+		return "the trace store cannot be read";
+	impact = tf_query_impact(s, id, window_s * 1000, &err);
+	tf_trace_read_end(s);
+	if (impact == NULL)
+		return strstr(err.msg, "memory") ? "out of memory" : "no such alert";
+	alert = cJSON_GetObjectItemCaseSensitive(impact, "alert");
+	policy = cJSON_GetObjectItemCaseSensitive(alert, "policy");
+	/* An alert about no policy (or one no longer in force) is the
+	 * administrators'. */
+	if (!may_manage(c, cJSON_IsString(policy) ? policy_of_label(c->set, policy->valuestring)
+			: NULL)) {
+		cJSON_Delete(impact);
+		return "not authorized";
+	}
+	become_data(impact, data);
+	return NULL;
+}
+
 static const char *explain(const struct caller *c, const cJSON *cmd, cJSON *data)
 {
 	const char *client = arg(cmd, "client"), *topic = arg(cmd, "topic");
@@ -406,6 +442,7 @@ static const struct {
 	{ "releaseFlow", release_flow },
 	{ "discardFlow", discard_flow },
 	{ "getMessage", get_message },
+	{ "impactReport", impact_report },
 	{ "explain", explain },
 	{ "reloadPolicies", reload_policies },
 };

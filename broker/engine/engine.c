@@ -20,6 +20,7 @@
 #include "broker/util/dirlist.h"
 #include "broker/util/growable.h"
 #include "broker/engine/engine_internal.h"
+#include "broker/engine/metrics.h"
 #include "broker/guard/guard.h"
 #include "broker/tracking/msgtrack.h"
 #include "broker/tracking/qos2track.h"
@@ -76,6 +77,8 @@ struct tf_engine {
 	struct tf_ratelimit *rates;
 	struct tf_keyring *earlier_keys;    /* from key_dir */
 	bool stamp_all;
+	uint32_t metrics_interval_s;        /* 0: no metrics are published */
+	int64_t metrics_due;                /* when they are next */
 };
 
 /* Retention entries visited per tick. */
@@ -146,6 +149,7 @@ void tf_engine_free(struct tf_engine *e)
 	tf_retained_free(e->ctx.retained);
 	tf_signer_free(e->ctx.signer);
 	tf_keyring_free(e->earlier_keys);
+	tf_metrics_free(e->ctx.metrics);
 	free(e->ctx.broker_id);
 	free(e->identities);
 	free(e->policy_dir);
@@ -440,6 +444,8 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 	e->rates = tf_ratelimit_new();
 	e->ctx.retained = tf_retained_new();
 	e->earlier_keys = tf_keyring_new();
+	e->ctx.metrics = tf_metrics_new(engine_now_ms(&e->ctx));
+	e->metrics_interval_s = (uint32_t)engine_option_number(opts->metrics_interval_s);
 	e->ctx.broker_id = strdup(opts->broker_id);
 	e->stamp_all = strcmp(opts->stamp_all, "true") == 0;
 	e->max_inflight = (uint32_t)engine_option_number(opts->max_inflight_messages);
@@ -447,7 +453,8 @@ int tf_engine_new(const struct tf_options *opts, const struct tf_engine_hooks *h
 			|| e->queued == NULL
 			|| e->clientids == NULL || e->copies == NULL || e->ctx.alerts == NULL
 			|| e->ctx.quarantine == NULL || e->ctx.guard == NULL || e->rates == NULL
-			|| e->ctx.retained == NULL || e->earlier_keys == NULL || e->ctx.broker_id == NULL) {
+			|| e->ctx.retained == NULL || e->earlier_keys == NULL || e->ctx.metrics == NULL
+			|| e->ctx.broker_id == NULL) {
 		tf_engine_free(e);
 		return tf_err_set(err, TF_ERR_NOMEM, "out of memory");
 	}
@@ -750,16 +757,44 @@ const struct tf_quarantine *tf_engine_quarantine(const struct tf_engine *e)
 	return e->ctx.quarantine;
 }
 
+/* The id of the policy of flow ("<policy id>/<publisher>") into id. */
+static const char *flow_policy(const char *flow, char id[TF_ID_MAX_LEN + 1])
+{
+	size_t len = strcspn(flow, "/");
+
+	if (len > TF_ID_MAX_LEN)
+		return NULL;
+	memcpy(id, flow, len);
+	id[len] = '\0';
+	return id;
+}
+
 int tf_engine_release_flow(struct tf_engine *e, const char *flow, const char *by,
 		bool override, struct tf_release_counts *counts, struct tf_err *err)
 {
-	return engine_release_flow(&e->ctx, flow, by, override, counts, err);
+	char id[TF_ID_MAX_LEN + 1];
+	const char *policy = flow_policy(flow, id);
+	int64_t now = engine_now_ms(&e->ctx);
+	int rc;
+
+	*counts = (struct tf_release_counts){ 0, 0, 0, 0 };
+	rc = engine_release_flow(&e->ctx, flow, by, override, counts, err);
+	tf_metrics_add(e->ctx.metrics, policy, TF_METRIC_RELEASED, counts->released, now);
+	tf_metrics_add(e->ctx.metrics, policy, TF_METRIC_DISCARDED, counts->expired, now);
+	return rc;
 }
 
 int tf_engine_discard_flow(struct tf_engine *e, const char *flow, const char *by,
 		uint64_t *count, struct tf_err *err)
 {
-	return engine_discard_flow(&e->ctx, flow, by, count, err);
+	char id[TF_ID_MAX_LEN + 1];
+	int rc;
+
+	*count = 0;
+	rc = engine_discard_flow(&e->ctx, flow, by, count, err);
+	tf_metrics_add(e->ctx.metrics, flow_policy(flow, id), TF_METRIC_DISCARDED, *count,
+		engine_now_ms(&e->ctx));
+	return rc;
 }
 
 struct tf_trace_store *tf_engine_trace_store(struct tf_engine *e)
@@ -853,8 +888,10 @@ enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id
 	int64_t now = engine_now_ms(&e->ctx);
 
 	connection_accepted(e);
-	if (engine_is_blocked(&e->ctx, client_id, username, now))
+	if (engine_is_blocked(&e->ctx, client_id, username, now)) {
+		tf_metrics_refused(e->ctx.metrics, NULL, TF_REFUSED_BLOCKED, now);
 		return TF_DENY;
+	}
 	/* A peer hands over messages on any topic, and owners' policies;
 	 * each is checked when it comes (tf_engine_on_message). No other `$`
 	 * topic. */
@@ -864,6 +901,7 @@ enum tf_verdict tf_engine_may_publish(struct tf_engine *e, const char *client_id
 	tf_decide_publish(e->ctx.set, engine_identify(&e->ctx, username), topic, &d);
 	if (d.verdict != TF_DENY)
 		return d.verdict;
+	tf_metrics_refused(e->ctx.metrics, d.policy ? d.policy->id : NULL, TF_REFUSED_DENIED, now);
 	if (e->ctx.trace != NULL)
 		engine_record_unstamped(&e->ctx, now, client_id, username, topic, d.policy, payload,
 			payloadlen, "denied", d.reason);
@@ -1009,6 +1047,22 @@ static bool record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
 		payloadlen, d, outcome);
 }
 
+/* A delivery decided (d), for the metrics: made to a connected client,
+ * or withheld. Not the checks mosquitto makes again of what a session
+ * held while its client was away, nor a message queued for it. */
+static void count_delivery(struct tf_engine *e, const char *client_id, const char *username,
+		const struct tf_client *who, const struct tf_decision *d, int64_t now)
+{
+	if (e->accepting != NULL && client_id != NULL && strcmp(e->accepting, client_id) == 0)
+		return;
+	if (d->verdict != TF_ALLOW)
+		tf_metrics_add(e->ctx.metrics, d->policy ? d->policy->id : NULL, TF_METRIC_WITHHELD, 1,
+			now);
+	else if (session_connected(e, client_id))
+		tf_metrics_delivered(e->ctx.metrics, d->policy ? d->policy->id : NULL,
+			engine_org_name(&e->ctx, who), engine_client_name(client_id, username), now);
+}
+
 enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id,
 		const char *username, const char *topic, const void *payload, uint32_t payloadlen,
 		bool retain)
@@ -1049,6 +1103,8 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 			&& !record_delivery(e, now, known ? &hit : NULL, client_id, username, who, topic,
 				payload, payloadlen, &d) && d.policy != NULL)
 		return TF_DENY;
+	if (topic[0] != '$' && d.verdict != TF_DEFER)
+		count_delivery(e, client_id, username, who, &d, now);
 	/* Private data reaching another org: its recipient is a suspect if it
 	 * publishes the data again. (A view copy is other data.) */
 	if (d.verdict == TF_ALLOW && d.policy != NULL && d.policy->forwarding_deny && !d.view
@@ -1280,13 +1336,29 @@ static void pend_qos2(struct tf_engine *e, const struct tf_message *m, const str
 
 /* A message on a topic no policy governs: stamped with stamp_all,
  * recorded when there is a trace, passed on either way. */
+/* What became of a message under p (NULL: none), for the metrics. */
+static void count_message(struct tf_engine *e, const struct tf_policy *p,
+		const struct tf_message_result *res, int64_t now)
+{
+	const char *id = p ? p->id : NULL;
+
+	if (res->stamped || res->hold)
+		tf_metrics_add(e->ctx.metrics, id, TF_METRIC_STAMPED, 1 + res->n_copies, now);
+	if (res->hold)
+		tf_metrics_add(e->ctx.metrics, id, TF_METRIC_QUARANTINED, 1, now);
+	else if (res->redirect != NULL)
+		tf_metrics_add(e->ctx.metrics, id, TF_METRIC_REROUTED, 1, now);
+	else if (!res->deliver)
+		tf_metrics_refused(e->ctx.metrics, id, res->refusal, now);
+}
+
 static void on_ungoverned(struct tf_engine *e, const struct tf_message *m, int64_t now,
 		struct tf_message_result *res)
 {
 	if (e->stamp_all) {
 		if (!engine_stamp(&e->ctx, m, NULL, m->topic, m->payload, m->payloadlen, now,
 				&res->stamp_buf, &res->stamp)) {
-			engine_refuse(res, "cannot be stamped");
+			engine_refuse(res, TF_REFUSED_UNSTAMPED, "cannot be stamped");
 			return;
 		}
 		res->stamped = true;
@@ -1315,7 +1387,7 @@ static bool stamp_and_record(struct tf_engine *e, const struct tf_message *m,
 	struct engine_relayed relayed;
 
 	if (!engine_stamp_message(&e->ctx, m, p, m->topic, now, res)) {
-		engine_refuse(res, "cannot be stamped");
+		engine_refuse(res, TF_REFUSED_UNSTAMPED, "cannot be stamped");
 		return false;
 	}
 	res->stamped = true;
@@ -1323,7 +1395,7 @@ static bool stamp_and_record(struct tf_engine *e, const struct tf_message *m,
 	if (e->ctx.trace != NULL && engine_record_stamped(&e->ctx, now, &res->stamp,
 			m->payloadlen, NULL, filed_by_content(e, m),
 			engine_relayed_of(&e->ctx, m, res, &relayed)) != TF_OK) {
-		engine_refuse(res, "the trace store cannot record it");
+		engine_refuse(res, TF_REFUSED_UNRECORDED, "the trace store cannot record it");
 		return false;
 	}
 	return true;
@@ -1358,7 +1430,7 @@ static void deliver(struct tf_engine *e, const struct tf_message *m, const struc
 	if (p->forwarding_deny)
 		engine_note_private(&e->ctx, m, p, canon, &res->stamp, now);
 	if (e->ctx.trace_each && tf_trace_writer_flush(e->ctx.trace) != TF_OK)
-		engine_refuse(res, "the trace store cannot record it");
+		engine_refuse(res, TF_REFUSED_UNRECORDED, "the trace store cannot record it");
 }
 
 /* A message on a topic policy p governs: limits and schema, then what
@@ -1413,7 +1485,7 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 
 	switch (action) {
 	case TF_VIOLATION_DROP:
-		engine_refuse(res, violated);
+		engine_refuse(res, violated, violated);
 		if (e->ctx.trace != NULL)
 			engine_record_unstamped(&e->ctx, now, m->client_id, m->username, m->topic, p,
 				m->payload, m->payloadlen, "dropped", violated);
@@ -1430,6 +1502,7 @@ static void on_governed(struct tf_engine *e, const struct tf_message *m, const s
 	}
 	if (m->qos == 2 && m->chain == NULL && res->deliver && (res->stamped || res->hold))
 		pend_qos2(e, m, p, qos2_key, res, now);
+	count_message(e, p, res, now);
 	if (!res->deliver)
 		tf_message_result_free(res);
 }
@@ -1450,7 +1523,7 @@ static void on_dollar(struct tf_engine *e, const struct tf_message *m,
 	why = engine_take_peer_policy(&e->ctx, peer, m->topic, m->payload, m->payloadlen,
 		&changed);
 	if (why != NULL) {
-		engine_refuse(res, why);
+		engine_refuse(res, TF_REFUSED_RELAY, why);
 		return;
 	}
 	res->taken = true;
@@ -1468,13 +1541,13 @@ static void on_relayed(struct tf_engine *e, const struct tf_message *m, int64_t 
 	struct engine_canon canon = { .made = false };
 	const char *why;
 
-	if (peer == NULL) {
-		engine_refuse(res, "not from a peer broker");
-		return;
-	}
-	why = engine_relay_check(&e->ctx, peer, m, now, &p);
+	if (peer == NULL)
+		why = "not from a peer broker";
+	else
+		why = engine_relay_check(&e->ctx, peer, m, now, &p);
 	if (why != NULL) {
-		engine_refuse(res, why);
+		engine_refuse(res, TF_REFUSED_RELAY, why);
+		count_message(e, NULL, res, now);
 		return;
 	}
 	/* QoS 2 resends are mosquitto's to drop: a peer's bridge session
@@ -1497,6 +1570,7 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 	/* Not memset: the stamp buffers are large and this runs per message. */
 	res->deliver = true;
 	res->reason = NULL;
+	res->refusal = NULL;
 	res->stamped = false;
 	res->hold = false;
 	res->taken = false;
@@ -1529,11 +1603,14 @@ void tf_engine_on_message(struct tf_engine *e, const struct tf_message *m,
 		tf_qos2track_moved_on(e->qos2, tf_qos2_client_key(m->client_id ? m->client_id : ""),
 			m->connection);
 	/* The leak check and the policy's checks share one parse (canon). */
-	if (tf_guard_watching_leaks(e->ctx.guard) && engine_leaked(&e->ctx, m, &canon, now, res))
+	if (tf_guard_watching_leaks(e->ctx.guard) && engine_leaked(&e->ctx, m, &canon, now, res)) {
+		count_message(e, NULL, res, now);
 		goto out;
+	}
 	g = tf_govern_lookup(e->ctx.set->govern, m->topic);
 	if (g.kind != TF_GOVERN_POLICY) {
 		on_ungoverned(e, m, now, res);
+		count_message(e, NULL, res, now);
 		if (m->qos == 2 && res->stamped)
 			pend_qos2(e, m, NULL, qos2_key, res, now);
 		if (e->ctx.trace_each)
@@ -1620,4 +1697,8 @@ void tf_engine_tick(struct tf_engine *e)
 	tf_qos2track_expire(e->qos2, now);
 	engine_alerts_tick(&e->ctx);
 	engine_trace_tick(&e->ctx);
+	if (e->metrics_interval_s > 0 && now >= e->metrics_due) {
+		engine_publish_metrics(&e->ctx, now, e->metrics_interval_s);
+		e->metrics_due = now + (int64_t)e->metrics_interval_s * 1000;
+	}
 }

@@ -45,6 +45,9 @@ struct tf_engine_hooks {
 	 * after its hop records when relayed), as if just published, and a
 	 * copy for each peer of egress. NULL: releasing is not possible. */
 	void (*publish_held)(void *ctx, const struct tf_held *m, const struct tf_egress *egress);
+	/* Publishes, retained, metrics (JSON) on topic, $trustflow/metrics or
+	 * $trustflow/metrics/<policy id>. NULL: none are published. */
+	void (*publish_metrics)(void *ctx, const char *topic, const char *json);
 	/* Disconnects the client with this client id (soon, not from within
 	 * this call). NULL: none can be. */
 	void (*disconnect)(void *ctx, const char *client_id);
@@ -209,6 +212,7 @@ struct tf_message {
 struct tf_message_result {
 	bool deliver;           /* false: refuse the message */
 	const char *reason;     /* why not delivered (static) */
+	const char *refusal;    /* the same in a word, as the metrics count it (static) */
 	bool hold;              /* quarantined: pass it to no one (the broker keeps it) */
 	bool taken;             /* taken by the broker (a peer's policy): pass it to no one */
 	const char *redirect;   /* rerouted: deliver on this topic (borrowed until the

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker/engine/engine_internal.h"
+#include "broker/engine/metrics.h"
 #include "policy/id.h"
 #include "policy/identities.h"
 
@@ -62,6 +63,7 @@ void engine_egress(struct engine_ctx *c, const struct tf_stamp *st, const struct
 		/* What cannot be recorded does not leave. */
 		if (c->trace != NULL && !engine_record_forwarded(c, now, st, peer))
 			continue;
+		tf_metrics_add(c->metrics, p->id, TF_METRIC_FORWARDED, 1, now);
 		out->peers[out->n++] = peer->broker_id;
 	}
 }

@@ -7,6 +7,7 @@
 #include "broker/guard/alerts.h"
 #include "broker/util/fnv.h"
 #include "broker/engine/engine_internal.h"
+#include "broker/engine/metrics.h"
 #include "broker/guard/guard.h"
 #include "broker/trace/trace_query.h"
 #include "broker/trace/trace_writer.h"
@@ -58,6 +59,7 @@ void engine_raise_alert(struct engine_ctx *c, const char *kind, const char *poli
 	char text[600];
 	uint32_t folded;
 
+	engine_count_alert(c, policy, kind);
 	if (!tf_alerts_admit(c->alerts, &alert, &folded))
 		return;
 	if (folded > 0) {
@@ -275,7 +277,7 @@ bool engine_leaked(struct engine_ctx *c, const struct tf_message *m, struct engi
 		res->disconnect = true;
 	if (action == TF_VIOLATION_ALERT)
 		return false;
-	engine_refuse(res, "leak");
+	engine_refuse(res, TF_REFUSED_LEAK, "leak");
 	if (c->trace != NULL)
 		engine_record_unstamped(c, now, m->client_id, m->username, m->topic, p, m->payload,
 			m->payloadlen, "dropped", "leak");

@@ -1,5 +1,5 @@
 /* Inside the engine: what its parts share, and how they are layered.
- * The engine is one object in eight files, listed here from the top
+ * The engine is one object in nine files, listed here from the top
  * layer down; each file calls only files listed below it, never one
  * above it (tests/tools/engine_layers.py checks this in `make check`):
  *
@@ -18,6 +18,8 @@
  *   engine_egress.c      what goes to peer brokers (federation-v1)
  *   engine_trace.c       the trace events the engine records, and the
  *                        trace writer's start and reports
+ *   engine_metrics.c     the metrics the broker publishes, and alerts
+ *                        counted by policy
  *   engine_context.c     the base: the log, option numbers, content rules,
  *                        stamps, retained copies (and the inline helpers
  *                        below: the clock, identifying a client, refusing)
@@ -61,6 +63,7 @@ struct engine_ctx {
 	struct tf_guard *guard;             /* anomaly detectors */
 	struct tf_quarantine *quarantine;   /* the flows held */
 	struct tf_retained *retained;       /* retained copies to remove later */
+	struct tf_metrics *metrics;         /* what happened, counted (broker/engine/metrics.h) */
 	/* Where the owners' policies peers hand over are kept (federation-v1,
 	 * section 2): <trace_db>/peer-policies; NULL without a trace store. */
 	const char *peer_policy_dir;
@@ -154,9 +157,14 @@ static inline const char *engine_org_name(const struct engine_ctx *c, const stru
 	return who ? tf_identities_org_id(c->set->ids, who->org) : "";
 }
 
-static inline void engine_refuse(struct tf_message_result *res, const char *reason)
+/* Refuses the message: why, for the metrics (one of TF_REFUSED_* of
+ * broker/engine/metrics.h, or a violation kind), and reason, for the
+ * publisher's log. */
+static inline void engine_refuse(struct tf_message_result *res, const char *why,
+		const char *reason)
 {
 	res->deliver = false;
+	res->refusal = why;
 	res->reason = reason;
 }
 
@@ -246,6 +254,19 @@ void engine_policy_egress(struct engine_ctx *c, const struct tf_policy *p, const
 
 /* Whether two sets have the same peers (broker ids and organizations). */
 bool engine_same_peers(const struct tf_policy_set *a, const struct tf_policy_set *b);
+
+/* --- engine_metrics.c ------------------------------------------------------------ */
+
+#define ENGINE_METRICS_TOPIC "$trustflow/metrics"
+
+/* An alert of kind raised under the policy of label ("id@version"; ""
+ * or "-": none), counted. */
+void engine_count_alert(struct engine_ctx *c, const char *label, const char *kind);
+
+/* Publishes the metrics, retained, through hooks.publish_metrics: the
+ * broker's on ENGINE_METRICS_TOPIC, each policy's in force on
+ * ENGINE_METRICS_TOPIC/<id>; removes those of policies gone. */
+void engine_publish_metrics(struct engine_ctx *c, int64_t now, uint32_t interval_s);
 
 /* --- engine_trace.c ------------------------------------------------------------ */
 

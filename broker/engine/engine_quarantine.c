@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "broker/engine/engine_internal.h"
+#include "broker/engine/metrics.h"
 #include "broker/guard/held.h"
 #include "broker/util/number.h"
 #include "broker/guard/quarantine.h"
@@ -385,11 +386,11 @@ void engine_hold(struct engine_ctx *c, const struct tf_message *m, const struct 
 	if (c->trace == NULL) {
 		engine_log(c, TF_LOG_ERR, "trustflow: %s cannot be quarantined without a trace store "
 			"(plugin_opt_trace_db); refused", m->topic);
-		engine_refuse(res, "quarantine needs a trace store");
+		engine_refuse(res, TF_REFUSED_UNHELD, "quarantine needs a trace store");
 		return;
 	}
 	if (!engine_stamp_message(c, m, p, m->topic, now, res)) {
-		engine_refuse(res, "cannot be stamped");
+		engine_refuse(res, TF_REFUSED_UNSTAMPED, "cannot be stamped");
 		return;
 	}
 	held.stamp = res->stamp;
@@ -402,7 +403,7 @@ void engine_hold(struct engine_ctx *c, const struct tf_message *m, const struct 
 		free(record);
 		engine_log(c, TF_LOG_ERR, "trustflow: %s cannot be quarantined (%s); refused", m->topic,
 			record == NULL ? "too large to hold" : "the trace store cannot record it");
-		engine_refuse(res, "cannot be quarantined");
+		engine_refuse(res, TF_REFUSED_UNHELD, "cannot be quarantined");
 		return;
 	}
 	free(record);
@@ -422,13 +423,13 @@ void engine_reroute(struct engine_ctx *c, const struct tf_message *m, const stru
 	char reason[300];
 
 	if (!engine_stamp_message(c, m, p, to, now, res)) {
-		engine_refuse(res, "cannot be stamped");
+		engine_refuse(res, TF_REFUSED_UNSTAMPED, "cannot be stamped");
 		return;
 	}
 	snprintf(reason, sizeof(reason), "%s; from %s", why, m->topic);
 	if (c->trace != NULL && engine_record_diverted(c, now, &res->stamp, m->payloadlen, "rerouted",
 			reason, NULL, NULL, 0, engine_relayed_of(c, m, res, &relayed)) != TF_OK) {
-		engine_refuse(res, "the trace store cannot record it");
+		engine_refuse(res, TF_REFUSED_UNRECORDED, "the trace store cannot record it");
 		return;
 	}
 	/* Its deliveries are decided as of now (broker/guard/quarantine.h). */

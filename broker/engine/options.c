@@ -93,6 +93,9 @@ static const struct option_def option_table[] = {
 	  "mosquitto's max_inflight_messages (give both the same value): a connection with more "
 	  "QoS 2 messages than this unanswered within a second raises a qos2-overrun alert; "
 	  "0: never", 0, 65535 },
+	{ "metrics_interval_s", OPT_NUMBER, SLOT(metrics_interval_s), "5", NULL,
+	  "how often the broker publishes its metrics on $trustflow/metrics (retained), in s; "
+	  "0: never", 0, 3600 },
 };
 
 #define OPTION_COUNT ((int)(sizeof(option_table) / sizeof(option_table[0])))

@@ -37,6 +37,7 @@ struct tf_options {
 	char *guard_block_s;
 	char *guard_leak_window_s;
 	char *max_inflight_messages; /* mosquitto's, for the qos2-overrun alert */
+	char *metrics_interval_s; /* how often the metrics are published; 0: never */
 
 	unsigned seen;      /* bit i set once table option i was given */
 };

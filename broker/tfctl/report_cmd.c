@@ -138,7 +138,7 @@ static int cmd_impact(int argc, char **argv)
 	const char *db = NULL, *html = NULL, *alert;
 	struct tf_trace_store *s;
 	struct tf_err err = { "" };
-	long window_s = 3600;
+	long window_s = TF_IMPACT_WINDOW_DEFAULT_S;
 	cJSON *impact;
 	char *text;
 	int rc;
@@ -154,7 +154,7 @@ static int cmd_impact(int argc, char **argv)
 		else if (strcmp(argv[i], "--html") == 0)
 			html = argv[i + 1];
 		else if (strcmp(argv[i], "--window") != 0
-				|| !tf_parse_long(argv[i + 1], 1, 366L * 86400, &window_s))
+				|| !tf_parse_long(argv[i + 1], 1, TF_IMPACT_WINDOW_MAX_S, &window_s))
 			return usage_error("unknown option or bad value");
 	}
 	if (db == NULL)

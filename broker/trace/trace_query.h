@@ -101,7 +101,10 @@ int64_t tf_query_received_at(struct tf_trace_store *s, const char *topic, const 
  * topics, and which recipients received them (deliveries made within the
  * window, per client); and how many of the flow's messages were held from
  * the window's start on, those after the alert included. Caller owns;
- * NULL with TF_ERR_INVALID when there is no such alert. */
+ * NULL with TF_ERR_INVALID when there is no such alert. The window
+ * (tfctl's --window, the control API's "window") is in seconds: */
+#define TF_IMPACT_WINDOW_DEFAULT_S 3600
+#define TF_IMPACT_WINDOW_MAX_S (366L * 86400)
 cJSON *tf_query_impact(struct tf_trace_store *s, const char *alert_id, int64_t window_ms,
 		struct tf_err *err);
 

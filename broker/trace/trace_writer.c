@@ -78,6 +78,7 @@ struct tf_trace_writer {
 	char *checkpoint_json;     /* under lock: not yet taken */
 	char report[1024];         /* under lock: not yet taken, "" when none */
 	bool report_failed;
+	struct tf_trace_writer_stats stats;  /* under lock: for the metrics */
 
 	/* The thread's own. */
 	struct queue back;
@@ -104,6 +105,15 @@ static int64_t wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A monotonic clock in µs, for how long a commit takes. */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void deadline_in(struct timespec *ts, int64_t ms)
@@ -398,12 +408,22 @@ static bool write_back(struct tf_trace_writer *w)
 	struct tf_err err = { "" };
 	size_t n;
 	int rc;
+	int64_t began = mono_us();
+	double took_ms;
 
 	if (!parse_back(w, &n))
 		rc = tf_err_set(&err, TF_ERR_NOMEM, "out of memory");
 	else
 		rc = tf_trace_append(w->store, w->inputs, n, &err);
+	took_ms = (double)(mono_us() - began) / 1000.0;
 	pthread_mutex_lock(&w->lock);
+	if (rc == TF_OK) {
+		w->stats.events += w->back.count;
+		w->stats.commits++;
+		w->stats.last_commit_ms = took_ms;
+		if (took_ms > w->stats.max_commit_ms)
+			w->stats.max_commit_ms = took_ms;
+	}
 	if (rc != TF_OK && !w->failed) {
 		post_report(w, true, "trustflow: %s; governed messages are refused until "
 			"events can be recorded again", err.msg);
@@ -622,4 +642,14 @@ void tf_trace_writer_stop(struct tf_trace_writer *w)
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
 	writer_free(w);
+}
+
+void tf_trace_writer_stats(struct tf_trace_writer *w, struct tf_trace_writer_stats *out)
+{
+	pthread_mutex_lock(&w->lock);
+	*out = w->stats;
+	out->waiting = w->queued - w->durable;
+	out->failing = w->failed;
+	w->stats.max_commit_ms = 0;
+	pthread_mutex_unlock(&w->lock);
 }

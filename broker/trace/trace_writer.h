@@ -70,4 +70,18 @@ char *tf_trace_writer_take_checkpoint(struct tf_trace_writer *w);
 bool tf_trace_writer_take_report(struct tf_trace_writer *w, char *text, size_t cap,
 		bool *failed);
 
+/* What the writer did, for the metrics. */
+struct tf_trace_writer_stats {
+	uint64_t waiting;        /* events queued and not yet on disk */
+	uint64_t events;         /* events written */
+	uint64_t commits;        /* transactions committed */
+	double last_commit_ms;   /* how long the latest commit took */
+	double max_commit_ms;    /* the longest commit since the previous call */
+	bool failing;            /* the store cannot take events now */
+};
+
+/* The writer's counters now; starts max_commit_ms again. Safe from any
+ * thread. */
+void tf_trace_writer_stats(struct tf_trace_writer *w, struct tf_trace_writer_stats *out);
+
 #endif

@@ -490,7 +490,8 @@ static void publish_under_trustflow_is_denied_to_everyone(void **state)
 {
 	static const char *const topics[] = {
 		"$trustflow/alerts/water-telemetry", "$trustflow/alerts/-", "$trustflow/keys/k1",
-		"$trustflow/checkpoints", "$trustflow/x", "$trustflow",
+		"$trustflow/checkpoints", "$trustflow/metrics", "$trustflow/metrics/water-telemetry",
+		"$trustflow/x", "$trustflow",
 	};
 	struct tf_policy_set *set = BUILD(true, water);
 
@@ -1163,6 +1164,37 @@ static void alerts_are_for_admins_and_the_owners_stewards(void **state)
 	tf_policy_set_free(set);
 }
 
+/* The broker's metrics are the administrators'; a policy's are also its
+ * owner's stewards', as its alerts are. */
+static void metrics_are_for_admins_and_the_owners_stewards(void **state)
+{
+	struct tf_policy_set *set = BUILD(false, water, other_data);
+	const char *water_metrics = "$trustflow/metrics/water-telemetry";
+
+	(void)state;
+	EXPECT(recv(set, "ops-admin", "$trustflow/metrics"), ALLOW, NULL, NONE);
+	EXPECT(recv(set, "ww-steward", "$trustflow/metrics"), DENY, NULL, NONE);
+	EXPECT(recv(set, NULL, "$trustflow/metrics"), DENY, NULL, NONE);
+	EXPECT(recv(set, "ops-admin", water_metrics), ALLOW, NULL, NONE);
+	EXPECT(recv(set, "ww-steward", water_metrics), ALLOW, NULL, NONE);
+	EXPECT(recv(set, "other-steward", water_metrics), DENY, NULL, NONE);
+	EXPECT(recv(set, "ww-viewer", water_metrics), DENY, NULL, NONE);
+	EXPECT(recv(set, "maint-app", water_metrics), DENY, NULL, NONE);
+	EXPECT(recv(set, NULL, water_metrics), DENY, NULL, NONE);
+	EXPECT(recv(set, "other-steward", "$trustflow/metrics/other-data"), ALLOW, NULL, NONE);
+	EXPECT(recv(set, "ww-steward", "$trustflow/metrics/water-telemetry/x"), DENY, NULL, NONE);
+	EXPECT(recv(set, "ww-steward", "$trustflow/metricsx"), DENY, NULL, NONE);
+	/* Subscriptions: a steward's filter must reach a policy's metrics,
+	 * an administrator's either. */
+	EXPECT(sub(set, "ww-steward", "$trustflow/metrics/#"), ALLOW, NULL, NONE);
+	EXPECT(sub(set, "ww-steward", "$trustflow/metrics"), DENY, NULL, NONE);
+	EXPECT(sub(set, "ops-admin", "$trustflow/metrics"), ALLOW, NULL, NONE);
+	EXPECT(sub(set, "ops-admin", "$trustflow/metrics/+"), ALLOW, NULL, NONE);
+	EXPECT(sub(set, "maint-app", "$trustflow/metrics/#"), DENY, NULL, NONE);
+	EXPECT(sub(set, NULL, "$trustflow/metrics/+"), DENY, NULL, NONE);
+	tf_policy_set_free(set);
+}
+
 /* An accepted policy, published by the broker (federation-v1), is for
  * admins and its owner's data stewards: not for another organization's
  * steward, nor for the owner's other clients. */
@@ -1671,6 +1703,7 @@ int main(void)
 		cmocka_unit_test(the_most_specific_policy_decides),
 		cmocka_unit_test(trustflow_public_topics_are_readable_by_everyone),
 		cmocka_unit_test(alerts_are_for_admins_and_the_owners_stewards),
+		cmocka_unit_test(metrics_are_for_admins_and_the_owners_stewards),
 		cmocka_unit_test(published_policies_are_for_admins_and_the_owners_stewards),
 		cmocka_unit_test(other_trustflow_topics_are_not_readable),
 		cmocka_unit_test(control_responses_are_for_operators),

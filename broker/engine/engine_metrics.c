@@ -1,0 +1,128 @@
+/* The metrics the broker publishes (docs/control-api.md, "Metrics"): the
+ * counters (broker/engine/metrics.h) with the trace writer's and the
+ * signer's, retained on $trustflow/metrics and, per policy in force, on
+ * $trustflow/metrics/<policy id> (broker/engine/engine_internal.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/engine/engine_internal.h"
+#include "broker/engine/metrics.h"
+#include "broker/trace/trace_writer.h"
+#include "policy/id.h"
+
+void engine_count_alert(struct engine_ctx *c, const char *label, const char *kind)
+{
+	char id[TF_ID_MAX_LEN + 1];
+	size_t len = label != NULL ? tf_policy_label_id_len(label) : 0;
+
+	if (len == 0 || len > TF_ID_MAX_LEN || strcmp(label, "-") == 0) {
+		tf_metrics_alert(c->metrics, NULL, kind, engine_now_ms(c));
+		return;
+	}
+	memcpy(id, label, len);
+	id[len] = '\0';
+	tf_metrics_alert(c->metrics, id, kind, engine_now_ms(c));
+}
+
+/* The members every copy starts with. */
+static cJSON *metrics_head(const struct engine_ctx *c, int64_t now, uint32_t interval_s)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL || cJSON_AddStringToObject(o, "broker", c->broker_id) == NULL
+			|| cJSON_AddNumberToObject(o, "ts", (double)now) == NULL
+			|| cJSON_AddNumberToObject(o, "interval_s", interval_s) == NULL) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static bool add_trace(struct engine_ctx *c, cJSON *o)
+{
+	struct tf_trace_writer_stats st;
+	cJSON *trace, *commit;
+
+	if (c->trace == NULL)
+		return true;
+	tf_trace_writer_stats(c->trace, &st);
+	return (trace = cJSON_AddObjectToObject(o, "trace")) != NULL
+		&& cJSON_AddNumberToObject(trace, "queue", (double)st.waiting) != NULL
+		&& cJSON_AddNumberToObject(trace, "events", (double)st.events) != NULL
+		&& cJSON_AddNumberToObject(trace, "commits", (double)st.commits) != NULL
+		&& (commit = cJSON_AddObjectToObject(trace, "commit_ms")) != NULL
+		&& cJSON_AddNumberToObject(commit, "last", st.last_commit_ms) != NULL
+		&& cJSON_AddNumberToObject(commit, "max", st.max_commit_ms) != NULL
+		&& cJSON_AddBoolToObject(trace, "failing", st.failing) != NULL;
+}
+
+static bool add_signer(const struct engine_ctx *c, cJSON *o)
+{
+	struct tf_signer_stats st;
+	cJSON *signer;
+
+	tf_signer_stats(c->signer, &st);
+	if (!st.pool)
+		return true;
+	return (signer = cJSON_AddObjectToObject(o, "signer")) != NULL
+		&& cJSON_AddNumberToObject(signer, "pool_size", st.size) != NULL
+		&& cJSON_AddNumberToObject(signer, "pool_level", st.level) != NULL
+		&& cJSON_AddNumberToObject(signer, "pooled", (double)st.pool_signatures) != NULL
+		&& cJSON_AddNumberToObject(signer, "fallbacks", (double)st.fallbacks) != NULL;
+}
+
+/* Publishes o on topic (retained), and frees it. */
+static void publish(struct engine_ctx *c, const char *topic, cJSON *o, bool ok)
+{
+	char *json = ok ? cJSON_PrintUnformatted(o) : NULL;
+
+	cJSON_Delete(o);
+	if (json == NULL) {
+		engine_log(c, TF_LOG_ERR, "trustflow: out of memory publishing %s", topic);
+		return;
+	}
+	c->hooks.publish_metrics(c->hooks.ctx, topic, json);
+	free(json);
+}
+
+static bool policy_in_force(void *ctx, const char *id)
+{
+	const struct engine_ctx *c = ctx;
+
+	return tf_policy_set_find(c->set, id) != NULL;
+}
+
+/* A policy gone from the set: its copy goes too. */
+static void clear_policy_metrics(void *ctx, const char *id)
+{
+	struct engine_ctx *c = ctx;
+	char topic[sizeof(ENGINE_METRICS_TOPIC) + TF_ID_MAX_LEN + 1];
+
+	snprintf(topic, sizeof(topic), "%s/%s", ENGINE_METRICS_TOPIC, id);
+	c->hooks.clear_retained(c->hooks.ctx, topic);
+}
+
+void engine_publish_metrics(struct engine_ctx *c, int64_t now, uint32_t interval_s)
+{
+	char topic[sizeof(ENGINE_METRICS_TOPIC) + TF_ID_MAX_LEN + 1];
+	cJSON *o;
+
+	if (c->hooks.publish_metrics == NULL)
+		return;
+	tf_metrics_forget_policies(c->metrics, policy_in_force, clear_policy_metrics, c);
+	if ((o = metrics_head(c, now, interval_s)) != NULL)
+		publish(c, ENGINE_METRICS_TOPIC, o, tf_metrics_broker_json(c->metrics, o)
+			&& add_trace(c, o) && add_signer(c, o));
+	for (uint32_t i = 0; i < c->set->n_policies; i++) {
+		const struct tf_policy *p = &c->set->policies[i];
+
+		if ((o = metrics_head(c, now, interval_s)) == NULL)
+			continue;
+		snprintf(topic, sizeof(topic), "%s/%s", ENGINE_METRICS_TOPIC, p->id);
+		publish(c, topic, o, cJSON_AddStringToObject(o, "policy", p->id) != NULL
+			&& cJSON_AddNumberToObject(o, "version", (double)p->version) != NULL
+			&& cJSON_AddStringToObject(o, "owner", p->owner_id) != NULL
+			&& tf_metrics_policy_json(c->metrics, p->id, now, o));
+	}
+}
