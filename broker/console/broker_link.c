@@ -152,7 +152,8 @@ static void put_policy_metrics(struct tf_console_link *l, const char *policy, cJ
 {
 	struct policy_metrics key = { (char *)(uintptr_t)policy, NULL }, *at;
 
-	at = bsearch(&key, l->policies, l->n_policies, sizeof(*l->policies), policy_cmp);
+	at = l->n_policies == 0 ? NULL
+		: bsearch(&key, l->policies, l->n_policies, sizeof(*l->policies), policy_cmp);
 	if (at != NULL) {
 		cJSON_Delete(at->metrics);
 		if (m != NULL) {

@@ -917,23 +917,23 @@ struct tf_console *tf_console_start(const struct tf_console_config *cfg, char *e
 		flags |= MHD_USE_TLS;
 	if (c->tls)
 		c->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, c,
+			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c,
 			MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128,
 			MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)64,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
 			MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
-			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c,
 			MHD_OPTION_HTTPS_MEM_CERT, cfg->tls_cert_pem,
 			MHD_OPTION_HTTPS_MEM_KEY, cfg->tls_key_pem,
 			MHD_OPTION_END);
 	else
 		c->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, c,
+			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c,
 			MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128,
 			MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)64,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
 			MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
-			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c,
 			MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (c->daemon == NULL) {
