@@ -13,7 +13,8 @@
   /* The SVG diagram of report d (the JSON of tfctl report impact). */
   function diagram(d) {
     var topics = d.topics || [], recipients = d.recipients || [], alert = d.alert || {};
-    var rows = Math.max(topics.length, recipients.length, d.held > 0 ? 2 : 1);
+    /* The held box goes below the topics: a row of its own. */
+    var rows = Math.max(topics.length + (d.held > 0 ? 1 : 0), recipients.length, 1);
     var h = 60 + rows * 50, svg = document.createElementNS(ns, 'svg');
     svg.setAttribute('width', 900);
     svg.setAttribute('height', h);
@@ -26,10 +27,15 @@
       r.setAttribute('width', w); r.setAttribute('height', 34); r.setAttribute('rx', 6);
       r.setAttribute('fill', color); r.setAttribute('stroke', '#555');
       g.appendChild(r);
+      /* A label longer than its box is cut; the whole shows on hover. */
+      var fits = Math.floor((w - 16) / 7.5), text = String(label);
       var t = document.createElementNS(ns, 'text');
       t.setAttribute('x', x + 8); t.setAttribute('y', y + 22);
-      t.textContent = label;
+      t.textContent = text.length > fits ? text.slice(0, fits - 1) + '\u2026' : text;
       g.appendChild(t);
+      var tip = document.createElementNS(ns, 'title');
+      tip.textContent = text;
+      g.appendChild(tip);
       svg.appendChild(g);
       return [x, y + 17, x + w];
     }
