@@ -12,9 +12,6 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-import time
-
-from prometheus_client.parser import text_string_to_metric_families
 
 import harness
 from harness import publish_v5, wait_for
@@ -51,6 +48,12 @@ AIR = {
 PASSWORDS = {name: "demo" for name in IDENTITIES["clients"]}
 NO_SUBSCRIBERS = 16
 NOT_AUTHORIZED = 135
+
+
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    text_string_to_metric_families = None
 
 
 def samples(text):
@@ -438,4 +441,8 @@ class ConsoleTlsTest(harness.BrokerTestCase):
 
 
 if __name__ == "__main__":
+    if text_string_to_metric_families is None:
+        print("SKIP: /metrics is read with Prometheus' own parser: apt-get install "
+              "python3-prometheus-client")
+        raise SystemExit(77)
     harness.main()
