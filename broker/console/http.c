@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "broker/console/assets.h"
 #include "broker/console/prometheus.h"
@@ -894,15 +895,9 @@ struct tf_console *tf_console_start(const struct tf_console_config *cfg, char *e
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	{
-		char hex[TF_CONSOLE_TOKEN_HEX + 1];
-
-		if (!tf_console_random_token(hex)) {
-			snprintf(err, errlen, "no random bytes");
-			goto fail;
-		}
-		memcpy(c->scrape_key, hex, sizeof(c->scrape_key));
-		OPENSSL_cleanse(hex, sizeof(hex));
+	if (RAND_bytes(c->scrape_key, (int)sizeof(c->scrape_key)) != 1) {
+		snprintf(err, errlen, "no random bytes");
+		goto fail;
 	}
 	snprintf(port, sizeof(port), "%d", cfg->http_port);
 	gai = getaddrinfo(c->listen, port, &hints, &ai);
