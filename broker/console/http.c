@@ -265,6 +265,8 @@ static enum MHD_Result do_login(struct tf_console *c, struct MHD_Connection *con
 	password_item = cJSON_GetObjectItemCaseSensitive(body, "password");
 	if (username == NULL || !cJSON_IsString(password_item)
 			|| strlen(password_item->valuestring) > 1024) {
+		if (cJSON_IsString(password_item))
+			OPENSSL_cleanse(password_item->valuestring, strlen(password_item->valuestring));
 		cJSON_Delete(body);
 		return send_error(conn, MHD_HTTP_BAD_REQUEST,
 			"a JSON object with \"username\" and \"password\" is required");
