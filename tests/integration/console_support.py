@@ -7,7 +7,6 @@ must then exit 0 (under the sanitizer build, leaks make that fail)."""
 
 import http.client
 import json
-import os
 import re
 import selectors
 import signal
