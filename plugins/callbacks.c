@@ -178,20 +178,14 @@ static bool move_message(struct mosquitto_evt_message *ed, const char *topic)
 
 #define HELD_TOPIC "$trustflow/held"
 
-/* The user property values a stamp reader kept, freed together. */
-struct kept_values {
-	char *values[TF_STAMP_NAMES_V2 + TF_CHAIN_MAX + 1];
-	size_t n;
-};
-
 /* Reads the chain of stamps a peer's message carries (before they are
- * removed from it); the chain points into reader and kept. Returns false
+ * removed from it); the chain points into reader, which keeps the values
+ * it took (free them with tf_stamp_reader_free_values). Returns false
  * when out of memory. */
 static bool read_chain(const mosquitto_property *props, const char *topic, const void *payload,
 		uint32_t payloadlen, struct tf_stamp_reader *reader, struct tf_chain *chain,
-		enum tf_stamp_check *read, struct kept_values *kept)
+		enum tf_stamp_check *read)
 {
-	memset(reader, 0, sizeof(*reader));
 	for (const mosquitto_property *p = props; p != NULL; p = mosquitto_property_next(p)) {
 		char *name = NULL, *value = NULL;
 
@@ -200,10 +194,7 @@ static bool read_chain(const mosquitto_property *props, const char *topic, const
 		if (mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value,
 				false) == NULL)
 			return false;
-		if (kept->n < sizeof(kept->values) / sizeof(kept->values[0])
-				&& tf_stamp_reader_add(reader, name, value))
-			kept->values[kept->n++] = value;
-		else
+		if (!tf_stamp_reader_add(reader, name, value))
 			free(value);
 		free(name);
 	}
@@ -287,9 +278,8 @@ static int on_message(int event, void *event_data, void *userdata)
 		.qos = ed->qos,
 		.retain = ed->retain,
 	};
-	struct tf_stamp_reader reader;
+	struct tf_stamp_reader reader = { .n_hops = 0 };
 	struct tf_chain chain;
-	struct kept_values kept = { .n = 0 };
 	bool deliver;
 
 	(void)event;
@@ -306,15 +296,14 @@ static int on_message(int event, void *event_data, void *userdata)
 	if (m.username != NULL && tf_engine_is_peer_link(plugin->engine, m.username)) {
 		m.chain = &chain;
 		if (!read_chain(ed->properties, ed->topic, ed->payload, ed->payloadlen, &reader,
-				&chain, &m.chain_read, &kept))
+				&chain, &m.chain_read))
 			m.chain_read = TF_STAMP_MALFORMED;
 	}
 	/* No client can forge or pre-fill a stamp, on any topic; a peer's
 	 * chain was read above and is stamped anew. */
 	deliver = tf_props_strip_stamp(&ed->properties) == MOSQ_ERR_SUCCESS
 		&& pass_on(plugin, ed, &m);
-	for (size_t i = 0; i < kept.n; i++)
-		free(kept.values[i]);
+	tf_stamp_reader_free_values(&reader);
 	/* ACL_DENIED refuses the message (PUBACK "not authorized" to an MQTT
 	 * v5 publisher); any other error would disconnect the publisher. */
 	return deliver ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;

@@ -1,5 +1,5 @@
 /* What changed between the mosquitto versions the plugin builds against,
- * keyed on the headers' version (DESIGN.md). */
+ * keyed on the version its headers declare. */
 #ifndef TF_PLUGIN_COMPAT_H
 #define TF_PLUGIN_COMPAT_H
 

@@ -78,7 +78,10 @@ struct tf_engine {
 	struct tf_keyring *earlier_keys;    /* from key_dir */
 	bool stamp_all;
 	uint32_t metrics_interval_s;        /* 0: no metrics are published */
-	int64_t metrics_due;                /* when they are next */
+	int64_t metrics_due;                /* when the next round starts */
+	bool metrics_round;                 /* a round of policies' copies goes on */
+	uint32_t stale_metrics;             /* the policies whose stale copies are cleared */
+	bool stale_cleared;                 /* all of them */
 };
 
 /* Retention entries visited per tick. */
@@ -335,15 +338,8 @@ static int make_peer_policy_dir(struct tf_engine *e, struct tf_err *err)
 static bool drop_refused_peer_policy(struct tf_engine *e, const char *refused_id,
 		const char *why)
 {
-	char path[4200], sig[4300];
-
-	if (e->peer_policy_dir == NULL || refused_id[0] == '\0'
-			|| snprintf(path, sizeof(path), "%s/%s.json", e->peer_policy_dir, refused_id)
-				>= (int)sizeof(path)
-			|| unlink(path) != 0)
+	if (refused_id[0] == '\0' || !engine_remove_peer_policy(&e->ctx, refused_id))
 		return false;
-	snprintf(sig, sizeof(sig), "%s.sig", path);
-	unlink(sig);
 	engine_log(&e->ctx, TF_LOG_WARNING, "trustflow: policy %s, handed over by a peer, is "
 		"refused here (%s); removed", refused_id, why);
 	/* At start there is no set yet to address an alert by: the log says it. */
@@ -1681,6 +1677,26 @@ static void record_dropped(void *ctx, const char *client_id, const unsigned char
 	engine_record_dropped(&e->ctx, engine_now_ms(&e->ctx), client_id, username, id, label);
 }
 
+/* The metrics every interval: the broker's, then a round of the
+ * policies' over as many ticks as it takes; first, the copies an earlier
+ * run left. */
+static void tick_metrics(struct tf_engine *e, int64_t now)
+{
+	if (!e->stale_cleared) {
+		e->stale_cleared = engine_clear_stale_metrics(&e->ctx, &e->stale_metrics);
+		return;
+	}
+	if (!e->metrics_round && now >= e->metrics_due) {
+		engine_publish_broker_metrics(&e->ctx, now, e->metrics_interval_s);
+		tf_metrics_round_start(e->ctx.metrics);
+		e->metrics_round = true;
+	}
+	if (e->metrics_round && engine_publish_policy_metrics(&e->ctx, now, e->metrics_interval_s)) {
+		e->metrics_round = false;
+		e->metrics_due = now + (int64_t)e->metrics_interval_s * 1000;
+	}
+}
+
 void tf_engine_tick(struct tf_engine *e)
 {
 	int64_t now = engine_now_ms(&e->ctx);
@@ -1697,8 +1713,6 @@ void tf_engine_tick(struct tf_engine *e)
 	tf_qos2track_expire(e->qos2, now);
 	engine_alerts_tick(&e->ctx);
 	engine_trace_tick(&e->ctx);
-	if (e->metrics_interval_s > 0 && now >= e->metrics_due) {
-		engine_publish_metrics(&e->ctx, now, e->metrics_interval_s);
-		e->metrics_due = now + (int64_t)e->metrics_interval_s * 1000;
-	}
+	if (e->metrics_interval_s > 0)
+		tick_metrics(e, now);
 }

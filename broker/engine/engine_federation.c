@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
@@ -240,6 +241,17 @@ static bool keep_incoming(const char *dir, const char *id)
 	return path_in(from, dir, ".incoming", "") && path_in(from_sig, dir, ".incoming", ".sig")
 		&& path_in(to, dir, id, ".json") && path_in(to_sig, dir, id, ".json.sig")
 		&& rename(from_sig, to_sig) == 0 && rename(from, to) == 0;
+}
+
+bool engine_remove_peer_policy(const struct engine_ctx *c, const char *id)
+{
+	char path[PATH_CAP], sig[PATH_CAP];
+
+	if (c->peer_policy_dir == NULL || !path_in(path, c->peer_policy_dir, id, ".json")
+			|| !path_in(sig, c->peer_policy_dir, id, ".json.sig") || unlink(path) != 0)
+		return false;
+	unlink(sig);
+	return true;
 }
 
 /* Why the policy p, handed over on the topic of owner and id, is not

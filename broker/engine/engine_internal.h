@@ -36,6 +36,7 @@
 
 #include "broker/engine/engine.h"
 #include "broker/tracking/msgtrack.h"
+#include "policy/id.h"
 #include "policy/set.h"
 
 /* Payloads larger than this are not parsed for a schema check, a view or
@@ -125,6 +126,10 @@ const char *engine_relay_check(struct engine_ctx *c, const struct tf_peer *peer,
  * peer does not withdraw an owner's policy. */
 const char *engine_take_peer_policy(struct engine_ctx *c, const struct tf_peer *peer,
 		const char *topic, const void *payload, uint32_t payloadlen, bool *changed);
+
+/* Removes the file (and its signature) of the peer's policy id from
+ * c->peer_policy_dir; returns whether there was one. */
+bool engine_remove_peer_policy(const struct engine_ctx *c, const char *id);
 
 /* --- engine_context.c (and inline): the base --------------------------------- */
 
@@ -258,15 +263,34 @@ bool engine_same_peers(const struct tf_policy_set *a, const struct tf_policy_set
 /* --- engine_metrics.c ------------------------------------------------------------ */
 
 #define ENGINE_METRICS_TOPIC "$trustflow/metrics"
+/* ENGINE_METRICS_TOPIC/<policy id>, and its NUL. */
+#define ENGINE_METRICS_TOPIC_MAX (sizeof(ENGINE_METRICS_TOPIC) + 1 + TF_ID_MAX_LEN)
+/* Copies published (or removed) per tick at most: a broker with many
+ * policies spreads them over ticks rather than hold its traffic up. */
+#define ENGINE_METRICS_PER_TICK 256
 
 /* An alert of kind raised under the policy of label ("id@version"; ""
  * or "-": none), counted. */
 void engine_count_alert(struct engine_ctx *c, const char *label, const char *kind);
 
-/* Publishes the metrics, retained, through hooks.publish_metrics: the
- * broker's on ENGINE_METRICS_TOPIC, each policy's in force on
- * ENGINE_METRICS_TOPIC/<id>; removes those of policies gone. */
-void engine_publish_metrics(struct engine_ctx *c, int64_t now, uint32_t interval_s);
+/* The metrics (docs/control-api.md), published retained through
+ * hooks.publish_metrics: the broker's on ENGINE_METRICS_TOPIC, and each
+ * policy's on ENGINE_METRICS_TOPIC/<id> while it sees traffic, in
+ * rounds (broker/engine/metrics.h) of ENGINE_METRICS_PER_TICK copies a
+ * call; engine_publish_policy_metrics returns true when its round is
+ * over (tf_metrics_round_start starts one). */
+void engine_publish_broker_metrics(struct engine_ctx *c, int64_t now, uint32_t interval_s);
+bool engine_publish_policy_metrics(struct engine_ctx *c, int64_t now, uint32_t interval_s);
+
+/* fresh comes into force: the policies it lacks are forgotten, their
+ * copies removed. */
+void engine_forget_gone_metrics(struct engine_ctx *c, const struct tf_policy_set *fresh);
+
+/* After a start: removes the copies an earlier run of the broker left
+ * (mosquitto keeps retained messages) of the policies in force not
+ * counted yet, from policy *from on, ENGINE_METRICS_PER_TICK a call;
+ * returns true when through the set. */
+bool engine_clear_stale_metrics(struct engine_ctx *c, uint32_t *from);
 
 /* --- engine_trace.c ------------------------------------------------------------ */
 

@@ -86,43 +86,101 @@ static void publish(struct engine_ctx *c, const char *topic, cJSON *o, bool ok)
 	free(json);
 }
 
-static bool policy_in_force(void *ctx, const char *id)
+void engine_publish_broker_metrics(struct engine_ctx *c, int64_t now, uint32_t interval_s)
 {
-	const struct engine_ctx *c = ctx;
-
-	return tf_policy_set_find(c->set, id) != NULL;
-}
-
-/* A policy gone from the set: its copy goes too. */
-static void clear_policy_metrics(void *ctx, const char *id)
-{
-	struct engine_ctx *c = ctx;
-	char topic[sizeof(ENGINE_METRICS_TOPIC) + TF_ID_MAX_LEN + 1];
-
-	snprintf(topic, sizeof(topic), "%s/%s", ENGINE_METRICS_TOPIC, id);
-	c->hooks.clear_retained(c->hooks.ctx, topic);
-}
-
-void engine_publish_metrics(struct engine_ctx *c, int64_t now, uint32_t interval_s)
-{
-	char topic[sizeof(ENGINE_METRICS_TOPIC) + TF_ID_MAX_LEN + 1];
 	cJSON *o;
 
-	if (c->hooks.publish_metrics == NULL)
+	if (c->hooks.publish_metrics == NULL || (o = metrics_head(c, now, interval_s)) == NULL)
 		return;
-	tf_metrics_forget_policies(c->metrics, policy_in_force, clear_policy_metrics, c);
-	if ((o = metrics_head(c, now, interval_s)) != NULL)
-		publish(c, ENGINE_METRICS_TOPIC, o, tf_metrics_broker_json(c->metrics, o)
-			&& add_trace(c, o) && add_signer(c, o));
-	for (uint32_t i = 0; i < c->set->n_policies; i++) {
-		const struct tf_policy *p = &c->set->policies[i];
+	publish(c, ENGINE_METRICS_TOPIC, o, tf_metrics_broker_json(c->metrics, o)
+		&& add_trace(c, o) && add_signer(c, o));
+}
 
-		if ((o = metrics_head(c, now, interval_s)) == NULL)
-			continue;
-		snprintf(topic, sizeof(topic), "%s/%s", ENGINE_METRICS_TOPIC, p->id);
-		publish(c, topic, o, cJSON_AddStringToObject(o, "policy", p->id) != NULL
-			&& cJSON_AddNumberToObject(o, "version", (double)p->version) != NULL
-			&& cJSON_AddStringToObject(o, "owner", p->owner_id) != NULL
-			&& tf_metrics_policy_json(c->metrics, p->id, now, o));
+static void policy_metrics_topic(const char *id, char topic[ENGINE_METRICS_TOPIC_MAX])
+{
+	snprintf(topic, ENGINE_METRICS_TOPIC_MAX, "%s/%s", ENGINE_METRICS_TOPIC, id);
+}
+
+struct round {
+	struct engine_ctx *c;
+	int64_t now;
+	uint32_t interval_s;
+};
+
+/* The copy of a policy due in this round; a policy gone from the set
+ * takes its copy along and is forgotten. */
+static void publish_due_copy(void *ctx, const char *id)
+{
+	const struct round *r = ctx;
+	const struct tf_policy *p = tf_policy_set_find(r->c->set, id);
+	char topic[ENGINE_METRICS_TOPIC_MAX];
+	cJSON *o;
+
+	policy_metrics_topic(id, topic);
+	if (p == NULL) {
+		r->c->hooks.clear_retained(r->c->hooks.ctx, topic);
+		tf_metrics_forget(r->c->metrics, id);
+		return;
 	}
+	if ((o = metrics_head(r->c, r->now, r->interval_s)) == NULL)
+		return;
+	publish(r->c, topic, o, cJSON_AddStringToObject(o, "policy", p->id) != NULL
+		&& cJSON_AddNumberToObject(o, "version", (double)p->version) != NULL
+		&& cJSON_AddStringToObject(o, "owner", p->owner_id) != NULL
+		&& tf_metrics_policy_json(r->c->metrics, p->id, r->now, o));
+}
+
+struct gone_ctx {
+	struct engine_ctx *c;
+	const struct tf_policy_set *fresh;
+};
+
+static bool in_fresh(void *ctx, const char *id)
+{
+	const struct gone_ctx *g = ctx;
+
+	return tf_policy_set_find(g->fresh, id) != NULL;
+}
+
+static void clear_copy(void *ctx, const char *id)
+{
+	const struct gone_ctx *g = ctx;
+	char topic[ENGINE_METRICS_TOPIC_MAX];
+
+	policy_metrics_topic(id, topic);
+	g->c->hooks.clear_retained(g->c->hooks.ctx, topic);
+}
+
+void engine_forget_gone_metrics(struct engine_ctx *c, const struct tf_policy_set *fresh)
+{
+	struct gone_ctx g = { c, fresh };
+
+	tf_metrics_forget_policies(c->metrics, in_fresh, clear_copy, &g);
+}
+
+bool engine_publish_policy_metrics(struct engine_ctx *c, int64_t now, uint32_t interval_s)
+{
+	struct round r = { c, now, interval_s };
+
+	if (c->hooks.publish_metrics == NULL)
+		return true;
+	return tf_metrics_round(c->metrics, ENGINE_METRICS_PER_TICK, publish_due_copy, &r);
+}
+
+bool engine_clear_stale_metrics(struct engine_ctx *c, uint32_t *from)
+{
+	char topic[ENGINE_METRICS_TOPIC_MAX];
+	uint32_t n = 0;
+
+	if (c->hooks.publish_metrics == NULL)
+		return true;
+	for (; *from < c->set->n_policies && n < ENGINE_METRICS_PER_TICK; (*from)++, n++) {
+		const struct tf_policy *p = &c->set->policies[*from];
+
+		if (tf_metrics_counted(c->metrics, p->id))
+			continue;
+		policy_metrics_topic(p->id, topic);
+		c->hooks.clear_retained(c->hooks.ctx, topic);
+	}
+	return *from >= c->set->n_policies;
 }

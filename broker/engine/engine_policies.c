@@ -147,6 +147,8 @@ void engine_accept_policies(struct engine_ctx *c, struct tf_rollback *r,
 	/* New peers get every policy they may have. */
 	bool peers_changed = old == NULL || !engine_same_peers(old, fresh);
 
+	if (old != NULL)
+		engine_forget_gone_metrics(c, fresh);
 	if (c->hooks.publish_policy != NULL)
 		clear_removed(c, r, old, fresh);
 	for (uint32_t i = 0; i < fresh->n_policies; i++) {

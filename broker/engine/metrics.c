@@ -87,13 +87,16 @@ static uint64_t window_sum(const struct window *w, int64_t now, bool hour)
 #define TALLY_MAX 24
 #define TALLY_NAME 32
 
+/* Most policies see no refusal or alert, or a kind or two: the table
+ * grows as names come. */
 struct tallies {
 	uint32_t n;
-	struct { char name[TALLY_NAME]; uint64_t count; } t[TALLY_MAX];
+	struct tally { char name[TALLY_NAME]; uint64_t count; } *t;
 };
 
 /* Names are the engine's own few words; should there ever be more than
- * fit, the rest are counted as "other", for which the last place is kept. */
+ * fit, the rest are counted as "other", for which the last place is
+ * kept. Out of memory, the count is lost. */
 static void tally(struct tallies *t, const char *name)
 {
 	uint32_t i;
@@ -106,6 +109,11 @@ static void tally(struct tallies *t, const char *name)
 		if (i < t->n)
 			break;
 		if (t->n < TALLY_MAX - 1 || strcmp(name, "other") == 0) {
+			struct tally *grown = realloc(t->t, sizeof(*grown) * (t->n + 1));
+
+			if (grown == NULL)
+				return;
+			t->t = grown;
 			strcpy(t->t[i].name, name);
 			t->t[i].count = 0;
 			t->n++;
@@ -114,6 +122,12 @@ static void tally(struct tallies *t, const char *name)
 		name = "other";
 	}
 	t->t[i].count++;
+}
+
+static void tallies_free(struct tallies *t)
+{
+	free(t->t);
+	*t = (struct tallies){ 0, NULL };
 }
 
 static bool tallies_json(const struct tallies *t, cJSON *parent, const char *member)
@@ -296,8 +310,20 @@ struct counters {
 	struct tallies refused, alerts;
 };
 
+static void counters_reset(struct counters *c)
+{
+	tallies_free(&c->refused);
+	tallies_free(&c->alerts);
+	memset(c->n, 0, sizeof(c->n));
+}
+
+/* A policy is counted from its first message, delivery, refusal or alert
+ * on: a broker with many policies holds and publishes only those that
+ * see traffic. */
 struct policy_metrics {
 	bool active;             /* counted since `since`; false: forgotten */
+	bool changed;            /* counted since its last copy */
+	bool in_window;          /* its last copy had counts in a window */
 	int64_t since;
 	struct counters c;
 	struct window messages, deliveries;
@@ -311,6 +337,7 @@ struct tf_metrics {
 	struct tf_strmap *ids;             /* policy id -> position in policies */
 	struct policy_metrics **policies;
 	uint32_t n, cap;
+	uint32_t round;                    /* where the round of copies goes on */
 };
 
 struct tf_metrics *tf_metrics_new(int64_t now)
@@ -329,10 +356,12 @@ static void policy_reset(struct policy_metrics *p, int64_t now)
 {
 	rows_free(&p->clients);
 	rows_free(&p->orgs);
-	memset(&p->c, 0, sizeof(p->c));
+	counters_reset(&p->c);
 	window_init(&p->messages);
 	window_init(&p->deliveries);
 	p->since = now;
+	p->changed = false;
+	p->in_window = false;
 }
 
 void tf_metrics_free(struct tf_metrics *m)
@@ -340,17 +369,18 @@ void tf_metrics_free(struct tf_metrics *m)
 	if (m == NULL)
 		return;
 	for (uint32_t i = 0; i < m->n; i++) {
-		rows_free(&m->policies[i]->clients);
-		rows_free(&m->policies[i]->orgs);
+		policy_reset(m->policies[i], 0);
 		free(m->policies[i]);
 	}
+	counters_reset(&m->all);
 	free(m->policies);
 	tf_strmap_free(m->ids);
 	free(m);
 }
 
-/* The counters of the policy with id, made (or started again) when new.
- * NULL when out of memory: it is then counted broker-wide only. */
+/* The counters of the policy with id, made (or started again) when new,
+ * and marked changed. NULL when out of memory: it is then counted
+ * broker-wide only. */
 static struct policy_metrics *policy_of(struct tf_metrics *m, const char *id, int64_t now)
 {
 	size_t len = strlen(id);
@@ -363,6 +393,7 @@ static struct policy_metrics *policy_of(struct tf_metrics *m, const char *id, in
 			policy_reset(p, now);
 			p->active = true;
 		}
+		p->changed = true;
 		return p;
 	}
 	if (m->n == m->cap) {
@@ -384,8 +415,19 @@ static struct policy_metrics *policy_of(struct tf_metrics *m, const char *id, in
 	}
 	policy_reset(p, now);
 	p->active = true;
+	p->changed = true;
 	m->policies[m->n++] = p;
 	return p;
+}
+
+/* The counters of the policy with id, when it is counted; NULL when not. */
+static struct policy_metrics *counted(const struct tf_metrics *m, const char *id)
+{
+	uint32_t i;
+
+	if (!tf_strmap_get(m->ids, id, strlen(id), &i) || !m->policies[i]->active)
+		return NULL;
+	return m->policies[i];
 }
 
 void tf_metrics_add(struct tf_metrics *m, const char *policy, enum tf_metric what, uint64_t n,
@@ -394,7 +436,7 @@ void tf_metrics_add(struct tf_metrics *m, const char *policy, enum tf_metric wha
 	struct policy_metrics *p;
 
 	m->all.n[what] += n;
-	if (policy == NULL || (p = policy_of(m, policy, now)) == NULL)
+	if (policy == NULL || n == 0 || (p = policy_of(m, policy, now)) == NULL)
 		return;
 	p->c.n[what] += n;
 	if (what == TF_METRIC_STAMPED)
@@ -407,9 +449,10 @@ void tf_metrics_delivered(struct tf_metrics *m, const char *policy, const char *
 	struct policy_metrics *p;
 	struct row *row;
 
-	tf_metrics_add(m, policy, TF_METRIC_DELIVERED, 1, now);
+	m->all.n[TF_METRIC_DELIVERED]++;
 	if (policy == NULL || (p = policy_of(m, policy, now)) == NULL)
 		return;
+	p->c.n[TF_METRIC_DELIVERED]++;
 	window_add(&p->deliveries, now, 1);
 	if ((row = rows_get(&p->clients, client, org)) != NULL) {
 		window_add(&row->w, now, 1);
@@ -460,40 +503,84 @@ bool tf_metrics_broker_json(const struct tf_metrics *m, cJSON *o)
 	return counters_json(&m->all, m->since, o);
 }
 
-static bool window_json(const struct policy_metrics *p, int64_t now, bool hour, cJSON *parent)
+/* One window into parent; *any: whether it holds any count. */
+static bool window_json(const struct policy_metrics *p, int64_t now, bool hour, cJSON *parent,
+		bool *any)
 {
 	cJSON *o = cJSON_AddObjectToObject(parent, hour ? "last_hour" : "last_minute");
+	uint64_t messages = window_sum(&p->messages, now, hour);
+	uint64_t deliveries = window_sum(&p->deliveries, now, hour);
 
+	*any = *any || messages > 0 || deliveries > 0;
 	return o != NULL
-		&& cJSON_AddNumberToObject(o, "messages", (double)window_sum(&p->messages, now, hour))
-		&& cJSON_AddNumberToObject(o, "deliveries",
-			(double)window_sum(&p->deliveries, now, hour))
+		&& cJSON_AddNumberToObject(o, "messages", (double)messages)
+		&& cJSON_AddNumberToObject(o, "deliveries", (double)deliveries)
 		&& rows_json(&p->orgs, now, hour, o, "orgs", "org")
 		&& rows_json(&p->clients, now, hour, o, "clients", "client");
 }
 
 bool tf_metrics_policy_json(struct tf_metrics *m, const char *policy, int64_t now, cJSON *o)
 {
-	struct policy_metrics *p = policy_of(m, policy, now);
+	struct policy_metrics *p = counted(m, policy);
+	bool any = false;
 
 	if (p == NULL)
 		return false;
 	rows_drop_idle(&p->clients, now);
 	rows_drop_idle(&p->orgs, now);
-	return counters_json(&p->c, p->since, o) && window_json(p, now, false, o)
-		&& window_json(p, now, true, o);
+	if (!counters_json(&p->c, p->since, o) || !window_json(p, now, false, o, &any)
+			|| !window_json(p, now, true, o, &any))
+		return false;
+	p->changed = false;
+	p->in_window = any;
+	return true;
+}
+
+bool tf_metrics_counted(const struct tf_metrics *m, const char *policy)
+{
+	return counted(m, policy) != NULL;
+}
+
+void tf_metrics_round_start(struct tf_metrics *m)
+{
+	m->round = 0;
+}
+
+bool tf_metrics_round(struct tf_metrics *m, uint32_t max, void (*due)(void *ctx, const char *id),
+		void *ctx)
+{
+	uint32_t n = 0;
+
+	for (; m->round < m->n && n < max; m->round++) {
+		struct policy_metrics *p = m->policies[m->round];
+
+		if (p->active && (p->changed || p->in_window)) {
+			due(ctx, p->id);
+			n++;
+		}
+	}
+	return m->round == m->n;
+}
+
+void tf_metrics_forget(struct tf_metrics *m, const char *policy)
+{
+	struct policy_metrics *p = counted(m, policy);
+
+	if (p == NULL)
+		return;
+	policy_reset(p, m->since);
+	p->active = false;
 }
 
 void tf_metrics_forget_policies(struct tf_metrics *m, bool (*in_force)(void *ctx, const char *id),
 		void (*gone)(void *ctx, const char *id), void *ctx)
 {
 	for (uint32_t i = 0; i < m->n; i++) {
-		struct policy_metrics *p = m->policies[i];
+		const char *id = m->policies[i]->id;
 
-		if (!p->active || in_force(ctx, p->id))
-			continue;
-		gone(ctx, p->id);
-		policy_reset(p, m->since);
-		p->active = false;
+		if (m->policies[i]->active && !in_force(ctx, id)) {
+			gone(ctx, id);
+			tf_metrics_forget(m, id);
+		}
 	}
 }

@@ -6,8 +6,9 @@
  *
  * Counting is a few array increments and, for a delivery under a policy,
  * two hash lookups: it runs on the broker's thread for every message and
- * delivery. The memory is bounded: TF_METRICS_MAX_ROWS recipients and as
- * many organizations per policy, idle ones dropped after an hour. */
+ * delivery. The memory is bounded: a policy is counted from its first
+ * traffic on, with TF_METRICS_MAX_ROWS recipients and as many
+ * organizations at most, idle ones dropped after an hour. */
 #ifndef TF_METRICS_H
 #define TF_METRICS_H
 
@@ -73,12 +74,29 @@ void tf_metrics_alert(struct tf_metrics *m, const char *policy, const char *kind
 bool tf_metrics_broker_json(const struct tf_metrics *m, cJSON *o);
 
 /* The counters of the policy with id policy into o ("since", "messages",
- * "alerts", "last_minute", "last_hour"), from when it was first counted
- * (or now, when it never was). Drops recipients idle for an hour. */
+ * "alerts", "last_minute", "last_hour"); false when it is not counted
+ * (or out of memory). Drops recipients idle for an hour. */
 bool tf_metrics_policy_json(struct tf_metrics *m, const char *policy, int64_t now, cJSON *o);
 
-/* Each policy counted that in_force says is no longer in force: forgotten
- * (counting starts again should it come back), after gone(ctx, id). */
+/* Whether the policy with id policy is counted (has seen traffic since
+ * the start, or since it was last forgotten). */
+bool tf_metrics_counted(const struct tf_metrics *m, const char *policy);
+
+/* Rounds of copies: a round goes through the policies counted and calls
+ * due(ctx, id) for each whose copy is due (counted since its last copy,
+ * tf_metrics_policy_json, or whose last copy had counts in a window:
+ * time changes them), at most max per call; tf_metrics_round returns
+ * true when the round is over. due may forget the policy. */
+void tf_metrics_round_start(struct tf_metrics *m);
+bool tf_metrics_round(struct tf_metrics *m, uint32_t max, void (*due)(void *ctx, const char *id),
+		void *ctx);
+
+/* Forgets the policy with id policy (it left the set): counting starts
+ * again, from zero, should it come back. */
+void tf_metrics_forget(struct tf_metrics *m, const char *policy);
+
+/* Forgets each policy counted that in_force says is no longer in force,
+ * after gone(ctx, id). */
 void tf_metrics_forget_policies(struct tf_metrics *m, bool (*in_force)(void *ctx, const char *id),
 		void (*gone)(void *ctx, const char *id), void *ctx);
 

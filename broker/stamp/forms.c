@@ -1,5 +1,6 @@
 #include "broker/stamp/forms.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define COMPACT_FIELDS 10   /* format 1 */
@@ -193,6 +194,16 @@ bool tf_stamp_reader_add(struct tf_stamp_reader *r, const char *name, char *valu
 		}
 	}
 	return false;
+}
+
+void tf_stamp_reader_free_values(struct tf_stamp_reader *r)
+{
+	for (size_t i = 0; i < TF_STAMP_NAMES_V2; i++)
+		free(r->full[i]);
+	for (unsigned i = 0; i < r->n_hops; i++)
+		free(r->hops[i]);
+	free(r->compact);
+	memset(r, 0, sizeof(*r));
 }
 
 enum tf_stamp_check tf_stamp_reader_finish(struct tf_stamp_reader *r, const char *topic,

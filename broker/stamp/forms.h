@@ -95,6 +95,11 @@ struct tf_stamp_reader {
  * are compared exactly: a broker sends them in lower case. */
 bool tf_stamp_reader_add(struct tf_stamp_reader *r, const char *name, char *value);
 
+/* Frees every value r kept, for a caller whose values were each
+ * allocated with malloc (as mosquitto's property reader makes them), and
+ * zeroes r. */
+void tf_stamp_reader_free_values(struct tf_stamp_reader *r);
+
 /* The stamp of a message that arrived on topic with payload (its newest,
  * for a relayed message; its tf-hop values are left to broker/stamp/chain.h):
  * out's fields point into the values kept, into r and to topic (borrowed,

@@ -72,18 +72,9 @@ static int add_key(struct tf_keyring *keys, const char *path, const char *broker
 	return TF_OK;
 }
 
-/* The values a reader kept, freed together: as many as it ever keeps
- * (broker/stamp/forms.h), so that no stamp property goes unoffered. */
-struct kept_values {
-	char *values[TF_STAMP_NAMES_V2 + 1 + TF_CHAIN_MAX - 1];  /* full, compact, tf-hop */
-	size_t n;
-};
-
-/* Offers every user property of a message to the stamp reader; the
- * values it keeps go to kept (the caller frees them), the rest are freed
- * at once. */
-static void read_properties(const mosquitto_property *props, struct tf_stamp_reader *r,
-		struct kept_values *kept)
+/* Offers every user property of a message to the stamp reader, which
+ * keeps the values it takes (the rest are freed at once). */
+static void read_properties(const mosquitto_property *props, struct tf_stamp_reader *r)
 {
 	for (const mosquitto_property *p = props; p != NULL; p = mosquitto_property_next(p)) {
 		char *name = NULL, *value = NULL;
@@ -92,13 +83,9 @@ static void read_properties(const mosquitto_property *props, struct tf_stamp_rea
 				|| mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name,
 					&value, false) == NULL)
 			continue;
-		if (kept->n < sizeof(kept->values) / sizeof(kept->values[0])
-				&& tf_stamp_reader_add(r, name, value)) {
-			kept->values[kept->n++] = value;
-			value = NULL;
-		}
+		if (!tf_stamp_reader_add(r, name, value))
+			free(value);
 		free(name);
-		free(value);
 	}
 }
 
@@ -141,7 +128,6 @@ static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto
 {
 	struct verify_state *st = ctx;
 	struct tf_stamp_reader reader = { 0 };
-	struct kept_values kept = { 0 };
 	struct tf_chain chain;
 	enum tf_stamp_check verdict;
 	uint32_t at = 0;
@@ -149,7 +135,7 @@ static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto
 	/* Either form: the tf-* properties or the compact tf, and the tf-hop
 	 * records of a relayed message. A chain that cannot be read is
 	 * reported without an id: n is 0. */
-	read_properties(props, &reader, &kept);
+	read_properties(props, &reader);
 	verdict = tf_chain_read(&reader, msg->topic, msg->payload, (size_t)msg->payloadlen, &chain);
 	if (verdict == TF_STAMP_VALID)
 		verdict = tf_chain_check(&chain, st->keys, msg->topic, msg->payload,
@@ -157,8 +143,7 @@ static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto
 	report(&chain, msg->topic, verdict, at);
 	if (verdict != TF_STAMP_VALID)
 		st->failed = true;
-	for (size_t i = 0; i < kept.n; i++)
-		free(kept.values[i]);
+	tf_stamp_reader_free_values(&reader);
 	if (st->count > 0 && ++st->seen >= st->count)
 		mosquitto_disconnect(mosq);
 }

@@ -1,9 +1,9 @@
 /* The retained copies the broker let through or made (governed originals
  * and view copies): under which policy version each was made, and when a
  * retention removes it. policy-v1: "retained copies are removed once [the
- * retention] has passed". mosquitto 2.0.11 cannot be told an expiry for a
- * message it received (DESIGN.md), so the broker clears the topic itself,
- * with an empty retained message, once the time has come; and after a
+ * retention] has passed". mosquitto 2.0.11's plugin API cannot set an
+ * expiry on a message the broker received, so the broker clears the topic
+ * itself, with an empty retained message, once the time has come; and after a
  * reload it clears the copies made under a policy version no longer in
  * force, which the current rules would not produce. */
 #ifndef TF_RETAINED_H

@@ -130,7 +130,14 @@ class MetricsTest(harness.BrokerTestCase):
         self.assertGreater(whole["signer"]["pool_size"], 0)
         self.assertEqual(whole["signer"]["pooled"] + whole["signer"]["fallbacks"] > 0, True)
 
+    def traffic_on_both(self):
+        """A policy's metrics come with its first traffic."""
+        self.assertIn(publish_v5(self.broker, "ww-sensor-01", WATER_TOPIC, '{"flow": 1}'),
+                      ACCEPTED)
+        self.assertIn(publish_v5(self.broker, "lab-sensor", AIR_TOPIC, '{"flow": 1}'), ACCEPTED)
+
     def test_each_reads_only_what_is_theirs(self):
+        self.traffic_on_both()
         # "#" takes in the level above it: $trustflow/metrics too.
         admin = self.reader("tf-admin", "$trustflow/metrics/#")
         self.assertEqual(self.topics_seen(admin), {METRICS, WATER_METRICS, AIR_METRICS})
@@ -141,7 +148,10 @@ class MetricsTest(harness.BrokerTestCase):
                          {AIR_METRICS})
         # The broker-wide metrics are the administrators'.
         self.assertEqual(lab.subscribe(METRICS), NOT_AUTHORIZED)
-        # Neither a client without a role, nor a sensor, reads any.
+        # Neither an anonymous client, nor one without a role, reads any.
+        anonymous = self.client(self.broker, "c-anonymous")
+        self.assertEqual(anonymous.subscribe("$trustflow/metrics/#"), NOT_AUTHORIZED)
+        self.assertEqual(anonymous.subscribe(METRICS), NOT_AUTHORIZED)
         analyst = self.login("lab-analyst")
         self.assertEqual(analyst.subscribe("$trustflow/metrics/#"), NOT_AUTHORIZED)
         self.assertEqual(analyst.subscribe(AIR_METRICS), NOT_AUTHORIZED)
@@ -165,21 +175,45 @@ class MetricsTest(harness.BrokerTestCase):
         self.assertEqual(water["alerts"], {"schema-violation": 1})
 
     def test_a_policy_gone_takes_its_metrics_along(self):
+        self.traffic_on_both()
         admin = self.reader("tf-admin")
         self.assertIn(AIR_METRICS, self.topics_seen(admin))
         admin.close()
         os.remove(os.path.join(self.broker.policy_dir, "air.json"))
         self.broker.reload()
-        # The copy goes at the next interval: until then a new subscriber
-        # may still get it.
+        harness.wait_for("the air policy's metrics gone",
+                         self.new_reader_sees({METRICS, WATER_METRICS}))
 
-        def seen_by_a_new_reader():
+    def new_reader_sees(self, topics):
+        """A probe for wait_for: the metrics topics a new administrator's
+        subscription brings, when they are topics."""
+        def probe():
             reader = self.reader("tf-admin")
             seen = self.topics_seen(reader, seconds=1.5)
             reader.close()
-            return seen if AIR_METRICS not in seen else None
-        self.assertEqual(harness.wait_for("the air policy's metrics gone",
-                                          seen_by_a_new_reader), {METRICS, WATER_METRICS})
+            return seen == topics
+        return probe
+
+    def test_a_restart_leaves_no_copy_of_the_last_run(self):
+        store = harness.tempfile.mkdtemp(prefix="tf-store-")
+        self.addCleanup(harness.shutil.rmtree, store, True)
+        self.broker.stop()
+        broker = self.start_broker(identities=IDENTITIES, passwords=PASSWORDS,
+                                   policies={"water.json": WATER, "air.json": AIR},
+                                   plugin_options={"metrics_interval_s": "1"},
+                                   extra_conf=f"persistence true\npersistence_location {store}/\n")
+        self.broker = broker
+        self.traffic_on_both()
+        harness.wait_for("both policies' copies",
+                         self.new_reader_sees({METRICS, WATER_METRICS, AIR_METRICS}))
+        broker.stop()
+        broker.start()
+        # mosquitto kept the retained copies; the broker removes them, for
+        # they count what no longer is.
+        harness.wait_for("the copies of the last run gone", self.new_reader_sees({METRICS}))
+        self.assertIn(publish_v5(broker, "lab-sensor", AIR_TOPIC, '{"flow": 1}'), ACCEPTED)
+        harness.wait_for("the air policy counted anew",
+                         self.new_reader_sees({METRICS, AIR_METRICS}))
 
     def test_impact_report_for_the_owner_only(self):
         self.assertIn(publish_v5(self.broker, "ww-sensor-01", WATER_TOPIC,

@@ -203,45 +203,73 @@ static void test_recipients_are_bounded(void **state)
 	tf_metrics_free(m);
 }
 
-static bool only_air(void *ctx, const char *id)
+/* The ids a round calls due, one after the other. */
+static void note_due(void *ctx, const char *id)
 {
-	(void)ctx;
-	return strcmp(id, "air") == 0;
+	char *due = ctx;
+
+	strcat(due, id);
+	strcat(due, " ");
 }
 
-static void note_gone(void *ctx, const char *id)
+static void round_of(struct tf_metrics *m, char *due)
 {
-	char *gone = ctx;
-
-	strcat(gone, id);
-	strcat(gone, " ");
+	due[0] = '\0';
+	tf_metrics_round_start(m);
+	assert_true(tf_metrics_round(m, 100, note_due, due));
 }
 
-static void test_policies_gone_are_forgotten(void **state)
+static void test_rounds_take_the_policies_with_news(void **state)
 {
 	struct tf_metrics *m = tf_metrics_new(T0);
-	char gone[64] = "";
+	char due[128];
 	cJSON *p;
 
 	(void)state;
-	tf_metrics_add(m, "water", TF_METRIC_STAMPED, 4, T0);
-	tf_metrics_add(m, "air", TF_METRIC_STAMPED, 1, T0);
-	tf_metrics_forget_policies(m, only_air, note_gone, gone);
-	assert_string_equal(gone, "water ");
-	/* Once. */
-	tf_metrics_forget_policies(m, only_air, note_gone, gone);
-	assert_string_equal(gone, "water ");
-	/* Back in the set, it counts from then on. */
-	p = policy_json(m, "water", T0 + 1000);
-	assert_true(number_at(p, "messages", "stamped", NULL) == 0);
-	assert_true(number_at(p, "since", NULL) == T0 + 1000);
+	assert_false(tf_metrics_counted(m, "water"));
+	tf_metrics_add(m, "water", TF_METRIC_STAMPED, 1, T0);
+	tf_metrics_refused(m, "air", TF_REFUSED_DENIED, T0);
+	assert_true(tf_metrics_counted(m, "water"));
+	round_of(m, due);
+	assert_string_equal(due, "water air ");
+	/* Its copy made, air (no count in a window) is not due again; water
+	 * is while its message is in a window, and once more after. */
+	cJSON_Delete(policy_json(m, "water", T0));
+	cJSON_Delete(policy_json(m, "air", T0));
+	round_of(m, due);
+	assert_string_equal(due, "water ");
+	cJSON_Delete(policy_json(m, "water", T0 + 3700000));
+	round_of(m, due);
+	assert_string_equal(due, "");
+	/* A count makes it due again. */
+	tf_metrics_alert(m, "air", "rate-anomaly", T0);
+	round_of(m, due);
+	assert_string_equal(due, "air ");
+
+	/* A round goes on where the last call stopped. */
+	tf_metrics_add(m, "water", TF_METRIC_STAMPED, 1, T0);
+	due[0] = '\0';
+	tf_metrics_round_start(m);
+	assert_false(tf_metrics_round(m, 1, note_due, due));
+	assert_true(tf_metrics_round(m, 1, note_due, due));
+	assert_string_equal(due, "water air ");
+
+	/* Forgotten, it counts again from zero. */
+	tf_metrics_forget(m, "water");
+	assert_false(tf_metrics_counted(m, "water"));
+	round_of(m, due);
+	assert_string_equal(due, "air ");
+	p = cJSON_CreateObject();
+	assert_false(tf_metrics_policy_json(m, "water", T0 + 1000, p));
 	cJSON_Delete(p);
-	p = policy_json(m, "air", T0 + 1000);
+	tf_metrics_add(m, "water", TF_METRIC_STAMPED, 1, T0 + 2000);
+	p = policy_json(m, "water", T0 + 2000);
 	assert_true(number_at(p, "messages", "stamped", NULL) == 1);
+	assert_true(number_at(p, "since", NULL) == T0 + 2000);
 	cJSON_Delete(p);
 	/* The broker's own counters keep everything. */
 	p = broker_json(m);
-	assert_true(number_at(p, "messages", "stamped", NULL) == 5);
+	assert_true(number_at(p, "messages", "stamped", NULL) == 3);
 	cJSON_Delete(p);
 	tf_metrics_free(m);
 }
@@ -274,7 +302,7 @@ int main(void)
 		cmocka_unit_test(test_recipients_in_the_last_minute_and_hour),
 		cmocka_unit_test(test_window_spans_roll_over),
 		cmocka_unit_test(test_recipients_are_bounded),
-		cmocka_unit_test(test_policies_gone_are_forgotten),
+		cmocka_unit_test(test_rounds_take_the_policies_with_news),
 		cmocka_unit_test(test_many_reasons_fold_into_other),
 	};
 

@@ -408,6 +408,27 @@ static void form_names(void **state)
 	assert_false(tf_stamp_form_parse("", &form));
 }
 
+/* A reader frees what it kept from values made with malloc, and only
+ * that: what it refused is the caller's (the sanitizer build catches a
+ * leak or a double free). */
+static void a_reader_frees_the_values_it_kept(void **state)
+{
+	struct tf_stamp_reader r = { 0 };
+	char *hop = strdup("a|b"), *again = strdup("x");
+
+	(void)state;
+	assert_true(tf_stamp_reader_add(&r, TF_STAMP_COMPACT_NAME, strdup("v")));
+	assert_true(tf_stamp_reader_add(&r, "tf-org", strdup("city-waterworks")));
+	assert_true(tf_stamp_reader_add(&r, TF_STAMP_HOP_NAME, hop));
+	assert_false(tf_stamp_reader_add(&r, "tf-org", again));
+	free(again);
+	tf_stamp_reader_free_values(&r);
+	assert_null(r.compact);
+	assert_int_equal(r.n_hops, 0);
+	/* Zeroed: freeing again frees nothing. */
+	tf_stamp_reader_free_values(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +449,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_twelve_field_compact_value_needs_a_prev, setup,
 			teardown),
 		cmocka_unit_test(form_names),
+		cmocka_unit_test(a_reader_frees_the_values_it_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
