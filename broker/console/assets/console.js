@@ -158,7 +158,8 @@
     var holder = $('policies');
     clear(holder);
     if (list.length === 0) {
-      holder.appendChild(el('p', 'No policies to show: none of yours has metrics yet.', 'empty'));
+      holder.appendChild(el('p', 'No policies to show yet: a policy shows here from its ' +
+        'first message on.', 'empty'));
       return;
     }
     list.forEach(function (m) {
