@@ -5,13 +5,15 @@
 # the whole test suite.
 TF_PACKAGES="build-essential autoconf automake libtool pkgconf
 libssl-dev libsodium-dev libcjson-dev liblmdb-dev libcmocka-dev
-mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
+mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev libmicrohttpd-dev
 python3 python3-paho-mqtt python3-jsonschema python3-cryptography openssl"
 
-# What the test suite needs besides: a browser for the impact report's page,
-# Node.js for the JavaScript of docs/provenance.md, YAML for the federation
-# demo's compose file.
-TF_TEST_PACKAGES="chromium nodejs python3-yaml"
+# What the test suite needs besides: a browser for the impact report's page
+# and, driven by selenium, for the console's; a Prometheus text parser for
+# the console's /metrics; Node.js for the JavaScript of docs/provenance.md,
+# YAML for the federation demo's compose file.
+TF_TEST_PACKAGES="chromium chromium-driver python3-selenium python3-prometheus-client nodejs
+python3-yaml"
 
 TF_SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 

@@ -34,6 +34,8 @@ static void print_usage(FILE *out)
 	      "       tfctl quarantine (list [--policy ID] | release FLOW | discard FLOW)\n"
 	      "                        --username U --password P [--host H] [--port P]\n"
 	      "       tfctl report impact ALERT-ID --db DIR [--window S] [--html FILE]\n"
+	      "       tfctl console [--listen ADDR] [--http-port N] [--host H] [--port P]\n"
+	      "                     [--cafile PEM] [--tls-cert PEM --tls-key PEM]\n"
 	      "\n"
 	      "Operator tool for the trustflow broker.\n"
 	      "\n"
@@ -76,6 +78,8 @@ int main(int argc, char **argv)
 		return tfctl_quarantine(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "report") == 0)
 		return tfctl_report(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "console") == 0)
+		return tfctl_console(argc - 2, argv + 2);
 	if (argc < 2)
 		fputs("tfctl: a command is required\n", stderr);
 	else

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/console/assets.h"
 #include "broker/util/number.h"
 #include "broker/tfctl/tfctl.h"
 #include "broker/trace/trace_query.h"
@@ -70,42 +71,16 @@ static double num(const cJSON *o, const char *name)
 }
 
 /* The page: the facts as text and a table (readable without scripts),
- * and a diagram drawn from the same data by the page's own script. */
-static const char page_style[] =
-	"body{font-family:sans-serif;margin:2em;color:#222}"
-	"table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.3em .6em;"
-	"text-align:left}svg text{font-size:13px}.alert{background:#fff3f0;padding:.6em;"
-	"border-left:4px solid #c0392b}";
+ * and a diagram drawn from the same data by impact.js, the console's
+ * drawing of the same report (broker/console/assets/), inlined so that
+ * the file is complete in itself. */
+static void put_asset(FILE *out, const char *name)
+{
+	const struct tf_console_asset *a = tf_console_asset_find(name);
 
-static const char page_script[] =
-	"(function(){"
-	"var d=JSON.parse(document.getElementById('impact').textContent);"
-	"var ns='http://www.w3.org/2000/svg';"
-	"var rows=Math.max(d.topics.length,d.recipients.length,d.held>0?2:1);"
-	"var h=60+rows*50,svg=document.createElementNS(ns,'svg');"
-	"svg.setAttribute('width',900);svg.setAttribute('height',h);"
-	"svg.setAttribute('id','flow-diagram');"
-	"function box(x,y,w,label,color,kind,name){"
-	"var g=document.createElementNS(ns,'g');g.setAttribute('data-'+kind,name);"
-	"var r=document.createElementNS(ns,'rect');r.setAttribute('x',x);r.setAttribute('y',y);"
-	"r.setAttribute('width',w);r.setAttribute('height',34);r.setAttribute('rx',6);"
-	"r.setAttribute('fill',color);r.setAttribute('stroke','#555');g.appendChild(r);"
-	"var t=document.createElementNS(ns,'text');t.setAttribute('x',x+8);"
-	"t.setAttribute('y',y+22);t.textContent=label;g.appendChild(t);svg.appendChild(g);"
-	"return [x,y+17,x+w];}"
-	"function line(a,b){var l=document.createElementNS(ns,'line');"
-	"l.setAttribute('x1',a[2]);l.setAttribute('y1',a[1]);l.setAttribute('x2',b[0]);"
-	"l.setAttribute('y2',b[1]);l.setAttribute('stroke','#888');svg.insertBefore(l,svg.firstChild);}"
-	"var pub=box(10,h/2-17,250,d.alert.client+' ('+d.alert.org+')','#fde2d0','publisher',"
-	"d.alert.client);"
-	"var tops=d.topics.map(function(t,i){return box(320,30+i*50,260,t,'#e8eef8','topic',t);});"
-	"tops.forEach(function(t){line(pub,t);});"
-	"d.recipients.forEach(function(r,i){var b=box(660,30+i*50,230,r.client+' ('+r.org+'): '+"
-	"r.messages,'#e3f4e1','recipient',r.client);tops.forEach(function(t){line(t,b);});});"
-	"if(d.held>0){var hb=box(320,30+Math.max(d.topics.length,1)*50,260,'held: '+d.held,"
-	"'#f3e0f7','held','held');line(pub,hb);}"
-	"document.getElementById('diagram').appendChild(svg);"
-	"})();";
+	if (a != NULL)
+		fputs(tf_console_asset_text(a), out);
+}
 
 static int write_html(const char *path, const cJSON *impact)
 {
@@ -124,7 +99,9 @@ static int write_html(const char *path, const cJSON *impact)
 	fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 		"<title>Impact of alert ");
 	put_html(out, str(alert, "id"));
-	fprintf(out, "</title><style>%s</style></head><body>\n<h1>Impact of a ", page_style);
+	fputs("</title><style>", out);
+	put_asset(out, "impact.css");
+	fputs("</style></head><body class=\"impact-report\">\n<h1>Impact of a ", out);
 	put_html(out, str(alert, "kind"));
 	fputs(" alert</h1>\n<p class=\"alert\">", out);
 	put_html(out, str(alert, "detail"));
@@ -145,7 +122,9 @@ static int write_html(const char *path, const cJSON *impact)
 	}
 	fputs("</table>\n<script type=\"application/json\" id=\"impact\">", out);
 	put_script_json(out, json);
-	fprintf(out, "</script>\n<script>%s</script>\n</body></html>\n", page_script);
+	fputs("</script>\n<script>", out);
+	put_asset(out, "impact.js");
+	fputs("</script>\n</body></html>\n", out);
 	free(json);
 	if (fclose(out) != 0) {
 		fprintf(stderr, "tfctl: %s: cannot write the page\n", path);

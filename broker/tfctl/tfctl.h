@@ -17,6 +17,7 @@ int tfctl_trace(int argc, char **argv);
 int tfctl_alerts(int argc, char **argv);
 int tfctl_quarantine(int argc, char **argv);
 int tfctl_report(int argc, char **argv);
+int tfctl_console(int argc, char **argv);
 
 /* tfctl policy check (policy_check.c) and new (policy_new.c), and the
  * usage error of the policy group (prints what is wrong and the usage;

@@ -33,7 +33,7 @@ class DefaultConfTest(harness.BrokerTestCase):
     def test_plugin_is_loaded_with_the_demo(self):
         log = self.broker.log()
         self.assertIn(f"trustflow {harness.VERSION} loaded (broker_id trustflow-demo)", log)
-        self.assertIn("1 policies, 4 organizations, 6 clients loaded (default_access deny)", log)
+        self.assertIn("1 policies, 4 organizations, 7 clients loaded (default_access deny)", log)
 
     def test_walkthrough(self):
         # The sensor publishes a retained reading.

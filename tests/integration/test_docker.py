@@ -3,8 +3,9 @@ the machine has (docker where a daemon answers, otherwise podman, as
 ../shared/tools/container-engine sets it up), run, and used as operators
 would: a governed message passes through it with a stamp that tfctl
 verify accepts, SIGHUP reloads, SIGTERM stops it cleanly with its trace
-intact. Skips (exit 77) only where no engine can run."""
+intact; the compose file's web console answers a sign-in. Skips (exit 77) only where no engine can run."""
 
+import http.client
 import json
 import os
 import shutil
@@ -141,14 +142,46 @@ class DockerImageTest(harness.BrokerTestCase):
         self.assertGreaterEqual(verify["events"], 3)     # policy set, message, delivery
         self.assertGreaterEqual(verify["checkpoints"], 1)
 
+    # -- the compose file: the broker and its web console -------------------
+
+    def test_the_compose_files_console_answers_a_sign_in(self):
+        with open(os.path.join(SRCDIR, "docker", "compose.yaml"), encoding="utf-8") as f:
+            compose = yaml.safe_load(f)
+        self.assertEqual(compose["services"]["console"]["ports"], ["127.0.0.1:8080:8080"])
+        project = f"tf-demo-{os.getpid()}"
+        ports = self.start_compose_services(compose, project,
+                                            base=os.path.join(SRCDIR, "docker"))
+        self.wait_up(ports["trustflow"][1883], f"{project}-trustflow")
+        port = ports["console"][8080]
+
+        def sign_in(password):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                conn.request("POST", "/api/login", body=json.dumps(
+                    {"username": "ww-steward", "password": password}),
+                    headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                return r.status, r.getheader("Set-Cookie"), r.read()
+            except OSError:
+                return None
+            finally:
+                conn.close()
+        status, cookie, body = harness.wait_for("the console", lambda: sign_in("demo"),
+                                                timeout=60)
+        self.assertEqual(status, 200, body)
+        self.assertIn("HttpOnly", cookie)
+        self.assertEqual(json.loads(body)["user"], "ww-steward")
+        self.assertEqual(sign_in("wrong")[0], 401)
+
     # -- the federation demo ------------------------------------------------
 
-    def start_compose_services(self, compose, project):
+    def start_compose_services(self, compose, project, base=None):
         """Runs compose's services with the engine as `docker compose up`
         would: on a network of the project's own, each reachable by its
-        service name, its named volumes the project's, its ports on free
-        host ports, one-shot services (entrypoint, no ports) first and to
-        their end. Returns service -> {container port: host port}."""
+        service name, its named volumes the project's (paths, relative to
+        base, the compose file's folder, are bind-mounted), its ports on
+        free host ports, one-shot services (entrypoint, no ports) first and
+        to their end. Returns service -> {container port: host port}."""
         network = f"{project}-net"
         self.engine("network", "create", network)
         self.addCleanup(subprocess.run, [ENGINE, "network", "rm", "-f", network],
@@ -164,7 +197,10 @@ class DockerImageTest(harness.BrokerTestCase):
                 args += ["-e", f"{key}={value}"]
             for volume in service.get("volumes", []):
                 source, target = volume.split(":", 1)
-                args += ["-v", f"{project}-{source}:{target}"]
+                if source.startswith((".", "/")):
+                    args += ["-v", f"{os.path.normpath(os.path.join(base, source))}:{target}"]
+                else:
+                    args += ["-v", f"{project}-{source}:{target}"]
             ports[name] = {}
             for mapping in service.get("ports", []):
                 inside = int(mapping.split(":")[-1])
@@ -175,7 +211,8 @@ class DockerImageTest(harness.BrokerTestCase):
             self.addCleanup(subprocess.run, [ENGINE, "rm", "-f", f"{project}-{name}"],
                             capture_output=True)
             one_shot = "entrypoint" in service and not service.get("ports")
-            self.engine(*(args + ([] if one_shot else ["-d"]) + [self.tag]), timeout=300)
+            self.engine(*(args + ([] if one_shot else ["-d"]) + [self.tag]
+                          + service.get("entrypoint", [])[1:]), timeout=300)
         return ports
 
     def wait_up(self, port, name):

@@ -17,7 +17,8 @@ class TfctlTest(unittest.TestCase):
         self.assertIn("broker_id", out.stdout)
 
     def test_every_command_has_its_help(self):
-        for command in ("verify", "trace", "policy", "key", "alerts", "quarantine", "report"):
+        for command in ("verify", "trace", "policy", "key", "alerts", "quarantine", "report",
+                        "console"):
             with self.subTest(command):
                 out = run([TFCTL, command, "--help"], check=False)
                 self.assertEqual(out.returncode, 0, out.stderr)

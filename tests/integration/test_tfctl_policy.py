@@ -428,7 +428,7 @@ class PolicyReceiversTest(unittest.TestCase):
 
     def test_the_demo_policy(self):
         owner = [self.line(c, "city-waterworks", "owner")
-                 for c in ("ww-sensor-01", "ww-operator", "ops-admin")]
+                 for c in ("ww-sensor-01", "ww-operator", "ops-admin", "ww-steward")]
         # The demo's "not_after": "2027-06-30" covers that whole day.
         maint = self.line("maint-app", "maint-co", 0, not_after="2027-07-01T00:00:00Z")
         lab = self.line("lab-analyst", "research-lab", 1, view="views/research-lab")
