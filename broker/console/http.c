@@ -874,6 +874,7 @@ struct tf_console *tf_console_start(const struct tf_console_config *cfg, char *e
 	struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *ai = NULL;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
 		| MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls_options[3];
 	char port[16];
 	int gai;
 
@@ -912,26 +913,21 @@ struct tf_console *tf_console_start(const struct tf_console_config *cfg, char *e
 		flags |= MHD_USE_IPv6;
 	if (c->tls)
 		flags |= MHD_USE_TLS;
-	if (c->tls)
-		c->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, c,
-			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c,
-			MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-			MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128,
-			MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)64,
-			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-			MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
-			MHD_OPTION_HTTPS_MEM_CERT, cfg->tls_cert_pem,
-			MHD_OPTION_HTTPS_MEM_KEY, cfg->tls_key_pem,
-			MHD_OPTION_END);
-	else
-		c->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, c,
-			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c,
-			MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-			MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128,
-			MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)64,
-			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-			MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
-			MHD_OPTION_END);
+	/* The certificate and key only when serving TLS: an empty list else. */
+	tls_options[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+		(void *)(uintptr_t)cfg->tls_cert_pem };
+	tls_options[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+		(void *)(uintptr_t)cfg->tls_key_pem };
+	tls_options[2] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	c->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, c,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c,
+		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)64,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
+		MHD_OPTION_ARRAY, c->tls ? tls_options : tls_options + 2,
+		MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (c->daemon == NULL) {
 		snprintf(err, errlen, "cannot serve on %s port %d (taken, or a bad TLS certificate "

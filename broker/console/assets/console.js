@@ -28,9 +28,12 @@
 
   function num(v) { return typeof v === 'number' ? v : 0; }
 
+  /* Two significant digits below 0.1: 13 messages an hour is 0.0036/s,
+   * not 0.00. */
   function perSecond(n, seconds) {
     var r = num(n) / seconds;
-    return r >= 10 ? r.toFixed(0) : r.toFixed(2);
+    if (r === 0) return '0';
+    return r >= 10 ? r.toFixed(0) : r >= 0.1 ? r.toFixed(2) : r.toPrecision(2);
   }
 
   /* --- Talking to the console. ------------------------------------------ */
