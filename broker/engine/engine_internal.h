@@ -87,7 +87,7 @@ int engine_load_rollback(struct engine_ctx *c, struct tf_rollback **out, struct 
  * raises r and is recorded in the trace with the entry that keeps it;
  * each policy new or changed since old is published retained on
  * $trustflow/policies/<owner>/<id>, and the copies of those gone are
- * removed (at start, of any in r that fresh lacks). */
+ * removed (at start, of any in r that fresh lacks), with their metrics. */
 void engine_accept_policies(struct engine_ctx *c, struct tf_rollback *r,
 		const struct tf_policy_set *old, const struct tf_policy_set *fresh);
 
