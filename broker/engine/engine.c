@@ -1014,15 +1014,15 @@ static bool session_connected(const struct tf_engine *e, const char *client_id)
  * it holds for it again, and for a noted one that decision is the
  * delivery (the rest it dropped: tf_engine_tick). A message it holds
  * because the client had not acknowledged it was recorded when it was
- * first handed over: not again. Returns false when it cannot be
- * recorded. */
+ * first handed over: not again. connected: whether the session's client
+ * is connected (session_connected; asked of allowed deliveries only).
+ * Returns false when it cannot be recorded. */
 static bool record_delivery(struct tf_engine *e, int64_t now, const struct tf_msgtrack_hit *hit,
 		const char *client_id, const char *username, const struct tf_client *who,
 		const char *topic, const void *payload, uint32_t payloadlen,
-		const struct tf_decision *d)
+		const struct tf_decision *d, bool connected)
 {
 	const char *outcome = d->verdict == TF_ALLOW ? "delivered" : "withheld";
-	bool connected = session_connected(e, client_id);
 
 	if (e->accepting != NULL && client_id != NULL && strcmp(e->accepting, client_id) == 0) {
 		if (!tf_queued_take(e->queued, client_id,
@@ -1047,14 +1047,14 @@ static bool record_delivery(struct tf_engine *e, int64_t now, const struct tf_ms
  * or withheld. Not the checks mosquitto makes again of what a session
  * held while its client was away, nor a message queued for it. */
 static void count_delivery(struct tf_engine *e, const char *client_id, const char *username,
-		const struct tf_client *who, const struct tf_decision *d, int64_t now)
+		const struct tf_client *who, const struct tf_decision *d, bool connected, int64_t now)
 {
 	if (e->accepting != NULL && client_id != NULL && strcmp(e->accepting, client_id) == 0)
 		return;
 	if (d->verdict != TF_ALLOW)
 		tf_metrics_add(e->ctx.metrics, d->policy ? d->policy->id : NULL, TF_METRIC_WITHHELD, 1,
 			now);
-	else if (session_connected(e, client_id))
+	else if (connected)
 		tf_metrics_delivered(e->ctx.metrics, d->policy ? d->policy->id : NULL,
 			engine_org_name(&e->ctx, who), engine_client_name(client_id, username), now);
 }
@@ -1068,6 +1068,7 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 	struct tf_decision d;
 	bool known = tf_msgtrack_find(e->track, topic, payload, payloadlen, &hit);
 	int64_t now = engine_now_ms(&e->ctx);
+	bool connected;
 
 	if (tf_qos2track_count(e->qos2) > 0)
 		tf_qos2track_release(e->qos2, topic);
@@ -1094,13 +1095,16 @@ enum tf_verdict tf_engine_may_receive(struct tf_engine *e, const char *client_id
 		d.verdict = TF_DENY;
 		d.reason = ENGINE_STALE_COPY;
 	}
+	/* Made now, or queued for a session whose client is away: asked once,
+	 * for the trace and the metrics. */
+	connected = topic[0] != '$' && d.verdict == TF_ALLOW && session_connected(e, client_id);
 	/* A governed delivery that cannot be recorded is not made. */
 	if (e->ctx.trace != NULL && topic[0] != '$' && d.verdict != TF_DEFER
 			&& !record_delivery(e, now, known ? &hit : NULL, client_id, username, who, topic,
-				payload, payloadlen, &d) && d.policy != NULL)
+				payload, payloadlen, &d, connected) && d.policy != NULL)
 		return TF_DENY;
 	if (topic[0] != '$' && d.verdict != TF_DEFER)
-		count_delivery(e, client_id, username, who, &d, now);
+		count_delivery(e, client_id, username, who, &d, connected, now);
 	/* Private data reaching another org: its recipient is a suspect if it
 	 * publishes the data again. (A view copy is other data.) */
 	if (d.verdict == TF_ALLOW && d.policy != NULL && d.policy->forwarding_deny && !d.view

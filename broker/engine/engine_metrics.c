@@ -8,20 +8,19 @@
 
 #include "broker/engine/engine_internal.h"
 #include "broker/engine/metrics.h"
+#include "broker/trace/trace_store.h"
 #include "broker/trace/trace_writer.h"
 #include "policy/id.h"
 
 void engine_count_alert(struct engine_ctx *c, const char *label, const char *kind)
 {
 	char id[TF_ID_MAX_LEN + 1];
-	size_t len = label != NULL ? tf_policy_label_id_len(label) : 0;
 
-	if (len == 0 || len > TF_ID_MAX_LEN || strcmp(label, "-") == 0) {
+	if (label == NULL || label[0] == '\0' || strcmp(label, "-") == 0) {
 		tf_metrics_alert(c->metrics, NULL, kind, engine_now_ms(c));
 		return;
 	}
-	memcpy(id, label, len);
-	id[len] = '\0';
+	tf_trace_policy_id(label, id, sizeof(id));
 	tf_metrics_alert(c->metrics, id, kind, engine_now_ms(c));
 }
 
