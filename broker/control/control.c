@@ -223,12 +223,26 @@ static void become_data(cJSON *result, cJSON *data)
 	cJSON_Delete(result);
 }
 
+/* A query's result, as the answer's data when the caller may manage the
+ * policy its label names (a string "id@version"; else: of no policy,
+ * which only administrators may); freed and refused otherwise. */
+static const char *hand_over(const struct caller *c, cJSON *result, const cJSON *label,
+		cJSON *data)
+{
+	if (!may_manage(c, cJSON_IsString(label) ? policy_of_label(c->set, label->valuestring)
+			: NULL)) {
+		cJSON_Delete(result);
+		return "not authorized";
+	}
+	become_data(result, data);
+	return NULL;
+}
+
 static const char *get_message(const struct caller *c, const cJSON *cmd, cJSON *data)
 {
 	struct tf_trace_store *s = tf_engine_trace_store(c->e);
 	const char *id = arg(cmd, "id");
 	struct tf_err err = { "" };
-	const cJSON *policy;
 	cJSON *m;
 
 	if (id == NULL)
@@ -241,14 +255,7 @@ static const char *get_message(const struct caller *c, const cJSON *cmd, cJSON *
 	tf_trace_read_end(s);
 	if (m == NULL)
 		return strstr(err.msg, "memory") ? "out of memory" : "no such message";
-	policy = cJSON_GetObjectItemCaseSensitive(m, "policy");
-	if (!may_manage(c, cJSON_IsString(policy) ? policy_of_label(c->set, policy->valuestring)
-			: NULL)) {
-		cJSON_Delete(m);
-		return "not authorized";
-	}
-	become_data(m, data);
-	return NULL;
+	return hand_over(c, m, cJSON_GetObjectItemCaseSensitive(m, "policy"), data);
 }
 
 /* tfctl report impact, asked of the running broker: for the console,
@@ -259,7 +266,6 @@ static const char *impact_report(const struct caller *c, const cJSON *cmd, cJSON
 	const char *id = arg(cmd, "alert");
 	int64_t window_s = TF_IMPACT_WINDOW_DEFAULT_S;
 	struct tf_err err = { "" };
-	const cJSON *alert, *policy;
 	cJSON *impact;
 
 	if (id == NULL)
@@ -274,17 +280,10 @@ static const char *impact_report(const struct caller *c, const cJSON *cmd, cJSON
 	tf_trace_read_end(s);
 	if (impact == NULL)
 		return strstr(err.msg, "memory") ? "out of memory" : "no such alert";
-	alert = cJSON_GetObjectItemCaseSensitive(impact, "alert");
-	policy = cJSON_GetObjectItemCaseSensitive(alert, "policy");
 	/* An alert about no policy (or one no longer in force) is the
 	 * administrators'. */
-	if (!may_manage(c, cJSON_IsString(policy) ? policy_of_label(c->set, policy->valuestring)
-			: NULL)) {
-		cJSON_Delete(impact);
-		return "not authorized";
-	}
-	become_data(impact, data);
-	return NULL;
+	return hand_over(c, impact, cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(impact, "alert"), "policy"), data);
 }
 
 static const char *explain(const struct caller *c, const cJSON *cmd, cJSON *data)
