@@ -66,6 +66,17 @@ static double cpu_s(void)
 
 /* Waits until the signer's pool is full again; exits when it stays
  * short (a bench that waits for ever says nothing). */
+/* A PEM private key file's key, or NULL. */
+static EVP_PKEY *read_key(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+
+	if (f != NULL)
+		fclose(f);
+	return key;
+}
+
 static void wait_for_a_full_pool(struct tf_signer *signer)
 {
 	struct timespec pause = { 0, 10000000 };
@@ -208,7 +219,6 @@ static int relay_main(long n, const char *dir)
 	size_t input_len, pub_len = sizeof(pub);
 	EVP_MD_CTX *ctx;
 	EVP_PKEY *key;
-	FILE *f;
 
 	snprintf(peer_path, sizeof(peer_path), "%s/peer.pem", dir);
 	snprintf(self_path, sizeof(self_path), "%s/self.pem", dir);
@@ -242,10 +252,7 @@ static int relay_main(long n, const char *dir)
 
 	/* The bare verification of the same signature over the same input. */
 	input_len = tf_stamp_signing_input(&origin, input, sizeof(input));
-	f = fopen(peer_path, "r");
-	key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-	if (f != NULL)
-		fclose(f);
+	key = read_key(peer_path);
 	ctx = EVP_MD_CTX_new();
 	if (key == NULL || ctx == NULL || input_len > sizeof(input)
 			|| EVP_PKEY_get_raw_public_key(key, pub, &pub_len) != 1
@@ -316,7 +323,6 @@ int main(int argc, char **argv)
 	size_t input_len, sig_len;
 	EVP_MD_CTX *ctx;
 	EVP_PKEY *key;
-	FILE *f;
 
 	if (n <= 0 || mkdtemp(dir) == NULL)
 		return 2;
@@ -344,10 +350,7 @@ int main(int argc, char **argv)
 
 	/* The signature alone, over an input as long as the last stamp's. */
 	input_len = tf_stamp_signing_input(&stamp, input, sizeof(input));
-	f = fopen(path, "r");
-	key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-	if (f != NULL)
-		fclose(f);
+	key = read_key(path);
 	ctx = EVP_MD_CTX_new();
 	if (key == NULL || ctx == NULL || input_len > sizeof(input))
 		return 1;
