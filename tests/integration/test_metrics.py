@@ -5,6 +5,8 @@ and the control API's impactReport, a steward's for its own alerts only."""
 
 import json
 import os
+import signal
+import subprocess
 import time
 
 import harness
@@ -158,6 +160,33 @@ class MetricsTest(harness.BrokerTestCase):
         # No one but the broker publishes metrics.
         self.assertEqual(publish_v5(self.broker, "tf-admin", WATER_METRICS, "{}", retain=True),
                          NOT_AUTHORIZED)
+
+    def test_a_will_cannot_forge_metrics(self):
+        # A steward's client leaves a retained will on its policy's
+        # metrics topic and dies: mosquitto would publish it; the broker
+        # refuses it as it refuses any client's publish under $trustflow/.
+        self.traffic_on_both()
+        will = subprocess.Popen(
+            [harness.MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(self.broker.port), "-V", "5",
+             "-u", "ww-steward", "-P", "demo", "-i", "steward-with-will",
+             "-t", WATER_METRICS, "--will-topic", WATER_METRICS,
+             "--will-payload", '{"forged": true}', "--will-qos", "1", "--will-retain"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        will.stdout.readline()                  # connected: it got the retained copy
+        will.send_signal(signal.SIGKILL)
+        will.communicate()
+        harness.wait_for("the will handled", lambda: "Client steward-with-will closed its "
+                         "connection" in self.broker.log())
+        reader = self.reader("ww-steward")
+        payloads = []
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            try:
+                payloads.append(json.loads(reader.messages.get(timeout=0.1).payload))
+            except harness.queue.Empty:
+                pass
+        self.assertTrue(payloads)
+        self.assertTrue(all(p.get("policy") == "water-telemetry" for p in payloads), payloads)
 
     def test_quarantine_and_release_are_counted(self):
         self.assertIn(publish_v5(self.broker, "ww-sensor-01", WATER_TOPIC,
